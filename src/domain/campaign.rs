@@ -1,0 +1,484 @@
+//! A campaign's plan: dates, budget, SMART goals, KPI limits and the channels that carry it.
+//! Parsed from TOML or JSON files and validated here, so every layer above works with a plan
+//! that makes sense. Errors name the file, line and field.
+
+use super::metrics::{Metric, elapsed_share};
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    pub id: String,
+    pub name: String,
+    pub start: DateTime<FixedOffset>,
+    pub end: DateTime<FixedOffset>,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    pub total_budget: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goals: Vec<Goal>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kpis: Vec<KpiLimit>,
+    pub channels: Vec<Channel>,
+}
+
+fn default_currency() -> String {
+    "CNY".to_string()
+}
+
+/// A SMART goal: reach `target` of `metric` by `deadline` (the campaign's end by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Goal {
+    pub metric: Metric,
+    pub target: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<FixedOffset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub id: String,
+    pub name: String,
+    /// What sort of channel this is (social, search, email, video, kol, sms, …); free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Stats source URL (DESIGN.md §3). Channels sharing a URL are fetched in one request.
+    pub source: String,
+    /// The channel's id in the source's document, when it differs from `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+    pub daily_budget: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kpis: Vec<KpiLimit>,
+}
+
+impl Channel {
+    pub fn source_id(&self) -> &str {
+        self.source_id.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// A polling interval written the human way ("500ms", "5s", "1m").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Duration);
+
+impl Serialize for Interval {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Interval)
+            .map_err(|e| serde::de::Error::custom(format!("bad interval '{s}': {e} (write e.g. \"5s\" or \"1m\")")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Le,
+    Lt,
+    Ge,
+    Gt,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Le => "<=",
+            Op::Lt => "<",
+            Op::Ge => ">=",
+            Op::Gt => ">",
+        }
+    }
+}
+
+/// A KPI limit such as `cpl <= 120` or `ctr >= 0.02`, written as that string in files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KpiLimit {
+    pub metric: Metric,
+    pub op: Op,
+    pub value: f64,
+}
+
+impl KpiLimit {
+    /// Whether `v` is within the limit.
+    pub fn holds(&self, v: f64) -> bool {
+        match self.op {
+            Op::Le => v <= self.value,
+            Op::Lt => v < self.value,
+            Op::Ge => v >= self.value,
+            Op::Gt => v > self.value,
+        }
+    }
+}
+
+impl fmt::Display for KpiLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.metric, self.op.as_str(), self.value)
+    }
+}
+
+impl FromStr for KpiLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (pos, op, len) = ["<=", ">=", "<", ">"]
+            .iter()
+            .filter_map(|o| s.find(o).map(|p| (p, *o, o.len())))
+            .min_by_key(|(p, _, l)| (*p, usize::MAX - l))
+            .ok_or_else(|| format!("KPI limit '{s}' has no comparison (write e.g. \"cpl <= 120\")"))?;
+        let metric: Metric = s[..pos].parse()?;
+        let op = match op {
+            "<=" => Op::Le,
+            ">=" => Op::Ge,
+            "<" => Op::Lt,
+            _ => Op::Gt,
+        };
+        let rest = s[pos + len..].trim();
+        let value: f64 = rest.parse().map_err(|_| format!("KPI limit '{s}': '{rest}' is not a number"))?;
+        if !value.is_finite() {
+            return Err(format!("KPI limit '{s}': the value must be finite"));
+        }
+        Ok(KpiLimit { metric, op, value })
+    }
+}
+
+impl Serialize for KpiLimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for KpiLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a campaign file was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CampaignError {
+    #[error("{file}:{line}:{col}: {msg}")]
+    Syntax { file: String, line: usize, col: usize, msg: String },
+    #[error("{file}:{line}: {field}: {msg}")]
+    Invalid { file: String, line: usize, field: String, msg: String },
+}
+
+/// Which serialisation a campaign file uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Json,
+}
+
+impl Format {
+    /// From the file name's extension; TOML unless it ends in `.json`.
+    pub fn for_path(path: &str) -> Format {
+        if path.to_ascii_lowercase().ends_with(".json") { Format::Json } else { Format::Toml }
+    }
+}
+
+impl Campaign {
+    /// Parses and validates a campaign file. `file` names it in errors.
+    pub fn parse(text: &str, format: Format, file: &str) -> Result<Campaign, CampaignError> {
+        let campaign: Campaign = match format {
+            Format::Toml => toml::from_str(text).map_err(|e| {
+                let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+                CampaignError::Syntax { file: file.to_string(), line, col, msg: first_line(e.message()) }
+            })?,
+            Format::Json => serde_json::from_str(text).map_err(|e| CampaignError::Syntax {
+                file: file.to_string(),
+                line: e.line(),
+                col: e.column(),
+                msg: first_line(&e.to_string()),
+            })?,
+        };
+        campaign.validate().map_err(|(field, msg)| CampaignError::Invalid {
+            file: file.to_string(),
+            line: locate_field(text, &field),
+            field,
+            msg,
+        })?;
+        Ok(campaign)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a campaign always serialises to TOML")
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a campaign always serialises to JSON")
+    }
+
+    /// Checks the plan makes sense; the error is (field path, reason).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
+        if !valid_id(&self.id) {
+            return bad("id", "must be 1–64 letters, digits, '-', '_' or '.'");
+        }
+        if self.name.trim().is_empty() {
+            return bad("name", "must not be empty");
+        }
+        if self.end <= self.start {
+            return bad("end", "must be after start");
+        }
+        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
+            return bad("currency", "must be an ISO 4217 code such as CNY, USD or EUR");
+        }
+        if !(self.total_budget.is_finite() && self.total_budget >= 0.0) {
+            return bad("total_budget", "must be a number ≥ 0");
+        }
+        for (i, g) in self.goals.iter().enumerate() {
+            if !(g.target.is_finite() && g.target > 0.0) {
+                return Err((format!("goals[{i}].target"), "must be a number > 0".into()));
+            }
+            if g.deadline.is_some_and(|d| d <= self.start) {
+                return Err((format!("goals[{i}].deadline"), "must be after the campaign's start".into()));
+            }
+        }
+        if self.channels.is_empty() {
+            return bad("channels", "a campaign needs at least one channel");
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            let f = |name: &str| format!("channels[{i}].{name}");
+            if !valid_id(&c.id) {
+                return Err((f("id"), "must be 1–64 letters, digits, '-', '_' or '.'".into()));
+            }
+            if self.channels[..i].iter().any(|o| o.id == c.id) {
+                return Err((f("id"), format!("duplicate channel id '{}'", c.id)));
+            }
+            if c.name.trim().is_empty() {
+                return Err((f("name"), "must not be empty".into()));
+            }
+            check_url(&c.source).map_err(|m| (f("source"), m))?;
+            if let Some(u) = &c.control {
+                check_url(u).map_err(|m| (f("control"), m))?;
+            }
+            if !(c.daily_budget.is_finite() && c.daily_budget >= 0.0) {
+                return Err((f("daily_budget"), "must be a number ≥ 0".into()));
+            }
+            let min = c.min_budget.unwrap_or(0.0);
+            let max = c.max_budget.unwrap_or(f64::INFINITY);
+            if !(min.is_finite() && min >= 0.0) {
+                return Err((f("min_budget"), "must be a number ≥ 0".into()));
+            }
+            if max < min || max.is_nan() {
+                return Err((f("max_budget"), "must be ≥ min_budget".into()));
+            }
+            if c.daily_budget < min || c.daily_budget > max {
+                return Err((f("daily_budget"), format!("must lie within min_budget..max_budget ({min}..{max})")));
+            }
+            if c.poll_interval.is_some_and(|p| p.0 < Duration::from_millis(100)) {
+                return Err((f("poll_interval"), "must be at least 100ms".into()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn start_ms(&self) -> i64 {
+        self.start.timestamp_millis()
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        self.end.timestamp_millis()
+    }
+
+    /// Share of the campaign's run that has elapsed at `now_ms`.
+    pub fn elapsed(&self, now_ms: i64) -> f64 {
+        elapsed_share(self.start_ms(), self.end_ms(), now_ms)
+    }
+
+    /// Share of the time until a goal's deadline that has elapsed at `now_ms`.
+    pub fn goal_elapsed(&self, g: &Goal, now_ms: i64) -> f64 {
+        let end = g.deadline.unwrap_or(self.end).timestamp_millis();
+        elapsed_share(self.start_ms(), end, now_ms)
+    }
+
+    pub fn daily_budget(&self) -> f64 {
+        self.channels.iter().map(|c| c.daily_budget).sum()
+    }
+
+    pub fn channel(&self, id: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.id == id)
+    }
+
+    /// Start of the local day (in the campaign's own UTC offset) containing `now_ms`.
+    pub fn day_start_ms(&self, now_ms: i64) -> i64 {
+        let off = i64::from(self.start.offset().local_minus_utc()) * 1000;
+        let day = 86_400_000;
+        (now_ms + off).div_euclid(day) * day - off
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn check_url(u: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(u).map_err(|e| format!("'{u}' is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" if parsed.host().is_some() => Ok(()),
+        "http" | "https" => Err(format!("'{u}' has no host")),
+        s => Err(format!("'{u}' uses {s}:, only http and https are allowed")),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Best-effort line of a field path such as `channels[2].daily_budget` in a TOML or JSON
+/// text: the n-th `[[channels]]` table (or n-th `"id"` in JSON), then the first line that sets
+/// the key. Falls back to the table's line, then 1.
+fn locate_field(text: &str, path: &str) -> usize {
+    let (table, idx, key) = match path.split_once('[') {
+        Some((t, rest)) => {
+            let (n, key) = rest.split_once(']').unwrap_or((rest, ""));
+            (Some(t), n.parse::<usize>().unwrap_or(0), key.trim_start_matches('.'))
+        }
+        None => (None, 0, path),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let sets = |l: &str, k: &str| {
+        let t = l.trim_start().trim_start_matches('"');
+        t.starts_with(k) && t[k.len()..].trim_start().trim_start_matches('"').trim_start().starts_with(['=', ':'])
+    };
+    let mut from = 0;
+    if let Some(t) = table {
+        let header = format!("[[{t}]]");
+        match lines.iter().enumerate().filter(|(_, l)| l.trim() == header).nth(idx) {
+            Some((i, _)) => from = i,
+            None => return 1,
+        }
+    }
+    let key = if key.is_empty() { "id" } else { key };
+    lines
+        .iter()
+        .enumerate()
+        .skip(from)
+        .take_while(|(i, l)| table.is_some() || *i == from || !l.trim_start().starts_with('['))
+        .find(|(i, l)| sets(l, key) && (table.is_none() || *i > from || from == 0))
+        .map_or(from + 1, |(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+id = "spring"
+name = "春季新品 Spring launch"
+start = "2026-03-01T00:00:00+08:00"
+end = "2026-03-31T23:59:59+08:00"
+total_budget = 60000.0
+kpis = ["cpl <= 120", "ctr >= 0.02"]
+
+[[goals]]
+metric = "leads"
+target = 500
+
+[[channels]]
+id = "wechat-moments"
+name = "微信朋友圈"
+source = "http://127.0.0.1:7878/stats/spring"
+daily_budget = 2000.0
+
+[[channels]]
+id = "baidu"
+name = "百度搜索"
+source = "https://stats.example.com/baidu"
+daily_budget = 1000.0
+min_budget = 200.0
+poll_interval = "5s"
+"#;
+
+    #[test]
+    fn parses_and_round_trips_through_toml_and_json() {
+        let c = Campaign::parse(GOOD, Format::Toml, "spring.toml").unwrap();
+        assert_eq!(c.currency, "CNY");
+        assert_eq!(c.kpis[0], KpiLimit { metric: Metric::Cpl, op: Op::Le, value: 120.0 });
+        assert_eq!(c.channels[1].poll_interval, Some(Interval(Duration::from_secs(5))));
+        let again = Campaign::parse(&c.to_toml(), Format::Toml, "x.toml").unwrap();
+        assert_eq!(c, again);
+        let from_json = Campaign::parse(&c.to_json(), Format::Json, "x.json").unwrap();
+        assert_eq!(c, from_json);
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let text = GOOD.replace("total_budget = 60000.0", "total_budget = 60000.0.0");
+        let e = Campaign::parse(&text, Format::Toml, "spring.toml").unwrap_err();
+        let CampaignError::Syntax { file, line, .. } = &e else { panic!("{e}") };
+        assert_eq!((file.as_str(), *line), ("spring.toml", 6));
+        let e = Campaign::parse(&GOOD.replace("total_budget", "totl_budget"), Format::Toml, "f.toml").unwrap_err();
+        assert!(e.to_string().starts_with("f.toml:6:"), "{e}");
+        assert!(e.to_string().contains("totl_budget"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field_and_its_line() {
+        let cases = [
+            (GOOD.replace("end = \"2026-03-31", "end = \"2026-02-01"), "f.toml:5: end: must be after start"),
+            (GOOD.replace("daily_budget = 1000.0", "daily_budget = -5.0"), "f.toml:23: channels[1].daily_budget"),
+            (GOOD.replace("id = \"baidu\"", "id = \"wechat-moments\""), "f.toml:20: channels[1].id: duplicate"),
+            (GOOD.replace("https://stats", "ftp://stats"), "f.toml:22: channels[1].source"),
+            (GOOD.replace("cpl <= 120", "cpx <= 120"), "unknown metric 'cpx'"),
+            (GOOD.replace("target = 500", "target = 0"), "f.toml:11: goals[0].target"),
+        ];
+        for (text, want) in cases {
+            let e = Campaign::parse(&text, Format::Toml, "f.toml").unwrap_err().to_string();
+            assert!(e.contains(want), "got {e:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn kpi_limits_parse_both_ways() {
+        for s in ["cpl <= 120", "ctr >= 0.02", "roas > 3", "cpa<50"] {
+            let k: KpiLimit = s.parse().unwrap();
+            assert_eq!(k.to_string().parse::<KpiLimit>().unwrap(), k);
+        }
+        assert!(KpiLimit::from_str("ctr 0.02").is_err());
+        assert!(KpiLimit::from_str("ctr >= lots").is_err());
+        let k: KpiLimit = "cpl <= 120".parse().unwrap();
+        assert!(k.holds(119.0) && k.holds(120.0) && !k.holds(121.0));
+    }
+
+    #[test]
+    fn local_day_start_uses_the_campaign_offset() {
+        let c = Campaign::parse(GOOD, Format::Toml, "f").unwrap();
+        // 2026-03-02T01:00+08:00 is 2026-03-01T17:00Z; its local day starts 2026-03-01T16:00Z.
+        let now = DateTime::parse_from_rfc3339("2026-03-02T01:00:00+08:00").unwrap().timestamp_millis();
+        let want = DateTime::parse_from_rfc3339("2026-03-02T00:00:00+08:00").unwrap().timestamp_millis();
+        assert_eq!(c.day_start_ms(now), want);
+    }
+}

@@ -1,0 +1,259 @@
+//! Counters as sources report them (cumulative since the channel started) and the per-interval
+//! samples we derive from them. A decrease of any counter is a reset, never a negative delta.
+
+use serde::{Deserialize, Serialize};
+
+/// The six counters every channel reports. Counts are whole numbers; money is in the
+/// campaign's currency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    pub impressions: u64,
+    pub clicks: u64,
+    pub leads: u64,
+    pub conversions: u64,
+    pub spend: f64,
+    pub revenue: f64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.impressions += o.impressions;
+        self.clicks += o.clicks;
+        self.leads += o.leads;
+        self.conversions += o.conversions;
+        self.spend += o.spend;
+        self.revenue += o.revenue;
+    }
+
+    pub fn sum<'a>(it: impl IntoIterator<Item = &'a Counters>) -> Counters {
+        let mut acc = Counters::default();
+        for c in it {
+            acc.add(c);
+        }
+        acc
+    }
+
+    /// True when any counter is below its value in `earlier`: the source restarted counting.
+    pub fn went_backwards(&self, earlier: &Counters) -> bool {
+        self.impressions < earlier.impressions
+            || self.clicks < earlier.clicks
+            || self.leads < earlier.leads
+            || self.conversions < earlier.conversions
+            // Money is a float; ignore rounding noise of a cent.
+            || self.spend + 0.005 < earlier.spend
+            || self.revenue + 0.005 < earlier.revenue
+    }
+
+    /// `self - earlier`, assuming no reset (each field saturates at zero).
+    pub fn minus(&self, earlier: &Counters) -> Counters {
+        Counters {
+            impressions: self.impressions.saturating_sub(earlier.impressions),
+            clicks: self.clicks.saturating_sub(earlier.clicks),
+            leads: self.leads.saturating_sub(earlier.leads),
+            conversions: self.conversions.saturating_sub(earlier.conversions),
+            spend: (self.spend - earlier.spend).max(0.0),
+            revenue: (self.revenue - earlier.revenue).max(0.0),
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+/// Counters of one A/B variant of a channel's creative.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VariantCounters {
+    pub id: String,
+    #[serde(default)]
+    pub impressions: u64,
+    #[serde(default)]
+    pub clicks: u64,
+    #[serde(default)]
+    pub conversions: u64,
+}
+
+impl VariantCounters {
+    fn minus(&self, earlier: &VariantCounters) -> VariantCounters {
+        VariantCounters {
+            id: self.id.clone(),
+            impressions: self.impressions.saturating_sub(earlier.impressions),
+            clicks: self.clicks.saturating_sub(earlier.clicks),
+            conversions: self.conversions.saturating_sub(earlier.conversions),
+        }
+    }
+
+    fn went_backwards(&self, earlier: &VariantCounters) -> bool {
+        self.impressions < earlier.impressions
+            || self.clicks < earlier.clicks
+            || self.conversions < earlier.conversions
+    }
+}
+
+/// What one channel gained between two polls. `at` is the end of the interval in unix
+/// milliseconds (source time); `reset` marks an interval in which the source restarted its
+/// counters, so the delta is the new cumulative value (all that is known since the restart).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at: i64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reset: bool,
+    /// The first observation of a channel: its delta holds everything since the channel
+    /// started, so it counts toward totals but not toward rates per interval.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub first: bool,
+    pub delta: Counters,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantCounters>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The last cumulative reading of a channel and what we have accumulated from it, so that
+/// totals survive source resets and restarts of the cockpit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelCursor {
+    /// Source time of the last reading, unix ms; 0 before the first one.
+    pub at: i64,
+    pub raw: Counters,
+    pub raw_variants: Vec<VariantCounters>,
+    /// Sum of every delta ever taken: campaign-to-date totals, reset-safe.
+    pub totals: Counters,
+    pub variant_totals: Vec<VariantCounters>,
+    pub resets: u32,
+}
+
+impl ChannelCursor {
+    /// Turns a new cumulative reading into a sample and moves the cursor. Returns `None` when
+    /// the reading is not newer than the last one (a repeated or out-of-order response).
+    pub fn advance(&mut self, at: i64, raw: Counters, variants: &[VariantCounters]) -> Option<Sample> {
+        let first = self.at == 0;
+        if !first && at <= self.at {
+            return None;
+        }
+        let reset = !first
+            && (raw.went_backwards(&self.raw)
+                || variants.iter().any(|v| {
+                    self.raw_variants
+                        .iter()
+                        .find(|p| p.id == v.id)
+                        .is_some_and(|p| v.went_backwards(p))
+                }));
+        let (delta, vdelta) = if first || reset {
+            (raw, variants.to_vec())
+        } else {
+            let vd = variants
+                .iter()
+                .map(|v| match self.raw_variants.iter().find(|p| p.id == v.id) {
+                    Some(p) => v.minus(p),
+                    None => v.clone(),
+                })
+                .collect();
+            (raw.minus(&self.raw), vd)
+        };
+        self.at = at;
+        self.raw = raw;
+        self.raw_variants = variants.to_vec();
+        self.totals.add(&delta);
+        for v in &vdelta {
+            match self.variant_totals.iter_mut().find(|t| t.id == v.id) {
+                Some(t) => {
+                    t.impressions += v.impressions;
+                    t.clicks += v.clicks;
+                    t.conversions += v.conversions;
+                }
+                None => self.variant_totals.push(v.clone()),
+            }
+        }
+        if reset {
+            self.resets += 1;
+        }
+        Some(Sample { at, reset, first, delta, variants: vdelta })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn c(i: u64, cl: u64, spend: f64) -> Counters {
+        Counters { impressions: i, clicks: cl, leads: 0, conversions: 0, spend, revenue: 0.0 }
+    }
+
+    #[test]
+    fn first_reading_carries_everything_then_deltas() {
+        let mut cur = ChannelCursor::default();
+        let s = cur.advance(1_000, c(100, 5, 10.0), &[]).unwrap();
+        assert!(s.first && !s.reset);
+        assert_eq!(s.delta, c(100, 5, 10.0));
+        let s = cur.advance(2_000, c(150, 7, 12.5), &[]).unwrap();
+        assert!(!s.first);
+        assert_eq!(s.delta, c(50, 2, 2.5));
+        assert_eq!(cur.totals, c(150, 7, 12.5));
+    }
+
+    #[test]
+    fn decrease_is_a_reset_not_a_negative_delta() {
+        let mut cur = ChannelCursor::default();
+        cur.advance(1_000, c(100, 5, 10.0), &[]);
+        let s = cur.advance(2_000, c(20, 1, 2.0), &[]).unwrap();
+        assert!(s.reset);
+        assert_eq!(s.delta, c(20, 1, 2.0));
+        assert_eq!(cur.totals, c(120, 6, 12.0));
+        assert_eq!(cur.resets, 1);
+    }
+
+    #[test]
+    fn stale_or_repeated_reading_is_ignored() {
+        let mut cur = ChannelCursor::default();
+        cur.advance(2_000, c(100, 5, 10.0), &[]);
+        assert!(cur.advance(2_000, c(100, 5, 10.0), &[]).is_none());
+        assert!(cur.advance(1_000, c(120, 5, 10.0), &[]).is_none());
+        assert_eq!(cur.totals, c(100, 5, 10.0));
+    }
+
+    #[test]
+    fn variant_decrease_alone_is_a_reset() {
+        let v = |i| VariantCounters { id: "A".into(), impressions: i, clicks: 0, conversions: 0 };
+        let mut cur = ChannelCursor::default();
+        cur.advance(1, c(100, 0, 0.0), &[v(60)]);
+        let s = cur.advance(2, c(110, 0, 0.0), &[v(10)]).unwrap();
+        assert!(s.reset);
+        assert_eq!(cur.variant_totals[0].impressions, 70);
+    }
+
+    proptest! {
+        /// Whatever the source does (grow, stall, reset), totals equal the sum of the
+        /// samples, no delta is negative, and without resets totals equal the last reading.
+        #[test]
+        fn totals_are_the_sum_of_samples(steps in proptest::collection::vec((0u64..1000, 0u64..50, 0u32..10_000, any::<bool>()), 1..60)) {
+            let mut cur = ChannelCursor::default();
+            let mut raw = Counters::default();
+            let mut sum = Counters::default();
+            let mut resets = 0;
+            for (k, (di, dc, cents, reset)) in steps.into_iter().enumerate() {
+                if reset && k > 0 {
+                    raw = Counters::default();
+                    resets += 1;
+                }
+                raw.impressions += di;
+                raw.clicks += dc;
+                raw.spend += f64::from(cents) / 100.0;
+                let s = cur.advance(k as i64 + 1, raw, &[]).unwrap();
+                prop_assert!(s.delta.spend >= 0.0);
+                sum.add(&s.delta);
+            }
+            prop_assert_eq!(cur.totals.impressions, sum.impressions);
+            prop_assert_eq!(cur.totals.clicks, sum.clicks);
+            prop_assert!((cur.totals.spend - sum.spend).abs() < 1e-6);
+            if resets == 0 {
+                prop_assert_eq!(cur.totals.impressions, raw.impressions);
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Campaign Cockpit: a terminal cockpit for marketing campaigns.
+pub mod domain;
