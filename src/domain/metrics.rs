@@ -163,7 +163,7 @@ impl FromStr for Metric {
         let l = s.trim().to_ascii_lowercase();
         Metric::ALL.into_iter().find(|m| m.name() == l).ok_or_else(|| {
             let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
-            format!("unknown metric '{s}' (known: {})", names.join(", "))
+            format!("unknown metric '{}' (known: {})", s.trim(), names.join(", "))
         })
     }
 }
