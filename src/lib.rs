@@ -1,2 +1,6 @@
 //! Campaign Cockpit: a terminal cockpit for marketing campaigns.
 pub mod domain;
+pub mod store;
+pub mod clock;
+pub mod poll;
+pub mod sim;

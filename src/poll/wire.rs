@@ -1,0 +1,209 @@
+//! The stats and control protocols of DESIGN.md §3, version 1. Parsing is strict about what
+//! matters (non-negative finite counters, unique channel ids) and tolerant of added fields.
+
+use crate::domain::{Counters, VariantCounters};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A stats document as served by a source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsDoc {
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_at: Option<DateTime<Utc>>,
+    pub channels: Vec<ChannelStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelStats {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ChannelStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    pub totals: Counters,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantCounters>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelStatus {
+    Active,
+    Paused,
+}
+
+/// The document as it arrives: numbers as JSON numbers of any kind, checked before use.
+#[derive(Deserialize)]
+struct RawDoc {
+    version: Option<u32>,
+    generated_at: Option<DateTime<Utc>>,
+    channels: Vec<RawChannel>,
+}
+
+#[derive(Deserialize)]
+struct RawChannel {
+    id: String,
+    campaign: Option<String>,
+    status: Option<ChannelStatus>,
+    daily_budget: Option<f64>,
+    currency: Option<String>,
+    #[serde(default)]
+    totals: RawCounters,
+    #[serde(default)]
+    variants: Vec<RawVariant>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawCounters {
+    impressions: f64,
+    clicks: f64,
+    leads: f64,
+    conversions: f64,
+    spend: f64,
+    revenue: f64,
+}
+
+#[derive(Deserialize)]
+struct RawVariant {
+    id: String,
+    #[serde(default)]
+    impressions: f64,
+    #[serde(default)]
+    clicks: f64,
+    #[serde(default)]
+    conversions: f64,
+}
+
+fn count(ch: &str, field: &str, v: f64) -> Result<u64, String> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("channel '{ch}': {field} is {v}, counters must be finite and ≥ 0"));
+    }
+    if v.fract() != 0.0 {
+        return Err(format!("channel '{ch}': {field} is {v}, counts must be whole numbers"));
+    }
+    if v > 9.0e15 {
+        return Err(format!("channel '{ch}': {field} is {v}, implausibly large"));
+    }
+    Ok(v as u64)
+}
+
+fn amount(ch: &str, field: &str, v: f64) -> Result<f64, String> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("channel '{ch}': {field} is {v}, amounts must be finite and ≥ 0"));
+    }
+    Ok(v)
+}
+
+/// Parses and checks a stats document. The error says what is wrong and where, in one line.
+pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
+    let raw: RawDoc = serde_json::from_slice(body).map_err(|e| format!("not a stats document: {e}"))?;
+    let version = raw.version.unwrap_or(PROTOCOL_VERSION);
+    if version != PROTOCOL_VERSION {
+        return Err(format!("protocol version {version} is not supported (this cockpit speaks {PROTOCOL_VERSION})"));
+    }
+    let mut channels = Vec::with_capacity(raw.channels.len());
+    for c in raw.channels {
+        let id = c.id.trim().to_string();
+        if id.is_empty() {
+            return Err("a channel has an empty id".into());
+        }
+        if channels.iter().any(|o: &ChannelStats| o.id == id && o.campaign == c.campaign) {
+            return Err(format!("channel '{id}' appears twice"));
+        }
+        let t = &c.totals;
+        let totals = Counters {
+            impressions: count(&id, "impressions", t.impressions)?,
+            clicks: count(&id, "clicks", t.clicks)?,
+            leads: count(&id, "leads", t.leads)?,
+            conversions: count(&id, "conversions", t.conversions)?,
+            spend: amount(&id, "spend", t.spend)?,
+            revenue: amount(&id, "revenue", t.revenue)?,
+        };
+        let daily_budget = c.daily_budget.map(|b| amount(&id, "daily_budget", b)).transpose()?;
+        let variants = c
+            .variants
+            .into_iter()
+            .map(|v| {
+                Ok(VariantCounters {
+                    impressions: count(&id, &format!("variant {} impressions", v.id), v.impressions)?,
+                    clicks: count(&id, &format!("variant {} clicks", v.id), v.clicks)?,
+                    conversions: count(&id, &format!("variant {} conversions", v.id), v.conversions)?,
+                    id: v.id,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        channels.push(ChannelStats {
+            id,
+            campaign: c.campaign,
+            status: c.status,
+            daily_budget,
+            currency: c.currency,
+            totals,
+            variants,
+        });
+    }
+    Ok(StatsDoc { version, generated_at: raw.generated_at, channels })
+}
+
+/// A control request (DESIGN.md §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    pub channel: String,
+    pub action: ControlAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    Pause,
+    Resume,
+    SetBudget,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let body = br#"{ "version": 1, "generated_at": "2026-03-02T09:00:00Z",
+          "channels": [ { "id": "wechat-moments", "campaign": "spring-launch", "status": "active",
+              "daily_budget": 2000.0, "currency": "CNY",
+              "totals": { "impressions": 120000, "clicks": 3400, "leads": 210, "conversions": 40,
+                          "spend": 1820.55, "revenue": 9800.0 },
+              "variants": [ { "id": "A", "impressions": 60000, "clicks": 1800, "conversions": 22 } ],
+              "some_future_field": true } ] }"#;
+        let d = parse_stats(body).unwrap();
+        assert_eq!(d.channels[0].totals.clicks, 3400);
+        assert_eq!(d.channels[0].variants[0].conversions, 22);
+        assert_eq!(d.channels[0].status, Some(ChannelStatus::Active));
+    }
+
+    #[test]
+    fn refuses_bad_numbers_and_duplicates() {
+        let cases = [
+            (r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":-1}}]}"#, "clicks is -1"),
+            (r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":1.5}}]}"#, "whole numbers"),
+            (r#"{"version":1,"channels":[{"id":"a","totals":{}},{"id":"a","totals":{}}]}"#, "appears twice"),
+            (r#"{"version":2,"channels":[]}"#, "version 2"),
+            (r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":"7"}}]}"#, "not a stats document"),
+            (r#"{"version":1,"channels":[{"id":"a","totals":{"spend":1e400}}]}"#, "not a stats document"),
+            (r#"{"version":1,"chan"#, "not a stats document"),
+        ];
+        for (body, want) in cases {
+            let e = parse_stats(body.as_bytes()).unwrap_err();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+    }
+}

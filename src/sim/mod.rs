@@ -1,0 +1,112 @@
+//! The built-in simulated ad network, served over HTTP on loopback: the stats protocol of
+//! DESIGN.md §3 and a control endpoint it obeys. Used by `cockpit demo`, `cockpit sim`, tests
+//! and benchmarks.
+
+pub mod model;
+pub mod scenario;
+
+use crate::clock::SharedClock;
+use crate::poll::wire::ControlRequest;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use model::{ControlError, Network};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+struct Shared {
+    net: Arc<Mutex<Network>>,
+    clock: SharedClock,
+}
+
+impl Shared {
+    fn stats(&self, campaign: Option<&str>, channel: Option<&str>) -> Result<Option<Vec<u8>>, u16> {
+        let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
+        net.advance_to(self.clock.now_ms());
+        net.stats(campaign, channel).map(|d| d.map(|d| serde_json::to_vec(&d).expect("stats serialise")))
+    }
+}
+
+/// A running simulator; stops when dropped.
+pub struct SimServer {
+    pub addr: SocketAddr,
+    pub network: Arc<Mutex<Network>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimServer {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `network` on `listener`; the network advances with `clock` as requests come in.
+pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedClock) -> std::io::Result<SimServer> {
+    let addr = listener.local_addr()?;
+    let net = Arc::new(Mutex::new(network));
+    let shared = Shared { net: net.clone(), clock };
+    let app = axum::Router::new()
+        .route("/stats", get(all_stats))
+        .route("/stats/{campaign}", get(campaign_stats))
+        .route("/stats/{campaign}/{channel}", get(channel_stats))
+        .route("/control/{campaign}", post(control))
+        .route("/healthz", get(healthz))
+        .with_state(shared);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("simulator stopped: {e}");
+        }
+    });
+    Ok(SimServer { addr, network: net, task })
+}
+
+async fn respond(shared: Shared, campaign: Option<String>, channel: Option<String>) -> Response {
+    match shared.stats(campaign.as_deref(), channel.as_deref()) {
+        Ok(Some(body)) => ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(None) => std::future::pending().await,
+        Err(status) => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (code, format!("simulated failure {status}\n")).into_response()
+        }
+    }
+}
+
+async fn all_stats(State(s): State<Shared>) -> Response {
+    respond(s, None, None).await
+}
+
+async fn campaign_stats(State(s): State<Shared>, Path(campaign): Path<String>) -> Response {
+    respond(s, Some(campaign), None).await
+}
+
+async fn channel_stats(State(s): State<Shared>, Path((campaign, channel)): Path<(String, String)>) -> Response {
+    respond(s, Some(campaign), Some(channel)).await
+}
+
+async fn control(State(s): State<Shared>, Path(campaign): Path<String>, body: axum::body::Bytes) -> Response {
+    let req: ControlRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad control request: {e}\n")).into_response(),
+    };
+    let mut net = s.net.lock().unwrap_or_else(|e| e.into_inner());
+    net.advance_to(s.clock.now_ms());
+    match net.control(&campaign, &req) {
+        Ok(out) => Json(out).into_response(),
+        Err(e @ ControlError::UnknownChannel(_)) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        Err(e @ ControlError::KeyReuse(_)) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn healthz(State(s): State<Shared>) -> Response {
+    Json(serde_json::json!({ "now_ms": s.clock.now_ms(), "speed": s.clock.speed() })).into_response()
+}

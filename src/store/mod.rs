@@ -1,0 +1,308 @@
+//! The sled database behind a typed API. Only this module names sled. Trees follow DESIGN.md §4;
+//! values are JSON so that added fields stay readable; sample keys end in a big-endian
+//! timestamp so a range scan is a time window. One writer: the engine.
+
+use crate::domain::{Campaign, ChannelCursor, Counters, Sample};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::{Path, PathBuf};
+
+/// The layout this build reads and writes. Older layouts are migrated on open; newer ones are
+/// refused untouched.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const HOUR_MS: i64 = 3_600_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("another cockpit is using the database at {path} (quit it, or pass --db PATH to use another one)")]
+    Locked { path: PathBuf },
+    #[error(
+        "the database at {path} has schema version {found}, newer than this cockpit understands ({supported}); \
+         upgrade cockpit, or pass --db PATH to use another database (the database was not modified)"
+    )]
+    FutureSchema { path: PathBuf, found: u32, supported: u32 },
+    #[error("the database at {path} is damaged: {detail} (move it aside and re-import your campaigns from files)")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("database at {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("database at {path}: record {key} in '{tree}' cannot be read: {detail}")]
+    Decode { path: PathBuf, tree: &'static str, key: String, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Identifies a channel across campaigns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey {
+    pub campaign: String,
+    pub channel: String,
+}
+
+impl ChannelKey {
+    pub fn new(campaign: &str, channel: &str) -> Self {
+        ChannelKey { campaign: campaign.to_string(), channel: channel.to_string() }
+    }
+
+    fn prefix(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.campaign.len() + self.channel.len() + 2);
+        k.extend_from_slice(self.campaign.as_bytes());
+        k.push(0);
+        k.extend_from_slice(self.channel.as_bytes());
+        k.push(0);
+        k
+    }
+
+    fn at(&self, ms: i64) -> Vec<u8> {
+        let mut k = self.prefix();
+        k.extend_from_slice(&(ms.max(0) as u64).to_be_bytes());
+        k
+    }
+}
+
+impl std::fmt::Display for ChannelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.campaign, self.channel)
+    }
+}
+
+/// One channel's new sample together with its moved cursor; written atomically.
+pub struct Ingest<'a> {
+    pub key: &'a ChannelKey,
+    pub sample: &'a Sample,
+    pub cursor: &'a ChannelCursor,
+}
+
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    meta: sled::Tree,
+    campaigns: sled::Tree,
+    channels: sled::Tree,
+    samples: sled::Tree,
+    rollups: sled::Tree,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let path = path.to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        }
+        let db = sled::Config::new()
+            .path(&path)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| classify(&path, e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
+        let store = Store {
+            meta: tree("meta")?,
+            campaigns: tree("campaigns")?,
+            channels: tree("channels")?,
+            samples: tree("samples")?,
+            rollups: tree("rollups")?,
+            db,
+            path,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let found = self.meta.get("schema").map_err(|e| self.err(e))?;
+        match found {
+            None => {
+                self.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.err(e))?;
+                self.flush()
+            }
+            Some(v) => {
+                let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: "the schema version record is malformed".into(),
+                })?;
+                let found = u32::from_be_bytes(bytes);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::FutureSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        let v = self.meta.get("schema").map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u32::from_be_bytes))
+    }
+
+    /// Used by tests and migrations: force the stored schema version.
+    pub fn set_schema_version(&self, v: u32) -> Result<()> {
+        self.meta.insert("schema", &v.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    fn err(&self, e: sled::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8], v: &[u8]) -> Result<T> {
+        serde_json::from_slice(v).map_err(|e| StoreError::Decode {
+            path: self.path.clone(),
+            tree,
+            key: String::from_utf8_lossy(key).replace('\0', "/"),
+            detail: e.to_string(),
+        })
+    }
+
+    fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+        serde_json::to_vec(v).expect("stored values always serialise")
+    }
+
+    pub fn put_campaign(&self, c: &Campaign) -> Result<()> {
+        self.campaigns.insert(c.id.as_bytes(), Self::encode(c)).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    pub fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
+        match self.campaigns.get(id.as_bytes()).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(self.decode("campaigns", id.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every campaign, ordered by id.
+    pub fn campaigns(&self) -> Result<Vec<Campaign>> {
+        self.campaigns
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                self.decode("campaigns", &k, &v)
+            })
+            .collect()
+    }
+
+    /// Removes a campaign with everything recorded for it. Returns whether it existed.
+    pub fn remove_campaign(&self, id: &str) -> Result<bool> {
+        let existed = self.campaigns.remove(id.as_bytes()).map_err(|e| self.err(e))?.is_some();
+        let mut prefix = id.as_bytes().to_vec();
+        prefix.push(0);
+        for tree in [&self.channels, &self.samples, &self.rollups] {
+            let mut batch = sled::Batch::default();
+            for kv in tree.scan_prefix(&prefix).keys() {
+                batch.remove(kv.map_err(|e| self.err(e))?);
+            }
+            tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        }
+        self.flush()?;
+        Ok(existed)
+    }
+
+    pub fn cursor(&self, key: &ChannelKey) -> Result<Option<ChannelCursor>> {
+        let k = key.prefix();
+        match self.channels.get(&k).map_err(|e| self.err(e))? {
+            Some(v) => Ok(Some(self.decode("channels", &k, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes samples, their channels' cursors and the hourly rollups in one transaction, so a
+    /// crash never leaves a sample without its cursor (which would count it twice).
+    pub fn ingest(&self, items: &[Ingest<'_>]) -> Result<()> {
+        use sled::Transactional;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let encoded: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = items
+            .iter()
+            .map(|i| (i.key.at(i.sample.at), Self::encode(i.sample), i.key.prefix(), Self::encode(i.cursor)))
+            .collect();
+        (&self.samples, &self.channels, &self.rollups)
+            .transaction(|(samples, channels, rollups)| {
+                for ((sk, sv, ck, cv), item) in encoded.iter().zip(items) {
+                    samples.insert(sk.as_slice(), sv.as_slice())?;
+                    channels.insert(ck.as_slice(), cv.as_slice())?;
+                    let hk = item.key.at(item.sample.at.div_euclid(HOUR_MS) * HOUR_MS);
+                    let mut hour: Counters = match rollups.get(&hk)? {
+                        Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                        None => Counters::default(),
+                    };
+                    hour.add(&item.sample.delta);
+                    rollups.insert(hk, Self::encode(&hour))?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => self.err(e),
+                sled::transaction::TransactionError::Abort(()) => unreachable!("the ingest transaction never aborts"),
+            })
+    }
+
+    /// Raw samples of a channel with `from <= at < to`, oldest first.
+    pub fn samples(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<Sample>> {
+        self.samples
+            .range(key.at(from)..key.at(to))
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                self.decode("samples", &k, &v)
+            })
+            .collect()
+    }
+
+    /// Hourly rollups of a channel with `from <= hour < to`: (hour start ms, counters).
+    pub fn rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, Counters)>> {
+        let plen = key.prefix().len();
+        self.rollups
+            .range(key.at(from)..key.at(to))
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                let ts = k.get(plen..).and_then(|b| b.try_into().ok()).map_or(0, |b| u64::from_be_bytes(b) as i64);
+                Ok((ts, self.decode("rollups", &k, &v)?))
+            })
+            .collect()
+    }
+
+    /// Deletes raw samples older than `before` (the rollups keep their totals). Returns how
+    /// many were removed.
+    pub fn prune_samples(&self, key: &ChannelKey, before: i64) -> Result<usize> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in self.samples.range(key.at(0)..key.at(before)).keys() {
+            batch.remove(k.map_err(|e| self.err(e))?);
+            n += 1;
+        }
+        self.samples.apply_batch(batch).map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.db.flush();
+    }
+}
+
+fn classify(path: &Path, e: sled::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked { path }
+        }
+        sled::Error::Io(source) => StoreError::Io { path, source },
+        sled::Error::Corruption { at, .. } => {
+            StoreError::Corrupt { path, detail: format!("corrupt data at {at:?}") }
+        }
+        other => StoreError::Corrupt { path, detail: other.to_string() },
+    }
+}
