@@ -4,3 +4,5 @@ pub mod store;
 pub mod clock;
 pub mod poll;
 pub mod sim;
+pub mod demo;
+mod tls;

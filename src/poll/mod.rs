@@ -1,2 +1,193 @@
-//! Fetches stats sources over HTTP and hands what they say to the engine.
+//! Fetches stats sources over HTTP and hands what they say to the engine. One task per source
+//! URL (channels sharing a URL share the request); a semaphore bounds how many requests are in
+//! flight; failures back off exponentially with jitter; bodies are capped in size.
+
 pub mod wire;
+
+use crate::clock::SharedClock;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
+use wire::StatsDoc;
+
+/// How one source is polled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_bytes: usize,
+}
+
+impl SourceSpec {
+    pub fn new(url: &str, interval: Duration) -> Self {
+        SourceSpec { url: url.to_string(), interval, timeout: Duration::from_secs(5), max_bytes: 8 << 20 }
+    }
+}
+
+/// Why a poll failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PollError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("bad data: {0}")]
+    BadData(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What one poll brought back.
+#[derive(Debug, Clone)]
+pub struct PollOutcome {
+    pub url: String,
+    /// The cockpit clock's time when the response arrived (unix ms).
+    pub fetched_at: i64,
+    /// Real time, for staleness and latency.
+    pub received: Instant,
+    pub latency: Duration,
+    pub result: Result<StatsDoc, PollError>,
+}
+
+/// A reqwest client set up for polling: rustls, no redirects to other hosts with credentials,
+/// a connect timeout.
+pub fn client() -> reqwest::Client {
+    crate::tls::ensure_provider();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .user_agent(concat!("cockpit/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+/// Fetches and parses one source once.
+pub async fn fetch(client: &reqwest::Client, spec: &SourceSpec) -> Result<StatsDoc, PollError> {
+    let body = tokio::time::timeout(spec.timeout, fetch_body(client, spec))
+        .await
+        .map_err(|_| PollError::Timeout(spec.timeout))??;
+    wire::parse_stats(&body).map_err(PollError::BadData)
+}
+
+async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
+    let mut resp = client.get(&spec.url).send().await.map_err(|e| {
+        if e.is_timeout() {
+            PollError::Timeout(spec.timeout)
+        } else if e.is_connect() {
+            PollError::Connect(root_cause(&e))
+        } else {
+            PollError::Other(root_cause(&e))
+        }
+    })?;
+    if !resp.status().is_success() {
+        return Err(PollError::Status(resp.status().as_u16()));
+    }
+    if resp.content_length().is_some_and(|n| n > spec.max_bytes as u64) {
+        return Err(PollError::TooLarge(spec.max_bytes));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| PollError::Other(root_cause(&e)))? {
+        if body.len() + chunk.len() > spec.max_bytes {
+            return Err(PollError::TooLarge(spec.max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Delay before the next attempt after `failures` failures in a row: the interval doubled per
+/// failure up to `max`, with "equal jitter" (half fixed, half random) so that many failing
+/// sources do not retry in lockstep. `rand01` is a uniform number in [0, 1).
+pub fn backoff(interval: Duration, failures: u32, max: Duration, rand01: f64) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let exp = interval.saturating_mul(1u32 << failures.min(16)).min(max).max(interval);
+    exp / 2 + exp.mul_f64(rand01.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Runs one polling task per source until the receiver is dropped. Returns the tasks' handles
+/// (abort them to stop early).
+pub fn spawn(
+    sources: Vec<SourceSpec>,
+    concurrency: usize,
+    clock: SharedClock,
+    tx: mpsc::Sender<PollOutcome>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = client();
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    sources
+        .into_iter()
+        .map(|spec| {
+            let (client, permits, clock, tx) = (client.clone(), permits.clone(), clock.clone(), tx.clone());
+            tokio::spawn(async move { poll_source(spec, client, permits, clock, tx).await })
+        })
+        .collect()
+}
+
+async fn poll_source(
+    spec: SourceSpec,
+    client: reqwest::Client,
+    permits: Arc<Semaphore>,
+    clock: SharedClock,
+    tx: mpsc::Sender<PollOutcome>,
+) {
+    let max_backoff = (spec.interval * 32).max(Duration::from_secs(60));
+    let mut failures = 0u32;
+    let mut next = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep_until(next).await;
+        let started = Instant::now();
+        let result = {
+            let Ok(_permit) = permits.acquire().await else { return };
+            fetch(&client, &spec).await
+        };
+        failures = if result.is_ok() { 0 } else { failures.saturating_add(1) };
+        let outcome = PollOutcome {
+            url: spec.url.clone(),
+            fetched_at: clock.now_ms(),
+            received: Instant::now(),
+            latency: started.elapsed(),
+            result,
+        };
+        if tx.send(outcome).await.is_err() {
+            return;
+        }
+        let wait = backoff(spec.interval, failures, max_backoff, rand::random::<f64>());
+        // Keep a steady cadence on success: the interval counts from the start of the poll.
+        next = if failures == 0 { tokio::time::Instant::from_std(started) + wait } else { tokio::time::Instant::now() + wait };
+        if next < tokio::time::Instant::now() {
+            next = tokio::time::Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let i = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(i, 0, max, 0.9), i);
+        assert_eq!(backoff(i, 1, max, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(i, 1, max, 0.999_999).as_millis(), 1999);
+        assert_eq!(backoff(i, 3, max, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(i, 30, max, 0.0), Duration::from_secs(30));
+        assert!(backoff(i, 30, max, 0.999) <= max);
+    }
+}
