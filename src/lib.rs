@@ -6,3 +6,4 @@ pub mod poll;
 pub mod sim;
 pub mod demo;
 mod tls;
+pub mod engine;

@@ -251,6 +251,22 @@ impl Store {
             .collect()
     }
 
+    /// The last `n` raw samples of a channel before `to`, oldest first.
+    pub fn recent_samples(&self, key: &ChannelKey, to: i64, n: usize) -> Result<Vec<Sample>> {
+        let mut out = self
+            .samples
+            .range(key.at(0)..key.at(to))
+            .rev()
+            .take(n)
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                self.decode("samples", &k, &v)
+            })
+            .collect::<Result<Vec<Sample>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Hourly rollups of a channel with `from <= hour < to`: (hour start ms, counters).
     pub fn rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, Counters)>> {
         let plen = key.prefix().len();

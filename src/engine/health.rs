@@ -1,0 +1,153 @@
+//! Source health: what the operator needs to know about where numbers come from. Pure; real
+//! time is passed in as `Instant`s because staleness is about polls, not campaign time.
+
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Health {
+    /// Not polled yet.
+    Pending,
+    Ok,
+    /// Answering, but slower than half the timeout.
+    Slow,
+    /// No good poll for several intervals.
+    Stale,
+    /// Answering with data we refuse (schema, NaN, negative counters, missing channel).
+    BadData,
+    /// Not answering, or answering with an HTTP error.
+    Failing,
+}
+
+impl Health {
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Pending => "pending",
+            Health::Ok => "ok",
+            Health::Slow => "slow",
+            Health::Stale => "stale",
+            Health::BadData => "bad data",
+            Health::Failing => "failing",
+        }
+    }
+
+    /// Worse states sort higher; `Pending` counts as fine.
+    pub fn severity(self) -> u8 {
+        match self {
+            Health::Pending | Health::Ok => 0,
+            Health::Slow => 1,
+            Health::Stale => 2,
+            Health::BadData => 3,
+            Health::Failing => 4,
+        }
+    }
+}
+
+/// What we know of one source's recent polls.
+#[derive(Debug, Clone)]
+pub struct SourceState {
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub last_ok: Option<Instant>,
+    pub last_attempt: Option<Instant>,
+    pub latency: Option<Duration>,
+    pub last_error: Option<String>,
+    pub bad_data: bool,
+    pub failures: u32,
+    pub polls: u64,
+    pub health: Health,
+    created: Instant,
+}
+
+/// Polls without a good answer before a source counts as stale.
+pub const STALE_AFTER_INTERVALS: u32 = 3;
+
+impl SourceState {
+    pub fn new(url: &str, interval: Duration, timeout: Duration, created: Instant) -> Self {
+        SourceState {
+            url: url.to_string(),
+            interval,
+            timeout,
+            last_ok: None,
+            last_attempt: None,
+            latency: None,
+            last_error: None,
+            bad_data: false,
+            failures: 0,
+            polls: 0,
+            health: Health::Pending,
+            created,
+        }
+    }
+
+    pub fn record_ok(&mut self, at: Instant, latency: Duration, warning: Option<String>) {
+        self.last_ok = Some(at);
+        self.last_attempt = Some(at);
+        self.latency = Some(latency);
+        self.failures = 0;
+        self.polls += 1;
+        self.bad_data = warning.is_some();
+        self.last_error = warning;
+    }
+
+    pub fn record_err(&mut self, at: Instant, latency: Duration, error: String, bad_data: bool) {
+        self.last_attempt = Some(at);
+        self.latency = Some(latency);
+        self.failures += 1;
+        self.polls += 1;
+        self.bad_data = bad_data;
+        self.last_error = Some(error);
+    }
+
+    /// The health as of `now`; returns whether it changed.
+    pub fn refresh(&mut self, now: Instant) -> bool {
+        let stale_after = self.interval * STALE_AFTER_INTERVALS + self.timeout;
+        let h = if self.polls == 0 {
+            if now.duration_since(self.created) > stale_after { Health::Stale } else { Health::Pending }
+        } else if self.bad_data {
+            Health::BadData
+        } else if self.failures > 0 {
+            Health::Failing
+        } else if self.last_ok.is_none_or(|t| now.duration_since(t) > stale_after) {
+            Health::Stale
+        } else if self.latency.is_some_and(|l| l > self.timeout / 2) {
+            Health::Slow
+        } else {
+            Health::Ok
+        };
+        let changed = h != self.health;
+        self.health = h;
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_follow_polls_and_time() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut src = SourceState::new("http://x", s(1), s(2), t0);
+        src.refresh(t0);
+        assert_eq!(src.health, Health::Pending);
+        src.record_ok(t0, Duration::from_millis(20), None);
+        src.refresh(t0);
+        assert_eq!(src.health, Health::Ok);
+        src.record_ok(t0 + s(1), s(3), None);
+        src.refresh(t0 + s(1));
+        assert_eq!(src.health, Health::Slow);
+        assert!(src.refresh(t0 + s(10)));
+        assert_eq!(src.health, Health::Stale);
+        src.record_err(t0 + s(11), s(2), "HTTP 500".into(), false);
+        src.refresh(t0 + s(11));
+        assert_eq!((src.health, src.last_error.as_deref()), (Health::Failing, Some("HTTP 500")));
+        src.record_err(t0 + s(12), s(0), "bad data: x".into(), true);
+        src.refresh(t0 + s(12));
+        assert_eq!(src.health, Health::BadData);
+        src.record_ok(t0 + s(13), Duration::from_millis(5), None);
+        src.refresh(t0 + s(13));
+        assert_eq!((src.health, src.last_error.as_deref()), (Health::Ok, None));
+    }
+}

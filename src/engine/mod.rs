@@ -1,0 +1,463 @@
+//! The one owner of mutable state. Takes poll outcomes, turns cumulative counters into samples,
+//! writes them to the store in batches, keeps the hot windows in memory, tracks source health,
+//! and publishes a fresh `Snapshot` after each burst of changes. The UI talks to it with
+//! `Command`s.
+
+pub mod health;
+pub mod snapshot;
+
+use crate::clock::SharedClock;
+use crate::domain::{Campaign, ChannelCursor, Counters, Sample};
+use crate::poll::wire::{ChannelStatus, StatsDoc};
+use crate::poll::{PollError, PollOutcome, SourceSpec};
+use crate::store::{ChannelKey, Ingest, Store};
+use health::{Health, SourceState};
+use snapshot::{CampaignView, ChannelView, SeriesView, Snapshot, SourceView, Window};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Samples kept in memory per channel for sparklines.
+pub const RECENT: usize = 120;
+/// Raw samples older than this (campaign time) are pruned; hourly rollups stay.
+pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
+/// A source's `generated_at` further ahead of our clock than this is not trusted.
+const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
+
+#[derive(Debug)]
+pub enum Command {
+    /// Load the chart series of a channel over a window (and keep it fresh).
+    Series { key: ChannelKey, window: Window },
+    /// Stop showing a series.
+    ClearSeries,
+    /// Flush and stop; answers when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct ChannelState {
+    plan: crate::domain::Channel,
+    cursor: ChannelCursor,
+    recent: VecDeque<(i64, Counters)>,
+    today: Counters,
+    day_start: i64,
+    status: Option<ChannelStatus>,
+    live_budget: Option<f64>,
+    missing: Option<String>,
+    view: Arc<ChannelView>,
+    dirty: bool,
+}
+
+pub struct Engine {
+    store: Store,
+    clock: SharedClock,
+    campaigns: Vec<Arc<Campaign>>,
+    channels: HashMap<ChannelKey, ChannelState>,
+    sources: BTreeMap<String, SourceState>,
+    by_source: HashMap<String, Vec<ChannelKey>>,
+    pending: Vec<(ChannelKey, Sample, ChannelCursor)>,
+    tx: watch::Sender<Arc<Snapshot>>,
+    snapshot: Snapshot,
+    series_req: Option<(ChannelKey, Window)>,
+    dirty: bool,
+    last_prune: Instant,
+}
+
+impl Engine {
+    /// Loads every campaign's state from the store: cursors (totals), today's counters from the
+    /// hourly rollups and the last samples for sparklines. Nothing else of history is read.
+    pub fn new(store: Store, clock: SharedClock, sources: &[SourceSpec]) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
+        let now = clock.now_ms();
+        let campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
+        let mut channels = HashMap::new();
+        let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
+        for c in &campaigns {
+            let day_start = c.day_start_ms(now);
+            for ch in &c.channels {
+                let key = ChannelKey::new(&c.id, &ch.id);
+                let cursor = store.cursor(&key)?.unwrap_or_default();
+                let recent: VecDeque<(i64, Counters)> = store
+                    .recent_samples(&key, i64::MAX, RECENT)?
+                    .into_iter()
+                    .filter(|s| !s.first)
+                    .map(|s| (s.at, s.delta))
+                    .collect();
+                let today = Counters::sum(store.rollups(&key, day_start, i64::MAX)?.iter().map(|(_, c)| c));
+                by_source.entry(ch.source.clone()).or_default().push(key.clone());
+                let mut st = ChannelState {
+                    plan: ch.clone(),
+                    cursor,
+                    recent,
+                    today,
+                    day_start,
+                    status: None,
+                    live_budget: None,
+                    missing: None,
+                    view: Arc::new(placeholder_view(&key, ch)),
+                    dirty: true,
+                };
+                st.view = Arc::new(build_view(&key, &st, Health::Pending, None));
+                channels.insert(key, st);
+            }
+        }
+        let created = Instant::now();
+        let sources = sources
+            .iter()
+            .map(|s| (s.url.clone(), SourceState::new(&s.url, s.interval, s.timeout, created)))
+            .collect();
+        let snapshot = Snapshot {
+            now_ms: now,
+            speed: clock.speed(),
+            db_path: store.path().display().to_string(),
+            ..Snapshot::default()
+        };
+        let (tx, rx) = watch::channel(Arc::new(snapshot.clone()));
+        let mut engine = Engine {
+            store,
+            clock,
+            campaigns,
+            channels,
+            sources,
+            by_source,
+            pending: Vec::new(),
+            tx,
+            snapshot,
+            series_req: None,
+            dirty: true,
+            last_prune: Instant::now(),
+        };
+        engine.publish();
+        Ok((engine, rx))
+    }
+
+    /// The sources to poll for every channel of every campaign: one per distinct URL, at the
+    /// shortest interval any of its channels asks for.
+    pub fn sources_for(campaigns: &[Campaign], default_interval: Duration) -> Vec<SourceSpec> {
+        let mut by_url: BTreeMap<&str, Duration> = BTreeMap::new();
+        for ch in campaigns.iter().flat_map(|c| &c.channels) {
+            let iv = ch.poll_interval.map_or(default_interval, |i| i.0);
+            by_url.entry(&ch.source).and_modify(|d| *d = (*d).min(iv)).or_insert(iv);
+        }
+        by_url.into_iter().map(|(url, iv)| SourceSpec::new(url, iv)).collect()
+    }
+
+    /// Runs until shut down or until both inputs close. Flushes the store on the way out.
+    pub async fn run(mut self, mut polls: mpsc::Receiver<PollOutcome>, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut done: Option<oneshot::Sender<()>> = None;
+        loop {
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown(reply)) => { done = Some(reply); break; }
+                    Some(cmd) => self.command(cmd),
+                    None => break,
+                },
+                outcome = polls.recv() => match outcome {
+                    Some(o) => {
+                        self.on_poll(o);
+                        // Coalesce a burst of responses into one write and one snapshot.
+                        while let Ok(o) = polls.try_recv() {
+                            self.on_poll(o);
+                        }
+                        self.commit();
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+            if self.dirty {
+                self.publish();
+            }
+        }
+        self.commit();
+        if let Err(e) = self.store.flush() {
+            tracing::error!("flush on exit failed: {e}");
+        }
+        if let Some(reply) = done {
+            let _ = reply.send(());
+        }
+    }
+
+    pub fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Series { key, window } => {
+                self.series_req = Some((key, window));
+                self.load_series();
+            }
+            Command::ClearSeries => {
+                self.series_req = None;
+                self.snapshot.series = None;
+                self.dirty = true;
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    /// Takes in one poll's outcome.
+    pub fn on_poll(&mut self, o: PollOutcome) {
+        let keys = self.by_source.get(&o.url).cloned().unwrap_or_default();
+        let Some(src) = self.sources.get_mut(&o.url) else { return };
+        match o.result {
+            Err(e) => {
+                let bad = matches!(e, PollError::BadData(_) | PollError::TooLarge(_));
+                tracing::warn!(url = %o.url, "poll failed: {e}");
+                src.record_err(o.received, o.latency, e.to_string(), bad);
+            }
+            Ok(doc) => {
+                let (at, skew) = sample_time(&doc, o.fetched_at);
+                let mut missing = Vec::new();
+                for key in &keys {
+                    if !self.take_reading(key, &doc, at) {
+                        missing.push(key.channel.clone());
+                    }
+                }
+                let warning = match (missing.is_empty(), skew) {
+                    (false, _) => Some(format!("bad data: channel {} not in the response", missing.join(", "))),
+                    (true, Some(w)) => Some(w),
+                    _ => None,
+                };
+                let src = self.sources.get_mut(&o.url).expect("checked above");
+                src.record_ok(o.received, o.latency, warning);
+                self.snapshot.last_data = Some(o.received);
+            }
+        }
+        let src = self.sources.get_mut(&o.url).expect("checked above");
+        src.refresh(o.received);
+        for key in &keys {
+            if let Some(ch) = self.channels.get_mut(key) {
+                ch.dirty = true;
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Finds a channel in a document and advances its cursor; false when it is not there.
+    fn take_reading(&mut self, key: &ChannelKey, doc: &StatsDoc, at: i64) -> bool {
+        let Some(st) = self.channels.get_mut(key) else { return true };
+        let sid = st.plan.source_id();
+        // A document may carry several campaigns: prefer the entry labelled with ours.
+        let found = doc
+            .channels
+            .iter()
+            .filter(|c| c.id == sid && c.campaign.as_deref().is_none_or(|camp| camp == key.campaign))
+            .max_by_key(|c| c.campaign.is_some());
+        let Some(stats) = found else {
+            st.missing = Some("not in the source's response".into());
+            return false;
+        };
+        st.missing = None;
+        st.status = stats.status;
+        st.live_budget = stats.daily_budget;
+        if let Some(sample) = st.cursor.advance(at, stats.totals, &stats.variants) {
+            let campaign = self.campaigns.iter().find(|c| c.id == key.campaign).expect("channel of a known campaign");
+            let day_start = campaign.day_start_ms(at);
+            if day_start != st.day_start {
+                st.day_start = day_start;
+                st.today = Counters::default();
+            }
+            if !sample.first {
+                st.today.add(&sample.delta);
+                st.recent.push_back((sample.at, sample.delta));
+                if st.recent.len() > RECENT {
+                    st.recent.pop_front();
+                }
+            }
+            self.pending.push((key.clone(), sample, st.cursor.clone()));
+        }
+        true
+    }
+
+    /// Writes what was taken in since the last commit, in one transaction.
+    pub fn commit(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let items: Vec<Ingest<'_>> =
+            self.pending.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
+        match self.store.ingest(&items) {
+            Ok(()) => {
+                self.pending.clear();
+                if self.snapshot.store_error.take().is_some() {
+                    self.dirty = true;
+                }
+            }
+            Err(e) => {
+                // Keep the samples in memory and try again with the next batch.
+                tracing::error!("writing samples failed: {e}");
+                self.snapshot.store_error = Some(e.to_string());
+                self.dirty = true;
+                if self.pending.len() > 1_000_000 {
+                    self.pending.drain(..self.pending.len() / 2);
+                }
+            }
+        }
+        if self.series_req.as_ref().is_some_and(|(k, _)| self.channels.get(k).is_some_and(|c| c.dirty)) {
+            self.load_series();
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        for src in self.sources.values_mut() {
+            if src.refresh(now) {
+                for key in self.by_source.get(&src.url).into_iter().flatten() {
+                    if let Some(ch) = self.channels.get_mut(key) {
+                        ch.dirty = true;
+                    }
+                }
+                self.dirty = true;
+            }
+        }
+        if now.duration_since(self.last_prune) > Duration::from_secs(60) {
+            self.last_prune = now;
+            let cutoff = self.clock.now_ms() - RAW_RETENTION_MS;
+            for key in self.channels.keys() {
+                if let Err(e) = self.store.prune_samples(key, cutoff) {
+                    tracing::warn!("pruning {key} failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn load_series(&mut self) {
+        let Some((key, window)) = self.series_req.clone() else { return };
+        let now = self.clock.now_ms();
+        let start = self.campaigns.iter().find(|c| c.id == key.campaign).map_or(now, |c| c.start_ms());
+        let from = window.span_ms().map_or(start, |s| now - s);
+        let span = (now - from).max(60_000);
+        let raw = window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
+        let bucket_ms = if raw { (span / 120).max(60_000) } else { 3_600_000 };
+        let rows: Result<Vec<(i64, Counters)>, _> = if raw {
+            self.store
+                .samples(&key, from, i64::MAX)
+                .map(|v| v.into_iter().filter(|s| !s.first).map(|s| (s.at, s.delta)).collect())
+        } else {
+            self.store.rollups(&key, from.div_euclid(3_600_000) * 3_600_000, i64::MAX)
+        };
+        let rows = match rows {
+            Ok(r) => r,
+            Err(e) => {
+                self.snapshot.store_error = Some(e.to_string());
+                Vec::new()
+            }
+        };
+        let mut points: Vec<(i64, Counters)> = Vec::new();
+        for (at, c) in rows {
+            let b = at.div_euclid(bucket_ms) * bucket_ms;
+            match points.last_mut() {
+                Some((pb, pc)) if *pb == b => pc.add(&c),
+                _ => points.push((b, c)),
+            }
+        }
+        self.snapshot.series = Some(Arc::new(SeriesView { key, window, from_ms: from, to_ms: now, bucket_ms, points }));
+        self.dirty = true;
+    }
+
+    /// Rebuilds what changed and sends the new snapshot.
+    pub fn publish(&mut self) {
+        let health_of: HashMap<&str, (Health, Option<String>)> =
+            self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone()))).collect();
+        let mut campaigns = Vec::with_capacity(self.campaigns.len());
+        for c in &self.campaigns {
+            let mut views = Vec::with_capacity(c.channels.len());
+            for ch in &c.channels {
+                let key = ChannelKey::new(&c.id, &ch.id);
+                let Some(st) = self.channels.get_mut(&key) else { continue };
+                if st.dirty {
+                    let (h, err) = health_of.get(ch.source.as_str()).cloned().unwrap_or((Health::Pending, None));
+                    st.view = Arc::new(build_view(&key, st, h, err));
+                    st.dirty = false;
+                }
+                views.push(st.view.clone());
+            }
+            let now = self.clock.now_ms();
+            let day_start = c.day_start_ms(now);
+            campaigns.push(Arc::new(CampaignView {
+                totals: Counters::sum(views.iter().map(|v| &v.totals)),
+                today: Counters::sum(views.iter().filter(|v| c.day_start_ms(v.last_at.max(1)) == day_start).map(|v| &v.today)),
+                day_start_ms: day_start,
+                health: views.iter().map(|v| v.health).max_by_key(|h| h.severity()).unwrap_or(Health::Pending),
+                channels: views,
+                campaign: c.clone(),
+            }));
+        }
+        self.snapshot.campaigns = campaigns;
+        self.snapshot.sources = self
+            .sources
+            .values()
+            .map(|s| SourceView {
+                url: s.url.clone(),
+                health: s.health,
+                last_error: s.last_error.clone(),
+                latency_ms: s.latency.map(|l| l.as_millis() as u64),
+                last_ok: s.last_ok,
+                channels: self.by_source.get(&s.url).map_or(0, Vec::len),
+                polls: s.polls,
+            })
+            .collect();
+        self.snapshot.now_ms = self.clock.now_ms();
+        self.snapshot.generation += 1;
+        self.dirty = false;
+        self.tx.send_replace(Arc::new(self.snapshot.clone()));
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The time a reading stands for: the source's `generated_at` unless it is missing or runs
+/// ahead of our clock (then the arrival time, with a warning).
+fn sample_time(doc: &StatsDoc, fetched_at: i64) -> (i64, Option<String>) {
+    match doc.generated_at.map(|t| t.timestamp_millis()) {
+        Some(g) if g > fetched_at + MAX_FUTURE_SKEW_MS => {
+            (fetched_at, Some(format!("clock skew: generated_at is {}s ahead of ours", (g - fetched_at) / 1000)))
+        }
+        Some(g) => (g, None),
+        None => (fetched_at, None),
+    }
+}
+
+fn placeholder_view(key: &ChannelKey, ch: &crate::domain::Channel) -> ChannelView {
+    ChannelView {
+        key: key.clone(),
+        name: ch.name.clone(),
+        kind: ch.kind.clone(),
+        source: ch.source.clone(),
+        totals: Counters::default(),
+        today: Counters::default(),
+        recent: Vec::new(),
+        status: None,
+        daily_budget: ch.daily_budget,
+        variants: Vec::new(),
+        health: Health::Pending,
+        last_error: None,
+        resets: 0,
+        last_at: 0,
+    }
+}
+
+fn build_view(key: &ChannelKey, st: &ChannelState, source_health: Health, source_error: Option<String>) -> ChannelView {
+    let (health, last_error) = match &st.missing {
+        Some(m) if source_health.severity() < Health::BadData.severity() => (Health::BadData, Some(m.clone())),
+        _ => (source_health, source_error),
+    };
+    ChannelView {
+        key: key.clone(),
+        name: st.plan.name.clone(),
+        kind: st.plan.kind.clone(),
+        source: st.plan.source.clone(),
+        totals: st.cursor.totals,
+        today: st.today,
+        recent: st.recent.iter().copied().collect(),
+        status: st.status,
+        daily_budget: st.live_budget.unwrap_or(st.plan.daily_budget),
+        variants: st.cursor.variant_totals.clone(),
+        health,
+        last_error,
+        resets: st.cursor.resets,
+        last_at: st.cursor.at,
+    }
+}

@@ -1,0 +1,155 @@
+//! What the UI sees: an immutable picture of the engine's state, cheap to share. Channel views
+//! are rebuilt only when their channel changes.
+
+use super::health::Health;
+use crate::domain::{Campaign, Counters, Metric, VariantCounters};
+use crate::poll::wire::ChannelStatus;
+use crate::store::ChannelKey;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Bumped on every change; the UI redraws when it moves.
+    pub generation: u64,
+    /// Campaign time (unix ms) and how fast it runs.
+    pub now_ms: i64,
+    pub speed: f64,
+    pub db_path: String,
+    pub campaigns: Vec<Arc<CampaignView>>,
+    pub sources: Vec<SourceView>,
+    /// Real time of the last sample taken in.
+    pub last_data: Option<Instant>,
+    pub store_error: Option<String>,
+    pub series: Option<Arc<SeriesView>>,
+}
+
+impl Snapshot {
+    pub fn campaign(&self, id: &str) -> Option<&Arc<CampaignView>> {
+        self.campaigns.iter().find(|c| c.campaign.id == id)
+    }
+
+    pub fn channel(&self, key: &ChannelKey) -> Option<&Arc<ChannelView>> {
+        self.campaign(&key.campaign)?.channels.iter().find(|c| c.key.channel == key.channel)
+    }
+
+    /// Sources by health: (ok, degraded, failing).
+    pub fn health_counts(&self) -> (usize, usize, usize) {
+        self.sources.iter().fold((0, 0, 0), |(o, d, f), s| match s.health.severity() {
+            0 => (o + 1, d, f),
+            1 | 2 => (o, d + 1, f),
+            _ => (o, d, f + 1),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignView {
+    pub campaign: Arc<Campaign>,
+    pub channels: Vec<Arc<ChannelView>>,
+    pub totals: Counters,
+    pub today: Counters,
+    /// Spend of the campaign's current local day and when that day started.
+    pub day_start_ms: i64,
+    /// The worst health among its channels.
+    pub health: Health,
+}
+
+impl CampaignView {
+    pub fn live_daily_budget(&self) -> f64 {
+        self.channels.iter().filter(|c| c.status != Some(ChannelStatus::Paused)).map(|c| c.daily_budget).sum()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelView {
+    pub key: ChannelKey,
+    pub name: String,
+    pub kind: Option<String>,
+    pub source: String,
+    pub totals: Counters,
+    pub today: Counters,
+    /// The last samples (end time, delta), oldest first, for sparklines.
+    pub recent: Vec<(i64, Counters)>,
+    pub status: Option<ChannelStatus>,
+    /// The source's reported daily budget, or the plan's.
+    pub daily_budget: f64,
+    pub variants: Vec<VariantCounters>,
+    pub health: Health,
+    pub last_error: Option<String>,
+    pub resets: u32,
+    /// Source time of the last reading (unix ms), 0 before any.
+    pub last_at: i64,
+}
+
+impl ChannelView {
+    /// The metric over the last `n` samples, oldest first, for a sparkline.
+    pub fn spark(&self, metric: Metric, n: usize) -> Vec<Option<f64>> {
+        let from = self.recent.len().saturating_sub(n);
+        self.recent[from..].iter().map(|(_, c)| metric.value(c)).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceView {
+    pub url: String,
+    pub health: Health,
+    pub last_error: Option<String>,
+    pub latency_ms: Option<u64>,
+    pub last_ok: Option<Instant>,
+    pub channels: usize,
+    pub polls: u64,
+}
+
+/// Time windows for charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Hour,
+    SixHours,
+    Day,
+    Week,
+    ToDate,
+}
+
+impl Window {
+    pub const ALL: [Window; 5] = [Window::Hour, Window::SixHours, Window::Day, Window::Week, Window::ToDate];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Window::Hour => "1h",
+            Window::SixHours => "6h",
+            Window::Day => "24h",
+            Window::Week => "7d",
+            Window::ToDate => "to date",
+        }
+    }
+
+    /// Length in ms; `None` for the whole campaign so far.
+    pub fn span_ms(self) -> Option<i64> {
+        let h = 3_600_000;
+        match self {
+            Window::Hour => Some(h),
+            Window::SixHours => Some(6 * h),
+            Window::Day => Some(24 * h),
+            Window::Week => Some(7 * 24 * h),
+            Window::ToDate => None,
+        }
+    }
+
+    pub fn next(self) -> Window {
+        let i = Window::ALL.iter().position(|w| *w == self).unwrap_or(0);
+        Window::ALL[(i + 1) % Window::ALL.len()]
+    }
+}
+
+/// A channel's counters bucketed over a window, for the detail chart.
+#[derive(Debug, Clone)]
+pub struct SeriesView {
+    pub key: ChannelKey,
+    pub window: Window,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub bucket_ms: i64,
+    /// (bucket start, counters in the bucket), oldest first; empty buckets are left out.
+    pub points: Vec<(i64, Counters)>,
+}
