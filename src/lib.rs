@@ -7,3 +7,4 @@ pub mod sim;
 pub mod demo;
 mod tls;
 pub mod engine;
+pub mod ui;

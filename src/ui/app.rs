@@ -1,0 +1,322 @@
+//! The UI's state and what each action does to it. No I/O: actions that need the engine
+//! return a `Command` for the caller to send.
+
+use super::keys::Action;
+use super::theme::Theme;
+use crate::domain::Metric;
+use crate::engine::Command;
+use crate::engine::snapshot::{ChannelView, Snapshot, Window};
+use crate::store::ChannelKey;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Campaign,
+    Channel,
+}
+
+impl View {
+    pub const ALL: [View; 3] = [View::Overview, View::Campaign, View::Channel];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Campaign => "Campaign",
+            View::Channel => "Channel",
+        }
+    }
+}
+
+/// Columns of the channel table, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Name,
+    Impressions,
+    Clicks,
+    Ctr,
+    Cvr,
+    Leads,
+    Cpl,
+    Cpa,
+    Spend,
+    Roas,
+}
+
+impl Column {
+    pub const SORTABLE: [Column; 10] = [
+        Column::Spend,
+        Column::Roas,
+        Column::Cpl,
+        Column::Cpa,
+        Column::Ctr,
+        Column::Cvr,
+        Column::Leads,
+        Column::Clicks,
+        Column::Impressions,
+        Column::Name,
+    ];
+
+    pub fn metric(self) -> Option<Metric> {
+        Some(match self {
+            Column::Name => return None,
+            Column::Impressions => Metric::Impressions,
+            Column::Clicks => Metric::Clicks,
+            Column::Ctr => Metric::Ctr,
+            Column::Cvr => Metric::Cvr,
+            Column::Leads => Metric::Leads,
+            Column::Cpl => Metric::Cpl,
+            Column::Cpa => Metric::Cpa,
+            Column::Spend => Metric::Spend,
+            Column::Roas => Metric::Roas,
+        })
+    }
+
+    pub fn label(self) -> &'static str {
+        self.metric().map_or("Channel", Metric::label)
+    }
+}
+
+pub struct App {
+    pub snap: Arc<Snapshot>,
+    pub theme: Theme,
+    pub view: View,
+    pub help: bool,
+    pub quit: bool,
+    /// Index into the campaigns on the overview.
+    pub campaign_sel: usize,
+    /// Row in the (sorted, filtered) channel table.
+    pub row: usize,
+    pub sort: Column,
+    pub descending: bool,
+    pub filter: String,
+    pub editing_filter: bool,
+    pub chart_metric: Metric,
+    pub window: Window,
+    pub channel: Option<ChannelKey>,
+    /// Channel table rows: indexes into the selected campaign's channels, sorted and filtered.
+    pub rows: Vec<usize>,
+    rows_for: (u64, Column, bool, String, usize),
+    /// Rows visible in the last drawn table, for paging.
+    pub page: usize,
+    pub message: Option<String>,
+}
+
+impl App {
+    pub fn new(snap: Arc<Snapshot>, theme: Theme) -> Self {
+        let mut app = App {
+            snap,
+            theme,
+            view: View::Overview,
+            help: false,
+            quit: false,
+            campaign_sel: 0,
+            row: 0,
+            sort: Column::Spend,
+            descending: true,
+            filter: String::new(),
+            editing_filter: false,
+            chart_metric: Metric::Spend,
+            window: Window::SixHours,
+            channel: None,
+            rows: Vec::new(),
+            rows_for: (u64::MAX, Column::Name, false, String::new(), usize::MAX),
+            page: 10,
+            message: None,
+        };
+        app.refresh_rows();
+        app
+    }
+
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.snap = snap;
+        if self.campaign_sel >= self.snap.campaigns.len() {
+            self.campaign_sel = self.snap.campaigns.len().saturating_sub(1);
+        }
+        self.refresh_rows();
+    }
+
+    pub fn campaign(&self) -> Option<&Arc<crate::engine::snapshot::CampaignView>> {
+        self.snap.campaigns.get(self.campaign_sel)
+    }
+
+    pub fn selected_channel(&self) -> Option<&Arc<ChannelView>> {
+        let c = self.campaign()?;
+        self.rows.get(self.row).and_then(|i| c.channels.get(*i))
+    }
+
+    /// Sorts and filters the channel table when its inputs changed (not on every frame).
+    pub fn refresh_rows(&mut self) {
+        let key = (self.snap.generation, self.sort, self.descending, self.filter.clone(), self.campaign_sel);
+        if key == self.rows_for {
+            return;
+        }
+        self.rows_for = key;
+        let Some(c) = self.snap.campaigns.get(self.campaign_sel) else {
+            self.rows.clear();
+            return;
+        };
+        let needle = self.filter.to_lowercase();
+        let mut rows: Vec<usize> = (0..c.channels.len())
+            .filter(|i| {
+                let ch = &c.channels[*i];
+                needle.is_empty() || ch.name.to_lowercase().contains(&needle) || ch.key.channel.to_lowercase().contains(&needle)
+            })
+            .collect();
+        let sort = self.sort;
+        rows.sort_by(|a, b| {
+            let (x, y) = (&c.channels[*a], &c.channels[*b]);
+            let ord = match sort.metric() {
+                None => x.name.cmp(&y.name),
+                // Rows without data sort last whatever the direction.
+                Some(m) => match (m.value(&x.totals), m.value(&y.totals)) {
+                    (Some(p), Some(q)) => p.total_cmp(&q),
+                    (Some(_), None) => return std::cmp::Ordering::Less,
+                    (None, Some(_)) => return std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                },
+            };
+            let ord = if self.descending { ord.reverse() } else { ord };
+            ord.then_with(|| x.key.channel.cmp(&y.key.channel))
+        });
+        // Keep the same channel selected when the order changes.
+        let selected = self.channel.clone();
+        self.rows = rows;
+        if let Some(k) = selected.filter(|k| k.campaign == c.campaign.id) {
+            if let Some(pos) = self.rows.iter().position(|i| c.channels[*i].key == k) {
+                self.row = pos;
+            }
+        }
+        self.row = self.row.min(self.rows.len().saturating_sub(1));
+    }
+
+    /// Applies an action; returns a command for the engine when one is needed.
+    pub fn apply(&mut self, action: Action) -> Option<Command> {
+        self.message = None;
+        if self.help {
+            if matches!(action, Action::Help | Action::Back) {
+                self.help = false;
+            } else if action == Action::Quit {
+                self.quit = true;
+            }
+            return None;
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.help = true,
+            Action::NextView | Action::PrevView => {
+                let i = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
+                let n = View::ALL.len();
+                let j = if action == Action::NextView { (i + 1) % n } else { (i + n - 1) % n };
+                return self.goto(View::ALL[j]);
+            }
+            Action::Overview => return self.goto(View::Overview),
+            Action::CampaignView => return self.goto(View::Campaign),
+            Action::ChannelView => return self.goto(View::Channel),
+            Action::Up => self.move_by(-1),
+            Action::Down => self.move_by(1),
+            Action::PageUp => self.move_by(-(self.page.max(1) as isize)),
+            Action::PageDown => self.move_by(self.page.max(1) as isize),
+            Action::Top => self.move_by(isize::MIN / 2),
+            Action::Bottom => self.move_by(isize::MAX / 2),
+            Action::Open => match self.view {
+                View::Overview => return self.goto(View::Campaign),
+                View::Campaign => return self.goto(View::Channel),
+                View::Channel => {}
+            },
+            Action::Back => match self.view {
+                View::Campaign if !self.filter.is_empty() => {
+                    self.filter.clear();
+                    self.refresh_rows();
+                }
+                View::Campaign => return self.goto(View::Overview),
+                View::Channel => return self.goto(View::Campaign),
+                View::Overview => {}
+            },
+            Action::Filter if self.view == View::Campaign => self.editing_filter = true,
+            Action::SortNext if self.view == View::Campaign => {
+                let i = Column::SORTABLE.iter().position(|c| *c == self.sort).unwrap_or(0);
+                self.sort = Column::SORTABLE[(i + 1) % Column::SORTABLE.len()];
+                self.descending = self.sort != Column::Name;
+                self.message = Some(format!("sorted by {}", self.sort.label()));
+                self.refresh_rows();
+            }
+            Action::SortReverse if self.view == View::Campaign => {
+                self.descending = !self.descending;
+                self.refresh_rows();
+            }
+            Action::MetricNext | Action::MetricPrev if self.view == View::Channel => {
+                let all = Metric::ALL;
+                let i = all.iter().position(|m| *m == self.chart_metric).unwrap_or(0);
+                let n = all.len();
+                self.chart_metric = all[if action == Action::MetricNext { (i + 1) % n } else { (i + n - 1) % n }];
+            }
+            Action::WindowNext if self.view == View::Channel => {
+                self.window = self.window.next();
+                return self.series_command();
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// A character typed while editing the filter; Enter or Esc ends editing.
+    pub fn filter_key(&mut self, key: crossterm::event::KeyEvent) {
+        use crossterm::event::KeyCode;
+        match key.code {
+            KeyCode::Enter => self.editing_filter = false,
+            KeyCode::Esc => {
+                self.editing_filter = false;
+                self.filter.clear();
+            }
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(c) => self.filter.push(c),
+            _ => {}
+        }
+        self.row = 0;
+        self.refresh_rows();
+    }
+
+    fn move_by(&mut self, d: isize) {
+        let (cur, len) = match self.view {
+            View::Overview => (&mut self.campaign_sel, self.snap.campaigns.len()),
+            View::Campaign => (&mut self.row, self.rows.len()),
+            View::Channel => return,
+        };
+        let next = (*cur as isize).saturating_add(d).clamp(0, len.saturating_sub(1) as isize);
+        *cur = next as usize;
+        if self.view == View::Overview {
+            self.row = 0;
+            self.filter.clear();
+            self.refresh_rows();
+        } else {
+            self.channel = self.selected_channel().map(|c| c.key.clone());
+        }
+    }
+
+    fn goto(&mut self, view: View) -> Option<Command> {
+        let from = self.view;
+        if view == View::Channel {
+            if from == View::Campaign || self.channel.is_none() {
+                self.channel = self.selected_channel().map(|c| c.key.clone());
+            }
+            if self.channel.is_none() {
+                self.message = Some("no channel to show: pick a campaign with channels first".into());
+                return None;
+            }
+        }
+        self.view = view;
+        self.editing_filter = false;
+        match (from == View::Channel, view == View::Channel) {
+            (false, true) => self.series_command(),
+            (true, false) => Some(Command::ClearSeries),
+            _ => None,
+        }
+    }
+
+    fn series_command(&self) -> Option<Command> {
+        self.channel.clone().map(|key| Command::Series { key, window: self.window })
+    }
+}

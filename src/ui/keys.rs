@@ -1,0 +1,161 @@
+//! Every key binding in one table: key handling, the help screen and the footer hints all read
+//! it, so they cannot disagree.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Open,
+    Back,
+    NextView,
+    PrevView,
+    Overview,
+    CampaignView,
+    ChannelView,
+    Help,
+    Filter,
+    SortNext,
+    SortReverse,
+    MetricNext,
+    MetricPrev,
+    WindowNext,
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Lists,
+    Campaign,
+    Channel,
+}
+
+pub struct Binding {
+    pub keys: &'static str,
+    pub action: Action,
+    pub scope: Scope,
+    pub help: &'static str,
+    /// Shown in the footer of the views it applies to.
+    pub hint: bool,
+}
+
+const fn b(keys: &'static str, action: Action, scope: Scope, help: &'static str, hint: bool) -> Binding {
+    Binding { keys, action, scope, help, hint }
+}
+
+pub const BINDINGS: &[Binding] = &[
+    b("q Ctrl-c", Action::Quit, Scope::Global, "quit", true),
+    b("? F1", Action::Help, Scope::Global, "show or hide this help", true),
+    b("Tab", Action::NextView, Scope::Global, "next view", true),
+    b("S-Tab", Action::PrevView, Scope::Global, "previous view", false),
+    b("1", Action::Overview, Scope::Global, "overview of all campaigns", false),
+    b("2", Action::CampaignView, Scope::Global, "campaign: channel table and KPIs", false),
+    b("3", Action::ChannelView, Scope::Global, "channel detail: chart and counters", false),
+    b("j ↓", Action::Down, Scope::Lists, "move down", false),
+    b("k ↑", Action::Up, Scope::Lists, "move up", false),
+    b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", false),
+    b("PgUp Ctrl-u", Action::PageUp, Scope::Lists, "page up", false),
+    b("g Home", Action::Top, Scope::Lists, "first row", false),
+    b("G End", Action::Bottom, Scope::Lists, "last row", false),
+    b("Enter l →", Action::Open, Scope::Lists, "open the selection", true),
+    b("Esc h ←", Action::Back, Scope::Global, "back / clear filter", true),
+    b("/", Action::Filter, Scope::Campaign, "filter channels by name or id", true),
+    b("s", Action::SortNext, Scope::Campaign, "sort by the next column", true),
+    b("S", Action::SortReverse, Scope::Campaign, "reverse the sort order", false),
+    b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", true),
+    b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", false),
+    b("w", Action::WindowNext, Scope::Channel, "next time window (1h 6h 24h 7d to date)", true),
+];
+
+/// The action for a key press, if any.
+pub fn action_for(k: KeyEvent) -> Option<Action> {
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    Some(match k.code {
+        KeyCode::Char('c') if ctrl => Action::Quit,
+        KeyCode::Char('d') if ctrl => Action::PageDown,
+        KeyCode::Char('u') if ctrl => Action::PageUp,
+        _ if ctrl => return None,
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
+        KeyCode::Tab => Action::NextView,
+        KeyCode::BackTab => Action::PrevView,
+        KeyCode::Char('1') => Action::Overview,
+        KeyCode::Char('2') => Action::CampaignView,
+        KeyCode::Char('3') => Action::ChannelView,
+        KeyCode::Char('j') | KeyCode::Down => Action::Down,
+        KeyCode::Char('k') | KeyCode::Up => Action::Up,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::Char('g') | KeyCode::Home => Action::Top,
+        KeyCode::Char('G') | KeyCode::End => Action::Bottom,
+        KeyCode::Enter | KeyCode::Char('l') | KeyCode::Right => Action::Open,
+        KeyCode::Esc | KeyCode::Char('h') | KeyCode::Left | KeyCode::Backspace => Action::Back,
+        KeyCode::Char('/') => Action::Filter,
+        KeyCode::Char('s') => Action::SortNext,
+        KeyCode::Char('S') => Action::SortReverse,
+        KeyCode::Char('m') => Action::MetricNext,
+        KeyCode::Char('M') => Action::MetricPrev,
+        KeyCode::Char('w') => Action::WindowNext,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::KeyCode;
+
+    /// Parses a key as written in the table into a key event.
+    fn parse(key: &str) -> KeyEvent {
+        let none = KeyModifiers::NONE;
+        let (code, m) = match key {
+            "Tab" => (KeyCode::Tab, none),
+            "S-Tab" => (KeyCode::BackTab, KeyModifiers::SHIFT),
+            "Enter" => (KeyCode::Enter, none),
+            "Esc" => (KeyCode::Esc, none),
+            "PgDn" => (KeyCode::PageDown, none),
+            "PgUp" => (KeyCode::PageUp, none),
+            "Home" => (KeyCode::Home, none),
+            "End" => (KeyCode::End, none),
+            "F1" => (KeyCode::F(1), none),
+            "↓" => (KeyCode::Down, none),
+            "↑" => (KeyCode::Up, none),
+            "←" => (KeyCode::Left, none),
+            "→" => (KeyCode::Right, none),
+            k if k.starts_with("Ctrl-") => (KeyCode::Char(k.chars().last().unwrap()), KeyModifiers::CONTROL),
+            k => (KeyCode::Char(k.chars().next().unwrap()), none),
+        };
+        KeyEvent::new(code, m)
+    }
+
+    #[test]
+    fn every_documented_key_does_what_the_help_says() {
+        for b in BINDINGS {
+            for key in b.keys.split(' ') {
+                assert_eq!(action_for(parse(key)), Some(b.action), "key {key} of '{}'", b.help);
+            }
+        }
+    }
+
+    #[test]
+    fn every_action_is_documented() {
+        use std::collections::HashSet;
+        let documented: HashSet<Action> = BINDINGS.iter().map(|b| b.action).collect();
+        let all = [
+            Action::Quit, Action::Up, Action::Down, Action::PageUp, Action::PageDown, Action::Top, Action::Bottom,
+            Action::Open, Action::Back, Action::NextView, Action::PrevView, Action::Overview, Action::CampaignView,
+            Action::ChannelView, Action::Help, Action::Filter, Action::SortNext, Action::SortReverse,
+            Action::MetricNext, Action::MetricPrev, Action::WindowNext,
+        ];
+        for a in all {
+            assert!(documented.contains(&a), "{a:?} has no help line");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The terminal UI. Renders from the engine's snapshot only and never does I/O in render;
+//! redraws on new data, input or resize (at most ~20 frames a second), never on a busy timer;
+//! each frame is wrapped in synchronized output so slow links never show half frames.
+
+pub mod app;
+pub mod keys;
+pub mod theme;
+pub mod views;
+pub mod widgets;
+
+use app::{App, View};
+use keys::{BINDINGS, Scope};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::time::{Duration, Instant};
+use widgets::{fit, truncate_left};
+
+/// Below this the layout cannot work; a notice is shown instead.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 10;
+
+/// Draws one frame of the whole screen.
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!("terminal too small: {}x{}, need {MIN_WIDTH}x{MIN_HEIGHT}", area.width, area.height);
+        f.render_widget(Paragraph::new(msg).wrap(ratatui::widgets::Wrap { trim: true }).style(app.theme.warn), area);
+        return;
+    }
+    let [header, tabs, body, footer] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    f.render_widget(Paragraph::new(header_line(app, header.width as usize)).style(app.theme.header), header);
+    f.render_widget(Paragraph::new(tabs_line(app, tabs.width as usize)), tabs);
+    match app.view {
+        View::Overview => views::overview::render(f, body, app),
+        View::Campaign => views::campaign::render(f, body, app),
+        View::Channel => views::channel::render(f, body, app),
+    }
+    f.render_widget(Paragraph::new(footer_line(app, footer.width as usize)), footer);
+    if app.help {
+        views::help::render(f, body, app);
+    }
+}
+
+/// Title, campaign clock (and its speed), data freshness and source health.
+pub fn header_line(app: &App, width: usize) -> Line<'static> {
+    let snap = &app.snap;
+    let offset = snap.campaigns.first().map(|c| *c.campaign.start.offset());
+    let clock = chrono::DateTime::from_timestamp_millis(snap.now_ms).map_or(String::new(), |d| match offset {
+        Some(o) => d.with_timezone(&o).format("%Y-%m-%d %H:%M %:z").to_string(),
+        None => d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string(),
+    });
+    let speed = if (snap.speed - 1.0).abs() > f64::EPSILON { format!(" sim ×{}", snap.speed) } else { String::new() };
+    let fresh = freshness(snap.last_data.map(|t| t.elapsed()));
+    let (ok, degraded, failing) = snap.health_counts();
+    let mut text = format!(" Campaign Cockpit │ {clock}{speed} │ data {fresh} │ sources ●{ok}");
+    if degraded > 0 {
+        text.push_str(&format!(" ◐{degraded}"));
+    }
+    if failing > 0 {
+        text.push_str(&format!(" ✖{failing}"));
+    }
+    if snap.store_error.is_some() {
+        text.push_str(" │ DB WRITE FAILING");
+    }
+    Line::raw(fit(&text, width))
+}
+
+/// "live" for data in the last few seconds, then seconds, minutes, hours ago.
+pub fn freshness(age: Option<Duration>) -> String {
+    match age.map(|a| a.as_secs()) {
+        None => "none yet".into(),
+        Some(s) if s < 3 => "live".into(),
+        Some(s) if s < 60 => format!("{s}s ago"),
+        Some(s) if s < 3600 => format!("{}m ago", s / 60),
+        Some(s) => format!("{}h ago", s / 3600),
+    }
+}
+
+fn tabs_line(app: &App, width: usize) -> Line<'static> {
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for (i, v) in View::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", i + 1, v.title());
+        used += label.chars().count();
+        spans.push(Span::styled(label, if *v == app.view { t.selected.patch(t.accent) } else { t.muted }));
+    }
+    let db = format!("db {}", app.snap.db_path);
+    let room = width.saturating_sub(used + 2);
+    if room > 8 {
+        let db = truncate_left(&db, room);
+        let pad = width.saturating_sub(used + unicode_width::UnicodeWidthStr::width(db.as_str()));
+        spans.push(Span::raw(" ".repeat(pad)));
+        spans.push(Span::styled(db, t.muted));
+    }
+    Line::from(spans)
+}
+
+/// The filter prompt, a message, or the key hints for the current view.
+fn footer_line(app: &App, width: usize) -> Line<'static> {
+    let t = &app.theme;
+    if app.editing_filter {
+        return Line::from(vec![Span::styled(" / ", t.accent), Span::raw(format!("{}▏", app.filter)), Span::styled("  Enter keep · Esc clear", t.muted)]);
+    }
+    if let Some(m) = &app.message {
+        return Line::styled(fit(&format!(" {m}"), width), t.warn);
+    }
+    let scope_ok = |s: Scope| match s {
+        Scope::Global => true,
+        Scope::Lists => app.view != View::Channel,
+        Scope::Campaign => app.view == View::Campaign,
+        Scope::Channel => app.view == View::Channel,
+    };
+    let mut spans = Vec::new();
+    if !app.filter.is_empty() && app.view == View::Campaign {
+        spans.push(Span::styled(format!(" filter: {} ", app.filter), t.warn));
+    }
+    let mut used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    for b in BINDINGS.iter().filter(|b| b.hint && scope_ok(b.scope)) {
+        let key = b.keys.split(' ').next().unwrap_or(b.keys);
+        let item = format!(" {key} {}", b.help.split(' ').next().unwrap_or(b.help));
+        if used + item.chars().count() + 1 > width {
+            break;
+        }
+        used += item.chars().count() + 1;
+        spans.push(Span::styled(format!(" {key}"), t.accent));
+        spans.push(Span::styled(format!(" {} ", b.help.split(' ').next().unwrap_or(b.help)), t.muted));
+    }
+    Line::from(spans)
+}
+
+/// Frames are at least this far apart (bursts of data coalesce into one frame).
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Runs the UI until the user quits or a terminating signal arrives. The terminal must
+/// already be initialised; the caller restores it.
+pub async fn run(
+    terminal: &mut ratatui::DefaultTerminal,
+    mut app: App,
+    mut snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::engine::snapshot::Snapshot>>,
+    commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
+) -> std::io::Result<&'static str> {
+    use crossterm::event::{Event, EventStream, KeyEventKind};
+    use futures_util::StreamExt;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut events = EventStream::new();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    // Only the header's "data Ns ago" changes with time alone: check it once a second and
+    // redraw only if its text moved.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_header = String::new();
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME_INTERVAL;
+    let mut snapshots_open = true;
+    loop {
+        if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
+            draw_synced(terminal, &mut app)?;
+            last_header = header_line(&app, 200).to_string();
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        let wait = FRAME_INTERVAL.saturating_sub(last_draw.elapsed());
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
+                    if app.editing_filter {
+                        app.filter_key(k);
+                    } else if let Some(a) = keys::action_for(k) {
+                        if let Some(cmd) = app.apply(a) {
+                            let _ = commands.send(cmd).await;
+                        }
+                    }
+                    dirty = true;
+                }
+                Some(Ok(Event::Resize(..))) => {
+                    terminal.autoresize()?;
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok("input closed"),
+            },
+            changed = snapshots.changed(), if snapshots_open => match changed {
+                Ok(()) => {
+                    let snap = snapshots.borrow_and_update().clone();
+                    app.set_snapshot(snap);
+                    dirty = true;
+                }
+                Err(_) => snapshots_open = false,
+            },
+            _ = tick.tick() => {
+                if header_line(&app, 200).to_string() != last_header {
+                    dirty = true;
+                }
+            }
+            _ = tokio::time::sleep(wait), if dirty => {}
+            _ = sigterm.recv() => return Ok("SIGTERM"),
+            _ = sighup.recv() => return Ok("SIGHUP"),
+            _ = sigint.recv() => return Ok("SIGINT"),
+        }
+        if app.quit {
+            return Ok("quit");
+        }
+    }
+}
+
+fn draw_synced(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io::Result<()> {
+    use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+    crossterm::queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
+    terminal.draw(|f| draw(f, app))?;
+    crossterm::execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    Ok(())
+}
+
+/// Renders one frame into a plain-text buffer of the given size (tests, `--snapshot`).
+pub fn render_to_string(app: &mut App, width: u16, height: u16) -> String {
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let mut term = ratatui::Terminal::new(backend).expect("test backend");
+    term.draw(|f| draw(f, app)).expect("drawing into memory");
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        let mut skip = 0;
+        for x in 0..buf.area.width {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let sym = buf[(x, y)].symbol();
+            skip = unicode_width::UnicodeWidthStr::width(sym).saturating_sub(1);
+            line.push_str(sym);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+

@@ -1,0 +1,120 @@
+//! Colour themes from `themes/*.toml` (built in, or a file path). `NO_COLOR` selects `mono`.
+
+use ratatui::style::{Color, Modifier, Style};
+use serde::Deserialize;
+
+pub const BUILT_IN: [(&str, &str); 4] = [
+    ("default", include_str!("../../themes/default.toml")),
+    ("light", include_str!("../../themes/light.toml")),
+    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    ("mono", include_str!("../../themes/mono.toml")),
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThemeFile {
+    name: String,
+    fg: String,
+    muted: String,
+    accent: String,
+    good: String,
+    warn: String,
+    bad: String,
+    header_fg: String,
+    header_bg: String,
+    selected_bg: String,
+    gauge_empty: String,
+    #[serde(default)]
+    bold: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Theme {
+    pub name: String,
+    pub base: Style,
+    pub muted: Style,
+    pub accent: Style,
+    pub good: Style,
+    pub warn: Style,
+    pub bad: Style,
+    pub header: Style,
+    pub selected: Style,
+    pub gauge_empty: Style,
+}
+
+impl Theme {
+    /// A built-in theme by name, or a theme file by path.
+    pub fn load(name_or_path: &str) -> Result<Theme, String> {
+        if let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
+            return Theme::parse(text, &format!("themes/{name_or_path}.toml"));
+        }
+        if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
+            let text = std::fs::read_to_string(name_or_path).map_err(|e| format!("{name_or_path}: {e}"))?;
+            return Theme::parse(&text, name_or_path);
+        }
+        let names: Vec<_> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+        Err(format!("unknown theme '{name_or_path}' (built in: {}; or give a .toml path)", names.join(", ")))
+    }
+
+    pub fn mono() -> Theme {
+        Theme::load("mono").expect("built-in theme")
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Theme, String> {
+        let f: ThemeFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            format!("{file}:{line}: {}", e.message().lines().next().unwrap_or(""))
+        })?;
+        let color = |field: &str, v: &str| -> Result<Color, String> {
+            v.parse::<Color>().map_err(|_| format!("{file}: {field} = \"{v}\" is not a colour (a name such as \"red\", or \"#rrggbb\")"))
+        };
+        let fg = |field: &str, v: &str| color(field, v).map(|c| Style::default().fg(c));
+        let mono = |c: Color| c == Color::Reset;
+        let mut base = fg("fg", &f.fg)?;
+        if f.bold {
+            base = base.add_modifier(Modifier::BOLD);
+        }
+        let header_bg = color("header_bg", &f.header_bg)?;
+        let header = if mono(header_bg) {
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            Style::default().fg(color("header_fg", &f.header_fg)?).bg(header_bg).add_modifier(Modifier::BOLD)
+        };
+        let sel = color("selected_bg", &f.selected_bg)?;
+        let selected = if mono(sel) { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default().bg(sel).add_modifier(Modifier::BOLD) };
+        Ok(Theme {
+            name: f.name,
+            base,
+            muted: fg("muted", &f.muted)?,
+            accent: fg("accent", &f.accent)?.add_modifier(Modifier::BOLD),
+            good: fg("good", &f.good)?,
+            warn: fg("warn", &f.warn)?,
+            bad: fg("bad", &f.bad)?.add_modifier(Modifier::BOLD),
+            header,
+            selected,
+            gauge_empty: fg("gauge_empty", &f.gauge_empty)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_theme_loads() {
+        for (name, _) in BUILT_IN {
+            let t = Theme::load(name).unwrap();
+            assert_eq!(t.name, name);
+        }
+    }
+
+    #[test]
+    fn bad_theme_files_say_where() {
+        let e = Theme::parse("name = \"x\"\nfg = \"blurple\"\n", "t.toml").unwrap_err();
+        assert!(e.starts_with("t.toml:"), "{e}");
+        let text = BUILT_IN[0].1.replace("warn = \"yellow\"", "warn = \"blurple\"");
+        assert!(Theme::parse(&text, "t.toml").unwrap_err().contains("warn = \"blurple\""));
+        assert!(Theme::load("nope").unwrap_err().contains("unknown theme 'nope'"));
+    }
+}

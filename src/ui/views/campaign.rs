@@ -1,0 +1,159 @@
+//! One campaign: its goal and KPI gauges above a sortable, filterable channel table with
+//! sparklines. Only the rows on screen are built (the table may hold thousands).
+
+use super::overview::{campaign_lines, health_symbol};
+use crate::domain::Metric;
+use crate::engine::snapshot::{CampaignView, ChannelView};
+use crate::poll::wire::ChannelStatus;
+use crate::ui::app::{App, Column};
+use crate::ui::widgets::{sparkline, truncate};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+
+/// A table column: what it shows and how wide it is, in the order they are dropped last.
+#[derive(Clone, Copy)]
+enum Col {
+    Data(Column, u16),
+    Status,
+    Trend(u16),
+}
+
+/// The columns that fit in `width`, most important first, then put in display order.
+fn columns(width: u16, campaign: &CampaignView) -> Vec<Col> {
+    let has_revenue = campaign.totals.revenue > 0.0 || campaign.campaign.kpis.iter().any(|k| k.metric == Metric::Roas);
+    let leads_first = campaign.campaign.goals.iter().any(|g| g.metric == Metric::Leads);
+    let mut wanted = vec![Col::Status, Col::Data(Column::Spend, 9)];
+    if has_revenue {
+        wanted.push(Col::Data(Column::Roas, 7));
+    }
+    wanted.extend([Col::Data(Column::Ctr, 6), Col::Data(Column::Cvr, 6)]);
+    if leads_first {
+        wanted.extend([Col::Data(Column::Leads, 6), Col::Data(Column::Cpl, 8)]);
+    } else {
+        wanted.push(Col::Data(Column::Cpa, 8));
+    }
+    wanted.push(Col::Trend(12));
+    if leads_first {
+        wanted.push(Col::Data(Column::Cpa, 8));
+    } else {
+        wanted.extend([Col::Data(Column::Leads, 6), Col::Data(Column::Cpl, 8)]);
+    }
+    wanted.extend([Col::Data(Column::Clicks, 8), Col::Data(Column::Impressions, 9)]);
+    let name_min = 14u16;
+    let mut used = name_min;
+    let mut chosen = Vec::new();
+    for c in wanted {
+        let w = col_width(c) + 1;
+        if used + w <= width {
+            used += w;
+            chosen.push(c);
+        }
+    }
+    let display = [Column::Impressions, Column::Clicks, Column::Ctr, Column::Cvr, Column::Leads, Column::Cpl, Column::Cpa, Column::Spend, Column::Roas];
+    chosen.sort_by_key(|c| match c {
+        Col::Status => 0,
+        Col::Data(col, _) => 1 + display.iter().position(|x| x == col).unwrap_or(0),
+        Col::Trend(_) => 50,
+    });
+    chosen
+}
+
+fn col_width(c: Col) -> u16 {
+    match c {
+        Col::Data(_, w) | Col::Trend(w) => w,
+        Col::Status => 2,
+    }
+}
+
+pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
+    let Some(c) = app.campaign().cloned() else {
+        f.render_widget(Paragraph::new("No campaign selected: press 1 for the overview.").style(app.theme.muted), area);
+        return;
+    };
+    let t = app.theme.clone();
+    let width = area.width as usize;
+    let mut head = vec![Line::from(vec![
+        Span::styled(truncate(&c.campaign.name, width.saturating_sub(30)), t.accent),
+        Span::styled(
+            format!(
+                "  {} → {}  {}",
+                c.campaign.start.format("%m-%d"),
+                c.campaign.end.format("%m-%d"),
+                c.campaign.id
+            ),
+            t.muted,
+        ),
+    ])];
+    head.extend(campaign_lines(&c, app.snap.now_ms, &t, width));
+    // On short terminals the gauges give way to the table.
+    let max_head = (area.height as usize).saturating_sub(6);
+    head.truncate(max_head.max(1));
+    let [top, table_area] = Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Min(0)]).areas(area);
+    f.render_widget(Paragraph::new(head).style(t.base), top);
+
+    let cols = columns(table_area.width, &c);
+    let header = Row::new(std::iter::once(Cell::from("Channel")).chain(cols.iter().map(|col| {
+        let (label, col_id) = match col {
+            Col::Status => ("", None),
+            Col::Data(k, _) => (k.label(), Some(*k)),
+            Col::Trend(_) => ("Spend trend", None),
+        };
+        let arrow = if col_id == Some(app.sort) { if app.descending { "▼" } else { "▲" } } else { "" };
+        let text = format!("{label}{arrow}");
+        Cell::from(Line::from(text).alignment(if matches!(col, Col::Data(..)) { ratatui::layout::Alignment::Right } else { ratatui::layout::Alignment::Left }))
+    })))
+    .style(t.muted);
+    let visible = table_area.height.saturating_sub(1) as usize;
+    app.page = visible.max(1);
+    let offset = if app.row >= visible { app.row + 1 - visible } else { 0 };
+    let rows: Vec<Row> = app
+        .rows
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .enumerate()
+        .map(|(i, idx)| {
+            let ch = &c.channels[*idx];
+            let row = channel_row(ch, &c, &cols, &t);
+            if offset + i == app.row { row.style(t.selected) } else { row }
+        })
+        .collect();
+    if rows.is_empty() {
+        let msg = if app.filter.is_empty() { "This campaign has no channels." } else { "No channel matches the filter (Esc clears it)." };
+        f.render_widget(Paragraph::new(msg).style(t.muted), table_area);
+        return;
+    }
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Min(14)).chain(cols.iter().map(|c| Constraint::Length(col_width(*c)))).collect();
+    f.render_widget(Table::new(rows, widths).header(header).column_spacing(1), table_area);
+}
+
+fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crate::ui::theme::Theme) -> Row<'a> {
+    let mut cells = vec![Cell::from(ch.name.as_str())];
+    for col in cols {
+        cells.push(match col {
+            Col::Status => {
+                let (sym, style) = if ch.status == Some(ChannelStatus::Paused) { ("‖", t.muted) } else { health_symbol(ch.health, t) };
+                Cell::from(Span::styled(sym, style))
+            }
+            Col::Data(k, _) => {
+                let m = k.metric().expect("data columns have a metric");
+                let v = m.value(&ch.totals);
+                let style = kpi_style(c, m, v, t);
+                Cell::from(Line::from(Span::styled(m.format(v), style)).alignment(ratatui::layout::Alignment::Right))
+            }
+            Col::Trend(w) => Cell::from(Span::styled(sparkline(&ch.spark(Metric::Spend, *w as usize), *w as usize), t.accent)),
+        });
+    }
+    Row::new(cells)
+}
+
+/// Red when the value breaks one of the campaign's KPI limits on that metric.
+fn kpi_style(c: &CampaignView, m: Metric, v: Option<f64>, t: &crate::ui::theme::Theme) -> Style {
+    match v {
+        Some(v) if c.campaign.kpis.iter().any(|k| k.metric == m && !k.holds(v)) => t.bad,
+        _ => t.base,
+    }
+}

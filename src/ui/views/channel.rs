@@ -1,0 +1,138 @@
+//! One channel: a chart of a chosen KPI over a chosen window, its counters and KPIs, today's
+//! spend against its daily budget, its source's health and its A/B variants.
+
+use super::overview::health_symbol;
+use crate::domain::Metric;
+use crate::domain::metrics::{money, percent};
+use crate::ui::app::App;
+use crate::ui::widgets::{bar, truncate};
+use chrono::{DateTime, FixedOffset};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
+
+pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let Some(key) = &app.channel else {
+        f.render_widget(Paragraph::new("No channel selected: open one from the campaign view.").style(t.muted), area);
+        return;
+    };
+    let Some(camp) = app.snap.campaign(&key.campaign) else { return };
+    let Some(ch) = app.snap.channel(key) else {
+        f.render_widget(Paragraph::new(format!("Channel {key} is no longer in the database.")).style(t.muted), area);
+        return;
+    };
+    let width = area.width as usize;
+    let (sym, hs) = health_symbol(ch.health, t);
+    let status = match ch.status {
+        Some(crate::poll::wire::ChannelStatus::Paused) => "paused",
+        Some(_) => "active",
+        None => "status unknown",
+    };
+    let mut title = vec![
+        Span::styled(truncate(&ch.name, width / 2), t.accent),
+        Span::styled(format!("  {} · {status} · ", key), t.muted),
+        Span::styled(format!("{sym} {}", ch.health.label()), hs),
+    ];
+    if ch.resets > 0 {
+        title.push(Span::styled(format!(" · {} counter reset{}", ch.resets, if ch.resets == 1 { "" } else { "s" }), t.warn));
+    }
+    let mut head = vec![Line::from(title)];
+    if let Some(err) = &ch.last_error {
+        head.push(Line::styled(truncate(&format!("source: {err}"), width), hs));
+    }
+    let totals = &ch.totals;
+    let row = |ms: &[Metric]| {
+        let mut spans = Vec::new();
+        for m in ms {
+            let v = m.value(totals);
+            let bad = v.is_some_and(|v| camp.campaign.kpis.iter().any(|k| k.metric == *m && !k.holds(v)));
+            spans.push(Span::styled(format!("{} ", m.label()), t.muted));
+            spans.push(Span::styled(format!("{:<10}", m.format(v)), if bad { t.bad } else { t.base }));
+        }
+        Line::from(spans)
+    };
+    let mut stats = vec![
+        row(&[Metric::Impressions, Metric::Clicks, Metric::Leads, Metric::Conversions]),
+        row(&[Metric::Ctr, Metric::Cvr, Metric::Cpc, Metric::Cpm]),
+        row(&[Metric::Cpl, Metric::Cpa, Metric::Roas, Metric::Roi]),
+    ];
+    let day_ratio = if ch.daily_budget > 0.0 { ch.today.spend / ch.daily_budget } else { 0.0 };
+    let day_elapsed = ((app.snap.now_ms - camp.day_start_ms) as f64 / 86_400_000.0).clamp(0.0, 1.0);
+    let mut today = vec![Span::styled("Today ", t.muted)];
+    today.extend(bar(width.saturating_sub(44).min(40), day_ratio, Some(day_elapsed), t.accent, t.gauge_empty, t.base));
+    today.push(Span::styled(
+        format!(" {} / {} {}  total {}", money(ch.today.spend), money(ch.daily_budget), camp.campaign.currency, money(totals.spend)),
+        t.base,
+    ));
+    stats.push(Line::from(today));
+    if !ch.variants.is_empty() {
+        stats.push(Line::styled("A/B  variant   impressions   CTR      CVR", t.muted));
+        for v in &ch.variants {
+            let ctr = (v.impressions > 0).then(|| v.clicks as f64 / v.impressions as f64);
+            let cvr = (v.clicks > 0).then(|| v.conversions as f64 / v.clicks as f64);
+            stats.push(Line::raw(format!(
+                "     {:<9} {:>11}   {:<8} {:<8}",
+                v.id,
+                Metric::Impressions.format(Some(v.impressions as f64)),
+                ctr.map_or("–".into(), percent),
+                cvr.map_or("–".into(), percent)
+            )));
+        }
+    }
+    let chart_h = area.height.saturating_sub((head.len() + stats.len()) as u16);
+    let [h_area, chart_area, s_area] =
+        Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(chart_h), Constraint::Min(0)]).areas(area);
+    f.render_widget(Paragraph::new(head).style(t.base), h_area);
+    f.render_widget(Paragraph::new(stats).style(t.base), s_area);
+    if chart_h >= 4 {
+        render_chart(f, chart_area, app, camp.campaign.start.offset());
+    }
+}
+
+fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
+    let t = &app.theme;
+    let m = app.chart_metric;
+    let series = app.snap.series.as_ref().filter(|s| Some(&s.key) == app.channel.as_ref() && s.window == app.window);
+    let per = series.map_or(String::new(), |s| {
+        if m.is_cumulative() { format!(" per {}", humantime::format_duration(std::time::Duration::from_millis(s.bucket_ms as u64))) } else { String::new() }
+    });
+    let title = format!(" {}{per} · last {} · m: KPI  w: window ", m.label(), app.window.label());
+    let block = Block::default().borders(Borders::TOP).title(Span::styled(title, t.accent)).border_style(t.muted);
+    let Some(s) = series else {
+        f.render_widget(Paragraph::new("loading…").style(t.muted).block(block), area);
+        return;
+    };
+    let pts: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .filter_map(|(at, c)| m.value(c).map(|v| (((at - s.from_ms) as f64) / 60_000.0, v)))
+        .collect();
+    if pts.is_empty() {
+        f.render_widget(Paragraph::new(format!("no {} data in this window yet", m.label())).style(t.muted).block(block), area);
+        return;
+    }
+    let span_min = ((s.to_ms - s.from_ms) as f64 / 60_000.0).max(1.0);
+    let max = pts.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    let min = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min).min(0.0);
+    let top = if max > min { max * 1.1 } else { min + 1.0 };
+    let fmt_t = |ms: i64| {
+        DateTime::from_timestamp_millis(ms).map_or(String::new(), |d| {
+            let d = d.with_timezone(offset);
+            if s.to_ms - s.from_ms > 86_400_000 { d.format("%m-%d %H:%M").to_string() } else { d.format("%H:%M").to_string() }
+        })
+    };
+    let data = [Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.accent).data(&pts)];
+    let chart = Chart::new(data.to_vec())
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, span_min])
+                .labels([fmt_t(s.from_ms), fmt_t((s.from_ms + s.to_ms) / 2), fmt_t(s.to_ms)])
+                .style(t.muted),
+        )
+        .y_axis(Axis::default().bounds([min, top]).labels([m.format(Some(min)), m.format(Some(top))]).style(t.muted));
+    f.render_widget(chart, area);
+}

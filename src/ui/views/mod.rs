@@ -1,0 +1,5 @@
+//! One file per screen.
+pub mod campaign;
+pub mod channel;
+pub mod help;
+pub mod overview;

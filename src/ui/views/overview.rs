@@ -1,0 +1,226 @@
+//! The overview: every campaign with its goals against time, spend pacing, KPI status and
+//! source health, so the launch operator sees in a second which one is off.
+
+use crate::domain::metrics::{compact, goal_progress, money, pacing, percent};
+use crate::domain::{Campaign, Metric};
+use crate::engine::health::Health;
+use crate::engine::snapshot::CampaignView;
+use crate::ui::app::App;
+use crate::ui::theme::Theme;
+use crate::ui::widgets::{bar, fit, truncate};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    let snap = &app.snap;
+    if snap.campaigns.is_empty() {
+        let t = &app.theme;
+        let lines = vec![
+            Line::styled("No campaigns in this database yet.", t.accent),
+            Line::raw(""),
+            Line::raw("Watch simulated campaigns live:   cockpit demo"),
+            Line::raw("Load a campaign plan:             cockpit campaign import FILE.toml"),
+            Line::raw("See the file format:              README.md, or fixtures/*.toml"),
+        ];
+        let h = lines.len() as u16;
+        let y = area.y + area.height.saturating_sub(h) / 2;
+        f.render_widget(Paragraph::new(lines).style(t.base), Rect { y, height: h.min(area.height), ..area });
+        return;
+    }
+    // Each campaign is a block of lines; scroll so that the selected one is visible.
+    let width = area.width as usize;
+    let blocks: Vec<Vec<Line<'static>>> = snap
+        .campaigns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut lines = vec![title_line(c, snap.now_ms, i == app.campaign_sel, &app.theme, width)];
+            lines.extend(campaign_lines(c, snap.now_ms, &app.theme, width));
+            lines
+        })
+        .collect();
+    let height = area.height as usize;
+    let heights: Vec<usize> = blocks.iter().map(|b| b.len() + 1).collect();
+    let mut start = 0;
+    while start < app.campaign_sel && heights[start..=app.campaign_sel].iter().sum::<usize>() > height {
+        start += 1;
+    }
+    let mut lines = Vec::new();
+    for b in &blocks[start..] {
+        lines.extend(b.iter().cloned());
+        lines.push(Line::raw(""));
+    }
+    f.render_widget(Paragraph::new(lines).style(app.theme.base), area);
+}
+
+fn title_line(c: &CampaignView, now: i64, selected: bool, t: &Theme, width: usize) -> Line<'static> {
+    let camp = &c.campaign;
+    let total_days = ((camp.end_ms() - camp.start_ms()) as f64 / 86_400_000.0).ceil().max(1.0) as i64;
+    let day = ((now - camp.start_ms()) / 86_400_000 + 1).clamp(0, total_days);
+    let when = if now < camp.start_ms() {
+        "not started".to_string()
+    } else if now >= camp.end_ms() {
+        "ended".to_string()
+    } else {
+        format!("day {day}/{total_days}")
+    };
+    let (sym, hs) = health_symbol(c.health, t);
+    let right = format!(" {when} · {} ", camp.currency);
+    let right_w = right.chars().count() + 2;
+    let name_w = width.saturating_sub(right_w + 2);
+    let style = if selected { t.selected.patch(t.accent) } else { t.accent };
+    Line::from(vec![
+        Span::styled(if selected { "▸ " } else { "  " }, style),
+        Span::styled(fit(&camp.name, name_w), style),
+        Span::styled(right, t.muted),
+        Span::styled(format!("{sym} "), hs),
+    ])
+}
+
+/// The goal gauges, the spend gauge and the KPI line of a campaign.
+pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Vec<Line<'static>> {
+    let camp = &c.campaign;
+    let mut lines = Vec::new();
+    let label_w = 9;
+    let text_w = (width / 3).clamp(18, 44);
+    let bar_w = width.saturating_sub(label_w + text_w + 4);
+    for g in &camp.goals {
+        let elapsed = camp.goal_elapsed(g, now);
+        let value = g.metric.value(&c.totals);
+        let (ratio, marker, text, style) = if g.metric.is_cumulative() {
+            let achieved = value.unwrap_or(0.0);
+            let (p, e) = goal_progress(achieved, g.target, elapsed).unwrap_or((0.0, elapsed));
+            let (word, style) = pace_word(p, e, t);
+            let text = format!("{} / {}  {} {word}", short(g.metric, achieved), short(g.metric, g.target), percent(p));
+            (p, Some(e), text, style)
+        } else {
+            let ok = value.map(|v| if g.metric.higher_is_better() { v >= g.target } else { v <= g.target });
+            let ratio = value.map_or(0.0, |v| if g.metric.higher_is_better() { v / g.target } else { g.target / v.max(f64::MIN_POSITIVE) });
+            let style = match ok {
+                Some(true) => t.good,
+                Some(false) => t.bad,
+                None => t.muted,
+            };
+            let mark = match ok {
+                Some(true) => "✓",
+                Some(false) => "✗",
+                None => "",
+            };
+            (ratio, None, format!("{} / {} {mark}", g.metric.format(value), g.metric.format(Some(g.target))), style)
+        };
+        lines.push(gauge_line(&goal_label(g.metric), ratio, marker, &text, style, t, (label_w, bar_w, text_w)));
+    }
+    // Spend against the total budget, with pacing and today's spend against the daily plan.
+    let elapsed = camp.elapsed(now);
+    let spent = c.totals.spend;
+    let pace = pacing(spent, camp.total_budget, elapsed);
+    let pace_style = match pace {
+        Some(p) if p > 1.15 => t.bad,
+        Some(p) if p > 1.05 || p < 0.8 => t.warn,
+        Some(_) => t.good,
+        None => t.muted,
+    };
+    let ratio = if camp.total_budget > 0.0 { spent / camp.total_budget } else { 0.0 };
+    let text = format!(
+        "{} / {}  pace {}",
+        money_short(spent),
+        money_short(camp.total_budget),
+        pace.map_or("–".to_string(), |p| format!("{p:.2}×"))
+    );
+    lines.push(gauge_line("Spend", ratio, Some(elapsed), &text, pace_style, t, (label_w, bar_w, text_w)));
+    lines.push(kpi_line(camp, c, t, width));
+    lines
+}
+
+fn kpi_line(camp: &Campaign, c: &CampaignView, t: &Theme, width: usize) -> Line<'static> {
+    let mut spans = vec![Span::styled(format!("  {:<w$}", "KPIs", w = 7), t.muted)];
+    for k in &camp.kpis {
+        let v = k.metric.value(&c.totals);
+        let (mark, style) = match v.map(|v| k.holds(v)) {
+            Some(true) => ("✓", t.good),
+            Some(false) => ("✗", t.bad),
+            None => ("·", t.muted),
+        };
+        spans.push(Span::styled(format!("{} {} {mark}", k.metric.label(), k.metric.format(v)), style));
+        spans.push(Span::raw("  "));
+    }
+    let roi = Metric::Roi.value(&c.totals);
+    if camp.kpis.iter().all(|k| k.metric != Metric::Roas) && c.totals.revenue > 0.0 {
+        spans.push(Span::styled(format!("ROAS {}  ", Metric::Roas.format(Metric::Roas.value(&c.totals))), t.base));
+    }
+    if c.totals.revenue > 0.0 {
+        spans.push(Span::styled(format!("ROI {}", Metric::Roi.format(roi)), t.base));
+    }
+    let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
+    if used > width {
+        // Too narrow for everything: keep what fits.
+        let mut w = 0;
+        spans.retain(|s| {
+            w += unicode_width::UnicodeWidthStr::width(s.content.as_ref());
+            w <= width
+        });
+    }
+    Line::from(spans)
+}
+
+fn gauge_line(label: &str, ratio: f64, marker: Option<f64>, text: &str, style: Style, t: &Theme, (lw, bw, tw): (usize, usize, usize)) -> Line<'static> {
+    let mut spans = vec![Span::styled(format!("  {}", fit(label, lw - 2)), t.base)];
+    spans.extend(bar(bw, ratio, marker, style, t.gauge_empty, t.base));
+    spans.push(Span::raw(" "));
+    spans.push(Span::styled(truncate(text, tw), style));
+    Line::from(spans)
+}
+
+fn goal_label(m: Metric) -> String {
+    match m {
+        Metric::Conversions => "Conv".into(),
+        Metric::Impressions => "Impr".into(),
+        m => m.label().to_string(),
+    }
+}
+
+/// Ahead, on pace or behind: progress against the share of time gone.
+fn pace_word(progress: f64, elapsed: f64, t: &Theme) -> (&'static str, Style) {
+    if elapsed <= 0.0 {
+        return ("", t.muted);
+    }
+    let r = progress / elapsed;
+    if r >= 1.05 {
+        ("▲ ahead", t.good)
+    } else if r >= 0.95 {
+        ("● on pace", t.good)
+    } else if r >= 0.8 {
+        ("▼ behind", t.warn)
+    } else {
+        ("▼ behind", t.bad)
+    }
+}
+
+fn short(m: Metric, v: f64) -> String {
+    if m.unit() == crate::domain::metrics::Unit::Money { money_short(v) } else { compact(v) }
+}
+
+fn money_short(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v.abs() >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        money(v)
+    }
+}
+
+/// A symbol and style for a health state: readable without colour.
+pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
+    match h {
+        Health::Pending => ("…", t.muted),
+        Health::Ok => ("●", t.good),
+        Health::Slow => ("◐", t.warn),
+        Health::Stale => ("◌", t.warn),
+        Health::BadData => ("?", t.bad),
+        Health::Failing => ("✖", t.bad),
+    }
+}
