@@ -8,3 +8,4 @@ pub mod demo;
 mod tls;
 pub mod engine;
 pub mod ui;
+pub mod cli;

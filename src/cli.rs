@@ -1,0 +1,369 @@
+//! Command-line entry points: the cockpit on a database, the demo, the simulator alone, and
+//! campaign management. Errors a user can fix are printed as one line naming the thing, with
+//! exit code 2 for bad input and 1 for everything else.
+
+use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
+use crate::domain::Campaign;
+use crate::domain::campaign::Format;
+use crate::engine::{Command as EngineCommand, Engine};
+use crate::sim::model::Network;
+use crate::sim::scenario::Scenario;
+use crate::store::Store;
+use crate::ui::app::App;
+use crate::ui::theme::Theme;
+use clap::{Parser, Subcommand, ValueEnum};
+use color_eyre::eyre::{WrapErr, eyre};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "cockpit", version, about = "A terminal cockpit for marketing campaigns: live KPIs, goal pacing and source health.")]
+pub struct Cli {
+    /// Database path (default: the XDG data dir, or $COCKPIT_DB).
+    #[arg(long, global = true, env = "COCKPIT_DB")]
+    pub db: Option<PathBuf>,
+    /// Colour theme: default, light, high-contrast, mono, or a .toml file. NO_COLOR selects mono.
+    #[arg(long, global = true, env = "COCKPIT_THEME")]
+    pub theme: Option<String>,
+    /// How often to poll sources whose channels do not set poll_interval.
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Start the simulated ad network with the demo campaigns and watch them live.
+    Demo {
+        /// Simulated seconds per real second (the header shows it).
+        #[arg(long, default_value_t = 300.0)]
+        speed: f64,
+        /// A scenario file instead of the built-in demo.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Serve the simulated ad network only (stats and control endpoints).
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: String,
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+    },
+    /// Manage campaigns in the database.
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CampaignCmd {
+    /// Add or replace campaigns from TOML or JSON files.
+    Import { #[arg(required = true)] files: Vec<PathBuf> },
+    /// Print a campaign's plan in a form `import` takes back unchanged.
+    Export {
+        id: String,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Toml)]
+        format: ExportFormat,
+        /// Write to a file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// List campaigns.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a campaign's plan and its results so far.
+    Show { id: String },
+    /// Remove a campaign and everything recorded for it.
+    Rm { id: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExportFormat {
+    Toml,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 5s or 1m)"))
+}
+
+/// An error that is the user's input: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+pub fn default_db() -> PathBuf {
+    directories::ProjectDirs::from("", "", "campaign-cockpit")
+        .map(|d| d.data_dir().join("cockpit.db"))
+        .unwrap_or_else(|| PathBuf::from("cockpit.db"))
+}
+
+fn state_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "campaign-cockpit")
+        .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn open_store(path: &Path) -> color_eyre::Result<Store> {
+    Ok(Store::open(path)?)
+}
+
+fn theme(cli: &Cli) -> color_eyre::Result<Theme> {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) && cli.theme.is_none() {
+        return Ok(Theme::mono());
+    }
+    Theme::load(cli.theme.as_deref().unwrap_or("default")).map_err(|e| BadInput(e).into())
+}
+
+/// Logs go to a daily-rotated file under the XDG state dir, never to the terminal.
+fn init_file_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("cockpit")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(&dir)
+        .ok()?;
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COCKPIT_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;
+    Some(guard)
+}
+
+pub fn run(cli: Cli) -> color_eyre::Result<()> {
+    let db = cli.db.clone().unwrap_or_else(default_db);
+    match &cli.command {
+        None => {
+            let theme = theme(&cli)?;
+            let store = open_store(&db)?;
+            let _log = init_file_log();
+            runtime()?.block_on(cockpit(store, Arc::new(SystemClock), theme, cli.interval.unwrap_or(Duration::from_secs(10))))
+        }
+        Some(Cmd::Demo { speed, scenario }) => {
+            let theme = theme(&cli)?;
+            check_speed(*speed)?;
+            let scenario = load_scenario(scenario.as_deref())?;
+            let (db, temp) = match &cli.db {
+                Some(p) => (p.clone(), false),
+                None => (std::env::temp_dir().join(format!("cockpit-demo-{}", std::process::id())), true),
+            };
+            let store = open_store(&db)?;
+            let _log = init_file_log();
+            let result = runtime()?.block_on(demo(store, scenario, *speed, theme, cli.interval.unwrap_or(Duration::from_secs(1))));
+            if temp {
+                let _ = std::fs::remove_dir_all(&db);
+            }
+            result
+        }
+        Some(Cmd::Sim { listen, scenario, speed }) => {
+            check_speed(*speed)?;
+            let scenario = load_scenario(scenario.as_deref())?;
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init().ok();
+            runtime()?.block_on(sim_only(listen, scenario, *speed))
+        }
+        Some(Cmd::Campaign(cmd)) => campaign(cmd, &open_store(&db)?),
+    }
+}
+
+fn check_speed(speed: f64) -> color_eyre::Result<()> {
+    if !(speed.is_finite() && speed > 0.0 && speed <= 100_000.0) {
+        return Err(BadInput(format!("--speed {speed}: must be a number in (0, 100000]")).into());
+    }
+    Ok(())
+}
+
+fn runtime() -> color_eyre::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().wrap_err("starting the async runtime")
+}
+
+/// A scenario and the campaigns it serves.
+struct LoadedScenario {
+    scenario: Scenario,
+    campaigns: Vec<Campaign>,
+}
+
+fn load_scenario(path: Option<&Path>) -> color_eyre::Result<LoadedScenario> {
+    let Some(path) = path else {
+        return Ok(LoadedScenario { scenario: crate::demo::scenario(), campaigns: crate::demo::campaigns() });
+    };
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading scenario {name}"))?;
+    let scenario = Scenario::parse(&text, &name).map_err(BadInput)?;
+    let campaigns = if scenario.campaigns.is_empty() {
+        crate::demo::campaigns()
+    } else {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        scenario.campaigns.iter().map(|f| read_campaign(&dir.join(f))).collect::<color_eyre::Result<_>>()?
+    };
+    Ok(LoadedScenario { scenario, campaigns })
+}
+
+fn read_campaign(path: &Path) -> color_eyre::Result<Campaign> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{name}: {e}")))?;
+    Campaign::parse(&text, Format::for_path(&name), &name).map_err(|e| BadInput(e.to_string()).into())
+}
+
+/// Starts the simulator on `listener` with its own scaled clock starting at `start_ms`.
+fn start_sim(listener: tokio::net::TcpListener, loaded: &LoadedScenario, start_ms: i64, speed: f64) -> color_eyre::Result<(crate::sim::SimServer, SharedClock)> {
+    let clock: SharedClock = Arc::new(ScaledClock::new(start_ms, speed));
+    let (channels, incidents) = loaded.scenario.build(&loaded.campaigns, start_ms).map_err(BadInput)?;
+    let net = Network::new(channels, incidents, start_ms);
+    let server = crate::sim::serve(listener, net, clock.clone()).wrap_err("starting the simulator")?;
+    Ok((server, clock))
+}
+
+async fn sim_only(listen: &str, loaded: LoadedScenario, speed: f64) -> color_eyre::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.wrap_err_with(|| format!("listening on {listen}"))?;
+    let start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
+    let (server, _clock) = start_sim(listener, &loaded, start_ms, speed)?;
+    let n: usize = loaded.campaigns.iter().map(|c| c.channels.len()).sum();
+    println!("simulating {n} channels of {} campaigns at ×{speed} on {}", loaded.campaigns.len(), server.base_url());
+    for c in &loaded.campaigns {
+        println!("  {}/stats/{}   control: POST {}/control/{}", server.base_url(), c.id, server.base_url(), c.id);
+    }
+    println!("Ctrl-C stops it.");
+    let _ = tokio::signal::ctrl_c().await;
+    Ok(())
+}
+
+async fn demo(store: Store, loaded: LoadedScenario, speed: f64, theme: Theme, interval: Duration) -> color_eyre::Result<()> {
+    // Resume where an earlier run on the same database stopped, so its samples stay in order.
+    let mut start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
+    for c in &loaded.campaigns {
+        for ch in &c.channels {
+            if let Some(cur) = store.cursor(&crate::store::ChannelKey::new(&c.id, &ch.id))? {
+                start_ms = start_ms.max(cur.at);
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.wrap_err("binding a loopback port for the simulator")?;
+    let (server, clock) = start_sim(listener, &loaded, start_ms, speed)?;
+    let mut campaigns = loaded.campaigns.clone();
+    crate::demo::rebase(&mut campaigns, &server.base_url());
+    for c in &campaigns {
+        store.put_campaign(c)?;
+    }
+    let result = cockpit(store, clock, theme, interval).await;
+    drop(server);
+    result
+}
+
+/// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
+async fn cockpit(store: Store, clock: SharedClock, theme: Theme, interval: Duration) -> color_eyre::Result<()> {
+    let campaigns = store.campaigns()?;
+    let sources = Engine::sources_for(&campaigns, interval);
+    let (engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
+    let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
+    let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);
+    let engine_task = tokio::spawn(engine.run(poll_rx, cmd_rx));
+    let app = App::new(snapshots.borrow().clone(), theme);
+    let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
+    let outcome = crate::ui::run(&mut terminal, app, snapshots, cmd_tx.clone()).await;
+    ratatui::restore();
+    for p in pollers {
+        p.abort();
+    }
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    if cmd_tx.send(EngineCommand::Shutdown(done_tx)).await.is_ok() {
+        let _ = done_rx.await;
+    }
+    let _ = engine_task.await;
+    let why = outcome.wrap_err("terminal input failed")?;
+    tracing::info!("stopped: {why}");
+    Ok(())
+}
+
+fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
+    let get = |id: &str| -> color_eyre::Result<Campaign> {
+        store.campaign(id)?.ok_or_else(|| {
+            let known: Vec<String> = store.campaigns().unwrap_or_default().into_iter().map(|c| c.id).collect();
+            BadInput(format!("no campaign '{id}' in {} (known: {})", store.path().display(), if known.is_empty() { "none".into() } else { known.join(", ") })).into()
+        })
+    };
+    match cmd {
+        CampaignCmd::Import { files } => {
+            // Parse every file before writing any, so a bad file leaves the database untouched.
+            let parsed = files.iter().map(|f| read_campaign(f)).collect::<color_eyre::Result<Vec<_>>>()?;
+            for c in parsed {
+                let verb = if store.campaign(&c.id)?.is_some() { "updated" } else { "imported" };
+                store.put_campaign(&c)?;
+                println!("{verb} {} ({} channels): {}", c.id, c.channels.len(), c.name);
+            }
+        }
+        CampaignCmd::Export { id, format, output } => {
+            let c = get(id)?;
+            let text = match format {
+                ExportFormat::Toml => c.to_toml(),
+                ExportFormat::Json => c.to_json() + "\n",
+            };
+            match output {
+                Some(p) => std::fs::write(p, text).wrap_err_with(|| format!("writing {}", p.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        CampaignCmd::List { json } => {
+            let all = store.campaigns()?;
+            if *json {
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({ "id": c.id, "name": c.name, "start": c.start, "end": c.end,
+                            "currency": c.currency, "total_budget": c.total_budget, "channels": c.channels.len() })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if all.is_empty() {
+                println!("no campaigns in {} — try `cockpit demo` or `cockpit campaign import FILE`", store.path().display());
+            } else {
+                println!("{:<16} {:<12} {:<12} {:>4} {:>14}  NAME", "ID", "START", "END", "CH", "BUDGET");
+                for c in all {
+                    println!(
+                        "{:<16} {:<12} {:<12} {:>4} {:>10} {}  {}",
+                        c.id,
+                        c.start.format("%Y-%m-%d"),
+                        c.end.format("%Y-%m-%d"),
+                        c.channels.len(),
+                        crate::domain::metrics::thousands(c.total_budget.round() as i64),
+                        c.currency,
+                        c.name
+                    );
+                }
+            }
+        }
+        CampaignCmd::Show { id } => {
+            let c = get(id)?;
+            println!("{} — {}", c.id, c.name);
+            println!("{} → {}, budget {} {}", c.start, c.end, c.total_budget, c.currency);
+            for g in &c.goals {
+                println!("goal: {} {} by {}", g.metric, g.target, g.deadline.unwrap_or(c.end));
+            }
+            for k in &c.kpis {
+                println!("kpi:  {k}");
+            }
+            println!("{:<20} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}", "CHANNEL", "IMPR", "CLICKS", "LEADS", "CONV", "SPEND", "REVENUE");
+            for ch in &c.channels {
+                let t = store.cursor(&crate::store::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
+                println!(
+                    "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12.2} {:>12.2}",
+                    ch.id, t.impressions, t.clicks, t.leads, t.conversions, t.spend, t.revenue
+                );
+            }
+        }
+        CampaignCmd::Rm { id } => {
+            if !store.remove_campaign(id)? {
+                return Err(eyre!(BadInput(format!("no campaign '{id}' in {}", store.path().display()))));
+            }
+            println!("removed {id}");
+        }
+    }
+    Ok(())
+}
