@@ -117,7 +117,7 @@ impl App {
             filter: String::new(),
             editing_filter: false,
             chart_metric: Metric::Spend,
-            window: Window::SixHours,
+            window: Window::Hour,
             channel: None,
             rows: Vec::new(),
             rows_for: (u64::MAX, Column::Name, false, String::new(), usize::MAX),

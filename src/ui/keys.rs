@@ -42,36 +42,36 @@ pub struct Binding {
     pub action: Action,
     pub scope: Scope,
     pub help: &'static str,
-    /// Shown in the footer of the views it applies to.
-    pub hint: bool,
+    /// The word shown in the footer of the views it applies to, if any.
+    pub hint: Option<&'static str>,
 }
 
-const fn b(keys: &'static str, action: Action, scope: Scope, help: &'static str, hint: bool) -> Binding {
+const fn b(keys: &'static str, action: Action, scope: Scope, help: &'static str, hint: Option<&'static str>) -> Binding {
     Binding { keys, action, scope, help, hint }
 }
 
 pub const BINDINGS: &[Binding] = &[
-    b("q Ctrl-c", Action::Quit, Scope::Global, "quit", true),
-    b("? F1", Action::Help, Scope::Global, "show or hide this help", true),
-    b("Tab", Action::NextView, Scope::Global, "next view", true),
-    b("S-Tab", Action::PrevView, Scope::Global, "previous view", false),
-    b("1", Action::Overview, Scope::Global, "overview of all campaigns", false),
-    b("2", Action::CampaignView, Scope::Global, "campaign: channel table and KPIs", false),
-    b("3", Action::ChannelView, Scope::Global, "channel detail: chart and counters", false),
-    b("j ↓", Action::Down, Scope::Lists, "move down", false),
-    b("k ↑", Action::Up, Scope::Lists, "move up", false),
-    b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", false),
-    b("PgUp Ctrl-u", Action::PageUp, Scope::Lists, "page up", false),
-    b("g Home", Action::Top, Scope::Lists, "first row", false),
-    b("G End", Action::Bottom, Scope::Lists, "last row", false),
-    b("Enter l →", Action::Open, Scope::Lists, "open the selection", true),
-    b("Esc h ←", Action::Back, Scope::Global, "back / clear filter", true),
-    b("/", Action::Filter, Scope::Campaign, "filter channels by name or id", true),
-    b("s", Action::SortNext, Scope::Campaign, "sort by the next column", true),
-    b("S", Action::SortReverse, Scope::Campaign, "reverse the sort order", false),
-    b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", true),
-    b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", false),
-    b("w", Action::WindowNext, Scope::Channel, "next time window (1h 6h 24h 7d to date)", true),
+    b("q Ctrl-c", Action::Quit, Scope::Global, "quit", Some("quit")),
+    b("? F1", Action::Help, Scope::Global, "show or hide this help", Some("help")),
+    b("Tab", Action::NextView, Scope::Global, "next view", Some("view")),
+    b("S-Tab", Action::PrevView, Scope::Global, "previous view", None),
+    b("1", Action::Overview, Scope::Global, "overview of all campaigns", None),
+    b("2", Action::CampaignView, Scope::Global, "campaign: channel table and KPIs", None),
+    b("3", Action::ChannelView, Scope::Global, "channel detail: chart and counters", None),
+    b("j ↓", Action::Down, Scope::Lists, "move down", None),
+    b("k ↑", Action::Up, Scope::Lists, "move up", None),
+    b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", None),
+    b("PgUp Ctrl-u", Action::PageUp, Scope::Lists, "page up", None),
+    b("g Home", Action::Top, Scope::Lists, "first row", None),
+    b("G End", Action::Bottom, Scope::Lists, "last row", None),
+    b("Enter l →", Action::Open, Scope::Lists, "open the selection", Some("open")),
+    b("Esc h ←", Action::Back, Scope::Global, "back / clear filter", Some("back")),
+    b("/", Action::Filter, Scope::Campaign, "filter channels by name or id", Some("filter")),
+    b("s", Action::SortNext, Scope::Campaign, "sort by the next column", Some("sort")),
+    b("S", Action::SortReverse, Scope::Campaign, "reverse the sort order", None),
+    b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", Some("KPI")),
+    b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", None),
+    b("w", Action::WindowNext, Scope::Channel, "next time window (1h 6h 24h 7d to date)", Some("window")),
 ];
 
 /// The action for a key press, if any.

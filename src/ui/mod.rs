@@ -119,15 +119,15 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         spans.push(Span::styled(format!(" filter: {} ", app.filter), t.warn));
     }
     let mut used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-    for b in BINDINGS.iter().filter(|b| b.hint && scope_ok(b.scope)) {
+    for (b, hint) in BINDINGS.iter().filter(|b| scope_ok(b.scope)).filter_map(|b| b.hint.map(|h| (b, h))) {
         let key = b.keys.split(' ').next().unwrap_or(b.keys);
-        let item = format!(" {key} {}", b.help.split(' ').next().unwrap_or(b.help));
+        let item = format!(" {key} {hint}");
         if used + item.chars().count() + 1 > width {
             break;
         }
         used += item.chars().count() + 1;
         spans.push(Span::styled(format!(" {key}"), t.accent));
-        spans.push(Span::styled(format!(" {} ", b.help.split(' ').next().unwrap_or(b.help)), t.muted));
+        spans.push(Span::styled(format!(" {hint} "), t.muted));
     }
     Line::from(spans)
 }

@@ -83,10 +83,8 @@ fn title_line(c: &CampaignView, now: i64, selected: bool, t: &Theme, width: usiz
 /// The goal gauges, the spend gauge and the KPI line of a campaign.
 pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Vec<Line<'static>> {
     let camp = &c.campaign;
-    let mut lines = Vec::new();
-    let label_w = 9;
-    let text_w = (width / 3).clamp(18, 44);
-    let bar_w = width.saturating_sub(label_w + text_w + 4);
+    let mut gauges: Vec<(String, f64, Option<f64>, String, Style)> = Vec::new();
+    let label_w = 10;
     for g in &camp.goals {
         let elapsed = camp.goal_elapsed(g, now);
         let value = g.metric.value(&c.totals);
@@ -111,7 +109,7 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
             };
             (ratio, None, format!("{} / {} {mark}", g.metric.format(value), g.metric.format(Some(g.target))), style)
         };
-        lines.push(gauge_line(&goal_label(g.metric), ratio, marker, &text, style, t, (label_w, bar_w, text_w)));
+        gauges.push((goal_label(g.metric), ratio, marker, text, style));
     }
     // Spend against the total budget, with pacing and today's spend against the daily plan.
     let elapsed = camp.elapsed(now);
@@ -130,7 +128,12 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
         money_short(camp.total_budget),
         pace.map_or("–".to_string(), |p| format!("{p:.2}×"))
     );
-    lines.push(gauge_line("Spend", ratio, Some(elapsed), &text, pace_style, t, (label_w, bar_w, text_w)));
+    gauges.push(("Spend".into(), ratio, Some(elapsed), text, pace_style));
+    // One bar width for the whole campaign so that the pace markers line up.
+    let text_w = gauges.iter().map(|g| unicode_width::UnicodeWidthStr::width(g.3.as_str())).max().unwrap_or(0);
+    let bar_w = width.saturating_sub(label_w + text_w + 1).clamp(8.min(width.saturating_sub(label_w + 1)), 60);
+    let mut lines: Vec<Line<'static>> =
+        gauges.iter().map(|(label, ratio, marker, text, style)| gauge_line(label, *ratio, *marker, text, *style, t, label_w, bar_w, width)).collect();
     lines.push(kpi_line(camp, c, t, width));
     lines
 }
@@ -166,7 +169,11 @@ fn kpi_line(camp: &Campaign, c: &CampaignView, t: &Theme, width: usize) -> Line<
     Line::from(spans)
 }
 
-fn gauge_line(label: &str, ratio: f64, marker: Option<f64>, text: &str, style: Style, t: &Theme, (lw, bw, tw): (usize, usize, usize)) -> Line<'static> {
+/// `  Label   ██████│░░░░ text`: the text keeps its room and the bar takes the rest, down to
+/// a minimum, after which the text is cut.
+#[allow(clippy::too_many_arguments)]
+fn gauge_line(label: &str, ratio: f64, marker: Option<f64>, text: &str, style: Style, t: &Theme, lw: usize, bw: usize, width: usize) -> Line<'static> {
+    let tw = width.saturating_sub(lw + bw + 1);
     let mut spans = vec![Span::styled(format!("  {}", fit(label, lw - 2)), t.base)];
     spans.extend(bar(bw, ratio, marker, style, t.gauge_empty, t.base));
     spans.push(Span::raw(" "));
