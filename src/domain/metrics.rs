@@ -182,11 +182,11 @@ pub fn compact(v: f64) -> String {
     }
 }
 
-/// Money with two decimals below 10,000, grouped whole units above.
+/// Money with two decimals below 1,000, grouped whole units above.
 pub fn money(v: f64) -> String {
     if v.abs() >= 1e6 {
         format!("{:.2}M", v / 1e6)
-    } else if v.abs() >= 10_000.0 {
+    } else if v.abs() >= 1_000.0 {
         thousands(v.round() as i64)
     } else {
         format!("{v:.2}")
@@ -265,7 +265,8 @@ mod tests {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(-1_234), "-1,234");
         assert_eq!(Metric::Ctr.format(Some(0.0213)), "2.1%");
-        assert_eq!(Metric::Spend.format(Some(1820.554)), "1820.55");
+        assert_eq!(Metric::Spend.format(Some(1820.554)), "1,821");
+        assert_eq!(Metric::Cpl.format(Some(173.804)), "173.80");
         assert_eq!(Metric::Spend.format(Some(182_055.4)), "182,055");
         assert_eq!(Metric::Roas.format(Some(3.2)), "3.20×");
         assert_eq!(Metric::Impressions.format(Some(1_250_000.0)), "1.25M");

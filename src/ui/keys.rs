@@ -55,9 +55,9 @@ pub const BINDINGS: &[Binding] = &[
     b("? F1", Action::Help, Scope::Global, "show or hide this help", Some("help")),
     b("Tab", Action::NextView, Scope::Global, "next view", Some("view")),
     b("S-Tab", Action::PrevView, Scope::Global, "previous view", None),
-    b("1", Action::Overview, Scope::Global, "overview of all campaigns", None),
-    b("2", Action::CampaignView, Scope::Global, "campaign: channel table and KPIs", None),
-    b("3", Action::ChannelView, Scope::Global, "channel detail: chart and counters", None),
+    b("1", Action::Overview, Scope::Global, "overview", None),
+    b("2", Action::CampaignView, Scope::Global, "campaign view", None),
+    b("3", Action::ChannelView, Scope::Global, "channel view", None),
     b("j ↓", Action::Down, Scope::Lists, "move down", None),
     b("k ↑", Action::Up, Scope::Lists, "move up", None),
     b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", None),
@@ -66,12 +66,12 @@ pub const BINDINGS: &[Binding] = &[
     b("G End", Action::Bottom, Scope::Lists, "last row", None),
     b("Enter l →", Action::Open, Scope::Lists, "open the selection", Some("open")),
     b("Esc h ←", Action::Back, Scope::Global, "back / clear filter", Some("back")),
-    b("/", Action::Filter, Scope::Campaign, "filter channels by name or id", Some("filter")),
+    b("/", Action::Filter, Scope::Campaign, "filter channels", Some("filter")),
     b("s", Action::SortNext, Scope::Campaign, "sort by the next column", Some("sort")),
     b("S", Action::SortReverse, Scope::Campaign, "reverse the sort order", None),
     b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", Some("KPI")),
     b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", None),
-    b("w", Action::WindowNext, Scope::Channel, "next time window (1h 6h 24h 7d to date)", Some("window")),
+    b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
 ];
 
 /// The action for a key press, if any.

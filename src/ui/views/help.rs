@@ -3,24 +3,47 @@
 use crate::ui::app::App;
 use crate::ui::keys::{BINDINGS, Scope};
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let mut lines = Vec::new();
-    for (scope, title) in [(Scope::Global, "Everywhere"), (Scope::Lists, "Lists"), (Scope::Campaign, "Campaign view"), (Scope::Channel, "Channel view")] {
-        lines.push(Line::styled(title, t.accent));
-        for b in BINDINGS.iter().filter(|b| b.scope == scope) {
-            lines.push(Line::from(vec![Span::styled(format!("  {:<13}", b.keys), t.good), Span::styled(b.help, t.base)]));
+    let section = |scopes: &[(Scope, &'static str)]| {
+        let mut lines = Vec::new();
+        for (scope, title) in scopes {
+            lines.push(Line::styled(*title, t.accent));
+            for b in BINDINGS.iter().filter(|b| b.scope == *scope) {
+                lines.push(Line::from(vec![Span::styled(format!("  {:<13}", b.keys), t.good), Span::styled(b.help, t.base)]));
+            }
         }
-    }
-    lines.push(Line::styled("Health: ● ok  ◐ slow  ◌ stale  ? bad data  ✖ failing  ‖ paused  … pending", t.muted));
-    let w = area.width.min(72);
-    let h = (lines.len() as u16 + 2).min(area.height);
+        lines
+    };
+    let left = section(&[(Scope::Global, "Everywhere"), (Scope::Lists, "Lists")]);
+    let mut right = section(&[(Scope::Campaign, "Campaign view"), (Scope::Channel, "Channel view")]);
+    right.push(Line::raw(""));
+    right.push(Line::styled("Health", t.accent));
+    right.push(Line::styled("  ● ok  ◐ slow  ◌ stale  … pending", t.muted));
+    right.push(Line::styled("  ? bad data  ✖ failing  ‖ paused", t.muted));
+    // One column when it fits, else two side by side.
+    let one_col = left.len() + right.len() + 2 <= area.height as usize || area.width < 76;
+    let (w, h) = if one_col {
+        (area.width.min(60), ((left.len() + right.len()) as u16 + 2).min(area.height))
+    } else {
+        (area.width.min(100), (left.len().max(right.len()) as u16 + 2).min(area.height))
+    };
     let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     f.render_widget(Clear, popup);
     let block = Block::default().borders(Borders::ALL).title(Span::styled(" Keys — ? or Esc to close ", t.accent)).border_style(t.muted);
-    f.render_widget(Paragraph::new(lines).block(block).style(t.base), popup);
+    let inner = block.inner(popup);
+    f.render_widget(block, popup);
+    if one_col {
+        let mut lines = left;
+        lines.extend(right);
+        f.render_widget(Paragraph::new(lines).style(t.base), inner);
+    } else {
+        let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+        f.render_widget(Paragraph::new(left).style(t.base), l);
+        f.render_widget(Paragraph::new(right).style(t.base), r);
+    }
 }

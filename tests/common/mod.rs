@@ -1,0 +1,84 @@
+//! Shared test harness: the demo campaigns and simulated network driven on a manual clock,
+//! fed straight into the engine, so screens and numbers are deterministic.
+#![allow(dead_code)]
+
+use campaign_cockpit::clock::{Clock, ManualClock};
+use campaign_cockpit::demo;
+use campaign_cockpit::domain::Campaign;
+use campaign_cockpit::engine::Engine;
+use campaign_cockpit::engine::snapshot::Snapshot;
+use campaign_cockpit::poll::{PollError, PollOutcome, SourceSpec};
+use campaign_cockpit::sim::model::Network;
+use campaign_cockpit::store::Store;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub struct Harness {
+    pub engine: Engine,
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub clock: Arc<ManualClock>,
+    pub net: Network,
+    pub sources: Vec<SourceSpec>,
+    pub campaigns: Vec<Campaign>,
+}
+
+/// `/stats/{campaign}[/{channel}]` of a source URL.
+pub fn route(url: &str) -> (Option<String>, Option<String>) {
+    let path = url.split_once("/stats").map_or("", |(_, p)| p).trim_start_matches('/');
+    let mut parts = path.split('/').filter(|p| !p.is_empty()).map(str::to_string);
+    (parts.next(), parts.next())
+}
+
+impl Harness {
+    pub fn demo(dir: &Path) -> Harness {
+        let store = Store::open(&dir.join("db")).unwrap();
+        let campaigns = demo::campaigns();
+        for c in &campaigns {
+            store.put_campaign(c).unwrap();
+        }
+        let sc = demo::scenario();
+        let start = sc.start.unwrap().timestamp_millis();
+        let clock = Arc::new(ManualClock::new(start));
+        let (chs, inc) = sc.build(&campaigns, start).unwrap();
+        let net = Network::new(chs, inc, start);
+        let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+        let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+        Harness { engine, snapshots, clock, net, sources, campaigns }
+    }
+
+    /// Polls every source once per simulated minute for `minutes` minutes.
+    pub fn run_minutes(&mut self, minutes: i64) {
+        for _ in 0..minutes {
+            self.clock.advance(60_000);
+            self.poll_all();
+        }
+        self.engine.publish();
+    }
+
+    pub fn poll_all(&mut self) {
+        let now = self.clock.now_ms();
+        self.net.advance_to(now);
+        for s in &self.sources {
+            let (c, ch) = route(&s.url);
+            let result = match self.net.stats(c.as_deref(), ch.as_deref()) {
+                Ok(Some(doc)) => Ok(doc),
+                Ok(None) => Err(PollError::Timeout(s.timeout)),
+                Err(status) => Err(PollError::Status(status)),
+            };
+            self.engine.on_poll(PollOutcome {
+                url: s.url.clone(),
+                fetched_at: now,
+                received: Instant::now(),
+                latency: Duration::from_millis(12),
+                result,
+            });
+        }
+        self.engine.commit();
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+}

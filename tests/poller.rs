@@ -1,0 +1,164 @@
+//! The poller against the simulator on a loopback port (and a misbehaving server the test
+//! starts): normal counters, a reset, a timeout, HTTP 500, malformed JSON, an oversized body,
+//! and the whole pipeline poller → engine → store.
+
+mod common;
+
+use campaign_cockpit::clock::{Clock, ManualClock, SharedClock};
+use campaign_cockpit::demo;
+use campaign_cockpit::engine::Engine;
+use campaign_cockpit::engine::health::Health;
+use campaign_cockpit::poll::{self, PollError, SourceSpec};
+use campaign_cockpit::sim::model::Network;
+use campaign_cockpit::sim::{self, SimServer};
+use campaign_cockpit::store::{ChannelKey, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MIN: i64 = 60_000;
+
+async fn demo_sim(clock: Arc<ManualClock>) -> SimServer {
+    let campaigns = demo::campaigns();
+    let sc = demo::scenario();
+    let start = clock.now_ms();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    sim::serve(listener, Network::new(chs, inc, start), clock).unwrap()
+}
+
+fn demo_start() -> i64 {
+    demo::scenario().start.unwrap().timestamp_millis()
+}
+
+fn spec(url: String) -> SourceSpec {
+    SourceSpec { timeout: Duration::from_millis(500), ..SourceSpec::new(&url, Duration::from_secs(1)) }
+}
+
+#[tokio::test]
+async fn counters_grow_then_reset_and_errors_become_poll_errors() {
+    let clock = Arc::new(ManualClock::new(demo_start()));
+    let sim = demo_sim(clock.clone()).await;
+    let client = poll::client();
+    let promo = spec(format!("{}/stats/618-promo", sim.base_url()));
+    let a = poll::fetch(&client, &promo).await.unwrap();
+    assert_eq!(a.channels.len(), 6);
+    clock.advance(30 * MIN);
+    let b = poll::fetch(&client, &promo).await.unwrap();
+    for (x, y) in a.channels.iter().zip(&b.channels) {
+        assert!(y.totals.spend >= x.totals.spend && y.totals.impressions >= x.totals.impressions, "{}", x.id);
+    }
+    assert!(b.channels.iter().map(|c| c.totals.spend).sum::<f64>() > a.channels.iter().map(|c| c.totals.spend).sum::<f64>());
+
+    // The e-mail platform returns 500s from +5h for 40 minutes.
+    let email = spec(format!("{}/stats/q2-webinar/email-edm", sim.base_url()));
+    clock.set(demo_start() + 5 * 60 * MIN + MIN);
+    assert_eq!(poll::fetch(&client, &email).await.unwrap_err(), PollError::Status(500));
+    clock.advance(45 * MIN);
+    assert!(poll::fetch(&client, &email).await.is_ok());
+
+    // The demo scenario resets kuaishou's counters at +8h.
+    let app = spec(format!("{}/stats/app-launch/kuaishou", sim.base_url()));
+    clock.set(demo_start() + 8 * 60 * MIN - MIN);
+    let before = poll::fetch(&client, &app).await.unwrap().channels[0].totals;
+    clock.advance(2 * MIN);
+    let after = poll::fetch(&client, &app).await.unwrap().channels[0].totals;
+    assert!(after.went_backwards(&before), "{before:?} → {after:?}");
+
+    // Unknown routes and refused connections.
+    let missing = spec(format!("{}/nope", sim.base_url()));
+    assert_eq!(poll::fetch(&client, &missing).await.unwrap_err(), PollError::Status(404));
+    let addr = sim.addr;
+    drop(sim);
+    let gone = spec(format!("http://{addr}/stats"));
+    let err = poll::fetch(&client, &gone).await.unwrap_err();
+    assert!(matches!(err, PollError::Connect(_) | PollError::Other(_)), "{err:?}");
+}
+
+/// A server with one bad behaviour per path.
+async fn hostile_server() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/hang", get(|| std::future::pending::<String>()))
+        .route("/garbage", get(|| async { "<html>not json</html>" }))
+        .route("/truncated", get(|| async { r#"{"version":1,"channels":[{"id":"a","tot"# }))
+        .route("/negative", get(|| async { r#"{"version":1,"channels":[{"id":"a","totals":{"spend":-5}}]}"# }))
+        .route("/huge", get(|| async { vec![b' '; 3 << 20] }))
+        .route("/stream", get(|| async {
+            let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10]));
+            axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (base, task)
+}
+
+#[tokio::test]
+async fn hostile_sources_give_named_errors() {
+    let (base, task) = hostile_server().await;
+    let client = poll::client();
+    let capped = |path: &str| SourceSpec { max_bytes: 1 << 20, ..spec(format!("{base}{path}")) };
+    assert_eq!(poll::fetch(&client, &capped("/hang")).await.unwrap_err(), PollError::Timeout(Duration::from_millis(500)));
+    for path in ["/garbage", "/truncated"] {
+        let e = poll::fetch(&client, &capped(path)).await.unwrap_err();
+        assert!(matches!(&e, PollError::BadData(m) if m.contains("not a stats document")), "{path}: {e:?}");
+    }
+    let e = poll::fetch(&client, &capped("/negative")).await.unwrap_err();
+    assert!(matches!(&e, PollError::BadData(m) if m.contains("spend is -5")), "{e:?}");
+    assert_eq!(poll::fetch(&client, &capped("/huge")).await.unwrap_err(), PollError::TooLarge(1 << 20));
+    // Without a Content-Length the cap stops the read part-way.
+    assert_eq!(poll::fetch(&client, &capped("/stream")).await.unwrap_err(), PollError::TooLarge(1 << 20));
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pollers_feed_the_engine_and_the_store() {
+    let clock = Arc::new(ManualClock::new(demo_start()));
+    let sim = demo_sim(clock.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let mut campaigns = demo::campaigns();
+    demo::rebase(&mut campaigns, &sim.base_url());
+    for c in &campaigns {
+        store.put_campaign(c).unwrap();
+    }
+    let sources: Vec<SourceSpec> = Engine::sources_for(&campaigns, Duration::from_millis(100))
+        .into_iter()
+        .map(|s| SourceSpec { timeout: Duration::from_secs(2), ..s })
+        .collect();
+    assert_eq!(sources.len(), 5, "channels sharing a URL share a source");
+    let shared: SharedClock = clock.clone();
+    let (engine, mut snapshots) = Engine::new(store, shared.clone(), &sources).unwrap();
+    let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(64);
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(4);
+    let pollers = poll::spawn(sources, 4, shared, poll_tx);
+    let engine_task = tokio::spawn(engine.run(poll_rx, cmd_rx));
+    // Advance simulated time on every snapshot until the webinar has data from two readings.
+    let key = ChannelKey::new("q2-webinar", "baidu-search");
+    let snap = loop {
+        snapshots.changed().await.unwrap();
+        let s = snapshots.borrow_and_update().clone();
+        clock.advance(MIN);
+        let ch = s.channel(&key).cloned();
+        if ch.is_some_and(|c| c.recent.len() >= 3) && s.sources.iter().all(|x| x.health == Health::Ok) {
+            break s;
+        }
+    };
+    let ch = snap.channel(&key).unwrap();
+    assert!(ch.totals.spend > 0.0 && ch.totals.clicks > 0);
+    assert_eq!(ch.health, Health::Ok);
+    for p in pollers {
+        p.abort();
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    cmd_tx.send(campaign_cockpit::engine::Command::Shutdown(tx)).await.unwrap();
+    rx.await.unwrap();
+    engine_task.await.unwrap();
+    // What the engine showed is what it stored.
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let cur = store.cursor(&key).unwrap().unwrap();
+    assert!(cur.totals.spend >= ch.totals.spend);
+    assert!(!store.samples(&key, 0, i64::MAX).unwrap().is_empty());
+}

@@ -1,0 +1,91 @@
+//! The sled store: round trips, reopening, retention, locking and schema versions.
+
+use campaign_cockpit::demo;
+use campaign_cockpit::domain::{ChannelCursor, Counters};
+use campaign_cockpit::store::{ChannelKey, Ingest, SCHEMA_VERSION, Store, StoreError};
+
+fn counters(i: u64, spend: f64) -> Counters {
+    Counters { impressions: i, clicks: i / 50, spend, ..Default::default() }
+}
+
+#[test]
+fn campaigns_and_samples_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let key = ChannelKey::new("618-promo", "douyin");
+    {
+        let store = Store::open(&path).unwrap();
+        for c in demo::campaigns() {
+            store.put_campaign(&c).unwrap();
+        }
+        let mut cursor = ChannelCursor::default();
+        let samples: Vec<_> = (1..=10).map(|k| cursor_step(&mut cursor, k)).collect();
+        let items: Vec<_> = samples.iter().map(|(s, c)| Ingest { key: &key, sample: s, cursor: c }).collect();
+        store.ingest(&items).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.campaigns().unwrap(), {
+        let mut v = demo::campaigns();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    });
+    let cur = store.cursor(&key).unwrap().unwrap();
+    assert_eq!(cur.totals.impressions, 10_000);
+    assert_eq!(store.samples(&key, 0, i64::MAX).unwrap().len(), 10);
+    // A time window is a range scan: samples at 3..=5 minutes.
+    assert_eq!(store.samples(&key, 3 * 60_000, 6 * 60_000).unwrap().len(), 3);
+    assert_eq!(store.recent_samples(&key, i64::MAX, 4).unwrap().iter().map(|s| s.at / 60_000).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+    let hours = store.rollups(&key, 0, i64::MAX).unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!(hours[0].1.impressions, 10_000);
+    // Retention drops raw samples but the rollups keep the totals.
+    assert_eq!(store.prune_samples(&key, 6 * 60_000).unwrap(), 5);
+    assert_eq!(store.samples(&key, 0, i64::MAX).unwrap().len(), 5);
+    assert_eq!(store.rollups(&key, 0, i64::MAX).unwrap()[0].1.impressions, 10_000);
+    // Removing a campaign removes what was recorded for it.
+    assert!(store.remove_campaign("618-promo").unwrap());
+    assert!(store.cursor(&key).unwrap().is_none());
+    assert!(store.samples(&key, 0, i64::MAX).unwrap().is_empty());
+    assert!(!store.remove_campaign("618-promo").unwrap());
+}
+
+fn cursor_step(cursor: &mut ChannelCursor, minute: i64) -> (campaign_cockpit::domain::Sample, ChannelCursor) {
+    let raw = counters(minute as u64 * 1000, minute as f64 * 10.0);
+    let s = cursor.advance(minute * 60_000, raw, &[]).unwrap();
+    (s, cursor.clone())
+}
+
+#[test]
+fn a_second_process_gets_a_clear_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let _held = Store::open(&path).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["campaign", "list", "--db"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another cockpit is using the database at"), "{err}");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = Store::open(&path).unwrap();
+        store.put_campaign(&demo::campaigns()[0]).unwrap();
+        store.set_schema_version(SCHEMA_VERSION + 1).unwrap();
+    }
+    match Store::open(&path) {
+        Err(StoreError::FutureSchema { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a future schema must be refused"),
+    }
+    let e = Store::open(&path).err().unwrap().to_string();
+    assert!(e.contains("newer than this cockpit understands") && e.contains("was not modified"), "{e}");
+}

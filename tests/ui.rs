@@ -1,0 +1,155 @@
+//! Screens rendered on ratatui's TestBackend from a deterministic simulated run, compared
+//! with reviewed snapshots; and no size, key or theme makes rendering panic.
+
+mod common;
+
+use campaign_cockpit::engine::Command;
+use campaign_cockpit::engine::snapshot::Snapshot;
+use campaign_cockpit::ui::app::{App, View};
+use campaign_cockpit::ui::keys::{Action, BINDINGS};
+use campaign_cockpit::ui::render_to_string;
+use campaign_cockpit::ui::theme::{BUILT_IN, Theme};
+use common::Harness;
+use std::sync::Arc;
+
+/// 90 simulated minutes of the demo; the DB path is fixed so snapshots do not depend on it.
+fn demo_app(dir: &std::path::Path) -> (Harness, App) {
+    let mut h = Harness::demo(dir);
+    h.run_minutes(90);
+    let app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    (h, app)
+}
+
+fn fixed(s: &Arc<Snapshot>) -> Arc<Snapshot> {
+    let mut s = (**s).clone();
+    s.db_path = "/data/cockpit.db".into();
+    Arc::new(s)
+}
+
+/// Applies an action and runs any command through the engine, as the event loop does.
+fn act(h: &mut Harness, app: &mut App, a: Action) {
+    if let Some(cmd) = app.apply(a) {
+        h.engine.command(cmd);
+        h.engine.publish();
+        app.set_snapshot(fixed(&h.snapshot()));
+    }
+}
+
+#[test]
+fn overview_at_80x24() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_h, mut app) = demo_app(dir.path());
+    insta::assert_snapshot!(render_to_string(&mut app, 80, 24));
+}
+
+#[test]
+fn overview_at_250x70() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_h, mut app) = demo_app(dir.path());
+    insta::assert_snapshot!(render_to_string(&mut app, 250, 70));
+}
+
+#[test]
+fn campaign_view_sorted_and_filtered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Open);
+    assert_eq!(app.view, View::Campaign);
+    insta::assert_snapshot!("campaign_by_spend", render_to_string(&mut app, 80, 24));
+    act(&mut h, &mut app, Action::SortNext); // ROAS, highest first
+    insta::assert_snapshot!("campaign_by_roas", render_to_string(&mut app, 100, 24));
+    app.apply(Action::Filter);
+    for c in "wechat".chars() {
+        app.filter_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c)));
+    }
+    assert_eq!(app.rows.len(), 1);
+    let screen = render_to_string(&mut app, 80, 24);
+    assert!(screen.contains("微信朋友圈 WeCha") && !screen.contains("天猫直通车"), "{screen}");
+}
+
+#[test]
+fn channel_view_charts_the_chosen_kpi() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Open);
+    act(&mut h, &mut app, Action::Open);
+    assert_eq!(app.view, View::Channel);
+    insta::assert_snapshot!("channel_spend_1h", render_to_string(&mut app, 80, 24));
+    for _ in 0..2 {
+        act(&mut h, &mut app, Action::MetricNext); // spend → revenue → CTR
+    }
+    let screen = render_to_string(&mut app, 120, 30);
+    assert!(screen.contains("CTR · last 1h"), "{screen}");
+}
+
+#[test]
+fn app_launch_shows_its_ab_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Down);
+    act(&mut h, &mut app, Action::Open);
+    app.apply(Action::Filter);
+    for c in "douyin\r".chars() {
+        let code = if c == '\r' { crossterm::event::KeyCode::Enter } else { crossterm::event::KeyCode::Char(c) };
+        app.filter_key(crossterm::event::KeyEvent::from(code));
+    }
+    act(&mut h, &mut app, Action::Open);
+    let screen = render_to_string(&mut app, 80, 24);
+    assert!(screen.contains("抖音信息流 Douyin feed (A/B)"), "{screen}");
+    assert!(screen.contains("A/B  variant") && screen.contains("     B "), "{screen}");
+}
+
+#[test]
+fn help_lists_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Help);
+    let screen = render_to_string(&mut app, 100, 40);
+    for b in BINDINGS {
+        assert!(screen.contains(b.help), "help lacks '{}'", b.help);
+    }
+    insta::assert_snapshot!(render_to_string(&mut app, 80, 24));
+}
+
+#[test]
+fn an_empty_database_says_how_to_begin() {
+    let app_snap = Arc::new(Snapshot { db_path: "/data/cockpit.db".into(), ..Snapshot::default() });
+    let mut app = App::new(app_snap, Theme::mono());
+    let screen = render_to_string(&mut app, 80, 24);
+    assert!(screen.contains("cockpit demo") && screen.contains("cockpit campaign import"), "{screen}");
+}
+
+#[test]
+fn small_terminals_get_a_notice_and_nothing_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    insta::assert_snapshot!("too_small_20x5", render_to_string(&mut app, 20, 5));
+    for (name, _) in BUILT_IN {
+        app.theme = Theme::load(name).unwrap();
+        for view in [Action::Overview, Action::CampaignView, Action::ChannelView, Action::Help] {
+            act(&mut h, &mut app, view);
+            for (w, ht) in [(1, 1), (2, 3), (20, 5), (39, 9), (40, 10), (41, 11), (60, 15), (80, 24), (132, 43), (250, 70)] {
+                render_to_string(&mut app, w, ht);
+            }
+            act(&mut h, &mut app, Action::Back);
+        }
+    }
+}
+
+#[test]
+fn every_key_in_every_view_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    for view in [Action::Overview, Action::CampaignView, Action::ChannelView] {
+        for b in BINDINGS.iter().filter(|b| b.action != Action::Quit) {
+            act(&mut h, &mut app, view);
+            act(&mut h, &mut app, b.action);
+            render_to_string(&mut app, 80, 24);
+            if app.help {
+                act(&mut h, &mut app, Action::Help);
+            }
+            app.editing_filter = false;
+        }
+    }
+    h.engine.command(Command::ClearSeries);
+}
