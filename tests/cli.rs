@@ -1,0 +1,102 @@
+//! The `cockpit` binary's headless commands: campaign import/export round trips, refusals of
+//! malformed files with file:line and exit code 2, and usage errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cockpit(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cockpit")).arg("--db").arg(db).args(args).env_remove("COCKPIT_DB").output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const FIXTURES: [&str; 3] = ["fixtures/q2-webinar.toml", "fixtures/618-promo.toml", "fixtures/app-launch.toml"];
+
+#[test]
+fn import_export_import_is_lossless() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let o = cockpit(&db, &[&["campaign", "import"][..], &FIXTURES[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().filter(|l| l.starts_with("imported ")).count(), 3);
+    let list = stdout(&cockpit(&db, &["campaign", "list"]));
+    assert!(list.contains("618-promo") && list.contains("q2-webinar") && list.contains("app-launch"), "{list}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&cockpit(&db, &["campaign", "list", "--json"]))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+
+    for (fmt, ext) in [("toml", "toml"), ("json", "json")] {
+        let exported = dir.path().join(format!("618.{ext}"));
+        let o = cockpit(&db, &["campaign", "export", "618-promo", "--format", fmt, "-o", exported.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let db2 = dir.path().join(format!("db-{ext}"));
+        assert!(cockpit(&db2, &["campaign", "import", exported.to_str().unwrap()]).status.success());
+        let first = stdout(&cockpit(&db, &["campaign", "export", "618-promo"]));
+        let second = stdout(&cockpit(&db2, &["campaign", "export", "618-promo"]));
+        assert_eq!(first, second, "round trip through {fmt} changed the campaign");
+    }
+    let show = stdout(&cockpit(&db, &["campaign", "show", "618-promo"]));
+    assert!(show.contains("kpi:  roas >= 3.5") && show.contains("tmall-ztc"), "{show}");
+
+    // Re-importing updates, rm removes, and a missing id is named.
+    assert!(stdout(&cockpit(&db, &["campaign", "import", FIXTURES[0]])).starts_with("updated q2-webinar"));
+    assert!(cockpit(&db, &["campaign", "rm", "q2-webinar"]).status.success());
+    let o = cockpit(&db, &["campaign", "show", "q2-webinar"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no campaign 'q2-webinar'") && stderr(&o).contains("known: 618-promo, app-launch"), "{}", stderr(&o));
+}
+
+#[test]
+fn malformed_campaign_files_are_refused_with_their_line_and_the_db_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    assert!(cockpit(&db, &["campaign", "import", FIXTURES[1]]).status.success());
+    let expected = [
+        ("syntax-error.toml", ":9:", ""),
+        ("unknown-key.toml", ":9:", "budget_owner"),
+        ("wrong-type.toml", ":9:16:", "invalid type"),
+        ("negative-budget.toml", ":49:", "channels[2].daily_budget"),
+        ("end-before-start.toml", ":7:", "end: must be after start"),
+        ("unknown-metric.toml", ":11:", "unknown metric 'cpx'"),
+        ("duplicate-channel.toml", ":35:", "duplicate channel id 'wechat-moments'"),
+        ("not-http.toml", ":57:", "only http and https"),
+    ];
+    let mut dir_files: Vec<_> = std::fs::read_dir("tests/invalid_campaigns").unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    dir_files.sort();
+    let mut listed: Vec<_> = expected.iter().map(|e| e.0.to_string()).collect();
+    listed.sort();
+    assert_eq!(dir_files, listed, "every invalid file has an expectation");
+    for (file, line, reason) in expected {
+        let path = format!("tests/invalid_campaigns/{file}");
+        // A good file alongside must not be imported either: all or nothing.
+        let o = cockpit(&db, &["campaign", "import", FIXTURES[0], &path]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert!(err.starts_with(&format!("error: {path}{line}")), "{file}: {err}");
+        assert!(err.contains(reason), "{file}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+    let list = stdout(&cockpit(&db, &["campaign", "list"]));
+    assert!(list.contains("618-promo") && !list.contains("q2-webinar"), "{list}");
+}
+
+#[test]
+fn wrong_arguments_print_usage_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for args in [&["nope"][..], &["campaign"], &["campaign", "export"], &["demo", "--speed", "fast"], &["sim", "--speed", "-3"], &["campaign", "import"], &["--interval", "soon"]] {
+        let o = cockpit(&db, args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.to_lowercase().contains("usage") || err.starts_with("error:"), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
+    }
+    let o = cockpit(&db, &["--theme", "nope", "demo"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown theme 'nope'"));
+}
