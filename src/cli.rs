@@ -18,7 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "cockpit", version, about = "A terminal cockpit for marketing campaigns: live KPIs, goal pacing and source health.")]
+#[command(
+    name = "cockpit",
+    version,
+    about = "A terminal cockpit for marketing campaigns: live KPIs, goal pacing and source health."
+)]
 pub struct Cli {
     /// Database path (default: the XDG data dir, or $COCKPIT_DB).
     #[arg(long, global = true, env = "COCKPIT_DB")]
@@ -61,7 +65,10 @@ pub enum Cmd {
 #[derive(Subcommand, Debug)]
 pub enum CampaignCmd {
     /// Add or replace campaigns from TOML or JSON files.
-    Import { #[arg(required = true)] files: Vec<PathBuf> },
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Print a campaign's plan in a form `import` takes back unchanged.
     Export {
         id: String,
@@ -144,7 +151,12 @@ pub fn run(cli: Cli) -> color_eyre::Result<()> {
             let theme = theme(&cli)?;
             let store = open_store(&db)?;
             let _log = init_file_log();
-            runtime()?.block_on(cockpit(store, Arc::new(SystemClock), theme, cli.interval.unwrap_or(Duration::from_secs(10))))
+            runtime()?.block_on(cockpit(
+                store,
+                Arc::new(SystemClock),
+                theme,
+                cli.interval.unwrap_or(Duration::from_secs(10)),
+            ))
         }
         Some(Cmd::Demo { speed, scenario }) => {
             let theme = theme(&cli)?;
@@ -156,7 +168,13 @@ pub fn run(cli: Cli) -> color_eyre::Result<()> {
             };
             let store = open_store(&db)?;
             let _log = init_file_log();
-            let result = runtime()?.block_on(demo(store, scenario, *speed, theme, cli.interval.unwrap_or(Duration::from_secs(1))));
+            let result = runtime()?.block_on(demo(
+                store,
+                scenario,
+                *speed,
+                theme,
+                cli.interval.unwrap_or(Duration::from_secs(1)),
+            ));
             if temp {
                 let _ = std::fs::remove_dir_all(&db);
             }
@@ -180,7 +198,11 @@ fn check_speed(speed: f64) -> color_eyre::Result<()> {
 }
 
 fn runtime() -> color_eyre::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().wrap_err("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .wrap_err("starting the async runtime")
 }
 
 /// A scenario and the campaigns it serves.
@@ -212,7 +234,12 @@ fn read_campaign(path: &Path) -> color_eyre::Result<Campaign> {
 }
 
 /// Starts the simulator on `listener` with its own scaled clock starting at `start_ms`.
-fn start_sim(listener: tokio::net::TcpListener, loaded: &LoadedScenario, start_ms: i64, speed: f64) -> color_eyre::Result<(crate::sim::SimServer, SharedClock)> {
+fn start_sim(
+    listener: tokio::net::TcpListener,
+    loaded: &LoadedScenario,
+    start_ms: i64,
+    speed: f64,
+) -> color_eyre::Result<(crate::sim::SimServer, SharedClock)> {
     let clock: SharedClock = Arc::new(ScaledClock::new(start_ms, speed));
     let (channels, incidents) = loaded.scenario.build(&loaded.campaigns, start_ms).map_err(BadInput)?;
     let net = Network::new(channels, incidents, start_ms);
@@ -234,7 +261,13 @@ async fn sim_only(listen: &str, loaded: LoadedScenario, speed: f64) -> color_eyr
     Ok(())
 }
 
-async fn demo(store: Store, loaded: LoadedScenario, speed: f64, theme: Theme, interval: Duration) -> color_eyre::Result<()> {
+async fn demo(
+    store: Store,
+    loaded: LoadedScenario,
+    speed: f64,
+    theme: Theme,
+    interval: Duration,
+) -> color_eyre::Result<()> {
     // Resume where an earlier run on the same database stopped, so its samples stay in order.
     let mut start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
     for c in &loaded.campaigns {
@@ -244,7 +277,8 @@ async fn demo(store: Store, loaded: LoadedScenario, speed: f64, theme: Theme, in
             }
         }
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.wrap_err("binding a loopback port for the simulator")?;
+    let listener =
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.wrap_err("binding a loopback port for the simulator")?;
     let (server, clock) = start_sim(listener, &loaded, start_ms, speed)?;
     let mut campaigns = loaded.campaigns.clone();
     crate::demo::rebase(&mut campaigns, &server.base_url());
@@ -286,7 +320,12 @@ fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
     let get = |id: &str| -> color_eyre::Result<Campaign> {
         store.campaign(id)?.ok_or_else(|| {
             let known: Vec<String> = store.campaigns().unwrap_or_default().into_iter().map(|c| c.id).collect();
-            BadInput(format!("no campaign '{id}' in {} (known: {})", store.path().display(), if known.is_empty() { "none".into() } else { known.join(", ") })).into()
+            BadInput(format!(
+                "no campaign '{id}' in {} (known: {})",
+                store.path().display(),
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ))
+            .into()
         })
     };
     match cmd {
@@ -322,7 +361,10 @@ fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if all.is_empty() {
-                println!("no campaigns in {} — try `cockpit demo` or `cockpit campaign import FILE`", store.path().display());
+                println!(
+                    "no campaigns in {} — try `cockpit demo` or `cockpit campaign import FILE`",
+                    store.path().display()
+                );
             } else {
                 println!("{:<16} {:<12} {:<12} {:>4} {:>14}  NAME", "ID", "START", "END", "CH", "BUDGET");
                 for c in all {
@@ -349,7 +391,10 @@ fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
             for k in &c.kpis {
                 println!("kpi:  {k}");
             }
-            println!("{:<20} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}", "CHANNEL", "IMPR", "CLICKS", "LEADS", "CONV", "SPEND", "REVENUE");
+            println!(
+                "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}",
+                "CHANNEL", "IMPR", "CLICKS", "LEADS", "CONV", "SPEND", "REVENUE"
+            );
             for ch in &c.channels {
                 let t = store.cursor(&crate::store::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
                 println!(

@@ -1,11 +1,11 @@
 //! Campaign Cockpit: a terminal cockpit for marketing campaigns.
-pub mod domain;
-pub mod store;
+pub mod cli;
 pub mod clock;
+pub mod demo;
+pub mod domain;
+pub mod engine;
 pub mod poll;
 pub mod sim;
-pub mod demo;
+pub mod store;
 mod tls;
-pub mod engine;
 pub mod ui;
-pub mod cli;

@@ -5,7 +5,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn cockpit(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cockpit")).arg("--db").arg(db).args(args).env_remove("COCKPIT_DB").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("COCKPIT_DB")
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -27,7 +33,8 @@ fn import_export_import_is_lossless() {
     assert_eq!(stdout(&o).lines().filter(|l| l.starts_with("imported ")).count(), 3);
     let list = stdout(&cockpit(&db, &["campaign", "list"]));
     assert!(list.contains("618-promo") && list.contains("q2-webinar") && list.contains("app-launch"), "{list}");
-    let json: serde_json::Value = serde_json::from_str(&stdout(&cockpit(&db, &["campaign", "list", "--json"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&cockpit(&db, &["campaign", "list", "--json"]))).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
 
     for (fmt, ext) in [("toml", "toml"), ("json", "json")] {
@@ -48,7 +55,11 @@ fn import_export_import_is_lossless() {
     assert!(cockpit(&db, &["campaign", "rm", "q2-webinar"]).status.success());
     let o = cockpit(&db, &["campaign", "show", "q2-webinar"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no campaign 'q2-webinar'") && stderr(&o).contains("known: 618-promo, app-launch"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no campaign 'q2-webinar'") && stderr(&o).contains("known: 618-promo, app-launch"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -66,7 +77,10 @@ fn malformed_campaign_files_are_refused_with_their_line_and_the_db_untouched() {
         ("duplicate-channel.toml", ":35:", "duplicate channel id 'wechat-moments'"),
         ("not-http.toml", ":57:", "only http and https"),
     ];
-    let mut dir_files: Vec<_> = std::fs::read_dir("tests/invalid_campaigns").unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut dir_files: Vec<_> = std::fs::read_dir("tests/invalid_campaigns")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     dir_files.sort();
     let mut listed: Vec<_> = expected.iter().map(|e| e.0.to_string()).collect();
     listed.sort();
@@ -89,7 +103,15 @@ fn malformed_campaign_files_are_refused_with_their_line_and_the_db_untouched() {
 fn wrong_arguments_print_usage_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    for args in [&["nope"][..], &["campaign"], &["campaign", "export"], &["demo", "--speed", "fast"], &["sim", "--speed", "-3"], &["campaign", "import"], &["--interval", "soon"]] {
+    for args in [
+        &["nope"][..],
+        &["campaign"],
+        &["campaign", "export"],
+        &["demo", "--speed", "fast"],
+        &["sim", "--speed", "-3"],
+        &["campaign", "import"],
+        &["--interval", "soon"],
+    ] {
         let o = cockpit(&db, args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");

@@ -18,7 +18,8 @@ struct Session {
 
 impl Session {
     fn start(args: &[&str]) -> Session {
-        let pair = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
+        let pair =
+            native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cockpit"));
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
@@ -36,7 +37,14 @@ impl Session {
                 }
             }
         });
-        Session { parser: vt100::Parser::new(std::num::NonZero::new(24).unwrap(), std::num::NonZero::new(80).unwrap(), 0), raw: Vec::new(), rx, writer, child, _master: pair.master }
+        Session {
+            parser: vt100::Parser::new(std::num::NonZero::new(24).unwrap(), std::num::NonZero::new(80).unwrap(), 0),
+            raw: Vec::new(),
+            rx,
+            writer,
+            child,
+            _master: pair.master,
+        }
     }
 
     fn screen(&self) -> String {
@@ -107,7 +115,11 @@ fn demo_shows_live_gauges_and_quits_cleanly() {
     let db = dir.path().join("demo.db");
     let mut s = Session::start(&["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
     let first = s.wait_for("the demo campaigns with data", |sc| {
-        sc.contains("618 年中大促") && sc.contains("Webinar series") && sc.contains("Install launch") && sc.contains("sim ×600") && sc.contains("data live")
+        sc.contains("618 年中大促")
+            && sc.contains("Webinar series")
+            && sc.contains("Install launch")
+            && sc.contains("sim ×600")
+            && sc.contains("data live")
             && gauge_line(sc, "Revenue").contains("k / 2.40M")
     });
     let before = gauge_line(&first, "Revenue");

@@ -47,7 +47,9 @@ async fn counters_grow_then_reset_and_errors_become_poll_errors() {
     for (x, y) in a.channels.iter().zip(&b.channels) {
         assert!(y.totals.spend >= x.totals.spend && y.totals.impressions >= x.totals.impressions, "{}", x.id);
     }
-    assert!(b.channels.iter().map(|c| c.totals.spend).sum::<f64>() > a.channels.iter().map(|c| c.totals.spend).sum::<f64>());
+    assert!(
+        b.channels.iter().map(|c| c.totals.spend).sum::<f64>() > a.channels.iter().map(|c| c.totals.spend).sum::<f64>()
+    );
 
     // The e-mail platform returns 500s from +5h for 40 minutes.
     let email = spec(format!("{}/stats/q2-webinar/email-edm", sim.base_url()));
@@ -78,15 +80,18 @@ async fn counters_grow_then_reset_and_errors_become_poll_errors() {
 async fn hostile_server() -> (String, tokio::task::JoinHandle<()>) {
     use axum::routing::get;
     let app = axum::Router::new()
-        .route("/hang", get(|| std::future::pending::<String>()))
+        .route("/hang", get(std::future::pending::<String>))
         .route("/garbage", get(|| async { "<html>not json</html>" }))
         .route("/truncated", get(|| async { r#"{"version":1,"channels":[{"id":"a","tot"# }))
         .route("/negative", get(|| async { r#"{"version":1,"channels":[{"id":"a","totals":{"spend":-5}}]}"# }))
         .route("/huge", get(|| async { vec![b' '; 3 << 20] }))
-        .route("/stream", get(|| async {
-            let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10]));
-            axum::body::Body::from_stream(futures_util::stream::iter(chunks))
-        }));
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10]));
+                axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -100,7 +105,10 @@ async fn hostile_sources_give_named_errors() {
     let (base, task) = hostile_server().await;
     let client = poll::client();
     let capped = |path: &str| SourceSpec { max_bytes: 1 << 20, ..spec(format!("{base}{path}")) };
-    assert_eq!(poll::fetch(&client, &capped("/hang")).await.unwrap_err(), PollError::Timeout(Duration::from_millis(500)));
+    assert_eq!(
+        poll::fetch(&client, &capped("/hang")).await.unwrap_err(),
+        PollError::Timeout(Duration::from_millis(500))
+    );
     for path in ["/garbage", "/truncated"] {
         let e = poll::fetch(&client, &capped(path)).await.unwrap_err();
         assert!(matches!(&e, PollError::BadData(m) if m.contains("not a stats document")), "{path}: {e:?}");

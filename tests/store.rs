@@ -34,7 +34,10 @@ fn campaigns_and_samples_survive_a_reopen() {
     assert_eq!(store.samples(&key, 0, i64::MAX).unwrap().len(), 10);
     // A time window is a range scan: samples at 3..=5 minutes.
     assert_eq!(store.samples(&key, 3 * 60_000, 6 * 60_000).unwrap().len(), 3);
-    assert_eq!(store.recent_samples(&key, i64::MAX, 4).unwrap().iter().map(|s| s.at / 60_000).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+    assert_eq!(
+        store.recent_samples(&key, i64::MAX, 4).unwrap().iter().map(|s| s.at / 60_000).collect::<Vec<_>>(),
+        vec![7, 8, 9, 10]
+    );
     let hours = store.rollups(&key, 0, i64::MAX).unwrap();
     assert_eq!(hours.len(), 1);
     assert_eq!(hours[0].1.impressions, 10_000);

@@ -128,7 +128,9 @@ fn small_terminals_get_a_notice_and_nothing_panics() {
         app.theme = Theme::load(name).unwrap();
         for view in [Action::Overview, Action::CampaignView, Action::ChannelView, Action::Help] {
             act(&mut h, &mut app, view);
-            for (w, ht) in [(1, 1), (2, 3), (20, 5), (39, 9), (40, 10), (41, 11), (60, 15), (80, 24), (132, 43), (250, 70)] {
+            for (w, ht) in
+                [(1, 1), (2, 3), (20, 5), (39, 9), (40, 10), (41, 11), (60, 15), (80, 24), (132, 43), (250, 70)]
+            {
                 render_to_string(&mut app, w, ht);
             }
             act(&mut h, &mut app, Action::Back);

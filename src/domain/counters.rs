@@ -85,9 +85,7 @@ impl VariantCounters {
     }
 
     fn went_backwards(&self, earlier: &VariantCounters) -> bool {
-        self.impressions < earlier.impressions
-            || self.clicks < earlier.clicks
-            || self.conversions < earlier.conversions
+        self.impressions < earlier.impressions || self.clicks < earlier.clicks || self.conversions < earlier.conversions
     }
 }
 
@@ -137,12 +135,9 @@ impl ChannelCursor {
         }
         let reset = !first
             && (raw.went_backwards(&self.raw)
-                || variants.iter().any(|v| {
-                    self.raw_variants
-                        .iter()
-                        .find(|p| p.id == v.id)
-                        .is_some_and(|p| v.went_backwards(p))
-                }));
+                || variants
+                    .iter()
+                    .any(|v| self.raw_variants.iter().find(|p| p.id == v.id).is_some_and(|p| v.went_backwards(p))));
         let (delta, vdelta) = if first || reset {
             (raw, variants.to_vec())
         } else {

@@ -94,9 +94,7 @@ impl Metric {
     pub fn unit(self) -> Unit {
         match self {
             Metric::Impressions | Metric::Clicks | Metric::Leads | Metric::Conversions => Unit::Count,
-            Metric::Spend | Metric::Revenue | Metric::Cpc | Metric::Cpm | Metric::Cpl | Metric::Cpa => {
-                Unit::Money
-            }
+            Metric::Spend | Metric::Revenue | Metric::Cpc | Metric::Cpm | Metric::Cpl | Metric::Cpa => Unit::Money,
             Metric::Ctr | Metric::Cvr | Metric::Roi => Unit::Percent,
             Metric::Roas => Unit::Ratio,
         }
@@ -107,7 +105,12 @@ impl Metric {
     pub fn is_cumulative(self) -> bool {
         matches!(
             self,
-            Metric::Impressions | Metric::Clicks | Metric::Leads | Metric::Conversions | Metric::Spend | Metric::Revenue
+            Metric::Impressions
+                | Metric::Clicks
+                | Metric::Leads
+                | Metric::Conversions
+                | Metric::Spend
+                | Metric::Revenue
         )
     }
 
@@ -237,7 +240,14 @@ mod tests {
 
     #[test]
     fn kpis_from_counters() {
-        let c = Counters { impressions: 120_000, clicks: 3_400, leads: 210, conversions: 40, spend: 1820.55, revenue: 9800.0 };
+        let c = Counters {
+            impressions: 120_000,
+            clicks: 3_400,
+            leads: 210,
+            conversions: 40,
+            spend: 1820.55,
+            revenue: 9800.0,
+        };
         let v = |m: Metric| m.value(&c).unwrap();
         assert!((v(Metric::Ctr) - 3400.0 / 120_000.0).abs() < 1e-12);
         assert!((v(Metric::Cvr) - 40.0 / 3400.0).abs() < 1e-12);

@@ -66,7 +66,11 @@ pub struct Engine {
 impl Engine {
     /// Loads every campaign's state from the store: cursors (totals), today's counters from the
     /// hourly rollups and the last samples for sparklines. Nothing else of history is read.
-    pub fn new(store: Store, clock: SharedClock, sources: &[SourceSpec]) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        sources: &[SourceSpec],
+    ) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
         let now = clock.now_ms();
         let campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
         let mut channels = HashMap::new();
@@ -101,10 +105,8 @@ impl Engine {
             }
         }
         let created = Instant::now();
-        let sources = sources
-            .iter()
-            .map(|s| (s.url.clone(), SourceState::new(&s.url, s.interval, s.timeout, created)))
-            .collect();
+        let sources =
+            sources.iter().map(|s| (s.url.clone(), SourceState::new(&s.url, s.interval, s.timeout, created))).collect();
         let snapshot = Snapshot {
             now_ms: now,
             speed: clock.speed(),
@@ -376,7 +378,9 @@ impl Engine {
             let day_start = c.day_start_ms(now);
             campaigns.push(Arc::new(CampaignView {
                 totals: Counters::sum(views.iter().map(|v| &v.totals)),
-                today: Counters::sum(views.iter().filter(|v| c.day_start_ms(v.last_at.max(1)) == day_start).map(|v| &v.today)),
+                today: Counters::sum(
+                    views.iter().filter(|v| c.day_start_ms(v.last_at.max(1)) == day_start).map(|v| &v.today),
+                ),
                 day_start_ms: day_start,
                 health: views.iter().map(|v| v.health).max_by_key(|h| h.severity()).unwrap_or(Health::Pending),
                 channels: views,

@@ -168,7 +168,11 @@ async fn poll_source(
         }
         let wait = backoff(spec.interval, failures, max_backoff, rand::random::<f64>());
         // Keep a steady cadence on success: the interval counts from the start of the poll.
-        next = if failures == 0 { tokio::time::Instant::from_std(started) + wait } else { tokio::time::Instant::now() + wait };
+        next = if failures == 0 {
+            tokio::time::Instant::from_std(started) + wait
+        } else {
+            tokio::time::Instant::now() + wait
+        };
         if next < tokio::time::Instant::now() {
             next = tokio::time::Instant::now();
         }

@@ -3,9 +3,9 @@
 //! proportional to volume, and obey pause/resume/budget changes and scripted incidents.
 
 use crate::domain::{Counters, VariantCounters};
-use crate::poll::wire::{ChannelStats, ChannelStatus, ControlAction, ControlRequest, StatsDoc, PROTOCOL_VERSION};
-use rand::rngs::SmallRng;
+use crate::poll::wire::{ChannelStats, ChannelStatus, ControlAction, ControlRequest, PROTOCOL_VERSION, StatsDoc};
 use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use rand_distr::{Binomial, Distribution, LogNormal, Poisson};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -135,7 +135,8 @@ impl SimChannel {
         (start_ms, end_ms, offset_ms): (i64, i64, i64),
         seed: u64,
     ) -> Self {
-        let variant_counters = variants.iter().map(|v| VariantCounters { id: v.id.clone(), ..Default::default() }).collect();
+        let variant_counters =
+            variants.iter().map(|v| VariantCounters { id: v.id.clone(), ..Default::default() }).collect();
         SimChannel {
             campaign: campaign.to_string(),
             id: id.to_string(),
@@ -248,7 +249,8 @@ impl SimChannel {
         }
         let leads = binomial(&mut self.rng, clicks, self.params.lead_rate.clamp(0.0, 1.0));
         let revenue = if conversions > 0 {
-            let spread = LogNormal::new(0.0, 0.35 / (conversions as f64).sqrt()).map_or(1.0, |d| d.sample(&mut self.rng));
+            let spread =
+                LogNormal::new(0.0, 0.35 / (conversions as f64).sqrt()).map_or(1.0, |d| d.sample(&mut self.rng));
             conversions as f64 * self.params.aov * spread
         } else {
             0.0
@@ -281,7 +283,7 @@ fn round_cents(x: f64) -> f64 {
 }
 
 fn poisson(rng: &mut SmallRng, lambda: f64) -> u64 {
-    if !(lambda > 0.0) {
+    if lambda.is_nan() || lambda <= 0.0 {
         return 0;
     }
     Poisson::new(lambda).map_or(0, |d| d.sample(rng) as u64)
@@ -350,7 +352,14 @@ impl Network {
         incidents.sort_by_key(|i| i.at_ms);
         let n = incidents.len();
         let earliest = channels.iter().map(|c| c.start_ms).min().unwrap_or(now_ms).min(now_ms);
-        let mut net = Network { channels, incidents, started: vec![false; n], ended: vec![false; n], now_ms: earliest, seen_keys: HashMap::new() };
+        let mut net = Network {
+            channels,
+            incidents,
+            started: vec![false; n],
+            ended: vec![false; n],
+            now_ms: earliest,
+            seen_keys: HashMap::new(),
+        };
         net.advance_to(now_ms);
         net
     }
@@ -456,7 +465,13 @@ impl Network {
                 _ => return Err(ControlError::BadRequest("set_budget needs a value ≥ 0".into())),
             },
         }
-        let outcome = ControlOutcome { applied: true, channel: ch.id.clone(), status: ch.status, daily_budget: ch.daily_budget, replayed: false };
+        let outcome = ControlOutcome {
+            applied: true,
+            channel: ch.id.clone(),
+            status: ch.status,
+            daily_budget: ch.daily_budget,
+            replayed: false,
+        };
         self.seen_keys.insert(key, (req.clone(), outcome.clone()));
         Ok(outcome)
     }
@@ -501,7 +516,8 @@ mod tests {
     #[test]
     fn incidents_start_and_end() {
         let inc = |effect, dur| Incident { at_ms: DAY, duration_ms: Some(dur), target: "c/x".into(), effect };
-        let mut net = Network::new(vec![channel(1000.0)], vec![inc(Effect::HttpError(500), H), inc(Effect::Reset, 0)], 0);
+        let mut net =
+            Network::new(vec![channel(1000.0)], vec![inc(Effect::HttpError(500), H), inc(Effect::Reset, 0)], 0);
         net.advance_to(DAY - 1);
         assert!(net.stats(None, None).is_ok());
         net.advance_to(DAY + 1);
@@ -514,7 +530,12 @@ mod tests {
     #[test]
     fn obeys_control_once_per_key() {
         let mut net = Network::new(vec![channel(1000.0)], vec![], 0);
-        let req = |action, value, key: &str| ControlRequest { channel: "x".into(), action, value, idempotency_key: key.into() };
+        let req = |action, value, key: &str| ControlRequest {
+            channel: "x".into(),
+            action,
+            value,
+            idempotency_key: key.into(),
+        };
         let out = net.control("c", &req(ControlAction::Pause, None, "k1")).unwrap();
         assert_eq!(out.status, ChannelStatus::Paused);
         let before = net.channels[0].counters;
@@ -536,7 +557,8 @@ mod tests {
         let v = |id: &str, ctr_mult| VariantParams { id: id.into(), share: 0.5, ctr_mult, cvr_mult: 1.0 };
         let mut ch = channel(50_000.0);
         ch.variants = vec![v("A", 1.0), v("B", 1.3)];
-        ch.variant_counters = ch.variants.iter().map(|v| VariantCounters { id: v.id.clone(), ..Default::default() }).collect();
+        ch.variant_counters =
+            ch.variants.iter().map(|v| VariantCounters { id: v.id.clone(), ..Default::default() }).collect();
         let mut net = Network::new(vec![ch], vec![], 0);
         net.advance_to(3 * DAY);
         let c = &net.channels[0];

@@ -84,11 +84,20 @@ impl Scenario {
                     cvr: spec.cvr.unwrap_or(base.cvr),
                     aov: spec.aov.unwrap_or(base.aov),
                 };
-                if !(params.cpm > 0.0) {
+                if params.cpm.is_nan() || params.cpm <= 0.0 {
                     return Err(format!("channels.\"{key}\".cpm must be > 0"));
                 }
                 let h = key.bytes().fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-                channels.push(SimChannel::new(&c.id, ch.source_id(), &c.currency, ch.daily_budget, params, spec.variants, window, h));
+                channels.push(SimChannel::new(
+                    &c.id,
+                    ch.source_id(),
+                    &c.currency,
+                    ch.daily_budget,
+                    params,
+                    spec.variants,
+                    window,
+                    h,
+                ));
             }
         }
         for key in self.channels.keys() {
@@ -119,7 +128,9 @@ impl EventSpec {
             "ctr" => Effect::Ctr(factor()?),
             "cvr" => Effect::Cvr(factor()?),
             "cpm" => Effect::Cpm(factor()?),
-            "http_error" => Effect::HttpError(self.status.filter(|s| (400..600).contains(s)).ok_or("needs status 400–599")?),
+            "http_error" => {
+                Effect::HttpError(self.status.filter(|s| (400..600).contains(s)).ok_or("needs status 400–599")?)
+            }
             "hang" => Effect::Hang,
             "reset" => Effect::Reset,
             "pause" => Effect::Pause,
@@ -131,7 +142,5 @@ impl EventSpec {
 }
 
 fn parse_ms(s: &str) -> Result<i64, String> {
-    humantime::parse_duration(s.trim())
-        .map(|d| d.as_millis() as i64)
-        .map_err(|e| format!("bad duration '{s}': {e}"))
+    humantime::parse_duration(s.trim()).map(|d| d.as_millis() as i64).map_err(|e| format!("bad duration '{s}': {e}"))
 }

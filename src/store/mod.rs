@@ -89,11 +89,7 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: path.clone(), source })?;
         }
-        let db = sled::Config::new()
-            .path(&path)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|e| classify(&path, e))?;
+        let db = sled::Config::new().path(&path).flush_every_ms(Some(1000)).open().map_err(|e| classify(&path, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
         let store = Store {
             meta: tree("meta")?,
@@ -215,7 +211,9 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
-        let encoded: Vec<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = items
+        // (sample key, sample, cursor key, cursor), encoded outside the transaction closure.
+        type Encoded = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+        let encoded: Vec<Encoded> = items
             .iter()
             .map(|i| (i.key.at(i.sample.at), Self::encode(i.sample), i.key.prefix(), Self::encode(i.cursor)))
             .collect();
@@ -312,13 +310,13 @@ impl Drop for Store {
 fn classify(path: &Path, e: sled::Error) -> StoreError {
     let path = path.to_path_buf();
     match e {
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") => {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") =>
+        {
             StoreError::Locked { path }
         }
         sled::Error::Io(source) => StoreError::Io { path, source },
-        sled::Error::Corruption { at, .. } => {
-            StoreError::Corrupt { path, detail: format!("corrupt data at {at:?}") }
-        }
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt { path, detail: format!("corrupt data at {at:?}") },
         other => StoreError::Corrupt { path, detail: other.to_string() },
     }
 }

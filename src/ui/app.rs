@@ -160,7 +160,9 @@ impl App {
         let mut rows: Vec<usize> = (0..c.channels.len())
             .filter(|i| {
                 let ch = &c.channels[*i];
-                needle.is_empty() || ch.name.to_lowercase().contains(&needle) || ch.key.channel.to_lowercase().contains(&needle)
+                needle.is_empty()
+                    || ch.name.to_lowercase().contains(&needle)
+                    || ch.key.channel.to_lowercase().contains(&needle)
             })
             .collect();
         let sort = self.sort;

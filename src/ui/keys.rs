@@ -46,7 +46,13 @@ pub struct Binding {
     pub hint: Option<&'static str>,
 }
 
-const fn b(keys: &'static str, action: Action, scope: Scope, help: &'static str, hint: Option<&'static str>) -> Binding {
+const fn b(
+    keys: &'static str,
+    action: Action,
+    scope: Scope,
+    help: &'static str,
+    hint: Option<&'static str>,
+) -> Binding {
     Binding { keys, action, scope, help, hint }
 }
 
@@ -149,10 +155,27 @@ mod tests {
         use std::collections::HashSet;
         let documented: HashSet<Action> = BINDINGS.iter().map(|b| b.action).collect();
         let all = [
-            Action::Quit, Action::Up, Action::Down, Action::PageUp, Action::PageDown, Action::Top, Action::Bottom,
-            Action::Open, Action::Back, Action::NextView, Action::PrevView, Action::Overview, Action::CampaignView,
-            Action::ChannelView, Action::Help, Action::Filter, Action::SortNext, Action::SortReverse,
-            Action::MetricNext, Action::MetricPrev, Action::WindowNext,
+            Action::Quit,
+            Action::Up,
+            Action::Down,
+            Action::PageUp,
+            Action::PageDown,
+            Action::Top,
+            Action::Bottom,
+            Action::Open,
+            Action::Back,
+            Action::NextView,
+            Action::PrevView,
+            Action::Overview,
+            Action::CampaignView,
+            Action::ChannelView,
+            Action::Help,
+            Action::Filter,
+            Action::SortNext,
+            Action::SortReverse,
+            Action::MetricNext,
+            Action::MetricPrev,
+            Action::WindowNext,
         ];
         for a in all {
             assert!(documented.contains(&a), "{a:?} has no help line");

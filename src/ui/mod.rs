@@ -30,7 +30,8 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         return;
     }
     let [header, tabs, body, footer] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)])
+            .areas(area);
     f.render_widget(Paragraph::new(header_line(app, header.width as usize)).style(app.theme.header), header);
     f.render_widget(Paragraph::new(tabs_line(app, tabs.width as usize)), tabs);
     match app.view {
@@ -103,7 +104,11 @@ fn tabs_line(app: &App, width: usize) -> Line<'static> {
 fn footer_line(app: &App, width: usize) -> Line<'static> {
     let t = &app.theme;
     if app.editing_filter {
-        return Line::from(vec![Span::styled(" / ", t.accent), Span::raw(format!("{}▏", app.filter)), Span::styled("  Enter keep · Esc clear", t.muted)]);
+        return Line::from(vec![
+            Span::styled(" / ", t.accent),
+            Span::raw(format!("{}▏", app.filter)),
+            Span::styled("  Enter keep · Esc clear", t.muted),
+        ]);
     }
     if let Some(m) = &app.message {
         return Line::styled(fit(&format!(" {m}"), width), t.warn);
@@ -242,4 +247,3 @@ pub fn render_to_string(app: &mut App, width: u16, height: u16) -> String {
     }
     out
 }
-

@@ -66,7 +66,9 @@ impl Theme {
             format!("{file}:{line}: {}", e.message().lines().next().unwrap_or(""))
         })?;
         let color = |field: &str, v: &str| -> Result<Color, String> {
-            v.parse::<Color>().map_err(|_| format!("{file}: {field} = \"{v}\" is not a colour (a name such as \"red\", or \"#rrggbb\")"))
+            v.parse::<Color>().map_err(|_| {
+                format!("{file}: {field} = \"{v}\" is not a colour (a name such as \"red\", or \"#rrggbb\")")
+            })
         };
         let fg = |field: &str, v: &str| color(field, v).map(|c| Style::default().fg(c));
         let mono = |c: Color| c == Color::Reset;
@@ -81,7 +83,11 @@ impl Theme {
             Style::default().fg(color("header_fg", &f.header_fg)?).bg(header_bg).add_modifier(Modifier::BOLD)
         };
         let sel = color("selected_bg", &f.selected_bg)?;
-        let selected = if mono(sel) { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default().bg(sel).add_modifier(Modifier::BOLD) };
+        let selected = if mono(sel) {
+            Style::default().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::default().bg(sel).add_modifier(Modifier::BOLD)
+        };
         Ok(Theme {
             name: f.name,
             base,

@@ -52,7 +52,17 @@ fn columns(width: u16, campaign: &CampaignView) -> Vec<Col> {
             chosen.push(c);
         }
     }
-    let display = [Column::Impressions, Column::Clicks, Column::Ctr, Column::Cvr, Column::Leads, Column::Cpl, Column::Cpa, Column::Spend, Column::Roas];
+    let display = [
+        Column::Impressions,
+        Column::Clicks,
+        Column::Ctr,
+        Column::Cvr,
+        Column::Leads,
+        Column::Cpl,
+        Column::Cpa,
+        Column::Spend,
+        Column::Roas,
+    ];
     chosen.sort_by_key(|c| match c {
         Col::Status => 0,
         Col::Data(col, _) => 1 + display.iter().position(|x| x == col).unwrap_or(0),
@@ -78,12 +88,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
     let mut head = vec![Line::from(vec![
         Span::styled(truncate(&c.campaign.name, width.saturating_sub(30)), t.accent),
         Span::styled(
-            format!(
-                "  {} → {}  {}",
-                c.campaign.start.format("%m-%d"),
-                c.campaign.end.format("%m-%d"),
-                c.campaign.id
-            ),
+            format!("  {} → {}  {}", c.campaign.start.format("%m-%d"), c.campaign.end.format("%m-%d"), c.campaign.id),
             t.muted,
         ),
     ])];
@@ -103,7 +108,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
         };
         let arrow = if col_id == Some(app.sort) { if app.descending { "▼" } else { "▲" } } else { "" };
         let text = format!("{label}{arrow}");
-        Cell::from(Line::from(text).alignment(if matches!(col, Col::Data(..)) { ratatui::layout::Alignment::Right } else { ratatui::layout::Alignment::Left }))
+        Cell::from(Line::from(text).alignment(if matches!(col, Col::Data(..)) {
+            ratatui::layout::Alignment::Right
+        } else {
+            ratatui::layout::Alignment::Left
+        }))
     })))
     .style(t.muted);
     let visible = table_area.height.saturating_sub(1) as usize;
@@ -122,11 +131,16 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
         })
         .collect();
     if rows.is_empty() {
-        let msg = if app.filter.is_empty() { "This campaign has no channels." } else { "No channel matches the filter (Esc clears it)." };
+        let msg = if app.filter.is_empty() {
+            "This campaign has no channels."
+        } else {
+            "No channel matches the filter (Esc clears it)."
+        };
         f.render_widget(Paragraph::new(msg).style(t.muted), table_area);
         return;
     }
-    let widths: Vec<Constraint> = std::iter::once(Constraint::Min(14)).chain(cols.iter().map(|c| Constraint::Length(col_width(*c)))).collect();
+    let widths: Vec<Constraint> =
+        std::iter::once(Constraint::Min(14)).chain(cols.iter().map(|c| Constraint::Length(col_width(*c)))).collect();
     f.render_widget(Table::new(rows, widths).header(header).column_spacing(1), table_area);
 }
 
@@ -135,7 +149,11 @@ fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crat
     for col in cols {
         cells.push(match col {
             Col::Status => {
-                let (sym, style) = if ch.status == Some(ChannelStatus::Paused) { ("‖", t.muted) } else { health_symbol(ch.health, t) };
+                let (sym, style) = if ch.status == Some(ChannelStatus::Paused) {
+                    ("‖", t.muted)
+                } else {
+                    health_symbol(ch.health, t)
+                };
                 Cell::from(Span::styled(sym, style))
             }
             Col::Data(k, _) => {
@@ -144,7 +162,9 @@ fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crat
                 let style = kpi_style(c, m, v, t);
                 Cell::from(Line::from(Span::styled(m.format(v), style)).alignment(ratatui::layout::Alignment::Right))
             }
-            Col::Trend(w) => Cell::from(Span::styled(sparkline(&ch.spark(Metric::Spend, *w as usize), *w as usize), t.accent)),
+            Col::Trend(w) => {
+                Cell::from(Span::styled(sparkline(&ch.spark(Metric::Spend, *w as usize), *w as usize), t.accent))
+            }
         });
     }
     Row::new(cells)

@@ -37,7 +37,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         Span::styled(format!("{sym} {}", ch.health.label()), hs),
     ];
     if ch.resets > 0 {
-        title.push(Span::styled(format!(" · {} counter reset{}", ch.resets, if ch.resets == 1 { "" } else { "s" }), t.warn));
+        title.push(Span::styled(
+            format!(" · {} counter reset{}", ch.resets, if ch.resets == 1 { "" } else { "s" }),
+            t.warn,
+        ));
     }
     let mut head = vec![Line::from(title)];
     if let Some(err) = &ch.last_error {
@@ -64,7 +67,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let mut today = vec![Span::styled("Today ", t.muted)];
     today.extend(bar(width.saturating_sub(44).min(40), day_ratio, Some(day_elapsed), t.accent, t.gauge_empty, t.base));
     today.push(Span::styled(
-        format!(" {} / {} {}  total {}", money(ch.today.spend), money(ch.daily_budget), camp.campaign.currency, money(totals.spend)),
+        format!(
+            " {} / {} {}  total {}",
+            money(ch.today.spend),
+            money(ch.daily_budget),
+            camp.campaign.currency,
+            money(totals.spend)
+        ),
         t.base,
     ));
     stats.push(Line::from(today));
@@ -84,7 +93,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     let chart_h = area.height.saturating_sub((head.len() + stats.len()) as u16);
     let [h_area, chart_area, s_area] =
-        Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(chart_h), Constraint::Min(0)]).areas(area);
+        Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(chart_h), Constraint::Min(0)])
+            .areas(area);
     f.render_widget(Paragraph::new(head).style(t.base), h_area);
     f.render_widget(Paragraph::new(stats).style(t.base), s_area);
     if chart_h >= 4 {
@@ -97,7 +107,11 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
     let m = app.chart_metric;
     let series = app.snap.series.as_ref().filter(|s| Some(&s.key) == app.channel.as_ref() && s.window == app.window);
     let per = series.map_or(String::new(), |s| {
-        if m.is_cumulative() { format!(" per {}", humantime::format_duration(std::time::Duration::from_millis(s.bucket_ms as u64))) } else { String::new() }
+        if m.is_cumulative() {
+            format!(" per {}", humantime::format_duration(std::time::Duration::from_millis(s.bucket_ms as u64)))
+        } else {
+            String::new()
+        }
     });
     let title = format!(" {}{per} · last {} · m: KPI  w: window ", m.label(), app.window.label());
     let block = Block::default().borders(Borders::TOP).title(Span::styled(title, t.accent)).border_style(t.muted);
@@ -105,13 +119,13 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
         f.render_widget(Paragraph::new("loading…").style(t.muted).block(block), area);
         return;
     };
-    let pts: Vec<(f64, f64)> = s
-        .points
-        .iter()
-        .filter_map(|(at, c)| m.value(c).map(|v| (((at - s.from_ms) as f64) / 60_000.0, v)))
-        .collect();
+    let pts: Vec<(f64, f64)> =
+        s.points.iter().filter_map(|(at, c)| m.value(c).map(|v| (((at - s.from_ms) as f64) / 60_000.0, v))).collect();
     if pts.is_empty() {
-        f.render_widget(Paragraph::new(format!("no {} data in this window yet", m.label())).style(t.muted).block(block), area);
+        f.render_widget(
+            Paragraph::new(format!("no {} data in this window yet", m.label())).style(t.muted).block(block),
+            area,
+        );
         return;
     }
     let span_min = ((s.to_ms - s.from_ms) as f64 / 60_000.0).max(1.0);
@@ -121,7 +135,11 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
     let fmt_t = |ms: i64| {
         DateTime::from_timestamp_millis(ms).map_or(String::new(), |d| {
             let d = d.with_timezone(offset);
-            if s.to_ms - s.from_ms > 86_400_000 { d.format("%m-%d %H:%M").to_string() } else { d.format("%H:%M").to_string() }
+            if s.to_ms - s.from_ms > 86_400_000 {
+                d.format("%m-%d %H:%M").to_string()
+            } else {
+                d.format("%H:%M").to_string()
+            }
         })
     };
     let data = [Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.accent).data(&pts)];

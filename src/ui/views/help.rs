@@ -14,7 +14,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         for (scope, title) in scopes {
             lines.push(Line::styled(*title, t.accent));
             for b in BINDINGS.iter().filter(|b| b.scope == *scope) {
-                lines.push(Line::from(vec![Span::styled(format!("  {:<13}", b.keys), t.good), Span::styled(b.help, t.base)]));
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {:<13}", b.keys), t.good),
+                    Span::styled(b.help, t.base),
+                ]));
             }
         }
         lines
@@ -34,7 +37,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     };
     let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     f.render_widget(Clear, popup);
-    let block = Block::default().borders(Borders::ALL).title(Span::styled(" Keys — ? or Esc to close ", t.accent)).border_style(t.muted);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(" Keys — ? or Esc to close ", t.accent))
+        .border_style(t.muted);
     let inner = block.inner(popup);
     f.render_widget(block, popup);
     if one_col {

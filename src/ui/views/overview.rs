@@ -96,7 +96,9 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
             (p, Some(e), text, style)
         } else {
             let ok = value.map(|v| if g.metric.higher_is_better() { v >= g.target } else { v <= g.target });
-            let ratio = value.map_or(0.0, |v| if g.metric.higher_is_better() { v / g.target } else { g.target / v.max(f64::MIN_POSITIVE) });
+            let ratio = value.map_or(0.0, |v| {
+                if g.metric.higher_is_better() { v / g.target } else { g.target / v.max(f64::MIN_POSITIVE) }
+            });
             let style = match ok {
                 Some(true) => t.good,
                 Some(false) => t.bad,
@@ -117,7 +119,7 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
     let pace = pacing(spent, camp.total_budget, elapsed);
     let pace_style = match pace {
         Some(p) if p > 1.15 => t.bad,
-        Some(p) if p > 1.05 || p < 0.8 => t.warn,
+        Some(p) if !(0.8..=1.05).contains(&p) => t.warn,
         Some(_) => t.good,
         None => t.muted,
     };
@@ -132,8 +134,12 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
     // One bar width for the whole campaign so that the pace markers line up.
     let text_w = gauges.iter().map(|g| unicode_width::UnicodeWidthStr::width(g.3.as_str())).max().unwrap_or(0);
     let bar_w = width.saturating_sub(label_w + text_w + 1).clamp(8.min(width.saturating_sub(label_w + 1)), 60);
-    let mut lines: Vec<Line<'static>> =
-        gauges.iter().map(|(label, ratio, marker, text, style)| gauge_line(label, *ratio, *marker, text, *style, t, label_w, bar_w, width)).collect();
+    let mut lines: Vec<Line<'static>> = gauges
+        .iter()
+        .map(|(label, ratio, marker, text, style)| {
+            gauge_line(label, *ratio, *marker, text, *style, t, label_w, bar_w, width)
+        })
+        .collect();
     lines.push(kpi_line(camp, c, t, width));
     lines
 }
@@ -172,7 +178,17 @@ fn kpi_line(camp: &Campaign, c: &CampaignView, t: &Theme, width: usize) -> Line<
 /// `  Label   ██████│░░░░ text`: the text keeps its room and the bar takes the rest, down to
 /// a minimum, after which the text is cut.
 #[allow(clippy::too_many_arguments)]
-fn gauge_line(label: &str, ratio: f64, marker: Option<f64>, text: &str, style: Style, t: &Theme, lw: usize, bw: usize, width: usize) -> Line<'static> {
+fn gauge_line(
+    label: &str,
+    ratio: f64,
+    marker: Option<f64>,
+    text: &str,
+    style: Style,
+    t: &Theme,
+    lw: usize,
+    bw: usize,
+    width: usize,
+) -> Line<'static> {
     let tw = width.saturating_sub(lw + bw + 1);
     let mut spans = vec![Span::styled(format!("  {}", fit(label, lw - 2)), t.base)];
     spans.extend(bar(bw, ratio, marker, style, t.gauge_empty, t.base));

@@ -10,7 +10,14 @@ const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█
 
 /// A bar `width` columns wide filled to `ratio` (clamped to 1), with a `│` marker at
 /// `marker` (the share of time elapsed) when given.
-pub fn bar(width: usize, ratio: f64, marker: Option<f64>, fill: Style, empty: Style, mark: Style) -> Vec<Span<'static>> {
+pub fn bar(
+    width: usize,
+    ratio: f64,
+    marker: Option<f64>,
+    fill: Style,
+    empty: Style,
+    mark: Style,
+) -> Vec<Span<'static>> {
     if width == 0 {
         return Vec::new();
     }
