@@ -418,19 +418,24 @@ impl Network {
     }
 
     /// The stats document for the channels that match `campaign`/`channel` (None = all).
-    /// Err(status) when an injected HTTP error covers one of them; Ok(None) when one hangs.
+    /// An injected failure fails the request when every channel it covers is failing (a
+    /// request for that one channel, or an incident on the whole campaign); a wider document
+    /// leaves the failing channels out, as a platform with one broken report would.
+    /// Err(status) for an HTTP error; Ok(None) when the request should hang.
     pub fn stats(&self, campaign: Option<&str>, channel: Option<&str>) -> Result<Option<StatsDoc>, u16> {
         let chosen: Vec<&SimChannel> = self
             .channels
             .iter()
             .filter(|c| campaign.is_none_or(|x| x == c.campaign) && channel.is_none_or(|x| x == c.id))
             .collect();
-        if let Some(status) = chosen.iter().find_map(|c| c.http_error) {
-            return Err(status);
+        let broken = |c: &&SimChannel| c.http_error.is_some() || c.hang;
+        if !chosen.is_empty() && chosen.iter().all(broken) {
+            return match chosen.iter().find_map(|c| c.http_error) {
+                Some(status) => Err(status),
+                None => Ok(None),
+            };
         }
-        if chosen.iter().any(|c| c.hang) {
-            return Ok(None);
-        }
+        let chosen: Vec<&SimChannel> = chosen.into_iter().filter(|c| !broken(c)).collect();
         Ok(Some(StatsDoc {
             version: PROTOCOL_VERSION,
             generated_at: chrono::DateTime::from_timestamp_millis(self.now_ms),
@@ -522,6 +527,7 @@ mod tests {
         assert!(net.stats(None, None).is_ok());
         net.advance_to(DAY + 1);
         assert_eq!(net.stats(Some("c"), None), Err(500));
+        assert_eq!(net.stats(None, Some("x")), Err(500));
         assert!(net.channels[0].counters.impressions < 1000, "counters were reset");
         net.advance_to(DAY + H + 1);
         assert!(net.stats(Some("c"), Some("x")).unwrap().is_some());

@@ -49,23 +49,29 @@ pub fn draw(f: &mut Frame, app: &mut App) {
 pub fn header_line(app: &App, width: usize) -> Line<'static> {
     let snap = &app.snap;
     let offset = snap.campaigns.first().map(|c| *c.campaign.start.offset());
-    let clock = chrono::DateTime::from_timestamp_millis(snap.now_ms).map_or(String::new(), |d| match offset {
-        Some(o) => d.with_timezone(&o).format("%Y-%m-%d %H:%M %:z").to_string(),
-        None => d.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string(),
-    });
+    let clock = |long: bool| {
+        let fmt = if long { "%Y-%m-%d %H:%M %:z" } else { "%m-%d %H:%M" };
+        chrono::DateTime::from_timestamp_millis(snap.now_ms).map_or(String::new(), |d| match offset {
+            Some(o) => d.with_timezone(&o).format(fmt).to_string(),
+            None => d.with_timezone(&chrono::Local).format(fmt).to_string(),
+        })
+    };
     let speed = if (snap.speed - 1.0).abs() > f64::EPSILON { format!(" sim ×{}", snap.speed) } else { String::new() };
     let fresh = freshness(snap.last_data.map(|t| t.elapsed()));
     let (ok, degraded, failing) = snap.health_counts();
-    let mut text = format!(" Campaign Cockpit │ {clock}{speed} │ data {fresh} │ sources ●{ok}");
+    let mut tail = format!(" │ data {fresh} │ sources ●{ok}");
     if degraded > 0 {
-        text.push_str(&format!(" ◐{degraded}"));
+        tail.push_str(&format!(" ◐{degraded}"));
     }
     if failing > 0 {
-        text.push_str(&format!(" ✖{failing}"));
+        tail.push_str(&format!(" ✖{failing}"));
     }
     if snap.store_error.is_some() {
-        text.push_str(" │ DB WRITE FAILING");
+        tail.push_str(" │ DB WRITE FAILING");
     }
+    // The health counts matter more than the year and the offset: shorten the clock first.
+    let long = format!(" Campaign Cockpit │ {}{speed}{tail}", clock(true));
+    let text = if long.chars().count() <= width { long } else { format!(" Cockpit │ {}{speed}{tail}", clock(false)) };
     Line::raw(fit(&text, width))
 }
 

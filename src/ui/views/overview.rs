@@ -30,12 +30,28 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(Paragraph::new(lines).style(t.base), Rect { y, height: h.min(area.height), ..area });
         return;
     }
-    // Each campaign is a block of lines; scroll so that the selected one is visible.
+    // Wide terminals get campaigns side by side, about 100 columns each.
+    let cols = (area.width as usize / 100).clamp(1, 3).min(snap.campaigns.len());
+    if cols > 1 {
+        let areas = ratatui::layout::Layout::horizontal(vec![ratatui::layout::Constraint::Ratio(1, cols as u32); cols])
+            .split(area);
+        for (k, col_area) in areas.iter().enumerate() {
+            let picks: Vec<usize> = (k..snap.campaigns.len()).step_by(cols).collect();
+            render_column(f, Rect { width: col_area.width.saturating_sub(2), ..*col_area }, app, &picks);
+        }
+        return;
+    }
+    let all: Vec<usize> = (0..snap.campaigns.len()).collect();
+    render_column(f, area, app, &all);
+}
+
+/// The campaigns `picks` (indexes) one under another, scrolled to keep the selection visible.
+fn render_column(f: &mut Frame, area: Rect, app: &App, picks: &[usize]) {
+    let snap = &app.snap;
     let width = area.width as usize;
-    let blocks: Vec<Vec<Line<'static>>> = snap
-        .campaigns
+    let blocks: Vec<Vec<Line<'static>>> = picks
         .iter()
-        .enumerate()
+        .map(|&i| (i, &snap.campaigns[i]))
         .map(|(i, c)| {
             let mut lines = vec![title_line(c, snap.now_ms, i == app.campaign_sel, &app.theme, width)];
             lines.extend(campaign_lines(c, snap.now_ms, &app.theme, width));
@@ -44,8 +60,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .collect();
     let height = area.height as usize;
     let heights: Vec<usize> = blocks.iter().map(|b| b.len() + 1).collect();
+    let sel = picks.iter().position(|i| *i == app.campaign_sel).unwrap_or(0);
     let mut start = 0;
-    while start < app.campaign_sel && heights[start..=app.campaign_sel].iter().sum::<usize>() > height {
+    while start < sel && heights[start..=sel].iter().sum::<usize>() > height {
         start += 1;
     }
     let mut lines = Vec::new();
@@ -141,7 +158,32 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
         })
         .collect();
     lines.push(kpi_line(camp, c, t, width));
+    if let Some(l) = trouble_line(c, t, width) {
+        lines.push(l);
+    }
     lines
+}
+
+/// Names the channels whose data is not to be trusted right now, worst first, with the reason.
+fn trouble_line(c: &CampaignView, t: &Theme, width: usize) -> Option<Line<'static>> {
+    let mut bad: Vec<_> = c.channels.iter().filter(|ch| ch.health.severity() >= Health::Stale.severity()).collect();
+    if bad.is_empty() {
+        return None;
+    }
+    bad.sort_by_key(|ch| std::cmp::Reverse(ch.health.severity()));
+    let (sym, style) = health_symbol(bad[0].health, t);
+    let text = bad
+        .iter()
+        .map(|ch| match &ch.last_error {
+            Some(e) => format!("{} {}: {e}", ch.key.channel, ch.health.label()),
+            None => format!("{} {}", ch.key.channel, ch.health.label()),
+        })
+        .collect::<Vec<_>>()
+        .join(" · ");
+    Some(Line::from(vec![
+        Span::styled(format!("  {sym} "), style),
+        Span::styled(truncate(&text, width.saturating_sub(4)), style),
+    ]))
 }
 
 fn kpi_line(camp: &Campaign, c: &CampaignView, t: &Theme, width: usize) -> Line<'static> {
