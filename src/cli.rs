@@ -104,6 +104,44 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// Settings from `$COCKPIT_CONFIG` or `$XDG_CONFIG_HOME/campaign-cockpit/config.toml`; the
+/// command line and the environment win over it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub db: Option<PathBuf>,
+    pub theme: Option<String>,
+    pub interval: Option<String>,
+}
+
+impl Config {
+    pub fn path() -> Option<PathBuf> {
+        std::env::var_os("COCKPIT_CONFIG").map(PathBuf::from).or_else(|| {
+            directories::ProjectDirs::from("", "", "campaign-cockpit").map(|d| d.config_dir().join("config.toml"))
+        })
+    }
+
+    /// The config file, or defaults when there is none. A malformed file is an error naming
+    /// its line.
+    pub fn load() -> color_eyre::Result<Config> {
+        let Some(path) = Config::path() else { return Ok(Config::default()) };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(BadInput(format!("{}: {e}", path.display())).into()),
+        };
+        let name = path.display().to_string();
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            BadInput(format!("{name}:{line}: {}", e.message().lines().next().unwrap_or("")))
+        })?;
+        if let Some(i) = &config.interval {
+            parse_duration(i).map_err(|e| BadInput(format!("{name}: interval = \"{i}\": {e}")))?;
+        }
+        Ok(config)
+    }
+}
+
 pub fn default_db() -> PathBuf {
     directories::ProjectDirs::from("", "", "campaign-cockpit")
         .map(|d| d.data_dir().join("cockpit.db"))
@@ -127,6 +165,15 @@ fn theme(cli: &Cli) -> color_eyre::Result<Theme> {
     Theme::load(cli.theme.as_deref().unwrap_or("default")).map_err(|e| BadInput(e).into())
 }
 
+/// Fills what the command line left open from the config file.
+fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
+    let config = Config::load()?;
+    cli.db = cli.db.or(config.db);
+    cli.theme = cli.theme.or(config.theme);
+    cli.interval = cli.interval.or_else(|| config.interval.as_deref().and_then(|i| parse_duration(i).ok()));
+    Ok(cli)
+}
+
 /// Logs go to a daily-rotated file under the XDG state dir, never to the terminal.
 fn init_file_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = state_dir();
@@ -145,6 +192,7 @@ fn init_file_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 }
 
 pub fn run(cli: Cli) -> color_eyre::Result<()> {
+    let cli = layered(cli)?;
     let db = cli.db.clone().unwrap_or_else(default_db);
     match &cli.command {
         None => {

@@ -10,6 +10,8 @@ fn cockpit(db: &Path, args: &[&str]) -> Output {
         .arg(db)
         .args(args)
         .env_remove("COCKPIT_DB")
+        .env("COCKPIT_CONFIG", db.with_extension("no-config.toml"))
+        .env("XDG_STATE_HOME", db.parent().unwrap())
         .output()
         .unwrap()
 }
@@ -121,4 +123,28 @@ fn wrong_arguments_print_usage_and_exit_2() {
     let o = cockpit(&db, &["--theme", "nope", "demo"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown theme 'nope'"));
+}
+
+#[test]
+fn the_config_file_fills_in_what_the_command_line_leaves_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let db = dir.path().join("from-config.db");
+    std::fs::write(&config, format!("db = {:?}\ntheme = \"mono\"\n", db.to_str().unwrap())).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cockpit"))
+            .args(args)
+            .env_remove("COCKPIT_DB")
+            .env("COCKPIT_CONFIG", &config)
+            .env("XDG_STATE_HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["campaign", "import", FIXTURES[1]]).status.success());
+    assert!(stdout(&run(&["campaign", "list"])).contains("618-promo"), "the config's db is used");
+    assert!(db.exists());
+    std::fs::write(&config, "db = \"x\"\ncolour = \"red\"\n").unwrap();
+    let o = run(&["campaign", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("config.toml:2:") && stderr(&o).contains("colour"), "{}", stderr(&o));
 }

@@ -17,13 +17,19 @@ struct Session {
 }
 
 impl Session {
-    fn start(args: &[&str]) -> Session {
+    /// Runs the cockpit with its XDG directories (logs, config) inside `home`.
+    fn start(home: &std::path::Path, args: &[&str]) -> Session {
         let pair =
             native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cockpit"));
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
+        for var in ["XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"] {
+            cmd.env(var, home);
+        }
+        cmd.env_remove("COCKPIT_CONFIG");
+        cmd.env_remove("COCKPIT_DB");
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
@@ -113,7 +119,7 @@ fn gauge_line(screen: &str, label: &str) -> String {
 fn demo_shows_live_gauges_and_quits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let mut s = Session::start(&["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
+    let mut s = Session::start(dir.path(), &["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
     let first = s.wait_for("the demo campaigns with data", |sc| {
         sc.contains("618 年中大促")
             && sc.contains("Webinar series")
@@ -140,15 +146,25 @@ fn demo_shows_live_gauges_and_quits_cleanly() {
 
 #[test]
 fn sigterm_restores_the_terminal_and_keeps_the_data() {
+    signal_restores_the_terminal_and_keeps_the_data("-TERM");
+}
+
+/// The SSH link drops.
+#[test]
+fn sighup_restores_the_terminal_and_keeps_the_data() {
+    signal_restores_the_terminal_and_keeps_the_data("-HUP");
+}
+
+fn signal_restores_the_terminal_and_keeps_the_data(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let mut s = Session::start(&["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
+    let mut s = Session::start(dir.path(), &["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
     s.wait_for("live data", |sc| sc.contains("data live") && sc.contains("Revenue"));
     let pid = s.child.process_id().unwrap();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
     assert!(killed.success());
     assert_eq!(s.wait_exit(), 0);
-    assert!(s.restored_terminal(), "terminal not restored after SIGTERM");
+    assert!(s.restored_terminal(), "terminal not restored after {signal}");
     let store = campaign_cockpit::store::Store::open(&db).unwrap();
     let cur = store.cursor(&campaign_cockpit::store::ChannelKey::new("618-promo", "tmall-ztc")).unwrap().unwrap();
     assert!(cur.totals.spend > 0.0, "samples were flushed");

@@ -64,6 +64,8 @@ fn a_second_process_gets_a_clear_error_naming_the_path() {
     let path = dir.path().join("db");
     let _held = Store::open(&path).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env_remove("COCKPIT_CONFIG")
         .args(["campaign", "list", "--db"])
         .arg(&path)
         .output()
