@@ -47,6 +47,8 @@ pub enum Cmd {
         /// A scenario file instead of the built-in demo.
         #[arg(long)]
         scenario: Option<PathBuf>,
+        #[command(flatten)]
+        scale: Scale,
     },
     /// Serve the simulated ad network only (stats and control endpoints).
     Sim {
@@ -56,6 +58,11 @@ pub enum Cmd {
         scenario: Option<PathBuf>,
         #[arg(long, default_value_t = 60.0)]
         speed: f64,
+        #[command(flatten)]
+        scale: Scale,
+        /// Write the served campaigns as TOML files into this directory (for `campaign import`).
+        #[arg(long)]
+        write_campaigns: Option<PathBuf>,
     },
     /// Manage campaigns in the database.
     #[command(subcommand)]
@@ -87,6 +94,17 @@ pub enum CampaignCmd {
     Show { id: String },
     /// Remove a campaign and everything recorded for it.
     Rm { id: String },
+}
+
+/// Synthetic campaigns instead of the demo set, for load tests.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Scale {
+    /// Serve this many synthetic channels in all (each with its own source URL).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Spread the synthetic channels over this many campaigns.
+    #[arg(long, default_value_t = 1, requires = "channels")]
+    pub campaigns: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -206,10 +224,10 @@ pub fn run(cli: Cli) -> color_eyre::Result<()> {
                 cli.interval.unwrap_or(Duration::from_secs(10)),
             ))
         }
-        Some(Cmd::Demo { speed, scenario }) => {
+        Some(Cmd::Demo { speed, scenario, scale }) => {
             let theme = theme(&cli)?;
             check_speed(*speed)?;
-            let scenario = load_scenario(scenario.as_deref())?;
+            let scenario = with_scale(load_scenario(scenario.as_deref())?, scale);
             let (db, temp) = match &cli.db {
                 Some(p) => (p.clone(), false),
                 None => (std::env::temp_dir().join(format!("cockpit-demo-{}", std::process::id())), true),
@@ -228,9 +246,17 @@ pub fn run(cli: Cli) -> color_eyre::Result<()> {
             }
             result
         }
-        Some(Cmd::Sim { listen, scenario, speed }) => {
+        Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns }) => {
             check_speed(*speed)?;
-            let scenario = load_scenario(scenario.as_deref())?;
+            let mut scenario = with_scale(load_scenario(scenario.as_deref())?, scale);
+            if let Some(dir) = write_campaigns {
+                std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+                crate::demo::rebase(&mut scenario.campaigns, &format!("http://{listen}"));
+                for c in &scenario.campaigns {
+                    let path = dir.join(format!("{}.toml", c.id));
+                    std::fs::write(&path, c.to_toml()).wrap_err_with(|| format!("writing {}", path.display()))?;
+                }
+            }
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init().ok();
             runtime()?.block_on(sim_only(listen, scenario, *speed))
         }
@@ -273,6 +299,19 @@ fn load_scenario(path: Option<&Path>) -> color_eyre::Result<LoadedScenario> {
         scenario.campaigns.iter().map(|f| read_campaign(&dir.join(f))).collect::<color_eyre::Result<_>>()?
     };
     Ok(LoadedScenario { scenario, campaigns })
+}
+
+/// Replaces the scenario's campaigns with synthetic ones when `--channels` is given.
+fn with_scale(mut loaded: LoadedScenario, scale: &Scale) -> LoadedScenario {
+    if let Some(n) = scale.channels {
+        // Synthetic campaigns run around the present, so a cockpit on the wall clock agrees.
+        loaded.scenario.start = None;
+        let start = chrono::Utc::now().fixed_offset();
+        loaded.campaigns = crate::sim::scale::campaigns(scale.campaigns, n, crate::demo::DEFAULT_SIM_ORIGIN, start);
+        loaded.scenario.channels.clear();
+        loaded.scenario.events.clear();
+    }
+    loaded
 }
 
 fn read_campaign(path: &Path) -> color_eyre::Result<Campaign> {

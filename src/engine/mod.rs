@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub const RECENT: usize = 120;
 /// Raw samples older than this (campaign time) are pruned; hourly rollups stay.
 pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
+/// Changes are written and published at most this often: responses spread over a poll
+/// interval then cost one transaction and one snapshot per window, not one each.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// A source's `generated_at` further ahead of our clock than this is not trusted.
 const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
 
@@ -148,29 +151,36 @@ impl Engine {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut done: Option<oneshot::Sender<()>> = None;
+        let mut last_publish = tokio::time::Instant::now();
         loop {
+            let due = last_publish + PUBLISH_EVERY;
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown(reply)) => { done = Some(reply); break; }
-                    Some(cmd) => self.command(cmd),
+                    Some(cmd) => {
+                        self.command(cmd);
+                        // The user asked for something: answer at once.
+                        self.publish();
+                        last_publish = tokio::time::Instant::now();
+                    }
                     None => break,
                 },
                 outcome = polls.recv() => match outcome {
                     Some(o) => {
                         self.on_poll(o);
-                        // Coalesce a burst of responses into one write and one snapshot.
                         while let Ok(o) = polls.try_recv() {
                             self.on_poll(o);
                         }
-                        self.commit();
                     }
                     None => break,
                 },
+                _ = tokio::time::sleep_until(due), if self.dirty || !self.pending.is_empty() => {
+                    self.commit();
+                    self.publish();
+                    last_publish = tokio::time::Instant::now();
+                }
                 _ = tick.tick() => self.on_tick(),
-            }
-            if self.dirty {
-                self.publish();
             }
         }
         self.commit();

@@ -3,6 +3,7 @@
 //! and benchmarks.
 
 pub mod model;
+pub mod scale;
 pub mod scenario;
 
 use crate::clock::SharedClock;

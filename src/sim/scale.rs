@@ -1,0 +1,67 @@
+//! Synthetic campaigns of any size, for load tests and benchmarks: M campaigns sharing N
+//! channels, each channel with its own source URL (the hardest case for the poller).
+
+use crate::domain::campaign::{Channel, Goal};
+use crate::domain::{Campaign, KpiLimit, Metric};
+use chrono::{DateTime, Duration, FixedOffset};
+
+const KINDS: [&str; 8] = ["social", "search", "video", "kol", "email", "sms", "ecommerce", "appstore"];
+
+/// `campaigns` campaigns with `channels` channels in all, running from 14 days before `now`
+/// to 16 days after, their sources under `origin` (e.g. "http://127.0.0.1:7878").
+pub fn campaigns(campaigns: usize, channels: usize, origin: &str, now: DateTime<FixedOffset>) -> Vec<Campaign> {
+    let campaigns = campaigns.max(1);
+    (0..campaigns)
+        .map(|ci| {
+            let id = format!("scale-{ci:04}");
+            let n = channels / campaigns + usize::from(ci < channels % campaigns);
+            let chans: Vec<Channel> = (0..n)
+                .map(|k| {
+                    let ch = format!("ch-{k:05}");
+                    let budget = 200.0 + ((ci * 7919 + k * 104_729) % 40) as f64 * 50.0;
+                    Channel {
+                        id: ch.clone(),
+                        name: format!("{} channel {k}", KINDS[k % KINDS.len()]),
+                        kind: Some(KINDS[k % KINDS.len()].to_string()),
+                        source: format!("{origin}/stats/{id}/{ch}"),
+                        source_id: None,
+                        control: Some(format!("{origin}/control/{id}")),
+                        daily_budget: budget,
+                        min_budget: Some(100.0),
+                        max_budget: Some(budget * 3.0),
+                        poll_interval: None,
+                        kpis: Vec::new(),
+                    }
+                })
+                .collect();
+            let daily: f64 = chans.iter().map(|c| c.daily_budget).sum();
+            Campaign {
+                name: format!("Scale test {ci}"),
+                start: now - Duration::days(14),
+                end: now + Duration::days(16),
+                currency: "CNY".into(),
+                total_budget: (daily * 30.0).round(),
+                description: None,
+                tags: vec!["synthetic".into()],
+                goals: vec![Goal { metric: Metric::Conversions, target: (daily * 30.0 / 80.0).round().max(1.0), deadline: None, name: None }],
+                kpis: vec![KpiLimit { metric: Metric::Cpa, op: crate::domain::Op::Le, value: 90.0 }],
+                channels: chans,
+                id,
+            }
+        })
+        .filter(|c| !c.channels.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spreads_channels_and_validates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-06-08T09:00:00+08:00").unwrap();
+        let cs = super::campaigns(3, 10, "http://127.0.0.1:7878", now);
+        assert_eq!(cs.iter().map(|c| c.channels.len()).collect::<Vec<_>>(), vec![4, 3, 3]);
+        for c in &cs {
+            c.validate().unwrap();
+        }
+    }
+}
