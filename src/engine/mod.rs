@@ -62,13 +62,16 @@ pub struct Engine {
     tx: watch::Sender<Arc<Snapshot>>,
     snapshot: Snapshot,
     series_req: Option<(ChannelKey, Window)>,
+    /// Channels whose sparkline history is still to be read from the store.
+    backfill: Vec<ChannelKey>,
     dirty: bool,
     last_prune: Instant,
 }
 
 impl Engine {
-    /// Loads every campaign's state from the store: cursors (totals), today's counters from the
-    /// hourly rollups and the last samples for sparklines. Nothing else of history is read.
+    /// Loads every campaign's state from the store: cursors (totals) and today's counters from
+    /// the hourly rollups. Sparkline history is backfilled by `run` after the first snapshot,
+    /// so the first frame does not wait for it.
     pub fn new(
         store: Store,
         clock: SharedClock,
@@ -83,12 +86,7 @@ impl Engine {
             for ch in &c.channels {
                 let key = ChannelKey::new(&c.id, &ch.id);
                 let cursor = store.cursor(&key)?.unwrap_or_default();
-                let recent: VecDeque<(i64, Counters)> = store
-                    .recent_samples(&key, i64::MAX, RECENT)?
-                    .into_iter()
-                    .filter(|s| !s.first)
-                    .map(|s| (s.at, s.delta))
-                    .collect();
+                let recent = VecDeque::new();
                 let today = Counters::sum(store.rollups(&key, day_start, i64::MAX)?.iter().map(|(_, c)| c));
                 by_source.entry(ch.source.clone()).or_default().push(key.clone());
                 let mut st = ChannelState {
@@ -117,6 +115,9 @@ impl Engine {
             ..Snapshot::default()
         };
         let (tx, rx) = watch::channel(Arc::new(snapshot.clone()));
+        let mut backfill: Vec<ChannelKey> =
+            campaigns.iter().flat_map(|c| c.channels.iter().map(|ch| ChannelKey::new(&c.id, &ch.id))).collect();
+        backfill.reverse(); // popped from the end: first campaigns first
         let mut engine = Engine {
             store,
             clock,
@@ -128,6 +129,7 @@ impl Engine {
             tx,
             snapshot,
             series_req: None,
+            backfill,
             dirty: true,
             last_prune: Instant::now(),
         };
@@ -181,6 +183,8 @@ impl Engine {
                     last_publish = tokio::time::Instant::now();
                 }
                 _ = tick.tick() => self.on_tick(),
+                // Lowest priority: read sparkline history a chunk at a time.
+                _ = std::future::ready(()), if !self.backfill.is_empty() => self.backfill_some(256),
             }
         }
         self.commit();
@@ -308,6 +312,32 @@ impl Engine {
         if self.series_req.as_ref().is_some_and(|(k, _)| self.channels.get(k).is_some_and(|c| c.dirty)) {
             self.load_series();
         }
+    }
+
+    /// Reads the stored recent samples of up to `n` channels into their sparkline windows,
+    /// in front of anything that arrived since start.
+    pub fn backfill_some(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(key) = self.backfill.pop() else { break };
+            let Some(st) = self.channels.get_mut(&key) else { continue };
+            let before = st.recent.front().map_or(i64::MAX, |(at, _)| *at);
+            let want = RECENT.saturating_sub(st.recent.len());
+            match self.store.recent_samples(&key, before, want) {
+                Ok(older) => {
+                    for s in older.into_iter().rev().filter(|s| !s.first) {
+                        st.recent.push_front((s.at, s.delta));
+                    }
+                    st.dirty = true;
+                    self.dirty = true;
+                }
+                Err(e) => tracing::warn!("reading recent samples of {key}: {e}"),
+            }
+        }
+    }
+
+    /// Whether sparkline history is still being read.
+    pub fn backfilling(&self) -> bool {
+        !self.backfill.is_empty()
     }
 
     fn on_tick(&mut self) {

@@ -43,7 +43,12 @@ pub fn campaigns(campaigns: usize, channels: usize, origin: &str, now: DateTime<
                 total_budget: (daily * 30.0).round(),
                 description: None,
                 tags: vec!["synthetic".into()],
-                goals: vec![Goal { metric: Metric::Conversions, target: (daily * 30.0 / 80.0).round().max(1.0), deadline: None, name: None }],
+                goals: vec![Goal {
+                    metric: Metric::Conversions,
+                    target: (daily * 30.0 / 80.0).round().max(1.0),
+                    deadline: None,
+                    name: None,
+                }],
                 kpis: vec![KpiLimit { metric: Metric::Cpa, op: crate::domain::Op::Le, value: 90.0 }],
                 channels: chans,
                 id,

@@ -205,7 +205,8 @@ impl Store {
     }
 
     /// Writes samples, their channels' cursors and the hourly rollups in one transaction, so a
-    /// crash never leaves a sample without its cursor (which would count it twice).
+    /// crash never leaves a sample without its cursor (which would count it twice). A channel's
+    /// first reading is kept as a sample and in the cursor's totals, not in the rollups.
     pub fn ingest(&self, items: &[Ingest<'_>]) -> Result<()> {
         use sled::Transactional;
         if items.is_empty() {
@@ -222,6 +223,11 @@ impl Store {
                 for ((sk, sv, ck, cv), item) in encoded.iter().zip(items) {
                     samples.insert(sk.as_slice(), sv.as_slice())?;
                     channels.insert(ck.as_slice(), cv.as_slice())?;
+                    // A first reading holds everything since the channel started: it counts
+                    // in the totals (the cursor) but belongs to no hour.
+                    if item.sample.first {
+                        continue;
+                    }
                     let hk = item.key.at(item.sample.at.div_euclid(HOUR_MS) * HOUR_MS);
                     let mut hour: Counters = match rollups.get(&hk)? {
                         Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
