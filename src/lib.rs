@@ -1,4 +1,5 @@
 //! Campaign Cockpit: a terminal cockpit for marketing campaigns.
+pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod demo;
