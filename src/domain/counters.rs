@@ -123,6 +123,10 @@ pub struct ChannelCursor {
     pub totals: Counters,
     pub variant_totals: Vec<VariantCounters>,
     pub resets: u32,
+    /// Start of the campaign-local day that `today` covers (unix ms), kept so that start-up
+    /// needs no scan of the day's samples.
+    pub day_start: i64,
+    pub today: Counters,
 }
 
 impl ChannelCursor {

@@ -79,15 +79,16 @@ impl Engine {
     ) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
         let now = clock.now_ms();
         let campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
+        let mut cursors = store.cursors()?;
         let mut channels = HashMap::new();
         let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
         for c in &campaigns {
             let day_start = c.day_start_ms(now);
             for ch in &c.channels {
                 let key = ChannelKey::new(&c.id, &ch.id);
-                let cursor = store.cursor(&key)?.unwrap_or_default();
+                let cursor = cursors.remove(&key).unwrap_or_default();
                 let recent = VecDeque::new();
-                let today = Counters::sum(store.rollups(&key, day_start, i64::MAX)?.iter().map(|(_, c)| c));
+                let today = if cursor.day_start == day_start { cursor.today } else { Counters::default() };
                 by_source.entry(ch.source.clone()).or_default().push(key.clone());
                 let mut st = ChannelState {
                     plan: ch.clone(),
@@ -280,6 +281,9 @@ impl Engine {
                     st.recent.pop_front();
                 }
             }
+            // Persisted with the cursor so that a restart has today's figures without a scan.
+            st.cursor.day_start = st.day_start;
+            st.cursor.today = st.today;
             self.pending.push((key.clone(), sample, st.cursor.clone()));
         }
         true
