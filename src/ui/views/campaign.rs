@@ -24,7 +24,8 @@ enum Col {
 /// The columns that fit in `width`, most important first, then put in display order.
 fn columns(width: u16, campaign: &CampaignView) -> Vec<Col> {
     let has_revenue = campaign.totals.revenue > 0.0 || campaign.campaign.kpis.iter().any(|k| k.metric == Metric::Roas);
-    let leads_first = campaign.campaign.goals.iter().any(|g| g.metric == Metric::Leads);
+    // The primary (first) goal decides whether cost per lead or per acquisition leads.
+    let leads_first = campaign.campaign.goals.first().is_some_and(|g| g.metric == Metric::Leads);
     let mut wanted = vec![Col::Status, Col::Data(Column::Spend, 9)];
     if has_revenue {
         wanted.push(Col::Data(Column::Roas, 7));
