@@ -125,6 +125,18 @@ fn bench_render() {
     println!("re-sort 10,000 rows on new data                   median {}  p99 {}", ms(p50), ms(p99));
 }
 
+/// The k-th cumulative reading of a steadily growing synthetic channel.
+fn reading(k: u64) -> Counters {
+    Counters {
+        impressions: k * 1000,
+        clicks: k * 20,
+        leads: k,
+        conversions: k / 2,
+        spend: k as f64 * 30.0,
+        revenue: k as f64 * 90.0,
+    }
+}
+
 fn bench_ingest() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
@@ -134,20 +146,8 @@ fn bench_ingest() {
     let t = Instant::now();
     let mut batch_times = Vec::new();
     for r in 1..=rounds {
-        let samples: Vec<_> = cursors
-            .iter_mut()
-            .map(|c| {
-                let raw = Counters {
-                    impressions: r * 1000,
-                    clicks: r * 20,
-                    leads: r,
-                    conversions: r / 2,
-                    spend: r as f64 * 30.0,
-                    revenue: r as f64 * 90.0,
-                };
-                c.advance(now() + r as i64 * MIN, raw, &[]).unwrap()
-            })
-            .collect();
+        let samples: Vec<_> =
+            cursors.iter_mut().map(|c| c.advance(now() + r as i64 * MIN, reading(r), &[]).unwrap()).collect();
         let items: Vec<Ingest<'_>> = keys
             .iter()
             .zip(&samples)
@@ -195,20 +195,7 @@ fn bench_startup() {
         // 7 days of hourly readings for every channel, then 48 h of minute readings for some.
         let mut cursors = vec![ChannelCursor::default(); keys.len()];
         let mut put = |range: &[usize], at: i64, k: u64| {
-            let samples: Vec<_> = range
-                .iter()
-                .map(|&i| {
-                    let raw = Counters {
-                        impressions: k * 1000,
-                        clicks: k * 20,
-                        leads: k,
-                        conversions: k / 2,
-                        spend: k as f64 * 30.0,
-                        revenue: k as f64 * 90.0,
-                    };
-                    cursors[i].advance(at, raw, &[]).unwrap()
-                })
-                .collect();
+            let samples: Vec<_> = range.iter().map(|&i| cursors[i].advance(at, reading(k), &[]).unwrap()).collect();
             let items: Vec<Ingest<'_>> = range
                 .iter()
                 .zip(&samples)
