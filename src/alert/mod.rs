@@ -3,6 +3,7 @@
 //! headless `check` sit on top of this module.
 
 pub mod detect;
+pub mod rules;
 pub mod state;
 
-pub use state::{Alert, AlertKey, AlertState, Severity, Timing};
+pub use state::{Ack, Alert, AlertKey, AlertState, Severity, Timing};

@@ -65,6 +65,15 @@ pub struct Alert {
     pub observed: Option<f64>,
     pub expected: Option<(f64, f64)>,
     pub summary: String,
+    /// Who acknowledged it and when (unix ms); cleared when the alert fires anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<Ack>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub by: String,
+    pub at_ms: i64,
 }
 
 /// What changed on an evaluation, for notifications and annotations.
@@ -101,6 +110,7 @@ pub fn step(
                 observed: v.observed,
                 expected: v.expected,
                 summary: v.summary.clone(),
+                ack: None,
             };
             if timing.for_ms <= 0 {
                 a.state = AlertState::Firing;

@@ -34,6 +34,8 @@ pub enum Command {
     Series { key: ChannelKey, window: Window },
     /// Stop showing a series.
     ClearSeries,
+    /// Acknowledge an alert as `by`.
+    Ack { key: crate::alert::AlertKey, by: String },
     /// Flush and stop; answers when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -64,6 +66,7 @@ pub struct Engine {
     series_req: Option<(ChannelKey, Window)>,
     /// Channels whose sparkline history is still to be read from the store.
     backfill: Vec<ChannelKey>,
+    alerts: BTreeMap<crate::alert::AlertKey, crate::alert::Alert>,
     dirty: bool,
     last_prune: Instant,
 }
@@ -80,6 +83,7 @@ impl Engine {
         let now = clock.now_ms();
         let campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
         let mut cursors = store.cursors()?;
+        let alerts = store.alerts()?.into_iter().map(|a| (a.key.clone(), a)).collect();
         let mut channels = HashMap::new();
         let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
         for c in &campaigns {
@@ -131,6 +135,7 @@ impl Engine {
             snapshot,
             series_req: None,
             backfill,
+            alerts,
             dirty: true,
             last_prune: Instant::now(),
         };
@@ -208,8 +213,76 @@ impl Engine {
                 self.snapshot.series = None;
                 self.dirty = true;
             }
+            Command::Ack { key, by } => {
+                let now = self.clock.now_ms();
+                if let Some(a) = self.alerts.get_mut(&key) {
+                    a.ack = Some(crate::alert::Ack { by, at_ms: now });
+                    let saved = self.store.put_alert(a).and_then(|()| self.store.flush());
+                    if let Err(e) = saved {
+                        self.snapshot.store_error = Some(e.to_string());
+                    }
+                    self.dirty = true;
+                }
+            }
             Command::Shutdown(_) => {}
         }
+    }
+
+    /// Runs every campaign's rules over the current views and moves the alerts; changed alerts
+    /// are written to the store.
+    fn evaluate_alerts(&mut self) {
+        use crate::alert::rules::{ChannelInput, evaluate};
+        use crate::alert::state::{AlertState, Transition, step};
+        let now = self.clock.now_ms();
+        let mut verdicts = Vec::new();
+        for c in &self.campaigns {
+            let views: Vec<Arc<ChannelView>> = c
+                .channels
+                .iter()
+                .filter_map(|ch| self.channels.get(&ChannelKey::new(&c.id, &ch.id)).map(|st| st.view.clone()))
+                .collect();
+            let inputs: Vec<ChannelInput<'_>> = views
+                .iter()
+                .map(|v| ChannelInput {
+                    id: &v.key.channel,
+                    recent: &v.recent,
+                    health: v.health,
+                    last_error: v.last_error.as_deref(),
+                })
+                .collect();
+            let active = |k: &crate::alert::AlertKey| {
+                self.alerts.get(k).is_some_and(|a| matches!(a.state, AlertState::Pending | AlertState::Firing))
+            };
+            verdicts.extend(evaluate(c, &inputs, now, &active));
+        }
+        for (key, verdict, timing) in verdicts {
+            let before = self.alerts.remove(&key);
+            let (after, transition) = step(before.clone(), &key, &verdict, timing, now);
+            let after = after.map(|mut a| {
+                if transition == Transition::Fired {
+                    a.ack = None;
+                }
+                a
+            });
+            if after != before {
+                let saved = match &after {
+                    Some(a) => self.store.put_alert(a),
+                    None => self.store.remove_alert(&key),
+                };
+                if let Err(e) = saved {
+                    self.snapshot.store_error = Some(e.to_string());
+                }
+                self.dirty = true;
+                if matches!(transition, Transition::Fired | Transition::Resolved) {
+                    tracing::info!(alert = ?key, "{transition:?}: {}", verdict.summary);
+                }
+            }
+            if let Some(a) = after {
+                self.alerts.insert(key, a);
+            }
+        }
+        // Resolved alerts stay on screen for a day of campaign time.
+        self.alerts.retain(|_, a| a.resolved_ms.is_none_or(|r| now - r < 86_400_000));
     }
 
     /// Takes in one poll's outcome.
@@ -432,6 +505,17 @@ impl Engine {
             }));
         }
         self.snapshot.campaigns = campaigns;
+        self.evaluate_alerts();
+        let mut alerts: Vec<crate::alert::Alert> = self.alerts.values().cloned().collect();
+        alerts.sort_by(|a, b| {
+            let rank = |a: &crate::alert::Alert| match a.state {
+                crate::alert::AlertState::Firing => 0,
+                crate::alert::AlertState::Pending => 1,
+                crate::alert::AlertState::Resolved => 2,
+            };
+            (rank(a), std::cmp::Reverse(a.severity), &a.key).cmp(&(rank(b), std::cmp::Reverse(b.severity), &b.key))
+        });
+        self.snapshot.alerts = Arc::new(alerts);
         self.snapshot.sources = self
             .sources
             .values()

@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub last_data: Option<Instant>,
     pub store_error: Option<String>,
     pub series: Option<Arc<SeriesView>>,
+    /// Firing first, then pending, then recently resolved; worst first within each.
+    pub alerts: Arc<Vec<crate::alert::Alert>>,
 }
 
 impl Snapshot {
@@ -31,6 +33,16 @@ impl Snapshot {
 
     pub fn channel(&self, key: &ChannelKey) -> Option<&Arc<ChannelView>> {
         self.campaign(&key.campaign)?.channels.iter().find(|c| c.key.channel == key.channel)
+    }
+
+    /// Firing alerts by severity: (crit, warn, info).
+    pub fn alert_counts(&self) -> (usize, usize, usize) {
+        use crate::alert::{AlertState, Severity};
+        self.alerts.iter().filter(|a| a.state == AlertState::Firing).fold((0, 0, 0), |(c, w, i), a| match a.severity {
+            Severity::Crit => (c + 1, w, i),
+            Severity::Warn => (c, w + 1, i),
+            Severity::Info => (c, w, i + 1),
+        })
     }
 
     /// Sources by health: (ok, degraded, failing).

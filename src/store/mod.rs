@@ -80,6 +80,7 @@ pub struct Store {
     channels: sled::Tree,
     samples: sled::Tree,
     rollups: sled::Tree,
+    alerts: sled::Tree,
 }
 
 impl Store {
@@ -97,6 +98,7 @@ impl Store {
             channels: tree("channels")?,
             samples: tree("samples")?,
             rollups: tree("rollups")?,
+            alerts: tree("alerts")?,
             db,
             path,
         };
@@ -185,7 +187,7 @@ impl Store {
         let existed = self.campaigns.remove(id.as_bytes()).map_err(|e| self.err(e))?.is_some();
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
-        for tree in [&self.channels, &self.samples, &self.rollups] {
+        for tree in [&self.channels, &self.samples, &self.rollups, &self.alerts] {
             let mut batch = sled::Batch::default();
             for kv in tree.scan_prefix(&prefix).keys() {
                 batch.remove(kv.map_err(|e| self.err(e))?);
@@ -202,6 +204,31 @@ impl Store {
             Some(v) => Ok(Some(self.decode("channels", &k, &v)?)),
             None => Ok(None),
         }
+    }
+
+    fn alert_key(k: &crate::alert::AlertKey) -> Vec<u8> {
+        [k.campaign.as_bytes(), &[0], k.channel.as_bytes(), &[0], k.rule.as_bytes()].concat()
+    }
+
+    /// Saves an alert's state (flushed: an acknowledged state change must survive a crash).
+    pub fn put_alert(&self, a: &crate::alert::Alert) -> Result<()> {
+        self.alerts.insert(Self::alert_key(&a.key), Self::encode(a)).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn remove_alert(&self, k: &crate::alert::AlertKey) -> Result<()> {
+        self.alerts.remove(Self::alert_key(k)).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn alerts(&self) -> Result<Vec<crate::alert::Alert>> {
+        self.alerts
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                self.decode("alerts", &k, &v)
+            })
+            .collect()
     }
 
     /// Every stored cursor, in one sequential scan (faster than a lookup per channel).

@@ -14,16 +14,18 @@ pub enum View {
     Overview,
     Campaign,
     Channel,
+    Alerts,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Overview, View::Campaign, View::Channel];
+    pub const ALL: [View; 4] = [View::Overview, View::Campaign, View::Channel, View::Alerts];
 
     pub fn title(self) -> &'static str {
         match self {
             View::Overview => "Overview",
             View::Campaign => "Campaign",
             View::Channel => "Channel",
+            View::Alerts => "Alerts",
         }
     }
 }
@@ -100,6 +102,10 @@ pub struct App {
     /// Rows visible in the last drawn table, for paging.
     pub page: usize,
     pub message: Option<String>,
+    /// Row in the alerts view.
+    pub alert_sel: usize,
+    /// Who acknowledges alerts from this cockpit (the OS user).
+    pub user: String,
 }
 
 impl App {
@@ -123,6 +129,8 @@ impl App {
             rows_for: (u64::MAX, Column::Name, false, String::new(), usize::MAX),
             page: 10,
             message: None,
+            alert_sel: 0,
+            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
         };
         app.refresh_rows();
         app
@@ -130,6 +138,7 @@ impl App {
 
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.snap = snap;
+        self.alert_sel = self.alert_sel.min(self.snap.alerts.len().saturating_sub(1));
         if self.campaign_sel >= self.snap.campaigns.len() {
             self.campaign_sel = self.snap.campaigns.len().saturating_sub(1);
         }
@@ -215,6 +224,16 @@ impl App {
             Action::Overview => return self.goto(View::Overview),
             Action::CampaignView => return self.goto(View::Campaign),
             Action::ChannelView => return self.goto(View::Channel),
+            Action::AlertsView => return self.goto(View::Alerts),
+            Action::Ack if self.view == View::Alerts => {
+                let alert = self.snap.alerts.get(self.alert_sel)?;
+                if alert.state != crate::alert::AlertState::Firing {
+                    self.message = Some("only a firing alert can be acknowledged".into());
+                    return None;
+                }
+                self.message = Some(format!("acknowledged {} as {}", alert.key.rule, self.user));
+                return Some(Command::Ack { key: alert.key.clone(), by: self.user.clone() });
+            }
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(self.page.max(1) as isize)),
@@ -225,6 +244,17 @@ impl App {
                 View::Overview => return self.goto(View::Campaign),
                 View::Campaign => return self.goto(View::Channel),
                 View::Channel => {}
+                View::Alerts => {
+                    // Jump to the channel the alert is about.
+                    let a = self.snap.alerts.get(self.alert_sel)?;
+                    let key = ChannelKey::new(&a.key.campaign, &a.key.channel);
+                    self.campaign_sel = self.snap.campaigns.iter().position(|c| c.campaign.id == key.campaign)?;
+                    self.filter.clear();
+                    self.channel = Some(key);
+                    self.refresh_rows();
+                    self.view = View::Campaign;
+                    return self.goto(View::Channel);
+                }
             },
             Action::Back => match self.view {
                 View::Campaign if !self.filter.is_empty() => {
@@ -233,6 +263,7 @@ impl App {
                 }
                 View::Campaign => return self.goto(View::Overview),
                 View::Channel => return self.goto(View::Campaign),
+                View::Alerts => return self.goto(View::Overview),
                 View::Overview => {}
             },
             Action::Filter if self.view == View::Campaign => self.editing_filter = true,
@@ -285,6 +316,7 @@ impl App {
         let (cur, len) = match self.view {
             View::Overview => (&mut self.campaign_sel, self.snap.campaigns.len()),
             View::Campaign => (&mut self.row, self.rows.len()),
+            View::Alerts => (&mut self.alert_sel, self.snap.alerts.len()),
             View::Channel => return,
         };
         let next = (*cur as isize).saturating_add(d).clamp(0, len.saturating_sub(1) as isize);
@@ -293,7 +325,7 @@ impl App {
             self.row = 0;
             self.filter.clear();
             self.refresh_rows();
-        } else {
+        } else if self.view == View::Campaign {
             self.channel = self.selected_channel().map(|c| c.key.clone());
         }
     }

@@ -19,6 +19,8 @@ pub enum Action {
     Overview,
     CampaignView,
     ChannelView,
+    AlertsView,
+    Ack,
     Help,
     Filter,
     SortNext,
@@ -35,6 +37,7 @@ pub enum Scope {
     Lists,
     Campaign,
     Channel,
+    Alerts,
 }
 
 pub struct Binding {
@@ -64,6 +67,7 @@ pub const BINDINGS: &[Binding] = &[
     b("1", Action::Overview, Scope::Global, "overview", None),
     b("2", Action::CampaignView, Scope::Global, "campaign view", None),
     b("3", Action::ChannelView, Scope::Global, "channel view", None),
+    b("4", Action::AlertsView, Scope::Global, "alerts", None),
     b("j ↓", Action::Down, Scope::Lists, "move down", None),
     b("k ↑", Action::Up, Scope::Lists, "move up", None),
     b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", None),
@@ -77,6 +81,7 @@ pub const BINDINGS: &[Binding] = &[
     b("S", Action::SortReverse, Scope::Campaign, "reverse the sort order", None),
     b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", Some("KPI")),
     b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", None),
+    b("a", Action::Ack, Scope::Alerts, "acknowledge the alert", Some("ack")),
     b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
 ];
 
@@ -95,6 +100,8 @@ pub fn action_for(k: KeyEvent) -> Option<Action> {
         KeyCode::Char('1') => Action::Overview,
         KeyCode::Char('2') => Action::CampaignView,
         KeyCode::Char('3') => Action::ChannelView,
+        KeyCode::Char('4') => Action::AlertsView,
+        KeyCode::Char('a') => Action::Ack,
         KeyCode::Char('j') | KeyCode::Down => Action::Down,
         KeyCode::Char('k') | KeyCode::Up => Action::Up,
         KeyCode::PageDown => Action::PageDown,
@@ -169,6 +176,8 @@ mod tests {
             Action::Overview,
             Action::CampaignView,
             Action::ChannelView,
+            Action::AlertsView,
+            Action::Ack,
             Action::Help,
             Action::Filter,
             Action::SortNext,

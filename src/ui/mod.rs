@@ -38,6 +38,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         View::Overview => views::overview::render(f, body, app),
         View::Campaign => views::campaign::render(f, body, app),
         View::Channel => views::channel::render(f, body, app),
+        View::Alerts => views::alerts::render(f, body, app),
     }
     f.render_widget(Paragraph::new(footer_line(app, footer.width as usize)), footer);
     if app.help {
@@ -65,6 +66,15 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
     }
     if failing > 0 {
         tail.push_str(&format!(" ✖{failing}"));
+    }
+    let (crit, warn, info) = snap.alert_counts();
+    if crit + warn + info > 0 {
+        tail.push_str(" │ alerts");
+        for (n, sym) in [(crit, "✖"), (warn, "▲"), (info, "i")] {
+            if n > 0 {
+                tail.push_str(&format!(" {sym}{n}"));
+            }
+        }
     }
     if snap.store_error.is_some() {
         tail.push_str(" │ DB WRITE FAILING");
@@ -124,6 +134,7 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         Scope::Lists => app.view != View::Channel,
         Scope::Campaign => app.view == View::Campaign,
         Scope::Channel => app.view == View::Channel,
+        Scope::Alerts => app.view == View::Alerts,
     };
     let mut spans = Vec::new();
     if !app.filter.is_empty() && app.view == View::Campaign {

@@ -48,13 +48,14 @@ impl Harness {
         Harness { engine, snapshots, clock, net, sources, campaigns }
     }
 
-    /// Polls every source once per simulated minute for `minutes` minutes.
+    /// Polls every source once per simulated minute for `minutes` minutes, publishing (and so
+    /// evaluating alerts) after each round as the engine's publish window would.
     pub fn run_minutes(&mut self, minutes: i64) {
         for _ in 0..minutes {
             self.clock.advance(60_000);
             self.poll_all();
+            self.engine.publish();
         }
-        self.engine.publish();
     }
 
     pub fn poll_all(&mut self) {

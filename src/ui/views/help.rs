@@ -23,7 +23,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         lines
     };
     let left = section(&[(Scope::Global, "Everywhere"), (Scope::Lists, "Lists")]);
-    let mut right = section(&[(Scope::Campaign, "Campaign view"), (Scope::Channel, "Channel view")]);
+    let mut right = section(&[
+        (Scope::Campaign, "Campaign view"),
+        (Scope::Channel, "Channel view"),
+        (Scope::Alerts, "Alerts view"),
+    ]);
     right.push(Line::raw(""));
     right.push(Line::styled("Health", t.accent));
     right.push(Line::styled("  ● ok  ◐ slow  ◌ stale  … pending", t.muted));

@@ -1,4 +1,5 @@
 //! One file per screen.
+pub mod alerts;
 pub mod campaign;
 pub mod channel;
 pub mod help;

@@ -1,0 +1,68 @@
+//! Alerts, grouped by campaign: firing first, worst first, with state, age, the rule, one
+//! line of explanation and who acknowledged it.
+
+use crate::alert::{AlertState, Severity};
+use crate::ui::app::App;
+use crate::ui::widgets::{fit, truncate};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let snap = &app.snap;
+    if snap.alerts.is_empty() {
+        f.render_widget(
+            Paragraph::new("No alerts: every KPI within its limits and every source healthy.").style(t.good),
+            area,
+        );
+        return;
+    }
+    let width = area.width as usize;
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut selected_line = 0;
+    let mut campaigns: Vec<&str> = Vec::new();
+    for a in snap.alerts.iter() {
+        if !campaigns.contains(&a.key.campaign.as_str()) {
+            campaigns.push(&a.key.campaign);
+        }
+    }
+    for camp in campaigns {
+        let name = snap.campaign(camp).map_or(camp.to_string(), |c| c.campaign.name.clone());
+        lines.push(Line::styled(truncate(&name, width), t.accent));
+        for (i, a) in snap.alerts.iter().enumerate().filter(|(_, a)| a.key.campaign == camp) {
+            let (sym, style) = match (a.state, a.severity) {
+                (AlertState::Resolved, _) => ("✓", t.good),
+                (_, Severity::Crit) => ("✖", t.bad),
+                (_, Severity::Warn) => ("▲", t.warn),
+                (_, Severity::Info) => ("i", t.muted),
+            };
+            let state = match a.state {
+                AlertState::Pending => "pending",
+                AlertState::Firing => "FIRING",
+                AlertState::Resolved => "resolved",
+            };
+            let age_ms = snap.now_ms - a.resolved_ms.or(a.fired_ms).unwrap_or(a.since_ms);
+            let age = humantime::format_duration(std::time::Duration::from_secs((age_ms.max(0) / 60_000 * 60) as u64))
+                .to_string();
+            let ack = a.ack.as_ref().map_or(String::new(), |k| format!("  ack {}", k.by));
+            let head = format!(" {sym} {:<8} {:>8}  {:<16} ", state, truncate(&age, 8), truncate(&a.key.channel, 16));
+            let rest = format!("{} · {}{ack}", a.key.rule, a.summary);
+            let rest_w = width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str()));
+            let line = Line::from(vec![
+                Span::styled(head, style),
+                Span::styled(fit(&rest, rest_w), if a.ack.is_some() { t.muted } else { t.base }),
+            ]);
+            if i == app.alert_sel {
+                selected_line = lines.len();
+                lines.push(line.style(t.selected));
+            } else {
+                lines.push(line);
+            }
+        }
+    }
+    let height = area.height as usize;
+    let scroll = selected_line.saturating_sub(height.saturating_sub(1));
+    f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)).style(t.base), area);
+}
