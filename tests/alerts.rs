@@ -21,7 +21,7 @@ fn demo_incidents_fire_resolve_and_acks_persist() {
         snap.alerts.iter().find(|a| a.key.channel == "email-edm" && a.key.rule == "health").expect("a health alert");
     assert_eq!((health.state, health.severity), (AlertState::Firing, Severity::Crit));
     assert!(health.summary.contains("HTTP 500"), "{}", health.summary);
-    assert_eq!(snap.alert_counts().0 >= 1, true);
+    assert!(snap.alert_counts().0 >= 1);
     // Douyin's CTR falls 60 % from +2h (scripted creative fatigue) below the 1 % limit.
     let ctr = snap
         .alerts

@@ -155,3 +155,19 @@ fn every_key_in_every_view_renders() {
     }
     h.engine.command(Command::ClearSeries);
 }
+
+#[test]
+fn alerts_view_groups_by_campaign_and_jumps_to_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::AlertsView);
+    assert_eq!(app.view, View::Alerts);
+    insta::assert_snapshot!("alerts_80x24", render_to_string(&mut app, 80, 24));
+    let first = app.snap.alerts[0].key.clone();
+    act(&mut h, &mut app, Action::Open);
+    assert_eq!(app.view, View::Channel);
+    assert_eq!(
+        app.channel.as_ref().map(|k| (k.campaign.as_str(), k.channel.as_str())),
+        Some((first.campaign.as_str(), first.channel.as_str()))
+    );
+}

@@ -48,7 +48,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 .to_string();
             let ack = a.ack.as_ref().map_or(String::new(), |k| format!("  ack {}", k.by));
             let head = format!(" {sym} {:<8} {:>8}  {:<16} ", state, truncate(&age, 8), truncate(&a.key.channel, 16));
-            let rest = format!("{} · {}{ack}", a.key.rule, a.summary);
+            // The summary names the limit or the source problem; the rule id would repeat it.
+            let rest = format!("{}{ack}", a.summary);
             let rest_w = width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str()));
             let line = Line::from(vec![
                 Span::styled(head, style),
