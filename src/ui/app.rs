@@ -30,6 +30,24 @@ impl View {
     }
 }
 
+/// The OS user, for acknowledgements: `$USER`, `$LOGNAME`, else the account of our uid.
+pub fn os_user() -> String {
+    if let Some(u) = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())) {
+        return u;
+    }
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+    });
+    let name = uid.as_deref().and_then(|uid| {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+        })
+    });
+    name.or(uid.map(|u| format!("uid {u}"))).unwrap_or_else(|| "unknown".into())
+}
+
 /// Columns of the channel table, in display order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
@@ -130,7 +148,7 @@ impl App {
             page: 10,
             message: None,
             alert_sel: 0,
-            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+            user: os_user(),
         };
         app.refresh_rows();
         app
