@@ -4,6 +4,8 @@
 
 pub mod detect;
 pub mod rules;
+pub mod silence;
 pub mod state;
 
+pub use silence::Silence;
 pub use state::{Ack, Alert, AlertKey, AlertState, Severity, Timing};

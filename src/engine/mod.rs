@@ -34,6 +34,8 @@ pub enum Command {
     Series { key: ChannelKey, window: Window },
     /// Stop showing a series.
     ClearSeries,
+    /// Silence an alert for `for_ms` of campaign time.
+    Silence { key: crate::alert::AlertKey, for_ms: i64, by: String },
     /// Acknowledge an alert as `by`.
     Ack { key: crate::alert::AlertKey, by: String },
     /// Flush and stop; answers when done.
@@ -67,6 +69,7 @@ pub struct Engine {
     /// Channels whose sparkline history is still to be read from the store.
     backfill: Vec<ChannelKey>,
     alerts: BTreeMap<crate::alert::AlertKey, crate::alert::Alert>,
+    silences: Vec<crate::alert::Silence>,
     dirty: bool,
     last_prune: Instant,
 }
@@ -84,6 +87,7 @@ impl Engine {
         let campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
         let mut cursors = store.cursors()?;
         let alerts = store.alerts()?.into_iter().map(|a| (a.key.clone(), a)).collect();
+        let silences = store.silences()?;
         let mut channels = HashMap::new();
         let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
         for c in &campaigns {
@@ -136,6 +140,7 @@ impl Engine {
             series_req: None,
             backfill,
             alerts,
+            silences,
             dirty: true,
             last_prune: Instant::now(),
         };
@@ -224,6 +229,14 @@ impl Engine {
                     self.dirty = true;
                 }
             }
+            Command::Silence { key, for_ms, by } => {
+                let s = crate::alert::Silence::for_alert(&key, self.clock.now_ms(), for_ms, &by);
+                if let Err(e) = self.store.put_silence(&s) {
+                    self.snapshot.store_error = Some(e.to_string());
+                }
+                self.silences.push(s);
+                self.dirty = true;
+            }
             Command::Shutdown(_) => {}
         }
     }
@@ -281,6 +294,16 @@ impl Engine {
                 self.alerts.insert(key, a);
             }
         }
+        // Expired silences go (the alerts they covered show again).
+        let (live, expired): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.silences).into_iter().partition(|s| s.active(now));
+        for s in expired {
+            if let Err(e) = self.store.remove_silence(&s.id) {
+                tracing::warn!("removing expired silence {}: {e}", s.id);
+            }
+            self.dirty = true;
+        }
+        self.silences = live;
         // Resolved alerts stay on screen for a day of campaign time.
         self.alerts.retain(|_, a| a.resolved_ms.is_none_or(|r| now - r < 86_400_000));
     }
@@ -516,6 +539,7 @@ impl Engine {
             (rank(a), std::cmp::Reverse(a.severity), &a.key).cmp(&(rank(b), std::cmp::Reverse(b.severity), &b.key))
         });
         self.snapshot.alerts = Arc::new(alerts);
+        self.snapshot.silences = Arc::new(self.silences.clone());
         self.snapshot.sources = self
             .sources
             .values()

@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub series: Option<Arc<SeriesView>>,
     /// Firing first, then pending, then recently resolved; worst first within each.
     pub alerts: Arc<Vec<crate::alert::Alert>>,
+    /// Silences in force.
+    pub silences: Arc<Vec<crate::alert::Silence>>,
 }
 
 impl Snapshot {
@@ -35,14 +37,22 @@ impl Snapshot {
         self.campaign(&key.campaign)?.channels.iter().find(|c| c.key.channel == key.channel)
     }
 
-    /// Firing alerts by severity: (crit, warn, info).
+    /// The silence covering an alert now, if any.
+    pub fn silence_of(&self, a: &crate::alert::Alert) -> Option<&crate::alert::Silence> {
+        crate::alert::silence::silenced_by(&self.silences, a, self.now_ms)
+    }
+
+    /// Firing alerts that are not silenced, by severity: (crit, warn, info).
     pub fn alert_counts(&self) -> (usize, usize, usize) {
         use crate::alert::{AlertState, Severity};
-        self.alerts.iter().filter(|a| a.state == AlertState::Firing).fold((0, 0, 0), |(c, w, i), a| match a.severity {
-            Severity::Crit => (c + 1, w, i),
-            Severity::Warn => (c, w + 1, i),
-            Severity::Info => (c, w, i + 1),
-        })
+        self.alerts.iter().filter(|a| a.state == AlertState::Firing && self.silence_of(a).is_none()).fold(
+            (0, 0, 0),
+            |(c, w, i), a| match a.severity {
+                Severity::Crit => (c + 1, w, i),
+                Severity::Warn => (c, w + 1, i),
+                Severity::Info => (c, w, i + 1),
+            },
+        )
     }
 
     /// Sources by health: (ok, degraded, failing).

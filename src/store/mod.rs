@@ -81,6 +81,7 @@ pub struct Store {
     samples: sled::Tree,
     rollups: sled::Tree,
     alerts: sled::Tree,
+    silences: sled::Tree,
 }
 
 impl Store {
@@ -99,6 +100,7 @@ impl Store {
             samples: tree("samples")?,
             rollups: tree("rollups")?,
             alerts: tree("alerts")?,
+            silences: tree("silences")?,
             db,
             path,
         };
@@ -227,6 +229,27 @@ impl Store {
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
                 self.decode("alerts", &k, &v)
+            })
+            .collect()
+    }
+
+    /// Saves a silence and flushes: a silence the user was told about must survive a crash.
+    pub fn put_silence(&self, s: &crate::alert::Silence) -> Result<()> {
+        self.silences.insert(s.id.as_bytes(), Self::encode(s)).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    pub fn remove_silence(&self, id: &str) -> Result<()> {
+        self.silences.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn silences(&self) -> Result<Vec<crate::alert::Silence>> {
+        self.silences
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                self.decode("silences", &k, &v)
             })
             .collect()
     }

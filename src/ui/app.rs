@@ -122,6 +122,8 @@ pub struct App {
     pub message: Option<String>,
     /// Row in the alerts view.
     pub alert_sel: usize,
+    /// The duration being typed for a silence, while the prompt is open.
+    pub silence_prompt: Option<String>,
     /// Who acknowledges alerts from this cockpit (the OS user).
     pub user: String,
 }
@@ -148,6 +150,7 @@ impl App {
             page: 10,
             message: None,
             alert_sel: 0,
+            silence_prompt: None,
             user: os_user(),
         };
         app.refresh_rows();
@@ -243,6 +246,9 @@ impl App {
             Action::CampaignView => return self.goto(View::Campaign),
             Action::ChannelView => return self.goto(View::Channel),
             Action::AlertsView => return self.goto(View::Alerts),
+            Action::Silence if self.view == View::Alerts && self.snap.alerts.get(self.alert_sel).is_some() => {
+                self.silence_prompt = Some("1h".into());
+            }
             Action::Ack if self.view == View::Alerts => {
                 let alert = self.snap.alerts.get(self.alert_sel)?;
                 if alert.state != crate::alert::AlertState::Firing {
@@ -305,6 +311,52 @@ impl App {
             Action::WindowNext if self.view == View::Channel => {
                 self.window = self.window.next();
                 return self.series_command();
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// The key scope of the current view.
+    pub fn scope(&self) -> super::keys::Scope {
+        use super::keys::Scope;
+        match self.view {
+            View::Overview => Scope::Lists,
+            View::Campaign => Scope::Campaign,
+            View::Channel => Scope::Channel,
+            View::Alerts => Scope::Alerts,
+        }
+    }
+
+    /// A key typed at the silence prompt: Enter silences the selected alert for the typed
+    /// duration (campaign time), Esc cancels.
+    pub fn silence_key(&mut self, key: crossterm::event::KeyEvent) -> Option<Command> {
+        use crossterm::event::KeyCode;
+        let text = self.silence_prompt.as_mut()?;
+        match key.code {
+            KeyCode::Esc => self.silence_prompt = None,
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) if c.is_ascii_alphanumeric() || c == ' ' => text.push(c),
+            KeyCode::Enter => {
+                let d = match humantime::parse_duration(text.trim()) {
+                    Ok(d) if !d.is_zero() => d,
+                    _ => {
+                        self.message = Some(format!("'{text}' is not a duration: write e.g. 30m, 2h or 1d"));
+                        self.silence_prompt = None;
+                        return None;
+                    }
+                };
+                self.silence_prompt = None;
+                let a = self.snap.alerts.get(self.alert_sel)?;
+                self.message =
+                    Some(format!("silenced {} on {} for {}", a.key.rule, a.key.channel, humantime::format_duration(d)));
+                return Some(Command::Silence {
+                    key: a.key.clone(),
+                    for_ms: d.as_millis() as i64,
+                    by: self.user.clone(),
+                });
             }
             _ => {}
         }

@@ -21,6 +21,7 @@ pub enum Action {
     ChannelView,
     AlertsView,
     Ack,
+    Silence,
     Help,
     Filter,
     SortNext,
@@ -82,13 +83,15 @@ pub const BINDINGS: &[Binding] = &[
     b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", Some("KPI")),
     b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", None),
     b("a", Action::Ack, Scope::Alerts, "acknowledge the alert", Some("ack")),
+    b("s", Action::Silence, Scope::Alerts, "silence the alert for a while", Some("silence")),
     b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
 ];
 
-/// The action for a key press, if any.
-pub fn action_for(k: KeyEvent) -> Option<Action> {
+/// The action for a key press in a view of the given scope, if any.
+pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
     let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
     Some(match k.code {
+        KeyCode::Char('s') if scope == Scope::Alerts => Action::Silence,
         KeyCode::Char('c') if ctrl => Action::Quit,
         KeyCode::Char('d') if ctrl => Action::PageDown,
         KeyCode::Char('u') if ctrl => Action::PageUp,
@@ -152,7 +155,7 @@ mod tests {
     fn every_documented_key_does_what_the_help_says() {
         for b in BINDINGS {
             for key in b.keys.split(' ') {
-                assert_eq!(action_for(parse(key)), Some(b.action), "key {key} of '{}'", b.help);
+                assert_eq!(action_for(parse(key), b.scope), Some(b.action), "key {key} of '{}'", b.help);
             }
         }
     }
@@ -178,6 +181,7 @@ mod tests {
             Action::ChannelView,
             Action::AlertsView,
             Action::Ack,
+            Action::Silence,
             Action::Help,
             Action::Filter,
             Action::SortNext,

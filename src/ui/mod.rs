@@ -126,6 +126,18 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
             Span::styled("  Enter keep · Esc clear", t.muted),
         ]);
     }
+    if let Some(text) = &app.silence_prompt {
+        let what = app
+            .snap
+            .alerts
+            .get(app.alert_sel)
+            .map_or(String::new(), |a| format!("{} on {}", a.key.rule, a.key.channel));
+        return Line::from(vec![
+            Span::styled(format!(" silence {what} for: "), t.accent),
+            Span::raw(format!("{text}▏")),
+            Span::styled("  Enter silence · Esc cancel", t.muted),
+        ]);
+    }
     if let Some(m) = &app.message {
         return Line::styled(fit(&format!(" {m}"), width), t.warn);
     }
@@ -193,7 +205,11 @@ pub async fn run(
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                     if app.editing_filter {
                         app.filter_key(k);
-                    } else if let Some(a) = keys::action_for(k) {
+                    } else if app.silence_prompt.is_some() {
+                        if let Some(cmd) = app.silence_key(k) {
+                            let _ = commands.send(cmd).await;
+                        }
+                    } else if let Some(a) = keys::action_for(k, app.scope()) {
                         if let Some(cmd) = app.apply(a) {
                             let _ = commands.send(cmd).await;
                         }

@@ -46,14 +46,21 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             let age_ms = snap.now_ms - a.resolved_ms.or(a.fired_ms).unwrap_or(a.since_ms);
             let age = humantime::format_duration(std::time::Duration::from_secs((age_ms.max(0) / 60_000 * 60) as u64))
                 .to_string();
-            let ack = a.ack.as_ref().map_or(String::new(), |k| format!("  ack {}", k.by));
+            let mut ack = a.ack.as_ref().map_or(String::new(), |k| format!("  ack {}", k.by));
+            let silence = snap.silence_of(a);
+            if let Some(s) = silence {
+                let left = humantime::format_duration(std::time::Duration::from_secs(
+                    ((s.until_ms - snap.now_ms).max(0) / 60_000 * 60) as u64,
+                ));
+                ack.push_str(&format!("  silenced {left} by {}", s.by));
+            }
             let head = format!(" {sym} {:<8} {:>8}  {:<16} ", state, truncate(&age, 8), truncate(&a.key.channel, 16));
             // The summary names the limit or the source problem; the rule id would repeat it.
             let rest = format!("{}{ack}", a.summary);
             let rest_w = width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str()));
             let line = Line::from(vec![
                 Span::styled(head, style),
-                Span::styled(fit(&rest, rest_w), if a.ack.is_some() { t.muted } else { t.base }),
+                Span::styled(fit(&rest, rest_w), if a.ack.is_some() || silence.is_some() { t.muted } else { t.base }),
             ]);
             if i == app.alert_sel {
                 selected_line = lines.len();
