@@ -558,10 +558,6 @@ impl Engine {
         self.dirty = false;
         self.tx.send_replace(Arc::new(self.snapshot.clone()));
     }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
 }
 
 /// The time a reading stands for: the source's `generated_at` unless it is missing or runs

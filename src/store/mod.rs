@@ -173,15 +173,19 @@ impl Store {
         }
     }
 
-    /// Every campaign, ordered by id.
-    pub fn campaigns(&self) -> Result<Vec<Campaign>> {
-        self.campaigns
-            .iter()
+    /// Every record of a tree, decoded, in key order.
+    fn all<T: DeserializeOwned>(&self, tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
+        tree.iter()
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
-                self.decode("campaigns", &k, &v)
+                self.decode(name, &k, &v)
             })
             .collect()
+    }
+
+    /// Every campaign, ordered by id.
+    pub fn campaigns(&self) -> Result<Vec<Campaign>> {
+        self.all(&self.campaigns, "campaigns")
     }
 
     /// Removes a campaign with everything recorded for it. Returns whether it existed.
@@ -224,13 +228,7 @@ impl Store {
     }
 
     pub fn alerts(&self) -> Result<Vec<crate::alert::Alert>> {
-        self.alerts
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.err(e))?;
-                self.decode("alerts", &k, &v)
-            })
-            .collect()
+        self.all(&self.alerts, "alerts")
     }
 
     /// Saves a silence and flushes: a silence the user was told about must survive a crash.
@@ -245,13 +243,7 @@ impl Store {
     }
 
     pub fn silences(&self) -> Result<Vec<crate::alert::Silence>> {
-        self.silences
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.err(e))?;
-                self.decode("silences", &k, &v)
-            })
-            .collect()
+        self.all(&self.silences, "silences")
     }
 
     /// Every stored cursor, in one sequential scan (faster than a lookup per channel).
