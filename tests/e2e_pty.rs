@@ -169,3 +169,29 @@ fn signal_restores_the_terminal_and_keeps_the_data(signal: &str) {
     let cur = store.cursor(&campaign_cockpit::store::ChannelKey::new("618-promo", "tmall-ztc")).unwrap().unwrap();
     assert!(cur.totals.spend > 0.0, "samples were flushed");
 }
+
+/// An alert shows on screen, `a` acknowledges it, and the acknowledgement is still there after
+/// quitting and starting again on the same database.
+#[test]
+fn alerts_show_and_an_ack_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let args = ["demo", "--db", db.to_str().unwrap(), "--speed", "3000"];
+    let mut s = Session::start(dir.path(), &args);
+    s.wait_for("a firing alert in the header", |sc| sc.contains("alerts ✖") || sc.contains("alerts ▲"));
+    s.send("4");
+    let screen = s.wait_for("the alerts view", |sc| sc.contains("FIRING"));
+    assert!(screen.contains("vs limit"), "{screen}");
+    s.send("a");
+    s.wait_for("the ack", |sc| sc.contains("acknowledged"));
+    s.wait_for("the alert marked acked", |sc| sc.contains(" acked "));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    drop(s);
+    let mut s = Session::start(dir.path(), &args);
+    s.wait_for("the cockpit", |sc| sc.contains("Alerts"));
+    s.send("4");
+    s.wait_for("the acknowledged alert after a restart", |sc| sc.contains(" acked "));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+}

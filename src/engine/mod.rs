@@ -536,7 +536,13 @@ impl Engine {
                 crate::alert::AlertState::Pending => 1,
                 crate::alert::AlertState::Resolved => 2,
             };
-            (rank(a), std::cmp::Reverse(a.severity), &a.key).cmp(&(rank(b), std::cmp::Reverse(b.severity), &b.key))
+            // Grouped by campaign (as the alerts view shows them), then firing first, worst first.
+            (&a.key.campaign, rank(a), std::cmp::Reverse(a.severity), &a.key).cmp(&(
+                &b.key.campaign,
+                rank(b),
+                std::cmp::Reverse(b.severity),
+                &b.key,
+            ))
         });
         self.snapshot.alerts = Arc::new(alerts);
         self.snapshot.silences = Arc::new(self.silences.clone());

@@ -22,7 +22,7 @@ pub struct Snapshot {
     pub last_data: Option<Instant>,
     pub store_error: Option<String>,
     pub series: Option<Arc<SeriesView>>,
-    /// Firing first, then pending, then recently resolved; worst first within each.
+    /// By campaign; within one, firing first, then pending, then recently resolved, worst first.
     pub alerts: Arc<Vec<crate::alert::Alert>>,
     /// Silences in force.
     pub silences: Arc<Vec<crate::alert::Silence>>,

@@ -120,8 +120,10 @@ pub struct App {
     /// Rows visible in the last drawn table, for paging.
     pub page: usize,
     pub message: Option<String>,
-    /// Row in the alerts view.
+    /// Row in the alerts view, and the alert on it: the list changes under the cursor, so the
+    /// selection follows the alert, not the row.
     pub alert_sel: usize,
+    pub alert_key: Option<crate::alert::AlertKey>,
     /// The duration being typed for a silence, while the prompt is open.
     pub silence_prompt: Option<String>,
     /// Who acknowledges alerts from this cockpit (the OS user).
@@ -150,6 +152,7 @@ impl App {
             page: 10,
             message: None,
             alert_sel: 0,
+            alert_key: None,
             silence_prompt: None,
             user: os_user(),
         };
@@ -159,7 +162,10 @@ impl App {
 
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.snap = snap;
-        self.alert_sel = self.alert_sel.min(self.snap.alerts.len().saturating_sub(1));
+        match self.alert_key.as_ref().and_then(|k| self.snap.alerts.iter().position(|a| &a.key == k)) {
+            Some(i) => self.alert_sel = i,
+            None => self.alert_sel = self.alert_sel.min(self.snap.alerts.len().saturating_sub(1)),
+        }
         if self.campaign_sel >= self.snap.campaigns.len() {
             self.campaign_sel = self.snap.campaigns.len().saturating_sub(1);
         }
@@ -275,8 +281,8 @@ impl App {
                     self.campaign_sel = self.snap.campaigns.iter().position(|c| c.campaign.id == key.campaign)?;
                     self.filter.clear();
                     self.channel = Some(key);
+                    // Also puts the campaign table's cursor on that channel, for Esc.
                     self.refresh_rows();
-                    self.view = View::Campaign;
                     return self.goto(View::Channel);
                 }
             },
@@ -397,6 +403,8 @@ impl App {
             self.refresh_rows();
         } else if self.view == View::Campaign {
             self.channel = self.selected_channel().map(|c| c.key.clone());
+        } else if self.view == View::Alerts {
+            self.alert_key = self.snap.alerts.get(self.alert_sel).map(|a| a.key.clone());
         }
     }
 
@@ -413,6 +421,9 @@ impl App {
         }
         self.view = view;
         self.editing_filter = false;
+        if view == View::Alerts {
+            self.alert_key = self.snap.alerts.get(self.alert_sel).map(|a| a.key.clone());
+        }
         match (from == View::Channel, view == View::Channel) {
             (false, true) => self.series_command(),
             (true, false) => Some(Command::ClearSeries),

@@ -38,23 +38,21 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 (_, Severity::Warn) => ("▲", t.warn),
                 (_, Severity::Info) => ("i", t.muted),
             };
-            let state = match a.state {
-                AlertState::Pending => "pending",
-                AlertState::Firing => "FIRING",
-                AlertState::Resolved => "resolved",
-            };
-            let age_ms = snap.now_ms - a.resolved_ms.or(a.fired_ms).unwrap_or(a.since_ms);
-            let age = humantime::format_duration(std::time::Duration::from_secs((age_ms.max(0) / 60_000 * 60) as u64))
-                .to_string();
-            let mut ack = a.ack.as_ref().map_or(String::new(), |k| format!("  ack {}", k.by));
             let silence = snap.silence_of(a);
+            // Handled alerts say so in the state column, which is never cut off.
+            let state = match (a.state, silence.is_some(), a.ack.is_some()) {
+                (AlertState::Pending, ..) => "pending",
+                (AlertState::Resolved, ..) => "resolved",
+                (AlertState::Firing, true, _) => "silenced",
+                (AlertState::Firing, false, true) => "acked",
+                (AlertState::Firing, false, false) => "FIRING",
+            };
+            let age = compact_age(snap.now_ms - a.resolved_ms.or(a.fired_ms).unwrap_or(a.since_ms));
+            let mut ack = a.ack.as_ref().map_or(String::new(), |k| format!("  ack {}", k.by));
             if let Some(s) = silence {
-                let left = humantime::format_duration(std::time::Duration::from_secs(
-                    ((s.until_ms - snap.now_ms).max(0) / 60_000 * 60) as u64,
-                ));
-                ack.push_str(&format!("  silenced {left} by {}", s.by));
+                ack.push_str(&format!("  silenced {} more by {}", compact_age(s.until_ms - snap.now_ms), s.by));
             }
-            let head = format!(" {sym} {:<8} {:>8}  {:<16} ", state, truncate(&age, 8), truncate(&a.key.channel, 16));
+            let head = format!(" {sym} {:<8} {:>6}  {:<16} ", state, age, truncate(&a.key.channel, 16));
             // The summary names the limit or the source problem; the rule id would repeat it.
             let rest = format!("{}{ack}", a.summary);
             let rest_w = width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str()));
@@ -73,4 +71,28 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let height = area.height as usize;
     let scroll = selected_line.saturating_sub(height.saturating_sub(1));
     f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)).style(t.base), area);
+}
+
+/// "45s", "31m", "18h53m", "2d4h": at most six columns.
+pub fn compact_age(ms: i64) -> String {
+    let m = ms.max(0) / 60_000;
+    match m {
+        0 => format!("{}s", ms.max(0) / 1000),
+        1..=59 => format!("{m}m"),
+        60..=1439 => format!("{}h{:02}m", m / 60, m % 60),
+        _ => format!("{}d{}h", m / 1440, m % 1440 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages_fit_six_columns() {
+        use super::compact_age;
+        assert_eq!(compact_age(45_000), "45s");
+        assert_eq!(compact_age(31 * 60_000), "31m");
+        assert_eq!(compact_age((18 * 60 + 53) * 60_000), "18h53m");
+        assert_eq!(compact_age((2 * 1440 + 4 * 60) * 60_000), "2d4h");
+        assert_eq!(compact_age(-5), "0s");
+    }
 }
