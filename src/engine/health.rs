@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Health {
     /// Not polled yet.
+    #[default]
     Pending,
     Ok,
     /// Answering, but slower than half the timeout.

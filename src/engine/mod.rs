@@ -107,7 +107,7 @@ impl Engine {
                     status: None,
                     live_budget: None,
                     missing: None,
-                    view: Arc::new(placeholder_view(&key, ch)),
+                    view: Arc::default(),
                     dirty: true,
                 };
                 st.view = Arc::new(build_view(&key, &st, Health::Pending, None));
@@ -575,25 +575,6 @@ fn sample_time(doc: &StatsDoc, fetched_at: i64) -> (i64, Option<String>) {
         }
         Some(g) => (g, None),
         None => (fetched_at, None),
-    }
-}
-
-fn placeholder_view(key: &ChannelKey, ch: &crate::domain::Channel) -> ChannelView {
-    ChannelView {
-        key: key.clone(),
-        name: ch.name.clone(),
-        kind: ch.kind.clone(),
-        source: ch.source.clone(),
-        totals: Counters::default(),
-        today: Counters::default(),
-        recent: Vec::new(),
-        status: None,
-        daily_budget: ch.daily_budget,
-        variants: Vec::new(),
-        health: Health::Pending,
-        last_error: None,
-        resets: 0,
-        last_at: 0,
     }
 }
 

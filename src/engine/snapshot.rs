@@ -83,7 +83,7 @@ impl CampaignView {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChannelView {
     pub key: ChannelKey,
     pub name: String,
