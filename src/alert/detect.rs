@@ -137,7 +137,7 @@ pub fn erfc(x: f64) -> f64 {
 }
 
 /// Two-sided p-value of a standard normal statistic.
-fn p_two_sided(z: f64) -> f64 {
+pub fn p_two_sided(z: f64) -> f64 {
     erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
 }
 
@@ -197,14 +197,19 @@ pub fn median_mad(xs: &[f64]) -> Option<(f64, f64)> {
     if v.is_empty() {
         return None;
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-    };
-    let m = med(&mut v);
-    let mut dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
-    Some((m, med(&mut dev)))
+    let m = median_in_place(&mut v);
+    for x in &mut v {
+        *x = (*x - m).abs();
+    }
+    Some((m, median_in_place(&mut v)))
+}
+
+/// Median by selection (linear time); reorders `v`, which must be non-empty and finite.
+fn median_in_place(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    let (lower, upper, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 { upper } else { (lower.iter().copied().fold(f64::MIN, f64::max) + upper) / 2.0 }
 }
 
 /// How far `x` lies from a robust baseline of `history`, as a score in [0, 1] from the robust

@@ -2,6 +2,7 @@
 //! and the state machine moves alerts by the clock it is given. Persistence, the UI and the
 //! headless `check` sit on top of this module.
 
+pub mod anomaly;
 pub mod detect;
 pub mod rules;
 pub mod silence;

@@ -1,19 +1,85 @@
-//! The rules every campaign gets by default, derived from its plan: each KPI limit judged per
-//! channel over a lookback window (with a volume guard and hysteresis), and source health per
-//! channel. Pure: views and the time in, verdicts out.
+//! The rules every campaign gets, derived from its plan and tuned by its file's `[alerts]`
+//! sections (campaign-wide, then per channel):
+//! - **kpi**: each KPI limit judged per channel over a lookback window, with a volume guard and
+//!   hysteresis;
+//! - **pacing**: spend against the total budget and time, goal progress against time, a
+//!   channel's daily budget gone before the evening;
+//! - **anomaly**: a channel against its own baseline (see `anomaly`);
+//! - **health**: the source failing, stale or returning bad data, and counter resets.
+//!
+//! Pure: views, settings and the time in, verdicts out.
 
+use super::anomaly::{self, AnomalySettings, HourlyHistory};
 use super::detect::{VolumeGuard, kpi};
 use super::state::{AlertKey, Severity, Timing, Verdict};
-use crate::domain::{Campaign, Counters};
+use crate::domain::metrics::percent;
+use crate::domain::{Campaign, Counters, Metric, RuleKind, RuleSettings};
 use crate::engine::health::Health;
 
-/// Campaign time over which KPI limits are judged.
-pub const KPI_LOOKBACK_MS: i64 = 3 * 3_600_000;
-/// KPI breaches must hold this long before firing, and stay clear this long before resolving.
-pub const KPI_TIMING: Timing = Timing { for_ms: 15 * 60_000, keep_firing_for_ms: 30 * 60_000 };
-/// Health problems fire at once (staleness already waits for several polls).
-pub const HEALTH_TIMING: Timing = Timing { for_ms: 0, keep_firing_for_ms: 0 };
-const HYSTERESIS: f64 = 0.05;
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+/// A rule kind's settings with every default filled in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resolved {
+    pub enabled: bool,
+    pub severity: Option<Severity>,
+    pub window_ms: i64,
+    pub timing: Timing,
+    pub threshold: f64,
+    pub min_change: f64,
+    pub guard: VolumeGuard,
+}
+
+/// The built-in defaults of a rule kind.
+pub fn defaults(kind: RuleKind) -> Resolved {
+    let timing = |f: i64, k: i64| Timing { for_ms: f * MINUTE, keep_firing_for_ms: k * MINUTE };
+    let (window_ms, timing, threshold) = match kind {
+        RuleKind::Kpi => (3 * HOUR, timing(15, 30), 0.05),
+        RuleKind::Pacing => (24 * HOUR, timing(30, 60), 0.15),
+        RuleKind::Anomaly => (30 * MINUTE, timing(10, 30), AnomalySettings::default().threshold),
+        RuleKind::Health => (0, timing(0, 0), 1.0),
+    };
+    Resolved {
+        enabled: true,
+        severity: None,
+        window_ms,
+        timing,
+        threshold,
+        min_change: AnomalySettings::default().min_change,
+        guard: VolumeGuard::default(),
+    }
+}
+
+/// The settings of a rule kind for a campaign, or for one of its channels.
+pub fn settings(campaign: &Campaign, channel: Option<&str>, kind: RuleKind) -> Resolved {
+    let from_file = match channel.and_then(|id| campaign.channel(id)) {
+        Some(ch) => ch.alerts.get(kind).over(campaign.alerts.get(kind)),
+        None => campaign.alerts.get(kind).clone(),
+    };
+    apply(&from_file, defaults(kind))
+}
+
+fn apply(s: &RuleSettings, d: Resolved) -> Resolved {
+    let ms = |i: Option<crate::domain::campaign::Interval>, d: i64| i.map_or(d, |i| i.0.as_millis() as i64);
+    Resolved {
+        enabled: s.enabled.unwrap_or(d.enabled),
+        severity: s.severity.or(d.severity),
+        window_ms: ms(s.window, d.window_ms),
+        timing: Timing {
+            for_ms: ms(s.for_, d.timing.for_ms),
+            keep_firing_for_ms: ms(s.keep_firing_for, d.timing.keep_firing_for_ms),
+        },
+        threshold: s.threshold.unwrap_or(d.threshold),
+        min_change: s.min_change.unwrap_or(d.min_change),
+        guard: VolumeGuard {
+            min_impressions: s.min_impressions.unwrap_or(d.guard.min_impressions),
+            min_clicks: s.min_clicks.unwrap_or(d.guard.min_clicks),
+            min_results: s.min_results.unwrap_or(d.guard.min_results),
+            min_spend: s.min_spend.unwrap_or(d.guard.min_spend),
+        },
+    }
+}
 
 /// What a rule needs to know of a channel.
 pub struct ChannelInput<'a> {
@@ -22,42 +88,365 @@ pub struct ChannelInput<'a> {
     pub recent: &'a [(i64, Counters)],
     pub health: Health,
     pub last_error: Option<&'a str>,
+    /// Failed polls in a row.
+    pub failures: u32,
+    pub last_reset_ms: Option<i64>,
+    pub today: Counters,
+    pub daily_budget: f64,
+    pub paused: bool,
+    pub history: Option<&'a HourlyHistory>,
 }
 
-/// Evaluates every default rule of a campaign at `now`. `was_active` tells whether a rule's
-/// alert is currently pending or firing (for hysteresis). Rules with too little volume to
-/// judge give no verdict and leave their alert as it is.
+/// What a rule needs to know of the campaign as a whole.
+pub struct CampaignInput<'a> {
+    pub campaign: &'a Campaign,
+    pub totals: Counters,
+}
+
+/// One rule's outcome: `None` when there is too little volume or history to judge (the alert
+/// stays as it is).
+pub type Outcome = (AlertKey, Option<Verdict>, Timing);
+
+/// Evaluates every rule of a campaign at `now`. `was_active` tells whether a rule's alert is
+/// pending or firing (for hysteresis).
 pub fn evaluate(
-    campaign: &Campaign,
+    input: &CampaignInput<'_>,
     channels: &[ChannelInput<'_>],
     now: i64,
     was_active: &dyn Fn(&AlertKey) -> bool,
-) -> Vec<(AlertKey, Verdict, Timing)> {
-    let guard = VolumeGuard::default();
-    let span = humantime::format_duration(std::time::Duration::from_millis(KPI_LOOKBACK_MS as u64)).to_string();
+) -> Vec<Outcome> {
+    let campaign = input.campaign;
     let mut out = Vec::new();
+    let key = |channel: &str, rule: String| AlertKey { campaign: campaign.id.clone(), channel: channel.into(), rule };
+    let mut push = |k: AlertKey, v: Option<Verdict>, s: &Resolved| {
+        let v = v.map(|mut v| {
+            if let Some(sev) = s.severity {
+                v.severity = sev;
+            }
+            v
+        });
+        out.push((k, v, s.timing));
+    };
+
+    let s = settings(campaign, None, RuleKind::Pacing);
+    if s.enabled {
+        for (rule, v) in pacing_campaign(input, now, &s) {
+            push(key("", rule), v, &s);
+        }
+    }
+
     for ch in channels {
-        let window = Counters::sum(ch.recent.iter().filter(|(at, _)| *at > now - KPI_LOOKBACK_MS).map(|(_, c)| c));
-        let plan = campaign.channel(ch.id);
-        let limits = campaign.kpis.iter().chain(plan.into_iter().flat_map(|p| p.kpis.iter()));
-        for limit in limits {
-            let key =
-                AlertKey { campaign: campaign.id.clone(), channel: ch.id.to_string(), rule: format!("kpi: {limit}") };
-            if let Some(v) = kpi(limit, &window, &guard, HYSTERESIS, was_active(&key), &span) {
-                out.push((key, v, KPI_TIMING));
+        let s = settings(campaign, Some(ch.id), RuleKind::Kpi);
+        if s.enabled {
+            let window = Counters::sum(ch.recent.iter().filter(|(at, _)| *at > now - s.window_ms).map(|(_, c)| c));
+            let span = span_label(s.window_ms);
+            let limits = campaign.kpis.iter().chain(campaign.channel(ch.id).into_iter().flat_map(|p| p.kpis.iter()));
+            for limit in limits {
+                let k = key(ch.id, format!("kpi: {limit}"));
+                let v = kpi(limit, &window, &s.guard, s.threshold, was_active(&k), &span);
+                push(k, v, &s);
             }
         }
-        let key = AlertKey { campaign: campaign.id.clone(), channel: ch.id.to_string(), rule: "health".into() };
-        let severity = match ch.health {
-            Health::Failing | Health::BadData => Severity::Crit,
-            _ => Severity::Warn,
-        };
-        let active = ch.health.severity() >= Health::Stale.severity();
-        let summary = match ch.last_error {
-            Some(e) => format!("source {}: {e}", ch.health.label()),
-            None => format!("source {}", ch.health.label()),
-        };
-        out.push((key, Verdict { active, severity, observed: None, expected: None, summary }, HEALTH_TIMING));
+
+        let s = settings(campaign, Some(ch.id), RuleKind::Pacing);
+        if s.enabled {
+            let v = daily_budget_gone(campaign, ch, now, &s);
+            push(key(ch.id, "pacing: daily budget".into()), v, &s);
+        }
+
+        let s = settings(campaign, Some(ch.id), RuleKind::Anomaly);
+        if let (true, Some(history)) = (s.enabled, ch.history) {
+            let from = now - s.window_ms;
+            let w = anomaly::Window {
+                counters: Counters::sum(ch.recent.iter().filter(|(at, _)| *at > from).map(|(_, c)| c)),
+                from_ms: from,
+                to_ms: now,
+                offset_ms: i64::from(campaign.start.offset().local_minus_utc()) * 1000,
+                counts_explained: ch.paused || (ch.daily_budget > 0.0 && ch.today.spend >= 0.95 * ch.daily_budget),
+                history,
+            };
+            let a = AnomalySettings {
+                threshold: s.threshold,
+                min_change: s.min_change,
+                min_impressions: s.guard.min_impressions,
+                min_clicks: s.guard.min_clicks,
+                min_results: s.guard.min_results,
+            };
+            // Samples must cover the window, or a fresh start would look like a drop.
+            let covered = ch.recent.first().is_some_and(|(at, _)| *at <= from + s.window_ms / 10);
+            for (rule, v) in anomaly::evaluate(&w, &a) {
+                push(key(ch.id, rule.into()), v.filter(|_| covered), &s);
+            }
+        }
+
+        let s = settings(campaign, Some(ch.id), RuleKind::Health);
+        if s.enabled {
+            let (source, reset) = health(ch, now, &s);
+            push(key(ch.id, "health".into()), Some(source), &s);
+            let reset_timing = Resolved { timing: Timing { for_ms: 0, keep_firing_for_ms: 0 }, ..s };
+            push(key(ch.id, "health: counter reset".into()), Some(reset), &reset_timing);
+        }
     }
     out
+}
+
+fn span_label(ms: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 1000) as u64)).to_string()
+}
+
+/// Spend against the total budget and time; each goal's progress against its time.
+fn pacing_campaign(input: &CampaignInput<'_>, now: i64, s: &Resolved) -> Vec<(String, Option<Verdict>)> {
+    let c = input.campaign;
+    let tol = s.threshold;
+    let mut out = Vec::new();
+    let elapsed = c.elapsed(now);
+    // Too early to tell, or over.
+    let judge = (0.1..1.0).contains(&elapsed);
+    let spend = input.totals.spend;
+    let budget_verdict = (judge && c.total_budget > 0.0).then(|| {
+        let share = spend / c.total_budget;
+        let over = share > elapsed + tol;
+        let under = share < elapsed - tol;
+        let severity = if (share - elapsed).abs() > 2.0 * tol { Severity::Crit } else { Severity::Warn };
+        let summary = if over {
+            let runs_out = c.start_ms() + ((now - c.start_ms()) as f64 / share) as i64;
+            let when = chrono::DateTime::from_timestamp_millis(runs_out)
+                .map(|t| t.with_timezone(c.start.offset()).format("%-d %b %H:%M").to_string())
+                .unwrap_or_default();
+            format!(
+                "spend ahead of plan: {} of the budget spent with {} of the time gone; at this pace it runs out {when}",
+                percent(share),
+                percent(elapsed)
+            )
+        } else {
+            format!(
+                "spend {} plan: {} of the budget spent with {} of the time gone",
+                if under { "behind" } else { "on" },
+                percent(share),
+                percent(elapsed)
+            )
+        };
+        Verdict { active: over || under, severity, observed: Some(share), expected: Some((elapsed, tol)), summary }
+    });
+    out.push(("pacing: budget".to_string(), budget_verdict));
+    for g in c.goals.iter().filter(|g| g.metric.is_cumulative()) {
+        let e = c.goal_elapsed(g, now);
+        let achieved = g.metric.value(&input.totals).unwrap_or(0.0);
+        let progress = achieved / g.target;
+        let v = ((0.1..1.0).contains(&e)).then(|| {
+            let lag = e - progress;
+            let severity = if lag > 2.0 * tol { Severity::Crit } else { Severity::Warn };
+            Verdict {
+                active: lag > tol,
+                severity,
+                observed: Some(progress),
+                expected: Some((e, tol)),
+                summary: format!(
+                    "{} behind time: {} of {} ({}) with {} of the time gone",
+                    g.name.as_deref().unwrap_or(g.metric.label()),
+                    g.metric.format(Some(achieved)),
+                    g.metric.format(Some(g.target)),
+                    percent(progress),
+                    percent(e)
+                ),
+            }
+        });
+        out.push((format!("pacing: goal {}", g.metric), v));
+    }
+    out
+}
+
+/// A channel whose daily budget is spent long before the day ends loses the rest of the day's
+/// traffic (often the evening peak).
+fn daily_budget_gone(c: &Campaign, ch: &ChannelInput<'_>, now: i64, s: &Resolved) -> Option<Verdict> {
+    if ch.daily_budget <= 0.0 {
+        return None;
+    }
+    let day_start = c.day_start_ms(now);
+    let day_share = (now - day_start) as f64 / (24 * HOUR) as f64;
+    let spent = ch.today.spend / ch.daily_budget;
+    let gone = spent >= 0.98;
+    // Gone with more than `tol` of the day still ahead (the default: before about 20:24).
+    let early = day_share < 1.0 - s.threshold;
+    Some(Verdict {
+        active: gone && early,
+        severity: Severity::Warn,
+        observed: Some(ch.today.spend),
+        expected: Some((ch.daily_budget, 0.0)),
+        summary: format!(
+            "daily budget spent ({} of {}) with {} of the day ahead; raise it if the results are good",
+            Metric::Spend.format(Some(ch.today.spend)),
+            Metric::Spend.format(Some(ch.daily_budget)),
+            percent(1.0 - day_share)
+        ),
+    })
+}
+
+/// The source's health, and whether its counters were reset lately.
+fn health(ch: &ChannelInput<'_>, now: i64, s: &Resolved) -> (Verdict, Verdict) {
+    let severity = match ch.health {
+        Health::Failing | Health::BadData => Severity::Crit,
+        _ => Severity::Warn,
+    };
+    let failing_enough = ch.health != Health::Failing || f64::from(ch.failures) >= s.threshold;
+    let active = ch.health.severity() >= Health::Stale.severity() && failing_enough;
+    let summary = match ch.last_error {
+        Some(e) => format!("source {}: {e}", ch.health.label()),
+        None => format!("source {}", ch.health.label()),
+    };
+    let source = Verdict { active, severity, observed: None, expected: None, summary };
+    let reset_at = ch.last_reset_ms.filter(|at| now - at < 30 * MINUTE);
+    let reset = Verdict {
+        active: reset_at.is_some(),
+        severity: Severity::Info,
+        observed: None,
+        expected: None,
+        summary: "counters went backwards (a reset at the source); the next reading restarts the series".into(),
+    };
+    (source, reset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::campaign::Format;
+
+    fn campaign(extra: &str) -> Campaign {
+        let text = format!(
+            r#"
+id = "c"
+name = "C"
+start = "2026-06-01T00:00:00+08:00"
+end = "2026-06-11T00:00:00+08:00"
+total_budget = 10000.0
+kpis = ["cpl <= 100"]
+{extra}
+[[goals]]
+metric = "leads"
+target = 1000
+
+[[channels]]
+id = "a"
+name = "A"
+source = "http://127.0.0.1:1/stats"
+daily_budget = 1000.0
+"#
+        );
+        Campaign::parse(&text, Format::Toml, "c.toml").unwrap()
+    }
+
+    fn input<'a>(recent: &'a [(i64, Counters)]) -> ChannelInput<'a> {
+        ChannelInput {
+            id: "a",
+            recent,
+            health: Health::Ok,
+            last_error: None,
+            failures: 0,
+            last_reset_ms: None,
+            today: Counters::default(),
+            daily_budget: 1000.0,
+            paused: false,
+            history: None,
+        }
+    }
+
+    fn find<'a>(out: &'a [Outcome], rule: &str) -> Option<&'a Outcome> {
+        out.iter().find(|(k, _, _)| k.rule == rule)
+    }
+
+    #[test]
+    fn file_settings_override_the_defaults() {
+        let c = campaign("[alerts.kpi]\nfor = \"5m\"\nseverity = \"crit\"\nmin_results = 3\n");
+        let s = settings(&c, Some("a"), RuleKind::Kpi);
+        assert_eq!(s.timing.for_ms, 5 * MINUTE);
+        assert_eq!(s.timing.keep_firing_for_ms, 30 * MINUTE);
+        assert_eq!(s.guard.min_results, 3);
+        let now = c.start_ms() + 24 * HOUR;
+        // 4 leads for 800: CPL 200 > 100, judged on 3 results, reported as crit.
+        let recent = [(now - MINUTE, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
+        let out =
+            evaluate(&CampaignInput { campaign: &c, totals: Counters::default() }, &[input(&recent)], now, &|_| false);
+        let (_, v, t) = find(&out, "kpi: cpl <= 100").unwrap();
+        let v = v.as_ref().unwrap();
+        assert!(v.active);
+        assert_eq!(v.severity, Severity::Crit);
+        assert_eq!(t.for_ms, 5 * MINUTE);
+    }
+
+    #[test]
+    fn disabled_rules_are_not_evaluated() {
+        let c = campaign("[alerts.kpi]\nenabled = false\n");
+        let recent = [(c.start_ms() + HOUR, Counters { leads: 40, spend: 8000.0, ..Counters::default() })];
+        let out = evaluate(
+            &CampaignInput { campaign: &c, totals: Counters::default() },
+            &[input(&recent)],
+            c.start_ms() + 2 * HOUR,
+            &|_| false,
+        );
+        assert!(find(&out, "kpi: cpl <= 100").is_none());
+        assert!(find(&out, "health").is_some());
+    }
+
+    #[test]
+    fn pacing_flags_overspend_and_a_lagging_goal() {
+        let c = campaign("");
+        // 40 % of the time gone.
+        let now = c.start_ms() + 4 * 24 * HOUR;
+        let totals = Counters { leads: 200, spend: 7000.0, ..Counters::default() };
+        let out = evaluate(&CampaignInput { campaign: &c, totals }, &[], now, &|_| false);
+        let budget = find(&out, "pacing: budget").unwrap().1.as_ref().unwrap();
+        assert!(budget.active && budget.summary.contains("runs out"), "{}", budget.summary);
+        let goal = find(&out, "pacing: goal leads").unwrap().1.as_ref().unwrap();
+        assert!(goal.active, "20 % of the leads with 40 % of the time gone: {}", goal.summary);
+        // On plan: nothing.
+        let totals = Counters { leads: 420, spend: 4100.0, ..Counters::default() };
+        let out = evaluate(&CampaignInput { campaign: &c, totals }, &[], now, &|_| false);
+        assert!(out.iter().all(|(_, v, _)| v.as_ref().is_none_or(|v| !v.active)));
+    }
+
+    #[test]
+    fn a_daily_budget_gone_by_the_afternoon_is_flagged() {
+        let c = campaign("");
+        let day = c.day_start_ms(c.start_ms() + 3 * 24 * HOUR);
+        let mut ch = input(&[]);
+        ch.today = Counters { spend: 1000.0, ..Counters::default() };
+        let at = |h: i64| {
+            evaluate(
+                &CampaignInput { campaign: &c, totals: Counters::default() },
+                std::slice::from_ref(&ch),
+                day + h * HOUR,
+                &|_| false,
+            )
+        };
+        let afternoon = at(15);
+        assert!(find(&afternoon, "pacing: daily budget").unwrap().1.as_ref().unwrap().active);
+        let late = at(23);
+        assert!(!find(&late, "pacing: daily budget").unwrap().1.as_ref().unwrap().active);
+    }
+
+    #[test]
+    fn health_waits_for_the_configured_failures_and_flags_resets() {
+        let c = campaign("[alerts.health]\nthreshold = 3\n");
+        let now = c.start_ms() + HOUR;
+        let mut ch = input(&[]);
+        ch.health = Health::Failing;
+        ch.failures = 2;
+        ch.last_reset_ms = Some(now - 5 * MINUTE);
+        let out = evaluate(
+            &CampaignInput { campaign: &c, totals: Counters::default() },
+            std::slice::from_ref(&ch),
+            now,
+            &|_| false,
+        );
+        assert!(!find(&out, "health").unwrap().1.as_ref().unwrap().active);
+        assert!(find(&out, "health: counter reset").unwrap().1.as_ref().unwrap().active);
+        ch.failures = 3;
+        let out = evaluate(
+            &CampaignInput { campaign: &c, totals: Counters::default() },
+            std::slice::from_ref(&ch),
+            now,
+            &|_| false,
+        );
+        assert!(find(&out, "health").unwrap().1.as_ref().unwrap().active);
+    }
 }

@@ -2,6 +2,7 @@
 //! Parsed from TOML or JSON files and validated here, so every layer above works with a plan
 //! that makes sense. Errors name the file, line and field.
 
+use super::alerting::{AlertRules, Contingency};
 use super::metrics::{Metric, elapsed_share};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -27,6 +28,12 @@ pub struct Campaign {
     pub goals: Vec<Goal>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kpis: Vec<KpiLimit>,
+    /// Overrides of the default alert rules for every channel of the campaign.
+    #[serde(default, skip_serializing_if = "AlertRules::is_empty")]
+    pub alerts: AlertRules,
+    /// First steps for the person on call when a rule fires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contingency: Vec<Contingency>,
     pub channels: Vec<Channel>,
 }
 
@@ -70,6 +77,9 @@ pub struct Channel {
     pub poll_interval: Option<Interval>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kpis: Vec<KpiLimit>,
+    /// Overrides of the campaign's alert rules for this channel.
+    #[serde(default, skip_serializing_if = "AlertRules::is_empty")]
+    pub alerts: AlertRules,
 }
 
 impl Channel {
@@ -262,6 +272,15 @@ impl Campaign {
         if self.channels.is_empty() {
             return bad("channels", "a campaign needs at least one channel");
         }
+        self.alerts.validate().map_err(|(f, m)| (format!("alerts.{f}"), m))?;
+        for (i, c) in self.contingency.iter().enumerate() {
+            c.validate().map_err(|(f, m)| (format!("contingency[{i}].{f}"), m))?;
+            if let Some(ch) = &c.channel
+                && self.channel(ch).is_none()
+            {
+                return Err((format!("contingency[{i}].channel"), format!("no channel '{ch}' in this campaign")));
+            }
+        }
         for (i, c) in self.channels.iter().enumerate() {
             let f = |name: &str| format!("channels[{i}].{name}");
             if !valid_id(&c.id) {
@@ -294,6 +313,7 @@ impl Campaign {
             if c.poll_interval.is_some_and(|p| p.0 < Duration::from_millis(100)) {
                 return Err((f("poll_interval"), "must be at least 100ms".into()));
             }
+            c.alerts.validate().map_err(|(n, m)| (f(&format!("alerts.{n}")), m))?;
         }
         Ok(())
     }
@@ -382,11 +402,14 @@ fn locate_field(text: &str, path: &str) -> usize {
         }
     }
     let key = if key.is_empty() { "id" } else { key };
+    // A nested key (`alerts.kpi.threshold`) sits below a sub-table header: look past headers.
+    let nested = key.contains('.');
+    let key = key.rsplit('.').next().unwrap_or(key);
     lines
         .iter()
         .enumerate()
         .skip(from)
-        .take_while(|(i, l)| table.is_some() || *i == from || !l.trim_start().starts_with('['))
+        .take_while(|(i, l)| table.is_some() || nested || *i == from || !l.trim_start().starts_with('['))
         .find(|(i, l)| sets(l, key) && (table.is_none() || *i > from || from == 0))
         .map_or(from + 1, |(i, _)| i + 1)
 }

@@ -51,6 +51,9 @@ struct ChannelState {
     status: Option<ChannelStatus>,
     live_budget: Option<f64>,
     missing: Option<String>,
+    last_reset_ms: Option<i64>,
+    /// Hourly counters for the anomaly rules' baselines.
+    history: crate::alert::anomaly::HourlyHistory,
     view: Arc<ChannelView>,
     dirty: bool,
 }
@@ -107,10 +110,12 @@ impl Engine {
                     status: None,
                     live_budget: None,
                     missing: None,
+                    last_reset_ms: None,
+                    history: Default::default(),
                     view: Arc::default(),
                     dirty: true,
                 };
-                st.view = Arc::new(build_view(&key, &st, Health::Pending, None));
+                st.view = Arc::new(build_view(&key, &st, (Health::Pending, None, 0)));
                 channels.insert(key, st);
             }
         }
@@ -244,31 +249,36 @@ impl Engine {
     /// Runs every campaign's rules over the current views and moves the alerts; changed alerts
     /// are written to the store.
     fn evaluate_alerts(&mut self) {
-        use crate::alert::rules::{ChannelInput, evaluate};
+        use crate::alert::rules::{CampaignInput, ChannelInput, evaluate};
         use crate::alert::state::{AlertState, Transition, step};
         let now = self.clock.now_ms();
         let mut verdicts = Vec::new();
-        for c in &self.campaigns {
-            let views: Vec<Arc<ChannelView>> = c
+        for view in &self.snapshot.campaigns {
+            let c = &view.campaign;
+            let inputs: Vec<ChannelInput<'_>> = view
                 .channels
-                .iter()
-                .filter_map(|ch| self.channels.get(&ChannelKey::new(&c.id, &ch.id)).map(|st| st.view.clone()))
-                .collect();
-            let inputs: Vec<ChannelInput<'_>> = views
                 .iter()
                 .map(|v| ChannelInput {
                     id: &v.key.channel,
                     recent: &v.recent,
                     health: v.health,
                     last_error: v.last_error.as_deref(),
+                    failures: v.failures,
+                    last_reset_ms: v.last_reset_ms,
+                    today: v.today,
+                    daily_budget: v.daily_budget,
+                    paused: v.status == Some(ChannelStatus::Paused),
+                    history: self.channels.get(&v.key).map(|st| &st.history),
                 })
                 .collect();
             let active = |k: &crate::alert::AlertKey| {
                 self.alerts.get(k).is_some_and(|a| matches!(a.state, AlertState::Pending | AlertState::Firing))
             };
-            verdicts.extend(evaluate(c, &inputs, now, &active));
+            verdicts.extend(evaluate(&CampaignInput { campaign: c, totals: view.totals }, &inputs, now, &active));
         }
         for (key, verdict, timing) in verdicts {
+            // Too little to judge: the alert stays as it is.
+            let Some(verdict) = verdict else { continue };
             let before = self.alerts.remove(&key);
             let (after, transition) = step(before.clone(), &key, &verdict, timing, now);
             let after = after.map(|mut a| {
@@ -370,7 +380,11 @@ impl Engine {
                 st.day_start = day_start;
                 st.today = Counters::default();
             }
+            if sample.reset {
+                st.last_reset_ms = Some(sample.at);
+            }
             if !sample.first {
+                st.history.push(sample.at, &sample.delta);
                 st.today.add(&sample.delta);
                 st.recent.push_back((sample.at, sample.delta));
                 if st.recent.len() > RECENT {
@@ -417,6 +431,9 @@ impl Engine {
     /// Reads the stored recent samples of up to `n` channels into their sparkline windows,
     /// in front of anything that arrived since start.
     pub fn backfill_some(&mut self, n: usize) {
+        // Everything taken in so far must be in the rollups read below.
+        self.commit();
+        let since = self.clock.now_ms() - crate::alert::anomaly::HISTORY_HOURS as i64 * 3_600_000;
         for _ in 0..n {
             let Some(key) = self.backfill.pop() else { break };
             let Some(st) = self.channels.get_mut(&key) else { continue };
@@ -431,6 +448,10 @@ impl Engine {
                     self.dirty = true;
                 }
                 Err(e) => tracing::warn!("reading recent samples of {key}: {e}"),
+            }
+            match self.store.rollups(&key, since, i64::MAX) {
+                Ok(hours) => st.history.reset_from(hours),
+                Err(e) => tracing::warn!("reading the hourly history of {key}: {e}"),
             }
         }
     }
@@ -499,8 +520,8 @@ impl Engine {
 
     /// Rebuilds what changed and sends the new snapshot.
     pub fn publish(&mut self) {
-        let health_of: HashMap<&str, (Health, Option<String>)> =
-            self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone()))).collect();
+        let health_of: HashMap<&str, (Health, Option<String>, u32)> =
+            self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone(), s.failures))).collect();
         let mut campaigns = Vec::with_capacity(self.campaigns.len());
         for c in &self.campaigns {
             let mut views = Vec::with_capacity(c.channels.len());
@@ -508,8 +529,8 @@ impl Engine {
                 let key = ChannelKey::new(&c.id, &ch.id);
                 let Some(st) = self.channels.get_mut(&key) else { continue };
                 if st.dirty {
-                    let (h, err) = health_of.get(ch.source.as_str()).cloned().unwrap_or((Health::Pending, None));
-                    st.view = Arc::new(build_view(&key, st, h, err));
+                    let h = health_of.get(ch.source.as_str()).cloned().unwrap_or((Health::Pending, None, 0));
+                    st.view = Arc::new(build_view(&key, st, h));
                     st.dirty = false;
                 }
                 views.push(st.view.clone());
@@ -578,7 +599,8 @@ fn sample_time(doc: &StatsDoc, fetched_at: i64) -> (i64, Option<String>) {
     }
 }
 
-fn build_view(key: &ChannelKey, st: &ChannelState, source_health: Health, source_error: Option<String>) -> ChannelView {
+fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<String>, u32)) -> ChannelView {
+    let (source_health, source_error, failures) = source;
     let (health, last_error) = match &st.missing {
         Some(m) if source_health.severity() < Health::BadData.severity() => (Health::BadData, Some(m.clone())),
         _ => (source_health, source_error),
@@ -597,6 +619,8 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source_health: Health, source
         health,
         last_error,
         resets: st.cursor.resets,
+        last_reset_ms: st.last_reset_ms,
+        failures,
         last_at: st.cursor.at,
     }
 }

@@ -100,6 +100,10 @@ pub struct ChannelView {
     pub health: Health,
     pub last_error: Option<String>,
     pub resets: u32,
+    /// When the counters last went backwards (campaign time), since start.
+    pub last_reset_ms: Option<i64>,
+    /// Failed polls of its source in a row.
+    pub failures: u32,
     /// Source time of the last reading (unix ms), 0 before any.
     pub last_at: i64,
 }

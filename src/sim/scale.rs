@@ -31,6 +31,7 @@ pub fn campaigns(campaigns: usize, channels: usize, origin: &str, now: DateTime<
                         max_budget: Some(budget * 3.0),
                         poll_interval: None,
                         kpis: Vec::new(),
+                        alerts: Default::default(),
                     }
                 })
                 .collect();
@@ -50,6 +51,8 @@ pub fn campaigns(campaigns: usize, channels: usize, origin: &str, now: DateTime<
                     name: None,
                 }],
                 kpis: vec![KpiLimit { metric: Metric::Cpa, op: crate::domain::Op::Le, value: 90.0 }],
+                alerts: Default::default(),
+                contingency: Vec::new(),
                 channels: chans,
                 id,
             }

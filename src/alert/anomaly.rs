@@ -1,0 +1,451 @@
+//! Anomaly rules: a channel against its own recent behaviour.
+//!
+//! - **rates** (CTR, CVR) against the channel's own rate over the last day, tested with their
+//!   denominators (binomial, the baseline's own uncertainty included);
+//! - **counts** (clicks, results) against the same hour of day on previous days, tested as
+//!   Poisson with the day-to-day spread on top (negative-binomial style), so a quiet 3 a.m. is
+//!   not a drop and a busy 9 p.m. is not a spike;
+//! - **money** (CPC, CPM) against a robust baseline of the last two days' hourly values
+//!   (median/MAD), and CUSUM over the hourly values for drifts no single hour makes obvious.
+//!
+//! Each verdict needs significance (a score at or above the threshold) *and* a change large
+//! enough to matter (`min_change`), so huge volumes do not turn trivia into alerts.
+//! Pure: hourly history and the current window in, verdicts out.
+
+use super::detect::{Cusum, median_mad, p_two_sided};
+use super::state::{Severity, Verdict};
+use crate::domain::metrics::thousands;
+use crate::domain::{Counters, Metric};
+use std::collections::VecDeque;
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// Hourly buckets kept per channel: a week of same-hour history and today.
+pub const HISTORY_HOURS: usize = 8 * 24;
+
+/// Knobs of the anomaly rules (from the campaign file, with defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnomalySettings {
+    /// Score (1 − p) at or above which a point is anomalous.
+    pub threshold: f64,
+    /// Smallest relative change that counts.
+    pub min_change: f64,
+    /// Denominators needed in the current window: impressions for CTR, clicks for CVR.
+    pub min_impressions: u64,
+    pub min_clicks: u64,
+    /// Expected count below which counts are not judged.
+    pub min_results: u64,
+}
+
+impl Default for AnomalySettings {
+    fn default() -> Self {
+        AnomalySettings { threshold: 0.9999, min_change: 0.3, min_impressions: 1_000, min_clicks: 100, min_results: 10 }
+    }
+}
+
+/// One channel's counters by hour of campaign time, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct HourlyHistory {
+    hours: VecDeque<(i64, Counters)>,
+}
+
+impl HourlyHistory {
+    /// Adds a sample (its delta over the interval ending at `at`).
+    pub fn push(&mut self, at: i64, delta: &Counters) {
+        let hour = (at - 1).div_euclid(HOUR) * HOUR;
+        match self.hours.iter_mut().rev().find(|(h, _)| *h <= hour) {
+            Some((h, c)) if *h == hour => c.add(delta),
+            _ => {
+                let pos = self.hours.partition_point(|(h, _)| *h < hour);
+                self.hours.insert(pos, (hour, *delta));
+            }
+        }
+        while self.hours.len() > HISTORY_HOURS {
+            self.hours.pop_front();
+        }
+    }
+
+    /// Replaces the history with stored hourly rollups (start of hour, counters).
+    pub fn reset_from(&mut self, rollups: impl IntoIterator<Item = (i64, Counters)>) {
+        self.hours.clear();
+        for (h, c) in rollups {
+            self.push(h + 1, &c);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hours.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hours.is_empty()
+    }
+
+    /// Hours that ended at or before `t`, newest first.
+    fn complete_before(&self, t: i64) -> impl Iterator<Item = &(i64, Counters)> {
+        self.hours.iter().rev().filter(move |(h, _)| h + HOUR <= t)
+    }
+}
+
+/// What the rules see of a channel now.
+pub struct Window<'a> {
+    /// Counters over the current window, and its span.
+    pub counters: Counters,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// The campaign's UTC offset in ms (hour of day is local).
+    pub offset_ms: i64,
+    /// Counts are not judged when the channel is paused or has spent its daily budget: the
+    /// drop is explained.
+    pub counts_explained: bool,
+    pub history: &'a HourlyHistory,
+}
+
+/// All anomaly verdicts for one channel: (rule name, verdict). A rule with too little volume
+/// or history to judge gives `None` (its alert stays as it is).
+pub fn evaluate(w: &Window<'_>, s: &AnomalySettings) -> Vec<(&'static str, Option<Verdict>)> {
+    vec![
+        ("anomaly: ctr", rate(w, s, Metric::Ctr)),
+        ("anomaly: cvr", rate(w, s, Metric::Cvr)),
+        ("anomaly: clicks", count(w, s, Metric::Clicks)),
+        ("anomaly: conversions", count(w, s, Metric::Conversions)),
+        ("anomaly: leads", count(w, s, Metric::Leads)),
+        ("anomaly: cpc", money(w, s, Metric::Cpc)),
+        ("anomaly: cpm", money(w, s, Metric::Cpm)),
+        ("anomaly: cpc drift", drift(w, s, Metric::Cpc)),
+    ]
+}
+
+fn span_label(ms: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 60_000 * 60) as u64)).to_string()
+}
+
+fn verdict(active: bool, severity: Severity, observed: f64, expected: (f64, f64), summary: String) -> Option<Verdict> {
+    Some(Verdict { active, severity, observed: Some(observed), expected: Some(expected), summary })
+}
+
+fn severity_for(rel: f64) -> Severity {
+    if rel.abs() >= 0.5 { Severity::Crit } else { Severity::Warn }
+}
+
+fn direction(rel: f64) -> &'static str {
+    if rel < 0.0 { "down" } else { "up" }
+}
+
+/// The (numerator, denominator) of a rate metric.
+fn parts(m: Metric, c: &Counters) -> (f64, f64) {
+    match m {
+        Metric::Ctr => (c.clicks as f64, c.impressions as f64),
+        Metric::Cvr => (c.conversions as f64, c.clicks as f64),
+        Metric::Cpc => (c.spend, c.clicks as f64),
+        Metric::Cpm => (c.spend * 1000.0, c.impressions as f64),
+        _ => (m.value(c).unwrap_or(0.0), 1.0),
+    }
+}
+
+/// Binomial test of a rate against a baseline rate, both with their volumes: the z-score and
+/// the score 1 − p. The baseline's own sampling error widens the band.
+pub fn rate_test(x: f64, n: f64, base_x: f64, base_n: f64) -> Option<(f64, f64, f64)> {
+    if n <= 0.0 || base_n <= 0.0 {
+        return None;
+    }
+    let p0 = base_x / base_n;
+    let var = p0 * (1.0 - p0) * (1.0 / n + 1.0 / base_n);
+    if var <= 0.0 {
+        return None;
+    }
+    let sd = var.sqrt();
+    let z = (x / n - p0) / sd;
+    Some((z, 1.0 - p_two_sided(z), sd))
+}
+
+fn rate(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+    let (x, n) = parts(m, &w.counters);
+    let min = if m == Metric::Ctr { s.min_impressions } else { s.min_clicks } as f64;
+    if n < min {
+        return None;
+    }
+    let base =
+        Counters::sum(w.history.complete_before(w.from_ms).take_while(|(h, _)| *h >= w.from_ms - DAY).map(|(_, c)| c));
+    let (bx, bn) = parts(m, &base);
+    if bn < 4.0 * min || bx < 20.0 {
+        return None;
+    }
+    let (z, score, sd) = rate_test(x, n, bx, bn)?;
+    let p0 = bx / bn;
+    let rel = (x / n) / p0 - 1.0;
+    let active = score >= s.threshold && rel.abs() >= s.min_change;
+    let denom = if m == Metric::Ctr { "impressions" } else { "clicks" };
+    let summary = format!(
+        "{} {} {}: {} vs {} ± {} over the last day, z = {z:.1}, {} {denom} in {}",
+        m.label(),
+        direction(rel),
+        crate::domain::metrics::percent(rel.abs()),
+        m.format(Some(x / n)),
+        m.format(Some(p0)),
+        m.format(Some(2.0 * sd)),
+        thousands(n as i64),
+        span_label(w.to_ms - w.from_ms),
+    );
+    verdict(active, severity_for(rel), x / n, (p0, 2.0 * sd), summary)
+}
+
+/// Same-hour-of-day values on previous days, as rates per ms, for the hour containing `t`.
+fn same_hour(w: &Window<'_>, t: i64, value: impl Fn(&Counters) -> f64) -> Vec<f64> {
+    let hour_of_day = |h: i64| (h + w.offset_ms).rem_euclid(DAY) / HOUR;
+    let target = hour_of_day(t);
+    w.history
+        .complete_before(w.from_ms)
+        .filter(|(h, _)| hour_of_day(*h) == target && *h < t - HOUR)
+        .take(7)
+        .map(|(_, c)| value(c) / HOUR as f64)
+        .collect()
+}
+
+fn count(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+    if w.counts_explained {
+        return None;
+    }
+    let value = |c: &Counters| m.value(c).unwrap_or(0.0);
+    let span = (w.to_ms - w.from_ms) as f64;
+    let mid = w.from_ms + (w.to_ms - w.from_ms) / 2;
+    let days = same_hour(w, mid, value);
+    if days.len() < 3 {
+        return None;
+    }
+    let (med, mad) = median_mad(&days)?;
+    let mu = med * span;
+    if mu < s.min_results as f64 {
+        return None;
+    }
+    // Day-to-day spread as a coefficient of variation (negative-binomial style overdispersion).
+    let cv = (1.4826 * mad / med).clamp(0.1, 1.0);
+    let sd = (mu + (cv * mu).powi(2)).sqrt();
+    let x = value(&w.counters);
+    let z = (x - mu) / sd;
+    let score = 1.0 - p_two_sided(z);
+    let rel = x / mu - 1.0;
+    let active = score >= s.threshold && rel.abs() >= s.min_change;
+    let summary = format!(
+        "{} {} {}: {} in {} vs {:.0} ± {:.0} expected at this hour ({} previous days)",
+        m.label(),
+        direction(rel),
+        crate::domain::metrics::percent(rel.abs()),
+        thousands(x as i64),
+        span_label(w.to_ms - w.from_ms),
+        mu,
+        2.0 * sd,
+        days.len(),
+    );
+    verdict(active, severity_for(rel), x, (mu, 2.0 * sd), summary)
+}
+
+/// Hourly values of a money metric over the two days before `before`, with enough volume.
+fn hourly_values(w: &Window<'_>, m: Metric, min_den: f64, before: i64) -> Vec<f64> {
+    w.history
+        .complete_before(before)
+        .take_while(|(h, _)| *h >= before - 2 * DAY)
+        .filter_map(|(_, c)| {
+            let (x, n) = parts(m, c);
+            (n >= min_den).then(|| x / n)
+        })
+        .collect()
+}
+
+fn min_den(m: Metric, s: &AnomalySettings) -> f64 {
+    if m == Metric::Cpm { s.min_impressions as f64 / 2.0 } else { s.min_clicks as f64 / 5.0 }
+}
+
+fn money(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+    let (x, n) = parts(m, &w.counters);
+    if n < min_den(m, s) * 2.0 {
+        return None;
+    }
+    let history = hourly_values(w, m, min_den(m, s), w.from_ms);
+    if history.len() < 6 {
+        return None;
+    }
+    let (med, mad) = median_mad(&history)?;
+    let v = x / n;
+    // Prices wobble: the band is never narrower than 5 % of the level; the window's own
+    // sampling error (a price per click over few clicks) widens it.
+    let spread = (1.4826 * mad).max(0.05 * med.abs());
+    let sigma = (spread.powi(2) + v * v / n).sqrt().max(f64::MIN_POSITIVE);
+    let z = (v - med) / sigma;
+    let score = 1.0 - p_two_sided(z);
+    let rel = v / med - 1.0;
+    let active = score >= s.threshold && rel.abs() >= s.min_change;
+    let summary = format!(
+        "{} {} {}: {} vs usual {} ± {} (median of {} hours), z = {z:.1}",
+        m.label(),
+        direction(rel),
+        crate::domain::metrics::percent(rel.abs()),
+        m.format(Some(v)),
+        m.format(Some(med)),
+        m.format(Some(2.0 * sigma)),
+        history.len(),
+    );
+    verdict(active, severity_for(rel), v, (med, 2.0 * sigma), summary)
+}
+
+/// CUSUM over the last day's hourly values against the day before: a slow drift.
+fn drift(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+    let reference_end = w.to_ms - DAY;
+    let reference = hourly_values(w, m, min_den(m, s), reference_end);
+    if reference.len() < 12 {
+        return None;
+    }
+    let (med, mad) = median_mad(&reference)?;
+    let sigma = (1.4826 * mad).max(0.05 * med.abs()).max(f64::MIN_POSITIVE);
+    let mut recent: Vec<(i64, f64)> = w
+        .history
+        .complete_before(w.to_ms)
+        .take_while(|(h, _)| *h >= reference_end)
+        .filter_map(|(h, c)| {
+            let (x, n) = parts(m, c);
+            (n >= min_den(m, s)).then(|| (*h, x / n))
+        })
+        .collect();
+    recent.reverse();
+    if recent.len() < 4 {
+        return None;
+    }
+    // No restart on alarm: the statistic stays high while the drift lasts.
+    let mut cusum = Cusum { h: f64::INFINITY, ..Cusum::default() };
+    let mut last = 0.0;
+    for (_, v) in &recent {
+        cusum.push(((v - med) / sigma).clamp(-4.0, 4.0));
+        last = *v;
+    }
+    let stat = cusum.up.max(cusum.down);
+    let rel = last / med - 1.0;
+    let up = cusum.up >= cusum.down;
+    let active = stat > Cusum::default().h && rel.abs() >= s.min_change / 2.0;
+    let summary = format!(
+        "{} drifting {}: {} now vs {} the day before, CUSUM {stat:.1}σ over {} hours",
+        m.label(),
+        if up { "up" } else { "down" },
+        m.format(Some(last)),
+        m.format(Some(med)),
+        recent.len(),
+    );
+    verdict(active, Severity::Warn, last, (med, 2.0 * sigma), summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rand_distr::{Binomial, Distribution, Poisson};
+
+    /// An hour of traffic: `weight` × 10,000 impressions at CTR `ctr`, CVR 3 %, CPM 40 × `price`.
+    fn hour(rng: &mut StdRng, weight: f64, ctr: f64, price: f64) -> Counters {
+        let impressions = Poisson::new(10_000.0 * weight).unwrap().sample(rng) as u64;
+        let clicks = Binomial::new(impressions, ctr).unwrap().sample(rng);
+        let conversions = Binomial::new(clicks, 0.03).unwrap().sample(rng);
+        Counters { impressions, clicks, conversions, spend: impressions as f64 * 0.04 * price, ..Counters::default() }
+    }
+
+    /// Night hours are quiet, evenings busy.
+    fn weight(h: i64) -> f64 {
+        [
+            0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.2, 1.2, 1.1, 1.1, 1.2, 1.1, 1.0, 1.0, 1.1, 1.2, 1.4, 1.6, 1.8,
+            1.7, 1.2, 0.6,
+        ][(h.rem_euclid(DAY) / HOUR) as usize]
+    }
+
+    /// Days of normal history, then the window's hour built by `now_hour`.
+    fn history(seed: u64, days: i64) -> (HourlyHistory, StdRng) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut hist = HourlyHistory::default();
+        for h in 0..days * 24 {
+            let t = h * HOUR;
+            hist.push(t + HOUR, &hour(&mut rng, weight(t), 0.015, 1.0));
+        }
+        (hist, rng)
+    }
+
+    fn judge(hist: &HourlyHistory, counters: Counters, at: i64) -> Vec<(&'static str, bool)> {
+        let w =
+            Window { counters, from_ms: at, to_ms: at + HOUR, offset_ms: 0, counts_explained: false, history: hist };
+        evaluate(&w, &AnomalySettings::default()).into_iter().filter_map(|(n, v)| v.map(|v| (n, v.active))).collect()
+    }
+
+    fn fired(v: &[(&'static str, bool)]) -> Vec<&'static str> {
+        v.iter().filter(|(_, a)| *a).map(|(n, _)| *n).collect()
+    }
+
+    #[test]
+    fn normal_hours_across_the_day_raise_nothing() {
+        let (hist, mut rng) = history(7, 7);
+        for h in 0..24 {
+            let at = 7 * DAY + h * HOUR;
+            let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.0), at);
+            assert!(fired(&v).is_empty(), "hour {h}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn a_ctr_collapse_is_caught_with_its_volume() {
+        let (hist, mut rng) = history(8, 2);
+        let at = 2 * DAY + 20 * HOUR;
+        let v = judge(&hist, hour(&mut rng, weight(at), 0.006, 1.0), at);
+        assert!(fired(&v).contains(&"anomaly: ctr"), "{v:?}");
+    }
+
+    #[test]
+    fn a_traffic_drop_is_judged_against_the_same_hour_not_the_last_one() {
+        let (hist, mut rng) = history(9, 7);
+        // 3 a.m. is quiet every day: not a drop.
+        let night = 7 * DAY + 3 * HOUR;
+        assert!(fired(&judge(&hist, hour(&mut rng, weight(night), 0.015, 1.0), night)).is_empty());
+        // 8 p.m. at a third of its usual traffic is.
+        let evening = 7 * DAY + 20 * HOUR;
+        let v = judge(&hist, hour(&mut rng, weight(evening) / 3.0, 0.015, 1.0), evening);
+        assert!(fired(&v).contains(&"anomaly: clicks"), "{v:?}");
+        // A spike too.
+        let v = judge(&hist, hour(&mut rng, weight(evening) * 2.5, 0.015, 1.0), evening);
+        assert!(fired(&v).contains(&"anomaly: clicks"), "{v:?}");
+    }
+
+    #[test]
+    fn too_little_history_or_volume_gives_no_verdict() {
+        let (hist, mut rng) = history(10, 1);
+        let at = DAY + 20 * HOUR;
+        let v = judge(&hist, hour(&mut rng, weight(at) / 3.0, 0.015, 1.0), at);
+        assert!(!v.iter().any(|(n, _)| *n == "anomaly: clicks"), "one day is no seasonal baseline: {v:?}");
+        let tiny = Counters { impressions: 300, clicks: 1, ..Counters::default() };
+        assert!(judge(&hist, tiny, at).iter().all(|(n, _)| !n.contains("ctr")));
+    }
+
+    #[test]
+    fn a_price_jump_and_a_slow_drift_are_both_caught() {
+        let (hist, mut rng) = history(11, 3);
+        let at = 3 * DAY + 14 * HOUR;
+        let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.8), at);
+        assert!(fired(&v).contains(&"anomaly: cpc"), "{v:?}");
+        assert!(fired(&v).contains(&"anomaly: cpm"), "{v:?}");
+
+        // +2 % an hour for a day: no hour jumps, the drift adds up.
+        let (mut hist, mut rng) = history(12, 2);
+        for h in 0..24 {
+            let t = 2 * DAY + h * HOUR;
+            hist.push(t + HOUR, &hour(&mut rng, weight(t), 0.015, 1.0 + 0.02 * h as f64));
+        }
+        let at = 3 * DAY;
+        let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.46), at);
+        assert!(fired(&v).contains(&"anomaly: cpc drift"), "{v:?}");
+    }
+
+    #[test]
+    fn history_keeps_a_week_and_a_day_in_order() {
+        let mut hist = HourlyHistory::default();
+        for h in (0..300).rev() {
+            hist.push(h * HOUR + 1, &Counters { clicks: 1, ..Counters::default() });
+        }
+        assert_eq!(hist.len(), HISTORY_HOURS);
+        let hours: Vec<i64> = hist.hours.iter().map(|(h, _)| *h).collect();
+        assert!(hours.windows(2).all(|p| p[0] < p[1]));
+    }
+}
