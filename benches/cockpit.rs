@@ -65,9 +65,7 @@ fn big_snapshot(n: usize) -> Arc<Snapshot> {
                 daily_budget: ch.daily_budget,
                 variants: Vec::new(),
                 health: Health::Ok,
-                last_error: None,
-                resets: 0,
-                last_at: now(),
+                ..ChannelView::default()
             })
         })
         .collect();
