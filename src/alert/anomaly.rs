@@ -20,6 +20,8 @@ use std::collections::VecDeque;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
+/// CUSUM decision threshold for drifts, in σ.
+const DRIFT_H: f64 = 8.0;
 /// Hourly buckets kept per channel: a week of same-hour history and today.
 pub const HISTORY_HOURS: usize = 8 * 24;
 
@@ -39,7 +41,13 @@ pub struct AnomalySettings {
 
 impl Default for AnomalySettings {
     fn default() -> Self {
-        AnomalySettings { threshold: 0.9999, min_change: 0.3, min_impressions: 1_000, min_clicks: 100, min_results: 10 }
+        AnomalySettings {
+            threshold: 0.99999,
+            min_change: 0.3,
+            min_impressions: 1_000,
+            min_clicks: 100,
+            min_results: 10,
+        }
     }
 }
 
@@ -88,40 +96,127 @@ impl HourlyHistory {
 }
 
 /// What the rules see of a channel now.
-pub struct Window<'a> {
-    /// Counters over the current window, and its span.
-    pub counters: Counters,
-    pub from_ms: i64,
-    pub to_ms: i64,
+pub struct Input<'a> {
+    /// Per-interval samples (end time, delta), oldest first.
+    pub recent: &'a [(i64, Counters)],
+    pub now_ms: i64,
+    /// The shortest window judged; longer ones (×2, ×4, ×8, ×16) are tried for low volumes.
+    pub window_ms: i64,
     /// The campaign's UTC offset in ms (hour of day is local).
     pub offset_ms: i64,
     /// Counts are not judged when the channel is paused or has spent its daily budget: the
     /// drop is explained.
     pub counts_explained: bool,
+    /// The channel's daily budget (0 = none): hours after it was spent are no baseline.
+    pub daily_budget: f64,
     pub history: &'a HourlyHistory,
 }
 
-/// All anomaly verdicts for one channel: (rule name, verdict). A rule with too little volume
-/// or history to judge gives `None` (its alert stays as it is).
-pub fn evaluate(w: &Window<'_>, s: &AnomalySettings) -> Vec<(&'static str, Option<Verdict>)> {
-    vec![
-        ("anomaly: ctr", rate(w, s, Metric::Ctr)),
-        ("anomaly: cvr", rate(w, s, Metric::Cvr)),
-        ("anomaly: clicks", count(w, s, Metric::Clicks)),
-        ("anomaly: conversions", count(w, s, Metric::Conversions)),
-        ("anomaly: leads", count(w, s, Metric::Leads)),
-        ("anomaly: cpc", money(w, s, Metric::Cpc)),
-        ("anomaly: cpm", money(w, s, Metric::Cpm)),
-        ("anomaly: cpc drift", drift(w, s, Metric::Cpc)),
-    ]
+/// One window of samples: their sum and the span they actually cover (from the reading
+/// before the first to the last), so a gap in polling is not mistaken for a drop.
+pub struct Window<'a> {
+    pub counters: Counters,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub offset_ms: i64,
+    pub counts_explained: bool,
+    pub history: &'a HourlyHistory,
+    /// Starts of the hours in which the day's budget had run out.
+    pub capped: &'a [i64],
+}
+
+impl Input<'_> {
+    /// Hours (starts) by whose end the local day's spend had reached the daily budget.
+    fn capped_hours(&self) -> Vec<i64> {
+        if self.daily_budget <= 0.0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let (mut day, mut spent) = (i64::MIN, 0.0);
+        for (h, c) in &self.history.hours {
+            let d = (h + self.offset_ms).div_euclid(DAY);
+            if d != day {
+                (day, spent) = (d, 0.0);
+            }
+            spent += c.spend;
+            if spent >= 0.95 * self.daily_budget {
+                out.push(*h);
+            }
+        }
+        out
+    }
+
+    /// The samples of the last `span` ms; `None` when the samples do not reach back that far.
+    fn window<'b>(&'b self, span: i64, capped: &'b [i64]) -> Option<Window<'b>> {
+        let cut = self.recent.partition_point(|(at, _)| *at <= self.now_ms - span);
+        let from_ms = self.recent[..cut].last()?.0;
+        let tail = &self.recent[cut..];
+        let to_ms = tail.last()?.0;
+        Some(Window {
+            counters: Counters::sum(tail.iter().map(|(_, c)| c)),
+            from_ms,
+            to_ms,
+            offset_ms: self.offset_ms,
+            counts_explained: self.counts_explained,
+            history: self.history,
+            capped,
+        })
+    }
+}
+
+type Rule = fn(&Window<'_>, &AnomalySettings, Metric) -> Option<(f64, Verdict)>;
+
+/// All anomaly verdicts for one channel: (rule name, verdict). Each rule is judged on the
+/// shortest window with enough volume and on the longer ones, and the most significant verdict
+/// stands. A rule with too little volume or history gives `None` (its alert stays as it is).
+pub fn evaluate(input: &Input<'_>, s: &AnomalySettings) -> Vec<(&'static str, Option<Verdict>)> {
+    let capped = input.capped_hours();
+    let windows: Vec<Window<'_>> = (0..5).filter_map(|k| input.window(input.window_ms << k, &capped)).collect();
+    let rules: [(&'static str, Rule, Metric); 7] = [
+        ("anomaly: ctr", rate, Metric::Ctr),
+        ("anomaly: cvr", rate, Metric::Cvr),
+        ("anomaly: clicks", count, Metric::Clicks),
+        ("anomaly: conversions", count, Metric::Conversions),
+        ("anomaly: leads", count, Metric::Leads),
+        ("anomaly: cpc", money, Metric::Cpc),
+        ("anomaly: cpm", money, Metric::Cpm),
+    ];
+    let mut out: Vec<(&'static str, Option<Verdict>)> = rules
+        .iter()
+        .map(|(name, rule, m)| {
+            let best = windows
+                .iter()
+                .filter_map(|w| rule(w, s, *m))
+                .max_by(|a, b| (a.1.active, a.0).partial_cmp(&(b.1.active, b.0)).unwrap_or(std::cmp::Ordering::Equal));
+            (*name, best.map(|(_, v)| v))
+        })
+        .collect();
+    let drift_window = Window {
+        counters: Counters::default(),
+        from_ms: input.now_ms,
+        to_ms: input.now_ms,
+        offset_ms: input.offset_ms,
+        counts_explained: input.counts_explained,
+        history: input.history,
+        capped: &capped,
+    };
+    out.push(("anomaly: cpc drift", drift(&drift_window, s, Metric::Cpc).map(|(_, v)| v)));
+    out
 }
 
 fn span_label(ms: i64) -> String {
     humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 60_000 * 60) as u64)).to_string()
 }
 
-fn verdict(active: bool, severity: Severity, observed: f64, expected: (f64, f64), summary: String) -> Option<Verdict> {
-    Some(Verdict { active, severity, observed: Some(observed), expected: Some(expected), summary })
+fn verdict(
+    score: f64,
+    active: bool,
+    severity: Severity,
+    observed: f64,
+    expected: (f64, f64),
+    summary: String,
+) -> Option<(f64, Verdict)> {
+    Some((score, Verdict { active, severity, observed: Some(observed), expected: Some(expected), summary }))
 }
 
 fn severity_for(rel: f64) -> Severity {
@@ -159,25 +254,36 @@ pub fn rate_test(x: f64, n: f64, base_x: f64, base_n: f64) -> Option<(f64, f64, 
     Some((z, 1.0 - p_two_sided(z), sd))
 }
 
-fn rate(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+fn rate(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
     let (x, n) = parts(m, &w.counters);
     let min = if m == Metric::Ctr { s.min_impressions } else { s.min_clicks } as f64;
     if n < min {
         return None;
     }
-    let base =
-        Counters::sum(w.history.complete_before(w.from_ms).take_while(|(h, _)| *h >= w.from_ms - DAY).map(|(_, c)| c));
-    let (bx, bn) = parts(m, &base);
+    let hours: Vec<(f64, f64)> = w
+        .history
+        .complete_before(w.from_ms)
+        .take_while(|(h, _)| *h >= w.from_ms - 2 * DAY)
+        .map(|(_, c)| parts(m, c))
+        .collect();
+    let (bx, bn) = hours.iter().fold((0.0, 0.0), |(a, b), (x, n)| (a + x, b + n));
     if bn < 4.0 * min || bx < 20.0 {
         return None;
     }
-    let (z, score, sd) = rate_test(x, n, bx, bn)?;
-    let p0 = bx / bn;
+    // The median hour's rate, so that an incident in the baseline does not drag it along
+    // (and make the recovery look like a spike); the pooled rate when hours are too thin.
+    let pooled = bx / bn;
+    let rates: Vec<f64> = hours.iter().filter(|(_, n)| n * pooled >= 20.0).map(|(x, n)| x / n).collect();
+    let p0 = if rates.len() >= 6 { median_mad(&rates).map_or(pooled, |(m, _)| m) } else { pooled };
+    if n * p0 < 20.0 || p0 <= 0.0 {
+        return None;
+    }
+    let (z, score, sd) = rate_test(x, n, p0 * bn, bn)?;
     let rel = (x / n) / p0 - 1.0;
     let active = score >= s.threshold && rel.abs() >= s.min_change;
     let denom = if m == Metric::Ctr { "impressions" } else { "clicks" };
     let summary = format!(
-        "{} {} {}: {} vs {} ± {} over the last day, z = {z:.1}, {} {denom} in {}",
+        "{} {} {}: {} vs usual {} ± {}, z = {z:.1}, {} {denom} in {}",
         m.label(),
         direction(rel),
         crate::domain::metrics::percent(rel.abs()),
@@ -187,40 +293,57 @@ fn rate(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
         thousands(n as i64),
         span_label(w.to_ms - w.from_ms),
     );
-    verdict(active, severity_for(rel), x / n, (p0, 2.0 * sd), summary)
+    verdict(score, active, severity_for(rel), x / n, (p0, 2.0 * sd), summary)
 }
 
-/// Same-hour-of-day values on previous days, as rates per ms, for the hour containing `t`.
-fn same_hour(w: &Window<'_>, t: i64, value: impl Fn(&Counters) -> f64) -> Vec<f64> {
+/// Same-hour-of-day values on previous days (per ms) for the hour starting at `hour`.
+fn same_hour(w: &Window<'_>, hour: i64, value: &impl Fn(&Counters) -> f64) -> Vec<f64> {
     let hour_of_day = |h: i64| (h + w.offset_ms).rem_euclid(DAY) / HOUR;
-    let target = hour_of_day(t);
+    let target = hour_of_day(hour);
     w.history
         .complete_before(w.from_ms)
-        .filter(|(h, _)| hour_of_day(*h) == target && *h < t - HOUR)
+        .filter(|(h, _)| hour_of_day(*h) == target && *h < hour && w.capped.binary_search(h).is_err())
         .take(7)
         .map(|(_, c)| value(c) / HOUR as f64)
         .collect()
 }
 
-fn count(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+/// The expected count over the window (each hour it overlaps at that hour's usual rate), the
+/// day-to-day spread beyond Poisson noise as a coefficient of variation, and the number of
+/// days behind it. `None` without three days of history for every hour.
+fn seasonal_expectation(w: &Window<'_>, value: &impl Fn(&Counters) -> f64) -> Option<(f64, f64, usize)> {
+    let (mut mu, mut extra_var, mut days) = (0.0, 0.0, usize::MAX);
+    let mut hour = w.from_ms.div_euclid(HOUR) * HOUR;
+    while hour < w.to_ms {
+        let overlap = (w.to_ms.min(hour + HOUR) - w.from_ms.max(hour)) as f64;
+        let same = same_hour(w, hour, value);
+        if same.len() < 3 {
+            return None;
+        }
+        days = days.min(same.len());
+        let (med, mad) = median_mad(&same)?;
+        let per_hour = med * HOUR as f64;
+        let cv_seen = if med > 0.0 { 1.4826 * mad / med } else { 0.0 };
+        // Negative-binomial style: what varies beyond Poisson noise from day to day.
+        let cv = (cv_seen * cv_seen - 1.0 / per_hour.max(1.0)).max(0.0).sqrt().clamp(0.05, 1.0);
+        mu += med * overlap;
+        extra_var += (cv * med * overlap).powi(2);
+        hour += HOUR;
+    }
+    (mu > 0.0).then(|| (mu, extra_var.sqrt() / mu, days))
+}
+
+fn count(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
     if w.counts_explained {
         return None;
     }
     let value = |c: &Counters| m.value(c).unwrap_or(0.0);
-    let span = (w.to_ms - w.from_ms) as f64;
-    let mid = w.from_ms + (w.to_ms - w.from_ms) / 2;
-    let days = same_hour(w, mid, value);
-    if days.len() < 3 {
-        return None;
-    }
-    let (med, mad) = median_mad(&days)?;
-    let mu = med * span;
+    let (mu, cv, days) = seasonal_expectation(w, &value)?;
     if mu < s.min_results as f64 {
         return None;
     }
-    // Day-to-day spread as a coefficient of variation (negative-binomial style overdispersion).
-    let cv = (1.4826 * mad / med).clamp(0.1, 1.0);
-    let sd = (mu + (cv * mu).powi(2)).sqrt();
+    // The baseline is a median of a few days: its own error widens the band.
+    let sd = ((mu + (cv * mu).powi(2)) * (1.0 + std::f64::consts::FRAC_PI_2 / days as f64)).sqrt();
     let x = value(&w.counters);
     let z = (x - mu) / sd;
     let score = 1.0 - p_two_sided(z);
@@ -235,9 +358,9 @@ fn count(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
         span_label(w.to_ms - w.from_ms),
         mu,
         2.0 * sd,
-        days.len(),
+        days,
     );
-    verdict(active, severity_for(rel), x, (mu, 2.0 * sd), summary)
+    verdict(score, active, severity_for(rel), x, (mu, 2.0 * sd), summary)
 }
 
 /// Hourly values of a money metric over the two days before `before`, with enough volume.
@@ -256,7 +379,7 @@ fn min_den(m: Metric, s: &AnomalySettings) -> f64 {
     if m == Metric::Cpm { s.min_impressions as f64 / 2.0 } else { s.min_clicks as f64 / 5.0 }
 }
 
-fn money(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+fn money(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
     let (x, n) = parts(m, &w.counters);
     if n < min_den(m, s) * 2.0 {
         return None;
@@ -285,11 +408,11 @@ fn money(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
         m.format(Some(2.0 * sigma)),
         history.len(),
     );
-    verdict(active, severity_for(rel), v, (med, 2.0 * sigma), summary)
+    verdict(score, active, severity_for(rel), v, (med, 2.0 * sigma), summary)
 }
 
 /// CUSUM over the last day's hourly values against the day before: a slow drift.
-fn drift(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+fn drift(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
     let reference_end = w.to_ms - DAY;
     let reference = hourly_values(w, m, min_den(m, s), reference_end);
     if reference.len() < 12 {
@@ -297,30 +420,32 @@ fn drift(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
     }
     let (med, mad) = median_mad(&reference)?;
     let sigma = (1.4826 * mad).max(0.05 * med.abs()).max(f64::MIN_POSITIVE);
-    let mut recent: Vec<(i64, f64)> = w
+    let mut recent: Vec<(f64, f64)> = w
         .history
         .complete_before(w.to_ms)
         .take_while(|(h, _)| *h >= reference_end)
-        .filter_map(|(h, c)| {
+        .filter_map(|(_, c)| {
             let (x, n) = parts(m, c);
-            (n >= min_den(m, s)).then(|| (*h, x / n))
+            (n >= min_den(m, s)).then(|| (x / n, n))
         })
         .collect();
     recent.reverse();
     if recent.len() < 4 {
         return None;
     }
-    // No restart on alarm: the statistic stays high while the drift lasts.
-    let mut cusum = Cusum { h: f64::INFINITY, ..Cusum::default() };
-    let mut last = 0.0;
-    for (_, v) in &recent {
-        cusum.push(((v - med) / sigma).clamp(-4.0, 4.0));
-        last = *v;
+    // Each hour standardised with its own sampling error (a quiet hour's price is noisy); no
+    // restart on alarm: the statistic stays high while the drift lasts. The slack of 1σ keeps
+    // ordinary noise from accumulating.
+    let mut cusum = Cusum { k: 1.0, h: f64::INFINITY, ..Cusum::default() };
+    for (v, n) in &recent {
+        cusum.push(((v - med) / (sigma * sigma + v * v / n).sqrt()).clamp(-4.0, 4.0));
     }
+    let tail = &recent[recent.len().saturating_sub(3)..];
+    let last = tail.iter().map(|(v, _)| v).sum::<f64>() / tail.len() as f64;
     let stat = cusum.up.max(cusum.down);
     let rel = last / med - 1.0;
     let up = cusum.up >= cusum.down;
-    let active = stat > Cusum::default().h && rel.abs() >= s.min_change / 2.0;
+    let active = stat > DRIFT_H && rel.abs() >= s.min_change / 2.0;
     let summary = format!(
         "{} drifting {}: {} now vs {} the day before, CUSUM {stat:.1}σ over {} hours",
         m.label(),
@@ -329,7 +454,7 @@ fn drift(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
         m.format(Some(med)),
         recent.len(),
     );
-    verdict(active, Severity::Warn, last, (med, 2.0 * sigma), summary)
+    verdict(stat, active, Severity::Warn, last, (med, 2.0 * sigma), summary)
 }
 
 #[cfg(test)]
@@ -367,9 +492,20 @@ mod tests {
     }
 
     fn judge(hist: &HourlyHistory, counters: Counters, at: i64) -> Vec<(&'static str, bool)> {
-        let w =
-            Window { counters, from_ms: at, to_ms: at + HOUR, offset_ms: 0, counts_explained: false, history: hist };
-        evaluate(&w, &AnomalySettings::default()).into_iter().filter_map(|(n, v)| v.map(|v| (n, v.active))).collect()
+        let recent = [(at, Counters::default()), (at + HOUR, counters)];
+        let input = Input {
+            recent: &recent,
+            now_ms: at + HOUR,
+            window_ms: HOUR,
+            offset_ms: 0,
+            counts_explained: false,
+            daily_budget: 0.0,
+            history: hist,
+        };
+        evaluate(&input, &AnomalySettings::default())
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n, v.active)))
+            .collect()
     }
 
     fn fired(v: &[(&'static str, bool)]) -> Vec<&'static str> {

@@ -156,13 +156,13 @@ pub fn evaluate(
 
         let s = settings(campaign, Some(ch.id), RuleKind::Anomaly);
         if let (true, Some(history)) = (s.enabled, ch.history) {
-            let from = now - s.window_ms;
-            let w = anomaly::Window {
-                counters: Counters::sum(ch.recent.iter().filter(|(at, _)| *at > from).map(|(_, c)| c)),
-                from_ms: from,
-                to_ms: now,
+            let input = anomaly::Input {
+                recent: ch.recent,
+                now_ms: now,
+                window_ms: s.window_ms,
                 offset_ms: i64::from(campaign.start.offset().local_minus_utc()) * 1000,
                 counts_explained: ch.paused || (ch.daily_budget > 0.0 && ch.today.spend >= 0.95 * ch.daily_budget),
+                daily_budget: ch.daily_budget,
                 history,
             };
             let a = AnomalySettings {
@@ -172,10 +172,8 @@ pub fn evaluate(
                 min_clicks: s.guard.min_clicks,
                 min_results: s.guard.min_results,
             };
-            // Samples must cover the window, or a fresh start would look like a drop.
-            let covered = ch.recent.first().is_some_and(|(at, _)| *at <= from + s.window_ms / 10);
-            for (rule, v) in anomaly::evaluate(&w, &a) {
-                push(key(ch.id, rule.into()), v.filter(|_| covered), &s);
+            for (rule, v) in anomaly::evaluate(&input, &a) {
+                push(key(ch.id, rule.into()), v, &s);
             }
         }
 

@@ -336,13 +336,13 @@ impl Engine {
                         missing.push(key.channel.clone());
                     }
                 }
-                let warning = match (missing.is_empty(), skew) {
-                    (false, _) => Some(format!("bad data: channel {} not in the response", missing.join(", "))),
-                    (true, Some(w)) => Some(w),
-                    _ => None,
-                };
+                // A channel missing from the answer is that channel's problem (it shows as bad
+                // data on its own); the source and its other channels are fine.
+                if !missing.is_empty() {
+                    tracing::warn!(url = %o.url, "channels not in the response: {}", missing.join(", "));
+                }
                 let src = self.sources.get_mut(&o.url).expect("checked above");
-                src.record_ok(o.received, o.latency, warning);
+                src.record_ok(o.received, o.latency, skew);
                 self.snapshot.last_data = Some(o.received);
             }
         }

@@ -87,6 +87,11 @@ pub enum Effect {
     Ctr(f64),
     Cvr(f64),
     Cpm(f64),
+    /// Reach: the channel finds this share of its usual traffic (a lost placement, a narrowed
+    /// audience, a tracking tag gone).
+    Traffic(f64),
+    /// Leads per click (a broken lead form).
+    LeadRate(f64),
     /// Every request covering the channel answers with this HTTP status.
     HttpError(u16),
     /// Requests covering the channel never answer.
@@ -116,6 +121,8 @@ pub struct SimChannel {
     ctr_factor: f64,
     cvr_factor: f64,
     cpm_factor: f64,
+    traffic_factor: f64,
+    lead_factor: f64,
     pub http_error: Option<u16>,
     pub hang: bool,
     day: i64,
@@ -153,6 +160,8 @@ impl SimChannel {
             ctr_factor: 1.0,
             cvr_factor: 1.0,
             cpm_factor: 1.0,
+            traffic_factor: 1.0,
+            lead_factor: 1.0,
             http_error: None,
             hang: false,
             day: i64::MIN,
@@ -171,6 +180,8 @@ impl SimChannel {
             Effect::Ctr(x) => self.ctr_factor = f(x),
             Effect::Cvr(x) => self.cvr_factor = f(x),
             Effect::Cpm(x) => self.cpm_factor = f(x),
+            Effect::Traffic(x) => self.traffic_factor = f(x),
+            Effect::LeadRate(x) => self.lead_factor = f(x),
             Effect::HttpError(s) => self.http_error = on.then_some(s),
             Effect::Hang => self.hang = on,
             Effect::Reset => {
@@ -211,7 +222,7 @@ impl SimChannel {
         }
         let hour = (local.rem_euclid(DAY) / 3_600_000) as usize;
         let noise = LogNormal::new(0.0, 0.15).map_or(1.0, |d| d.sample(&mut self.rng));
-        let planned = self.daily_budget * hour_weight(hour) * dt as f64 / DAY as f64 * noise;
+        let planned = self.daily_budget * hour_weight(hour) * dt as f64 / DAY as f64 * noise * self.traffic_factor;
         let cpm = self.params.cpm * self.cpm_factor;
         let expected_impr = planned.min(left) / cpm * 1000.0;
         let impressions = poisson(&mut self.rng, expected_impr);
@@ -247,7 +258,7 @@ impl SimChannel {
                 conversions += vv;
             }
         }
-        let leads = binomial(&mut self.rng, clicks, self.params.lead_rate.clamp(0.0, 1.0));
+        let leads = binomial(&mut self.rng, clicks, (self.params.lead_rate * self.lead_factor).clamp(0.0, 1.0));
         let revenue = if conversions > 0 {
             let spread =
                 LogNormal::new(0.0, 0.35 / (conversions as f64).sqrt()).map_or(1.0, |d| d.sample(&mut self.rng));

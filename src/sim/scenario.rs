@@ -49,7 +49,7 @@ pub struct EventSpec {
     pub at: String,
     /// "campaign/channel", "campaign/*" or "*".
     pub target: String,
-    /// ctr | cvr | cpm (with `factor`), http_error (with `status`), hang, reset, pause.
+    /// ctr | cvr | cpm | traffic | lead_rate (with `factor`), http_error (with `status`), hang, reset, pause.
     pub kind: String,
     pub factor: Option<f64>,
     pub status: Option<u16>,
@@ -128,13 +128,19 @@ impl EventSpec {
             "ctr" => Effect::Ctr(factor()?),
             "cvr" => Effect::Cvr(factor()?),
             "cpm" => Effect::Cpm(factor()?),
+            "traffic" => Effect::Traffic(factor()?),
+            "lead_rate" => Effect::LeadRate(factor()?),
             "http_error" => {
                 Effect::HttpError(self.status.filter(|s| (400..600).contains(s)).ok_or("needs status 400–599")?)
             }
             "hang" => Effect::Hang,
             "reset" => Effect::Reset,
             "pause" => Effect::Pause,
-            k => return Err(format!("unknown kind '{k}' (ctr, cvr, cpm, http_error, hang, reset, pause)")),
+            k => {
+                return Err(format!(
+                    "unknown kind '{k}' (ctr, cvr, cpm, traffic, lead_rate, http_error, hang, reset, pause)"
+                ));
+            }
         };
         let duration_ms = self.duration.as_deref().map(parse_ms).transpose()?;
         Ok(Incident { at_ms, duration_ms, target: self.target.clone(), effect })

@@ -9,6 +9,7 @@ use campaign_cockpit::engine::Engine;
 use campaign_cockpit::engine::snapshot::Snapshot;
 use campaign_cockpit::poll::{PollError, PollOutcome, SourceSpec};
 use campaign_cockpit::sim::model::Network;
+use campaign_cockpit::sim::scenario::Scenario;
 use campaign_cockpit::store::Store;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,12 +34,16 @@ pub fn route(url: &str) -> (Option<String>, Option<String>) {
 
 impl Harness {
     pub fn demo(dir: &Path) -> Harness {
+        Harness::with_scenario(dir, demo::scenario())
+    }
+
+    /// The demo campaigns under another scenario (its channel figures and incidents).
+    pub fn with_scenario(dir: &Path, sc: Scenario) -> Harness {
         let store = Store::open(&dir.join("db")).unwrap();
         let campaigns = demo::campaigns();
         for c in &campaigns {
             store.put_campaign(c).unwrap();
         }
-        let sc = demo::scenario();
         let start = sc.start.unwrap().timestamp_millis();
         let clock = Arc::new(ManualClock::new(start));
         let (chs, inc) = sc.build(&campaigns, start).unwrap();
@@ -51,10 +56,16 @@ impl Harness {
     /// Polls every source once per simulated minute for `minutes` minutes, publishing (and so
     /// evaluating alerts) after each round as the engine's publish window would.
     pub fn run_minutes(&mut self, minutes: i64) {
-        for _ in 0..minutes {
-            self.clock.advance(60_000);
+        self.run(60_000, minutes, |_| {});
+    }
+
+    /// `rounds` polls `step_ms` apart, each followed by a publish; `after` sees each snapshot.
+    pub fn run(&mut self, step_ms: i64, rounds: i64, mut after: impl FnMut(&Snapshot)) {
+        for _ in 0..rounds {
+            self.clock.advance(step_ms);
             self.poll_all();
             self.engine.publish();
+            after(&self.snapshot());
         }
     }
 
