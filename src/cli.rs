@@ -67,6 +67,15 @@ pub enum Cmd {
     /// Manage campaigns in the database.
     #[command(subcommand)]
     Campaign(CampaignCmd),
+    /// Poll every source once, evaluate every alert rule, print what is firing; exit 0 when
+    /// nothing is, 1 for warnings, 2 for critical alerts, 3 when the check itself failed.
+    Check {
+        /// Only this campaign.
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -209,8 +218,36 @@ fn init_file_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     Some(guard)
 }
 
-pub fn run(cli: Cli) -> color_eyre::Result<()> {
+/// Runs a command; the process exit code on success (0 but for `check`).
+pub fn run(cli: Cli) -> color_eyre::Result<u8> {
     let cli = layered(cli)?;
+    if let Some(Cmd::Check { campaign, json }) = &cli.command {
+        let db = cli.db.clone().unwrap_or_else(default_db);
+        let checked = open_store(&db).and_then(|store| {
+            runtime()?.block_on(crate::check::run(
+                store,
+                Arc::new(SystemClock),
+                campaign.as_deref(),
+                *json,
+                cli.interval.unwrap_or(Duration::from_secs(10)),
+            ))
+        });
+        return match checked {
+            Ok((report, code)) => {
+                print!("{report}");
+                Ok(code)
+            }
+            Err(e) => {
+                let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                eprintln!("error: {}", msg.join(": "));
+                Ok(3)
+            }
+        };
+    }
+    run_command(cli).map(|()| 0)
+}
+
+fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db);
     match &cli.command {
         None => {
@@ -261,6 +298,8 @@ pub fn run(cli: Cli) -> color_eyre::Result<()> {
             runtime()?.block_on(sim_only(listen, scenario, *speed))
         }
         Some(Cmd::Campaign(cmd)) => campaign(cmd, &open_store(&db)?),
+        // Answered by `run`, which needs its own exit code.
+        Some(Cmd::Check { .. }) => Ok(()),
     }
 }
 

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     }
     let cli = campaign_cockpit::cli::Cli::parse();
     match campaign_cockpit::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             let bad_input = e.chain().any(|c| c.is::<campaign_cockpit::cli::BadInput>());
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();

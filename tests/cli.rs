@@ -148,3 +148,61 @@ fn the_config_file_fills_in_what_the_command_line_leaves_open() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("config.toml:2:") && stderr(&o).contains("colour"), "{}", stderr(&o));
 }
+
+/// The demo's simulated network on a loopback port, its clock at `offset_ms` after the demo's
+/// start; the demo campaigns pointed at it are written as files into `dir`.
+fn demo_network(
+    dir: &Path,
+    offset_ms: i64,
+) -> (tokio::runtime::Runtime, campaign_cockpit::sim::SimServer, Vec<String>) {
+    use campaign_cockpit::{clock::ManualClock, demo, sim};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sc = demo::scenario();
+    let start = sc.start.unwrap().timestamp_millis();
+    let mut campaigns = demo::campaigns();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    let clock = std::sync::Arc::new(ManualClock::new(start + offset_ms));
+    let server = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        sim::serve(listener, sim::model::Network::new(chs, inc, start), clock).unwrap()
+    });
+    demo::rebase(&mut campaigns, &format!("http://{}", server.addr));
+    let files = campaigns
+        .iter()
+        .map(|c| {
+            let path = dir.join(format!("{}.toml", c.id));
+            std::fs::write(&path, c.to_toml()).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect();
+    (rt, server, files)
+}
+
+#[test]
+fn check_reports_firing_alerts_with_an_exit_code_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // 5 h 10 min in: the webinar's e-mail platform answers HTTP 500.
+    let (_rt, _server, files) = demo_network(dir.path(), 5 * 3_600_000 + 10 * 60_000);
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    assert!(cockpit(&db, &[&["campaign", "import"][..], &files[..]].concat()).status.success());
+
+    let o = cockpit(&db, &["check", "--campaign", "q2-webinar"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{}", stderr(&o));
+    assert!(out.contains("CRIT firing  q2-webinar/email-edm [health]") && out.contains("HTTP 500"), "{out}");
+
+    let o = cockpit(&db, &["check", "--campaign", "q2-webinar", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let first = &rows.as_array().unwrap()[0];
+    assert_eq!((first["channel"].as_str(), first["severity"].as_str()), (Some("email-edm"), Some("crit")));
+
+    // The festival's sources answer: nothing fires.
+    let o = cockpit(&db, &["check", "--campaign", "618-promo"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("0 firing"));
+
+    let o = cockpit(&db, &["check", "--campaign", "nope"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("no campaign 'nope'"), "{}", stderr(&o));
+}

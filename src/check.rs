@@ -1,0 +1,141 @@
+//! `cockpit check`: evaluate every rule once against the stored data and one fresh poll of
+//! every source, print what is firing, and exit 0 (nothing), 1 (warnings) or 2 (critical).
+//! Alert states are stored, so a check run from cron every few minutes moves an alert from
+//! pending to firing exactly as the cockpit would.
+
+use crate::alert::{Alert, AlertState, Severity};
+use crate::clock::SharedClock;
+use crate::engine::Engine;
+use crate::engine::snapshot::Snapshot;
+use crate::poll::PollOutcome;
+use crate::store::Store;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Exit codes of `cockpit check`.
+pub const OK: u8 = 0;
+pub const WARN: u8 = 1;
+pub const CRIT: u8 = 2;
+
+#[derive(Serialize)]
+struct Row<'a> {
+    campaign: &'a str,
+    channel: &'a str,
+    rule: &'a str,
+    state: AlertState,
+    severity: Severity,
+    since: String,
+    summary: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observed: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acked_by: Option<&'a str>,
+}
+
+/// Polls the sources of `campaign` (every campaign when `None`) once, evaluates the rules, and
+/// returns the report to print and the exit code.
+pub async fn run(
+    store: Store,
+    clock: SharedClock,
+    campaign: Option<&str>,
+    json: bool,
+    interval: Duration,
+) -> color_eyre::Result<(String, u8)> {
+    let all = store.campaigns()?;
+    if let Some(id) = campaign
+        && !all.iter().any(|c| c.id == id)
+    {
+        let known: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        return Err(crate::cli::BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
+    }
+    let selected: Vec<_> = all.iter().filter(|c| campaign.is_none_or(|id| c.id == id)).cloned().collect();
+    let sources = Engine::sources_for(&selected, interval);
+    let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
+    engine.backfill_some(usize::MAX);
+    let client = crate::poll::client();
+    let polls = sources.iter().map(|spec| {
+        let client = client.clone();
+        let clock = clock.clone();
+        async move {
+            let started = Instant::now();
+            let result = crate::poll::fetch(&client, spec).await;
+            PollOutcome {
+                url: spec.url.clone(),
+                fetched_at: clock.now_ms(),
+                received: Instant::now(),
+                latency: started.elapsed(),
+                result,
+            }
+        }
+    });
+    for outcome in futures_util::future::join_all(polls).await {
+        engine.on_poll(outcome);
+    }
+    engine.commit();
+    engine.publish();
+    let snap = snapshots.borrow().clone();
+    Ok(report(&snap, campaign, json))
+}
+
+/// The firing (unsilenced) alerts of the selection, worst first, and the exit code.
+pub fn report(snap: &Snapshot, campaign: Option<&str>, json: bool) -> (String, u8) {
+    let selected = |a: &&Alert| campaign.is_none_or(|id| a.key.campaign == id) && snap.silence_of(a).is_none();
+    let mut firing: Vec<&Alert> =
+        snap.alerts.iter().filter(selected).filter(|a| a.state == AlertState::Firing).collect();
+    firing.sort_by_key(|a| std::cmp::Reverse(a.severity));
+    let pending: Vec<&Alert> = snap.alerts.iter().filter(selected).filter(|a| a.state == AlertState::Pending).collect();
+    let code = match firing.first().map(|a| a.severity) {
+        Some(Severity::Crit) => CRIT,
+        Some(Severity::Warn) => WARN,
+        _ => OK,
+    };
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let rows: Vec<Row<'_>> = firing
+        .iter()
+        .chain(&pending)
+        .map(|a| Row {
+            campaign: &a.key.campaign,
+            channel: &a.key.channel,
+            rule: &a.key.rule,
+            state: a.state,
+            severity: a.severity,
+            since: time(a.fired_ms.unwrap_or(a.since_ms)).unwrap_or_default(),
+            summary: &a.summary,
+            observed: a.observed,
+            expected: a.expected.map(|e| e.0),
+            acked_by: a.ack.as_ref().map(|k| k.by.as_str()),
+        })
+        .collect();
+    if json {
+        let out = serde_json::to_string_pretty(&rows).expect("alerts serialise to JSON");
+        return (out + "\n", code);
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let scope = if r.channel.is_empty() { r.campaign.to_string() } else { format!("{}/{}", r.campaign, r.channel) };
+        let state = match r.state {
+            AlertState::Firing => "firing",
+            AlertState::Pending => "pending",
+            AlertState::Resolved => "resolved",
+        };
+        let acked = r.acked_by.map(|b| format!(" (acked by {b})")).unwrap_or_default();
+        out.push_str(&format!(
+            "{:<4} {state:<7} {scope} [{}] since {}{acked}: {}\n",
+            r.severity.to_string().to_uppercase(),
+            r.rule,
+            r.since,
+            r.summary
+        ));
+    }
+    out.push_str(&format!(
+        "{} firing ({} critical), {} pending\n",
+        firing.len(),
+        firing.iter().filter(|a| a.severity == Severity::Crit).count(),
+        pending.len()
+    ));
+    (out, code)
+}
