@@ -271,10 +271,14 @@ fn rate(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)
         return None;
     }
     // The median hour's rate, so that an incident in the baseline does not drag it along
-    // (and make the recovery look like a spike); the pooled rate when hours are too thin.
+    // (and make the recovery look like a spike).
     let pooled = bx / bn;
     let rates: Vec<f64> = hours.iter().filter(|(_, n)| n * pooled >= 20.0).map(|(x, n)| x / n).collect();
-    let p0 = if rates.len() >= 6 { median_mad(&rates).map_or(pooled, |(m, _)| m) } else { pooled };
+    // Half a day of usable hours at least: a baseline made mostly of an incident is none.
+    if rates.len() < 12 {
+        return None;
+    }
+    let p0 = median_mad(&rates).map_or(pooled, |(m, _)| m);
     if n * p0 < 20.0 || p0 <= 0.0 {
         return None;
     }

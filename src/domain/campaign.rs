@@ -341,6 +341,16 @@ impl Campaign {
         self.channels.iter().map(|c| c.daily_budget).sum()
     }
 
+    /// The contingency plan for an alert on `channel` (empty: campaign-wide) and `rule`: the
+    /// most specific one that matches.
+    pub fn contingency_for(&self, channel: &str, rule: &str) -> Option<&Contingency> {
+        self.contingency
+            .iter()
+            .filter_map(|c| c.specificity(channel, rule).map(|s| (s, c)))
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, c)| c)
+    }
+
     pub fn channel(&self, id: &str) -> Option<&Channel> {
         self.channels.iter().find(|c| c.id == id)
     }

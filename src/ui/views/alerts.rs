@@ -5,7 +5,7 @@ use crate::alert::{AlertState, Severity};
 use crate::ui::app::App;
 use crate::ui::widgets::{fit, truncate};
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -68,9 +68,46 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             }
         }
     }
-    let height = area.height as usize;
+    // The selected alert's detail and first step, when there is room for it.
+    let (list_area, detail_area) = if area.height >= 12 {
+        let [l, d] = Layout::vertical([Constraint::Min(1), Constraint::Length(4)]).areas(area);
+        (l, Some(d))
+    } else {
+        (area, None)
+    };
+    let height = list_area.height as usize;
     let scroll = selected_line.saturating_sub(height.saturating_sub(1));
-    f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)).style(t.base), area);
+    f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)).style(t.base), list_area);
+    if let (Some(d), Some(a)) = (detail_area, snap.alerts.get(app.alert_sel)) {
+        f.render_widget(Paragraph::new(detail(app, a, width)).style(t.base), d);
+    }
+}
+
+/// Four lines on one alert: what and since when, the explanation, the first step to take.
+fn detail(app: &App, a: &crate::alert::Alert, width: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let snap = &app.snap;
+    let scope =
+        if a.key.channel.is_empty() { a.key.campaign.clone() } else { format!("{}/{}", a.key.campaign, a.key.channel) };
+    let since = compact_age(snap.now_ms - a.since_ms);
+    let head = format!("── {scope} · {} · {} · condition for {since} ", a.key.rule, a.severity);
+    let plan =
+        snap.campaign(&a.key.campaign).and_then(|c| c.campaign.contingency_for(&a.key.channel, &a.key.rule).cloned());
+    let step = match plan {
+        Some(p) => {
+            let owner = p.owner.map(|o| format!(" ({o})")).unwrap_or_default();
+            Line::from(vec![
+                Span::styled("first step: ", t.accent),
+                Span::raw(fit(&format!("{}{owner}", p.plan), width.saturating_sub(12))),
+            ])
+        }
+        None => Line::styled(fit("no contingency plan in the campaign file for this rule", width), t.muted),
+    };
+    vec![
+        Line::styled(fit(&format!("{head}{}", "─".repeat(width)), width), t.muted),
+        Line::raw(fit(&a.summary, width)),
+        step,
+    ]
 }
 
 /// "45s", "31m", "18h53m", "2d4h": at most six columns.
