@@ -67,6 +67,30 @@ pub enum Cmd {
     /// Manage campaigns in the database.
     #[command(subcommand)]
     Campaign(CampaignCmd),
+    /// Run the anomaly detectors over a historical series (CSV) for back-testing: each row is
+    /// judged on the rows before it; prints `timestamp,value,score,alert`.
+    Replay {
+        /// `timestamp,value` or `timestamp,numerator,denominator` rows; `-` reads standard input.
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long, value_enum, default_value_t = crate::alert::replay::ReplayRule::Anomaly)]
+        rule: crate::alert::replay::ReplayRule,
+        /// Compare with the same phase of earlier seasons (e.g. 24h, 7d).
+        #[arg(long, value_parser = parse_duration)]
+        season: Option<Duration>,
+        /// Score (1 − p) at or above which a point is anomalous.
+        #[arg(long, default_value_t = 0.99999)]
+        threshold: f64,
+        /// Smallest relative change that counts (0.3 = 30 %).
+        #[arg(long, default_value_t = 0.3)]
+        min_change: f64,
+        /// Points in the baseline when there is no season.
+        #[arg(long, default_value_t = 48)]
+        window: usize,
+        /// Baseline points needed before any verdict.
+        #[arg(long, default_value_t = 8)]
+        min_history: usize,
+    },
     /// Poll every source once, evaluate every alert rule, print what is firing; exit 0 when
     /// nothing is, 1 for warnings, 2 for critical alerts, 3 when the check itself failed.
     Check {
@@ -298,6 +322,29 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             runtime()?.block_on(sim_only(listen, scenario, *speed))
         }
         Some(Cmd::Campaign(cmd)) => campaign(cmd, &open_store(&db)?),
+        Some(Cmd::Replay { csv, rule, season, threshold, min_change, window, min_history }) => {
+            use crate::alert::replay::{ReplaySettings, read_csv, replay};
+            if !(*threshold > 0.0 && *threshold < 1.0) {
+                return Err(BadInput(format!("--threshold {threshold}: must lie strictly between 0 and 1")).into());
+            }
+            let name = csv.display().to_string();
+            let text = if name == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| BadInput(format!("standard input: {e}")))?
+            } else {
+                std::fs::read_to_string(csv).map_err(|e| BadInput(format!("{name}: {e}")))?
+            };
+            let rows = read_csv(&text, &name).map_err(|e| BadInput(e.to_string()))?;
+            let settings = ReplaySettings {
+                rule: *rule,
+                season_ms: season.map(|d| d.as_millis() as i64),
+                threshold: *threshold,
+                min_change: *min_change,
+                window: (*window).max(1),
+                min_history: *min_history,
+            };
+            print!("{}", replay(&rows, settings));
+            Ok(())
+        }
         // Answered by `run`, which needs its own exit code.
         Some(Cmd::Check { .. }) => Ok(()),
     }

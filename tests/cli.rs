@@ -206,3 +206,34 @@ fn check_reports_firing_alerts_with_an_exit_code_for_scripts() {
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("no campaign 'nope'"), "{}", stderr(&o));
 }
+
+#[test]
+fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let csv = dir.path().join("cpc.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..60 {
+        let v = if i == 50 { 4.8 } else { 2.0 + 0.05 * ((i * 7) % 5) as f64 };
+        text.push_str(&format!("{},{v}\n", 1_780_880_400 + i * 300));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows[0], "timestamp,value,score,alert");
+    assert_eq!(rows.len(), 61);
+    let alerts: Vec<usize> = rows[1..].iter().enumerate().filter(|(_, r)| r.ends_with(",1")).map(|(i, _)| i).collect();
+    assert_eq!(alerts, [50], "{out}");
+    // No look-ahead: the rows before the spike score the same without it.
+    let cut = dir.path().join("cut.csv");
+    std::fs::write(&cut, text.lines().take(50).collect::<Vec<_>>().join("\n")).unwrap();
+    let before = stdout(&cockpit(&db, &["replay", "--csv", cut.to_str().unwrap()]));
+    assert!(out.starts_with(&before), "scores changed by later rows");
+
+    std::fs::write(&csv, "timestamp,value\n2026-06-08 09:00:00,1\n2026-06-08 09:05:00,abc\n").unwrap();
+    let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cpc.csv:3: value 'abc' is not a number"), "{}", stderr(&o));
+}

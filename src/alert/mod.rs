@@ -4,6 +4,7 @@
 
 pub mod anomaly;
 pub mod detect;
+pub mod replay;
 pub mod rules;
 pub mod silence;
 pub mod state;
