@@ -16,7 +16,9 @@ use super::detect::{Cusum, median_mad, p_two_sided};
 use super::state::{Severity, Verdict};
 use crate::domain::metrics::thousands;
 use crate::domain::{Counters, Metric};
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -55,6 +57,8 @@ impl Default for AnomalySettings {
 #[derive(Debug, Clone, Default)]
 pub struct HourlyHistory {
     hours: VecDeque<(i64, Counters)>,
+    /// Baselines change only when an hour completes: computed once per hour, not per poll.
+    cache: RefCell<Option<(CacheKey, Arc<Baselines>)>>,
 }
 
 impl HourlyHistory {
@@ -120,34 +124,132 @@ pub struct Window<'a> {
     pub to_ms: i64,
     pub offset_ms: i64,
     pub counts_explained: bool,
-    pub history: &'a HourlyHistory,
-    /// Starts of the hours in which the day's budget had run out.
-    pub capped: &'a [i64],
+    base: &'a Baselines,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CacheKey {
+    newest_complete: i64,
+    offset_ms: i64,
+    daily_budget: f64,
+    settings: AnomalySettings,
+}
+
+/// What every window of a channel is judged against, from its complete hours.
+#[derive(Debug)]
+struct Baselines {
+    /// CTR, CVR: the median hour's rate over two days, and the volume behind it.
+    rate: [Option<(f64, f64)>; 2],
+    /// Clicks, conversions, leads by local hour of day: (median per ms, spread beyond Poisson
+    /// as a coefficient of variation, days behind it), from earlier days only.
+    seasonal: [[Option<(f64, f64, usize)>; 24]; 3],
+    /// CPC, CPM: median and robust spread of the last two days' hours, and how many hours.
+    money: [Option<(f64, f64, usize)>; 2],
+    drift: Option<Verdict>,
+}
+
+const RATES: [Metric; 2] = [Metric::Ctr, Metric::Cvr];
+const COUNTS: [Metric; 3] = [Metric::Clicks, Metric::Conversions, Metric::Leads];
+const MONEY: [Metric; 2] = [Metric::Cpc, Metric::Cpm];
+
+fn hour_of_day(h: i64, offset_ms: i64) -> usize {
+    ((h + offset_ms).rem_euclid(DAY) / HOUR) as usize
+}
+
+impl HourlyHistory {
+    /// The baselines as of the newest hour complete at `now`, computed when that hour changes.
+    fn baselines(&self, input: &Input<'_>, s: &AnomalySettings) -> Arc<Baselines> {
+        let newest_complete = self.complete_before(input.now_ms).next().map_or(i64::MIN, |(h, _)| *h);
+        let key =
+            CacheKey { newest_complete, offset_ms: input.offset_ms, daily_budget: input.daily_budget, settings: *s };
+        if let Some((k, b)) = self.cache.borrow().as_ref()
+            && *k == key
+        {
+            return b.clone();
+        }
+        let b = Arc::new(self.compute(input, s));
+        *self.cache.borrow_mut() = Some((key, b.clone()));
+        b
+    }
+
+    fn compute(&self, input: &Input<'_>, s: &AnomalySettings) -> Baselines {
+        let now = input.now_ms;
+        let complete: Vec<&(i64, Counters)> = self.complete_before(now).collect();
+        let two_days: Vec<&(i64, Counters)> =
+            complete.iter().copied().take_while(|(h, _)| *h >= now - 2 * DAY).collect();
+
+        let rate = RATES.map(|m| {
+            let min = if m == Metric::Ctr { s.min_impressions } else { s.min_clicks } as f64;
+            let hours: Vec<(f64, f64)> = two_days.iter().map(|(_, c)| parts(m, c)).collect();
+            let (bx, bn) = hours.iter().fold((0.0, 0.0), |(a, b), (x, n)| (a + x, b + n));
+            if bn < 4.0 * min || bx < 20.0 {
+                return None;
+            }
+            // The median hour's rate, so that an incident in the baseline does not drag it
+            // along (and make the recovery look like a spike); half a day of usable hours at
+            // least: a baseline made mostly of an incident is none.
+            let pooled = bx / bn;
+            let rates: Vec<f64> = hours.iter().filter(|(_, n)| n * pooled >= 20.0).map(|(x, n)| x / n).collect();
+            if rates.len() < 12 {
+                return None;
+            }
+            median_mad(&rates).map(|(p0, _)| (p0, bn))
+        });
+
+        // Hours after the day's budget ran out say nothing about demand.
+        let mut capped = Vec::new();
+        if input.daily_budget > 0.0 {
+            let (mut day, mut spent) = (i64::MIN, 0.0);
+            for (h, c) in &self.hours {
+                let d = (h + input.offset_ms).div_euclid(DAY);
+                if d != day {
+                    (day, spent) = (d, 0.0);
+                }
+                spent += c.spend;
+                if spent >= 0.95 * input.daily_budget {
+                    capped.push(*h);
+                }
+            }
+        }
+        let today = (now + input.offset_ms).div_euclid(DAY);
+        let seasonal = COUNTS.map(|m| {
+            let mut by_hour: [Vec<f64>; 24] = Default::default();
+            for (h, c) in &complete {
+                let earlier_day = (h + input.offset_ms).div_euclid(DAY) < today;
+                let slot = &mut by_hour[hour_of_day(*h, input.offset_ms)];
+                if earlier_day && slot.len() < 7 && capped.binary_search(h).is_err() {
+                    slot.push(m.value(c).unwrap_or(0.0));
+                }
+            }
+            by_hour.map(|days| {
+                if days.len() < 3 {
+                    return None;
+                }
+                let (med, mad) = median_mad(&days)?;
+                let cv_seen = if med > 0.0 { 1.4826 * mad / med } else { 0.0 };
+                // Negative-binomial style: what varies beyond Poisson noise from day to day.
+                let cv = (cv_seen * cv_seen - 1.0 / med.max(1.0)).max(0.0).sqrt().clamp(0.05, 1.0);
+                Some((med / HOUR as f64, cv, days.len()))
+            })
+        });
+
+        let money = MONEY.map(|m| {
+            let values = hourly_values(&two_days, m, min_den(m, s));
+            if values.len() < 6 {
+                return None;
+            }
+            let (med, mad) = median_mad(&values)?;
+            // Prices wobble: the band is never narrower than 5 % of the level.
+            Some((med, (1.4826 * mad).max(0.05 * med.abs()), values.len()))
+        });
+
+        Baselines { rate, seasonal, money, drift: drift(&complete, now, s, Metric::Cpc) }
+    }
 }
 
 impl Input<'_> {
-    /// Hours (starts) by whose end the local day's spend had reached the daily budget.
-    fn capped_hours(&self) -> Vec<i64> {
-        if self.daily_budget <= 0.0 {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        let (mut day, mut spent) = (i64::MIN, 0.0);
-        for (h, c) in &self.history.hours {
-            let d = (h + self.offset_ms).div_euclid(DAY);
-            if d != day {
-                (day, spent) = (d, 0.0);
-            }
-            spent += c.spend;
-            if spent >= 0.95 * self.daily_budget {
-                out.push(*h);
-            }
-        }
-        out
-    }
-
     /// The samples of the last `span` ms; `None` when the samples do not reach back that far.
-    fn window<'b>(&'b self, span: i64, capped: &'b [i64]) -> Option<Window<'b>> {
+    fn window<'b>(&self, span: i64, base: &'b Baselines) -> Option<Window<'b>> {
         let cut = self.recent.partition_point(|(at, _)| *at <= self.now_ms - span);
         let from_ms = self.recent[..cut].last()?.0;
         let tail = &self.recent[cut..];
@@ -158,54 +260,50 @@ impl Input<'_> {
             to_ms,
             offset_ms: self.offset_ms,
             counts_explained: self.counts_explained,
-            history: self.history,
-            capped,
+            base,
         })
     }
 }
 
-type Rule = fn(&Window<'_>, &AnomalySettings, Metric) -> Option<(f64, Verdict)>;
+type Rule = fn(&Window<'_>, &AnomalySettings, usize) -> Option<Judged>;
 
 /// All anomaly verdicts for one channel: (rule name, verdict). Each rule is judged on the
 /// shortest window with enough volume and on the longer ones, and the most significant verdict
 /// stands. A rule with too little volume or history gives `None` (its alert stays as it is).
 pub fn evaluate(input: &Input<'_>, s: &AnomalySettings) -> Vec<(&'static str, Option<Verdict>)> {
-    let capped = input.capped_hours();
-    let windows: Vec<Window<'_>> = (0..5).filter_map(|k| input.window(input.window_ms << k, &capped)).collect();
-    let rules: [(&'static str, Rule, Metric); 7] = [
-        ("anomaly: ctr", rate, Metric::Ctr),
-        ("anomaly: cvr", rate, Metric::Cvr),
-        ("anomaly: clicks", count, Metric::Clicks),
-        ("anomaly: conversions", count, Metric::Conversions),
-        ("anomaly: leads", count, Metric::Leads),
-        ("anomaly: cpc", money, Metric::Cpc),
-        ("anomaly: cpm", money, Metric::Cpm),
+    let base = input.history.baselines(input, s);
+    let windows: Vec<Window<'_>> = (0..5).filter_map(|k| input.window(input.window_ms << k, &base)).collect();
+    let rules: [(&'static str, Rule, usize); 7] = [
+        ("anomaly: ctr", rate, 0),
+        ("anomaly: cvr", rate, 1),
+        ("anomaly: clicks", count, 0),
+        ("anomaly: conversions", count, 1),
+        ("anomaly: leads", count, 2),
+        ("anomaly: cpc", money, 0),
+        ("anomaly: cpm", money, 1),
     ];
     let mut out: Vec<(&'static str, Option<Verdict>)> = rules
         .iter()
-        .map(|(name, rule, m)| {
-            let best = windows
-                .iter()
-                .filter_map(|w| rule(w, s, *m))
-                .max_by(|a, b| (a.1.active, a.0).partial_cmp(&(b.1.active, b.0)).unwrap_or(std::cmp::Ordering::Equal));
-            (*name, best.map(|(_, v)| v))
+        .map(|(name, rule, i)| {
+            let best = windows.iter().filter_map(|w| rule(w, s, *i)).max_by(|a, b| {
+                (a.active, a.score).partial_cmp(&(b.active, b.score)).unwrap_or(std::cmp::Ordering::Equal)
+            });
+            (*name, best.map(|j| (j.make)()))
         })
         .collect();
-    let drift_window = Window {
-        counters: Counters::default(),
-        from_ms: input.now_ms,
-        to_ms: input.now_ms,
-        offset_ms: input.offset_ms,
-        counts_explained: input.counts_explained,
-        history: input.history,
-        capped: &capped,
-    };
-    out.push(("anomaly: cpc drift", drift(&drift_window, s, Metric::Cpc).map(|(_, v)| v)));
+    out.push(("anomaly: cpc drift", base.drift.clone()));
     out
 }
 
 fn span_label(ms: i64) -> String {
     humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 60_000 * 60) as u64)).to_string()
+}
+
+/// A rule's finding on one window; the explanation is written only for the window that wins.
+struct Judged {
+    score: f64,
+    active: bool,
+    make: Box<dyn FnOnce() -> Verdict>,
 }
 
 fn verdict(
@@ -214,9 +312,11 @@ fn verdict(
     severity: Severity,
     observed: f64,
     expected: (f64, f64),
-    summary: String,
-) -> Option<(f64, Verdict)> {
-    Some((score, Verdict { active, severity, observed: Some(observed), expected: Some(expected), summary }))
+    summary: impl FnOnce() -> String + 'static,
+) -> Option<Judged> {
+    let make =
+        move || Verdict { active, severity, observed: Some(observed), expected: Some(expected), summary: summary() };
+    Some(Judged { score, active, make: Box::new(make) })
 }
 
 fn severity_for(rel: f64) -> Severity {
@@ -254,31 +354,14 @@ pub fn rate_test(x: f64, n: f64, base_x: f64, base_n: f64) -> Option<(f64, f64, 
     Some((z, 1.0 - p_two_sided(z), sd))
 }
 
-fn rate(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
+fn rate(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
+    let m = RATES[i];
     let (x, n) = parts(m, &w.counters);
     let min = if m == Metric::Ctr { s.min_impressions } else { s.min_clicks } as f64;
     if n < min {
         return None;
     }
-    let hours: Vec<(f64, f64)> = w
-        .history
-        .complete_before(w.from_ms)
-        .take_while(|(h, _)| *h >= w.from_ms - 2 * DAY)
-        .map(|(_, c)| parts(m, c))
-        .collect();
-    let (bx, bn) = hours.iter().fold((0.0, 0.0), |(a, b), (x, n)| (a + x, b + n));
-    if bn < 4.0 * min || bx < 20.0 {
-        return None;
-    }
-    // The median hour's rate, so that an incident in the baseline does not drag it along
-    // (and make the recovery look like a spike).
-    let pooled = bx / bn;
-    let rates: Vec<f64> = hours.iter().filter(|(_, n)| n * pooled >= 20.0).map(|(x, n)| x / n).collect();
-    // Half a day of usable hours at least: a baseline made mostly of an incident is none.
-    if rates.len() < 12 {
-        return None;
-    }
-    let p0 = median_mad(&rates).map_or(pooled, |(m, _)| m);
+    let (p0, bn) = w.base.rate[i]?;
     if n * p0 < 20.0 || p0 <= 0.0 {
         return None;
     }
@@ -286,92 +369,77 @@ fn rate(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)
     let rel = (x / n) / p0 - 1.0;
     let active = score >= s.threshold && rel.abs() >= s.min_change;
     let denom = if m == Metric::Ctr { "impressions" } else { "clicks" };
-    let summary = format!(
-        "{} {} {}: {} vs usual {} ± {}, z = {z:.1}, {} {denom} in {}",
-        m.label(),
-        direction(rel),
-        crate::domain::metrics::percent(rel.abs()),
-        m.format(Some(x / n)),
-        m.format(Some(p0)),
-        m.format(Some(2.0 * sd)),
-        thousands(n as i64),
-        span_label(w.to_ms - w.from_ms),
-    );
+    let span = w.to_ms - w.from_ms;
+    let summary = move || {
+        format!(
+            "{} {} {}: {} vs usual {} ± {}, z = {z:.1}, {} {denom} in {}",
+            m.label(),
+            direction(rel),
+            crate::domain::metrics::percent(rel.abs()),
+            m.format(Some(x / n)),
+            m.format(Some(p0)),
+            m.format(Some(2.0 * sd)),
+            thousands(n as i64),
+            span_label(span),
+        )
+    };
     verdict(score, active, severity_for(rel), x / n, (p0, 2.0 * sd), summary)
 }
 
-/// Same-hour-of-day values on previous days (per ms) for the hour starting at `hour`.
-fn same_hour(w: &Window<'_>, hour: i64, value: &impl Fn(&Counters) -> f64) -> Vec<f64> {
-    let hour_of_day = |h: i64| (h + w.offset_ms).rem_euclid(DAY) / HOUR;
-    let target = hour_of_day(hour);
-    w.history
-        .complete_before(w.from_ms)
-        .filter(|(h, _)| hour_of_day(*h) == target && *h < hour && w.capped.binary_search(h).is_err())
-        .take(7)
-        .map(|(_, c)| value(c) / HOUR as f64)
-        .collect()
-}
-
 /// The expected count over the window (each hour it overlaps at that hour's usual rate), the
-/// day-to-day spread beyond Poisson noise as a coefficient of variation, and the number of
-/// days behind it. `None` without three days of history for every hour.
-fn seasonal_expectation(w: &Window<'_>, value: &impl Fn(&Counters) -> f64) -> Option<(f64, f64, usize)> {
+/// day-to-day spread as a coefficient of variation, and the fewest days behind any hour.
+/// `None` without three earlier days for every hour.
+fn seasonal_expectation(w: &Window<'_>, i: usize) -> Option<(f64, f64, usize)> {
     let (mut mu, mut extra_var, mut days) = (0.0, 0.0, usize::MAX);
     let mut hour = w.from_ms.div_euclid(HOUR) * HOUR;
     while hour < w.to_ms {
         let overlap = (w.to_ms.min(hour + HOUR) - w.from_ms.max(hour)) as f64;
-        let same = same_hour(w, hour, value);
-        if same.len() < 3 {
-            return None;
-        }
-        days = days.min(same.len());
-        let (med, mad) = median_mad(&same)?;
-        let per_hour = med * HOUR as f64;
-        let cv_seen = if med > 0.0 { 1.4826 * mad / med } else { 0.0 };
-        // Negative-binomial style: what varies beyond Poisson noise from day to day.
-        let cv = (cv_seen * cv_seen - 1.0 / per_hour.max(1.0)).max(0.0).sqrt().clamp(0.05, 1.0);
-        mu += med * overlap;
-        extra_var += (cv * med * overlap).powi(2);
+        let (per_ms, cv, n) = w.base.seasonal[i][hour_of_day(hour, w.offset_ms)]?;
+        days = days.min(n);
+        mu += per_ms * overlap;
+        extra_var += (cv * per_ms * overlap).powi(2);
         hour += HOUR;
     }
     (mu > 0.0).then(|| (mu, extra_var.sqrt() / mu, days))
 }
 
-fn count(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
+fn count(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
     if w.counts_explained {
         return None;
     }
-    let value = |c: &Counters| m.value(c).unwrap_or(0.0);
-    let (mu, cv, days) = seasonal_expectation(w, &value)?;
+    let m = COUNTS[i];
+    let (mu, cv, days) = seasonal_expectation(w, i)?;
     if mu < s.min_results as f64 {
         return None;
     }
     // The baseline is a median of a few days: its own error widens the band.
     let sd = ((mu + (cv * mu).powi(2)) * (1.0 + std::f64::consts::FRAC_PI_2 / days as f64)).sqrt();
-    let x = value(&w.counters);
+    let x = m.value(&w.counters).unwrap_or(0.0);
     let z = (x - mu) / sd;
     let score = 1.0 - p_two_sided(z);
     let rel = x / mu - 1.0;
     let active = score >= s.threshold && rel.abs() >= s.min_change;
-    let summary = format!(
-        "{} {} {}: {} in {} vs {:.0} ± {:.0} expected at this hour ({} previous days)",
-        m.label(),
-        direction(rel),
-        crate::domain::metrics::percent(rel.abs()),
-        thousands(x as i64),
-        span_label(w.to_ms - w.from_ms),
-        mu,
-        2.0 * sd,
-        days,
-    );
+    let span = w.to_ms - w.from_ms;
+    let summary = move || {
+        format!(
+            "{} {} {}: {} in {} vs {:.0} ± {:.0} expected at this hour ({} previous days)",
+            m.label(),
+            direction(rel),
+            crate::domain::metrics::percent(rel.abs()),
+            thousands(x as i64),
+            span_label(span),
+            mu,
+            2.0 * sd,
+            days,
+        )
+    };
     verdict(score, active, severity_for(rel), x, (mu, 2.0 * sd), summary)
 }
 
-/// Hourly values of a money metric over the two days before `before`, with enough volume.
-fn hourly_values(w: &Window<'_>, m: Metric, min_den: f64, before: i64) -> Vec<f64> {
-    w.history
-        .complete_before(before)
-        .take_while(|(h, _)| *h >= before - 2 * DAY)
+/// Hourly values of a money metric with enough volume, newest first.
+fn hourly_values(hours: &[&(i64, Counters)], m: Metric, min_den: f64) -> Vec<f64> {
+    hours
+        .iter()
         .filter_map(|(_, c)| {
             let (x, n) = parts(m, c);
             (n >= min_den).then(|| x / n)
@@ -383,50 +451,48 @@ fn min_den(m: Metric, s: &AnomalySettings) -> f64 {
     if m == Metric::Cpm { s.min_impressions as f64 / 2.0 } else { s.min_clicks as f64 / 5.0 }
 }
 
-fn money(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
+fn money(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
+    let m = MONEY[i];
     let (x, n) = parts(m, &w.counters);
     if n < min_den(m, s) * 2.0 {
         return None;
     }
-    let history = hourly_values(w, m, min_den(m, s), w.from_ms);
-    if history.len() < 6 {
-        return None;
-    }
-    let (med, mad) = median_mad(&history)?;
+    let (med, spread, hours) = w.base.money[i]?;
     let v = x / n;
-    // Prices wobble: the band is never narrower than 5 % of the level; the window's own
-    // sampling error (a price per click over few clicks) widens it.
-    let spread = (1.4826 * mad).max(0.05 * med.abs());
+    // The window's own sampling error (a price per click over few clicks) widens the band.
     let sigma = (spread.powi(2) + v * v / n).sqrt().max(f64::MIN_POSITIVE);
     let z = (v - med) / sigma;
     let score = 1.0 - p_two_sided(z);
     let rel = v / med - 1.0;
     let active = score >= s.threshold && rel.abs() >= s.min_change;
-    let summary = format!(
-        "{} {} {}: {} vs usual {} ± {} (median of {} hours), z = {z:.1}",
-        m.label(),
-        direction(rel),
-        crate::domain::metrics::percent(rel.abs()),
-        m.format(Some(v)),
-        m.format(Some(med)),
-        m.format(Some(2.0 * sigma)),
-        history.len(),
-    );
+    let summary = move || {
+        format!(
+            "{} {} {}: {} vs usual {} ± {} (median of {hours} hours), z = {z:.1}",
+            m.label(),
+            direction(rel),
+            crate::domain::metrics::percent(rel.abs()),
+            m.format(Some(v)),
+            m.format(Some(med)),
+            m.format(Some(2.0 * sigma)),
+        )
+    };
     verdict(score, active, severity_for(rel), v, (med, 2.0 * sigma), summary)
 }
 
 /// CUSUM over the last day's hourly values against the day before: a slow drift.
-fn drift(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict)> {
-    let reference_end = w.to_ms - DAY;
-    let reference = hourly_values(w, m, min_den(m, s), reference_end);
+/// `complete` is newest first.
+fn drift(complete: &[&(i64, Counters)], now: i64, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
+    let reference_end = now - DAY;
+    let reference_hours: Vec<&(i64, Counters)> =
+        complete.iter().copied().filter(|(h, _)| h + HOUR <= reference_end && *h >= reference_end - 2 * DAY).collect();
+    let reference = hourly_values(&reference_hours, m, min_den(m, s));
     if reference.len() < 12 {
         return None;
     }
     let (med, mad) = median_mad(&reference)?;
     let sigma = (1.4826 * mad).max(0.05 * med.abs()).max(f64::MIN_POSITIVE);
-    let mut recent: Vec<(f64, f64)> = w
-        .history
-        .complete_before(w.to_ms)
+    let mut recent: Vec<(f64, f64)> = complete
+        .iter()
         .take_while(|(h, _)| *h >= reference_end)
         .filter_map(|(_, c)| {
             let (x, n) = parts(m, c);
@@ -458,7 +524,13 @@ fn drift(w: &Window<'_>, s: &AnomalySettings, m: Metric) -> Option<(f64, Verdict
         m.format(Some(med)),
         recent.len(),
     );
-    verdict(stat, active, Severity::Warn, last, (med, 2.0 * sigma), summary)
+    Some(Verdict {
+        active,
+        severity: Severity::Warn,
+        observed: Some(last),
+        expected: Some((med, 2.0 * sigma)),
+        summary,
+    })
 }
 
 #[cfg(test)]

@@ -248,16 +248,22 @@ impl Engine {
 
     /// Runs every campaign's rules over the current views and moves the alerts; changed alerts
     /// are written to the store.
-    fn evaluate_alerts(&mut self) {
+    fn evaluate_alerts(&mut self, changed: &std::collections::HashSet<ChannelKey>) {
         use crate::alert::rules::{CampaignInput, ChannelInput, evaluate};
         use crate::alert::state::{AlertState, Transition, step};
         let now = self.clock.now_ms();
         let mut verdicts = Vec::new();
+        // Only what changed is judged again: a channel without new data or a new health state
+        // would get the same verdicts.
         for view in &self.snapshot.campaigns {
             let c = &view.campaign;
+            if !view.channels.iter().any(|v| changed.contains(&v.key)) {
+                continue;
+            }
             let inputs: Vec<ChannelInput<'_>> = view
                 .channels
                 .iter()
+                .filter(|v| changed.contains(&v.key))
                 .map(|v| ChannelInput {
                     id: &v.key.channel,
                     recent: &v.recent,
@@ -523,6 +529,7 @@ impl Engine {
         let health_of: HashMap<&str, (Health, Option<String>, u32)> =
             self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone(), s.failures))).collect();
         let mut campaigns = Vec::with_capacity(self.campaigns.len());
+        let mut changed = std::collections::HashSet::new();
         for c in &self.campaigns {
             let mut views = Vec::with_capacity(c.channels.len());
             for ch in &c.channels {
@@ -532,6 +539,7 @@ impl Engine {
                     let h = health_of.get(ch.source.as_str()).cloned().unwrap_or((Health::Pending, None, 0));
                     st.view = Arc::new(build_view(&key, st, h));
                     st.dirty = false;
+                    changed.insert(key.clone());
                 }
                 views.push(st.view.clone());
             }
@@ -549,7 +557,7 @@ impl Engine {
             }));
         }
         self.snapshot.campaigns = campaigns;
-        self.evaluate_alerts();
+        self.evaluate_alerts(&changed);
         let mut alerts: Vec<crate::alert::Alert> = self.alerts.values().cloned().collect();
         alerts.sort_by(|a, b| {
             let rank = |a: &crate::alert::Alert| match a.state {
