@@ -33,6 +33,9 @@ pub struct Cli {
     /// How often to poll sources whose channels do not set poll_interval.
     #[arg(long, global = true, value_parser = parse_duration)]
     pub interval: Option<Duration>,
+    /// Ring the terminal bell when a critical alert fires.
+    #[arg(long, global = true)]
+    pub bell: bool,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -163,6 +166,7 @@ pub struct Config {
     pub db: Option<PathBuf>,
     pub theme: Option<String>,
     pub interval: Option<String>,
+    pub bell: Option<bool>,
 }
 
 impl Config {
@@ -222,6 +226,7 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
     cli.db = cli.db.or(config.db);
     cli.theme = cli.theme.or(config.theme);
     cli.interval = cli.interval.or_else(|| config.interval.as_deref().and_then(|i| parse_duration(i).ok()));
+    cli.bell = cli.bell || config.bell.unwrap_or(false);
     Ok(cli)
 }
 
@@ -275,18 +280,18 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db);
     match &cli.command {
         None => {
-            let theme = theme(&cli)?;
+            let ui = ui(&cli)?;
             let store = open_store(&db)?;
             let _log = init_file_log();
             runtime()?.block_on(cockpit(
                 store,
                 Arc::new(SystemClock),
-                theme,
+                ui,
                 cli.interval.unwrap_or(Duration::from_secs(10)),
             ))
         }
         Some(Cmd::Demo { speed, scenario, scale }) => {
-            let theme = theme(&cli)?;
+            let ui = ui(&cli)?;
             check_speed(*speed)?;
             let scenario = with_scale(load_scenario(scenario.as_deref())?, scale);
             let (db, temp) = match &cli.db {
@@ -295,13 +300,8 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             };
             let store = open_store(&db)?;
             let _log = init_file_log();
-            let result = runtime()?.block_on(demo(
-                store,
-                scenario,
-                *speed,
-                theme,
-                cli.interval.unwrap_or(Duration::from_secs(1)),
-            ));
+            let result =
+                runtime()?.block_on(demo(store, scenario, *speed, ui, cli.interval.unwrap_or(Duration::from_secs(1))));
             if temp {
                 let _ = std::fs::remove_dir_all(&db);
             }
@@ -434,13 +434,7 @@ async fn sim_only(listen: &str, loaded: LoadedScenario, speed: f64) -> color_eyr
     Ok(())
 }
 
-async fn demo(
-    store: Store,
-    loaded: LoadedScenario,
-    speed: f64,
-    theme: Theme,
-    interval: Duration,
-) -> color_eyre::Result<()> {
+async fn demo(store: Store, loaded: LoadedScenario, speed: f64, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     // Resume where an earlier run on the same database stopped, so its samples stay in order.
     let mut start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
     for c in &loaded.campaigns {
@@ -458,13 +452,23 @@ async fn demo(
     for c in &campaigns {
         store.put_campaign(c)?;
     }
-    let result = cockpit(store, clock, theme, interval).await;
+    let result = cockpit(store, clock, ui, interval).await;
     drop(server);
     result
 }
 
+/// How the screen looks and sounds.
+struct Ui {
+    theme: Theme,
+    bell: bool,
+}
+
+fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
+    Ok(Ui { theme: theme(cli)?, bell: cli.bell })
+}
+
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
-async fn cockpit(store: Store, clock: SharedClock, theme: Theme, interval: Duration) -> color_eyre::Result<()> {
+async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let campaigns = store.campaigns()?;
     let sources = Engine::sources_for(&campaigns, interval);
     let (engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
@@ -472,7 +476,8 @@ async fn cockpit(store: Store, clock: SharedClock, theme: Theme, interval: Durat
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);
     let engine_task = tokio::spawn(engine.run(poll_rx, cmd_rx));
-    let app = App::new(snapshots.borrow().clone(), theme);
+    let mut app = App::new(snapshots.borrow().clone(), ui.theme);
+    app.bell = ui.bell;
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
     let outcome = crate::ui::run(&mut terminal, app, snapshots, cmd_tx.clone()).await;
     ratatui::restore();

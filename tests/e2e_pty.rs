@@ -173,7 +173,7 @@ fn signal_restores_the_terminal_and_keeps_the_data(signal: &str) {
 /// An alert shows on screen, `a` acknowledges it, and the acknowledgement is still there after
 /// quitting and starting again on the same database.
 #[test]
-fn alerts_show_and_an_ack_survives_a_restart() {
+fn alerts_show_and_an_ack_and_a_silence_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
     let args = ["demo", "--db", db.to_str().unwrap(), "--speed", "3000"];
@@ -185,13 +185,25 @@ fn alerts_show_and_an_ack_survives_a_restart() {
     s.send("a");
     s.wait_for("the ack", |sc| sc.contains("acknowledged"));
     s.wait_for("the alert marked acked", |sc| sc.contains(" acked "));
+    // Silence the same alert from the keyboard: the prompt offers 1h, Enter takes it.
+    s.send("s");
+    s.wait_for("the silence prompt", |sc| sc.contains("Enter silence"));
+    s.send("\r");
+    s.wait_for("the silenced alert", |sc| sc.contains(" silenced ") && sc.contains("[ack "));
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
     drop(s);
+    // Back at real-time speed, so nothing moves while we look; only firing alerts listed.
+    let args = ["demo", "--db", db.to_str().unwrap(), "--speed", "1"];
     let mut s = Session::start(dir.path(), &args);
     s.wait_for("the cockpit", |sc| sc.contains("Alerts"));
     s.send("4");
-    s.wait_for("the acknowledged alert after a restart", |sc| sc.contains(" acked "));
+    s.send("t");
+    s.send("t");
+    s.wait_for("the filter", |sc| sc.contains("showing all severities, firing"));
+    s.wait_for("the acknowledged, silenced alert after a restart", |sc| {
+        sc.contains(" silenced ") && sc.contains("[ack ")
+    });
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
 }

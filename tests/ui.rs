@@ -10,6 +10,7 @@ use campaign_cockpit::ui::keys::{Action, BINDINGS};
 use campaign_cockpit::ui::render_to_string;
 use campaign_cockpit::ui::theme::{BUILT_IN, Theme};
 use common::Harness;
+use crossterm::event::{KeyCode, KeyEvent};
 use std::sync::Arc;
 
 /// 90 simulated minutes of the demo; the DB path is fixed so snapshots do not depend on it.
@@ -170,4 +171,60 @@ fn alerts_view_groups_by_campaign_and_jumps_to_the_channel() {
         app.channel.as_ref().map(|k| (k.campaign.as_str(), k.channel.as_str())),
         Some((first.campaign.as_str(), first.channel.as_str()))
     );
+}
+
+#[test]
+fn alert_filters_bell_and_channel_wide_silence() {
+    use campaign_cockpit::alert::{AlertState, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::demo(dir.path());
+    // The e-mail source fails at +5h: a critical alert.
+    h.run_minutes(5 * 60 - 5);
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    app.bell = true;
+    act(&mut h, &mut app, Action::AlertsView);
+    let all = app.alert_rows.len();
+    assert_eq!(all, app.snap.alerts.len());
+    // Critical only, then firing only.
+    act(&mut h, &mut app, Action::SeverityFilter);
+    act(&mut h, &mut app, Action::SeverityFilter);
+    assert!(app.alert_rows.iter().all(|i| app.snap.alerts[*i].severity == Severity::Crit));
+    act(&mut h, &mut app, Action::StateFilter);
+    act(&mut h, &mut app, Action::StateFilter);
+    assert!(app.alert_rows.iter().all(|i| app.snap.alerts[*i].state == AlertState::Firing));
+    assert!(render_to_string(&mut app, 80, 24).contains("showing critical, firing"));
+
+    // The source fails: a new critical alert rings once.
+    h.run_minutes(10);
+    app.set_snapshot(fixed(&h.snapshot()));
+    assert!(app.ring, "a new critical alert rings the bell");
+    app.ring = false;
+    h.run_minutes(1);
+    app.set_snapshot(fixed(&h.snapshot()));
+    assert!(!app.ring, "the same alert rings once");
+
+    // S silences every alert of the selected alert's channel.
+    while app.selected_alert().is_some_and(|a| a.key.channel != "email-edm") && app.alert_sel + 1 < app.alert_rows.len()
+    {
+        act(&mut h, &mut app, Action::Down);
+    }
+    let sel = app.selected_alert().expect("the failing source's alert").key.clone();
+    assert_eq!((sel.channel.as_str(), sel.rule.as_str()), ("email-edm", "health"));
+    act(&mut h, &mut app, Action::SilenceChannel);
+    for k in "2h\r".chars() {
+        let code = if k == '\r' { KeyCode::Enter } else { KeyCode::Char(k) };
+        if k == '2' {
+            // The prompt starts with "1h": clear it first.
+            app.silence_key(KeyEvent::from(KeyCode::Backspace));
+            app.silence_key(KeyEvent::from(KeyCode::Backspace));
+        }
+        if let Some(cmd) = app.silence_key(KeyEvent::from(code)) {
+            h.engine.command(cmd);
+            h.engine.publish();
+            app.set_snapshot(fixed(&h.snapshot()));
+        }
+    }
+    let s = app.snap.silences.iter().find(|s| s.channel == "email-edm").expect("a silence");
+    assert!(s.rule.is_empty(), "covers every rule of the channel");
+    assert_eq!(s.until_ms - s.created_ms, 2 * 3_600_000);
 }

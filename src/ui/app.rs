@@ -3,6 +3,7 @@
 
 use super::keys::Action;
 use super::theme::Theme;
+use crate::alert::{AlertState, Severity};
 use crate::domain::Metric;
 use crate::engine::Command;
 use crate::engine::snapshot::{ChannelView, Snapshot, Window};
@@ -97,6 +98,25 @@ impl Column {
     }
 }
 
+/// Which alert states the alerts view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    All,
+    /// Pending and firing.
+    Active,
+    Firing,
+}
+
+impl StateFilter {
+    pub fn label(self) -> &'static str {
+        match self {
+            StateFilter::All => "all states",
+            StateFilter::Active => "pending and firing",
+            StateFilter::Firing => "firing",
+        }
+    }
+}
+
 pub struct App {
     pub snap: Arc<Snapshot>,
     pub theme: Theme,
@@ -124,8 +144,21 @@ pub struct App {
     /// selection follows the alert, not the row.
     pub alert_sel: usize,
     pub alert_key: Option<crate::alert::AlertKey>,
+    /// Alerts shown (indexes into the snapshot's alerts, after the filters below).
+    pub alert_rows: Vec<usize>,
+    /// Least severity shown in the alerts view.
+    pub alert_min_severity: Severity,
+    pub alert_states: StateFilter,
     /// The duration being typed for a silence, while the prompt is open.
     pub silence_prompt: Option<String>,
+    /// Whether the silence being typed covers the alert's whole channel.
+    pub silence_channel: bool,
+    /// Ring the terminal bell when a critical alert fires.
+    pub bell: bool,
+    /// A bell is due with the next frame.
+    pub ring: bool,
+    /// Critical alerts already seen firing (key, fired at), so each rings once.
+    seen_critical: std::collections::HashSet<(crate::alert::AlertKey, i64)>,
     /// Who acknowledges alerts from this cockpit (the OS user).
     pub user: String,
 }
@@ -153,23 +186,73 @@ impl App {
             message: None,
             alert_sel: 0,
             alert_key: None,
+            alert_rows: Vec::new(),
+            alert_min_severity: Severity::Info,
+            alert_states: StateFilter::All,
             silence_prompt: None,
+            silence_channel: false,
+            bell: false,
+            ring: false,
+            seen_critical: Default::default(),
             user: os_user(),
         };
+        app.seen_critical = app.firing_critical();
+        app.refresh_alert_rows();
         app.refresh_rows();
         app
     }
 
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
         self.snap = snap;
-        match self.alert_key.as_ref().and_then(|k| self.snap.alerts.iter().position(|a| &a.key == k)) {
-            Some(i) => self.alert_sel = i,
-            None => self.alert_sel = self.alert_sel.min(self.snap.alerts.len().saturating_sub(1)),
+        let critical = self.firing_critical();
+        if self.bell && critical.iter().any(|k| !self.seen_critical.contains(k)) {
+            self.ring = true;
         }
+        self.seen_critical = critical;
+        self.refresh_alert_rows();
         if self.campaign_sel >= self.snap.campaigns.len() {
             self.campaign_sel = self.snap.campaigns.len().saturating_sub(1);
         }
         self.refresh_rows();
+    }
+
+    /// Firing, unsilenced critical alerts now.
+    fn firing_critical(&self) -> std::collections::HashSet<(crate::alert::AlertKey, i64)> {
+        self.snap
+            .alerts
+            .iter()
+            .filter(|a| {
+                a.state == AlertState::Firing && a.severity == Severity::Crit && self.snap.silence_of(a).is_none()
+            })
+            .map(|a| (a.key.clone(), a.fired_ms.unwrap_or(a.since_ms)))
+            .collect()
+    }
+
+    /// Applies the alert filters and keeps the selection on the same alert.
+    fn refresh_alert_rows(&mut self) {
+        let (min, states) = (self.alert_min_severity, self.alert_states);
+        self.alert_rows = (0..self.snap.alerts.len())
+            .filter(|i| {
+                let a = &self.snap.alerts[*i];
+                a.severity >= min
+                    && match states {
+                        StateFilter::All => true,
+                        StateFilter::Active => a.state != AlertState::Resolved,
+                        StateFilter::Firing => a.state == AlertState::Firing,
+                    }
+            })
+            .collect();
+        let at =
+            self.alert_key.as_ref().and_then(|k| self.alert_rows.iter().position(|i| &self.snap.alerts[*i].key == k));
+        match at {
+            Some(i) => self.alert_sel = i,
+            None => self.alert_sel = self.alert_sel.min(self.alert_rows.len().saturating_sub(1)),
+        }
+    }
+
+    /// The alert under the cursor in the alerts view.
+    pub fn selected_alert(&self) -> Option<&crate::alert::Alert> {
+        self.alert_rows.get(self.alert_sel).and_then(|i| self.snap.alerts.get(*i))
     }
 
     pub fn campaign(&self) -> Option<&Arc<crate::engine::snapshot::CampaignView>> {
@@ -252,11 +335,30 @@ impl App {
             Action::CampaignView => return self.goto(View::Campaign),
             Action::ChannelView => return self.goto(View::Channel),
             Action::AlertsView => return self.goto(View::Alerts),
-            Action::Silence if self.view == View::Alerts && self.snap.alerts.get(self.alert_sel).is_some() => {
+            Action::Silence | Action::SilenceChannel
+                if self.view == View::Alerts && self.selected_alert().is_some() =>
+            {
                 self.silence_prompt = Some("1h".into());
+                self.silence_channel = action == Action::SilenceChannel;
+            }
+            Action::SeverityFilter if self.view == View::Alerts => {
+                self.alert_min_severity = match self.alert_min_severity {
+                    Severity::Info => Severity::Warn,
+                    Severity::Warn => Severity::Crit,
+                    Severity::Crit => Severity::Info,
+                };
+                self.refresh_alert_rows();
+            }
+            Action::StateFilter if self.view == View::Alerts => {
+                self.alert_states = match self.alert_states {
+                    StateFilter::All => StateFilter::Active,
+                    StateFilter::Active => StateFilter::Firing,
+                    StateFilter::Firing => StateFilter::All,
+                };
+                self.refresh_alert_rows();
             }
             Action::Ack if self.view == View::Alerts => {
-                let alert = self.snap.alerts.get(self.alert_sel)?;
+                let alert = self.selected_alert()?.clone();
                 if alert.state != crate::alert::AlertState::Firing {
                     self.message = Some("only a firing alert can be acknowledged".into());
                     return None;
@@ -276,7 +378,7 @@ impl App {
                 View::Channel => {}
                 View::Alerts => {
                     // Jump to the channel the alert is about.
-                    let a = self.snap.alerts.get(self.alert_sel)?;
+                    let a = self.selected_alert()?;
                     let key = ChannelKey::new(&a.key.campaign, &a.key.channel);
                     self.campaign_sel = self.snap.campaigns.iter().position(|c| c.campaign.id == key.campaign)?;
                     self.filter.clear();
@@ -355,14 +457,18 @@ impl App {
                     }
                 };
                 self.silence_prompt = None;
-                let a = self.snap.alerts.get(self.alert_sel)?;
-                self.message =
-                    Some(format!("silenced {} on {} for {}", a.key.rule, a.key.channel, humantime::format_duration(d)));
-                return Some(Command::Silence {
-                    key: a.key.clone(),
-                    for_ms: d.as_millis() as i64,
-                    by: self.user.clone(),
-                });
+                let a = self.selected_alert()?;
+                let mut key = a.key.clone();
+                let what = if self.silence_channel {
+                    // An empty rule matches every rule of the channel.
+                    key.rule.clear();
+                    "every alert".to_string()
+                } else {
+                    key.rule.clone()
+                };
+                let on = if key.channel.is_empty() { key.campaign.clone() } else { key.channel.clone() };
+                self.message = Some(format!("silenced {what} on {on} for {}", humantime::format_duration(d)));
+                return Some(Command::Silence { key, for_ms: d.as_millis() as i64, by: self.user.clone() });
             }
             _ => {}
         }
@@ -392,7 +498,7 @@ impl App {
         let (cur, len) = match self.view {
             View::Overview => (&mut self.campaign_sel, self.snap.campaigns.len()),
             View::Campaign => (&mut self.row, self.rows.len()),
-            View::Alerts => (&mut self.alert_sel, self.snap.alerts.len()),
+            View::Alerts => (&mut self.alert_sel, self.alert_rows.len()),
             View::Channel => return,
         };
         let next = (*cur as isize).saturating_add(d).clamp(0, len.saturating_sub(1) as isize);
@@ -404,7 +510,7 @@ impl App {
         } else if self.view == View::Campaign {
             self.channel = self.selected_channel().map(|c| c.key.clone());
         } else if self.view == View::Alerts {
-            self.alert_key = self.snap.alerts.get(self.alert_sel).map(|a| a.key.clone());
+            self.alert_key = self.selected_alert().map(|a| a.key.clone());
         }
     }
 
@@ -422,7 +528,7 @@ impl App {
         self.view = view;
         self.editing_filter = false;
         if view == View::Alerts {
-            self.alert_key = self.snap.alerts.get(self.alert_sel).map(|a| a.key.clone());
+            self.alert_key = self.selected_alert().map(|a| a.key.clone());
         }
         match (from == View::Channel, view == View::Channel) {
             (false, true) => self.series_command(),

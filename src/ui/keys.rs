@@ -22,6 +22,9 @@ pub enum Action {
     AlertsView,
     Ack,
     Silence,
+    SilenceChannel,
+    SeverityFilter,
+    StateFilter,
     Help,
     Filter,
     SortNext,
@@ -83,7 +86,10 @@ pub const BINDINGS: &[Binding] = &[
     b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", Some("KPI")),
     b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", None),
     b("a", Action::Ack, Scope::Alerts, "acknowledge the alert", Some("ack")),
-    b("s", Action::Silence, Scope::Alerts, "silence the alert for a while", Some("silence")),
+    b("s", Action::Silence, Scope::Alerts, "silence the alert", Some("silence")),
+    b("S", Action::SilenceChannel, Scope::Alerts, "silence its channel", None),
+    b("v", Action::SeverityFilter, Scope::Alerts, "filter by severity", Some("severity")),
+    b("t", Action::StateFilter, Scope::Alerts, "filter by state", Some("state")),
     b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
 ];
 
@@ -92,6 +98,9 @@ pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
     let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
     Some(match k.code {
         KeyCode::Char('s') if scope == Scope::Alerts => Action::Silence,
+        KeyCode::Char('S') if scope == Scope::Alerts => Action::SilenceChannel,
+        KeyCode::Char('v') if scope == Scope::Alerts => Action::SeverityFilter,
+        KeyCode::Char('t') if scope == Scope::Alerts => Action::StateFilter,
         KeyCode::Char('c') if ctrl => Action::Quit,
         KeyCode::Char('d') if ctrl => Action::PageDown,
         KeyCode::Char('u') if ctrl => Action::PageUp,

@@ -250,8 +250,13 @@ pub async fn run(
 
 fn draw_synced(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io::Result<()> {
     use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+    use std::io::Write;
     crossterm::queue!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
     terminal.draw(|f| draw(f, app))?;
+    if std::mem::take(&mut app.ring) {
+        // A new critical alert: the terminal's bell (BEL), once.
+        terminal.backend_mut().write_all(b"\x07")?;
+    }
     crossterm::execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
     Ok(())
 }

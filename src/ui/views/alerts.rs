@@ -2,7 +2,7 @@
 //! line of explanation and who acknowledged it.
 
 use crate::alert::{AlertState, Severity};
-use crate::ui::app::App;
+use crate::ui::app::{App, StateFilter};
 use crate::ui::widgets::{fit, truncate};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -21,17 +21,33 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     let width = area.width as usize;
     let mut lines: Vec<Line<'static>> = Vec::new();
+    let filtered = app.alert_min_severity != Severity::Info || app.alert_states != StateFilter::All;
+    if filtered {
+        let sev = match app.alert_min_severity {
+            Severity::Info => "all severities",
+            Severity::Warn => "warnings and worse",
+            Severity::Crit => "critical",
+        };
+        let hidden = snap.alerts.len() - app.alert_rows.len();
+        let text = format!("showing {sev}, {} ({hidden} hidden; v, t to change)", app.alert_states.label());
+        lines.push(Line::styled(fit(&text, width), t.muted));
+    }
     let mut selected_line = 0;
     let mut campaigns: Vec<&str> = Vec::new();
-    for a in snap.alerts.iter() {
+    for a in app.alert_rows.iter().map(|i| &snap.alerts[*i]) {
         if !campaigns.contains(&a.key.campaign.as_str()) {
             campaigns.push(&a.key.campaign);
         }
     }
+    if campaigns.is_empty() {
+        lines.push(Line::styled(fit("No alert matches the filter.", width), t.good));
+    }
     for camp in campaigns {
         let name = snap.campaign(camp).map_or(camp.to_string(), |c| c.campaign.name.clone());
         lines.push(Line::styled(truncate(&name, width), t.accent));
-        for (i, a) in snap.alerts.iter().enumerate().filter(|(_, a)| a.key.campaign == camp) {
+        for (i, a) in
+            app.alert_rows.iter().map(|i| &snap.alerts[*i]).enumerate().filter(|(_, a)| a.key.campaign == camp)
+        {
             let (sym, style) = match (a.state, a.severity) {
                 (AlertState::Resolved, _) => ("✓", t.good),
                 (_, Severity::Crit) => ("✖", t.bad),
@@ -48,13 +64,21 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 (AlertState::Firing, false, false) => "FIRING",
             };
             let age = compact_age(snap.now_ms - a.resolved_ms.or(a.fired_ms).unwrap_or(a.since_ms));
-            let mut ack = a.ack.as_ref().map_or(String::new(), |k| format!("  ack {}", k.by));
-            if let Some(s) = silence {
-                ack.push_str(&format!("  silenced {} more by {}", compact_age(s.until_ms - snap.now_ms), s.by));
-            }
+            // Who handled it comes first, so a narrow screen does not cut it off; the state
+            // column already says "acked" when only acked.
+            let handled = match (silence, &a.ack) {
+                (Some(s), ack) => format!(
+                    "[{}silenced {} more by {}] ",
+                    ack.as_ref().map_or(String::new(), |k| format!("ack {}, ", k.by)),
+                    compact_age(s.until_ms - snap.now_ms),
+                    s.by
+                ),
+                (None, Some(k)) => format!("[ack {}] ", k.by),
+                (None, None) => String::new(),
+            };
             let head = format!(" {sym} {:<8} {:>6}  {:<16} ", state, age, truncate(&a.key.channel, 16));
             // The summary names the limit or the source problem; the rule id would repeat it.
-            let rest = format!("{}{ack}", a.summary);
+            let rest = format!("{handled}{}", a.summary);
             let rest_w = width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str()));
             let line = Line::from(vec![
                 Span::styled(head, style),
@@ -78,7 +102,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let height = list_area.height as usize;
     let scroll = selected_line.saturating_sub(height.saturating_sub(1));
     f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)).style(t.base), list_area);
-    if let (Some(d), Some(a)) = (detail_area, snap.alerts.get(app.alert_sel)) {
+    if let (Some(d), Some(a)) = (detail_area, app.selected_alert()) {
         f.render_widget(Paragraph::new(detail(app, a, width)).style(t.base), d);
     }
 }
