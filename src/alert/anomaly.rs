@@ -650,6 +650,22 @@ mod tests {
         assert!(fired(&v).contains(&"anomaly: cpc drift"), "{v:?}");
     }
 
+    proptest::proptest! {
+        /// Pure Poisson traffic with a daily cycle, any level: nothing is anomalous.
+        #[test]
+        fn poisson_noise_at_any_level_raises_nothing(seed in 0u64..10_000, level in 0.05f64..5.0, at_hour in 0i64..24) {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut hist = HourlyHistory::default();
+            for h in 0..7 * 24 {
+                let t = h * HOUR;
+                hist.push(t + HOUR, &hour(&mut rng, weight(t) * level, 0.015, 1.0));
+            }
+            let at = 7 * DAY + at_hour * HOUR;
+            let v = judge(&hist, hour(&mut rng, weight(at) * level, 0.015, 1.0), at);
+            proptest::prop_assert!(fired(&v).is_empty(), "{:?}", v);
+        }
+    }
+
     #[test]
     fn history_keeps_a_week_and_a_day_in_order() {
         let mut hist = HourlyHistory::default();

@@ -135,6 +135,8 @@ pub fn step(
                     if now - clear_since >= timing.keep_firing_for_ms {
                         a.state = AlertState::Resolved;
                         a.resolved_ms = Some(now);
+                        // Say what it is now, not what it was at the last breach.
+                        a.summary = format!("cleared: {}", v.summary);
                         return (Some(a), Transition::Resolved);
                     }
                     (Some(a), Transition::None)
