@@ -128,7 +128,16 @@ fn detail(app: &App, a: &crate::alert::Alert, width: usize) -> Vec<Line<'static>
         None => Line::styled(fit("no contingency plan in the campaign file for this rule", width), t.muted),
     };
     vec![
-        Line::styled(fit(&format!("{head}{}", "─".repeat(width)), width), t.muted),
+        Line::styled(
+            fit(
+                &format!(
+                    "{head}{}",
+                    "─".repeat(width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str())))
+                ),
+                width,
+            ),
+            t.muted,
+        ),
         Line::raw(fit(&a.summary, width)),
         step,
     ]
