@@ -6,6 +6,7 @@ pub mod clock;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod optimize;
 pub mod poll;
 pub mod sim;
 pub mod store;

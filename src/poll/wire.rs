@@ -160,6 +160,9 @@ pub struct ControlRequest {
     pub action: ControlAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// declare_winner: the variant that gets all traffic; none ends that and restores the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub idempotency_key: String,
 }
 
@@ -169,6 +172,8 @@ pub enum ControlAction {
     Pause,
     Resume,
     SetBudget,
+    /// End an A/B test: all traffic to `variant`.
+    DeclareWinner,
 }
 
 #[cfg(test)]

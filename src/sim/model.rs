@@ -125,6 +125,8 @@ pub struct SimChannel {
     lead_factor: f64,
     pub http_error: Option<u16>,
     pub hang: bool,
+    /// The A/B split before a winner was declared.
+    split: Option<Vec<f64>>,
     day: i64,
     spent_today: f64,
     rng: SmallRng,
@@ -164,6 +166,7 @@ impl SimChannel {
             lead_factor: 1.0,
             http_error: None,
             hang: false,
+            split: None,
             day: i64::MIN,
             spent_today: 0.0,
             rng: SmallRng::seed_from_u64(seed),
@@ -480,6 +483,28 @@ impl Network {
                 Some(v) if v.is_finite() && v >= 0.0 => ch.daily_budget = v,
                 _ => return Err(ControlError::BadRequest("set_budget needs a value ≥ 0".into())),
             },
+            ControlAction::DeclareWinner => {
+                if ch.variants.is_empty() {
+                    return Err(ControlError::BadRequest(format!("{} runs no A/B test", ch.id)));
+                }
+                if ch.split.is_none() {
+                    ch.split = Some(ch.variants.iter().map(|v| v.share).collect());
+                }
+                match &req.variant {
+                    Some(w) if ch.variants.iter().any(|v| &v.id == w) => {
+                        for v in &mut ch.variants {
+                            v.share = if &v.id == w { 1.0 } else { 0.0 };
+                        }
+                    }
+                    Some(w) => return Err(ControlError::BadRequest(format!("no variant '{w}' on {}", ch.id))),
+                    None => {
+                        let split = ch.split.take().unwrap_or_default();
+                        for (v, s) in ch.variants.iter_mut().zip(split) {
+                            v.share = s;
+                        }
+                    }
+                }
+            }
         }
         let outcome = ControlOutcome {
             applied: true,
@@ -551,6 +576,7 @@ mod tests {
             channel: "x".into(),
             action,
             value,
+            variant: None,
             idempotency_key: key.into(),
         };
         let out = net.control("c", &req(ControlAction::Pause, None, "k1")).unwrap();

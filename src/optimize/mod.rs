@@ -1,0 +1,5 @@
+//! Optimize (DESIGN.md §6): recommendations computed from the data, applied through the
+//! channels' control endpoints, journaled and undoable.
+
+pub mod recommend;
+pub mod stats;
