@@ -340,6 +340,55 @@ fn bench_detectors() {
     );
 }
 
+/// Cost of recomputing one campaign's recommendations (six channels, one A/B test).
+fn bench_optimize() {
+    use campaign_cockpit::domain::VariantCounters;
+    use campaign_cockpit::optimize::recommend::{ChannelFacts, recommend};
+    let campaign = campaign_cockpit::demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+    let facts: Vec<ChannelFacts> = campaign
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(i, ch)| ChannelFacts {
+            id: ch.id.clone(),
+            window: Counters {
+                impressions: 200_000,
+                clicks: 4_000,
+                leads: 300,
+                conversions: 40 + 15 * i as u64,
+                spend: ch.daily_budget,
+                revenue: (40 + 15 * i) as f64 * 260.0,
+            },
+            window_ms: 24 * HOUR,
+            budget: ch.daily_budget,
+            min_budget: ch.min_budget.unwrap_or(0.0),
+            max_budget: ch.max_budget.unwrap_or(f64::INFINITY),
+            paused: false,
+            variants: if i == 1 {
+                vec![
+                    VariantCounters { id: "A".into(), impressions: 100_000, clicks: 2_000, conversions: 20 },
+                    VariantCounters { id: "B".into(), impressions: 100_000, clicks: 2_100, conversions: 22 },
+                ]
+            } else {
+                Vec::new()
+            },
+            winner: None,
+            changed_ms: None,
+            healthy: true,
+            spent_total: 200_000.0,
+        })
+        .collect();
+    let mut per = Vec::new();
+    let mut n = 0;
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        n += std::hint::black_box(recommend(&campaign, &facts, now())).len();
+        per.push(t0.elapsed());
+    }
+    let (p50, p99) = stats(per);
+    println!("recommendations, one 6-channel campaign ({} each)   median {}  p99 {}", n / 200, ms(p50), ms(p99));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo test --benches` runs this with --bench absent: keep that quick.
@@ -364,5 +413,8 @@ fn main() {
     }
     if run("detectors") {
         bench_detectors();
+    }
+    if run("optimize") {
+        bench_optimize();
     }
 }

@@ -89,6 +89,13 @@ impl HourlyHistory {
         self.hours.len()
     }
 
+    /// Counters since `from` (whole hours that end after it) and the span they cover up to `now`.
+    pub fn sum_since(&self, from: i64, now: i64) -> (Counters, i64) {
+        let hours = self.hours.iter().filter(|(h, _)| h + HOUR > from);
+        let first = self.hours.iter().find(|(h, _)| h + HOUR > from).map_or(now, |(h, _)| (*h).max(from));
+        (Counters::sum(hours.map(|(_, c)| c)), (now - first).max(0))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.hours.is_empty()
     }

@@ -143,7 +143,18 @@ pub fn evaluate(
             let limits = campaign.kpis.iter().chain(campaign.channel(ch.id).into_iter().flat_map(|p| p.kpis.iter()));
             for limit in limits {
                 let k = key(ch.id, format!("kpi: {limit}"));
-                let v = kpi(limit, &window, &s.guard, s.threshold, was_active(&k), &span);
+                // A paused channel spends nothing: its limits hold (and its alerts clear).
+                let v = if ch.paused {
+                    Some(Verdict {
+                        active: false,
+                        severity: Severity::Info,
+                        observed: None,
+                        expected: None,
+                        summary: "channel paused".into(),
+                    })
+                } else {
+                    kpi(limit, &window, &s.guard, s.threshold, was_active(&k), &span)
+                };
                 push(k, v, &s);
             }
         }

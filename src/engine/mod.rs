@@ -3,6 +3,7 @@
 //! and publishes a fresh `Snapshot` after each burst of changes. The UI talks to it with
 //! `Command`s.
 
+mod actions;
 pub mod health;
 pub mod snapshot;
 
@@ -38,6 +39,17 @@ pub enum Command {
     Silence { key: crate::alert::AlertKey, for_ms: i64, by: String },
     /// Acknowledge an alert as `by`.
     Ack { key: crate::alert::AlertKey, by: String },
+    /// Send control actions on a campaign's channels, confirmed by `by`.
+    Apply {
+        campaign: String,
+        changes: Vec<crate::optimize::recommend::Change>,
+        recommendation: Option<String>,
+        by: String,
+    },
+    /// Undo a journal entry (the campaign's last applied action when `None`).
+    Undo { entry: Option<u64>, campaign: Option<String>, by: String },
+    /// Hide a recommendation for a while (campaign time).
+    Snooze { recommendation: String, for_ms: i64 },
     /// Flush and stop; answers when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -73,6 +85,14 @@ pub struct Engine {
     backfill: Vec<ChannelKey>,
     alerts: BTreeMap<crate::alert::AlertKey, crate::alert::Alert>,
     silences: Vec<crate::alert::Silence>,
+    journal: Vec<crate::optimize::journal::JournalEntry>,
+    snoozes: HashMap<String, i64>,
+    outbox: Vec<crate::optimize::control::Dispatch>,
+    read_only: bool,
+    recs: HashMap<String, Vec<crate::optimize::recommend::Recommendation>>,
+    recs_stale: bool,
+    /// When each campaign's recommendations were last computed (campaign time).
+    recs_at: HashMap<String, i64>,
     dirty: bool,
     last_prune: Instant,
 }
@@ -146,11 +166,27 @@ impl Engine {
             backfill,
             alerts,
             silences,
+            journal: Vec::new(),
+            snoozes: HashMap::new(),
+            outbox: Vec::new(),
+            read_only: false,
+            recs: HashMap::new(),
+            recs_stale: true,
+            recs_at: HashMap::new(),
             dirty: true,
             last_prune: Instant::now(),
         };
+        engine.load_optimize()?;
         engine.publish();
         Ok((engine, rx))
+    }
+
+    /// Refuses every action from now on (`--read-only`); the header says so.
+    pub fn set_read_only(&mut self, on: bool) {
+        self.read_only = on;
+        self.snapshot.read_only = on;
+        self.dirty = true;
+        self.publish();
     }
 
     /// The sources to poll for every channel of every campaign: one per distinct URL, at the
@@ -170,7 +206,24 @@ impl Engine {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut done: Option<oneshot::Sender<()>> = None;
         let mut last_publish = tokio::time::Instant::now();
+        let (answers_tx, mut answers) = mpsc::channel::<(u64, Result<String, String>)>(64);
+        let client = crate::poll::client();
+        let token: Option<Arc<str>> =
+            std::env::var("COCKPIT_CONTROL_TOKEN").ok().filter(|t| !t.is_empty()).map(Arc::from);
         loop {
+            for d in self.take_outbox() {
+                let (client, tx, token) = (client.clone(), answers_tx.clone(), token.clone());
+                tokio::spawn(async move {
+                    let result = crate::optimize::control::send(
+                        &client,
+                        &d,
+                        token.as_deref(),
+                        crate::optimize::control::TIMEOUT,
+                    )
+                    .await;
+                    let _ = tx.send((d.entry, result)).await;
+                });
+            }
             let due = last_publish + PUBLISH_EVERY;
             tokio::select! {
                 biased;
@@ -184,6 +237,11 @@ impl Engine {
                     }
                     None => break,
                 },
+                Some((entry, result)) = answers.recv() => {
+                    self.on_control(entry, result);
+                    self.publish();
+                    last_publish = tokio::time::Instant::now();
+                }
                 outcome = polls.recv() => match outcome {
                     Some(o) => {
                         self.on_poll(o);
@@ -242,6 +300,11 @@ impl Engine {
                 self.silences.push(s);
                 self.dirty = true;
             }
+            Command::Apply { campaign, changes, recommendation, by } => {
+                self.apply(&campaign, &changes, recommendation, &by)
+            }
+            Command::Undo { entry, campaign, by } => self.undo(entry, campaign.as_deref(), &by),
+            Command::Snooze { recommendation, for_ms } => self.snooze(&recommendation, for_ms),
             Command::Shutdown(_) => {}
         }
     }
@@ -558,6 +621,7 @@ impl Engine {
         }
         self.snapshot.campaigns = campaigns;
         self.evaluate_alerts(&changed);
+        self.refresh_recommendations(&changed);
         let mut alerts: Vec<crate::alert::Alert> = self.alerts.values().cloned().collect();
         alerts.sort_by(|a, b| {
             let rank = |a: &crate::alert::Alert| match a.state {

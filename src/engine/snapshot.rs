@@ -26,6 +26,14 @@ pub struct Snapshot {
     pub alerts: Arc<Vec<crate::alert::Alert>>,
     /// Silences in force.
     pub silences: Arc<Vec<crate::alert::Silence>>,
+    /// Recommendations by campaign, best first within each.
+    pub recommendations: Arc<Vec<crate::optimize::recommend::Recommendation>>,
+    /// Every action sent, oldest first.
+    pub journal: Arc<Vec<crate::optimize::journal::JournalEntry>>,
+    /// Actions are refused (`--read-only`).
+    pub read_only: bool,
+    /// The latest word on an action (sequence number, text), for the status line.
+    pub notice: Option<(u64, String)>,
 }
 
 impl Snapshot {

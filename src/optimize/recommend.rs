@@ -393,10 +393,12 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
             (worst.f.budget * STEP).min(worst.f.budget - worst.f.min_budget).min(best.f.max_budget - best.f.budget);
         // Whole steps only, never more than there is room for.
         let amount = (room / ROUND).floor() * ROUND;
-        let p = p_better(&worst.y, &best.y, 4_000, &mut rng);
-        // B must be good in itself, and the money must be worth more there.
+        // B must be good in itself, and the money must be worth more there (cheap checks
+        // first; the sampling only when they pass).
         let best_ok = 1.0 - best.y.p_below(1.0 / best.limit) >= 0.8;
-        if amount >= ROUND && p >= 0.95 && best_ok && value(best) > value(worst) * 1.2 {
+        let worth = amount >= ROUND && best_ok && value(best) > value(worst) * 1.2;
+        let p = if worth { p_better(&worst.y, &best.y, 2_000, &mut rng) } else { 0.0 };
+        if worth && p >= 0.95 {
             let gained = amount * (best.rate() - worst.rate());
             out.push(Recommendation {
                 id: format!("{}/shift/{}/{}", c.id, worst.f.id, best.f.id),

@@ -82,6 +82,8 @@ pub struct Store {
     rollups: sled::Tree,
     alerts: sled::Tree,
     silences: sled::Tree,
+    journal: sled::Tree,
+    snoozes: sled::Tree,
 }
 
 impl Store {
@@ -101,6 +103,8 @@ impl Store {
             rollups: tree("rollups")?,
             alerts: tree("alerts")?,
             silences: tree("silences")?,
+            journal: tree("journal")?,
+            snoozes: tree("snoozes")?,
             db,
             path,
         };
@@ -247,6 +251,41 @@ impl Store {
     }
 
     /// Every stored cursor, in one sequential scan (faster than a lookup per channel).
+    /// A new journal id, increasing across restarts.
+    pub fn next_journal_id(&self) -> Result<u64> {
+        self.db.generate_id().map(|id| id + 1).map_err(|e| self.err(e))
+    }
+
+    /// Writes a journal entry and flushes: an action is on disk before it is sent, and its
+    /// outcome before anyone is told.
+    pub fn put_journal(&self, e: &crate::optimize::journal::JournalEntry) -> Result<()> {
+        self.journal.insert(e.id.to_be_bytes(), Self::encode(e)).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    /// The whole journal, oldest first.
+    pub fn journal(&self) -> Result<Vec<crate::optimize::journal::JournalEntry>> {
+        self.all(&self.journal, "journal")
+    }
+
+    /// Hides a recommendation until `until_ms` (campaign time).
+    pub fn put_snooze(&self, rec_id: &str, until_ms: i64) -> Result<()> {
+        self.snoozes.insert(rec_id.as_bytes(), &until_ms.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    /// Snoozed recommendations: (id, until).
+    pub fn snoozes(&self) -> Result<Vec<(String, i64)>> {
+        self.snoozes
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                let until = v.as_ref().try_into().map(i64::from_be_bytes).unwrap_or(0);
+                Ok((String::from_utf8_lossy(&k).into_owned(), until))
+            })
+            .collect()
+    }
+
     pub fn cursors(&self) -> Result<std::collections::HashMap<ChannelKey, ChannelCursor>> {
         let mut out = std::collections::HashMap::new();
         for kv in self.channels.iter() {
