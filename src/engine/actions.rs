@@ -192,7 +192,8 @@ impl Engine {
         for view in &self.snapshot.campaigns {
             let c = &view.campaign;
             let due = self.recs_at.get(&c.id).is_none_or(|at| now - at >= RECOMPUTE_EVERY_MS);
-            if !all && !(due && view.channels.iter().any(|v| changed.contains(&v.key))) {
+            let touched = due && view.channels.iter().any(|v| changed.contains(&v.key));
+            if !all && !touched {
                 continue;
             }
             self.recs_at.insert(c.id.clone(), now);
