@@ -1,0 +1,255 @@
+//! Optimize actions against the simulator over HTTP, through the engine's run loop: apply, a
+//! retry with the same key applied once, undo, a failing endpoint recorded as failed, the
+//! read-only refusal, and an action cut off by a crash shown as unknown.
+
+use campaign_cockpit::clock::ManualClock;
+use campaign_cockpit::demo;
+use campaign_cockpit::engine::snapshot::Snapshot;
+use campaign_cockpit::engine::{Command, Engine};
+use campaign_cockpit::optimize::control::{self, Dispatch};
+use campaign_cockpit::optimize::journal::{JournalEntry, Outcome};
+use campaign_cockpit::optimize::recommend::Change;
+use campaign_cockpit::poll::wire::{ChannelStatus, ControlAction, ControlRequest};
+use campaign_cockpit::sim::{self, SimServer, model::Network};
+use campaign_cockpit::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+struct Rig {
+    sim: SimServer,
+    commands: mpsc::Sender<Command>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    _polls: mpsc::Sender<campaign_cockpit::poll::PollOutcome>,
+    engine: tokio::task::JoinHandle<()>,
+}
+
+async fn rig(dir: &std::path::Path, read_only: bool) -> Rig {
+    let sc = demo::scenario();
+    let start = sc.start.unwrap().timestamp_millis();
+    let clock = Arc::new(ManualClock::new(start + 3_600_000));
+    let mut campaigns = demo::campaigns();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::serve(listener, Network::new(chs, inc, start), clock.clone()).unwrap();
+    demo::rebase(&mut campaigns, &sim.base_url());
+    let store = Store::open(&dir.join("db")).unwrap();
+    for c in &campaigns {
+        store.put_campaign(c).unwrap();
+    }
+    let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+    let (mut engine, snapshots) = Engine::new(store, clock, &sources).unwrap();
+    engine.set_read_only(read_only);
+    let (poll_tx, poll_rx) = mpsc::channel(16);
+    let (commands, cmd_rx) = mpsc::channel(16);
+    let engine = tokio::spawn(engine.run(poll_rx, cmd_rx));
+    Rig { sim, commands, snapshots, _polls: poll_tx, engine }
+}
+
+impl Rig {
+    /// Waits (with a deadline, not a sleep) until the snapshot satisfies `cond`.
+    async fn until(&mut self, what: &str, cond: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
+        let wait = async {
+            loop {
+                let s = self.snapshots.borrow_and_update().clone();
+                if cond(&s) {
+                    return s;
+                }
+                self.snapshots.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    fn status(&self, campaign: &str, channel: &str) -> (ChannelStatus, f64) {
+        let net = self.sim.network.lock().unwrap();
+        let ch = net.channels.iter().find(|c| c.campaign == campaign && c.id == channel).unwrap();
+        (ch.status, ch.daily_budget)
+    }
+
+    async fn stop(self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(Command::Shutdown(tx)).await.unwrap();
+        rx.await.unwrap();
+        self.engine.await.unwrap();
+    }
+}
+
+fn budget(channel: &str, before: f64, after: f64) -> Change {
+    Change {
+        channel: channel.into(),
+        action: ControlAction::SetBudget,
+        value: Some(after),
+        variant: None,
+        before,
+        after,
+    }
+}
+
+fn entry<'a>(s: &'a Snapshot, pred: impl Fn(&JournalEntry) -> bool) -> Option<&'a JournalEntry> {
+    s.journal.iter().find(|e| pred(e))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_undo_and_failure_are_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rig(dir.path(), false).await;
+    assert_eq!(r.status("618-promo", "douyin"), (ChannelStatus::Active, 8_000.0));
+
+    // A shift: two budget changes, each journaled and applied.
+    let shift = vec![budget("douyin", 8_000.0, 6_400.0), budget("tmall-ztc", 9_000.0, 10_600.0)];
+    let by = "oncall".to_string();
+    r.commands
+        .send(Command::Apply {
+            campaign: "618-promo".into(),
+            changes: shift,
+            recommendation: Some("618-promo/shift".into()),
+            by: by.clone(),
+        })
+        .await
+        .unwrap();
+    let s = r
+        .until("both applied", |s| {
+            s.journal.iter().filter(|e| matches!(e.outcome, Outcome::Applied { .. })).count() == 2
+        })
+        .await;
+    assert_eq!(r.status("618-promo", "douyin").1, 6_400.0);
+    assert_eq!(r.status("618-promo", "tmall-ztc").1, 10_600.0);
+    let douyin = entry(&s, |e| e.change.channel == "douyin").unwrap().clone();
+    assert_eq!((douyin.by.as_str(), douyin.inverse.value), ("oncall", Some(8_000.0)));
+    assert_eq!(douyin.recommendation.as_deref(), Some("618-promo/shift"));
+
+    // The same request sent again (a retry after a lost answer) is applied once.
+    let again = Dispatch {
+        entry: douyin.id,
+        url: format!("{}/control/618-promo", r.sim.base_url()),
+        request: ControlRequest {
+            channel: "douyin".into(),
+            action: ControlAction::SetBudget,
+            value: Some(6_400.0),
+            variant: None,
+            idempotency_key: douyin.idempotency_key.clone(),
+        },
+    };
+    let answer = control::send(&campaign_cockpit::poll::client(), &again, None, control::TIMEOUT).await.unwrap();
+    assert!(answer.contains("\"replayed\":true"), "{answer}");
+    assert_eq!(r.status("618-promo", "douyin").1, 6_400.0);
+
+    // Undo the last applied action (tmall-ztc's raise): the inverse goes out and is journaled.
+    r.commands.send(Command::Undo { entry: None, campaign: Some("618-promo".into()), by: by.clone() }).await.unwrap();
+    let s = r
+        .until("the undo applied", |s| {
+            s.journal.iter().any(|e| e.undo_of.is_some() && matches!(e.outcome, Outcome::Applied { .. }))
+        })
+        .await;
+    assert_eq!(r.status("618-promo", "tmall-ztc").1, 9_000.0);
+    let raised = entry(&s, |e| e.change.channel == "tmall-ztc" && e.undo_of.is_none()).unwrap();
+    assert!(raised.undone_by.is_some() && !raised.undoable());
+
+    // A pause, then its undo by entry id.
+    let pause = Change {
+        channel: "douyin".into(),
+        action: ControlAction::Pause,
+        value: None,
+        variant: None,
+        before: 6_400.0,
+        after: 6_400.0,
+    };
+    r.commands
+        .send(Command::Apply {
+            campaign: "618-promo".into(),
+            changes: vec![pause],
+            recommendation: None,
+            by: by.clone(),
+        })
+        .await
+        .unwrap();
+    let s = r
+        .until("the pause applied", |s| {
+            s.journal
+                .iter()
+                .any(|e| e.change.action == ControlAction::Pause && matches!(e.outcome, Outcome::Applied { .. }))
+        })
+        .await;
+    assert_eq!(r.status("618-promo", "douyin").0, ChannelStatus::Paused);
+    let id = entry(&s, |e| e.change.action == ControlAction::Pause).unwrap().id;
+    r.commands.send(Command::Undo { entry: Some(id), campaign: None, by: by.clone() }).await.unwrap();
+    r.until("the resume applied", |s| {
+        s.journal.iter().any(|e| e.undo_of == Some(id) && matches!(e.outcome, Outcome::Applied { .. }))
+    })
+    .await;
+    assert_eq!(r.status("618-promo", "douyin").0, ChannelStatus::Active);
+
+    // The endpoint refuses (a negative budget): failed with the reason, nothing applied.
+    r.commands
+        .send(Command::Apply {
+            campaign: "618-promo".into(),
+            changes: vec![budget("baidu-search", 4_000.0, -5.0)],
+            recommendation: None,
+            by: by.clone(),
+        })
+        .await
+        .unwrap();
+    let s = r.until("the failure", |s| s.journal.iter().any(|e| matches!(e.outcome, Outcome::Failed { .. }))).await;
+    let failed = entry(&s, |e| matches!(e.outcome, Outcome::Failed { .. })).unwrap();
+    assert!(failed.outcome.label().contains("HTTP 400"), "{}", failed.outcome.label());
+    assert!(!failed.undoable());
+    assert_eq!(r.status("618-promo", "baidu-search").1, 4_000.0);
+    let n = s.journal.len();
+    r.stop().await;
+
+    // After a restart the journal is all there.
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    assert_eq!(store.journal().unwrap().len(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_refuses_at_dispatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rig(dir.path(), true).await;
+    let s = r.until("the read-only flag", |s| s.read_only).await;
+    assert!(s.read_only);
+    r.commands
+        .send(Command::Apply {
+            campaign: "618-promo".into(),
+            changes: vec![budget("douyin", 8_000.0, 1_000.0)],
+            recommendation: None,
+            by: "x".into(),
+        })
+        .await
+        .unwrap();
+    let s = r.until("the refusal", |s| s.notice.as_ref().is_some_and(|(_, t)| t.starts_with("read-only"))).await;
+    assert!(s.journal.is_empty());
+    assert_eq!(r.status("618-promo", "douyin").1, 8_000.0);
+    r.stop().await;
+}
+
+#[test]
+fn an_action_cut_off_by_a_crash_is_shown_as_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let change = budget("douyin", 8_000.0, 6_400.0);
+    store
+        .put_journal(&JournalEntry {
+            id: store.next_journal_id().unwrap(),
+            at_ms: 0,
+            wall_ms: 0,
+            by: "oncall".into(),
+            campaign: "618-promo".into(),
+            inverse: change.inverse(),
+            change,
+            idempotency_key: "k".into(),
+            recommendation: None,
+            undo_of: None,
+            undone_by: None,
+            outcome: Outcome::Sending,
+        })
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let (_engine, rx) = Engine::new(store, clock, &[]).unwrap();
+    let s = rx.borrow().clone();
+    assert_eq!(s.journal[0].outcome, Outcome::Unknown);
+    assert!(s.journal[0].line().contains("unknown"), "{}", s.journal[0].line());
+}
