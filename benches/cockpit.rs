@@ -375,6 +375,7 @@ fn bench_optimize() {
             winner: None,
             changed_ms: None,
             healthy: true,
+            controllable: true,
             spent_total: 200_000.0,
         })
         .collect();

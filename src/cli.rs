@@ -36,6 +36,9 @@ pub struct Cli {
     /// Ring the terminal bell when a critical alert fires.
     #[arg(long, global = true)]
     pub bell: bool,
+    /// Look, never touch: every action (apply, undo, pause, budget) is refused.
+    #[arg(long, global = true)]
+    pub read_only: bool,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -93,6 +96,11 @@ pub enum Cmd {
         /// Baseline points needed before any verdict.
         #[arg(long, default_value_t = 8)]
         min_history: usize,
+    },
+    /// List every action sent to a control endpoint, oldest first, with its outcome.
+    Journal {
+        #[arg(long)]
+        json: bool,
     },
     /// Poll every source once, evaluate every alert rule, print what is firing; exit 0 when
     /// nothing is, 1 for warnings, 2 for critical alerts, 3 when the check itself failed.
@@ -167,6 +175,7 @@ pub struct Config {
     pub theme: Option<String>,
     pub interval: Option<String>,
     pub bell: Option<bool>,
+    pub read_only: Option<bool>,
 }
 
 impl Config {
@@ -227,6 +236,7 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
     cli.theme = cli.theme.or(config.theme);
     cli.interval = cli.interval.or_else(|| config.interval.as_deref().and_then(|i| parse_duration(i).ok()));
     cli.bell = cli.bell || config.bell.unwrap_or(false);
+    cli.read_only = cli.read_only || config.read_only.unwrap_or(false);
     Ok(cli)
 }
 
@@ -345,6 +355,23 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             print!("{}", replay(&rows, settings));
             Ok(())
         }
+        Some(Cmd::Journal { json }) => {
+            let entries = open_store(&db)?.journal()?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!("the journal is empty: no action has been sent from this database");
+            } else {
+                for e in &entries {
+                    let when = chrono::DateTime::from_timestamp_millis(e.wall_ms)
+                        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default();
+                    let rec = e.recommendation.as_deref().map(|r| format!(" [following {r}]")).unwrap_or_default();
+                    println!("{when} {}{rec}", e.line());
+                }
+            }
+            Ok(())
+        }
         // Answered by `run`, which needs its own exit code.
         Some(Cmd::Check { .. }) => Ok(()),
     }
@@ -461,17 +488,19 @@ async fn demo(store: Store, loaded: LoadedScenario, speed: f64, ui: Ui, interval
 struct Ui {
     theme: Theme,
     bell: bool,
+    read_only: bool,
 }
 
 fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
-    Ok(Ui { theme: theme(cli)?, bell: cli.bell })
+    Ok(Ui { theme: theme(cli)?, bell: cli.bell, read_only: cli.read_only })
 }
 
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let campaigns = store.campaigns()?;
     let sources = Engine::sources_for(&campaigns, interval);
-    let (engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
+    let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
+    engine.set_read_only(ui.read_only);
     let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);

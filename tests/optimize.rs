@@ -88,7 +88,7 @@ fn budget(channel: &str, before: f64, after: f64) -> Change {
     }
 }
 
-fn entry<'a>(s: &'a Snapshot, pred: impl Fn(&JournalEntry) -> bool) -> Option<&'a JournalEntry> {
+fn entry(s: &Snapshot, pred: impl Fn(&JournalEntry) -> bool) -> Option<&JournalEntry> {
     s.journal.iter().find(|e| pred(e))
 }
 

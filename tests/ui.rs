@@ -228,3 +228,166 @@ fn alert_filters_bell_and_channel_wide_silence() {
     assert!(s.rule.is_empty(), "covers every rule of the channel");
     assert_eq!(s.until_ms - s.created_ms, 2 * 3_600_000);
 }
+
+/// Sends what the app returns to the engine and hands the engine's answer back.
+fn key(h: &mut Harness, app: &mut App, k: KeyCode) {
+    let ev = KeyEvent::from(k);
+    let cmd = if app.confirm.is_some() {
+        app.confirm_key(ev)
+    } else if app.prompt.is_some() {
+        app.prompt_key(ev)
+    } else {
+        None
+    };
+    if let Some(cmd) = cmd {
+        h.engine.command(cmd);
+    }
+    h.engine.publish();
+    app.set_snapshot(fixed(&h.snapshot()));
+}
+
+/// Answers every queued control request from the simulated network, as the endpoint would.
+fn answer_outbox(h: &mut Harness) -> usize {
+    let out = h.engine.take_outbox();
+    let n = out.len();
+    for d in out {
+        let campaign = d.url.rsplit('/').next().unwrap().to_string();
+        let result = h.net.control(&campaign, &d.request).map(|o| format!("{o:?}")).map_err(|e| e.to_string());
+        h.engine.on_control(d.entry, result);
+    }
+    h.engine.publish();
+    n
+}
+
+#[test]
+fn optimize_view_applies_after_confirming_and_undoes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::demo(dir.path());
+    // Four hours in: Douyin's CTR collapse has made it the 618 campaign's worst channel.
+    h.run_minutes(4 * 60);
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    act(&mut h, &mut app, Action::OptimizeView);
+    assert_eq!(app.view, View::Optimize);
+    insta::assert_snapshot!("optimize_80x24", render_to_string(&mut app, 80, 24));
+    assert!(!app.snap.recommendations.is_empty());
+
+    // Select the first recommendation that changes something; y asks, n cancels.
+    while app.selected_rec().is_some_and(|r| r.info_only) {
+        act(&mut h, &mut app, Action::Down);
+    }
+    let rec = app.selected_rec().unwrap().clone();
+    act(&mut h, &mut app, Action::ApplyRec);
+    let text = app.confirm.as_ref().expect("a confirmation line").text.clone();
+    assert!(rec.changes.iter().all(|c| text.contains(&c.describe())), "{text}");
+    key(&mut h, &mut app, KeyCode::Char('n'));
+    assert!(app.confirm.is_none() && h.engine.take_outbox().is_empty(), "cancelled: nothing sent");
+    act(&mut h, &mut app, Action::ApplyRec);
+    key(&mut h, &mut app, KeyCode::Char('y'));
+    assert_eq!(answer_outbox(&mut h), rec.changes.len());
+    app.set_snapshot(fixed(&h.snapshot()));
+    let applied: Vec<_> = app.snap.journal.iter().filter(|e| e.undoable()).collect();
+    assert_eq!(applied.len(), rec.changes.len());
+    assert!(applied.iter().all(|e| e.recommendation.as_deref().is_some_and(|r| r.starts_with(&rec.id))));
+    assert!(!app.snap.recommendations.iter().any(|r| r.id == rec.id), "applied advice is gone (learning period)");
+
+    // u undoes the last applied action after confirming.
+    act(&mut h, &mut app, Action::Undo);
+    assert!(app.confirm.as_ref().unwrap().text.starts_with("undo #"));
+    key(&mut h, &mut app, KeyCode::Char('y'));
+    assert_eq!(answer_outbox(&mut h), 1);
+    app.set_snapshot(fixed(&h.snapshot()));
+    assert!(app.snap.journal.iter().any(|e| e.undo_of.is_some() && !e.undoable()));
+    assert!(app.snap.journal.iter().any(|e| e.undone_by.is_some()));
+}
+
+#[test]
+fn dismissing_hides_a_recommendation_for_the_time_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::demo(dir.path());
+    h.run_minutes(4 * 60);
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    act(&mut h, &mut app, Action::OptimizeView);
+    let id = app.selected_rec().expect("a recommendation").id.clone();
+    act(&mut h, &mut app, Action::Snooze);
+    assert_eq!(app.prompt.as_ref().unwrap().text, "4h");
+    key(&mut h, &mut app, KeyCode::Enter);
+    assert!(!app.snap.recommendations.iter().any(|r| r.id == id), "dismissed for 4h");
+    h.run_minutes(3 * 60);
+    app.set_snapshot(fixed(&h.snapshot()));
+    assert!(!app.snap.recommendations.iter().any(|r| r.id == id), "still dismissed after 3h");
+}
+
+#[test]
+fn manual_pause_and_budget_from_the_campaign_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Open); // the first campaign
+    let ch = app.selected_channel().unwrap().key.clone();
+    act(&mut h, &mut app, Action::PauseChannel);
+    assert!(app.confirm.as_ref().unwrap().text.starts_with(&format!("pause {}", ch.channel)));
+    key(&mut h, &mut app, KeyCode::Char('y'));
+    assert_eq!(answer_outbox(&mut h), 1);
+    act(&mut h, &mut app, Action::SetBudget);
+    // Out of the channel's range: refused with the range.
+    for c in ["9", "9", "9", "9", "9", "9"] {
+        key(&mut h, &mut app, KeyCode::Char(c.chars().next().unwrap()));
+    }
+    // The prompt starts with the current budget; the typed digits make it far too big.
+    key(&mut h, &mut app, KeyCode::Enter);
+    assert!(app.message.as_deref().is_some_and(|m| m.contains("is not a budget")), "{:?}", app.message);
+    act(&mut h, &mut app, Action::SetBudget);
+    for _ in 0..10 {
+        key(&mut h, &mut app, KeyCode::Backspace);
+    }
+    // A budget inside the channel's range: 10 % below today's, not below its minimum.
+    let plan = app.campaign().unwrap().campaign.channel(&ch.channel).unwrap().clone();
+    let target = ((plan.daily_budget * 0.9).max(plan.min_budget.unwrap_or(0.0))).round();
+    for c in format!("{target}").chars() {
+        key(&mut h, &mut app, KeyCode::Char(c));
+    }
+    key(&mut h, &mut app, KeyCode::Enter);
+    let want = format!("→ {}/day", campaign_cockpit::domain::metrics::thousands(target as i64));
+    assert!(
+        app.confirm.as_ref().is_some_and(|c| c.text.contains(&want)),
+        "{:?} {:?}",
+        app.confirm.as_ref().map(|c| &c.text),
+        app.message
+    );
+    key(&mut h, &mut app, KeyCode::Char('y'));
+    assert_eq!(answer_outbox(&mut h), 1);
+    let net_budget =
+        h.net.channels.iter().find(|c| c.campaign == ch.campaign && c.id == ch.channel).unwrap().daily_budget;
+    assert_eq!(net_budget, target);
+}
+
+/// Read-only: every key of every view, with every confirmation answered yes and every prompt
+/// entered, sends nothing to any control endpoint.
+#[test]
+fn read_only_cannot_be_bypassed_from_any_view_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::demo(dir.path());
+    h.run_minutes(4 * 60);
+    h.engine.set_read_only(true);
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    assert!(render_to_string(&mut app, 100, 30).contains("READ-ONLY"));
+    let before: Vec<(f64, String)> =
+        h.net.channels.iter().map(|c| (c.daily_budget, format!("{:?}", c.status))).collect();
+    let views = [Action::Overview, Action::CampaignView, Action::ChannelView, Action::AlertsView, Action::OptimizeView];
+    for v in views {
+        for b in BINDINGS.iter().filter(|b| b.action != Action::Quit) {
+            act(&mut h, &mut app, v);
+            if let Some(cmd) = app.apply(b.action) {
+                h.engine.command(cmd);
+            }
+            for k in [KeyCode::Enter, KeyCode::Char('y')] {
+                key(&mut h, &mut app, k);
+            }
+            app.help = false;
+            assert!(h.engine.take_outbox().is_empty(), "{:?} in {v:?} queued a control request", b.action);
+        }
+    }
+    let after: Vec<(f64, String)> =
+        h.net.channels.iter().map(|c| (c.daily_budget, format!("{:?}", c.status))).collect();
+    assert_eq!(before, after);
+    assert!(app.snap.journal.is_empty());
+}

@@ -251,6 +251,7 @@ impl Engine {
             winner,
             changed_ms,
             healthy: v.health.severity() <= crate::engine::health::Health::Slow.severity(),
+            controllable: st.plan.control.is_some(),
             spent_total,
         }
     }

@@ -97,6 +97,8 @@ pub struct ChannelFacts {
     /// When it was last changed from here (campaign time).
     pub changed_ms: Option<i64>,
     pub healthy: bool,
+    /// It has a control endpoint (advice on it can be applied).
+    pub controllable: bool,
     /// Spend so far, campaign-wide (for the remaining budget).
     pub spent_total: f64,
 }
@@ -212,7 +214,17 @@ fn round_budget(x: f64, min: f64, max: f64) -> f64 {
 }
 
 fn money(x: f64) -> String {
-    Metric::Spend.format(Some(x))
+    thousands(x.round() as i64)
+}
+
+/// A count of results per day, signed: whole numbers, one decimal below ten.
+fn count(x: f64) -> String {
+    let sign = if x < 0.0 { "−" } else { "+" };
+    if x.abs() < 10.0 {
+        format!("{sign}{:.1}", x.abs())
+    } else {
+        format!("{sign}{}", thousands(x.abs().round() as i64))
+    }
 }
 
 fn cost(x: f64) -> String {
@@ -226,7 +238,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
     let Some(obj) = Objective::of(c) else { return out };
     let judged: Vec<Judged<'_>> = channels
         .iter()
-        .filter(|f| f.healthy && f.changed_ms.is_none_or(|t| now_ms - t >= LEARNING_MS))
+        .filter(|f| f.healthy && f.controllable && f.changed_ms.is_none_or(|t| now_ms - t >= LEARNING_MS))
         .filter_map(|f| {
             let results = obj.results(&f.window);
             let limit = match obj {
@@ -292,9 +304,9 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                     after: j.f.budget,
                 }],
                 effect: format!(
-                    "saves {}/day for −{:.0} {}/day; campaign {} {} → {}",
+                    "saves {}/day for {} {}/day; campaign {} {} → {}",
                     money(j.f.budget),
-                    daily_results,
+                    count(-daily_results),
                     obj.word(),
                     obj.cost_label(),
                     campaign_cost(day_spend, day_results),
@@ -321,7 +333,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                     before: j.f.budget,
                     after: j.f.budget,
                 }],
-                effect: format!("+{:.0} {}/day for {}/day", daily_results, obj.word(), money(j.f.budget)),
+                effect: format!("{} {}/day for {}/day", count(daily_results), obj.word(), money(j.f.budget)),
                 evidence: vec![evidence(
                     j,
                     &format!("before the pause; P({} ≤ {}) =", obj.cost_label(), cost(j.limit)),
@@ -342,6 +354,8 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
         let headroom = remaining_daily(c, channels, now_ms);
         let (target, p, why) = if p_cheap >= 0.9 && spending {
             let cap = j.f.max_budget.min(j.f.budget + headroom.max(0.0)).max(j.f.budget);
+            // Whole steps within the cap.
+            let cap = ((cap / ROUND).floor() * ROUND).max(j.f.budget);
             let up = round_budget(j.f.budget * (1.0 + STEP), j.f.min_budget, cap);
             (up, p_cheap, format!("P({} < {}) =", obj.cost_label(), cost(0.8 * j.limit)))
         } else if p_worse >= 0.8 {
@@ -368,8 +382,8 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                 after: target,
             }],
             effect: format!(
-                "{:+.0} {}/day for {}{}/day (assuming its average cost holds)",
-                gained,
+                "{} {}/day for {}{}/day (assuming its average cost holds)",
+                count(gained),
                 obj.word(),
                 if delta >= 0.0 { "+" } else { "−" },
                 money(delta.abs())
@@ -423,8 +437,8 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                     },
                 ],
                 effect: format!(
-                    "{:+.0} {}/day at the same spend; campaign {} {} → {}",
-                    gained,
+                    "{} {}/day at the same spend; campaign {} {} → {}",
+                    count(gained),
                     obj.word(),
                     obj.cost_label(),
                     campaign_cost(day_spend, day_results),
@@ -466,7 +480,7 @@ pub fn remaining_daily(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> 
 /// traffic the test needs.
 fn ab_tests(c: &Campaign, channels: &[ChannelFacts]) -> Vec<Recommendation> {
     let mut out = Vec::new();
-    for f in channels.iter().filter(|f| f.variants.len() >= 2 && f.winner.is_none() && f.healthy) {
+    for f in channels.iter().filter(|f| f.variants.len() >= 2 && f.winner.is_none() && f.healthy && f.controllable) {
         let control = &f.variants[0];
         let total_conv: u64 = f.variants.iter().map(|v| v.conversions).sum();
         // Conversions per impression once there are enough, else CTR.
@@ -519,7 +533,11 @@ fn ab_tests(c: &Campaign, channels: &[ChannelFacts]) -> Vec<Recommendation> {
                         before: f.budget,
                         after: f.budget,
                     }],
-                    effect: format!("variant {winner} beats {loser} on {metric} by {:.1} %: ~{:+.0} more a day with all traffic on it", (win_rate / ra.min(rb).max(f64::MIN_POSITIVE) - 1.0) * 100.0, gained),
+                    effect: format!(
+                        "variant {winner} beats {loser} on {metric} by {:.1} %: ~{} a day with all traffic on it",
+                        (win_rate / ra.min(rb).max(f64::MIN_POSITIVE) - 1.0) * 100.0,
+                        count(gained)
+                    ),
                     evidence,
                     confidence: p_win,
                     value_per_day: gained,
@@ -611,6 +629,7 @@ max_budget = 6000.0
             winner: None,
             changed_ms: None,
             healthy: true,
+            controllable: true,
             spent_total: 50_000.0,
         }
     }

@@ -7,6 +7,7 @@ use crate::alert::{AlertState, Severity};
 use crate::domain::Metric;
 use crate::engine::Command;
 use crate::engine::snapshot::{ChannelView, Snapshot, Window};
+use crate::poll::wire::ControlAction;
 use crate::store::ChannelKey;
 use std::sync::Arc;
 
@@ -16,10 +17,11 @@ pub enum View {
     Campaign,
     Channel,
     Alerts,
+    Optimize,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Overview, View::Campaign, View::Channel, View::Alerts];
+    pub const ALL: [View; 5] = [View::Overview, View::Campaign, View::Channel, View::Alerts, View::Optimize];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -27,6 +29,7 @@ impl View {
             View::Campaign => "Campaign",
             View::Channel => "Channel",
             View::Alerts => "Alerts",
+            View::Optimize => "Optimize",
         }
     }
 }
@@ -98,6 +101,27 @@ impl Column {
     }
 }
 
+/// An action waiting for `y`: the line that restates it and what to send.
+pub struct Confirm {
+    pub text: String,
+    pub command: Command,
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptKind {
+    /// Dismiss a recommendation for the typed duration.
+    Snooze { rec: String, what: String },
+    /// A channel's new daily budget.
+    Budget { campaign: String, channel: String, before: f64, min: f64, max: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub kind: PromptKind,
+    pub text: String,
+}
+
 /// Which alert states the alerts view shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateFilter {
@@ -161,6 +185,18 @@ pub struct App {
     seen_critical: std::collections::HashSet<(crate::alert::AlertKey, i64)>,
     /// Who acknowledges alerts from this cockpit (the OS user).
     pub user: String,
+    /// Row in the optimize view, and the recommendation on it (the selection follows it).
+    pub rec_sel: usize,
+    pub rec_id: Option<String>,
+    /// The optimize view shows the selected recommendation in full.
+    pub preview: bool,
+    /// Keys move in the journal (newest first) instead of the recommendations.
+    pub journal_focus: bool,
+    pub journal_sel: usize,
+    pub confirm: Option<Confirm>,
+    pub prompt: Option<Prompt>,
+    /// The last engine notice shown.
+    notice_seen: u64,
 }
 
 impl App {
@@ -195,7 +231,16 @@ impl App {
             ring: false,
             seen_critical: Default::default(),
             user: os_user(),
+            rec_sel: 0,
+            rec_id: None,
+            preview: false,
+            journal_focus: false,
+            journal_sel: 0,
+            confirm: None,
+            prompt: None,
+            notice_seen: 0,
         };
+        app.notice_seen = app.snap.notice.as_ref().map_or(0, |(n, _)| *n);
         app.seen_critical = app.firing_critical();
         app.refresh_alert_rows();
         app.refresh_rows();
@@ -210,6 +255,18 @@ impl App {
         }
         self.seen_critical = critical;
         self.refresh_alert_rows();
+        if let Some((n, text)) = &self.snap.notice
+            && *n > self.notice_seen
+        {
+            self.notice_seen = *n;
+            self.message = Some(text.clone());
+        }
+        let recs = &self.snap.recommendations;
+        match self.rec_id.as_ref().and_then(|id| recs.iter().position(|r| &r.id == id)) {
+            Some(i) => self.rec_sel = i,
+            None => self.rec_sel = self.rec_sel.min(recs.len().saturating_sub(1)),
+        }
+        self.journal_sel = self.journal_sel.min(self.snap.journal.len().saturating_sub(1));
         if self.campaign_sel >= self.snap.campaigns.len() {
             self.campaign_sel = self.snap.campaigns.len().saturating_sub(1);
         }
@@ -248,6 +305,16 @@ impl App {
             Some(i) => self.alert_sel = i,
             None => self.alert_sel = self.alert_sel.min(self.alert_rows.len().saturating_sub(1)),
         }
+    }
+
+    /// The recommendation under the cursor in the optimize view.
+    pub fn selected_rec(&self) -> Option<&crate::optimize::recommend::Recommendation> {
+        self.snap.recommendations.get(self.rec_sel)
+    }
+
+    /// The journal entry under the cursor (the journal lists newest first).
+    pub fn selected_entry(&self) -> Option<&crate::optimize::journal::JournalEntry> {
+        self.snap.journal.iter().rev().nth(self.journal_sel)
     }
 
     /// The alert under the cursor in the alerts view.
@@ -357,6 +424,95 @@ impl App {
                 };
                 self.refresh_alert_rows();
             }
+            Action::OptimizeView => return self.goto(View::Optimize),
+            Action::ApplyRec if self.view == View::Optimize => {
+                let Some(r) = self.selected_rec() else {
+                    self.message = Some("no recommendation to apply".into());
+                    return None;
+                };
+                if r.info_only || r.changes.is_empty() {
+                    self.message = Some(format!("nothing to apply: {}", r.effect));
+                    return None;
+                }
+                let what: Vec<String> = r.changes.iter().map(|c| c.describe()).collect();
+                self.confirm = Some(Confirm {
+                    text: format!("{} on {}: {} ({})", r.kind.label(), r.campaign, what.join("; "), r.effect),
+                    command: Command::Apply {
+                        campaign: r.campaign.clone(),
+                        changes: r.changes.clone(),
+                        recommendation: Some(format!("{}: {}", r.id, r.effect)),
+                        by: self.user.clone(),
+                    },
+                });
+            }
+            Action::Undo if self.view == View::Optimize => {
+                let campaign = self.selected_rec().map(|r| r.campaign.clone());
+                let target = if self.journal_focus {
+                    self.selected_entry()
+                } else {
+                    crate::optimize::journal::last_undoable(&self.snap.journal, None)
+                };
+                let Some(e) = target else {
+                    self.message = Some("nothing to undo: no applied action in the journal".into());
+                    return None;
+                };
+                if !e.undoable() {
+                    self.message = Some(format!("#{} cannot be undone: {}", e.id, e.outcome.label()));
+                    return None;
+                }
+                let _ = campaign;
+                self.confirm = Some(Confirm {
+                    text: format!("undo #{} on {}: {}", e.id, e.campaign, e.inverse.describe()),
+                    command: Command::Undo { entry: Some(e.id), campaign: None, by: self.user.clone() },
+                });
+            }
+            Action::Snooze if self.view == View::Optimize => {
+                let r = self.selected_rec()?;
+                self.prompt = Some(Prompt {
+                    kind: PromptKind::Snooze { rec: r.id.clone(), what: format!("{} {}", r.kind.label(), r.campaign) },
+                    text: "4h".into(),
+                });
+            }
+            Action::JournalFocus if self.view == View::Optimize => {
+                self.journal_focus = !self.journal_focus;
+                self.journal_sel = 0;
+            }
+            Action::PauseChannel if self.view == View::Campaign => {
+                let ch = self.selected_channel()?.clone();
+                let paused = ch.status == Some(crate::poll::wire::ChannelStatus::Paused);
+                let action = if paused { ControlAction::Resume } else { ControlAction::Pause };
+                let change = crate::optimize::recommend::Change {
+                    channel: ch.key.channel.clone(),
+                    action,
+                    value: None,
+                    variant: None,
+                    before: ch.daily_budget,
+                    after: ch.daily_budget,
+                };
+                self.confirm = Some(Confirm {
+                    text: format!("{} on {}", change.describe(), ch.key.campaign),
+                    command: Command::Apply {
+                        campaign: ch.key.campaign.clone(),
+                        changes: vec![change],
+                        recommendation: None,
+                        by: self.user.clone(),
+                    },
+                });
+            }
+            Action::SetBudget if self.view == View::Campaign => {
+                let ch = self.selected_channel()?.clone();
+                let plan = self.campaign()?.campaign.channel(&ch.key.channel).cloned()?;
+                self.prompt = Some(Prompt {
+                    kind: PromptKind::Budget {
+                        campaign: ch.key.campaign.clone(),
+                        channel: ch.key.channel.clone(),
+                        before: ch.daily_budget,
+                        min: plan.min_budget.unwrap_or(0.0),
+                        max: plan.max_budget.unwrap_or(f64::INFINITY),
+                    },
+                    text: format!("{}", ch.daily_budget.round()),
+                });
+            }
             Action::Ack if self.view == View::Alerts => {
                 let alert = self.selected_alert()?.clone();
                 if alert.state != crate::alert::AlertState::Firing {
@@ -373,6 +529,7 @@ impl App {
             Action::Top => self.move_by(isize::MIN / 2),
             Action::Bottom => self.move_by(isize::MAX / 2),
             Action::Open => match self.view {
+                View::Optimize => self.preview = !self.preview,
                 View::Overview => return self.goto(View::Campaign),
                 View::Campaign => return self.goto(View::Channel),
                 View::Channel => {}
@@ -396,6 +553,11 @@ impl App {
                 View::Campaign => return self.goto(View::Overview),
                 View::Channel => return self.goto(View::Campaign),
                 View::Alerts => return self.goto(View::Overview),
+                View::Optimize if self.preview || self.journal_focus => {
+                    self.preview = false;
+                    self.journal_focus = false;
+                }
+                View::Optimize => return self.goto(View::Overview),
                 View::Overview => {}
             },
             Action::Filter if self.view == View::Campaign => self.editing_filter = true,
@@ -433,6 +595,7 @@ impl App {
             View::Campaign => Scope::Campaign,
             View::Channel => Scope::Channel,
             View::Alerts => Scope::Alerts,
+            View::Optimize => Scope::Optimize,
         }
     }
 
@@ -499,6 +662,8 @@ impl App {
             View::Overview => (&mut self.campaign_sel, self.snap.campaigns.len()),
             View::Campaign => (&mut self.row, self.rows.len()),
             View::Alerts => (&mut self.alert_sel, self.alert_rows.len()),
+            View::Optimize if self.journal_focus => (&mut self.journal_sel, self.snap.journal.len()),
+            View::Optimize => (&mut self.rec_sel, self.snap.recommendations.len()),
             View::Channel => return,
         };
         let next = (*cur as isize).saturating_add(d).clamp(0, len.saturating_sub(1) as isize);
@@ -511,7 +676,82 @@ impl App {
             self.channel = self.selected_channel().map(|c| c.key.clone());
         } else if self.view == View::Alerts {
             self.alert_key = self.selected_alert().map(|a| a.key.clone());
+        } else if self.view == View::Optimize && !self.journal_focus {
+            self.rec_id = self.selected_rec().map(|r| r.id.clone());
         }
+    }
+
+    /// A key while a confirmation is open: `y` sends, anything else cancels.
+    pub fn confirm_key(&mut self, key: crossterm::event::KeyEvent) -> Option<Command> {
+        use crossterm::event::KeyCode;
+        let c = self.confirm.take()?;
+        if key.code == KeyCode::Char('y') {
+            self.message = Some(format!("sent: {}", c.text));
+            return Some(c.command);
+        }
+        self.message = Some("cancelled: nothing sent".into());
+        None
+    }
+
+    /// A key typed at a prompt: Enter goes on (to a confirmation for a budget), Esc cancels.
+    pub fn prompt_key(&mut self, key: crossterm::event::KeyEvent) -> Option<Command> {
+        use crossterm::event::KeyCode;
+        let p = self.prompt.as_mut()?;
+        match key.code {
+            KeyCode::Esc => {
+                self.prompt = None;
+                self.message = Some("cancelled".into());
+            }
+            KeyCode::Backspace => {
+                p.text.pop();
+            }
+            KeyCode::Char(c) if c.is_ascii_alphanumeric() || c == '.' || c == ' ' => p.text.push(c),
+            KeyCode::Enter => {
+                let p = self.prompt.take()?;
+                match p.kind {
+                    PromptKind::Snooze { rec, what } => match humantime::parse_duration(p.text.trim()) {
+                        Ok(d) if !d.is_zero() => {
+                            self.message = Some(format!("dismissed {what} for {}", humantime::format_duration(d)));
+                            return Some(Command::Snooze { recommendation: rec, for_ms: d.as_millis() as i64 });
+                        }
+                        _ => self.message = Some(format!("'{}' is not a duration: write e.g. 4h or 1d", p.text)),
+                    },
+                    PromptKind::Budget { campaign, channel, before, min, max } => {
+                        let value: f64 = match p.text.trim().replace(',', "").parse() {
+                            Ok(v) if (min..=max).contains(&v) => v,
+                            _ => {
+                                let range = if max.is_finite() {
+                                    format!("{}–{}", min, max)
+                                } else {
+                                    format!("at least {min}")
+                                };
+                                self.message = Some(format!("'{}' is not a budget for {channel}: {range}", p.text));
+                                return None;
+                            }
+                        };
+                        let change = crate::optimize::recommend::Change {
+                            channel: channel.clone(),
+                            action: ControlAction::SetBudget,
+                            value: Some(value),
+                            variant: None,
+                            before,
+                            after: value,
+                        };
+                        self.confirm = Some(Confirm {
+                            text: format!("set {} on {campaign}", change.describe()),
+                            command: Command::Apply {
+                                campaign,
+                                changes: vec![change],
+                                recommendation: None,
+                                by: self.user.clone(),
+                            },
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        None
     }
 
     fn goto(&mut self, view: View) -> Option<Command> {

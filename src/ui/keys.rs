@@ -25,6 +25,13 @@ pub enum Action {
     SilenceChannel,
     SeverityFilter,
     StateFilter,
+    OptimizeView,
+    ApplyRec,
+    Undo,
+    Snooze,
+    JournalFocus,
+    PauseChannel,
+    SetBudget,
     Help,
     Filter,
     SortNext,
@@ -42,6 +49,7 @@ pub enum Scope {
     Campaign,
     Channel,
     Alerts,
+    Optimize,
 }
 
 pub struct Binding {
@@ -72,6 +80,7 @@ pub const BINDINGS: &[Binding] = &[
     b("2", Action::CampaignView, Scope::Global, "campaign view", None),
     b("3", Action::ChannelView, Scope::Global, "channel view", None),
     b("4", Action::AlertsView, Scope::Global, "alerts", None),
+    b("5", Action::OptimizeView, Scope::Global, "optimize", None),
     b("j ↓", Action::Down, Scope::Lists, "move down", None),
     b("k ↑", Action::Up, Scope::Lists, "move up", None),
     b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", None),
@@ -91,6 +100,12 @@ pub const BINDINGS: &[Binding] = &[
     b("v", Action::SeverityFilter, Scope::Alerts, "filter by severity", Some("severity")),
     b("t", Action::StateFilter, Scope::Alerts, "filter by state", Some("state")),
     b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
+    b("p", Action::PauseChannel, Scope::Campaign, "pause or resume", Some("pause")),
+    b("b", Action::SetBudget, Scope::Campaign, "set daily budget", Some("budget")),
+    b("y", Action::ApplyRec, Scope::Optimize, "apply (after confirming)", Some("apply")),
+    b("u", Action::Undo, Scope::Optimize, "undo the last action", Some("undo")),
+    b("d", Action::Snooze, Scope::Optimize, "dismiss for a while", Some("dismiss")),
+    b("J", Action::JournalFocus, Scope::Optimize, "select in the journal", Some("journal")),
 ];
 
 /// The action for a key press in a view of the given scope, if any.
@@ -101,6 +116,12 @@ pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
         KeyCode::Char('S') if scope == Scope::Alerts => Action::SilenceChannel,
         KeyCode::Char('v') if scope == Scope::Alerts => Action::SeverityFilter,
         KeyCode::Char('t') if scope == Scope::Alerts => Action::StateFilter,
+        KeyCode::Char('y') if scope == Scope::Optimize => Action::ApplyRec,
+        KeyCode::Char('u') if scope == Scope::Optimize => Action::Undo,
+        KeyCode::Char('d') if scope == Scope::Optimize => Action::Snooze,
+        KeyCode::Char('J') if scope == Scope::Optimize => Action::JournalFocus,
+        KeyCode::Char('p') if scope == Scope::Campaign => Action::PauseChannel,
+        KeyCode::Char('b') if scope == Scope::Campaign => Action::SetBudget,
         KeyCode::Char('c') if ctrl => Action::Quit,
         KeyCode::Char('d') if ctrl => Action::PageDown,
         KeyCode::Char('u') if ctrl => Action::PageUp,
@@ -113,6 +134,7 @@ pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
         KeyCode::Char('2') => Action::CampaignView,
         KeyCode::Char('3') => Action::ChannelView,
         KeyCode::Char('4') => Action::AlertsView,
+        KeyCode::Char('5') => Action::OptimizeView,
         KeyCode::Char('a') => Action::Ack,
         KeyCode::Char('j') | KeyCode::Down => Action::Down,
         KeyCode::Char('k') | KeyCode::Up => Action::Up,
@@ -198,6 +220,16 @@ mod tests {
             Action::MetricNext,
             Action::MetricPrev,
             Action::WindowNext,
+            Action::SilenceChannel,
+            Action::SeverityFilter,
+            Action::StateFilter,
+            Action::OptimizeView,
+            Action::ApplyRec,
+            Action::Undo,
+            Action::Snooze,
+            Action::JournalFocus,
+            Action::PauseChannel,
+            Action::SetBudget,
         ];
         for a in all {
             assert!(documented.contains(&a), "{a:?} has no help line");

@@ -39,6 +39,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         View::Campaign => views::campaign::render(f, body, app),
         View::Channel => views::channel::render(f, body, app),
         View::Alerts => views::alerts::render(f, body, app),
+        View::Optimize => views::optimize::render(f, body, app),
     }
     f.render_widget(Paragraph::new(footer_line(app, footer.width as usize)), footer);
     if app.help {
@@ -61,6 +62,9 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
     let fresh = freshness(snap.last_data.map(|t| t.elapsed()));
     let (ok, degraded, failing) = snap.health_counts();
     let mut tail = format!(" │ data {fresh} │ sources ●{ok}");
+    if snap.read_only {
+        tail.insert_str(0, " │ READ-ONLY");
+    }
     if degraded > 0 {
         tail.push_str(&format!(" ◐{degraded}"));
     }
@@ -126,12 +130,25 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
             Span::styled("  Enter keep · Esc clear", t.muted),
         ]);
     }
+    if let Some(c) = &app.confirm {
+        return Line::from(vec![
+            Span::styled(fit(&format!(" {}? ", c.text), width.saturating_sub(24)), t.warn),
+            Span::styled(" y send · n cancel", t.accent),
+        ]);
+    }
+    if let Some(p) = &app.prompt {
+        let label = match &p.kind {
+            app::PromptKind::Snooze { what, .. } => format!(" dismiss {what} for: "),
+            app::PromptKind::Budget { channel, .. } => format!(" daily budget for {channel}: "),
+        };
+        return Line::from(vec![
+            Span::styled(label, t.accent),
+            Span::raw(format!("{}▏", p.text)),
+            Span::styled("  Enter ok · Esc cancel", t.muted),
+        ]);
+    }
     if let Some(text) = &app.silence_prompt {
-        let what = app
-            .snap
-            .alerts
-            .get(app.alert_sel)
-            .map_or(String::new(), |a| format!("{} on {}", a.key.rule, a.key.channel));
+        let what = app.selected_alert().map_or(String::new(), |a| format!("{} on {}", a.key.rule, a.key.channel));
         return Line::from(vec![
             Span::styled(format!(" silence {what} for: "), t.accent),
             Span::raw(format!("{text}▏")),
@@ -147,6 +164,7 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         Scope::Campaign => app.view == View::Campaign,
         Scope::Channel => app.view == View::Channel,
         Scope::Alerts => app.view == View::Alerts,
+        Scope::Optimize => app.view == View::Optimize,
     };
     let mut spans = Vec::new();
     if !app.filter.is_empty() && app.view == View::Campaign {
@@ -205,6 +223,14 @@ pub async fn run(
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                     if app.editing_filter {
                         app.filter_key(k);
+                    } else if app.confirm.is_some() {
+                        if let Some(cmd) = app.confirm_key(k) {
+                            let _ = commands.send(cmd).await;
+                        }
+                    } else if app.prompt.is_some() {
+                        if let Some(cmd) = app.prompt_key(k) {
+                            let _ = commands.send(cmd).await;
+                        }
                     } else if app.silence_prompt.is_some() {
                         if let Some(cmd) = app.silence_key(k) {
                             let _ = commands.send(cmd).await;

@@ -3,4 +3,5 @@ pub mod alerts;
 pub mod campaign;
 pub mod channel;
 pub mod help;
+pub mod optimize;
 pub mod overview;
