@@ -207,3 +207,34 @@ fn alerts_show_and_an_ack_and_a_silence_survive_a_restart() {
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
 }
+
+/// The closed loop from the keyboard: Douyin's CTR collapses, its alert fires, the optimize
+/// panel advises pausing it, `y` `y` applies it through the simulator's control endpoint, the
+/// journal says so, and the alert clears.
+#[test]
+fn an_incident_is_alerted_advised_applied_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios/closed-loop.toml");
+    let mut s = Session::start(dir.path(), &["demo", "--speed", "3000", "--scenario", scenario]);
+    s.wait_for("a firing alert", |sc| sc.contains("alerts ✖"));
+    s.send("5");
+    s.wait_for("the advice to pause Douyin", |sc| sc.contains("pause douyin"));
+    // Put the cursor on it: the detail below the list names the selected change.
+    for _ in 0..8 {
+        if s.screen().contains("change:   pause douyin") {
+            break;
+        }
+        let before = s.screen();
+        s.send("j");
+        s.wait_for("the cursor to move", |sc| sc != before);
+    }
+    s.wait_for("the pause selected", |sc| sc.contains("change:   pause douyin"));
+    s.send("y");
+    s.wait_for("the confirmation line", |sc| sc.contains("y send · n cancel") && sc.contains("pause douyin"));
+    s.send("y");
+    s.wait_for("the journal entry", |sc| sc.contains("pause douyin — applied"));
+    s.send("4");
+    s.wait_for("Douyin's alerts cleared", |sc| sc.contains("douyin") && sc.contains("cleared: channel paused"));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+}
