@@ -253,3 +253,67 @@ fn an_action_cut_off_by_a_crash_is_shown_as_unknown() {
     assert_eq!(s.journal[0].outcome, Outcome::Unknown);
     assert!(s.journal[0].line().contains("unknown"), "{}", s.journal[0].line());
 }
+
+mod common;
+
+/// Three simulated days of the closed-loop scenario (Douyin's CTR collapses an hour in), once
+/// left alone and once following every recommendation the panel makes, reviewed every six
+/// hours. Prints what following it changed for each campaign.
+#[test]
+fn following_the_recommendations_improves_cost_per_result() {
+    use campaign_cockpit::sim::scenario::Scenario;
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios/closed-loop.toml")).unwrap();
+    let sc = Scenario::parse(&text, "closed-loop.toml").unwrap();
+    // (campaign, leads, orders, spend) over the three days.
+    let run = |follow: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = common::Harness::with_scenario(dir.path(), sc.clone());
+        h.run(5 * 60_000, 1, |_| {});
+        let totals = |h: &common::Harness| -> Vec<(String, f64, f64, f64)> {
+            let snap = h.snapshot();
+            snap.campaigns
+                .iter()
+                .map(|c| (c.campaign.id.clone(), c.totals.leads as f64, c.totals.conversions as f64, c.totals.spend))
+                .collect()
+        };
+        let start = totals(&h);
+        let mut applied = 0;
+        for _ in 0..12 {
+            h.run(5 * 60_000, 6 * 12, |_| {});
+            if follow {
+                let recs: Vec<_> = h.snapshot().recommendations.iter().filter(|r| !r.info_only).cloned().collect();
+                for r in recs {
+                    h.engine.command(Command::Apply {
+                        campaign: r.campaign.clone(),
+                        changes: r.changes.clone(),
+                        recommendation: Some(r.id.clone()),
+                        by: "test".into(),
+                    });
+                    applied += h.answer_controls();
+                }
+            }
+        }
+        let end = totals(&h);
+        let diff: Vec<(String, f64, f64, f64)> =
+            end.into_iter().zip(start).map(|(e, s)| (e.0, e.1 - s.1, e.2 - s.2, e.3 - s.3)).collect();
+        (diff, applied)
+    };
+    let (base, _) = run(false);
+    let (followed, applied) = run(true);
+    println!("following {applied} recommended actions over 3 days (closed-loop scenario):");
+    for ((id, bl, bc, bs), (_, fl, fc, fs)) in base.iter().zip(&followed) {
+        let (b_res, f_res) = if id == "q2-webinar" { (*bl, *fl) } else { (*bc, *fc) };
+        println!(
+            "  {id:<12} results {b_res:>8.0} → {f_res:>8.0}   spend {bs:>10.0} → {fs:>10.0}   cost per result {:>7.2} → {:>7.2}",
+            bs / b_res,
+            fs / f_res
+        );
+    }
+    let cpa = |v: &Vec<(String, f64, f64, f64)>| {
+        let (_, _, conv, spend) = v.iter().find(|c| c.0 == "618-promo").unwrap();
+        spend / conv
+    };
+    assert!(applied > 0);
+    assert!(cpa(&followed) < cpa(&base), "618's CPA {} with the advice vs {} without", cpa(&followed), cpa(&base));
+}

@@ -246,19 +246,6 @@ fn key(h: &mut Harness, app: &mut App, k: KeyCode) {
     app.set_snapshot(fixed(&h.snapshot()));
 }
 
-/// Answers every queued control request from the simulated network, as the endpoint would.
-fn answer_outbox(h: &mut Harness) -> usize {
-    let out = h.engine.take_outbox();
-    let n = out.len();
-    for d in out {
-        let campaign = d.url.rsplit('/').next().unwrap().to_string();
-        let result = h.net.control(&campaign, &d.request).map(|o| format!("{o:?}")).map_err(|e| e.to_string());
-        h.engine.on_control(d.entry, result);
-    }
-    h.engine.publish();
-    n
-}
-
 #[test]
 fn optimize_view_applies_after_confirming_and_undoes() {
     let dir = tempfile::tempdir().unwrap();
@@ -283,7 +270,7 @@ fn optimize_view_applies_after_confirming_and_undoes() {
     assert!(app.confirm.is_none() && h.engine.take_outbox().is_empty(), "cancelled: nothing sent");
     act(&mut h, &mut app, Action::ApplyRec);
     key(&mut h, &mut app, KeyCode::Char('y'));
-    assert_eq!(answer_outbox(&mut h), rec.changes.len());
+    assert_eq!(h.answer_controls(), rec.changes.len());
     app.set_snapshot(fixed(&h.snapshot()));
     let applied: Vec<_> = app.snap.journal.iter().filter(|e| e.undoable()).collect();
     assert_eq!(applied.len(), rec.changes.len());
@@ -294,7 +281,7 @@ fn optimize_view_applies_after_confirming_and_undoes() {
     act(&mut h, &mut app, Action::Undo);
     assert!(app.confirm.as_ref().unwrap().text.starts_with("undo #"));
     key(&mut h, &mut app, KeyCode::Char('y'));
-    assert_eq!(answer_outbox(&mut h), 1);
+    assert_eq!(h.answer_controls(), 1);
     app.set_snapshot(fixed(&h.snapshot()));
     assert!(app.snap.journal.iter().any(|e| e.undo_of.is_some() && !e.undoable()));
     assert!(app.snap.journal.iter().any(|e| e.undone_by.is_some()));
@@ -326,7 +313,7 @@ fn manual_pause_and_budget_from_the_campaign_view() {
     act(&mut h, &mut app, Action::PauseChannel);
     assert!(app.confirm.as_ref().unwrap().text.starts_with(&format!("pause {}", ch.channel)));
     key(&mut h, &mut app, KeyCode::Char('y'));
-    assert_eq!(answer_outbox(&mut h), 1);
+    assert_eq!(h.answer_controls(), 1);
     act(&mut h, &mut app, Action::SetBudget);
     // Out of the channel's range: refused with the range.
     for c in ["9", "9", "9", "9", "9", "9"] {
@@ -354,7 +341,7 @@ fn manual_pause_and_budget_from_the_campaign_view() {
         app.message
     );
     key(&mut h, &mut app, KeyCode::Char('y'));
-    assert_eq!(answer_outbox(&mut h), 1);
+    assert_eq!(h.answer_controls(), 1);
     let net_budget =
         h.net.channels.iter().find(|c| c.campaign == ch.campaign && c.id == ch.channel).unwrap().daily_budget;
     assert_eq!(net_budget, target);

@@ -90,6 +90,20 @@ impl Harness {
         self.engine.commit();
     }
 
+    /// Answers every queued control request from the simulated network, as the endpoint
+    /// would; returns how many there were.
+    pub fn answer_controls(&mut self) -> usize {
+        let out = self.engine.take_outbox();
+        let n = out.len();
+        for d in out {
+            let campaign = d.url.rsplit('/').next().unwrap_or_default().to_string();
+            let result = self.net.control(&campaign, &d.request).map(|o| format!("{o:?}")).map_err(|e| e.to_string());
+            self.engine.on_control(d.entry, result);
+        }
+        self.engine.publish();
+        n
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshots.borrow().clone()
     }
