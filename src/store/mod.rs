@@ -72,6 +72,13 @@ pub struct Ingest<'a> {
     pub cursor: &'a ChannelCursor,
 }
 
+/// What must be in the database, written beside it (see `write_manifest`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    campaigns: usize,
+    journal: usize,
+}
+
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
@@ -93,6 +100,9 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: path.clone(), source })?;
         }
+        // A database with data but without its schema record was cut short or damaged: sled
+        // would quietly start from an older state, so it is refused instead.
+        let had_data = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
         let db = sled::Config::new().path(&path).flush_every_ms(Some(1000)).open().map_err(|e| classify(&path, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
         let store = Store {
@@ -108,7 +118,8 @@ impl Store {
             db,
             path,
         };
-        store.check_schema()?;
+        store.check_schema(had_data)?;
+        store.check_manifest()?;
         Ok(store)
     }
 
@@ -116,9 +127,13 @@ impl Store {
         &self.path
     }
 
-    fn check_schema(&self) -> Result<()> {
+    fn check_schema(&self, had_data: bool) -> Result<()> {
         let found = self.meta.get("schema").map_err(|e| self.err(e))?;
         match found {
+            None if had_data => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "its schema record is missing: the file was truncated or overwritten".into(),
+            }),
             None => {
                 self.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.err(e))?;
                 self.flush()
@@ -167,7 +182,36 @@ impl Store {
 
     pub fn put_campaign(&self, c: &Campaign) -> Result<()> {
         self.campaigns.insert(c.id.as_bytes(), Self::encode(c)).map_err(|e| self.err(e))?;
-        self.flush()
+        self.flush()?;
+        self.write_manifest()
+    }
+
+    /// Beside the database, after each flushed write of records that must never be lost: how
+    /// many there are. A database that opens with fewer was cut short or damaged (sled would
+    /// otherwise quietly recover to an older state).
+    fn write_manifest(&self) -> Result<()> {
+        let m = Manifest { campaigns: self.campaigns.len(), journal: self.journal.len() };
+        let tmp = self.path.join("manifest.json.tmp");
+        let body = serde_json::to_vec(&m).expect("a manifest serialises");
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::rename(&tmp, self.path.join("manifest.json")))
+            .map_err(|source| StoreError::Io { path: self.path.clone(), source })
+    }
+
+    fn check_manifest(&self) -> Result<()> {
+        let Ok(text) = std::fs::read(self.path.join("manifest.json")) else { return Ok(()) };
+        let Ok(m) = serde_json::from_slice::<Manifest>(&text) else { return Ok(()) };
+        let (campaigns, journal) = (self.campaigns.len(), self.journal.len());
+        if campaigns < m.campaigns || journal < m.journal {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "it holds {campaigns} campaigns and {journal} journal entries where {} and {} were saved;                      the file was truncated or overwritten",
+                    m.campaigns, m.journal
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
@@ -205,6 +249,7 @@ impl Store {
             tree.apply_batch(batch).map_err(|e| self.err(e))?;
         }
         self.flush()?;
+        self.write_manifest()?;
         Ok(existed)
     }
 
@@ -259,8 +304,9 @@ impl Store {
     /// Writes a journal entry and flushes: an action is on disk before it is sent, and its
     /// outcome before anyone is told.
     pub fn put_journal(&self, e: &crate::optimize::journal::JournalEntry) -> Result<()> {
-        self.journal.insert(e.id.to_be_bytes(), Self::encode(e)).map_err(|e| self.err(e))?;
-        self.flush()
+        let new = self.journal.insert(e.id.to_be_bytes(), Self::encode(e)).map_err(|e| self.err(e))?.is_none();
+        self.flush()?;
+        if new { self.write_manifest() } else { Ok(()) }
     }
 
     /// The whole journal, oldest first.

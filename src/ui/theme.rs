@@ -61,13 +61,29 @@ impl Theme {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Theme, String> {
+        // file:line:col of a byte offset.
+        let at = |offset: usize| {
+            let before = &text[..offset.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{file}:{line}:{col}")
+        };
         let f: ThemeFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            format!("{file}:{line}: {}", e.message().lines().next().unwrap_or(""))
+            format!("{}: {}", at(e.span().map_or(0, |s| s.start)), e.message().lines().next().unwrap_or(""))
         })?;
         let color = |field: &str, v: &str| -> Result<Color, String> {
             v.parse::<Color>().map_err(|_| {
-                format!("{file}: {field} = \"{v}\" is not a colour (a name such as \"red\", or \"#rrggbb\")")
+                // The value's place in the file, where the field sets it.
+                let offset = text
+                    .lines()
+                    .scan(0, |pos, l| {
+                        let start = *pos;
+                        *pos += l.len() + 1;
+                        Some((start, l))
+                    })
+                    .find(|(_, l)| l.trim_start().starts_with(field) && l.contains(v))
+                    .map_or(0, |(start, l)| start + l.find(v).unwrap_or(0));
+                format!("{}: {field} = \"{v}\" is not a colour (a name such as \"red\", or \"#rrggbb\")", at(offset))
             })
         };
         let fg = |field: &str, v: &str| color(field, v).map(|c| Style::default().fg(c));
@@ -118,7 +134,7 @@ mod tests {
     #[test]
     fn bad_theme_files_say_where() {
         let e = Theme::parse("name = \"x\"\nfg = \"blurple\"\n", "t.toml").unwrap_err();
-        assert!(e.starts_with("t.toml:"), "{e}");
+        assert!(e.starts_with("t.toml:1:1:"), "a missing field is reported at the top: {e}");
         let text = BUILT_IN[0].1.replace("warn = \"yellow\"", "warn = \"blurple\"");
         assert!(Theme::parse(&text, "t.toml").unwrap_err().contains("warn = \"blurple\""));
         assert!(Theme::load("nope").unwrap_err().contains("unknown theme 'nope'"));

@@ -1,0 +1,145 @@
+//! Faults the cockpit must survive with a clear word and nothing lost: a damaged database,
+//! wrong arguments to every subcommand, malformed theme files.
+
+use campaign_cockpit::store::Store;
+use std::process::{Command, Output};
+
+fn cockpit(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(args)
+        .env_remove("COCKPIT_DB")
+        .env("COCKPIT_CONFIG", dir.join("no-config.toml"))
+        .env("XDG_STATE_HOME", dir)
+        .env("XDG_DATA_HOME", dir)
+        .output()
+        .unwrap()
+}
+
+/// A database file damaged in several ways: an error naming the path and a way out, never a
+/// panic.
+#[test]
+fn a_damaged_database_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    {
+        let store = Store::open(&db).unwrap();
+        for c in campaign_cockpit::demo::campaigns() {
+            store.put_campaign(&c).unwrap();
+        }
+    }
+    let files: Vec<std::path::PathBuf> =
+        walk(&db).into_iter().filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(false)).collect();
+    assert!(!files.is_empty());
+    for (how, damage) in [
+        ("truncated", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 3)) as Box<dyn Fn(&mut Vec<u8>)>),
+        ("overwritten", Box::new(|b: &mut Vec<u8>| b.iter_mut().step_by(7).for_each(|x| *x = 0xA5))),
+        ("emptied", Box::new(|b: &mut Vec<u8>| b.clear())),
+    ] {
+        for f in &files {
+            let copy = dir.path().join(format!("copy-{how}"));
+            let _ = std::fs::remove_dir_all(&copy);
+            copy_dir(&db, &copy);
+            let target = copy.join(f.strip_prefix(&db).unwrap());
+            let mut bytes = std::fs::read(&target).unwrap();
+            damage(&mut bytes);
+            std::fs::write(&target, bytes).unwrap();
+            let out = cockpit(dir.path(), &["--db", copy.to_str().unwrap(), "campaign", "list"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(out.status.code(), Some(101), "{how} {}: panicked: {err}", f.display());
+            if !out.status.success() {
+                assert!(err.contains(copy.to_str().unwrap()), "{how} {}: the error names no path: {err}", f.display());
+                assert!(err.contains("move it aside"), "{how} {}: no way out: {err}", f.display());
+                assert!(!err.contains("panicked"), "{err}");
+            } else {
+                // Whatever sled recovered must still be a whole set of campaigns, not a part.
+                let listed = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    listed.contains("618-promo") && listed.contains("q2-webinar"),
+                    "{how} {}: lost data silently: {listed}",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target)
+        } else {
+            std::fs::copy(e.path(), target).map(|_| ()).unwrap()
+        }
+    }
+}
+
+/// Each malformed theme file: `file:line:col: reason`, exit 2, before anything else happens.
+#[test]
+fn malformed_theme_files_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let themes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid_themes");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&themes).unwrap().flatten() {
+        let path = e.path();
+        let db = dir.path().join("db");
+        let out = cockpit(dir.path(), &["--db", db.to_str().unwrap(), "--theme", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", path.display());
+        let prefix = format!("error: {}:", path.display());
+        assert!(err.starts_with(&prefix), "{err}");
+        let place: Vec<&str> = err[prefix.len()..].splitn(3, ':').collect();
+        assert!(place[0].parse::<u32>().is_ok() && place[1].parse::<u32>().is_ok(), "no line:col in {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(!db.exists(), "the database was touched");
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
+
+/// Every subcommand given wrong arguments prints its usage and exits 2, never a backtrace.
+#[test]
+fn wrong_arguments_print_usage_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[&[&str]] = &[
+        &["--no-such-flag"],
+        &["demo", "--speed", "fast"],
+        &["demo", "--channels"],
+        &["sim", "--speed", "-3"],
+        &["sim", "--listen"],
+        &["campaign"],
+        &["campaign", "import"],
+        &["campaign", "export"],
+        &["campaign", "export", "x", "--format", "yaml"],
+        &["campaign", "show"],
+        &["campaign", "rm"],
+        &["campaign", "list", "--csv"],
+        &["check", "--campaign"],
+        &["replay"],
+        &["replay", "--csv", "x.csv", "--rule", "magic"],
+        &["replay", "--csv", "x.csv", "--season", "often"],
+        &["journal", "--yaml"],
+        &["--interval", "soon", "campaign", "list"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let out = cockpit(dir.path(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("Usage:") || err.starts_with("error:"), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"),
+            "{args:?}: {err}"
+        );
+    }
+}
