@@ -19,10 +19,17 @@ struct Session {
 impl Session {
     /// Runs the cockpit with its XDG directories (logs, config) inside `home`.
     fn start(home: &std::path::Path, args: &[&str]) -> Session {
+        Session::start_with(home, args, &[])
+    }
+
+    fn start_with(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Session {
         let pair =
             native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cockpit"));
         cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
         for var in ["XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"] {
@@ -244,6 +251,60 @@ fn an_incident_is_alerted_advised_applied_and_cleared() {
     s.wait_for("the journal entry", |sc| sc.contains("pause douyin — applied"));
     s.send("4");
     s.wait_for("Douyin's alerts cleared", |sc| sc.contains("douyin") && sc.contains("cleared: channel paused"));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+}
+
+/// A panic in the UI gives the terminal back (main screen, cursor shown) and keeps the data.
+#[test]
+fn a_panic_restores_the_terminal_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let args = ["demo", "--db", db.to_str().unwrap(), "--speed", "600"];
+    let mut s = Session::start_with(dir.path(), &args, &[("COCKPIT_FAULT", "panic-on-key")]);
+    s.wait_for("data on screen", |sc| sc.contains("data live"));
+    s.send("j");
+    let code = s.wait_exit();
+    assert_ne!(code, 0);
+    assert!(s.restored_terminal(), "terminal not restored after a panic");
+    let out = String::from_utf8_lossy(&s.raw).into_owned();
+    assert!(out.contains("a panic on request"), "the panic message is shown");
+    let store = campaign_cockpit::store::Store::open(&db).expect("the database opens after a panic");
+    assert_eq!(store.campaigns().unwrap().len(), 3);
+}
+
+/// Ctrl-Z gives the terminal back and stops the process; SIGCONT (`fg`) takes it again and
+/// redraws.
+#[test]
+fn ctrl_z_suspends_and_fg_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::start(dir.path(), &["demo", "--speed", "60"]);
+    s.wait_for("data on screen", |sc| sc.contains("data live"));
+    let pid = s.child.process_id().unwrap();
+    s.send("\x1a");
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| st.rsplit(')').next().and_then(|r| r.split_whitespace().next().map(str::to_string)))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state().as_deref() != Some("T") {
+        assert!(Instant::now() < deadline, "not stopped: {:?}", state());
+        if let Ok(bytes) = s.rx.recv_timeout(Duration::from_millis(100)) {
+            s.parser.process(&bytes);
+            s.raw.extend_from_slice(&bytes);
+        }
+    }
+    while let Ok(bytes) = s.rx.recv_timeout(Duration::from_millis(200)) {
+        s.parser.process(&bytes);
+        s.raw.extend_from_slice(&bytes);
+    }
+    assert!(s.restored_terminal(), "the terminal is given back while stopped");
+    assert!(!s.parser.screen().alternate_screen());
+    let cont = std::process::Command::new("kill").args(["-CONT", &pid.to_string()]).status().unwrap();
+    assert!(cont.success());
+    s.wait_for("the cockpit redrawn", |sc| sc.contains("Campaign Cockpit") && sc.contains("data"));
+    assert!(s.parser.screen().alternate_screen());
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
 }

@@ -202,6 +202,9 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigtstp = signal(SignalKind::from_raw(signal_hook::consts::SIGTSTP))?;
+    // Fault injection for the terminal-restore tests: panic on the first key.
+    let panic_on_key = std::env::var("COCKPIT_FAULT").is_ok_and(|v| v == "panic-on-key");
     // Only the header's "data Ns ago" changes with time alone: check it once a second and
     // redraw only if its text moved.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -221,6 +224,14 @@ pub async fn run(
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
+                    assert!(!panic_on_key, "COCKPIT_FAULT=panic-on-key: a panic on request");
+                    if k.code == crossterm::event::KeyCode::Char('z')
+                        && k.modifiers.contains(crossterm::event::KeyModifiers::CONTROL)
+                    {
+                        suspend(terminal)?;
+                        dirty = true;
+                        continue;
+                    }
                     if app.editing_filter {
                         app.filter_key(k);
                     } else if app.confirm.is_some() {
@@ -267,11 +278,31 @@ pub async fn run(
             _ = sigterm.recv() => return Ok("SIGTERM"),
             _ = sighup.recv() => return Ok("SIGHUP"),
             _ = sigint.recv() => return Ok("SIGINT"),
+            _ = sigtstp.recv() => {
+                suspend(terminal)?;
+                dirty = true;
+            }
         }
         if app.quit {
             return Ok("quit");
         }
     }
+}
+
+/// Ctrl-Z or SIGTSTP: give the terminal back, stop until `fg` (SIGCONT), then take it again
+/// and redraw everything.
+fn suspend(terminal: &mut ratatui::DefaultTerminal) -> std::io::Result<()> {
+    use crossterm::{cursor, execute, terminal as term};
+    ratatui::restore();
+    execute!(std::io::stdout(), cursor::Show)?;
+    signal_hook::low_level::raise(signal_hook::consts::SIGSTOP)?;
+    // Continued.
+    term::enable_raw_mode()?;
+    execute!(std::io::stdout(), term::EnterAlternateScreen, term::Clear(term::ClearType::All), cursor::Hide)?;
+    // A blank frame makes ratatui's idea of the screen blank too, so the next frame is drawn
+    // whole (`Terminal::clear` would ask the terminal where its cursor is, and wait).
+    terminal.draw(|f| f.render_widget(ratatui::widgets::Clear, f.area()))?;
+    Ok(())
 }
 
 fn draw_synced(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io::Result<()> {
