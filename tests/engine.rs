@@ -44,3 +44,58 @@ fn a_restart_keeps_totals_and_backfills_sparklines() {
     assert_eq!(after.channel(&key).unwrap().recent, before.recent);
     assert_eq!(after.channel(&key).unwrap().totals, before.totals);
 }
+
+/// A source that flips between good and bad answers, and one whose clock is far off: each shows
+/// in its health, nothing panics, and the other sources keep updating.
+#[test]
+fn flapping_and_skewed_sources_do_not_stop_the_others() {
+    use campaign_cockpit::engine::health::Health;
+    use campaign_cockpit::poll::{PollError, PollOutcome};
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::demo(dir.path());
+    h.run_minutes(5);
+    let webinar = h.sources.iter().find(|s| s.url.contains("q2-webinar")).unwrap().url.clone();
+    let festival = h.sources.iter().find(|s| s.url.contains("618-promo")).unwrap().url.clone();
+    let douyin = ChannelKey::new("618-promo", "douyin");
+    let mut healths = Vec::new();
+    for round in 0..20 {
+        h.clock.advance(60_000);
+        let now = h.clock.now_ms();
+        h.net.advance_to(now);
+        for s in h.sources.clone() {
+            let (c, ch) = common::route(&s.url);
+            let mut result = h.net.stats(c.as_deref(), ch.as_deref()).map(Option::unwrap).map_err(PollError::Status);
+            if s.url == webinar && round % 2 == 1 {
+                result = Err(PollError::BadData("not a stats document: expected value at line 1 column 1".into()));
+            }
+            if s.url == festival
+                && let Ok(doc) = &mut result
+            {
+                // Three days behind: a stale cache.
+                doc.generated_at = chrono::DateTime::from_timestamp_millis(now - 3 * 86_400_000);
+            }
+            h.engine.on_poll(PollOutcome {
+                url: s.url.clone(),
+                fetched_at: now,
+                received: Instant::now(),
+                latency: Duration::from_millis(5),
+                result,
+            });
+        }
+        h.engine.commit();
+        h.engine.publish();
+        let snap = h.snapshot();
+        healths.push(snap.sources.iter().find(|s| s.url == webinar).unwrap().health);
+        let festival_src = snap.sources.iter().find(|s| s.url == festival).unwrap();
+        assert_eq!(festival_src.health, Health::BadData, "skew is flagged");
+        assert!(festival_src.last_error.as_deref().is_some_and(|e| e.contains("behind ours")));
+        // The festival's samples are placed at our time, not three days back.
+        assert_eq!(snap.channel(&douyin).unwrap().last_at, now);
+    }
+    assert!(healths.contains(&Health::Ok) && healths.contains(&Health::BadData), "{healths:?}");
+    // The app-launch source was never touched: it kept updating all along.
+    let snap = h.snapshot();
+    let app = snap.campaign("app-launch").unwrap();
+    assert!(app.channels.iter().all(|c| c.last_at == h.clock.now_ms() && c.health == Health::Ok));
+}

@@ -85,6 +85,27 @@ async fn hostile_server() -> (String, tokio::task::JoinHandle<()>) {
         .route("/truncated", get(|| async { r#"{"version":1,"channels":[{"id":"a","tot"# }))
         .route("/negative", get(|| async { r#"{"version":1,"channels":[{"id":"a","totals":{"spend":-5}}]}"# }))
         .route("/huge", get(|| async { vec![b' '; 3 << 20] }))
+        .route("/loop", get(|| async { axum::response::Redirect::temporary("/loop") }))
+        .route("/not-found", get(|| async { (axum::http::StatusCode::NOT_FOUND, "no such campaign") }))
+        .route("/unavailable", get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "later") }))
+        .route("/wrong-type", get(|| async { r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":"many"}}]}"# }))
+        .route("/missing", get(|| async { r#"{"version":1,"channels":[{"id":"a"}]}"# }))
+        .route("/infinite", get(|| async { r#"{"version":1,"channels":[{"id":"a","totals":{"spend":1e999}}]}"# }))
+        .route(
+            "/duplicate",
+            get(|| async { r#"{"version":1,"channels":[{"id":"a","totals":{}},{"id":"a","totals":{}}]}"# }),
+        )
+        .route(
+            "/drip",
+            get(|| async {
+                // One byte every 100 ms: never done within the timeout.
+                let drip = futures_util::stream::unfold(0u32, |n| async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    (n < 600).then(|| (Ok::<_, std::io::Error>(vec![b' ']), n + 1))
+                });
+                axum::body::Body::from_stream(drip)
+            }),
+        )
         .route(
             "/stream",
             get(|| async {
@@ -118,6 +139,24 @@ async fn hostile_sources_give_named_errors() {
     assert_eq!(poll::fetch(&client, &capped("/huge")).await.unwrap_err(), PollError::TooLarge(1 << 20));
     // Without a Content-Length the cap stops the read part-way.
     assert_eq!(poll::fetch(&client, &capped("/stream")).await.unwrap_err(), PollError::TooLarge(1 << 20));
+    // A body trickling in is cut by the timeout like a hang.
+    assert_eq!(
+        poll::fetch(&client, &capped("/drip")).await.unwrap_err(),
+        PollError::Timeout(Duration::from_millis(500))
+    );
+    let e = poll::fetch(&client, &capped("/loop")).await.unwrap_err();
+    assert!(e.to_string().contains("redirect"), "{e}");
+    assert_eq!(poll::fetch(&client, &capped("/not-found")).await.unwrap_err(), PollError::Status(404));
+    assert_eq!(poll::fetch(&client, &capped("/unavailable")).await.unwrap_err(), PollError::Status(503));
+    for (path, says) in
+        [("/wrong-type", "clicks"), ("/missing", "totals"), ("/infinite", "spend"), ("/duplicate", "duplicate")]
+    {
+        let e = poll::fetch(&client, &capped(path)).await.unwrap_err();
+        assert!(matches!(&e, PollError::BadData(m) if m.contains(says)), "{path}: {e:?}");
+    }
+    // A name that does not resolve.
+    let e = poll::fetch(&client, &spec("http://no-such-host.invalid/stats".into())).await.unwrap_err();
+    assert!(matches!(e, PollError::Connect(_) | PollError::Other(_) | PollError::Timeout(_)), "{e:?}");
     task.abort();
 }
 

@@ -28,6 +28,8 @@ pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// A source's `generated_at` further ahead of our clock than this is not trusted.
 const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
+/// A source's `generated_at` further behind our clock than this is not trusted either.
+const MAX_PAST_SKEW_MS: i64 = 60 * 60_000;
 
 #[derive(Debug)]
 pub enum Command {
@@ -665,6 +667,10 @@ fn sample_time(doc: &StatsDoc, fetched_at: i64) -> (i64, Option<String>) {
     match doc.generated_at.map(|t| t.timestamp_millis()) {
         Some(g) if g > fetched_at + MAX_FUTURE_SKEW_MS => {
             (fetched_at, Some(format!("clock skew: generated_at is {}s ahead of ours", (g - fetched_at) / 1000)))
+        }
+        // Far behind: a stale cache or a wrong clock; counting it then would misplace it in time.
+        Some(g) if g < fetched_at - MAX_PAST_SKEW_MS => {
+            (fetched_at, Some(format!("clock skew: generated_at is {}s behind ours", (fetched_at - g) / 1000)))
         }
         Some(g) => (g, None),
         None => (fetched_at, None),

@@ -54,7 +54,6 @@ struct RawChannel {
     status: Option<ChannelStatus>,
     daily_budget: Option<f64>,
     currency: Option<String>,
-    #[serde(default)]
     totals: RawCounters,
     #[serde(default)]
     variants: Vec<RawVariant>,
@@ -104,7 +103,18 @@ fn amount(ch: &str, field: &str, v: f64) -> Result<f64, String> {
 
 /// Parses and checks a stats document. The error says what is wrong and where, in one line.
 pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
-    let raw: RawDoc = serde_json::from_slice(body).map_err(|e| format!("not a stats document: {e}"))?;
+    // The error names the field: "channels[0].totals.clicks: invalid type …".
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let raw: RawDoc = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            format!("not a stats document: {inner}")
+        } else {
+            format!("not a stats document: {path}: {inner}")
+        }
+    })?;
+    de.end().map_err(|e| format!("not a stats document: {e}"))?;
     let version = raw.version.unwrap_or(PROTOCOL_VERSION);
     if version != PROTOCOL_VERSION {
         return Err(format!("protocol version {version} is not supported (this cockpit speaks {PROTOCOL_VERSION})"));
@@ -116,7 +126,7 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
             return Err("a channel has an empty id".into());
         }
         if channels.iter().any(|o: &ChannelStats| o.id == id && o.campaign == c.campaign) {
-            return Err(format!("channel '{id}' appears twice"));
+            return Err(format!("duplicate channel id '{id}'"));
         }
         let t = &c.totals;
         let totals = Counters {
@@ -200,7 +210,7 @@ mod tests {
         let cases = [
             (r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":-1}}]}"#, "clicks is -1"),
             (r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":1.5}}]}"#, "whole numbers"),
-            (r#"{"version":1,"channels":[{"id":"a","totals":{}},{"id":"a","totals":{}}]}"#, "appears twice"),
+            (r#"{"version":1,"channels":[{"id":"a","totals":{}},{"id":"a","totals":{}}]}"#, "duplicate channel id 'a'"),
             (r#"{"version":2,"channels":[]}"#, "version 2"),
             (r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":"7"}}]}"#, "not a stats document"),
             (r#"{"version":1,"channels":[{"id":"a","totals":{"spend":1e400}}]}"#, "not a stats document"),
