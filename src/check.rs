@@ -42,6 +42,7 @@ pub async fn run(
     campaign: Option<&str>,
     json: bool,
     interval: Duration,
+    token: (Option<&crate::poll::Secret>, bool),
 ) -> color_eyre::Result<(String, u8)> {
     let all = store.campaigns()?;
     if let Some(id) = campaign
@@ -51,7 +52,7 @@ pub async fn run(
         return Err(crate::cli::BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
     }
     let selected: Vec<_> = all.iter().filter(|c| campaign.is_none_or(|id| c.id == id)).cloned().collect();
-    let sources = Engine::sources_for(&selected, interval);
+    let sources = crate::cli::sources_with_token(&selected, interval, token.0, token.1);
     let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
     engine.backfill_some(usize::MAX);
     let client = crate::poll::client();

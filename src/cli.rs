@@ -39,6 +39,15 @@ pub struct Cli {
     /// Look, never touch: every action (apply, undo, pause, budget) is refused.
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// Bearer tokens for sources and control endpoints: `COCKPIT_SOURCE_TOKEN`,
+    /// `COCKPIT_CONTROL_TOKEN`, or `source_token` / `control_token` in a config file only its
+    /// owner can read.
+    #[arg(skip)]
+    pub source_token: Option<crate::poll::Secret>,
+    #[arg(skip)]
+    pub control_token: Option<crate::poll::Secret>,
+    #[arg(skip)]
+    pub token_over_http: bool,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -176,6 +185,10 @@ pub struct Config {
     pub interval: Option<String>,
     pub bell: Option<bool>,
     pub read_only: Option<bool>,
+    pub source_token: Option<String>,
+    pub control_token: Option<String>,
+    /// Send the source token over plain http to hosts other than this one (off by default).
+    pub token_over_http: Option<bool>,
 }
 
 impl Config {
@@ -201,6 +214,16 @@ impl Config {
         })?;
         if let Some(i) = &config.interval {
             parse_duration(i).map_err(|e| BadInput(format!("{name}: interval = \"{i}\": {e}")))?;
+        }
+        if config.source_token.is_some() || config.control_token.is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+            if mode & 0o077 != 0 {
+                return Err(BadInput(format!(
+                    "{name} holds a token but others can read it (mode {mode:04o}): run chmod 600 {name}"
+                ))
+                .into());
+            }
         }
         Ok(config)
     }
@@ -237,6 +260,12 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
     cli.interval = cli.interval.or_else(|| config.interval.as_deref().and_then(|i| parse_duration(i).ok()));
     cli.bell = cli.bell || config.bell.unwrap_or(false);
     cli.read_only = cli.read_only || config.read_only.unwrap_or(false);
+    let env_secret = |var: &str| std::env::var(var).ok().filter(|t| !t.trim().is_empty());
+    cli.source_token =
+        env_secret("COCKPIT_SOURCE_TOKEN").or(config.source_token).map(|t| crate::poll::Secret::new(t.trim()));
+    cli.control_token =
+        env_secret("COCKPIT_CONTROL_TOKEN").or(config.control_token).map(|t| crate::poll::Secret::new(t.trim()));
+    cli.token_over_http = config.token_over_http.unwrap_or(false);
     Ok(cli)
 }
 
@@ -269,6 +298,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
                 campaign.as_deref(),
                 *json,
                 cli.interval.unwrap_or(Duration::from_secs(10)),
+                (cli.source_token.as_ref(), cli.token_over_http),
             ))
         });
         return match checked {
@@ -489,18 +519,42 @@ struct Ui {
     theme: Theme,
     bell: bool,
     read_only: bool,
+    source_token: Option<crate::poll::Secret>,
+    control_token: Option<crate::poll::Secret>,
+    token_over_http: bool,
 }
 
 fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
-    Ok(Ui { theme: theme(cli)?, bell: cli.bell, read_only: cli.read_only })
+    Ok(Ui {
+        theme: theme(cli)?,
+        bell: cli.bell,
+        read_only: cli.read_only,
+        source_token: cli.source_token.clone(),
+        control_token: cli.control_token.clone(),
+        token_over_http: cli.token_over_http,
+    })
+}
+
+/// The sources of `campaigns`, carrying the source token.
+pub fn sources_with_token(
+    campaigns: &[Campaign],
+    interval: Duration,
+    token: Option<&crate::poll::Secret>,
+    over_http: bool,
+) -> Vec<crate::poll::SourceSpec> {
+    Engine::sources_for(campaigns, interval)
+        .into_iter()
+        .map(|s| crate::poll::SourceSpec { token: token.cloned(), token_over_http: over_http, ..s })
+        .collect()
 }
 
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let campaigns = store.campaigns()?;
-    let sources = Engine::sources_for(&campaigns, interval);
+    let sources = sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
     let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
     engine.set_read_only(ui.read_only);
+    engine.set_control_token(ui.control_token.clone());
     let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);

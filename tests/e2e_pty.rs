@@ -308,3 +308,62 @@ fn ctrl_z_suspends_and_fg_resumes() {
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
 }
+
+/// Tokens never show: not on screen, not in the logs, not in an export, a check, the journal.
+#[test]
+fn tokens_never_show_anywhere() {
+    const SOURCE: &str = "src-tok-5e3f9a1b";
+    const CONTROL: &str = "ctl-tok-77c0de42";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios/closed-loop.toml");
+    let env = [("COCKPIT_SOURCE_TOKEN", SOURCE), ("COCKPIT_CONTROL_TOKEN", CONTROL)];
+    let args = ["demo", "--db", db.to_str().unwrap(), "--speed", "3000", "--scenario", scenario];
+    let mut s = Session::start_with(dir.path(), &args, &env);
+    s.wait_for("the advice", |sc| sc.contains("alerts") && sc.contains("data live"));
+    for view in ["1", "2", "\r", "3", "4", "5"] {
+        s.send(view);
+    }
+    s.wait_for("the optimize view", |sc| sc.contains("journal ("));
+    s.wait_for("a recommendation", |sc| sc.contains("change:"));
+    s.send("y");
+    s.wait_for("the confirmation", |sc| sc.contains("y send"));
+    s.send("y");
+    s.wait_for("the journal entry", |sc| sc.contains("— applied") || sc.contains("— failed"));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    let mut seen = String::from_utf8_lossy(&s.raw).into_owned();
+    for args in
+        [&["campaign", "export", "618-promo"][..], &["journal", "--json"], &["check"], &["campaign", "list", "--json"]]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .envs(env)
+            .env("XDG_STATE_HOME", dir.path())
+            .env("COCKPIT_CONFIG", dir.path().join("none.toml"))
+            .output()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let mut files = vec![dir.path().to_path_buf()];
+    let mut logs = 0;
+    while let Some(p) = files.pop() {
+        for e in std::fs::read_dir(&p).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                files.push(path);
+            } else if path.to_string_lossy().contains("log") || path.extension().is_some_and(|x| x == "log") {
+                seen.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+                logs += 1;
+            }
+        }
+    }
+    assert!(logs > 0, "no log file was read");
+    assert!(seen.contains("618-promo"), "the outputs were read");
+    for t in [SOURCE, CONTROL] {
+        assert!(!seen.contains(t), "the token {t} shows");
+    }
+}

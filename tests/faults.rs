@@ -143,3 +143,29 @@ fn wrong_arguments_print_usage_and_exit_2() {
         );
     }
 }
+
+/// A config file holding a token must be readable by its owner only.
+#[test]
+fn a_token_in_a_config_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "control_token = \"tok-123\"\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let db = dir.path().join("db");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_cockpit"))
+            .args(["--db", db.to_str().unwrap(), "campaign", "list"])
+            .env("COCKPIT_CONFIG", &config)
+            .env("XDG_STATE_HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("others can read it (mode 0644): run chmod 600"), "{err}");
+    assert!(!err.contains("tok-123"), "the error shows the token: {err}");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(run().status.success());
+}

@@ -209,3 +209,32 @@ async fn pollers_feed_the_engine_and_the_store() {
     assert!(cur.totals.spend >= ch.totals.spend);
     assert!(!store.samples(&key, 0, i64::MAX).unwrap().is_empty());
 }
+
+/// The source token goes to the source as a bearer token, and a redirect to another host does
+/// not carry it along.
+#[tokio::test]
+async fn tokens_reach_the_source_but_not_a_redirect_to_another_host() {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let echo = |h: axum::http::HeaderMap| async move {
+        let auth = h.get("authorization").map_or("none".to_string(), |v| v.to_str().unwrap_or("?").to_string());
+        format!(r#"{{"version":1,"channels":[{{"id":"{}","totals":{{}}}}]}}"#, auth.replace(' ', "_"))
+    };
+    let app = axum::Router::new().route("/echo", get(echo)).route(
+        "/away",
+        get(move || async move { axum::response::Redirect::temporary(&format!("http://localhost:{port}/echo")) }),
+    );
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = poll::client();
+    let with_token = |path: &str| SourceSpec {
+        token: Some(poll::Secret::new("s3cr3t-token")),
+        ..spec(format!("http://127.0.0.1:{port}{path}"))
+    };
+    let doc = poll::fetch(&client, &with_token("/echo")).await.unwrap();
+    assert_eq!(doc.channels[0].id, "Bearer_s3cr3t-token");
+    let doc = poll::fetch(&client, &with_token("/away")).await.unwrap();
+    assert_eq!(doc.channels[0].id, "none", "the token followed a redirect to another host");
+    assert_eq!(format!("{:?}", with_token("/echo").token), "Some([hidden])");
+    task.abort();
+}

@@ -91,6 +91,7 @@ pub struct Engine {
     snoozes: HashMap<String, i64>,
     outbox: Vec<crate::optimize::control::Dispatch>,
     read_only: bool,
+    control_token: Option<crate::poll::Secret>,
     recs: HashMap<String, Vec<crate::optimize::recommend::Recommendation>>,
     recs_stale: bool,
     /// When each campaign's recommendations were last computed (campaign time).
@@ -172,6 +173,7 @@ impl Engine {
             snoozes: HashMap::new(),
             outbox: Vec::new(),
             read_only: false,
+            control_token: None,
             recs: HashMap::new(),
             recs_stale: true,
             recs_at: HashMap::new(),
@@ -189,6 +191,11 @@ impl Engine {
         self.snapshot.read_only = on;
         self.dirty = true;
         self.publish();
+    }
+
+    /// The bearer token for control endpoints.
+    pub fn set_control_token(&mut self, token: Option<crate::poll::Secret>) {
+        self.control_token = token;
     }
 
     /// The sources to poll for every channel of every campaign: one per distinct URL, at the
@@ -210,19 +217,14 @@ impl Engine {
         let mut last_publish = tokio::time::Instant::now();
         let (answers_tx, mut answers) = mpsc::channel::<(u64, Result<String, String>)>(64);
         let client = crate::poll::client();
-        let token: Option<Arc<str>> =
-            std::env::var("COCKPIT_CONTROL_TOKEN").ok().filter(|t| !t.is_empty()).map(Arc::from);
+        let token = self.control_token.clone();
         loop {
             for d in self.take_outbox() {
                 let (client, tx, token) = (client.clone(), answers_tx.clone(), token.clone());
                 tokio::spawn(async move {
-                    let result = crate::optimize::control::send(
-                        &client,
-                        &d,
-                        token.as_deref(),
-                        crate::optimize::control::TIMEOUT,
-                    )
-                    .await;
+                    let result =
+                        crate::optimize::control::send(&client, &d, token.as_ref(), crate::optimize::control::TIMEOUT)
+                            .await;
                     let _ = tx.send((d.entry, result)).await;
                 });
             }

@@ -1,8 +1,8 @@
 //! Sending an action to a channel's control endpoint (DESIGN.md §3): a POST with an idempotency
 //! key, a timeout per attempt, and retries with the same key on timeouts, connection errors and
 //! 5xx answers — the endpoint applies a key once, so a retry never applies twice. A 4xx answer
-//! is final. The bearer token (`COCKPIT_CONTROL_TOKEN`) goes only over https or to a loopback
-//! host, and never appears in an error.
+//! is final. The bearer token goes only over https or to a loopback host, and never appears in
+//! an error.
 
 use crate::poll::wire::ControlRequest;
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub fn may_carry_token(url: &str) -> bool {
 pub async fn send(
     client: &reqwest::Client,
     d: &Dispatch,
-    token: Option<&str>,
+    token: Option<&crate::poll::Secret>,
     timeout: Duration,
 ) -> Result<String, String> {
     let mut last = String::new();
@@ -47,7 +47,7 @@ pub async fn send(
         }
         let mut req = client.post(&d.url).json(&d.request).timeout(timeout);
         if let Some(t) = token.filter(|_| may_carry_token(&d.url)) {
-            req = req.bearer_auth(t);
+            req = req.bearer_auth(t.expose());
         }
         match req.send().await {
             Ok(resp) => {

@@ -17,11 +17,48 @@ pub struct SourceSpec {
     pub interval: Duration,
     pub timeout: Duration,
     pub max_bytes: usize,
+    /// Sent as `Authorization: Bearer`, only over https or to a loopback host unless
+    /// `token_over_http` allows plain http to other hosts too.
+    pub token: Option<Secret>,
+    pub token_over_http: bool,
 }
 
 impl SourceSpec {
     pub fn new(url: &str, interval: Duration) -> Self {
-        SourceSpec { url: url.to_string(), interval, timeout: Duration::from_secs(5), max_bytes: 8 << 20 }
+        SourceSpec {
+            url: url.to_string(),
+            interval,
+            timeout: Duration::from_secs(5),
+            max_bytes: 8 << 20,
+            token: None,
+            token_over_http: false,
+        }
+    }
+}
+
+/// A token that never shows itself: `Debug` and `Display` print `[hidden]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(std::sync::Arc<str>);
+
+impl Secret {
+    pub fn new(s: &str) -> Secret {
+        Secret(std::sync::Arc::from(s))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
     }
 }
 
@@ -75,7 +112,13 @@ pub async fn fetch(client: &reqwest::Client, spec: &SourceSpec) -> Result<StatsD
 }
 
 async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
-    let mut resp = client.get(&spec.url).send().await.map_err(|e| {
+    let mut req = client.get(&spec.url);
+    if let Some(t) =
+        spec.token.as_ref().filter(|_| spec.token_over_http || crate::optimize::control::may_carry_token(&spec.url))
+    {
+        req = req.bearer_auth(t.expose());
+    }
+    let mut resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
             PollError::Timeout(spec.timeout)
         } else if e.is_connect() {
