@@ -149,19 +149,22 @@ fn the_config_file_fills_in_what_the_command_line_leaves_open() {
     assert!(stderr(&o).contains("config.toml:2:") && stderr(&o).contains("colour"), "{}", stderr(&o));
 }
 
-/// The demo's simulated network on a loopback port, its clock at `offset_ms` after the demo's
-/// start; the demo campaigns pointed at it are written as files into `dir`.
+/// The demo's simulated network on a loopback port, `offset_ms` into the demo scenario; the
+/// demo campaigns pointed at it are written as files into `dir`.
 fn demo_network(
     dir: &Path,
     offset_ms: i64,
 ) -> (tokio::runtime::Runtime, campaign_cockpit::sim::SimServer, Vec<String>) {
     use campaign_cockpit::{clock::ManualClock, demo, sim};
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // The network's clock is ours (a source far behind would be flagged as skewed): the
+    // scenario started `offset_ms` ago.
     let sc = demo::scenario();
-    let start = sc.start.unwrap().timestamp_millis();
+    let now = chrono::Utc::now().timestamp_millis();
+    let start = now - offset_ms;
     let mut campaigns = demo::campaigns();
     let (chs, inc) = sc.build(&campaigns, start).unwrap();
-    let clock = std::sync::Arc::new(ManualClock::new(start + offset_ms));
+    let clock = std::sync::Arc::new(ManualClock::new(now));
     let server = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         sim::serve(listener, sim::model::Network::new(chs, inc, start), clock).unwrap()
