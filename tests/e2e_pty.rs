@@ -367,3 +367,35 @@ fn tokens_never_show_anywhere() {
         assert!(!seen.contains(t), "the token {t} shows");
     }
 }
+
+/// Every source hangs (each poll waits out its 5 s timeout): the UI still answers keys at once.
+/// Prints the slowest key-to-screen time.
+#[test]
+fn keys_answer_while_every_source_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("hang.toml");
+    std::fs::write(
+        &scenario,
+        "start = \"2026-06-08T09:00:00+08:00\"\n[[events]]\nat = \"+0s\"\ntarget = \"*\"\nkind = \"hang\"\n",
+    )
+    .unwrap();
+    let mut s = Session::start(dir.path(), &["demo", "--speed", "60", "--scenario", scenario.to_str().unwrap()]);
+    // Every source has timed out once: the sources show as failing.
+    s.wait_for("the sources failing", |sc| sc.contains("sources ●0 ✖5"));
+    let mut worst = Duration::ZERO;
+    for (key, shows) in [("4", "source failing"), ("2", "Channel"), ("5", "journal ("), ("1", "▸"), ("?", "Keys —")]
+    {
+        let t0 = Instant::now();
+        s.send(key);
+        s.wait_for(shows, |sc| sc.contains(shows));
+        worst = worst.max(t0.elapsed());
+        if key == "?" {
+            s.send("?");
+        }
+    }
+    println!("slowest key → screen while every source hangs: {} ms", worst.as_millis());
+    // A blocked UI would wait for a 5 s poll timeout.
+    assert!(worst < Duration::from_secs(2), "{worst:?}");
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+}

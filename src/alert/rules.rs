@@ -101,6 +101,8 @@ pub struct ChannelInput<'a> {
 pub struct CampaignInput<'a> {
     pub campaign: &'a Campaign,
     pub totals: Counters,
+    /// Whether any channel has been read at all: without a reading, pacing is not judged.
+    pub has_data: bool,
 }
 
 /// One rule's outcome: `None` when there is too little volume or history to judge (the alert
@@ -129,7 +131,7 @@ pub fn evaluate(
     };
 
     let s = settings(campaign, None, RuleKind::Pacing);
-    if s.enabled {
+    if s.enabled && input.has_data {
         for (rule, v) in pacing_campaign(input, now, &s) {
             push(key("", rule), v, &s);
         }
@@ -373,8 +375,12 @@ daily_budget = 1000.0
         let now = c.start_ms() + 24 * HOUR;
         // 4 leads for 800: CPL 200 > 100, judged on 3 results, reported as crit.
         let recent = [(now - MINUTE, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
-        let out =
-            evaluate(&CampaignInput { campaign: &c, totals: Counters::default() }, &[input(&recent)], now, &|_| false);
+        let out = evaluate(
+            &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
+            &[input(&recent)],
+            now,
+            &|_| false,
+        );
         let (_, v, t) = find(&out, "kpi: cpl <= 100").unwrap();
         let v = v.as_ref().unwrap();
         assert!(v.active);
@@ -387,7 +393,7 @@ daily_budget = 1000.0
         let c = campaign("[alerts.kpi]\nenabled = false\n");
         let recent = [(c.start_ms() + HOUR, Counters { leads: 40, spend: 8000.0, ..Counters::default() })];
         let out = evaluate(
-            &CampaignInput { campaign: &c, totals: Counters::default() },
+            &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
             &[input(&recent)],
             c.start_ms() + 2 * HOUR,
             &|_| false,
@@ -402,14 +408,14 @@ daily_budget = 1000.0
         // 40 % of the time gone.
         let now = c.start_ms() + 4 * 24 * HOUR;
         let totals = Counters { leads: 200, spend: 7000.0, ..Counters::default() };
-        let out = evaluate(&CampaignInput { campaign: &c, totals }, &[], now, &|_| false);
+        let out = evaluate(&CampaignInput { campaign: &c, totals, has_data: true }, &[], now, &|_| false);
         let budget = find(&out, "pacing: budget").unwrap().1.as_ref().unwrap();
         assert!(budget.active && budget.summary.contains("runs out"), "{}", budget.summary);
         let goal = find(&out, "pacing: goal leads").unwrap().1.as_ref().unwrap();
         assert!(goal.active, "20 % of the leads with 40 % of the time gone: {}", goal.summary);
         // On plan: nothing.
         let totals = Counters { leads: 420, spend: 4100.0, ..Counters::default() };
-        let out = evaluate(&CampaignInput { campaign: &c, totals }, &[], now, &|_| false);
+        let out = evaluate(&CampaignInput { campaign: &c, totals, has_data: true }, &[], now, &|_| false);
         assert!(out.iter().all(|(_, v, _)| v.as_ref().is_none_or(|v| !v.active)));
     }
 
@@ -421,7 +427,7 @@ daily_budget = 1000.0
         ch.today = Counters { spend: 1000.0, ..Counters::default() };
         let at = |h: i64| {
             evaluate(
-                &CampaignInput { campaign: &c, totals: Counters::default() },
+                &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
                 std::slice::from_ref(&ch),
                 day + h * HOUR,
                 &|_| false,
@@ -442,7 +448,7 @@ daily_budget = 1000.0
         ch.failures = 2;
         ch.last_reset_ms = Some(now - 5 * MINUTE);
         let out = evaluate(
-            &CampaignInput { campaign: &c, totals: Counters::default() },
+            &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
             std::slice::from_ref(&ch),
             now,
             &|_| false,
@@ -451,7 +457,7 @@ daily_budget = 1000.0
         assert!(find(&out, "health: counter reset").unwrap().1.as_ref().unwrap().active);
         ch.failures = 3;
         let out = evaluate(
-            &CampaignInput { campaign: &c, totals: Counters::default() },
+            &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
             std::slice::from_ref(&ch),
             now,
             &|_| false,

@@ -347,7 +347,13 @@ impl Engine {
             let active = |k: &crate::alert::AlertKey| {
                 self.alerts.get(k).is_some_and(|a| matches!(a.state, AlertState::Pending | AlertState::Firing))
             };
-            verdicts.extend(evaluate(&CampaignInput { campaign: c, totals: view.totals }, &inputs, now, &active));
+            let has_data = view.channels.iter().any(|v| v.last_at > 0);
+            verdicts.extend(evaluate(
+                &CampaignInput { campaign: c, totals: view.totals, has_data },
+                &inputs,
+                now,
+                &active,
+            ));
         }
         for (key, verdict, timing) in verdicts {
             // Too little to judge: the alert stays as it is.

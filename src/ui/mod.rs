@@ -252,6 +252,8 @@ pub async fn run(
                         }
                     }
                     dirty = true;
+                    // A key is answered at once; the frame cap is for bursts of data.
+                    last_draw = Instant::now() - FRAME_INTERVAL;
                 }
                 Some(Ok(Event::Resize(..))) => {
                     terminal.autoresize()?;
