@@ -103,7 +103,18 @@ impl Store {
         // A database with data but without its schema record was cut short or damaged: sled
         // would quietly start from an older state, so it is refused instead.
         let had_data = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
-        let db = sled::Config::new().path(&path).flush_every_ms(Some(1000)).open().map_err(|e| classify(&path, e))?;
+        // sled lets go of its file lock from a background thread a moment after the last
+        // handle is dropped: a lock still held is retried briefly before "in use" is reported.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(&path).flush_every_ms(Some(1000)).open().map_err(|e| classify(&path, e)) {
+                Err(StoreError::Locked { .. }) if tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
         let store = Store {
             meta: tree("meta")?,
