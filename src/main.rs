@@ -5,6 +5,12 @@ fn main() -> ExitCode {
     if let Err(e) = color_eyre::install() {
         eprintln!("error: {e}");
     }
+    // A file-size limit (or a full disk on some systems) raises SIGXFSZ, whose default is to
+    // kill: here it is only an error from the write, reported, with the data kept in memory.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     let cli = campaign_cockpit::cli::Cli::parse();
     match campaign_cockpit::cli::run(cli) {
         Ok(code) => ExitCode::from(code),

@@ -23,9 +23,14 @@ impl Session {
     }
 
     fn start_with(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Session {
+        Session::spawn(home, env!("CARGO_BIN_EXE_cockpit"), args, env)
+    }
+
+    /// Runs `program` (the cockpit, or a wrapper that execs it) with `args`.
+    fn spawn(home: &std::path::Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Session {
         let pair =
             native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 }).unwrap();
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_cockpit"));
+        let mut cmd = CommandBuilder::new(program);
         cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
@@ -271,6 +276,58 @@ fn a_panic_restores_the_terminal_and_keeps_the_data() {
     assert!(out.contains("a panic on request"), "the panic message is shown");
     let store = campaign_cockpit::store::Store::open(&db).expect("the database opens after a panic");
     assert_eq!(store.campaigns().unwrap().len(), 3);
+}
+
+/// A full disk, made with a file-size limit on the process (a write past it fails with EFBIG):
+/// the header says the database writes fail, the cockpit keeps running and keeps what it
+/// cannot write in memory, an ack given meanwhile included; once the limit is lifted the
+/// database is opened again, everything is written, and a restart finds the ack.
+#[test]
+fn a_full_disk_is_reported_and_nothing_is_lost_once_it_has_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let limit = 400_000;
+    let args = [
+        &format!("--fsize={limit}:unlimited"),
+        "--",
+        env!("CARGO_BIN_EXE_cockpit"),
+        "demo",
+        "--db",
+        db.to_str().unwrap(),
+        "--speed",
+        "3000",
+    ];
+    let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+    let mut s = Session::spawn(dir.path(), "prlimit", &args, &[]);
+    s.wait_for("the write failure in the header", |sc| sc.contains("DB WRITE FAILING"));
+    s.send("4");
+    s.send("tt");
+    s.wait_for("the firing filter", |sc| sc.contains("showing all severities, firing"));
+    for _ in 0..5 {
+        s.send("a");
+        let sc = s.wait_for("the ack's answer", |sc| sc.contains("acknowledged") || sc.contains("only a firing"));
+        if sc.contains("acknowledged") {
+            break;
+        }
+    }
+    s.wait_for("the alert marked acked", |sc| sc.contains(" acked "));
+    let pid = s.child.process_id().unwrap().to_string();
+    let lifted = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--fsize=unlimited:unlimited"])
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(lifted.success());
+    s.wait_for("the database written again", |sc| sc.contains("data live") && !sc.contains("DB WRITE FAILING"));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    assert!(s.restored_terminal());
+    drop(s);
+    let size = std::fs::metadata(db.join("db")).unwrap().len();
+    assert!(size > limit, "writes went on past the old limit: {size} bytes");
+    let store = campaign_cockpit::store::Store::open(&db).expect("the database opens after a full disk");
+    assert_eq!(store.campaigns().unwrap().len(), 3);
+    let acked = store.alerts().unwrap().into_iter().filter(|a| a.ack.is_some()).count();
+    assert!(acked >= 1, "the ack given while the disk was full was written once it had room");
 }
 
 /// Ctrl-Z gives the terminal back and stops the process; SIGCONT (`fg`) takes it again and

@@ -27,6 +27,8 @@ pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
 /// interval then cost one transaction and one snapshot per window, not one each.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// A source's `generated_at` further ahead of our clock than this is not trusted.
+/// How often the store is opened again while its writes fail.
+const REOPEN_EVERY: Duration = Duration::from_secs(2);
 const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
 /// A source's `generated_at` further behind our clock than this is not trusted either.
 const MAX_PAST_SKEW_MS: i64 = 60 * 60_000;
@@ -98,6 +100,8 @@ pub struct Engine {
     recs_at: HashMap<String, i64>,
     dirty: bool,
     last_prune: Instant,
+    /// The last attempt to open the store again after a write error.
+    last_reopen: Option<Instant>,
 }
 
 impl Engine {
@@ -179,6 +183,7 @@ impl Engine {
             recs_at: HashMap::new(),
             dirty: true,
             last_prune: Instant::now(),
+            last_reopen: None,
         };
         engine.load_optimize()?;
         engine.publish();
@@ -493,18 +498,55 @@ impl Engine {
                 }
             }
             Err(e) => {
-                // Keep the samples in memory and try again with the next batch.
+                // Keep the samples in memory and try again with the next batch; sled refuses
+                // every write after one failed, so the store is opened again now and then.
                 tracing::error!("writing samples failed: {e}");
                 self.snapshot.store_error = Some(e.to_string());
                 self.dirty = true;
                 if self.pending.len() > 1_000_000 {
                     self.pending.drain(..self.pending.len() / 2);
                 }
+                if self.last_reopen.is_none_or(|t| t.elapsed() >= REOPEN_EVERY) {
+                    self.last_reopen = Some(Instant::now());
+                    self.reopen_store();
+                }
             }
         }
         if self.series_req.as_ref().is_some_and(|(k, _)| self.channels.get(k).is_some_and(|c| c.dirty)) {
             self.load_series();
         }
+    }
+
+    /// Opens the store again after a write error and writes back what lives in memory: the
+    /// pending samples, every alert's state and the silences.
+    fn reopen_store(&mut self) {
+        if let Err(e) = self.store.reopen() {
+            tracing::error!("opening the database again failed: {e}");
+            return;
+        }
+        tracing::info!("database opened again after a write error");
+        let items: Vec<Ingest<'_>> =
+            self.pending.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
+        let mut saved = self.store.ingest(&items);
+        drop(items);
+        let stored: Vec<_> = self.store.alerts().unwrap_or_default().into_iter().map(|a| a.key).collect();
+        for k in stored.iter().filter(|k| !self.alerts.contains_key(k)) {
+            saved = saved.and_then(|()| self.store.remove_alert(k));
+        }
+        for a in self.alerts.values() {
+            saved = saved.and_then(|()| self.store.put_alert(a));
+        }
+        for s in &self.silences {
+            saved = saved.and_then(|()| self.store.put_silence(s));
+        }
+        match saved.and_then(|()| self.store.flush()) {
+            Ok(()) => {
+                self.pending.clear();
+                self.snapshot.store_error = None;
+            }
+            Err(e) => self.snapshot.store_error = Some(e.to_string()),
+        }
+        self.dirty = true;
     }
 
     /// Reads the stored recent samples of up to `n` channels into their sparkline windows,

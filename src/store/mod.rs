@@ -23,6 +23,8 @@ pub enum StoreError {
     FutureSchema { path: PathBuf, found: u32, supported: u32 },
     #[error("the database at {path} is damaged: {detail} (move it aside and re-import your campaigns from files)")]
     Corrupt { path: PathBuf, detail: String },
+    #[error("the database at {path} is closed after a write error; it is opened again on the next write")]
+    Closed { path: PathBuf },
     #[error("database at {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("database at {path}: record {key} in '{tree}' cannot be read: {detail}")]
@@ -80,8 +82,13 @@ struct Manifest {
 }
 
 pub struct Store {
-    db: sled::Db,
     path: PathBuf,
+    /// `None` only between dropping a handle that hit a write error and opening it again.
+    trees: Option<Trees>,
+}
+
+struct Trees {
+    db: sled::Db,
     meta: sled::Tree,
     campaigns: sled::Tree,
     channels: sled::Tree,
@@ -116,7 +123,7 @@ impl Store {
             }
         };
         let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
-        let store = Store {
+        let trees = Trees {
             meta: tree("meta")?,
             campaigns: tree("campaigns")?,
             channels: tree("channels")?,
@@ -127,8 +134,8 @@ impl Store {
             journal: tree("journal")?,
             snoozes: tree("snoozes")?,
             db,
-            path,
         };
+        let store = Store { path, trees: Some(trees) };
         store.check_schema(had_data)?;
         store.check_manifest()?;
         Ok(store)
@@ -138,15 +145,33 @@ impl Store {
         &self.path
     }
 
+    fn t(&self) -> Result<&Trees> {
+        self.trees.as_ref().ok_or_else(|| StoreError::Closed { path: self.path.clone() })
+    }
+
+    /// After a failed write (a full disk, a file-size limit) sled refuses every later write
+    /// until it is opened again. This lets the handle go and opens the database afresh, which
+    /// recovers what was flushed; the caller still holds what was not and writes it again.
+    /// Until it succeeds, every call answers `Closed`.
+    pub fn reopen(&mut self) -> Result<()> {
+        if let Some(old) = self.trees.take() {
+            let _ = old.db.flush();
+            drop(old);
+        }
+        let fresh = Store::open(&self.path)?;
+        *self = fresh;
+        Ok(())
+    }
+
     fn check_schema(&self, had_data: bool) -> Result<()> {
-        let found = self.meta.get("schema").map_err(|e| self.err(e))?;
+        let found = self.t()?.meta.get("schema").map_err(|e| self.err(e))?;
         match found {
             None if had_data => Err(StoreError::Corrupt {
                 path: self.path.clone(),
                 detail: "its schema record is missing: the file was truncated or overwritten".into(),
             }),
             None => {
-                self.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.err(e))?;
+                self.t()?.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.err(e))?;
                 self.flush()
             }
             Some(v) => {
@@ -164,13 +189,13 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> Result<u32> {
-        let v = self.meta.get("schema").map_err(|e| self.err(e))?;
+        let v = self.t()?.meta.get("schema").map_err(|e| self.err(e))?;
         Ok(v.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u32::from_be_bytes))
     }
 
     /// Used by tests and migrations: force the stored schema version.
     pub fn set_schema_version(&self, v: u32) -> Result<()> {
-        self.meta.insert("schema", &v.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.t()?.meta.insert("schema", &v.to_be_bytes()).map_err(|e| self.err(e))?;
         self.flush()
     }
 
@@ -192,7 +217,7 @@ impl Store {
     }
 
     pub fn put_campaign(&self, c: &Campaign) -> Result<()> {
-        self.campaigns.insert(c.id.as_bytes(), Self::encode(c)).map_err(|e| self.err(e))?;
+        self.t()?.campaigns.insert(c.id.as_bytes(), Self::encode(c)).map_err(|e| self.err(e))?;
         self.flush()?;
         self.write_manifest()
     }
@@ -201,7 +226,7 @@ impl Store {
     /// many there are. A database that opens with fewer was cut short or damaged (sled would
     /// otherwise quietly recover to an older state).
     fn write_manifest(&self) -> Result<()> {
-        let m = Manifest { campaigns: self.campaigns.len(), journal: self.journal.len() };
+        let m = Manifest { campaigns: self.t()?.campaigns.len(), journal: self.t()?.journal.len() };
         let tmp = self.path.join("manifest.json.tmp");
         let body = serde_json::to_vec(&m).expect("a manifest serialises");
         std::fs::write(&tmp, body)
@@ -212,7 +237,7 @@ impl Store {
     fn check_manifest(&self) -> Result<()> {
         let Ok(text) = std::fs::read(self.path.join("manifest.json")) else { return Ok(()) };
         let Ok(m) = serde_json::from_slice::<Manifest>(&text) else { return Ok(()) };
-        let (campaigns, journal) = (self.campaigns.len(), self.journal.len());
+        let (campaigns, journal) = (self.t()?.campaigns.len(), self.t()?.journal.len());
         if campaigns < m.campaigns || journal < m.journal {
             return Err(StoreError::Corrupt {
                 path: self.path.clone(),
@@ -226,7 +251,7 @@ impl Store {
     }
 
     pub fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
-        match self.campaigns.get(id.as_bytes()).map_err(|e| self.err(e))? {
+        match self.t()?.campaigns.get(id.as_bytes()).map_err(|e| self.err(e))? {
             Some(v) => Ok(Some(self.decode("campaigns", id.as_bytes(), &v)?)),
             None => Ok(None),
         }
@@ -244,15 +269,15 @@ impl Store {
 
     /// Every campaign, ordered by id.
     pub fn campaigns(&self) -> Result<Vec<Campaign>> {
-        self.all(&self.campaigns, "campaigns")
+        self.all(&self.t()?.campaigns, "campaigns")
     }
 
     /// Removes a campaign with everything recorded for it. Returns whether it existed.
     pub fn remove_campaign(&self, id: &str) -> Result<bool> {
-        let existed = self.campaigns.remove(id.as_bytes()).map_err(|e| self.err(e))?.is_some();
+        let existed = self.t()?.campaigns.remove(id.as_bytes()).map_err(|e| self.err(e))?.is_some();
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
-        for tree in [&self.channels, &self.samples, &self.rollups, &self.alerts] {
+        for tree in [&self.t()?.channels, &self.t()?.samples, &self.t()?.rollups, &self.t()?.alerts] {
             let mut batch = sled::Batch::default();
             for kv in tree.scan_prefix(&prefix).keys() {
                 batch.remove(kv.map_err(|e| self.err(e))?);
@@ -266,7 +291,7 @@ impl Store {
 
     pub fn cursor(&self, key: &ChannelKey) -> Result<Option<ChannelCursor>> {
         let k = key.prefix();
-        match self.channels.get(&k).map_err(|e| self.err(e))? {
+        match self.t()?.channels.get(&k).map_err(|e| self.err(e))? {
             Some(v) => Ok(Some(self.decode("channels", &k, &v)?)),
             None => Ok(None),
         }
@@ -278,62 +303,63 @@ impl Store {
 
     /// Saves an alert's state (flushed: an acknowledged state change must survive a crash).
     pub fn put_alert(&self, a: &crate::alert::Alert) -> Result<()> {
-        self.alerts.insert(Self::alert_key(&a.key), Self::encode(a)).map_err(|e| self.err(e))?;
+        self.t()?.alerts.insert(Self::alert_key(&a.key), Self::encode(a)).map_err(|e| self.err(e))?;
         Ok(())
     }
 
     pub fn remove_alert(&self, k: &crate::alert::AlertKey) -> Result<()> {
-        self.alerts.remove(Self::alert_key(k)).map_err(|e| self.err(e))?;
+        self.t()?.alerts.remove(Self::alert_key(k)).map_err(|e| self.err(e))?;
         Ok(())
     }
 
     pub fn alerts(&self) -> Result<Vec<crate::alert::Alert>> {
-        self.all(&self.alerts, "alerts")
+        self.all(&self.t()?.alerts, "alerts")
     }
 
     /// Saves a silence and flushes: a silence the user was told about must survive a crash.
     pub fn put_silence(&self, s: &crate::alert::Silence) -> Result<()> {
-        self.silences.insert(s.id.as_bytes(), Self::encode(s)).map_err(|e| self.err(e))?;
+        self.t()?.silences.insert(s.id.as_bytes(), Self::encode(s)).map_err(|e| self.err(e))?;
         self.flush()
     }
 
     pub fn remove_silence(&self, id: &str) -> Result<()> {
-        self.silences.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+        self.t()?.silences.remove(id.as_bytes()).map_err(|e| self.err(e))?;
         Ok(())
     }
 
     pub fn silences(&self) -> Result<Vec<crate::alert::Silence>> {
-        self.all(&self.silences, "silences")
+        self.all(&self.t()?.silences, "silences")
     }
 
     /// Every stored cursor, in one sequential scan (faster than a lookup per channel).
     /// A new journal id, increasing across restarts.
     pub fn next_journal_id(&self) -> Result<u64> {
-        self.db.generate_id().map(|id| id + 1).map_err(|e| self.err(e))
+        self.t()?.db.generate_id().map(|id| id + 1).map_err(|e| self.err(e))
     }
 
     /// Writes a journal entry and flushes: an action is on disk before it is sent, and its
     /// outcome before anyone is told.
     pub fn put_journal(&self, e: &crate::optimize::journal::JournalEntry) -> Result<()> {
-        let new = self.journal.insert(e.id.to_be_bytes(), Self::encode(e)).map_err(|e| self.err(e))?.is_none();
+        let new = self.t()?.journal.insert(e.id.to_be_bytes(), Self::encode(e)).map_err(|e| self.err(e))?.is_none();
         self.flush()?;
         if new { self.write_manifest() } else { Ok(()) }
     }
 
     /// The whole journal, oldest first.
     pub fn journal(&self) -> Result<Vec<crate::optimize::journal::JournalEntry>> {
-        self.all(&self.journal, "journal")
+        self.all(&self.t()?.journal, "journal")
     }
 
     /// Hides a recommendation until `until_ms` (campaign time).
     pub fn put_snooze(&self, rec_id: &str, until_ms: i64) -> Result<()> {
-        self.snoozes.insert(rec_id.as_bytes(), &until_ms.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.t()?.snoozes.insert(rec_id.as_bytes(), &until_ms.to_be_bytes()).map_err(|e| self.err(e))?;
         self.flush()
     }
 
     /// Snoozed recommendations: (id, until).
     pub fn snoozes(&self) -> Result<Vec<(String, i64)>> {
-        self.snoozes
+        self.t()?
+            .snoozes
             .iter()
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -345,7 +371,7 @@ impl Store {
 
     pub fn cursors(&self) -> Result<std::collections::HashMap<ChannelKey, ChannelCursor>> {
         let mut out = std::collections::HashMap::new();
-        for kv in self.channels.iter() {
+        for kv in self.t()?.channels.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let mut parts = k.split(|b| *b == 0);
             let (Some(c), Some(ch)) = (parts.next(), parts.next()) else { continue };
@@ -369,7 +395,7 @@ impl Store {
             .iter()
             .map(|i| (i.key.at(i.sample.at), Self::encode(i.sample), i.key.prefix(), Self::encode(i.cursor)))
             .collect();
-        (&self.samples, &self.channels, &self.rollups)
+        (&self.t()?.samples, &self.t()?.channels, &self.t()?.rollups)
             .transaction(|(samples, channels, rollups)| {
                 for ((sk, sv, ck, cv), item) in encoded.iter().zip(items) {
                     samples.insert(sk.as_slice(), sv.as_slice())?;
@@ -397,7 +423,8 @@ impl Store {
 
     /// Raw samples of a channel with `from <= at < to`, oldest first.
     pub fn samples(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<Sample>> {
-        self.samples
+        self.t()?
+            .samples
             .range(key.at(from)..key.at(to))
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -409,6 +436,7 @@ impl Store {
     /// The last `n` raw samples of a channel before `to`, oldest first.
     pub fn recent_samples(&self, key: &ChannelKey, to: i64, n: usize) -> Result<Vec<Sample>> {
         let mut out = self
+            .t()?
             .samples
             .range(key.at(0)..key.at(to))
             .rev()
@@ -425,7 +453,8 @@ impl Store {
     /// Hourly rollups of a channel with `from <= hour < to`: (hour start ms, counters).
     pub fn rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, Counters)>> {
         let plen = key.prefix().len();
-        self.rollups
+        self.t()?
+            .rollups
             .range(key.at(from)..key.at(to))
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -440,25 +469,25 @@ impl Store {
     pub fn prune_samples(&self, key: &ChannelKey, before: i64) -> Result<usize> {
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in self.samples.range(key.at(0)..key.at(before)).keys() {
+        for k in self.t()?.samples.range(key.at(0)..key.at(before)).keys() {
             batch.remove(k.map_err(|e| self.err(e))?);
             n += 1;
         }
-        self.samples.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.t()?.samples.apply_batch(batch).map_err(|e| self.err(e))?;
         Ok(n)
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+        self.t()?.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.t().ok().and_then(|t| t.db.size_on_disk().ok()).unwrap_or(0)
     }
 }
 
-impl Drop for Store {
+impl Drop for Trees {
     fn drop(&mut self) {
         let _ = self.db.flush();
     }

@@ -65,6 +65,10 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
     if snap.read_only {
         tail.insert_str(0, " │ READ-ONLY");
     }
+    // Ahead of the counts, which matter less than data that is not being saved.
+    if snap.store_error.is_some() {
+        tail.insert_str(0, " │ DB WRITE FAILING");
+    }
     if degraded > 0 {
         tail.push_str(&format!(" ◐{degraded}"));
     }
@@ -79,9 +83,6 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
                 tail.push_str(&format!(" {sym}{n}"));
             }
         }
-    }
-    if snap.store_error.is_some() {
-        tail.push_str(" │ DB WRITE FAILING");
     }
     // The health counts matter more than the year and the offset: shorten the clock first.
     let long = format!(" Campaign Cockpit │ {}{speed}{tail}", clock(true));
