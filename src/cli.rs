@@ -430,7 +430,9 @@ struct LoadedScenario {
 
 fn load_scenario(path: Option<&Path>) -> color_eyre::Result<LoadedScenario> {
     let Some(path) = path else {
-        return Ok(LoadedScenario { scenario: crate::demo::scenario(), campaigns: crate::demo::campaigns() });
+        let mut campaigns = crate::demo::campaigns();
+        campaigns.extend(crate::demo::past_campaigns());
+        return Ok(LoadedScenario { scenario: crate::demo::scenario(), campaigns });
     };
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading scenario {name}"))?;
@@ -469,10 +471,21 @@ fn start_sim(
     loaded: &LoadedScenario,
     start_ms: i64,
     speed: f64,
+    history: Option<&Store>,
 ) -> color_eyre::Result<(crate::sim::SimServer, SharedClock)> {
     let clock: SharedClock = Arc::new(ScaledClock::new(start_ms, speed));
     let (channels, incidents) = loaded.scenario.build(&loaded.campaigns, start_ms).map_err(BadInput)?;
-    let net = Network::new(channels, incidents, start_ms);
+    let net = match history {
+        Some(store) => {
+            // From the first campaign's start, recording hour by hour up to now.
+            let first = loaded.campaigns.iter().map(Campaign::start_ms).min().unwrap_or(start_ms).min(start_ms);
+            let mut net = Network::new(channels, incidents, first);
+            let n = crate::sim::history::record(store, &mut net, &loaded.campaigns, start_ms)?;
+            tracing::info!("recorded {n} hourly samples of simulated history");
+            net
+        }
+        None => Network::new(channels, incidents, start_ms),
+    };
     let server = crate::sim::serve(listener, net, clock.clone()).wrap_err("starting the simulator")?;
     Ok((server, clock))
 }
@@ -480,7 +493,7 @@ fn start_sim(
 async fn sim_only(listen: &str, loaded: LoadedScenario, speed: f64) -> color_eyre::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.wrap_err_with(|| format!("listening on {listen}"))?;
     let start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
-    let (server, _clock) = start_sim(listener, &loaded, start_ms, speed)?;
+    let (server, _clock) = start_sim(listener, &loaded, start_ms, speed, None)?;
     let n: usize = loaded.campaigns.iter().map(|c| c.channels.len()).sum();
     println!("simulating {n} channels of {} campaigns at ×{speed} on {}", loaded.campaigns.len(), server.base_url());
     for c in &loaded.campaigns {
@@ -494,16 +507,19 @@ async fn sim_only(listen: &str, loaded: LoadedScenario, speed: f64) -> color_eyr
 async fn demo(store: Store, loaded: LoadedScenario, speed: f64, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     // Resume where an earlier run on the same database stopped, so its samples stay in order.
     let mut start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
+    let mut fresh = true;
     for c in &loaded.campaigns {
         for ch in &c.channels {
             if let Some(cur) = store.cursor(&crate::store::ChannelKey::new(&c.id, &ch.id))? {
                 start_ms = start_ms.max(cur.at);
+                fresh = false;
             }
         }
     }
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.wrap_err("binding a loopback port for the simulator")?;
-    let (server, clock) = start_sim(listener, &loaded, start_ms, speed)?;
+    // A new database gets the campaigns' simulated past, so there is history to analyse.
+    let (server, clock) = start_sim(listener, &loaded, start_ms, speed, fresh.then_some(&store))?;
     let mut campaigns = loaded.campaigns.clone();
     crate::demo::rebase(&mut campaigns, &server.base_url());
     for c in &campaigns {

@@ -11,13 +11,26 @@ pub const CAMPAIGNS: [(&str, &str); 3] = [
     ("fixtures/app-launch.toml", include_str!("../fixtures/app-launch.toml")),
 ];
 
+/// Ended campaigns the demo records a full run of, to compare with and review.
+pub const PAST_CAMPAIGNS: [(&str, &str); 1] =
+    [("fixtures/618-promo-2025.toml", include_str!("../fixtures/618-promo-2025.toml"))];
+
 pub const SCENARIO: (&str, &str) = ("fixtures/scenarios/demo.toml", include_str!("../fixtures/scenarios/demo.toml"));
 
 /// The address the fixture campaigns point at (`cockpit sim`'s default).
 pub const DEFAULT_SIM_ORIGIN: &str = "http://127.0.0.1:7878";
 
 pub fn campaigns() -> Vec<Campaign> {
-    CAMPAIGNS
+    parse(&CAMPAIGNS)
+}
+
+/// Last year's 618 festival, for comparisons by day since launch.
+pub fn past_campaigns() -> Vec<Campaign> {
+    parse(&PAST_CAMPAIGNS)
+}
+
+fn parse(files: &[(&str, &str)]) -> Vec<Campaign> {
+    files
         .iter()
         .map(|(file, text)| Campaign::parse(text, Format::Toml, file).expect("the built-in fixtures are valid"))
         .collect()

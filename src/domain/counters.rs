@@ -89,6 +89,22 @@ impl VariantCounters {
     }
 }
 
+/// Counters of one audience segment of a channel (a value of a dimension such as device,
+/// age band or region). Each dimension partitions the channel's traffic.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentCounters {
+    pub dimension: String,
+    pub value: String,
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+impl SegmentCounters {
+    pub fn same_segment(&self, o: &SegmentCounters) -> bool {
+        self.dimension == o.dimension && self.value == o.value
+    }
+}
+
 /// What one channel gained between two polls. `at` is the end of the interval in unix
 /// milliseconds (source time); `reset` marks an interval in which the source restarted its
 /// counters, so the delta is the new cumulative value (all that is known since the restart).
@@ -123,6 +139,11 @@ pub struct ChannelCursor {
     pub totals: Counters,
     pub variant_totals: Vec<VariantCounters>,
     pub resets: u32,
+    /// The last cumulative segment readings, and their reset-safe sums since the start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub raw_segments: Vec<SegmentCounters>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segment_totals: Vec<SegmentCounters>,
     /// Start of the campaign-local day that `today` covers (unix ms), kept so that start-up
     /// needs no scan of the day's samples.
     pub day_start: i64,
@@ -172,6 +193,23 @@ impl ChannelCursor {
             self.resets += 1;
         }
         Some(Sample { at, reset, first, delta, variants: vdelta })
+    }
+
+    /// Adds what each segment gained since its last reading to its totals. A segment read for
+    /// the first time, or whose counters went down, counts its whole reading (as a channel's
+    /// first reading or reset does). Called after `advance` accepted the reading.
+    pub fn advance_segments(&mut self, segments: &[SegmentCounters]) {
+        for seg in segments {
+            let delta = match self.raw_segments.iter().find(|p| p.same_segment(seg)) {
+                Some(p) if !seg.counters.went_backwards(&p.counters) => seg.counters.minus(&p.counters),
+                _ => seg.counters,
+            };
+            match self.segment_totals.iter_mut().find(|t| t.same_segment(seg)) {
+                Some(t) => t.counters.add(&delta),
+                None => self.segment_totals.push(SegmentCounters { counters: delta, ..seg.clone() }),
+            }
+        }
+        self.raw_segments = segments.to_vec();
     }
 }
 
@@ -224,6 +262,23 @@ mod tests {
         let s = cur.advance(2, c(110, 0, 0.0), &[v(10)]).unwrap();
         assert!(s.reset);
         assert_eq!(cur.variant_totals[0].impressions, 70);
+    }
+
+    #[test]
+    fn segments_sum_their_gains_across_resets() {
+        let seg = |v: &str, i: u64| SegmentCounters {
+            dimension: "device".into(),
+            value: v.into(),
+            counters: c(i, i / 10, i as f64 / 100.0),
+        };
+        let mut cur = ChannelCursor::default();
+        cur.advance_segments(&[seg("mobile", 100), seg("desktop", 40)]);
+        cur.advance_segments(&[seg("mobile", 150), seg("desktop", 60)]);
+        // The source restarted the mobile counter; desktop appears unchanged.
+        cur.advance_segments(&[seg("mobile", 20), seg("desktop", 60)]);
+        let total = |v: &str| cur.segment_totals.iter().find(|s| s.value == v).unwrap().counters.impressions;
+        assert_eq!(total("mobile"), 170);
+        assert_eq!(total("desktop"), 60);
     }
 
     proptest! {

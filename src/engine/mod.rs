@@ -114,7 +114,9 @@ impl Engine {
         sources: &[SourceSpec],
     ) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
         let now = clock.now_ms();
-        let campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
+        let mut campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
+        // Running campaigns first; ended ones after them, the latest first.
+        campaigns.sort_by_key(|c| (c.end_ms() < now).then_some(std::cmp::Reverse(c.end_ms())));
         let mut cursors = store.cursors()?;
         let alerts = store.alerts()?.into_iter().map(|a| (a.key.clone(), a)).collect();
         let silences = store.silences()?;
@@ -458,6 +460,9 @@ impl Engine {
         st.status = stats.status;
         st.live_budget = stats.daily_budget;
         if let Some(sample) = st.cursor.advance(at, stats.totals, &stats.variants) {
+            if !stats.segments.is_empty() {
+                st.cursor.advance_segments(&stats.segments);
+            }
             let campaign = self.campaigns.iter().find(|c| c.id == key.campaign).expect("channel of a known campaign");
             let day_start = campaign.day_start_ms(at);
             if day_start != st.day_start {
@@ -744,6 +749,7 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<Strin
         status: st.status,
         daily_budget: st.live_budget.unwrap_or(st.plan.daily_budget),
         variants: st.cursor.variant_totals.clone(),
+        segments: st.cursor.segment_totals.clone(),
         health,
         last_error,
         resets: st.cursor.resets,

@@ -1,7 +1,7 @@
 //! The stats and control protocols of DESIGN.md §3, version 1. Parsing is strict about what
 //! matters (non-negative finite counters, unique channel ids) and tolerant of added fields.
 
-use crate::domain::{Counters, VariantCounters};
+use crate::domain::{Counters, SegmentCounters, VariantCounters};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,9 @@ pub struct ChannelStats {
     pub totals: Counters,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantCounters>,
+    /// Optional breakdown by audience segment: cumulative counters per (dimension, value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentCounters>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +60,16 @@ struct RawChannel {
     totals: RawCounters,
     #[serde(default)]
     variants: Vec<RawVariant>,
+    #[serde(default)]
+    segments: Vec<RawSegment>,
+}
+
+#[derive(Deserialize)]
+struct RawSegment {
+    dimension: String,
+    value: String,
+    #[serde(flatten)]
+    counters: RawCounters,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,6 +114,17 @@ fn amount(ch: &str, field: &str, v: f64) -> Result<f64, String> {
     Ok(v)
 }
 
+fn counters(ch: &str, prefix: &str, t: &RawCounters) -> Result<Counters, String> {
+    Ok(Counters {
+        impressions: count(ch, &format!("{prefix}impressions"), t.impressions)?,
+        clicks: count(ch, &format!("{prefix}clicks"), t.clicks)?,
+        leads: count(ch, &format!("{prefix}leads"), t.leads)?,
+        conversions: count(ch, &format!("{prefix}conversions"), t.conversions)?,
+        spend: amount(ch, &format!("{prefix}spend"), t.spend)?,
+        revenue: amount(ch, &format!("{prefix}revenue"), t.revenue)?,
+    })
+}
+
 /// Parses and checks a stats document. The error says what is wrong and where, in one line.
 pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
     // The error names the field: "channels[0].totals.clicks: invalid type …".
@@ -128,15 +152,21 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
         if channels.iter().any(|o: &ChannelStats| o.id == id && o.campaign == c.campaign) {
             return Err(format!("duplicate channel id '{id}'"));
         }
-        let t = &c.totals;
-        let totals = Counters {
-            impressions: count(&id, "impressions", t.impressions)?,
-            clicks: count(&id, "clicks", t.clicks)?,
-            leads: count(&id, "leads", t.leads)?,
-            conversions: count(&id, "conversions", t.conversions)?,
-            spend: amount(&id, "spend", t.spend)?,
-            revenue: amount(&id, "revenue", t.revenue)?,
-        };
+        let totals = counters(&id, "", &c.totals)?;
+        let mut segments: Vec<SegmentCounters> = Vec::with_capacity(c.segments.len());
+        for seg in c.segments {
+            let (dimension, value) = (seg.dimension.trim().to_string(), seg.value.trim().to_string());
+            if dimension.is_empty() || value.is_empty() {
+                return Err(format!("channel '{id}': a segment has an empty dimension or value"));
+            }
+            let what = format!("segment {dimension}={value} ");
+            let counters = counters(&id, &what, &seg.counters)?;
+            let s = SegmentCounters { dimension, value, counters };
+            if segments.iter().any(|o| o.same_segment(&s)) {
+                return Err(format!("channel '{id}': duplicate segment {}={}", s.dimension, s.value));
+            }
+            segments.push(s);
+        }
         let daily_budget = c.daily_budget.map(|b| amount(&id, "daily_budget", b)).transpose()?;
         let variants = c
             .variants
@@ -158,6 +188,7 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
             currency: c.currency,
             totals,
             variants,
+            segments,
         });
     }
     Ok(StatsDoc { version, generated_at: raw.generated_at, channels })
@@ -203,6 +234,21 @@ mod tests {
         assert_eq!(d.channels[0].totals.clicks, 3400);
         assert_eq!(d.channels[0].variants[0].conversions, 22);
         assert_eq!(d.channels[0].status, Some(ChannelStatus::Active));
+        assert!(d.channels[0].segments.is_empty(), "segments are optional");
+    }
+
+    #[test]
+    fn parses_segments() {
+        let body = br#"{ "version": 1, "channels": [ { "id": "douyin", "totals": { "impressions": 1000, "clicks": 30 },
+              "segments": [ { "dimension": "device", "value": "mobile", "impressions": 800, "clicks": 26, "spend": 12.5 },
+                            { "dimension": "device", "value": "desktop", "impressions": 200, "clicks": 4 } ] } ] }"#;
+        let d = parse_stats(body).unwrap();
+        let segs = &d.channels[0].segments;
+        assert_eq!(segs.len(), 2);
+        assert_eq!((segs[0].value.as_str(), segs[0].counters.clicks, segs[0].counters.spend), ("mobile", 26, 12.5));
+        // What is served parses back the same.
+        let again = parse_stats(&serde_json::to_vec(&d).unwrap()).unwrap();
+        assert_eq!(again, d);
     }
 
     #[test]
@@ -215,6 +261,14 @@ mod tests {
             (r#"{"version":1,"channels":[{"id":"a","totals":{"clicks":"7"}}]}"#, "not a stats document"),
             (r#"{"version":1,"channels":[{"id":"a","totals":{"spend":1e400}}]}"#, "not a stats document"),
             (r#"{"version":1,"chan"#, "not a stats document"),
+            (
+                r#"{"version":1,"channels":[{"id":"a","totals":{},"segments":[{"dimension":"age","value":"18-24","clicks":-2}]}]}"#,
+                "segment age=18-24 clicks is -2",
+            ),
+            (
+                r#"{"version":1,"channels":[{"id":"a","totals":{},"segments":[{"dimension":"d","value":"x"},{"dimension":"d","value":"x"}]}]}"#,
+                "duplicate segment d=x",
+            ),
         ];
         for (body, want) in cases {
             let e = parse_stats(body.as_bytes()).unwrap_err();

@@ -2,6 +2,7 @@
 //! DESIGN.md §3 and a control endpoint it obeys. Used by `cockpit demo`, `cockpit sim`, tests
 //! and benchmarks.
 
+pub mod history;
 pub mod model;
 pub mod scale;
 pub mod scenario;

@@ -2,7 +2,7 @@
 //! hour-of-day curve, turn spend into impressions, clicks, leads and conversions with noise
 //! proportional to volume, and obey pause/resume/budget changes and scripted incidents.
 
-use crate::domain::{Counters, VariantCounters};
+use crate::domain::{Counters, SegmentCounters, VariantCounters};
 use crate::poll::wire::{ChannelStats, ChannelStatus, ControlAction, ControlRequest, PROTOCOL_VERSION, StatsDoc};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -81,6 +81,77 @@ fn one() -> f64 {
     1.0
 }
 
+/// One audience segment: its share of the channel's impressions and how its rates and prices
+/// differ from the channel's.
+#[derive(Debug, Clone)]
+pub struct SegmentParams {
+    pub dimension: &'static str,
+    pub value: &'static str,
+    pub share: f64,
+    pub cpm_mult: f64,
+    pub ctr_mult: f64,
+    pub lead_mult: f64,
+    pub cvr_mult: f64,
+    pub aov_mult: f64,
+}
+
+/// Device, age band and region, with the differences commonly seen on Chinese platforms
+/// (desktop converts better, the youngest band clicks most and buys least, tier-1 cities cost
+/// more and convert better). One age band per channel, picked by `salt`, converts at 40 %
+/// of its usual rate, so every channel has a segment that stands out.
+pub fn default_segments(salt: u64) -> Vec<SegmentParams> {
+    #[rustfmt::skip]
+    let rows: [(&str, &str, f64, f64, f64, f64, f64, f64); 9] = [
+        ("device", "mobile",   0.78, 0.95, 1.05, 0.95, 0.85, 0.95),
+        ("device", "desktop",  0.22, 1.20, 0.80, 1.20, 1.50, 1.15),
+        ("age",    "18-24",    0.22, 0.90, 1.25, 0.80, 0.60, 0.80),
+        ("age",    "25-34",    0.38, 1.00, 1.05, 1.10, 1.10, 1.00),
+        ("age",    "35-44",    0.26, 1.05, 0.90, 1.10, 1.20, 1.10),
+        ("age",    "45+",      0.14, 1.10, 0.70, 0.90, 0.90, 1.20),
+        ("region", "tier-1",   0.35, 1.30, 1.00, 1.20, 1.20, 1.20),
+        ("region", "tier-2",   0.40, 1.00, 1.00, 1.00, 1.00, 1.00),
+        ("region", "tier-3+",  0.25, 0.75, 1.00, 0.75, 0.70, 0.80),
+    ];
+    let weak = 2 + (salt % 4) as usize;
+    rows.iter()
+        .enumerate()
+        .map(|(i, &(dimension, value, share, cpm_mult, ctr_mult, lead_mult, cvr_mult, aov_mult))| {
+            let k = if i == weak { 0.4 } else { 1.0 };
+            SegmentParams {
+                dimension,
+                value,
+                share,
+                cpm_mult,
+                ctr_mult,
+                lead_mult: lead_mult * k,
+                cvr_mult: cvr_mult * k,
+                aov_mult,
+            }
+        })
+        .collect()
+}
+
+/// Splits `n` into parts in proportion to `weights` (a multinomial draw, by sequential
+/// binomials); the parts sum to `n`.
+fn split(rng: &mut SmallRng, n: u64, weights: &[f64]) -> Vec<u64> {
+    let mut left = n;
+    let mut left_w: f64 = weights.iter().map(|w| w.max(0.0)).sum();
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let k = if i + 1 == weights.len() || left_w <= 0.0 {
+                left
+            } else {
+                binomial(rng, left, (w.max(0.0) / left_w).clamp(0.0, 1.0))
+            };
+            left -= k;
+            left_w -= w.max(0.0);
+            k
+        })
+        .collect()
+}
+
 /// What a scripted incident does to a channel while it lasts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Effect {
@@ -130,6 +201,10 @@ pub struct SimChannel {
     day: i64,
     spent_today: f64,
     rng: SmallRng,
+    /// Audience segments and their counters (money unrounded); none unless enabled.
+    segments: Vec<(SegmentParams, Counters)>,
+    /// Its own generator, so that enabling segments leaves the channel's figures unchanged.
+    seg_rng: SmallRng,
 }
 
 impl SimChannel {
@@ -170,6 +245,49 @@ impl SimChannel {
             day: i64::MIN,
             spent_today: 0.0,
             rng: SmallRng::seed_from_u64(seed),
+            segments: Vec::new(),
+            seg_rng: SmallRng::seed_from_u64(seed ^ 0x5e6d),
+        }
+    }
+
+    /// Breaks the channel's traffic down by device, age band and region from now on.
+    pub fn with_segments(mut self, segments: Vec<SegmentParams>) -> Self {
+        self.segments = segments.into_iter().map(|p| (p, Counters::default())).collect();
+        self
+    }
+
+    /// Shares one step's results among the segments of each dimension, so that every
+    /// dimension adds up to the channel.
+    fn split_segments(&mut self, step: &Counters) {
+        let mut dims: Vec<&'static str> = self.segments.iter().map(|(p, _)| p.dimension).collect();
+        dims.dedup();
+        for dim in dims {
+            let idx: Vec<usize> = (0..self.segments.len()).filter(|&i| self.segments[i].0.dimension == dim).collect();
+            let p = |i: usize| &self.segments[i].0;
+            let shares: Vec<f64> = idx.iter().map(|&i| p(i).share / p(i).cpm_mult).collect();
+            let impr = split(&mut self.seg_rng, step.impressions, &shares);
+            let w: Vec<f64> = idx.iter().zip(&impr).map(|(&i, &n)| n as f64 * p(i).ctr_mult).collect();
+            let clicks = split(&mut self.seg_rng, step.clicks, &w);
+            let w: Vec<f64> = idx.iter().zip(&clicks).map(|(&i, &n)| n as f64 * p(i).lead_mult).collect();
+            let leads = split(&mut self.seg_rng, step.leads, &w);
+            let w: Vec<f64> = idx.iter().zip(&clicks).map(|(&i, &n)| n as f64 * p(i).cvr_mult).collect();
+            let conv = split(&mut self.seg_rng, step.conversions, &w);
+            let cost_w: Vec<f64> = idx.iter().zip(&impr).map(|(&i, &n)| n as f64 * p(i).cpm_mult).collect();
+            let rev_w: Vec<f64> = idx.iter().zip(&conv).map(|(&i, &n)| n as f64 * p(i).aov_mult).collect();
+            let (cost_sum, rev_sum) = (cost_w.iter().sum::<f64>(), rev_w.iter().sum::<f64>());
+            for (k, &i) in idx.iter().enumerate() {
+                let c = &mut self.segments[i].1;
+                c.impressions += impr[k];
+                c.clicks += clicks[k];
+                c.leads += leads[k];
+                c.conversions += conv[k];
+                if cost_sum > 0.0 {
+                    c.spend += step.spend * cost_w[k] / cost_sum;
+                }
+                if rev_sum > 0.0 {
+                    c.revenue += step.revenue * rev_w[k] / rev_sum;
+                }
+            }
         }
     }
 
@@ -270,6 +388,10 @@ impl SimChannel {
             0.0
         };
         self.spent_today += spend;
+        if !self.segments.is_empty() {
+            let step = Counters { impressions, clicks, leads, conversions, spend, revenue };
+            self.split_segments(&step);
+        }
         let c = &mut self.counters;
         c.impressions += impressions;
         c.clicks += clicks;
@@ -288,6 +410,15 @@ impl SimChannel {
             currency: Some(self.currency.clone()),
             totals: self.counters,
             variants: self.variant_counters.clone(),
+            segments: self
+                .segments
+                .iter()
+                .map(|(p, c)| SegmentCounters {
+                    dimension: p.dimension.to_string(),
+                    value: p.value.to_string(),
+                    counters: Counters { spend: round_cents(c.spend), revenue: round_cents(c.revenue), ..*c },
+                })
+                .collect(),
         }
     }
 }
@@ -385,9 +516,18 @@ impl Network {
     /// Moves simulated time forward, applying incidents at their moments. Catching up on a
     /// long gap uses coarser steps so that start-up stays quick.
     pub fn advance_to(&mut self, to: i64) {
+        self.advance(to, None);
+    }
+
+    /// Moves simulated time forward in steps of 15 minutes, for recording a long past quickly.
+    pub fn advance_coarse(&mut self, to: i64) {
+        self.advance(to, Some(15 * MINUTE));
+    }
+
+    fn advance(&mut self, to: i64, step: Option<i64>) {
         while self.now_ms < to {
             let next = self.next_transition().filter(|t| *t <= to).unwrap_or(to);
-            let step = if next - self.now_ms > 6 * 3_600_000 { 15 * MINUTE } else { MINUTE };
+            let step = step.unwrap_or(if next - self.now_ms > 6 * 3_600_000 { 15 * MINUTE } else { MINUTE });
             let from = self.now_ms;
             for c in &mut self.channels {
                 c.run(from, next, step);

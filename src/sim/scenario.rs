@@ -1,7 +1,7 @@
 //! Scenario files for the simulator: which campaigns it serves, how each channel performs, and
 //! scripted incidents ("at +2h the CTR of 618-promo/douyin falls 60 % for 4h").
 
-use super::model::{ChannelParams, Effect, Incident, SimChannel, VariantParams};
+use super::model::{ChannelParams, Effect, Incident, SimChannel, VariantParams, default_segments};
 use crate::domain::Campaign;
 use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
@@ -19,6 +19,9 @@ pub struct Scenario {
     pub start: Option<DateTime<FixedOffset>>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Break every channel's traffic down by device, age band and region.
+    #[serde(default)]
+    pub segments: bool,
     /// Campaign files (relative to the scenario file) whose channels are served; the built-in
     /// demo campaigns when empty.
     #[serde(default)]
@@ -88,7 +91,7 @@ impl Scenario {
                     return Err(format!("channels.\"{key}\".cpm must be > 0"));
                 }
                 let h = key.bytes().fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-                channels.push(SimChannel::new(
+                let mut sim = SimChannel::new(
                     &c.id,
                     ch.source_id(),
                     &c.currency,
@@ -97,7 +100,11 @@ impl Scenario {
                     spec.variants,
                     window,
                     h,
-                ));
+                );
+                if self.segments {
+                    sim = sim.with_segments(default_segments(h));
+                }
+                channels.push(sim);
             }
         }
         for key in self.channels.keys() {
