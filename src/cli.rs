@@ -62,6 +62,9 @@ pub enum Cmd {
         /// A scenario file instead of the built-in demo.
         #[arg(long)]
         scenario: Option<PathBuf>,
+        /// Start from the present without recording the campaigns' simulated past.
+        #[arg(long)]
+        no_history: bool,
         #[command(flatten)]
         scale: Scale,
     },
@@ -111,10 +114,52 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write the review of a campaign or a period of it: goals, spend, KPIs per channel and
+    /// segment, funnel, alerts, actions and their effect, notes, and the previous campaign.
+    Report {
+        id: String,
+        #[arg(long, value_enum, default_value_t = crate::report::ReportFormat::Md)]
+        format: crate::report::ReportFormat,
+        /// Start of the period: RFC 3339, or a date (midnight in the campaign's time zone).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period (exclusive); the latest data by default.
+        #[arg(long)]
+        to: Option<String>,
+        /// Write to a file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Annotations on a campaign's timeline.
+    #[command(subcommand)]
+    Note(NoteCmd),
     /// Poll every source once, evaluate every alert rule, print what is firing; exit 0 when
     /// nothing is, 1 for warnings, 2 for critical alerts, 3 when the check itself failed.
     Check {
         /// Only this campaign.
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NoteCmd {
+    /// Add a note to a campaign (and a channel) at a time (now by default).
+    Add {
+        #[arg(long)]
+        campaign: String,
+        #[arg(long)]
+        channel: Option<String>,
+        /// RFC 3339, or a date; now when absent.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// List the notes, alert events and actions on a campaign's timeline.
+    List {
         #[arg(long)]
         campaign: Option<String>,
         #[arg(long)]
@@ -330,7 +375,7 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
                 cli.interval.unwrap_or(Duration::from_secs(10)),
             ))
         }
-        Some(Cmd::Demo { speed, scenario, scale }) => {
+        Some(Cmd::Demo { speed, scenario, no_history, scale }) => {
             let ui = ui(&cli)?;
             check_speed(*speed)?;
             let scenario = with_scale(load_scenario(scenario.as_deref())?, scale);
@@ -340,8 +385,14 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             };
             let store = open_store(&db)?;
             let _log = init_file_log();
-            let result =
-                runtime()?.block_on(demo(store, scenario, *speed, ui, cli.interval.unwrap_or(Duration::from_secs(1))));
+            let result = runtime()?.block_on(demo(
+                store,
+                scenario,
+                *speed,
+                !*no_history,
+                ui,
+                cli.interval.unwrap_or(Duration::from_secs(1)),
+            ));
             if temp {
                 let _ = std::fs::remove_dir_all(&db);
             }
@@ -402,9 +453,93 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             }
             Ok(())
         }
+        Some(Cmd::Report { id, format, from, to, output }) => {
+            let store = open_store(&db)?;
+            let all = store.campaigns()?;
+            let c = all.iter().find(|c| &c.id == id).ok_or_else(|| {
+                BadInput(format!("no campaign '{id}' in {} (see `cockpit campaign list`)", db.display()))
+            })?;
+            let from = from.as_deref().map(|t| parse_time(t, c, "--from")).transpose()?;
+            let to = to.as_deref().map(|t| parse_time(t, c, "--to")).transpose()?;
+            if let (Some(f), Some(t)) = (from, to)
+                && f >= t
+            {
+                return Err(BadInput("--from must be before --to".into()).into());
+            }
+            let review = crate::report::build(&store, c, &all, from, to)?;
+            let text = crate::report::render(&review, *format);
+            match output {
+                Some(path) => {
+                    std::fs::write(path, text).wrap_err_with(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Some(Cmd::Note(cmd)) => note(cmd, &open_store(&db)?),
         // Answered by `run`, which needs its own exit code.
         Some(Cmd::Check { .. }) => Ok(()),
     }
+}
+
+/// RFC 3339, or a date meaning midnight in the campaign's time zone.
+fn parse_time(text: &str, c: &Campaign, what: &str) -> color_eyre::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(t.timestamp_millis());
+    }
+    let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| BadInput(format!("{what} '{text}': write an RFC 3339 time or a date like 2026-06-08")))?;
+    let local = date.and_hms_opt(0, 0, 0).expect("midnight exists").and_local_timezone(*c.start.offset());
+    Ok(local.single().map_or(0, |t| t.timestamp_millis()))
+}
+
+fn note(cmd: &NoteCmd, store: &Store) -> color_eyre::Result<()> {
+    use crate::analyze::notes::{Note, NoteKind};
+    match cmd {
+        NoteCmd::Add { campaign, channel, at, text } => {
+            let c = store.campaign(campaign)?.ok_or_else(|| BadInput(format!("no campaign '{campaign}'")))?;
+            if let Some(ch) = channel
+                && c.channel(ch).is_none()
+            {
+                return Err(BadInput(format!("campaign '{campaign}' has no channel '{ch}'")).into());
+            }
+            let at_ms = match at {
+                Some(t) => parse_time(t, &c, "--at")?,
+                None => SystemClock.now_ms(),
+            };
+            let note = Note {
+                id: store.next_journal_id()?,
+                at_ms,
+                campaign: campaign.clone(),
+                channel: channel.clone(),
+                kind: NoteKind::Note,
+                text: text.join(" "),
+                by: crate::ui::app::os_user(),
+                rule: None,
+                fired: None,
+            };
+            store.put_note(&note)?;
+            println!("noted on {campaign}");
+        }
+        NoteCmd::List { campaign, json } => {
+            let notes = store.notes(campaign.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&notes)?);
+            } else if notes.is_empty() {
+                println!("no notes");
+            } else {
+                for n in &notes {
+                    let when = chrono::DateTime::from_timestamp_millis(n.at_ms)
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default();
+                    let on = n.channel.as_deref().map(|c| format!("/{c}")).unwrap_or_default();
+                    println!("{when} UTC  {:<6} {}{on}  {}  ({})", n.kind.label(), n.campaign, n.text, n.by);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_speed(speed: f64) -> color_eyre::Result<()> {
@@ -504,7 +639,14 @@ async fn sim_only(listen: &str, loaded: LoadedScenario, speed: f64) -> color_eyr
     Ok(())
 }
 
-async fn demo(store: Store, loaded: LoadedScenario, speed: f64, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
+async fn demo(
+    store: Store,
+    loaded: LoadedScenario,
+    speed: f64,
+    history: bool,
+    ui: Ui,
+    interval: Duration,
+) -> color_eyre::Result<()> {
     // Resume where an earlier run on the same database stopped, so its samples stay in order.
     let mut start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
     let mut fresh = true;
@@ -519,7 +661,7 @@ async fn demo(store: Store, loaded: LoadedScenario, speed: f64, ui: Ui, interval
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.wrap_err("binding a loopback port for the simulator")?;
     // A new database gets the campaigns' simulated past, so there is history to analyse.
-    let (server, clock) = start_sim(listener, &loaded, start_ms, speed, fresh.then_some(&store))?;
+    let (server, clock) = start_sim(listener, &loaded, start_ms, speed, (fresh && history).then_some(&store))?;
     let mut campaigns = loaded.campaigns.clone();
     crate::demo::rebase(&mut campaigns, &server.base_url());
     for c in &campaigns {

@@ -275,7 +275,7 @@ fn a_panic_restores_the_terminal_and_keeps_the_data() {
     let out = String::from_utf8_lossy(&s.raw).into_owned();
     assert!(out.contains("a panic on request"), "the panic message is shown");
     let store = campaign_cockpit::store::Store::open(&db).expect("the database opens after a panic");
-    assert_eq!(store.campaigns().unwrap().len(), 3);
+    assert_eq!(store.campaigns().unwrap().len(), 4, "the demo's three campaigns and last year's");
 }
 
 /// A full disk, made with a file-size limit on the process (a write past it fails with EFBIG):
@@ -296,6 +296,7 @@ fn a_full_disk_is_reported_and_nothing_is_lost_once_it_has_room() {
         db.to_str().unwrap(),
         "--speed",
         "3000",
+        "--no-history",
     ];
     let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
     let mut s = Session::spawn(dir.path(), "prlimit", &args, &[]);
@@ -325,9 +326,39 @@ fn a_full_disk_is_reported_and_nothing_is_lost_once_it_has_room() {
     let size = std::fs::metadata(db.join("db")).unwrap().len();
     assert!(size > limit, "writes went on past the old limit: {size} bytes");
     let store = campaign_cockpit::store::Store::open(&db).expect("the database opens after a full disk");
-    assert_eq!(store.campaigns().unwrap().len(), 3);
+    assert_eq!(store.campaigns().unwrap().len(), 4);
     let acked = store.alerts().unwrap().into_iter().filter(|a| a.ack.is_some()).count();
     assert!(acked >= 1, "the ack given while the disk was full was written once it had room");
+}
+
+/// The analyze view on the demo: compare (with the change against yesterday), funnel,
+/// segments with their outliers, and the day-by-day comparison with last year's festival; a
+/// note typed with `n` is stored.
+#[test]
+fn analyze_views_and_a_note_on_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let mut s = Session::start(dir.path(), &["demo", "--db", db.to_str().unwrap(), "--speed", "60"]);
+    s.wait_for("data on screen", |sc| sc.contains("data live"));
+    s.send("6");
+    s.wait_for("the compare view", |sc| sc.contains("vs yesterday to this time") && sc.contains("all channels"));
+    s.send("f");
+    s.wait_for("the funnel", |sc| sc.contains("impressions → clicks"));
+    s.send("f");
+    s.wait_for("the segments", |sc| sc.contains("judged on ROAS") && sc.contains("far worse"));
+    s.send("f");
+    s.wait_for("the comparison with last year", |sc| sc.contains("vs 618 年中大促 2025") && sc.contains("before"));
+    s.send("w");
+    s.send("n");
+    s.wait_for("the note prompt", |sc| sc.contains("note on 618-promo"));
+    s.send("paused the KOL test\r");
+    s.wait_for("the note saved", |sc| sc.contains("note saved"));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    drop(s);
+    let store = campaign_cockpit::store::Store::open(&db).unwrap();
+    let notes = store.notes(Some("618-promo")).unwrap();
+    assert!(notes.iter().any(|n| n.text == "paused the KOL test"), "{notes:?}");
 }
 
 /// Ctrl-Z gives the terminal back and stops the process; SIGCONT (`fg`) takes it again and

@@ -1,9 +1,117 @@
 //! What the analysis needs from the store: counters over any window and daily series since
 //! launch.
 
-use super::{HOUR_MS, Span, by_launch_day};
-use crate::domain::{Campaign, Counters};
+use super::{HOUR_MS, SegmentRow, Span, WindowKind, average_days, by_launch_day, campaign_metrics, earlier_campaigns};
+use crate::domain::{Campaign, Counters, Metric, SegmentCounters};
 use crate::store::{ChannelKey, Result, Store};
+use serde::Serialize;
+
+/// One row of the compare view: a channel (or the whole campaign) in the window and the one
+/// before.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub current: Counters,
+    pub previous: Option<Counters>,
+}
+
+/// What the analyze view shows for one campaign.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    pub campaign: String,
+    pub window: WindowKind,
+    pub span: Span,
+    pub previous: Option<Span>,
+    pub metrics: Vec<Metric>,
+    /// The campaign's total first, then each channel.
+    pub rows: Vec<Row>,
+    /// Campaign to date, summed over channels, judged on `segment_metric`.
+    pub segment_metric: Metric,
+    pub segments: Vec<SegmentRow>,
+    /// This campaign by day since launch.
+    pub days: Vec<Counters>,
+    /// What it is compared with by day since launch: (label, days).
+    pub against: Option<(String, Vec<Counters>)>,
+    /// Everything it can be compared with, in order; `against` is entry `against_index`.
+    pub candidates: Vec<String>,
+    pub against_index: usize,
+}
+
+/// The KPI segments are judged on: the campaign's first limit, else CTR.
+pub fn segment_metric(c: &Campaign) -> Metric {
+    c.kpis.first().map_or(Metric::Ctr, |k| k.metric)
+}
+
+/// What `c` can be compared with: each earlier campaign (sharing a tag first), then the
+/// average of the earlier campaigns of each tag that two or more of them share.
+pub fn comparisons<'a>(c: &Campaign, all: &'a [Campaign]) -> Vec<(String, Vec<&'a Campaign>)> {
+    let earlier = earlier_campaigns(c, all);
+    let mut out: Vec<(String, Vec<&Campaign>)> = earlier.iter().map(|o| (o.name.clone(), vec![*o])).collect();
+    for tag in &c.tags {
+        let with: Vec<&Campaign> = earlier.iter().copied().filter(|o| o.tags.contains(tag)).collect();
+        if with.len() >= 2 {
+            out.push((format!("average of #{tag} ({})", with.len()), with));
+        }
+    }
+    out
+}
+
+/// Builds the analysis of campaign `id` (one of `all`) as of `now`; `segments` are the
+/// campaign's channels' segment totals.
+pub fn analysis(
+    store: &Store,
+    all: &[Campaign],
+    id: &str,
+    window: WindowKind,
+    against: usize,
+    segments: &[SegmentCounters],
+    now: i64,
+) -> Result<Option<Analysis>> {
+    let Some(c) = all.iter().find(|c| c.id == id) else { return Ok(None) };
+    let (span, previous) = window.spans(c, now);
+    let mut rows = Vec::with_capacity(c.channels.len() + 1);
+    for ch in &c.channels {
+        let key = ChannelKey::new(&c.id, &ch.id);
+        rows.push(Row {
+            id: ch.id.clone(),
+            name: ch.name.clone(),
+            current: self::window(store, &key, span)?,
+            previous: previous.map(|p| self::window(store, &key, p)).transpose()?,
+        });
+    }
+    let total = Row {
+        id: String::new(),
+        name: "all channels".into(),
+        current: Counters::sum(rows.iter().map(|r| &r.current)),
+        previous: previous.map(|_| Counters::sum(rows.iter().filter_map(|r| r.previous.as_ref()))),
+    };
+    rows.insert(0, total);
+    let options = comparisons(c, all);
+    let against_index = if options.is_empty() { 0 } else { against % options.len() };
+    let against = match options.get(against_index) {
+        Some((label, cs)) => {
+            let series = cs.iter().map(|o| campaign_days(store, o, o.end_ms())).collect::<Result<Vec<_>>>()?;
+            Some((label.clone(), average_days(&series)))
+        }
+        None => None,
+    };
+    let metric = segment_metric(c);
+    Ok(Some(Analysis {
+        campaign: c.id.clone(),
+        window,
+        span,
+        previous,
+        metrics: campaign_metrics(c),
+        rows,
+        segment_metric: metric,
+        segments: super::segments(segments, metric),
+        days: campaign_days(store, c, now)?,
+        against,
+        candidates: options.into_iter().map(|(l, _)| l).collect(),
+        against_index,
+    }))
+}
 
 /// A channel's counters over `span`: whole hours from the hourly rollups; the partial hours at
 /// either edge from the raw samples (kept two days) or, when those are gone, from the hour's
@@ -46,19 +154,7 @@ fn edge(store: &Store, key: &ChannelKey, from: i64, to: i64) -> Result<Counters>
         return Ok(Counters::sum(raw.iter().filter(|s| !s.first && s.at >= from && s.at < to).map(|s| &s.delta)));
     }
     let Some((_, c)) = store.rollups(key, hour, hour + 1)?.into_iter().next() else { return Ok(Counters::default()) };
-    Ok(prorate(&c, (to - from) as f64 / HOUR_MS as f64))
-}
-
-fn prorate(c: &Counters, f: f64) -> Counters {
-    let n = |x: u64| (x as f64 * f).round() as u64;
-    Counters {
-        impressions: n(c.impressions),
-        clicks: n(c.clicks),
-        leads: n(c.leads),
-        conversions: n(c.conversions),
-        spend: c.spend * f,
-        revenue: c.revenue * f,
-    }
+    Ok(c.scaled((to - from) as f64 / HOUR_MS as f64))
 }
 
 /// A campaign's counters per local day since launch, all channels summed, up to `upto`.

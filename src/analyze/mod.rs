@@ -3,6 +3,7 @@
 //! aligned by day since launch. Pure functions over counters; `data` reads them from the store.
 
 pub mod data;
+pub mod notes;
 
 use crate::domain::{Campaign, Counters, KpiLimit, Metric, SegmentCounters};
 use serde::Serialize;
@@ -343,6 +344,18 @@ pub fn average_days(series: &[Vec<Counters>]) -> Vec<Counters> {
             }
         })
         .collect()
+}
+
+/// An earlier campaign's days for comparing with one `days` days in whose last day is
+/// `part` over: that day counts in proportion, and the days after it are kept.
+pub fn partial_last_day(other: &[Counters], days: usize, part: f64) -> Vec<Counters> {
+    let mut out = other.to_vec();
+    if let Some(d) = days.checked_sub(1).and_then(|i| out.get_mut(i))
+        && part < 1.0
+    {
+        *d = d.scaled(part.clamp(0.0, 1.0));
+    }
+    out
 }
 
 /// The campaigns `c` can be compared with: those that started before it, sharing a tag

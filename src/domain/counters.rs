@@ -57,6 +57,19 @@ impl Counters {
         }
     }
 
+    /// A share `f` of these counters (counts rounded), e.g. the part of an hour a window covers.
+    pub fn scaled(&self, f: f64) -> Counters {
+        let n = |x: u64| (x as f64 * f).round() as u64;
+        Counters {
+            impressions: n(self.impressions),
+            clicks: n(self.clicks),
+            leads: n(self.leads),
+            conversions: n(self.conversions),
+            spend: self.spend * f,
+            revenue: self.revenue * f,
+        }
+    }
+
     pub fn is_zero(&self) -> bool {
         *self == Counters::default()
     }

@@ -31,7 +31,7 @@ impl Engine {
         Ok(())
     }
 
-    fn notify(&mut self, text: String) {
+    pub(super) fn notify(&mut self, text: String) {
         self.snapshot.notice = Some((self.snapshot.notice.as_ref().map_or(1, |(n, _)| n + 1), text));
         self.dirty = true;
     }
@@ -171,6 +171,9 @@ impl Engine {
             if let Err(err) = self.store.put_journal(&o) {
                 self.snapshot.store_error = Some(err.to_string());
             }
+        }
+        if result.is_ok() {
+            self.note_action(&e);
         }
         tracing::info!(entry, "control {}: {}", e.change.describe(), e.outcome.label());
         self.notify(format!("#{} {}: {}", e.id, e.change.describe(), e.outcome.label()));

@@ -4,6 +4,7 @@
 //! `Command`s.
 
 mod actions;
+mod analysis;
 pub mod health;
 pub mod snapshot;
 
@@ -52,6 +53,11 @@ pub enum Command {
     },
     /// Undo a journal entry (the campaign's last applied action when `None`).
     Undo { entry: Option<u64>, campaign: Option<String>, by: String },
+    /// Add an annotation at the present moment (campaign time).
+    Note { campaign: String, channel: Option<String>, text: String, by: String },
+    /// Compute the analysis of a campaign over a window, compared with an earlier campaign
+    /// (an index into its candidates; the first when `None`), and keep it fresh.
+    Analyze { campaign: String, window: crate::analyze::WindowKind, against: usize },
     /// Hide a recommendation for a while (campaign time).
     Snooze { recommendation: String, for_ms: i64 },
     /// Flush and stop; answers when done.
@@ -90,6 +96,10 @@ pub struct Engine {
     alerts: BTreeMap<crate::alert::AlertKey, crate::alert::Alert>,
     silences: Vec<crate::alert::Silence>,
     journal: Vec<crate::optimize::journal::JournalEntry>,
+    notes: Vec<crate::analyze::notes::Note>,
+    analysis_req: Option<(String, crate::analyze::WindowKind, usize)>,
+    /// When the analysis was last computed (wall clock), to refresh it at a calm pace.
+    analysis_at: Option<Instant>,
     snoozes: HashMap<String, i64>,
     outbox: Vec<crate::optimize::control::Dispatch>,
     read_only: bool,
@@ -176,6 +186,9 @@ impl Engine {
             alerts,
             silences,
             journal: Vec::new(),
+            notes: Vec::new(),
+            analysis_req: None,
+            analysis_at: None,
             snoozes: HashMap::new(),
             outbox: Vec::new(),
             read_only: false,
@@ -188,6 +201,7 @@ impl Engine {
             last_reopen: None,
         };
         engine.load_optimize()?;
+        engine.load_notes()?;
         engine.publish();
         Ok((engine, rx))
     }
@@ -316,6 +330,8 @@ impl Engine {
             }
             Command::Undo { entry, campaign, by } => self.undo(entry, campaign.as_deref(), &by),
             Command::Snooze { recommendation, for_ms } => self.snooze(&recommendation, for_ms),
+            Command::Note { campaign, channel, text, by } => self.note(campaign, channel, text, by),
+            Command::Analyze { campaign, window, against } => self.request_analysis(campaign, window, against),
             Command::Shutdown(_) => {}
         }
     }
@@ -384,6 +400,22 @@ impl Engine {
                 self.dirty = true;
                 if matches!(transition, Transition::Fired | Transition::Resolved) {
                     tracing::info!(alert = ?key, "{transition:?}: {}", verdict.summary);
+                    let fired = transition == Transition::Fired;
+                    let text = match (&after, fired) {
+                        (Some(a), true) => format!("{} fired: {}", a.severity, verdict.summary),
+                        _ => format!("resolved: {}", verdict.summary),
+                    };
+                    self.add_note(crate::analyze::notes::Note {
+                        id: 0,
+                        at_ms: now,
+                        campaign: key.campaign.clone(),
+                        channel: (!key.channel.is_empty()).then(|| key.channel.clone()),
+                        kind: crate::analyze::notes::NoteKind::Alert,
+                        text,
+                        by: "cockpit".into(),
+                        rule: Some(key.rule.clone()),
+                        fired: Some(fired),
+                    });
                 }
             }
             if let Some(a) = after {
@@ -646,6 +678,8 @@ impl Engine {
 
     /// Rebuilds what changed and sends the new snapshot.
     pub fn publish(&mut self) {
+        // Before the channels' dirty marks are cleared below.
+        self.refresh_analysis();
         let health_of: HashMap<&str, (Health, Option<String>, u32)> =
             self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone(), s.failures))).collect();
         let mut campaigns = Vec::with_capacity(self.campaigns.len());

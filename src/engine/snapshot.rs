@@ -10,6 +10,10 @@ use std::time::Instant;
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// The latest annotations of every campaign, oldest first.
+    pub notes: Arc<Vec<crate::analyze::notes::Note>>,
+    /// The analysis the analyze view asked for.
+    pub analysis: Option<Arc<crate::analyze::data::Analysis>>,
     /// Bumped on every change; the UI redraws when it moves.
     pub generation: u64,
     /// Campaign time (unix ms) and how fast it runs.

@@ -100,8 +100,10 @@ pub struct SegmentParams {
 /// more and convert better). One age band per channel, picked by `salt`, converts at 40 %
 /// of its usual rate, so every channel has a segment that stands out.
 pub fn default_segments(salt: u64) -> Vec<SegmentParams> {
+    // dimension, value, share, cpm, ctr, lead rate, cvr and order value multipliers
+    type Row = (&'static str, &'static str, f64, f64, f64, f64, f64, f64);
     #[rustfmt::skip]
-    let rows: [(&str, &str, f64, f64, f64, f64, f64, f64); 9] = [
+    let rows: [Row; 9] = [
         ("device", "mobile",   0.78, 0.95, 1.05, 0.95, 0.85, 0.95),
         ("device", "desktop",  0.22, 1.20, 0.80, 1.20, 1.50, 1.15),
         ("age",    "18-24",    0.22, 0.90, 1.25, 0.80, 0.60, 0.80),

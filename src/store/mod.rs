@@ -98,6 +98,7 @@ struct Trees {
     silences: sled::Tree,
     journal: sled::Tree,
     snoozes: sled::Tree,
+    notes: sled::Tree,
 }
 
 impl Store {
@@ -133,6 +134,7 @@ impl Store {
             silences: tree("silences")?,
             journal: tree("journal")?,
             snoozes: tree("snoozes")?,
+            notes: tree("notes")?,
             db,
         };
         let store = Store { path, trees: Some(trees) };
@@ -348,6 +350,31 @@ impl Store {
     /// The whole journal, oldest first.
     pub fn journal(&self) -> Result<Vec<crate::optimize::journal::JournalEntry>> {
         self.all(&self.t()?.journal, "journal")
+    }
+
+    /// Saves an annotation (flushed: a note the user typed must survive a crash). Keyed by
+    /// campaign, then time, so a campaign's notes come out in order.
+    pub fn put_note(&self, n: &crate::analyze::notes::Note) -> Result<()> {
+        let key = [n.campaign.as_bytes(), &[0], &n.at_ms.to_be_bytes(), &n.id.to_be_bytes()].concat();
+        self.t()?.notes.insert(key, Self::encode(n)).map_err(|e| self.err(e))?;
+        self.flush()
+    }
+
+    /// The annotations of one campaign (every campaign when `None`), oldest first.
+    pub fn notes(&self, campaign: Option<&str>) -> Result<Vec<crate::analyze::notes::Note>> {
+        let t = self.t()?;
+        let iter = match campaign {
+            Some(c) => t.notes.scan_prefix([c.as_bytes(), &[0]].concat()),
+            None => t.notes.iter(),
+        };
+        let mut out = iter
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                self.decode("notes", &k, &v)
+            })
+            .collect::<Result<Vec<crate::analyze::notes::Note>>>()?;
+        out.sort_by_key(|n| (n.at_ms, n.id));
+        Ok(out)
     }
 
     /// Hides a recommendation until `until_ms` (campaign time).

@@ -18,10 +18,12 @@ pub enum View {
     Channel,
     Alerts,
     Optimize,
+    Analyze,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [View::Overview, View::Campaign, View::Channel, View::Alerts, View::Optimize];
+    pub const ALL: [View; 6] =
+        [View::Overview, View::Campaign, View::Channel, View::Alerts, View::Optimize, View::Analyze];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -30,6 +32,7 @@ impl View {
             View::Channel => "Channel",
             View::Alerts => "Alerts",
             View::Optimize => "Optimize",
+            View::Analyze => "Analyze",
         }
     }
 }
@@ -114,6 +117,38 @@ pub enum PromptKind {
     Snooze { rec: String, what: String },
     /// A channel's new daily budget.
     Budget { campaign: String, channel: String, before: f64, min: f64, max: f64 },
+    /// A note on a campaign (and channel) at this moment.
+    Note { campaign: String, channel: Option<String> },
+}
+
+/// What the analyze view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnalyzeMode {
+    #[default]
+    Compare,
+    Funnel,
+    Segments,
+    Past,
+}
+
+impl AnalyzeMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            AnalyzeMode::Compare => "compare",
+            AnalyzeMode::Funnel => "funnel",
+            AnalyzeMode::Segments => "segments",
+            AnalyzeMode::Past => "vs past",
+        }
+    }
+
+    fn next(self) -> AnalyzeMode {
+        match self {
+            AnalyzeMode::Compare => AnalyzeMode::Funnel,
+            AnalyzeMode::Funnel => AnalyzeMode::Segments,
+            AnalyzeMode::Segments => AnalyzeMode::Past,
+            AnalyzeMode::Past => AnalyzeMode::Compare,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +230,10 @@ pub struct App {
     pub journal_sel: usize,
     pub confirm: Option<Confirm>,
     pub prompt: Option<Prompt>,
+    pub analyze_mode: AnalyzeMode,
+    pub analyze_window: crate::analyze::WindowKind,
+    /// Which earlier campaign (or average) the vs-past mode compares with.
+    pub analyze_against: usize,
     /// The last engine notice shown.
     notice_seen: u64,
 }
@@ -238,6 +277,9 @@ impl App {
             journal_sel: 0,
             confirm: None,
             prompt: None,
+            analyze_mode: AnalyzeMode::Compare,
+            analyze_window: crate::analyze::WindowKind::Today,
+            analyze_against: 0,
             notice_seen: 0,
         };
         app.notice_seen = app.snap.notice.as_ref().map_or(0, |(n, _)| *n);
@@ -425,6 +467,30 @@ impl App {
                 self.refresh_alert_rows();
             }
             Action::OptimizeView => return self.goto(View::Optimize),
+            Action::AnalyzeView => return self.goto(View::Analyze),
+            Action::AnalyzeMode if self.view == View::Analyze => self.analyze_mode = self.analyze_mode.next(),
+            Action::WindowNext if self.view == View::Analyze => {
+                self.analyze_window = self.analyze_window.next();
+                return self.analyze_command();
+            }
+            Action::CompareWith if self.view == View::Analyze => {
+                self.analyze_mode = AnalyzeMode::Past;
+                self.analyze_against += 1;
+                return self.analyze_command();
+            }
+            Action::AddNote => {
+                let Some(c) = self.campaign() else {
+                    self.message = Some("no campaign to note on".into());
+                    return None;
+                };
+                let campaign = c.campaign.id.clone();
+                let channel = match self.view {
+                    View::Channel => self.channel.as_ref().map(|k| k.channel.clone()),
+                    View::Campaign => self.selected_channel().map(|ch| ch.key.channel.clone()),
+                    _ => None,
+                };
+                self.prompt = Some(Prompt { kind: PromptKind::Note { campaign, channel }, text: String::new() });
+            }
             Action::ApplyRec if self.view == View::Optimize => {
                 let Some(r) = self.selected_rec() else {
                     self.message = Some("no recommendation to apply".into());
@@ -522,6 +588,23 @@ impl App {
                 self.message = Some(format!("acknowledged {} as {}", alert.key.rule, self.user));
                 return Some(Command::Ack { key: alert.key.clone(), by: self.user.clone() });
             }
+            Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom
+                if self.view == View::Analyze =>
+            {
+                // The campaign analysed: the overview's selection.
+                let n = self.snap.campaigns.len();
+                let i = self.campaign_sel as isize;
+                let next = match action {
+                    Action::Up | Action::PageUp => i - 1,
+                    Action::Down | Action::PageDown => i + 1,
+                    Action::Top => 0,
+                    _ => n as isize - 1,
+                };
+                self.campaign_sel = next.clamp(0, n.saturating_sub(1) as isize) as usize;
+                self.analyze_against = 0;
+                self.row = 0;
+                return self.analyze_command();
+            }
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(self.page.max(1) as isize)),
@@ -529,6 +612,7 @@ impl App {
             Action::Top => self.move_by(isize::MIN / 2),
             Action::Bottom => self.move_by(isize::MAX / 2),
             Action::Open => match self.view {
+                View::Analyze => return self.goto(View::Campaign),
                 View::Optimize => self.preview = !self.preview,
                 View::Overview => return self.goto(View::Campaign),
                 View::Campaign => return self.goto(View::Channel),
@@ -557,7 +641,7 @@ impl App {
                     self.preview = false;
                     self.journal_focus = false;
                 }
-                View::Optimize => return self.goto(View::Overview),
+                View::Optimize | View::Analyze => return self.goto(View::Overview),
                 View::Overview => {}
             },
             Action::Filter if self.view == View::Campaign => self.editing_filter = true,
@@ -596,6 +680,7 @@ impl App {
             View::Channel => Scope::Channel,
             View::Alerts => Scope::Alerts,
             View::Optimize => Scope::Optimize,
+            View::Analyze => Scope::Analyze,
         }
     }
 
@@ -664,7 +749,7 @@ impl App {
             View::Alerts => (&mut self.alert_sel, self.alert_rows.len()),
             View::Optimize if self.journal_focus => (&mut self.journal_sel, self.snap.journal.len()),
             View::Optimize => (&mut self.rec_sel, self.snap.recommendations.len()),
-            View::Channel => return,
+            View::Channel | View::Analyze => return,
         };
         let next = (*cur as isize).saturating_add(d).clamp(0, len.saturating_sub(1) as isize);
         *cur = next as usize;
@@ -705,6 +790,7 @@ impl App {
             KeyCode::Backspace => {
                 p.text.pop();
             }
+            KeyCode::Char(c) if matches!(p.kind, PromptKind::Note { .. }) && !c.is_control() => p.text.push(c),
             KeyCode::Char(c) if c.is_ascii_alphanumeric() || c == '.' || c == ' ' => p.text.push(c),
             KeyCode::Enter => {
                 let p = self.prompt.take()?;
@@ -716,6 +802,13 @@ impl App {
                         }
                         _ => self.message = Some(format!("'{}' is not a duration: write e.g. 4h or 1d", p.text)),
                     },
+                    PromptKind::Note { campaign, channel } => {
+                        if p.text.trim().is_empty() {
+                            self.message = Some("an empty note is not saved".into());
+                            return None;
+                        }
+                        return Some(Command::Note { campaign, channel, text: p.text, by: self.user.clone() });
+                    }
                     PromptKind::Budget { campaign, channel, before, min, max } => {
                         let value: f64 = match p.text.trim().replace(',', "").parse() {
                             Ok(v) if (min..=max).contains(&v) => v,
@@ -770,11 +863,24 @@ impl App {
         if view == View::Alerts {
             self.alert_key = self.selected_alert().map(|a| a.key.clone());
         }
+        if view == View::Analyze {
+            return self.analyze_command();
+        }
         match (from == View::Channel, view == View::Channel) {
             (false, true) => self.series_command(),
             (true, false) => Some(Command::ClearSeries),
             _ => None,
         }
+    }
+
+    /// Asks the engine for the analysis of the selected campaign.
+    pub fn analyze_command(&self) -> Option<Command> {
+        let c = self.campaign()?;
+        Some(Command::Analyze {
+            campaign: c.campaign.id.clone(),
+            window: self.analyze_window,
+            against: self.analyze_against,
+        })
     }
 
     fn series_command(&self) -> Option<Command> {

@@ -39,6 +39,10 @@ pub enum Action {
     MetricNext,
     MetricPrev,
     WindowNext,
+    AnalyzeView,
+    AddNote,
+    AnalyzeMode,
+    CompareWith,
 }
 
 /// Where a binding applies.
@@ -50,6 +54,7 @@ pub enum Scope {
     Channel,
     Alerts,
     Optimize,
+    Analyze,
 }
 
 pub struct Binding {
@@ -81,6 +86,8 @@ pub const BINDINGS: &[Binding] = &[
     b("3", Action::ChannelView, Scope::Global, "channel view", None),
     b("4", Action::AlertsView, Scope::Global, "alerts", None),
     b("5", Action::OptimizeView, Scope::Global, "optimize", None),
+    b("6", Action::AnalyzeView, Scope::Global, "analyze", None),
+    b("n", Action::AddNote, Scope::Global, "add a note (now)", None),
     b("j ↓", Action::Down, Scope::Lists, "move down", None),
     b("k ↑", Action::Up, Scope::Lists, "move up", None),
     b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", None),
@@ -106,6 +113,9 @@ pub const BINDINGS: &[Binding] = &[
     b("u", Action::Undo, Scope::Optimize, "undo the last action", Some("undo")),
     b("d", Action::Snooze, Scope::Optimize, "dismiss for a while", Some("dismiss")),
     b("J", Action::JournalFocus, Scope::Optimize, "select in the journal", Some("journal")),
+    b("f", Action::AnalyzeMode, Scope::Analyze, "compare, funnel, segments, past", Some("mode")),
+    b("w", Action::WindowNext, Scope::Analyze, "window: 1h, today, 7d, to date", Some("window")),
+    b("x", Action::CompareWith, Scope::Analyze, "past: next earlier campaign", Some("vs")),
 ];
 
 /// The action for a key press in a view of the given scope, if any.
@@ -122,6 +132,8 @@ pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
         KeyCode::Char('J') if scope == Scope::Optimize => Action::JournalFocus,
         KeyCode::Char('p') if scope == Scope::Campaign => Action::PauseChannel,
         KeyCode::Char('b') if scope == Scope::Campaign => Action::SetBudget,
+        KeyCode::Char('f') if scope == Scope::Analyze => Action::AnalyzeMode,
+        KeyCode::Char('x') if scope == Scope::Analyze => Action::CompareWith,
         KeyCode::Char('c') if ctrl => Action::Quit,
         KeyCode::Char('d') if ctrl => Action::PageDown,
         KeyCode::Char('u') if ctrl => Action::PageUp,
@@ -135,6 +147,8 @@ pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
         KeyCode::Char('3') => Action::ChannelView,
         KeyCode::Char('4') => Action::AlertsView,
         KeyCode::Char('5') => Action::OptimizeView,
+        KeyCode::Char('6') => Action::AnalyzeView,
+        KeyCode::Char('n') => Action::AddNote,
         KeyCode::Char('a') => Action::Ack,
         KeyCode::Char('j') | KeyCode::Down => Action::Down,
         KeyCode::Char('k') | KeyCode::Up => Action::Up,
@@ -230,6 +244,10 @@ mod tests {
             Action::JournalFocus,
             Action::PauseChannel,
             Action::SetBudget,
+            Action::AnalyzeView,
+            Action::AddNote,
+            Action::AnalyzeMode,
+            Action::CompareWith,
         ];
         for a in all {
             assert!(documented.contains(&a), "{a:?} has no help line");

@@ -40,6 +40,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         View::Channel => views::channel::render(f, body, app),
         View::Alerts => views::alerts::render(f, body, app),
         View::Optimize => views::optimize::render(f, body, app),
+        View::Analyze => views::analyze::render(f, body, app),
     }
     f.render_widget(Paragraph::new(footer_line(app, footer.width as usize)), footer);
     if app.help {
@@ -141,6 +142,10 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         let label = match &p.kind {
             app::PromptKind::Snooze { what, .. } => format!(" dismiss {what} for: "),
             app::PromptKind::Budget { channel, .. } => format!(" daily budget for {channel}: "),
+            app::PromptKind::Note { campaign, channel } => match channel {
+                Some(ch) => format!(" note on {campaign}/{ch}: "),
+                None => format!(" note on {campaign}: "),
+            },
         };
         return Line::from(vec![
             Span::styled(label, t.accent),
@@ -166,6 +171,7 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         Scope::Channel => app.view == View::Channel,
         Scope::Alerts => app.view == View::Alerts,
         Scope::Optimize => app.view == View::Optimize,
+        Scope::Analyze => app.view == View::Analyze,
     };
     let mut spans = Vec::new();
     if !app.filter.is_empty() && app.view == View::Campaign {

@@ -22,7 +22,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         }
         lines
     };
-    let left = section(&[(Scope::Global, "Everywhere"), (Scope::Lists, "Lists"), (Scope::Optimize, "Optimize view")]);
+    let left = section(&[
+        (Scope::Global, "Everywhere"),
+        (Scope::Lists, "Lists"),
+        (Scope::Optimize, "Optimize view"),
+        (Scope::Analyze, "Analyze view"),
+    ]);
     let mut right = section(&[
         (Scope::Campaign, "Campaign view"),
         (Scope::Channel, "Channel view"),

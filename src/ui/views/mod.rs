@@ -1,5 +1,6 @@
 //! One file per screen.
 pub mod alerts;
+pub mod analyze;
 pub mod campaign;
 pub mod channel;
 pub mod help;

@@ -1,0 +1,116 @@
+//! The engine's side of analysis: annotations (stored, published) and the analysis of the
+//! campaign the analyze view shows, recomputed at a calm pace as data arrives.
+
+use super::Engine;
+use crate::analyze::notes::{Note, NoteKind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How many of the latest annotations the snapshot carries.
+const NOTES_KEPT: usize = 1_000;
+/// The analysis is recomputed at most this often while data arrives.
+const ANALYSIS_EVERY: Duration = Duration::from_secs(2);
+
+impl Engine {
+    pub(super) fn load_notes(&mut self) -> crate::store::Result<()> {
+        let mut notes = self.store.notes(None)?;
+        notes.sort_by_key(|n| (n.at_ms, n.id));
+        let drop = notes.len().saturating_sub(NOTES_KEPT);
+        notes.drain(..drop);
+        self.notes = notes;
+        self.snapshot.notes = Arc::new(self.notes.clone());
+        Ok(())
+    }
+
+    /// Stores an annotation (giving it an id) and publishes it.
+    pub(super) fn add_note(&mut self, mut note: Note) {
+        note.id = match self.store.next_journal_id() {
+            Ok(id) => id,
+            Err(e) => {
+                self.snapshot.store_error = Some(e.to_string());
+                self.notes.last().map_or(1, |n| n.id + 1)
+            }
+        };
+        if let Err(e) = self.store.put_note(&note) {
+            tracing::error!("saving a note failed: {e}");
+            self.snapshot.store_error = Some(e.to_string());
+        }
+        self.notes.push(note);
+        if self.notes.len() > NOTES_KEPT {
+            self.notes.remove(0);
+        }
+        self.snapshot.notes = Arc::new(self.notes.clone());
+        self.analysis_at = None;
+        self.dirty = true;
+    }
+
+    /// A note typed by a person.
+    pub(super) fn note(&mut self, campaign: String, channel: Option<String>, text: String, by: String) {
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            return;
+        }
+        let at_ms = self.clock.now_ms();
+        self.add_note(Note {
+            id: 0,
+            at_ms,
+            campaign,
+            channel,
+            kind: NoteKind::Note,
+            text,
+            by,
+            rule: None,
+            fired: None,
+        });
+        self.notify("note saved".into());
+    }
+
+    /// An applied action, on the timeline.
+    pub(super) fn note_action(&mut self, e: &crate::optimize::journal::JournalEntry) {
+        let verb = if e.undo_of.is_some() { "undo" } else { "action" };
+        self.add_note(Note {
+            id: 0,
+            at_ms: self.clock.now_ms(),
+            campaign: e.campaign.clone(),
+            channel: Some(e.change.channel.clone()),
+            kind: NoteKind::Action,
+            text: format!("{verb} #{}: {} (by {})", e.id, e.change.describe(), e.by),
+            by: e.by.clone(),
+            rule: None,
+            fired: None,
+        });
+    }
+
+    pub(super) fn request_analysis(&mut self, campaign: String, window: crate::analyze::WindowKind, against: usize) {
+        self.analysis_req = Some((campaign, window, against));
+        self.analysis_at = None;
+        self.refresh_analysis();
+    }
+
+    /// Computes the requested analysis when asked, and again when its campaign has new data
+    /// and the last one is older than `ANALYSIS_EVERY`.
+    pub(super) fn refresh_analysis(&mut self) {
+        let Some((id, window, against)) = self.analysis_req.clone() else { return };
+        if self.analysis_at.is_some_and(|t| t.elapsed() < ANALYSIS_EVERY) {
+            return;
+        }
+        let fresh = self.channels.iter().any(|(k, st)| k.campaign == id && st.dirty);
+        if self.analysis_at.is_some() && !fresh {
+            return;
+        }
+        self.analysis_at = Some(Instant::now());
+        let all: Vec<crate::domain::Campaign> = self.campaigns.iter().map(|c| (**c).clone()).collect();
+        let segments: Vec<crate::domain::SegmentCounters> = self
+            .channels
+            .iter()
+            .filter(|(k, _)| k.campaign == id)
+            .flat_map(|(_, st)| st.cursor.segment_totals.iter().cloned())
+            .collect();
+        let now = self.clock.now_ms();
+        match crate::analyze::data::analysis(&self.store, &all, &id, window, against, &segments, now) {
+            Ok(a) => self.snapshot.analysis = a.map(Arc::new),
+            Err(e) => self.snapshot.store_error = Some(e.to_string()),
+        }
+        self.dirty = true;
+    }
+}

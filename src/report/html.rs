@@ -1,0 +1,377 @@
+//! One self-contained HTML file: inline CSS and SVG charts, no scripts, no network; fit to mail.
+
+use super::Review;
+use super::text::{change, money, pct, show};
+use crate::domain::Metric;
+use crate::domain::metrics::thousands;
+use std::fmt::Write;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI','PingFang SC','Noto Sans CJK SC',sans-serif;color:#1d2430;max-width:1100px;margin:24px auto;padding:0 16px}\
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde2ea;padding-bottom:4px}\
+.meta{color:#5b6677}table{border-collapse:collapse;width:100%;margin:6px 0}th,td{padding:4px 8px;border-bottom:1px solid #eceff4;text-align:right;white-space:nowrap}\
+th{background:#f4f6f9;font-weight:600}td:first-child,th:first-child{text-align:left;white-space:normal}.bad{color:#b42318;font-weight:600}.good{color:#067647}\
+.wrap{overflow-x:auto}.cards{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #dde2ea;border-radius:6px;padding:8px 12px;min-width:180px}\
+.card b{display:block;font-size:20px}svg{max-width:100%;height:auto}.legend span{margin-right:14px}";
+
+/// An axis label: short ("2.40M", "890k").
+fn axis(metric: Metric, v: f64) -> String {
+    match metric.unit() {
+        crate::domain::metrics::Unit::Percent | crate::domain::metrics::Unit::Ratio => show(metric, Some(v)),
+        _ if v.abs() >= 1e6 => format!("{:.2}M", v / 1e6),
+        _ if v.abs() >= 1e4 => format!("{:.0}k", v / 1e3),
+        _ => thousands(v.round() as i64),
+    }
+}
+
+/// A line chart of up to three series over days, with the x axis in days since launch.
+fn line_chart(series: &[(&str, &str, bool, Vec<Option<f64>>)], metric: Metric) -> String {
+    let (w, h, l, b) = (760.0, 240.0, 70.0, 28.0);
+    let n = series.iter().map(|s| s.3.len()).max().unwrap_or(0).max(2);
+    let max = series.iter().flat_map(|s| s.3.iter().flatten()).fold(0.0f64, |a, v| a.max(*v)).max(1.0) * 1.05;
+    let x = |i: usize| l + (w - l - 10.0) * i as f64 / (n - 1) as f64;
+    let y = |v: f64| (h - b) - (h - b - 10.0) * v / max;
+    let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">");
+    for k in 0..=4 {
+        let v = max * k as f64 / 4.0;
+        let _ = write!(
+            s,
+            "<line x1=\"{l}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eceff4\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6677\">{}</text>",
+            w - 10.0,
+            y(v),
+            y(v),
+            l - 6.0,
+            y(v) + 4.0,
+            esc(&axis(metric, v))
+        );
+    }
+    for i in (0..n).step_by((n / 10).max(1)) {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#5b6677\">day {}</text>",
+            x(i),
+            h - 8.0,
+            i + 1
+        );
+    }
+    for (_, color, dashed, values) in series {
+        let pts: Vec<String> =
+            values.iter().enumerate().filter_map(|(i, v)| v.map(|v| format!("{:.1},{:.1}", x(i), y(v)))).collect();
+        let dash = if *dashed { " stroke-dasharray=\"5 4\"" } else { "" };
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
+            pts.join(" ")
+        );
+    }
+    s.push_str("</svg><div class=\"legend\">");
+    for (name, color, dashed, _) in series {
+        let style = if *dashed { "dashed" } else { "solid" };
+        let _ = write!(
+            s,
+            "<span><span style=\"display:inline-block;width:18px;border-top:2px {style} {color};vertical-align:middle\"></span> {}</span>",
+            esc(name)
+        );
+    }
+    s.push_str("</div>");
+    s
+}
+
+/// Daily spend as bars, with the planned daily spend as a line.
+fn spend_bars(r: &Review, daily_plan: f64) -> String {
+    let (w, h, l, b) = (760.0, 200.0, 70.0, 28.0);
+    let n = r.days.len().max(1);
+    let max = r.days.iter().map(|d| d.counters.spend).fold(daily_plan, f64::max).max(1.0) * 1.1;
+    let bw = (w - l - 10.0) / n as f64;
+    let y = |v: f64| (h - b) - (h - b - 10.0) * v / max;
+    let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">");
+    for k in 0..=3 {
+        let v = max * k as f64 / 3.0;
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6677\">{}</text><line x1=\"{l}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eceff4\"/>",
+            l - 6.0,
+            y(v) + 4.0,
+            esc(&axis(Metric::Spend, v)),
+            w - 10.0,
+            y(v),
+            y(v)
+        );
+    }
+    for (i, d) in r.days.iter().enumerate() {
+        let over = d.counters.spend > daily_plan * 1.05;
+        let color = if over { "#d97706" } else { "#3b82f6" };
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>day {} ({}): {}</title></rect>",
+            l + bw * i as f64 + 1.0,
+            y(d.counters.spend),
+            (bw - 2.0).max(1.0),
+            (h - b) - y(d.counters.spend),
+            d.day,
+            d.date,
+            esc(&money(d.counters.spend))
+        );
+        if n <= 40 && (i % (n / 12).max(1) == 0) {
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#5b6677\">{}</text>",
+                l + bw * (i as f64 + 0.5),
+                h - 8.0,
+                d.day
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{l}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#b42318\" stroke-dasharray=\"5 4\"/></svg>",
+        w - 10.0,
+        y(daily_plan),
+        y(daily_plan)
+    );
+    let _ = write!(
+        s,
+        "<div class=\"legend\"><span>bars: spend per day (orange: over plan)</span><span style=\"color:#b42318\">dashed: planned {} per day</span></div>",
+        esc(&money(daily_plan))
+    );
+    s
+}
+
+pub fn html(r: &Review) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Review: {}</title><style>{CSS}</style></head><body>",
+        esc(&r.name)
+    );
+    let _ = write!(
+        o,
+        "<h1>Review: {}</h1><div class=\"meta\">{} · campaign {} → {} · period {} → {} · {} of the time gone · {}</div>",
+        esc(&r.name),
+        esc(&r.campaign),
+        esc(&r.start),
+        esc(&r.end),
+        esc(&r.from),
+        esc(&r.to),
+        pct(r.elapsed),
+        esc(&r.currency)
+    );
+    o.push_str("<h2>Goals and spend</h2><div class=\"cards\">");
+    for g in &r.goals {
+        let cls = if g.verdict == "behind" { "bad" } else { "good" };
+        let _ = write!(
+            o,
+            "<div class=\"card\">{}<b>{} / {}</b>{} done, {} of its time gone · <span class=\"{cls}\">{}</span></div>",
+            esc(&g.name),
+            show(g.metric, Some(g.achieved)),
+            show(g.metric, Some(g.target)),
+            pct(g.progress),
+            pct(g.elapsed),
+            g.verdict
+        );
+    }
+    let _ = write!(
+        o,
+        "<div class=\"card\">Spend<b>{} / {}</b>pacing {}</div></div>",
+        money(r.spend),
+        money(r.budget),
+        r.pacing.map_or("–".into(), |p| format!("{p:.2}× of plan"))
+    );
+    if let Some(g) = r.goals.first().filter(|g| g.metric.is_cumulative()) {
+        let days = r.days.len().max(1);
+        let mut acc = crate::domain::Counters::default();
+        let mine: Vec<Option<f64>> = r
+            .days
+            .iter()
+            .map(|d| {
+                acc.add(&d.counters);
+                g.metric.value(&acc)
+            })
+            .collect();
+        let total_days = ((days as f64) / r.elapsed.max(1e-9)).round().max(days as f64) as usize;
+        let pace: Vec<Option<f64>> =
+            (0..total_days).map(|d| Some(g.target * (d + 1) as f64 / total_days as f64)).collect();
+        let mut series = vec![("target pace", "#9aa4b2", true, pace), ("this campaign", "#2563eb", false, mine)];
+        let prev_name;
+        if let Some(p) = &r.previous
+            && p.metric == g.metric
+        {
+            prev_name = p.name.clone();
+            series.push((prev_name.as_str(), "#d97706", true, p.series.iter().map(|(_, b)| *b).collect()));
+        }
+        let _ = write!(o, "<h2>{} against time</h2>{}", esc(&g.name), line_chart(&series, g.metric));
+    }
+    let plan = r.budget / ((r.days.len().max(1) as f64) / r.elapsed.max(1e-9)).max(1.0);
+    let _ = write!(o, "<h2>Spend per day</h2>{}", spend_bars(r, plan));
+    o.push_str("<h2>KPI limits</h2><table><tr><th>limit</th><th>value</th><th>met</th></tr>");
+    for k in &r.kpis {
+        let (cls, met) = match k.met {
+            Some(true) => ("good", "yes"),
+            Some(false) => ("bad", "no"),
+            None => ("", "–"),
+        };
+        let _ = write!(
+            o,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"{cls}\">{met}</td></tr>",
+            esc(&k.limit),
+            show(k.metric, k.value)
+        );
+    }
+    o.push_str("</table><h2>Channels</h2><div class=\"wrap\"><table><tr><th>channel</th><th>spend</th><th>impressions</th><th>clicks</th><th>leads</th><th>conversions</th><th>revenue</th>");
+    let metrics: Vec<Metric> = r.channels.first().map(|c| c.kpis.iter().map(|(m, _)| *m).collect()).unwrap_or_default();
+    for m in &metrics {
+        let _ = write!(o, "<th>{}</th>", m.label());
+    }
+    o.push_str("</tr>");
+    let limits: Vec<(Metric, String)> = r.kpis.iter().map(|k| (k.metric, k.limit.clone())).collect();
+    let total = (
+        "all channels".to_string(),
+        r.totals,
+        metrics.iter().map(|m| (*m, super::round_kpi(*m, m.value(&r.totals)))).collect::<Vec<_>>(),
+        Vec::<String>::new(),
+    );
+    for (i, (name, c, kpis, breaches)) in std::iter::once(total)
+        .chain(r.channels.iter().map(|c| (c.name.clone(), c.counters, c.kpis.clone(), c.breaches.clone())))
+        .enumerate()
+    {
+        let strong = if i == 0 { " style=\"font-weight:600\"" } else { "" };
+        let _ = write!(
+            o,
+            "<tr{strong}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            esc(&name),
+            money(c.spend),
+            thousands(c.impressions as i64),
+            thousands(c.clicks as i64),
+            thousands(c.leads as i64),
+            thousands(c.conversions as i64),
+            money(c.revenue)
+        );
+        for (m, v) in kpis {
+            let bad = limits.iter().any(|(lm, l)| *lm == m && breaches.contains(l));
+            let _ = write!(o, "<td{}>{}</td>", if bad { " class=\"bad\"" } else { "" }, show(m, v));
+        }
+        o.push_str("</tr>");
+    }
+    o.push_str("</table></div><h2>Funnel</h2><table><tr><th>channel</th><th>steps</th><th>weakest</th></tr>");
+    for f in &r.funnel {
+        let steps: Vec<String> = f
+            .steps
+            .iter()
+            .map(|s| {
+                let t = match s.rate {
+                    Some(rate) => format!("{} {} ({})", s.name, thousands(s.count as i64), pct(rate)),
+                    None => format!("{} {}", s.name, thousands(s.count as i64)),
+                };
+                if s.weakest { format!("<span class=\"bad\">{t}</span>") } else { t }
+            })
+            .collect();
+        let weak = f.steps.iter().find(|s| s.weakest).map_or("–", |s| s.name);
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td style=\"text-align:left;white-space:normal\">{}</td><td>{weak}</td></tr>",
+            esc(&f.channel),
+            steps.join(" → ")
+        );
+    }
+    o.push_str("</table>");
+    if !r.segments.is_empty() {
+        let m = r.segment_metric;
+        let _ = write!(
+            o,
+            "<h2>Segments (campaign to date, judged on {})</h2><table><tr><th>dimension</th><th>segment</th><th>spend share</th><th>{}</th><th>average</th><th>score</th><th>verdict</th></tr>",
+            m.label(),
+            m.label()
+        );
+        for s in &r.segments {
+            let (cls, verdict) = match (s.outlier, s.score < 0.0) {
+                (true, true) => ("bad", "far worse"),
+                (true, false) => ("good", "far better"),
+                _ => ("", ""),
+            };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{cls}\">{}</td><td>{}</td><td>{:.2}</td><td class=\"{cls}\">{verdict}</td></tr>",
+                esc(&s.dimension),
+                esc(&s.value),
+                pct(s.spend_share),
+                show(m, s.kpi),
+                show(m, s.average),
+                s.score
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("<h2>Alerts</h2>");
+    if r.alerts.is_empty() {
+        o.push_str("<p>No alert fired in the period.</p>");
+    } else {
+        o.push_str("<table><tr><th>what</th><th>channel</th><th>fired</th><th>resolved</th><th>minutes</th></tr>");
+        for a in &r.alerts {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&a.summary),
+                esc(a.channel.as_deref().unwrap_or("–")),
+                esc(&a.fired),
+                esc(a.resolved.as_deref().unwrap_or("still firing")),
+                a.minutes
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("<h2>Actions</h2>");
+    if r.actions.is_empty() {
+        o.push_str("<p>No action was sent in the period.</p>");
+    } else {
+        o.push_str("<table><tr><th>change</th><th>#</th><th>when</th><th>by</th><th>outcome</th><th>cost/result before → after</th><th>results/day before → after</th></tr>");
+        for a in &r.actions {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {} → {}</td><td>{} → {}</td></tr>",
+                esc(&a.change),
+                a.id,
+                esc(&a.at),
+                esc(&a.by),
+                esc(&a.outcome),
+                a.metric.label(),
+                show(a.metric, a.before),
+                show(a.metric, a.after),
+                a.results_before.map_or("–".into(), |v| format!("{v:.2}")),
+                a.results_after.map_or("–".into(), |v| format!("{v:.2}"))
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("<h2>Notes</h2>");
+    if r.notes.is_empty() {
+        o.push_str("<p>No notes.</p>");
+    } else {
+        o.push_str("<ul>");
+        for n in &r.notes {
+            let on = n.channel.as_deref().map(|c| format!(" on {}", esc(c))).unwrap_or_default();
+            let _ = write!(o, "<li>{} ({}{on}): {}</li>", esc(&n.at), esc(&n.by), esc(&n.text));
+        }
+        o.push_str("</ul>");
+    }
+    o.push_str("<h2>Against the previous campaign</h2>");
+    match &r.previous {
+        Some(p) => {
+            let _ = write!(
+                o,
+                "<p>{} at day {}: <b>{}</b> against {} for {} ({}).</p>",
+                p.metric.label(),
+                p.day,
+                show(p.metric, p.this),
+                show(p.metric, p.that),
+                esc(&p.name),
+                change(p.change)
+            );
+        }
+        None => o.push_str("<p>No earlier campaign to compare with.</p>"),
+    }
+    o.push_str("</body></html>\n");
+    o
+}

@@ -1,0 +1,138 @@
+//! The review report on a fixed simulated campaign: the demo's 618 festival recorded hour by
+//! hour from launch to 8 June 09:00, with last year's festival to compare with, a note and an
+//! applied action. One golden file per format, and the formats agree with each other.
+
+use campaign_cockpit::analyze::notes::{Note, NoteKind};
+use campaign_cockpit::demo;
+use campaign_cockpit::domain::Campaign;
+use campaign_cockpit::optimize::journal::{JournalEntry, Outcome};
+use campaign_cockpit::optimize::recommend::Change;
+use campaign_cockpit::poll::wire::ControlAction;
+use campaign_cockpit::report::{ReportFormat, Review, build, render};
+use campaign_cockpit::sim::history;
+use campaign_cockpit::sim::model::Network;
+use campaign_cockpit::store::Store;
+
+fn fixture(dir: &std::path::Path) -> (Store, Vec<Campaign>) {
+    let store = Store::open(&dir.join("db")).unwrap();
+    let mut campaigns = demo::campaigns();
+    campaigns.extend(demo::past_campaigns());
+    for c in &campaigns {
+        store.put_campaign(c).unwrap();
+    }
+    let sc = demo::scenario();
+    let start = sc.start.unwrap().timestamp_millis();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    let first = campaigns.iter().map(Campaign::start_ms).min().unwrap();
+    let mut net = Network::new(chs, inc, first);
+    history::record(&store, &mut net, &campaigns, start).unwrap();
+    let at = start - 30 * 3_600_000;
+    store
+        .put_note(&Note {
+            id: 1,
+            at_ms: at - 3_600_000,
+            campaign: "618-promo".into(),
+            channel: Some("douyin".into()),
+            kind: NoteKind::Note,
+            text: "Douyin creative looks tired; trying a smaller budget".into(),
+            by: "li.na".into(),
+            rule: None,
+            fired: None,
+        })
+        .unwrap();
+    store
+        .put_journal(&JournalEntry {
+            id: 2,
+            at_ms: at,
+            wall_ms: at,
+            by: "li.na".into(),
+            campaign: "618-promo".into(),
+            change: Change {
+                channel: "douyin".into(),
+                action: ControlAction::SetBudget,
+                value: Some(6_000.0),
+                variant: None,
+                before: 8_000.0,
+                after: 6_000.0,
+            },
+            inverse: Change {
+                channel: "douyin".into(),
+                action: ControlAction::SetBudget,
+                value: Some(8_000.0),
+                variant: None,
+                before: 6_000.0,
+                after: 8_000.0,
+            },
+            idempotency_key: "k-2".into(),
+            recommendation: None,
+            undo_of: None,
+            undone_by: None,
+            outcome: Outcome::Applied { detail: "ok".into() },
+        })
+        .unwrap();
+    (store, campaigns)
+}
+
+fn review() -> Review {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, campaigns) = fixture(dir.path());
+    let c = campaigns.iter().find(|c| c.id == "618-promo").unwrap();
+    build(&store, c, &campaigns, None, None).unwrap()
+}
+
+#[test]
+fn golden_reports() {
+    let r = review();
+    insta::assert_snapshot!("review_md", render(&r, ReportFormat::Md));
+    insta::assert_snapshot!("review_csv", render(&r, ReportFormat::Csv));
+    insta::assert_snapshot!("review_json", render(&r, ReportFormat::Json));
+    insta::assert_snapshot!("review_html", render(&r, ReportFormat::Html));
+}
+
+/// Every format carries the same figures, to the cent: the totals, each channel's spend and
+/// revenue, and the goals.
+#[test]
+fn formats_agree_to_the_cent() {
+    use campaign_cockpit::report::money;
+    let r = review();
+    let (md, html, csv) = (render(&r, ReportFormat::Md), render(&r, ReportFormat::Html), render(&r, ReportFormat::Csv));
+    let json: serde_json::Value = serde_json::from_str(&render(&r, ReportFormat::Json)).unwrap();
+    assert_eq!(json["spend"].as_f64().unwrap(), r.spend);
+    for ch in &r.channels {
+        for v in [ch.counters.spend, ch.counters.revenue] {
+            assert!(md.contains(&money(v)) && html.contains(&money(v)), "{} {v}", ch.id);
+            assert!(csv.contains(&format!("{v}")) || csv.contains(&format!("{v:.1}")), "csv: {} {v}", ch.id);
+        }
+    }
+    let sum: f64 = r.channels.iter().map(|c| c.counters.spend).sum();
+    assert!((sum - r.spend).abs() < 0.005 * r.channels.len() as f64);
+    assert!(md.contains(&money(r.spend)) && html.contains(&money(r.spend)));
+    // The action's measured effect and the note are in every format.
+    for text in [&md, &html, &csv] {
+        assert!(text.contains("douyin budget") || text.contains("douyin"), "the action");
+        assert!(text.contains("Douyin creative looks tired"), "the note");
+    }
+    let a = &r.actions[0];
+    assert!(a.before.is_some() && a.after.is_some(), "before/after measured: {a:?}");
+    let prev = r.previous.as_ref().expect("last year's festival to compare with");
+    assert_eq!(prev.name, "618 年中大促 2025");
+    // HTML is self-contained: no scripts, no external resources.
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href=") && !html.contains("url("));
+    assert!(html.contains("<svg"));
+}
+
+/// A period report covers only its days, and its totals are the sum of them.
+#[test]
+fn a_period_report_sums_its_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, campaigns) = fixture(dir.path());
+    let c = campaigns.iter().find(|c| c.id == "618-promo").unwrap();
+    let day = 86_400_000;
+    let from = c.start_ms() + 2 * day;
+    let r = build(&store, c, &campaigns, Some(from), Some(from + 3 * day)).unwrap();
+    assert_eq!(r.days.iter().map(|d| d.day).collect::<Vec<_>>(), [3, 4, 5]);
+    let days: f64 = r.days.iter().map(|d| d.counters.spend).sum();
+    assert!((days - r.spend).abs() < 0.05, "{days} vs {}", r.spend);
+    let conv: u64 = r.days.iter().map(|d| d.counters.conversions).sum();
+    assert_eq!(conv, r.totals.conversions);
+}
