@@ -108,6 +108,22 @@ impl Session {
         }
     }
 
+    /// In the alerts view: shows firing alerts only and acknowledges the one under the cursor
+    /// (at high speed it may clear before the key arrives: then the next one).
+    fn ack_a_firing_alert(&mut self) {
+        self.send("tt");
+        self.wait_for("the firing filter", |sc| sc.contains("showing all severities, firing"));
+        for _ in 0..5 {
+            self.send("a");
+            let sc =
+                self.wait_for("the ack's answer", |sc| sc.contains("acknowledged") || sc.contains("only a firing"));
+            if sc.contains("acknowledged") {
+                break;
+            }
+        }
+        self.wait_for("the alert marked acked", |sc| sc.contains(" acked "));
+    }
+
     /// Leaves the alternate screen and shows the cursor again after the last frame.
     fn restored_terminal(&self) -> bool {
         let s = String::from_utf8_lossy(&self.raw);
@@ -196,16 +212,7 @@ fn alerts_show_and_an_ack_and_a_silence_survive_a_restart() {
     assert!(screen.contains("vs limit"), "{screen}");
     // Firing alerts only, so the cursor is on one; at ×3000 it may still clear under the
     // cursor before the key arrives: then ack the next one.
-    s.send("tt");
-    s.wait_for("the firing filter", |sc| sc.contains("showing all severities, firing"));
-    for _ in 0..5 {
-        s.send("a");
-        let sc = s.wait_for("the ack's answer", |sc| sc.contains("acknowledged") || sc.contains("only a firing"));
-        if sc.contains("acknowledged") {
-            break;
-        }
-    }
-    s.wait_for("the alert marked acked", |sc| sc.contains(" acked "));
+    s.ack_a_firing_alert();
     // Silence the same alert from the keyboard: the prompt offers 1h, Enter takes it.
     s.send("s");
     s.wait_for("the silence prompt", |sc| sc.contains("Enter silence"));
@@ -302,16 +309,7 @@ fn a_full_disk_is_reported_and_nothing_is_lost_once_it_has_room() {
     let mut s = Session::spawn(dir.path(), "prlimit", &args, &[]);
     s.wait_for("the write failure in the header", |sc| sc.contains("DB WRITE FAILING"));
     s.send("4");
-    s.send("tt");
-    s.wait_for("the firing filter", |sc| sc.contains("showing all severities, firing"));
-    for _ in 0..5 {
-        s.send("a");
-        let sc = s.wait_for("the ack's answer", |sc| sc.contains("acknowledged") || sc.contains("only a firing"));
-        if sc.contains("acknowledged") {
-            break;
-        }
-    }
-    s.wait_for("the alert marked acked", |sc| sc.contains(" acked "));
+    s.ack_a_firing_alert();
     let pid = s.child.process_id().unwrap().to_string();
     let lifted = std::process::Command::new("prlimit")
         .args(["--pid", &pid, "--fsize=unlimited:unlimited"])
