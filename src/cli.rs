@@ -509,7 +509,7 @@ fn note(cmd: &NoteCmd, store: &Store) -> color_eyre::Result<()> {
                 None => SystemClock.now_ms(),
             };
             let note = Note {
-                id: store.next_journal_id()?,
+                id: store.next_id()?,
                 at_ms,
                 campaign: campaign.clone(),
                 channel: channel.clone(),

@@ -233,7 +233,7 @@ fn an_action_cut_off_by_a_crash_is_shown_as_unknown() {
     let change = budget("douyin", 8_000.0, 6_400.0);
     store
         .put_journal(&JournalEntry {
-            id: store.next_journal_id().unwrap(),
+            id: store.next_id().unwrap(),
             at_ms: 0,
             wall_ms: 0,
             by: "oncall".into(),

@@ -154,7 +154,7 @@ fn every_key_in_every_view_renders() {
             app.editing_filter = false;
         }
     }
-    h.engine.command(Command::ClearSeries);
+    h.engine.command(Command::ClearDetail);
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub fn segment_metric(c: &Campaign) -> Metric {
 
 /// What `c` can be compared with: each earlier campaign (sharing a tag first), then the
 /// average of the earlier campaigns of each tag that two or more of them share.
-pub fn comparisons<'a>(c: &Campaign, all: &'a [Campaign]) -> Vec<(String, Vec<&'a Campaign>)> {
+pub fn comparisons<'a>(c: &Campaign, all: &[&'a Campaign]) -> Vec<(String, Vec<&'a Campaign>)> {
     let earlier = earlier_campaigns(c, all);
     let mut out: Vec<(String, Vec<&Campaign>)> = earlier.iter().map(|o| (o.name.clone(), vec![*o])).collect();
     for tag in &c.tags {
@@ -57,18 +57,57 @@ pub fn comparisons<'a>(c: &Campaign, all: &'a [Campaign]) -> Vec<(String, Vec<&'
     out
 }
 
-/// Builds the analysis of campaign `id` (one of `all`) as of `now`; `segments` are the
-/// campaign's channels' segment totals.
+/// The days since launch of an earlier campaign, through its end; ended campaigns no longer
+/// change, so `cache` keeps them.
+pub fn past_days(
+    store: &Store,
+    c: &Campaign,
+    now: i64,
+    cache: &mut std::collections::HashMap<String, Vec<Counters>>,
+) -> Result<Vec<Counters>> {
+    if let Some(days) = cache.get(&c.id) {
+        return Ok(days.clone());
+    }
+    let days = campaign_days(store, c, c.end_ms())?;
+    if c.end_ms() <= now {
+        cache.insert(c.id.clone(), days.clone());
+    }
+    Ok(days)
+}
+
+/// The series `against` (an index into `comparisons`) stands for: its label and its days since
+/// launch (an average for a tag).
+pub fn against_days(
+    store: &Store,
+    c: &Campaign,
+    all: &[&Campaign],
+    against: usize,
+    now: i64,
+    cache: &mut std::collections::HashMap<String, Vec<Counters>>,
+) -> Result<Option<(usize, String, Vec<Counters>)>> {
+    let options = comparisons(c, all);
+    if options.is_empty() {
+        return Ok(None);
+    }
+    let i = against % options.len();
+    let (label, cs) = &options[i];
+    let series = cs.iter().map(|o| past_days(store, o, now, cache)).collect::<Result<Vec<_>>>()?;
+    Ok(Some((i, label.clone(), average_days(&series))))
+}
+
+/// Builds the analysis of `c` as of `now`, compared with one of the earlier campaigns of
+/// `all`; `segments` are its channels' segment totals.
+#[allow(clippy::too_many_arguments)]
 pub fn analysis(
     store: &Store,
-    all: &[Campaign],
-    id: &str,
+    c: &Campaign,
+    all: &[&Campaign],
     window: WindowKind,
     against: usize,
     segments: &[SegmentCounters],
     now: i64,
-) -> Result<Option<Analysis>> {
-    let Some(c) = all.iter().find(|c| c.id == id) else { return Ok(None) };
+    cache: &mut std::collections::HashMap<String, Vec<Counters>>,
+) -> Result<Analysis> {
     let (span, previous) = window.spans(c, now);
     let mut rows = Vec::with_capacity(c.channels.len() + 1);
     for ch in &c.channels {
@@ -87,17 +126,12 @@ pub fn analysis(
         previous: previous.map(|_| Counters::sum(rows.iter().filter_map(|r| r.previous.as_ref()))),
     };
     rows.insert(0, total);
-    let options = comparisons(c, all);
-    let against_index = if options.is_empty() { 0 } else { against % options.len() };
-    let against = match options.get(against_index) {
-        Some((label, cs)) => {
-            let series = cs.iter().map(|o| campaign_days(store, o, o.end_ms())).collect::<Result<Vec<_>>>()?;
-            Some((label.clone(), average_days(&series)))
-        }
-        None => None,
+    let (against_index, against) = match against_days(store, c, all, against, now, cache)? {
+        Some((i, label, days)) => (i, Some((label, days))),
+        None => (0, None),
     };
     let metric = segment_metric(c);
-    Ok(Some(Analysis {
+    Ok(Analysis {
         campaign: c.id.clone(),
         window,
         span,
@@ -108,9 +142,9 @@ pub fn analysis(
         segments: super::segments(segments, metric),
         days: campaign_days(store, c, now)?,
         against,
-        candidates: options.into_iter().map(|(l, _)| l).collect(),
+        candidates: comparisons(c, all).into_iter().map(|(l, _)| l).collect(),
         against_index,
-    }))
+    })
 }
 
 /// A channel's counters over `span`: whole hours from the hourly rollups; the partial hours at

@@ -208,6 +208,18 @@ impl ChannelCursor {
         Some(Sample { at, reset, first, delta, variants: vdelta })
     }
 
+    /// Counts an accepted sample in today's figures, starting a new day when `day_start` (the
+    /// campaign-local day of the sample) moved on. A first reading belongs to no day.
+    pub fn count_today(&mut self, day_start: i64, sample: &Sample) {
+        if day_start != self.day_start {
+            self.day_start = day_start;
+            self.today = Counters::default();
+        }
+        if !sample.first {
+            self.today.add(&sample.delta);
+        }
+    }
+
     /// Adds what each segment gained since its last reading to its totals. A segment read for
     /// the first time, or whose counters went down, counts its whole reading (as a channel's
     /// first reading or reset does). Called after `advance` accepted the reading.

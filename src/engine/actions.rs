@@ -71,7 +71,7 @@ impl Engine {
         undo_of: Option<u64>,
         by: &str,
     ) {
-        let id = match self.store.next_journal_id() {
+        let id = match self.store.next_id() {
             Ok(id) => id,
             Err(e) => return self.notify(format!("not sent: the journal cannot be written: {e}")),
         };

@@ -3,6 +3,7 @@
 
 use super::Engine;
 use crate::analyze::notes::{Note, NoteKind};
+use crate::store::ChannelKey;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ impl Engine {
 
     /// Stores an annotation (giving it an id) and publishes it.
     pub(super) fn add_note(&mut self, mut note: Note) {
-        note.id = match self.store.next_journal_id() {
+        note.id = match self.store.next_id() {
             Ok(id) => id,
             Err(e) => {
                 self.snapshot.store_error = Some(e.to_string());
@@ -81,6 +82,11 @@ impl Engine {
         });
     }
 
+    pub(super) fn clear_analysis(&mut self) {
+        self.analysis_req = None;
+        self.snapshot.analysis = None;
+    }
+
     pub(super) fn request_analysis(&mut self, campaign: String, window: crate::analyze::WindowKind, against: usize) {
         self.analysis_req = Some((campaign, window, against));
         self.analysis_at = None;
@@ -99,16 +105,18 @@ impl Engine {
             return;
         }
         self.analysis_at = Some(Instant::now());
-        let all: Vec<crate::domain::Campaign> = self.campaigns.iter().map(|c| (**c).clone()).collect();
-        let segments: Vec<crate::domain::SegmentCounters> = self
+        let Some(c) = self.campaigns.iter().find(|c| c.id == id) else { return };
+        let all: Vec<&crate::domain::Campaign> = self.campaigns.iter().map(|c| &**c).collect();
+        let segments: Vec<crate::domain::SegmentCounters> = c
             .channels
             .iter()
-            .filter(|(k, _)| k.campaign == id)
-            .flat_map(|(_, st)| st.cursor.segment_totals.iter().cloned())
+            .filter_map(|ch| self.channels.get(&ChannelKey::new(&c.id, &ch.id)))
+            .flat_map(|st| st.cursor.segment_totals.iter().cloned())
             .collect();
         let now = self.clock.now_ms();
-        match crate::analyze::data::analysis(&self.store, &all, &id, window, against, &segments, now) {
-            Ok(a) => self.snapshot.analysis = a.map(Arc::new),
+        let cache = &mut self.ended_days;
+        match crate::analyze::data::analysis(&self.store, c, &all, window, against, &segments, now, cache) {
+            Ok(a) => self.snapshot.analysis = Some(Arc::new(a)),
             Err(e) => self.snapshot.store_error = Some(e.to_string()),
         }
         self.dirty = true;

@@ -27,9 +27,9 @@ pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
 /// Changes are written and published at most this often: responses spread over a poll
 /// interval then cost one transaction and one snapshot per window, not one each.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-/// A source's `generated_at` further ahead of our clock than this is not trusted.
 /// How often the store is opened again while its writes fail.
 const REOPEN_EVERY: Duration = Duration::from_secs(2);
+/// A source's `generated_at` further ahead of our clock than this is not trusted.
 const MAX_FUTURE_SKEW_MS: i64 = 5 * 60_000;
 /// A source's `generated_at` further behind our clock than this is not trusted either.
 const MAX_PAST_SKEW_MS: i64 = 60 * 60_000;
@@ -38,8 +38,8 @@ const MAX_PAST_SKEW_MS: i64 = 60 * 60_000;
 pub enum Command {
     /// Load the chart series of a channel over a window (and keep it fresh).
     Series { key: ChannelKey, window: Window },
-    /// Stop showing a series.
-    ClearSeries,
+    /// The view needs neither a series nor an analysis any more: stop computing them.
+    ClearDetail,
     /// Silence an alert for `for_ms` of campaign time.
     Silence { key: crate::alert::AlertKey, for_ms: i64, by: String },
     /// Acknowledge an alert as `by`.
@@ -68,8 +68,6 @@ struct ChannelState {
     plan: crate::domain::Channel,
     cursor: ChannelCursor,
     recent: VecDeque<(i64, Counters)>,
-    today: Counters,
-    day_start: i64,
     status: Option<ChannelStatus>,
     live_budget: Option<f64>,
     missing: Option<String>,
@@ -100,6 +98,8 @@ pub struct Engine {
     analysis_req: Option<(String, crate::analyze::WindowKind, usize)>,
     /// When the analysis was last computed (wall clock), to refresh it at a calm pace.
     analysis_at: Option<Instant>,
+    /// Days since launch of ended campaigns, which no longer change.
+    ended_days: HashMap<String, Vec<Counters>>,
     snoozes: HashMap<String, i64>,
     outbox: Vec<crate::optimize::control::Dispatch>,
     read_only: bool,
@@ -136,16 +136,17 @@ impl Engine {
             let day_start = c.day_start_ms(now);
             for ch in &c.channels {
                 let key = ChannelKey::new(&c.id, &ch.id);
-                let cursor = cursors.remove(&key).unwrap_or_default();
+                let mut cursor = cursors.remove(&key).unwrap_or_default();
+                if cursor.day_start != day_start {
+                    cursor.day_start = day_start;
+                    cursor.today = Counters::default();
+                }
                 let recent = VecDeque::new();
-                let today = if cursor.day_start == day_start { cursor.today } else { Counters::default() };
                 by_source.entry(ch.source.clone()).or_default().push(key.clone());
                 let mut st = ChannelState {
                     plan: ch.clone(),
                     cursor,
                     recent,
-                    today,
-                    day_start,
                     status: None,
                     live_budget: None,
                     missing: None,
@@ -189,6 +190,7 @@ impl Engine {
             notes: Vec::new(),
             analysis_req: None,
             analysis_at: None,
+            ended_days: HashMap::new(),
             snoozes: HashMap::new(),
             outbox: Vec::new(),
             read_only: false,
@@ -297,11 +299,14 @@ impl Engine {
 
     pub fn command(&mut self, cmd: Command) {
         match cmd {
+            // One view at a time: asking for a series ends the analysis, and the other way round.
             Command::Series { key, window } => {
+                self.clear_analysis();
                 self.series_req = Some((key, window));
                 self.load_series();
             }
-            Command::ClearSeries => {
+            Command::ClearDetail => {
+                self.clear_analysis();
                 self.series_req = None;
                 self.snapshot.series = None;
                 self.dirty = true;
@@ -331,7 +336,11 @@ impl Engine {
             Command::Undo { entry, campaign, by } => self.undo(entry, campaign.as_deref(), &by),
             Command::Snooze { recommendation, for_ms } => self.snooze(&recommendation, for_ms),
             Command::Note { campaign, channel, text, by } => self.note(campaign, channel, text, by),
-            Command::Analyze { campaign, window, against } => self.request_analysis(campaign, window, against),
+            Command::Analyze { campaign, window, against } => {
+                self.series_req = None;
+                self.snapshot.series = None;
+                self.request_analysis(campaign, window, against);
+            }
             Command::Shutdown(_) => {}
         }
     }
@@ -496,25 +505,18 @@ impl Engine {
                 st.cursor.advance_segments(&stats.segments);
             }
             let campaign = self.campaigns.iter().find(|c| c.id == key.campaign).expect("channel of a known campaign");
-            let day_start = campaign.day_start_ms(at);
-            if day_start != st.day_start {
-                st.day_start = day_start;
-                st.today = Counters::default();
-            }
+            // Kept in the cursor, so that a restart has today's figures without a scan.
+            st.cursor.count_today(campaign.day_start_ms(at), &sample);
             if sample.reset {
                 st.last_reset_ms = Some(sample.at);
             }
             if !sample.first {
                 st.history.push(sample.at, &sample.delta);
-                st.today.add(&sample.delta);
                 st.recent.push_back((sample.at, sample.delta));
                 if st.recent.len() > RECENT {
                     st.recent.pop_front();
                 }
             }
-            // Persisted with the cursor so that a restart has today's figures without a scan.
-            st.cursor.day_start = st.day_start;
-            st.cursor.today = st.today;
             self.pending.push((key.clone(), sample, st.cursor.clone()));
         }
         true
@@ -778,7 +780,7 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<Strin
         kind: st.plan.kind.clone(),
         source: st.plan.source.clone(),
         totals: st.cursor.totals,
-        today: st.today,
+        today: st.cursor.today,
         recent: st.recent.iter().copied().collect(),
         status: st.status,
         daily_budget: st.live_budget.unwrap_or(st.plan.daily_budget),

@@ -1,7 +1,7 @@
 //! One self-contained HTML file: inline CSS and SVG charts, no scripts, no network; fit to mail.
 
 use super::Review;
-use super::text::{change, money, pct, show};
+use super::tables::{Tone, money, pct, show, tables};
 use crate::domain::Metric;
 use crate::domain::metrics::thousands;
 use std::fmt::Write;
@@ -15,7 +15,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .meta{color:#5b6677}table{border-collapse:collapse;width:100%;margin:6px 0}th,td{padding:4px 8px;border-bottom:1px solid #eceff4;text-align:right;white-space:nowrap}\
 th{background:#f4f6f9;font-weight:600}td:first-child,th:first-child{text-align:left;white-space:normal}.bad{color:#b42318;font-weight:600}.good{color:#067647}\
 .wrap{overflow-x:auto}.cards{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #dde2ea;border-radius:6px;padding:8px 12px;min-width:180px}\
-.card b{display:block;font-size:20px}svg{max-width:100%;height:auto}.legend span{margin-right:14px}";
+.card b{display:block;font-size:20px}td.text{text-align:left;white-space:normal}td.strong{font-weight:600;text-align:left}svg{max-width:100%;height:auto}.legend span{margin-right:14px}";
 
 /// An axis label: short ("2.40M", "890k").
 fn axis(metric: Metric, v: f64) -> String {
@@ -206,171 +206,32 @@ pub fn html(r: &Review) -> String {
     }
     let plan = r.budget / ((r.days.len().max(1) as f64) / r.elapsed.max(1e-9)).max(1.0);
     let _ = write!(o, "<h2>Spend per day</h2>{}", spend_bars(r, plan));
-    o.push_str("<h2>KPI limits</h2><table><tr><th>limit</th><th>value</th><th>met</th></tr>");
-    for k in &r.kpis {
-        let (cls, met) = match k.met {
-            Some(true) => ("good", "yes"),
-            Some(false) => ("bad", "no"),
-            None => ("", "–"),
-        };
-        let _ = write!(
-            o,
-            "<tr><td><code>{}</code></td><td>{}</td><td class=\"{cls}\">{met}</td></tr>",
-            esc(&k.limit),
-            show(k.metric, k.value)
-        );
-    }
-    o.push_str("</table><h2>Channels</h2><div class=\"wrap\"><table><tr><th>channel</th><th>spend</th><th>impressions</th><th>clicks</th><th>leads</th><th>conversions</th><th>revenue</th>");
-    let metrics: Vec<Metric> = r.channels.first().map(|c| c.kpis.iter().map(|(m, _)| *m).collect()).unwrap_or_default();
-    for m in &metrics {
-        let _ = write!(o, "<th>{}</th>", m.label());
-    }
-    o.push_str("</tr>");
-    let limits: Vec<(Metric, String)> = r.kpis.iter().map(|k| (k.metric, k.limit.clone())).collect();
-    let total = (
-        "all channels".to_string(),
-        r.totals,
-        metrics.iter().map(|m| (*m, super::round_kpi(*m, m.value(&r.totals)))).collect::<Vec<_>>(),
-        Vec::<String>::new(),
-    );
-    for (i, (name, c, kpis, breaches)) in std::iter::once(total)
-        .chain(r.channels.iter().map(|c| (c.name.clone(), c.counters, c.kpis.clone(), c.breaches.clone())))
-        .enumerate()
-    {
-        let strong = if i == 0 { " style=\"font-weight:600\"" } else { "" };
-        let _ = write!(
-            o,
-            "<tr{strong}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-            esc(&name),
-            money(c.spend),
-            thousands(c.impressions as i64),
-            thousands(c.clicks as i64),
-            thousands(c.leads as i64),
-            thousands(c.conversions as i64),
-            money(c.revenue)
-        );
-        for (m, v) in kpis {
-            let bad = limits.iter().any(|(lm, l)| *lm == m && breaches.contains(l));
-            let _ = write!(o, "<td{}>{}</td>", if bad { " class=\"bad\"" } else { "" }, show(m, v));
+    for t in tables(r).into_iter().filter(|t| t.key != "goal" && t.key != "summary") {
+        let _ = write!(o, "<h2>{}</h2>", esc(&t.title));
+        if t.rows.is_empty() {
+            let _ = write!(o, "<p>{}</p>", esc(t.empty));
+            continue;
+        }
+        o.push_str("<div class=\"wrap\"><table><tr>");
+        for c in &t.columns {
+            let _ = write!(o, "<th>{}</th>", esc(&c.label));
         }
         o.push_str("</tr>");
-    }
-    o.push_str("</table></div><h2>Funnel</h2><table><tr><th>channel</th><th>steps</th><th>weakest</th></tr>");
-    for f in &r.funnel {
-        let steps: Vec<String> = f
-            .steps
-            .iter()
-            .map(|s| {
-                let t = match s.rate {
-                    Some(rate) => format!("{} {} ({})", s.name, thousands(s.count as i64), pct(rate)),
-                    None => format!("{} {}", s.name, thousands(s.count as i64)),
+        for row in &t.rows {
+            o.push_str("<tr>");
+            for (c, cell) in t.columns.iter().zip(&row.cells) {
+                let class = match cell.tone {
+                    Tone::Good => " class=\"good\"",
+                    Tone::Bad => " class=\"bad\"",
+                    Tone::Strong => " class=\"strong\"",
+                    Tone::Plain if !c.numeric => " class=\"text\"",
+                    Tone::Plain => "",
                 };
-                if s.weakest { format!("<span class=\"bad\">{t}</span>") } else { t }
-            })
-            .collect();
-        let weak = f.steps.iter().find(|s| s.weakest).map_or("–", |s| s.name);
-        let _ = write!(
-            o,
-            "<tr><td>{}</td><td style=\"text-align:left;white-space:normal\">{}</td><td>{weak}</td></tr>",
-            esc(&f.channel),
-            steps.join(" → ")
-        );
-    }
-    o.push_str("</table>");
-    if !r.segments.is_empty() {
-        let m = r.segment_metric;
-        let _ = write!(
-            o,
-            "<h2>Segments (campaign to date, judged on {})</h2><table><tr><th>dimension</th><th>segment</th><th>spend share</th><th>{}</th><th>average</th><th>score</th><th>verdict</th></tr>",
-            m.label(),
-            m.label()
-        );
-        for s in &r.segments {
-            let (cls, verdict) = match (s.outlier, s.score < 0.0) {
-                (true, true) => ("bad", "far worse"),
-                (true, false) => ("good", "far better"),
-                _ => ("", ""),
-            };
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{cls}\">{}</td><td>{}</td><td>{:.2}</td><td class=\"{cls}\">{verdict}</td></tr>",
-                esc(&s.dimension),
-                esc(&s.value),
-                pct(s.spend_share),
-                show(m, s.kpi),
-                show(m, s.average),
-                s.score
-            );
+                let _ = write!(o, "<td{class}>{}</td>", esc(&cell.text));
+            }
+            o.push_str("</tr>");
         }
-        o.push_str("</table>");
-    }
-    o.push_str("<h2>Alerts</h2>");
-    if r.alerts.is_empty() {
-        o.push_str("<p>No alert fired in the period.</p>");
-    } else {
-        o.push_str("<table><tr><th>what</th><th>channel</th><th>fired</th><th>resolved</th><th>minutes</th></tr>");
-        for a in &r.alerts {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&a.summary),
-                esc(a.channel.as_deref().unwrap_or("–")),
-                esc(&a.fired),
-                esc(a.resolved.as_deref().unwrap_or("still firing")),
-                a.minutes
-            );
-        }
-        o.push_str("</table>");
-    }
-    o.push_str("<h2>Actions</h2>");
-    if r.actions.is_empty() {
-        o.push_str("<p>No action was sent in the period.</p>");
-    } else {
-        o.push_str("<table><tr><th>change</th><th>#</th><th>when</th><th>by</th><th>outcome</th><th>cost/result before → after</th><th>results/day before → after</th></tr>");
-        for a in &r.actions {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {} → {}</td><td>{} → {}</td></tr>",
-                esc(&a.change),
-                a.id,
-                esc(&a.at),
-                esc(&a.by),
-                esc(&a.outcome),
-                a.metric.label(),
-                show(a.metric, a.before),
-                show(a.metric, a.after),
-                a.results_before.map_or("–".into(), |v| format!("{v:.2}")),
-                a.results_after.map_or("–".into(), |v| format!("{v:.2}"))
-            );
-        }
-        o.push_str("</table>");
-    }
-    o.push_str("<h2>Notes</h2>");
-    if r.notes.is_empty() {
-        o.push_str("<p>No notes.</p>");
-    } else {
-        o.push_str("<ul>");
-        for n in &r.notes {
-            let on = n.channel.as_deref().map(|c| format!(" on {}", esc(c))).unwrap_or_default();
-            let _ = write!(o, "<li>{} ({}{on}): {}</li>", esc(&n.at), esc(&n.by), esc(&n.text));
-        }
-        o.push_str("</ul>");
-    }
-    o.push_str("<h2>Against the previous campaign</h2>");
-    match &r.previous {
-        Some(p) => {
-            let _ = write!(
-                o,
-                "<p>{} at day {}: <b>{}</b> against {} for {} ({}).</p>",
-                p.metric.label(),
-                p.day,
-                show(p.metric, p.this),
-                show(p.metric, p.that),
-                esc(&p.name),
-                change(p.change)
-            );
-        }
-        None => o.push_str("<p>No earlier campaign to compare with.</p>"),
+        o.push_str("</table></div>");
     }
     o.push_str("</body></html>\n");
     o

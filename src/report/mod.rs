@@ -5,11 +5,12 @@
 //! whose numbers are rounded to the cent here, so that every format prints the same figures.
 
 mod html;
+mod tables;
 mod text;
 
-pub use text::money;
+pub use tables::money;
 
-use crate::analyze::data::{self, campaign_days, comparisons, segment_metric};
+use crate::analyze::data::{self, against_days, campaign_days, segment_metric};
 use crate::analyze::notes::{NoteKind, alert_runs};
 use crate::analyze::{DAY_MS, FunnelStep, SegmentRow, Span, cumulative, funnel, partial_last_day, segments};
 use crate::domain::{Campaign, Counters, Metric};
@@ -215,13 +216,9 @@ pub fn build(
         let key = ChannelKey::new(&c.id, &ch.id);
         // The whole run: the cursor's totals (they include the first reading, which no hour
         // holds); a period: the hours and samples within it.
-        let counters = match store.cursor(&key)? {
-            Some(cur) if whole && to >= last => cur.totals,
-            _ => data::window(store, &key, span)?,
-        };
-        if let Some(cur) = store.cursor(&key)? {
-            all_segments.extend(cur.segment_totals);
-        }
+        let cursor = store.cursor(&key)?.unwrap_or_default();
+        let counters = if whole && to >= last { cursor.totals } else { data::window(store, &key, span)? };
+        all_segments.extend(cursor.segment_totals);
         let counters = round_counters(counters);
         let breaches = c
             .kpis
@@ -385,10 +382,10 @@ fn previous(
     days: &[Counters],
     to: i64,
 ) -> crate::store::Result<Option<Previous>> {
-    let Some((name, earlier)) = comparisons(c, all).into_iter().next() else { return Ok(None) };
-    let series: Vec<Vec<Counters>> =
-        earlier.iter().map(|o| campaign_days(store, o, o.end_ms())).collect::<crate::store::Result<_>>()?;
-    let that = crate::analyze::average_days(&series);
+    let refs: Vec<&Campaign> = all.iter().collect();
+    let Some((_, name, that)) = against_days(store, c, &refs, 0, to, &mut Default::default())? else {
+        return Ok(None);
+    };
     let part = if to >= c.end_ms() { 1.0 } else { (to - c.day_start_ms(to)) as f64 / DAY_MS as f64 };
     let that = cumulative(&partial_last_day(&that, days.len(), part));
     let this = cumulative(days);

@@ -4,62 +4,90 @@
 //! the analysis views and the review report have days of history to work on.
 
 use super::model::Network;
-use crate::domain::{Campaign, ChannelCursor, Counters};
+use crate::domain::{Campaign, ChannelCursor};
 use crate::engine::RAW_RETENTION_MS;
 use crate::store::{ChannelKey, Ingest, Store};
 
 const HOUR: i64 = 3_600_000;
+/// Hours written per transaction.
+const BATCH_HOURS: usize = 24;
+
+struct Recorder<'a> {
+    key: ChannelKey,
+    campaign: &'a Campaign,
+    /// Index of the channel in the network.
+    sim: usize,
+    cursor: ChannelCursor,
+}
 
 /// Records `net` hour by hour from the earliest campaign start up to `to_ms` (campaign time)
 /// into `store`, then leaves the network at `to_ms`. Returns the number of samples written.
 /// Each hour's reading is stamped a millisecond before the hour ends, so that it counts in the
-/// hour it covers.
+/// hour it covers. Hours in which no campaign runs are skipped.
 pub fn record(store: &Store, net: &mut Network, campaigns: &[Campaign], to_ms: i64) -> crate::store::Result<usize> {
-    let Some(first) = campaigns.iter().map(Campaign::start_ms).min() else { return Ok(0) };
-    let mut t = first.div_euclid(HOUR) * HOUR;
-    net.advance_coarse(t);
-    let mut cursors: Vec<(ChannelKey, String, ChannelCursor)> = Vec::new();
+    let mut recorders: Vec<Recorder<'_>> = Vec::new();
     for c in campaigns {
         for ch in &c.channels {
-            let key = ChannelKey::new(&c.id, &ch.id);
-            cursors.push((key, ch.source_id().to_string(), ChannelCursor::default()));
+            let found = net.channels.iter().position(|s| s.campaign == c.id && s.id == ch.source_id());
+            if let Some(sim) = found {
+                recorders.push(Recorder {
+                    key: ChannelKey::new(&c.id, &ch.id),
+                    campaign: c,
+                    sim,
+                    cursor: Default::default(),
+                });
+            }
         }
     }
+    let running = |t: i64| campaigns.iter().any(|c| t > c.start_ms() && t - HOUR < c.end_ms());
+    let mut t = campaigns.iter().map(Campaign::start_ms).min().unwrap_or(to_ms).div_euclid(HOUR) * HOUR;
     let mut written = 0;
+    let mut batch = Vec::new();
+    let mut hours = 0;
     while t + HOUR <= to_ms {
         t += HOUR;
+        if !running(t) {
+            // Jump to the next launch, if any comes before the end.
+            let next = campaigns.iter().map(Campaign::start_ms).filter(|s| *s >= t).min();
+            if let Some(n) = next.filter(|n| *n < to_ms) {
+                t = n.div_euclid(HOUR) * HOUR;
+            }
+            continue;
+        }
         net.advance_coarse(t);
         let at = t - 1;
-        let mut batch = Vec::new();
-        for (key, source_id, cursor) in &mut cursors {
-            let campaign = campaigns.iter().find(|c| c.id == key.campaign).expect("a channel of these campaigns");
-            if at < campaign.start_ms() || at - HOUR >= campaign.end_ms() {
+        for r in &mut recorders {
+            if at < r.campaign.start_ms() || at - HOUR >= r.campaign.end_ms() {
                 continue;
             }
-            let Some(sim) = net.channels.iter().find(|s| s.campaign == key.campaign && s.id == *source_id) else {
-                continue;
-            };
-            let stats = sim.stats();
-            let Some(sample) = cursor.advance(at, stats.totals, &stats.variants) else { continue };
-            cursor.advance_segments(&stats.segments);
-            let day_start = campaign.day_start_ms(at);
-            if cursor.day_start != day_start {
-                cursor.day_start = day_start;
-                cursor.today = Counters::default();
-            }
-            if !sample.first {
-                cursor.today.add(&sample.delta);
-            }
-            batch.push((key.clone(), sample, cursor.clone()));
+            let stats = net.channels[r.sim].stats();
+            let Some(sample) = r.cursor.advance(at, stats.totals, &stats.variants) else { continue };
+            r.cursor.advance_segments(&stats.segments);
+            r.cursor.count_today(r.campaign.day_start_ms(at), &sample);
+            batch.push((r.key.clone(), sample, r.cursor.clone()));
         }
-        let items: Vec<Ingest<'_>> = batch.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
-        store.ingest(&items)?;
-        written += items.len();
+        hours += 1;
+        if hours % BATCH_HOURS == 0 {
+            written += write(store, &mut batch)?;
+        }
     }
-    for (key, _, _) in &cursors {
-        store.prune_samples(key, to_ms - RAW_RETENTION_MS)?;
+    written += write(store, &mut batch)?;
+    for r in &recorders {
+        store.prune_samples(&r.key, to_ms - RAW_RETENTION_MS)?;
     }
     net.advance_to(to_ms);
     store.flush()?;
     Ok(written)
+}
+
+fn write(
+    store: &Store,
+    batch: &mut Vec<(ChannelKey, crate::domain::Sample, ChannelCursor)>,
+) -> crate::store::Result<usize> {
+    let items: Vec<Ingest<'_>> = batch.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
+    store.ingest(&items)?;
+    let n = items.len();
+    drop(items);
+    batch.clear();
+    Ok(n)
 }

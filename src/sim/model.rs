@@ -521,9 +521,10 @@ impl Network {
         self.advance(to, None);
     }
 
-    /// Moves simulated time forward in steps of 15 minutes, for recording a long past quickly.
+    /// Moves simulated time forward in steps of an hour (the traffic curve's resolution), for
+    /// recording a long past quickly.
     pub fn advance_coarse(&mut self, to: i64) {
-        self.advance(to, Some(15 * MINUTE));
+        self.advance(to, Some(60 * MINUTE));
     }
 
     fn advance(&mut self, to: i64, step: Option<i64>) {

@@ -156,10 +156,8 @@ impl Store {
     /// recovers what was flushed; the caller still holds what was not and writes it again.
     /// Until it succeeds, every call answers `Closed`.
     pub fn reopen(&mut self) -> Result<()> {
-        if let Some(old) = self.trees.take() {
-            let _ = old.db.flush();
-            drop(old);
-        }
+        // Dropping the trees flushes what sled still can and lets go of the file lock.
+        drop(self.trees.take());
         let fresh = Store::open(&self.path)?;
         *self = fresh;
         Ok(())
@@ -228,7 +226,8 @@ impl Store {
     /// many there are. A database that opens with fewer was cut short or damaged (sled would
     /// otherwise quietly recover to an older state).
     fn write_manifest(&self) -> Result<()> {
-        let m = Manifest { campaigns: self.t()?.campaigns.len(), journal: self.t()?.journal.len() };
+        let t = self.t()?;
+        let m = Manifest { campaigns: t.campaigns.len(), journal: t.journal.len() };
         let tmp = self.path.join("manifest.json.tmp");
         let body = serde_json::to_vec(&m).expect("a manifest serialises");
         std::fs::write(&tmp, body)
@@ -239,7 +238,8 @@ impl Store {
     fn check_manifest(&self) -> Result<()> {
         let Ok(text) = std::fs::read(self.path.join("manifest.json")) else { return Ok(()) };
         let Ok(m) = serde_json::from_slice::<Manifest>(&text) else { return Ok(()) };
-        let (campaigns, journal) = (self.t()?.campaigns.len(), self.t()?.journal.len());
+        let t = self.t()?;
+        let (campaigns, journal) = (t.campaigns.len(), t.journal.len());
         if campaigns < m.campaigns || journal < m.journal {
             return Err(StoreError::Corrupt {
                 path: self.path.clone(),
@@ -279,7 +279,8 @@ impl Store {
         let existed = self.t()?.campaigns.remove(id.as_bytes()).map_err(|e| self.err(e))?.is_some();
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
-        for tree in [&self.t()?.channels, &self.t()?.samples, &self.t()?.rollups, &self.t()?.alerts] {
+        let t = self.t()?;
+        for tree in [&t.channels, &t.samples, &t.rollups, &t.alerts, &t.notes] {
             let mut batch = sled::Batch::default();
             for kv in tree.scan_prefix(&prefix).keys() {
                 batch.remove(kv.map_err(|e| self.err(e))?);
@@ -333,9 +334,8 @@ impl Store {
         self.all(&self.t()?.silences, "silences")
     }
 
-    /// Every stored cursor, in one sequential scan (faster than a lookup per channel).
-    /// A new journal id, increasing across restarts.
-    pub fn next_journal_id(&self) -> Result<u64> {
+    /// A new id for a journal entry or a note, increasing across restarts.
+    pub fn next_id(&self) -> Result<u64> {
         self.t()?.db.generate_id().map(|id| id + 1).map_err(|e| self.err(e))
     }
 
@@ -396,6 +396,7 @@ impl Store {
             .collect()
     }
 
+    /// Every stored cursor, in one sequential scan (faster than a lookup per channel).
     pub fn cursors(&self) -> Result<std::collections::HashMap<ChannelKey, ChannelCursor>> {
         let mut out = std::collections::HashMap::new();
         for kv in self.t()?.channels.iter() {

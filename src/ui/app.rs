@@ -868,7 +868,8 @@ impl App {
         }
         match (from == View::Channel, view == View::Channel) {
             (false, true) => self.series_command(),
-            (true, false) => Some(Command::ClearSeries),
+            (true, false) => Some(Command::ClearDetail),
+            _ if from == View::Analyze => Some(Command::ClearDetail),
             _ => None,
         }
     }

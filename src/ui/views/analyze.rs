@@ -10,7 +10,6 @@ use crate::ui::app::{AnalyzeMode, App};
 use crate::ui::widgets::{fit, truncate};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
@@ -82,7 +81,7 @@ fn span_label(from: i64, to: i64, c: &crate::domain::Campaign) -> String {
 /// "▲12%" coloured by whether the change is an improvement.
 fn change_span(app: &App, change: Option<f64>, improved: Option<bool>) -> Span<'static> {
     let t = &app.theme;
-    let Some(ch) = change else { return Span::styled("    ", t.muted) };
+    let Some(ch) = change else { return Span::styled("     ", t.muted) };
     let arrow = if ch > 0.0 {
         '▲'
     } else if ch < 0.0 {
@@ -108,14 +107,14 @@ fn compare(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
     let t = &app.theme;
     let width = area.width as usize;
     let nw = name_width(width);
-    // Each metric takes 16 columns: value (10) and change (6).
-    let fit_metrics = (width.saturating_sub(nw + 1) / 16).max(1);
+    // Each metric takes 14 columns: value (8) and change (6).
+    let fit_metrics = (width.saturating_sub(nw + 1) / 14).max(1);
     let metrics: Vec<Metric> = a.metrics.iter().copied().take(fit_metrics).collect();
     let limits = app.campaign().map(|c| c.campaign.kpis.clone()).unwrap_or_default();
     let mut lines = Vec::new();
     let mut header = vec![Span::styled(format!("{:<nw$} ", "channel"), t.muted)];
     for m in &metrics {
-        header.push(Span::styled(format!("{:>10} {:>5}", m.label(), "Δ"), t.muted));
+        header.push(Span::styled(format!("{:>8} {:>5}", m.label(), "Δ"), t.muted));
     }
     lines.push(Line::from(header));
     for (i, r) in a.rows.iter().enumerate() {
@@ -127,7 +126,7 @@ fn compare(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
                 Some(false) => t.bad,
                 _ => t.base,
             };
-            spans.push(Span::styled(format!("{:>10} ", m.format(x.value)), style));
+            spans.push(Span::styled(format!("{:>8} ", m.format(x.value)), style));
             spans.push(change_span(app, x.change, x.improved));
         }
         lines.push(Line::from(spans));
@@ -138,7 +137,7 @@ fn compare(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        fit("red value: outside the campaign's limit · ▲▼ change vs the window before, green = better", width),
+        fit("red: outside the limit · ▲▼ vs the window before: green better, grey too few to tell", width),
         t.muted,
     ));
     f.render_widget(Paragraph::new(lines).style(t.base), area);
@@ -161,22 +160,16 @@ fn funnel_view(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
                 continue;
             }
             let rate = s.rate.map_or("–".into(), |r| format!("{:.1}%", r * 100.0));
-            let style = if s.weakest { t.bad } else { t.base };
-            spans.push(Span::styled(format!(" →{rate:>6} {count:>7}"), style));
-        }
-        if steps.iter().any(|s| s.weakest) {
-            let weak = steps.iter().find(|s| s.weakest).map_or("", |s| s.name);
-            spans.push(Span::styled(format!("  weak: {weak}"), t.bad));
+            // `!` marks the weak step also where there is no colour.
+            let (style, mark) = if s.weakest { (t.bad, '!') } else { (t.base, ' ') };
+            spans.push(Span::styled(format!(" →{rate:>6}{mark}{count:>7}"), style));
         }
         lines.push(Line::from(spans));
     }
     lines.push(Line::raw(""));
-    let names: Vec<&str> = funnel(&all, &all).iter().map(|s| s.name).collect();
+    let names: Vec<&str> = funnel(&all, &all).into_iter().map(|s| s.name).collect();
     lines.push(Line::styled(
-        fit(
-            &format!("{} · rate = share of the step before; red = furthest below the campaign", names.join(" → ")),
-            width,
-        ),
+        fit(&format!("{} · rate: of the step before · ! furthest below the campaign's", names.join(" → ")), width),
         t.muted,
     ));
     f.render_widget(Paragraph::new(lines).style(t.base), area);
@@ -329,6 +322,5 @@ fn past(f: &mut Frame, area: Rect, app: &App, a: &Analysis, c: &crate::domain::C
         )));
         lines.push(Line::from(spans));
     }
-    let style: Style = t.base;
-    f.render_widget(Paragraph::new(lines).style(style), table_area);
+    f.render_widget(Paragraph::new(lines).style(t.base), table_area);
 }

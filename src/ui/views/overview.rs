@@ -54,7 +54,11 @@ fn render_column(f: &mut Frame, area: Rect, app: &App, picks: &[usize]) {
         .map(|&i| (i, &snap.campaigns[i]))
         .map(|(i, c)| {
             let mut lines = vec![title_line(c, snap.now_ms, i == app.campaign_sel, &app.theme, width)];
-            lines.extend(campaign_lines(c, snap.now_ms, &app.theme, width));
+            if snap.now_ms >= c.campaign.end_ms() {
+                lines.push(ended_line(c, &app.theme, width));
+            } else {
+                lines.extend(campaign_lines(c, snap.now_ms, &app.theme, width));
+            }
             lines
         })
         .collect();
@@ -95,6 +99,28 @@ fn title_line(c: &CampaignView, now: i64, selected: bool, t: &Theme, width: usiz
         Span::styled(right, t.muted),
         Span::styled(format!("{sym} "), hs),
     ])
+}
+
+/// An ended campaign in one line: each goal reached or missed, and what it spent.
+fn ended_line(c: &CampaignView, t: &Theme, width: usize) -> Line<'static> {
+    let camp = &c.campaign;
+    let mut spans = vec![Span::raw("  ")];
+    for g in camp.goals.iter().filter(|g| g.metric.is_cumulative()) {
+        let achieved = g.metric.value(&c.totals).unwrap_or(0.0);
+        let reached = achieved >= g.target;
+        let share = if g.target > 0.0 { achieved / g.target } else { 0.0 };
+        spans.push(Span::raw(format!("{} {} {} ", goal_label(g.metric), short(g.metric, achieved), percent(share))));
+        spans.push(if reached { Span::styled("✓  ", t.good) } else { Span::styled("missed  ", t.warn) });
+    }
+    spans.push(Span::styled(
+        format!("spent {} / {}", short(Metric::Spend, c.totals.spend), short(Metric::Spend, camp.total_budget)),
+        t.muted,
+    ));
+    let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+    if text.chars().count() > width {
+        return Line::styled(fit(&text, width), t.muted);
+    }
+    Line::from(spans)
 }
 
 /// The goal gauges, the spend gauge and the KPI line of a campaign.
