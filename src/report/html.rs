@@ -15,7 +15,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .meta{color:#5b6677}table{border-collapse:collapse;width:100%;margin:6px 0}th,td{padding:4px 8px;border-bottom:1px solid #eceff4;text-align:right;white-space:nowrap}\
 th{background:#f4f6f9;font-weight:600}td:first-child,th:first-child{text-align:left;white-space:normal}.bad{color:#b42318;font-weight:600}.good{color:#067647}\
 .wrap{overflow-x:auto}.cards{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #dde2ea;border-radius:6px;padding:8px 12px;min-width:180px}\
-.card b{display:block;font-size:20px}td.text{text-align:left;white-space:normal}td.strong{font-weight:600;text-align:left}svg{max-width:100%;height:auto}.legend span{margin-right:14px}";
+.card b{display:block;font-size:20px}td.text,th.text{text-align:left;white-space:normal}td.strong{font-weight:600}svg{max-width:100%;height:auto}.legend span{margin-right:14px}";
 
 /// An axis label: short ("2.40M", "890k").
 fn axis(metric: Metric, v: f64) -> String {
@@ -32,7 +32,7 @@ fn line_chart(series: &[(&str, &str, bool, Vec<Option<f64>>)], metric: Metric) -
     let (w, h, l, b) = (760.0, 240.0, 70.0, 28.0);
     let n = series.iter().map(|s| s.3.len()).max().unwrap_or(0).max(2);
     let max = series.iter().flat_map(|s| s.3.iter().flatten()).fold(0.0f64, |a, v| a.max(*v)).max(1.0) * 1.05;
-    let x = |i: usize| l + (w - l - 10.0) * i as f64 / (n - 1) as f64;
+    let x = |i: usize| l + (w - l - 30.0) * i as f64 / (n - 1) as f64;
     let y = |v: f64| (h - b) - (h - b - 10.0) * v / max;
     let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">");
     for k in 0..=4 {
@@ -48,7 +48,8 @@ fn line_chart(series: &[(&str, &str, bool, Vec<Option<f64>>)], metric: Metric) -
             esc(&axis(metric, v))
         );
     }
-    for i in (0..n).step_by((n / 10).max(1)) {
+    // At most about eight labels, so that they never run into each other.
+    for i in (0..n).step_by(n.div_ceil(8).max(1)) {
         let _ = write!(
             s,
             "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#5b6677\">day {}</text>",
@@ -191,7 +192,7 @@ pub fn html(r: &Review) -> String {
                 g.metric.value(&acc)
             })
             .collect();
-        let total_days = ((days as f64) / r.elapsed.max(1e-9)).round().max(days as f64) as usize;
+        let total_days = r.campaign_days.max(days);
         let pace: Vec<Option<f64>> =
             (0..total_days).map(|d| Some(g.target * (d + 1) as f64 / total_days as f64)).collect();
         let mut series = vec![("target pace", "#9aa4b2", true, pace), ("this campaign", "#2563eb", false, mine)];
@@ -204,7 +205,7 @@ pub fn html(r: &Review) -> String {
         }
         let _ = write!(o, "<h2>{} against time</h2>{}", esc(&g.name), line_chart(&series, g.metric));
     }
-    let plan = r.budget / ((r.days.len().max(1) as f64) / r.elapsed.max(1e-9)).max(1.0);
+    let plan = r.budget / r.campaign_days.max(1) as f64;
     let _ = write!(o, "<h2>Spend per day</h2>{}", spend_bars(r, plan));
     for t in tables(r).into_iter().filter(|t| t.key != "goal" && t.key != "summary") {
         let _ = write!(o, "<h2>{}</h2>", esc(&t.title));
@@ -214,19 +215,22 @@ pub fn html(r: &Review) -> String {
         }
         o.push_str("<div class=\"wrap\"><table><tr>");
         for c in &t.columns {
-            let _ = write!(o, "<th>{}</th>", esc(&c.label));
+            let class = if c.numeric { "" } else { " class=\"text\"" };
+            let _ = write!(o, "<th{class}>{}</th>", esc(&c.label));
         }
         o.push_str("</tr>");
         for row in &t.rows {
             o.push_str("<tr>");
             for (c, cell) in t.columns.iter().zip(&row.cells) {
-                let class = match cell.tone {
-                    Tone::Good => " class=\"good\"",
-                    Tone::Bad => " class=\"bad\"",
-                    Tone::Strong => " class=\"strong\"",
-                    Tone::Plain if !c.numeric => " class=\"text\"",
+                let tone = match cell.tone {
+                    Tone::Good => "good",
+                    Tone::Bad => "bad",
+                    Tone::Strong => "strong",
                     Tone::Plain => "",
                 };
+                let align = if c.numeric { "" } else { "text" };
+                let class = [align, tone].iter().filter(|c| !c.is_empty()).copied().collect::<Vec<_>>().join(" ");
+                let class = if class.is_empty() { String::new() } else { format!(" class=\"{class}\"") };
                 let _ = write!(o, "<td{class}>{}</td>", esc(&cell.text));
             }
             o.push_str("</tr>");

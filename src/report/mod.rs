@@ -35,6 +35,8 @@ pub struct Review {
     /// The campaign's run and the period reviewed (RFC 3339, campaign time zone).
     pub start: String,
     pub end: String,
+    /// Local days the campaign runs, launch day included.
+    pub campaign_days: usize,
     pub from: String,
     pub to: String,
     /// Share of the campaign's time gone at the end of the period.
@@ -344,6 +346,7 @@ pub fn build(
         tags: c.tags.clone(),
         start: ts(c.start_ms()),
         end: ts(c.end_ms()),
+        campaign_days: ((c.day_start_ms(c.end_ms() - 1) - c.day_start_ms(c.start_ms())) / DAY_MS + 1).max(1) as usize,
         from: ts(from),
         to: ts(to),
         elapsed: (elapsed * 10_000.0).round() / 10_000.0,
