@@ -112,7 +112,9 @@ impl Session {
     /// (at high speed it may clear before the key arrives: then the next one).
     fn ack_a_firing_alert(&mut self) {
         self.send("tt");
-        self.wait_for("the firing filter", |sc| sc.contains("showing all severities, firing"));
+        self.wait_for("a firing alert listed", |sc| {
+            sc.contains("showing all severities, firing") && sc.contains(" FIRING ")
+        });
         for _ in 0..5 {
             self.send("a");
             let sc =

@@ -26,7 +26,7 @@ pub struct Analysis {
     pub metrics: Vec<Metric>,
     /// The campaign's total first, then each channel.
     pub rows: Vec<Row>,
-    /// Campaign to date, summed over channels, judged on `segment_metric`.
+    /// Over the window (whole hours), summed over channels, judged on `segment_metric`.
     pub segment_metric: Metric,
     pub segments: Vec<SegmentRow>,
     /// This campaign by day since launch.
@@ -95,23 +95,33 @@ pub fn against_days(
     Ok(Some((i, label.clone(), average_days(&series))))
 }
 
+/// A channel's audience segments over `span`: for the whole run its cursor's totals (which
+/// also hold the first reading); otherwise the hourly segment rollups of the hours the span
+/// touches (segments are kept by the hour, so a window's edges round out to whole hours).
+pub fn channel_segments(store: &Store, key: &ChannelKey, span: Span, whole: bool) -> Result<Vec<SegmentCounters>> {
+    if whole {
+        return Ok(store.cursor(key)?.map(|c| c.segment_totals).unwrap_or_default());
+    }
+    store.segment_rollups(key, span.from.div_euclid(HOUR_MS) * HOUR_MS, span.to)
+}
+
 /// Builds the analysis of `c` as of `now`, compared with one of the earlier campaigns of
-/// `all`; `segments` are its channels' segment totals.
-#[allow(clippy::too_many_arguments)]
+/// `all`.
 pub fn analysis(
     store: &Store,
     c: &Campaign,
     all: &[&Campaign],
     window: WindowKind,
     against: usize,
-    segments: &[SegmentCounters],
     now: i64,
     cache: &mut std::collections::HashMap<String, Vec<Counters>>,
 ) -> Result<Analysis> {
     let (span, previous) = window.spans(c, now);
     let mut rows = Vec::with_capacity(c.channels.len() + 1);
+    let mut segments = Vec::new();
     for ch in &c.channels {
         let key = ChannelKey::new(&c.id, &ch.id);
+        segments.extend(channel_segments(store, &key, span, window == WindowKind::ToDate)?);
         rows.push(Row {
             id: ch.id.clone(),
             name: ch.name.clone(),
@@ -139,7 +149,7 @@ pub fn analysis(
         metrics: campaign_metrics(c),
         rows,
         segment_metric: metric,
-        segments: super::segments(segments, metric),
+        segments: super::segments(&segments, metric),
         days: campaign_days(store, c, now)?,
         against,
         candidates: comparisons(c, all).into_iter().map(|(l, _)| l).collect(),

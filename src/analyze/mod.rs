@@ -95,6 +95,47 @@ impl WindowKind {
     }
 }
 
+/// A custom window typed by a person, in the campaign's time zone and year: `06-05..06-07`
+/// (whole days, both included), `06-05 09:00..06-05 18:00` or `06-05 09:00..18:00`, or full
+/// dates `2026-06-05..`.
+/// A missing end means now (`06-05..`).
+pub fn parse_span(text: &str, c: &Campaign, now: i64) -> Result<Span, String> {
+    let (a, b) = text.split_once("..").ok_or_else(|| format!("'{text}': write FROM..TO, e.g. 06-05..06-07"))?;
+    let off = *c.start.offset();
+    let year = c.start.with_timezone(&off).format("%Y").to_string();
+    // (instant, whether only a day was given)
+    let point = |t: &str| -> Result<(i64, bool), String> {
+        let t = t.trim();
+        let full = if t.len() <= 11 && t.matches('-').count() == 1 { format!("{year}-{t}") } else { t.to_string() };
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(&full, "%Y-%m-%d") {
+            let at = d.and_hms_opt(0, 0, 0).and_then(|x| x.and_local_timezone(off).single());
+            return at.map(|x| (x.timestamp_millis(), true)).ok_or_else(|| format!("'{t}' is not a time"));
+        }
+        chrono::NaiveDateTime::parse_from_str(&full, "%Y-%m-%d %H:%M")
+            .ok()
+            .and_then(|x| x.and_local_timezone(off).single())
+            .map(|x| (x.timestamp_millis(), false))
+            .ok_or_else(|| format!("'{t}' is not a date (MM-DD, MM-DD HH:MM or YYYY-MM-DD)"))
+    };
+    let (from, _) = point(a)?;
+    let to = if b.trim().is_empty() {
+        now
+    } else if let Ok(time) = chrono::NaiveTime::parse_from_str(b.trim(), "%H:%M") {
+        // A time alone ends the window on the day it starts.
+        let day = chrono::DateTime::from_timestamp_millis(from).map(|d| d.with_timezone(&off).date_naive());
+        day.and_then(|d| d.and_time(time).and_local_timezone(off).single())
+            .map(|x| x.timestamp_millis())
+            .ok_or_else(|| format!("'{b}' is not a time"))?
+    } else {
+        let (t, day) = point(b)?;
+        if day { t + DAY_MS } else { t }
+    };
+    if to <= from {
+        return Err(format!("'{text}': the end comes before the start"));
+    }
+    Ok(Span { from, to: to.min(now) })
+}
+
 /// One KPI of one row in a window: its value, the change against the previous window and
 /// whether it meets the campaign's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -235,12 +276,7 @@ pub struct SegmentRow {
 /// value) and judged on `metric`, worst first within each dimension.
 pub fn segments(segments: &[SegmentCounters], metric: Metric) -> Vec<SegmentRow> {
     let mut sums: Vec<SegmentCounters> = Vec::new();
-    for s in segments {
-        match sums.iter_mut().find(|t| t.same_segment(s)) {
-            Some(t) => t.counters.add(&s.counters),
-            None => sums.push(s.clone()),
-        }
-    }
+    crate::domain::counters::add_segments(&mut sums, segments);
     let mut dims: Vec<String> = sums.iter().map(|s| s.dimension.clone()).collect();
     dims.sort();
     dims.dedup();
@@ -312,6 +348,38 @@ fn segment_score(metric: Metric, s: &Counters, all: &Counters) -> (f64, bool) {
         _ => (0.0, false),
     };
     (if z.is_finite() { z } else { 0.0 }, enough)
+}
+
+/// Counters over intervals `(start, end]` summed into buckets of `bucket_ms` from `from`
+/// (bucket start, counters), oldest first. An interval longer than a bucket (an hour recorded
+/// at once, a gap in polling) is spread over the buckets it covers in proportion, so a chart
+/// shows no spike where it is only coarser. Parts before `from` are dropped.
+pub fn buckets(intervals: &[(i64, i64, Counters)], bucket_ms: i64, from: i64) -> Vec<(i64, Counters)> {
+    let bucket_ms = bucket_ms.max(1);
+    let mut out: Vec<(i64, Counters)> = Vec::new();
+    let mut add = |b: i64, c: &Counters| match out.binary_search_by_key(&b, |(k, _)| *k) {
+        Ok(i) => out[i].1.add(c),
+        Err(i) => out.insert(i, (b, *c)),
+    };
+    for (start, end, c) in intervals {
+        let (start, end) = (*start, *end);
+        if end <= start || end - start <= bucket_ms {
+            if end >= from {
+                add(end.div_euclid(bucket_ms) * bucket_ms, c);
+            }
+            continue;
+        }
+        let len = (end - start) as f64;
+        let mut b = start.div_euclid(bucket_ms) * bucket_ms;
+        while b < end {
+            let overlap = (end.min(b + bucket_ms) - start.max(b)).max(0);
+            if overlap > 0 && b + bucket_ms > from {
+                add(b, &c.scaled(overlap as f64 / len));
+            }
+            b += bucket_ms;
+        }
+    }
+    out
 }
 
 /// Counters per local day since launch (index 0 is the launch day), from hourly rollups
@@ -418,6 +486,26 @@ mod tests {
     }
 
     #[test]
+    fn custom_windows_are_read_in_the_campaigns_zone() {
+        let camp = campaign();
+        let now = camp.start_ms() + 10 * DAY_MS;
+        let day = |d: i64| camp.start_ms() + d * DAY_MS;
+        assert_eq!(parse_span("06-02..06-03", &camp, now), Ok(Span { from: day(1), to: day(3) }));
+        assert_eq!(
+            parse_span("2026-06-02 09:00..06-02 18:30", &camp, now),
+            Ok(Span { from: day(1) + 9 * HOUR_MS, to: day(1) + 18 * HOUR_MS + 30 * 60_000 })
+        );
+        assert_eq!(parse_span("06-09..", &camp, now), Ok(Span { from: day(8), to: now }));
+        assert_eq!(
+            parse_span("06-02 09:00..18:00", &camp, now),
+            Ok(Span { from: day(1) + 9 * HOUR_MS, to: day(1) + 18 * HOUR_MS })
+        );
+        assert!(parse_span("06-03..06-02", &camp, now).unwrap_err().contains("before the start"));
+        assert!(parse_span("yesterday", &camp, now).unwrap_err().contains("FROM..TO"));
+        assert!(parse_span("06-40..", &camp, now).unwrap_err().contains("not a date"));
+    }
+
+    #[test]
     fn cells_know_which_way_is_good() {
         let limits: Vec<KpiLimit> = vec!["cpa <= 90".parse().unwrap(), "ctr >= 0.02".parse().unwrap()];
         let cur = c(10_000, 150, 0, 20, 2_000.0, 0.0);
@@ -481,6 +569,23 @@ mod tests {
         assert!(rows.iter().filter(|r| r.dimension == "device").all(|r| !r.outlier), "too few results to judge");
         let shares: f64 = rows.iter().filter(|r| r.dimension == "age").map(|r| r.spend_share).sum();
         assert!((shares - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn coarse_intervals_are_spread_over_buckets() {
+        let m = 60_000;
+        let hour = c(600, 60, 0, 6, 60.0, 0.0);
+        let minute = c(10, 1, 0, 0, 1.0, 0.0);
+        // An hour recorded at once (ending at 60 min), then two one-minute samples.
+        let rows = vec![(0, 60 * m, hour), (60 * m, 61 * m, minute), (61 * m, 62 * m, minute)];
+        let b = buckets(&rows, 10 * m, 0);
+        assert_eq!(b.len(), 7);
+        assert!(b[..6].iter().all(|(_, x)| x.impressions == 100), "{b:?}");
+        assert_eq!(b[6], (60 * m, c(20, 2, 0, 0, 2.0, 0.0)));
+        let spent: f64 = b.iter().map(|(_, x)| x.spend).sum();
+        assert!((spent - 62.0).abs() < 1e-9, "nothing lost");
+        // Only what lies after `from` counts.
+        assert_eq!(buckets(&rows, 10 * m, 30 * m).len(), 4);
     }
 
     #[test]

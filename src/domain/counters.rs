@@ -118,6 +118,16 @@ impl SegmentCounters {
     }
 }
 
+/// Adds each segment of `more` to the same segment in `into`, appending the ones it lacks.
+pub fn add_segments(into: &mut Vec<SegmentCounters>, more: &[SegmentCounters]) {
+    for seg in more {
+        match into.iter_mut().find(|o| o.same_segment(seg)) {
+            Some(o) => o.counters.add(&seg.counters),
+            None => into.push(seg.clone()),
+        }
+    }
+}
+
 /// What one channel gained between two polls. `at` is the end of the interval in unix
 /// milliseconds (source time); `reset` marks an interval in which the source restarted its
 /// counters, so the delta is the new cumulative value (all that is known since the restart).
@@ -133,6 +143,10 @@ pub struct Sample {
     pub delta: Counters,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantCounters>,
+    /// What each audience segment gained in the interval, when the source breaks them down.
+    /// Stored by the hour in the segment rollups only, not with the raw sample.
+    #[serde(skip)]
+    pub segments: Vec<SegmentCounters>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -205,7 +219,7 @@ impl ChannelCursor {
         if reset {
             self.resets += 1;
         }
-        Some(Sample { at, reset, first, delta, variants: vdelta })
+        Some(Sample { at, reset, first, delta, variants: vdelta, segments: Vec::new() })
     }
 
     /// Counts an accepted sample in today's figures, starting a new day when `day_start` (the
@@ -220,21 +234,22 @@ impl ChannelCursor {
         }
     }
 
-    /// Adds what each segment gained since its last reading to its totals. A segment read for
-    /// the first time, or whose counters went down, counts its whole reading (as a channel's
-    /// first reading or reset does). Called after `advance` accepted the reading.
-    pub fn advance_segments(&mut self, segments: &[SegmentCounters]) {
+    /// Adds what each segment gained since its last reading to its totals, and returns those
+    /// gains. A segment read for the first time, or whose counters went down, counts its whole
+    /// reading (as a channel's first reading or reset does). Called after `advance` accepted
+    /// the reading.
+    pub fn advance_segments(&mut self, segments: &[SegmentCounters]) -> Vec<SegmentCounters> {
+        let mut gains = Vec::with_capacity(segments.len());
         for seg in segments {
             let delta = match self.raw_segments.iter().find(|p| p.same_segment(seg)) {
                 Some(p) if !seg.counters.went_backwards(&p.counters) => seg.counters.minus(&p.counters),
                 _ => seg.counters,
             };
-            match self.segment_totals.iter_mut().find(|t| t.same_segment(seg)) {
-                Some(t) => t.counters.add(&delta),
-                None => self.segment_totals.push(SegmentCounters { counters: delta, ..seg.clone() }),
-            }
+            gains.push(SegmentCounters { counters: delta, ..seg.clone() });
         }
+        add_segments(&mut self.segment_totals, &gains);
         self.raw_segments = segments.to_vec();
+        gains
     }
 }
 
@@ -298,7 +313,8 @@ mod tests {
         };
         let mut cur = ChannelCursor::default();
         cur.advance_segments(&[seg("mobile", 100), seg("desktop", 40)]);
-        cur.advance_segments(&[seg("mobile", 150), seg("desktop", 60)]);
+        let gains = cur.advance_segments(&[seg("mobile", 150), seg("desktop", 60)]);
+        assert_eq!(gains.iter().map(|g| g.counters.impressions).collect::<Vec<_>>(), [50, 20]);
         // The source restarted the mobile counter; desktop appears unchanged.
         cur.advance_segments(&[seg("mobile", 20), seg("desktop", 60)]);
         let total = |v: &str| cur.segment_totals.iter().find(|s| s.value == v).unwrap().counters.impressions;

@@ -3,7 +3,6 @@
 
 use super::Engine;
 use crate::analyze::notes::{Note, NoteKind};
-use crate::store::ChannelKey;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,15 +106,9 @@ impl Engine {
         self.analysis_at = Some(Instant::now());
         let Some(c) = self.campaigns.iter().find(|c| c.id == id) else { return };
         let all: Vec<&crate::domain::Campaign> = self.campaigns.iter().map(|c| &**c).collect();
-        let segments: Vec<crate::domain::SegmentCounters> = c
-            .channels
-            .iter()
-            .filter_map(|ch| self.channels.get(&ChannelKey::new(&c.id, &ch.id)))
-            .flat_map(|st| st.cursor.segment_totals.iter().cloned())
-            .collect();
         let now = self.clock.now_ms();
         let cache = &mut self.ended_days;
-        match crate::analyze::data::analysis(&self.store, c, &all, window, against, &segments, now, cache) {
+        match crate::analyze::data::analysis(&self.store, c, &all, window, against, now, cache) {
             Ok(a) => self.snapshot.analysis = Some(Arc::new(a)),
             Err(e) => self.snapshot.store_error = Some(e.to_string()),
         }

@@ -500,9 +500,9 @@ impl Engine {
         st.missing = None;
         st.status = stats.status;
         st.live_budget = stats.daily_budget;
-        if let Some(sample) = st.cursor.advance(at, stats.totals, &stats.variants) {
+        if let Some(mut sample) = st.cursor.advance(at, stats.totals, &stats.variants) {
             if !stats.segments.is_empty() {
-                st.cursor.advance_segments(&stats.segments);
+                sample.segments = st.cursor.advance_segments(&stats.segments);
             }
             let campaign = self.campaigns.iter().find(|c| c.id == key.campaign).expect("channel of a known campaign");
             // Kept in the cursor, so that a restart has today's figures without a scan.
@@ -527,27 +527,27 @@ impl Engine {
         if self.pending.is_empty() {
             return;
         }
-        let items: Vec<Ingest<'_>> =
-            self.pending.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
-        match self.store.ingest(&items) {
-            Ok(()) => {
-                self.pending.clear();
-                if self.snapshot.store_error.take().is_some() {
-                    self.dirty = true;
-                }
+        if self.snapshot.store_error.is_some() {
+            // Writes fail: sled refuses every write after one failed, so nothing is written
+            // until the store is opened again, every REOPEN_EVERY; the samples wait in memory
+            // (the oldest half dropped past a million).
+            if self.pending.len() > 1_000_000 {
+                self.pending.drain(..self.pending.len() / 2);
             }
-            Err(e) => {
-                // Keep the samples in memory and try again with the next batch; sled refuses
-                // every write after one failed, so the store is opened again now and then.
-                tracing::error!("writing samples failed: {e}");
-                self.snapshot.store_error = Some(e.to_string());
-                self.dirty = true;
-                if self.pending.len() > 1_000_000 {
-                    self.pending.drain(..self.pending.len() / 2);
-                }
-                if self.last_reopen.is_none_or(|t| t.elapsed() >= REOPEN_EVERY) {
+            if self.last_reopen.is_none_or(|t| t.elapsed() >= REOPEN_EVERY) {
+                self.last_reopen = Some(Instant::now());
+                self.reopen_store();
+            }
+        } else {
+            let items: Vec<Ingest<'_>> =
+                self.pending.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
+            match self.store.ingest(&items) {
+                Ok(()) => self.pending.clear(),
+                Err(e) => {
+                    tracing::error!("writing samples failed: {e}");
+                    self.snapshot.store_error = Some(e.to_string());
                     self.last_reopen = Some(Instant::now());
-                    self.reopen_store();
+                    self.dirty = true;
                 }
             }
         }
@@ -557,7 +557,7 @@ impl Engine {
     }
 
     /// Opens the store again after a write error and writes back what lives in memory: the
-    /// pending samples, every alert's state and the silences.
+    /// pending samples, every alert's state, the silences and the notes.
     fn reopen_store(&mut self) {
         if let Err(e) = self.store.reopen() {
             tracing::error!("opening the database again failed: {e}");
@@ -577,6 +577,10 @@ impl Engine {
         }
         for s in &self.silences {
             saved = saved.and_then(|()| self.store.put_silence(s));
+        }
+        // Notes are keyed by campaign, time and id: writing one again changes nothing.
+        for n in &self.notes {
+            saved = saved.and_then(|()| self.store.put_note(n));
         }
         match saved.and_then(|()| self.store.flush()) {
             Ok(()) => {
@@ -652,12 +656,22 @@ impl Engine {
         let span = (now - from).max(60_000);
         let raw = window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
         let bucket_ms = if raw { (span / 120).max(60_000) } else { 3_600_000 };
-        let rows: Result<Vec<(i64, Counters)>, _> = if raw {
-            self.store
-                .samples(&key, from, i64::MAX)
-                .map(|v| v.into_iter().filter(|s| !s.first).map(|s| (s.at, s.delta)).collect())
+        // (start, end, counters) of each interval: a sample runs from the one before it.
+        let rows: Result<Vec<(i64, i64, Counters)>, _> = if raw {
+            // An hour more, for the start of the first sample's interval.
+            self.store.samples(&key, from - 3_600_000, i64::MAX).map(|v| {
+                let mut prev = None;
+                v.into_iter()
+                    .filter_map(|s| {
+                        let start = prev.replace(s.at);
+                        (!s.first).then(|| (start.unwrap_or(s.at), s.at, s.delta))
+                    })
+                    .collect()
+            })
         } else {
-            self.store.rollups(&key, from.div_euclid(3_600_000) * 3_600_000, i64::MAX)
+            self.store
+                .rollups(&key, from.div_euclid(3_600_000) * 3_600_000, i64::MAX)
+                .map(|v| v.into_iter().map(|(h, c)| (h, h + 3_599_999, c)).collect())
         };
         let rows = match rows {
             Ok(r) => r,
@@ -666,14 +680,7 @@ impl Engine {
                 Vec::new()
             }
         };
-        let mut points: Vec<(i64, Counters)> = Vec::new();
-        for (at, c) in rows {
-            let b = at.div_euclid(bucket_ms) * bucket_ms;
-            match points.last_mut() {
-                Some((pb, pc)) if *pb == b => pc.add(&c),
-                _ => points.push((b, c)),
-            }
-        }
+        let points = crate::analyze::buckets(&rows, bucket_ms, from);
         self.snapshot.series = Some(Arc::new(SeriesView { key, window, from_ms: from, to_ms: now, bucket_ms, points }));
         self.dirty = true;
     }

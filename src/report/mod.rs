@@ -50,7 +50,7 @@ pub struct Review {
     pub totals: Counters,
     pub channels: Vec<ChannelRow>,
     pub segment_metric: Metric,
-    /// Campaign to date (sources report segments as running totals).
+    /// Over the period (whole hours), or the whole run.
     pub segments: Vec<SegmentRow>,
     pub funnel: Vec<FunnelRow>,
     pub days: Vec<DayRow>,
@@ -218,9 +218,12 @@ pub fn build(
         let key = ChannelKey::new(&c.id, &ch.id);
         // The whole run: the cursor's totals (they include the first reading, which no hour
         // holds); a period: the hours and samples within it.
-        let cursor = store.cursor(&key)?.unwrap_or_default();
-        let counters = if whole && to >= last { cursor.totals } else { data::window(store, &key, span)? };
-        all_segments.extend(cursor.segment_totals);
+        let whole = whole && to >= last;
+        let counters = match store.cursor(&key)? {
+            Some(cursor) if whole => cursor.totals,
+            _ => data::window(store, &key, span)?,
+        };
+        all_segments.extend(data::channel_segments(store, &key, span, whole)?);
         let counters = round_counters(counters);
         let breaches = c
             .kpis

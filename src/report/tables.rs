@@ -256,7 +256,7 @@ pub fn tables(r: &Review) -> Vec<Table> {
     let m = r.segment_metric;
     out.push(Table {
         key: "segment",
-        title: format!("Segments (campaign to date, judged on {})", m.label()),
+        title: format!("Segments (judged on {})", m.label()),
         columns: vec![
             col("dimension", "dimension", false),
             col("segment", "segment", false),

@@ -61,8 +61,8 @@ pub fn record(store: &Store, net: &mut Network, campaigns: &[Campaign], to_ms: i
                 continue;
             }
             let stats = net.channels[r.sim].stats();
-            let Some(sample) = r.cursor.advance(at, stats.totals, &stats.variants) else { continue };
-            r.cursor.advance_segments(&stats.segments);
+            let Some(mut sample) = r.cursor.advance(at, stats.totals, &stats.variants) else { continue };
+            sample.segments = r.cursor.advance_segments(&stats.segments);
             r.cursor.count_today(r.campaign.day_start_ms(at), &sample);
             batch.push((r.key.clone(), sample, r.cursor.clone()));
         }

@@ -2,7 +2,8 @@
 //! values are JSON so that added fields stay readable; sample keys end in a big-endian
 //! timestamp so a range scan is a time window. One writer: the engine.
 
-use crate::domain::{Campaign, ChannelCursor, Counters, Sample};
+use crate::domain::counters::add_segments;
+use crate::domain::{Campaign, ChannelCursor, Counters, Sample, SegmentCounters};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,8 @@ struct Trees {
     journal: sled::Tree,
     snoozes: sled::Tree,
     notes: sled::Tree,
+    /// Hourly counters of every audience segment of a channel: channel ‖ hour → list.
+    segment_rollups: sled::Tree,
 }
 
 impl Store {
@@ -135,6 +138,7 @@ impl Store {
             journal: tree("journal")?,
             snoozes: tree("snoozes")?,
             notes: tree("notes")?,
+            segment_rollups: tree("segment_rollups")?,
             db,
         };
         let store = Store { path, trees: Some(trees) };
@@ -280,7 +284,7 @@ impl Store {
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
         let t = self.t()?;
-        for tree in [&t.channels, &t.samples, &t.rollups, &t.alerts, &t.notes] {
+        for tree in [&t.channels, &t.samples, &t.rollups, &t.segment_rollups, &t.alerts, &t.notes] {
             let mut batch = sled::Batch::default();
             for kv in tree.scan_prefix(&prefix).keys() {
                 batch.remove(kv.map_err(|e| self.err(e))?);
@@ -423,8 +427,9 @@ impl Store {
             .iter()
             .map(|i| (i.key.at(i.sample.at), Self::encode(i.sample), i.key.prefix(), Self::encode(i.cursor)))
             .collect();
-        (&self.t()?.samples, &self.t()?.channels, &self.t()?.rollups)
-            .transaction(|(samples, channels, rollups)| {
+        let t = self.t()?;
+        (&t.samples, &t.channels, &t.rollups, &t.segment_rollups)
+            .transaction(|(samples, channels, rollups, segment_rollups)| {
                 for ((sk, sv, ck, cv), item) in encoded.iter().zip(items) {
                     samples.insert(sk.as_slice(), sv.as_slice())?;
                     channels.insert(ck.as_slice(), cv.as_slice())?;
@@ -439,7 +444,13 @@ impl Store {
                         None => Counters::default(),
                     };
                     hour.add(&item.sample.delta);
-                    rollups.insert(hk, Self::encode(&hour))?;
+                    rollups.insert(hk.as_slice(), Self::encode(&hour))?;
+                    if !item.sample.segments.is_empty() {
+                        let mut hour: Vec<SegmentCounters> =
+                            segment_rollups.get(&hk)?.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
+                        add_segments(&mut hour, &item.sample.segments);
+                        segment_rollups.insert(hk.as_slice(), Self::encode(&hour))?;
+                    }
                 }
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
@@ -490,6 +501,17 @@ impl Store {
                 Ok((ts, self.decode("rollups", &k, &v)?))
             })
             .collect()
+    }
+
+    /// A channel's segments summed over the hours starting in `[from, to)`.
+    pub fn segment_rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<SegmentCounters>> {
+        let mut out: Vec<SegmentCounters> = Vec::new();
+        for kv in self.t()?.segment_rollups.range(key.at(from)..key.at(to)) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let hour: Vec<SegmentCounters> = self.decode("segment_rollups", &k, &v)?;
+            add_segments(&mut out, &hour);
+        }
+        Ok(out)
     }
 
     /// Deletes raw samples older than `before` (the rollups keep their totals). Returns how

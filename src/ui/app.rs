@@ -119,6 +119,8 @@ pub enum PromptKind {
     Budget { campaign: String, channel: String, before: f64, min: f64, max: f64 },
     /// A note on a campaign (and channel) at this moment.
     Note { campaign: String, channel: Option<String> },
+    /// A custom window for the analyze view: FROM..TO.
+    Window,
 }
 
 /// What the analyze view shows.
@@ -473,6 +475,9 @@ impl App {
                 self.analyze_window = self.analyze_window.next();
                 return self.analyze_command();
             }
+            Action::CustomWindow if self.view == View::Analyze => {
+                self.prompt = Some(Prompt { kind: PromptKind::Window, text: String::new() });
+            }
             Action::CompareWith if self.view == View::Analyze => {
                 self.analyze_mode = AnalyzeMode::Past;
                 self.analyze_against += 1;
@@ -580,7 +585,10 @@ impl App {
                 });
             }
             Action::Ack if self.view == View::Alerts => {
-                let alert = self.selected_alert()?.clone();
+                let Some(alert) = self.selected_alert().cloned() else {
+                    self.message = Some("no alert selected to acknowledge".into());
+                    return None;
+                };
                 if alert.state != crate::alert::AlertState::Firing {
                     self.message = Some("only a firing alert can be acknowledged".into());
                     return None;
@@ -790,7 +798,9 @@ impl App {
             KeyCode::Backspace => {
                 p.text.pop();
             }
-            KeyCode::Char(c) if matches!(p.kind, PromptKind::Note { .. }) && !c.is_control() => p.text.push(c),
+            KeyCode::Char(c) if matches!(p.kind, PromptKind::Note { .. } | PromptKind::Window) && !c.is_control() => {
+                p.text.push(c)
+            }
             KeyCode::Char(c) if c.is_ascii_alphanumeric() || c == '.' || c == ' ' => p.text.push(c),
             KeyCode::Enter => {
                 let p = self.prompt.take()?;
@@ -802,6 +812,16 @@ impl App {
                         }
                         _ => self.message = Some(format!("'{}' is not a duration: write e.g. 4h or 1d", p.text)),
                     },
+                    PromptKind::Window => {
+                        let c = self.campaign()?;
+                        match crate::analyze::parse_span(&p.text, &c.campaign, self.snap.now_ms) {
+                            Ok(span) => {
+                                self.analyze_window = crate::analyze::WindowKind::Custom(span);
+                                return self.analyze_command();
+                            }
+                            Err(e) => self.message = Some(e),
+                        }
+                    }
                     PromptKind::Note { campaign, channel } => {
                         if p.text.trim().is_empty() {
                             self.message = Some("an empty note is not saved".into());

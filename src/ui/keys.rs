@@ -43,6 +43,7 @@ pub enum Action {
     AddNote,
     AnalyzeMode,
     CompareWith,
+    CustomWindow,
 }
 
 /// Where a binding applies.
@@ -115,6 +116,7 @@ pub const BINDINGS: &[Binding] = &[
     b("J", Action::JournalFocus, Scope::Optimize, "select in the journal", Some("journal")),
     b("f", Action::AnalyzeMode, Scope::Analyze, "compare, funnel, segments, past", Some("mode")),
     b("w", Action::WindowNext, Scope::Analyze, "window: 1h, today, 7d, to date", Some("window")),
+    b("W", Action::CustomWindow, Scope::Analyze, "window: type FROM..TO", None),
     b("x", Action::CompareWith, Scope::Analyze, "past: next earlier campaign", Some("vs")),
 ];
 
@@ -134,6 +136,7 @@ pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
         KeyCode::Char('b') if scope == Scope::Campaign => Action::SetBudget,
         KeyCode::Char('f') if scope == Scope::Analyze => Action::AnalyzeMode,
         KeyCode::Char('x') if scope == Scope::Analyze => Action::CompareWith,
+        KeyCode::Char('W') if scope == Scope::Analyze => Action::CustomWindow,
         KeyCode::Char('c') if ctrl => Action::Quit,
         KeyCode::Char('d') if ctrl => Action::PageDown,
         KeyCode::Char('u') if ctrl => Action::PageUp,
@@ -248,6 +251,7 @@ mod tests {
             Action::AddNote,
             Action::AnalyzeMode,
             Action::CompareWith,
+            Action::CustomWindow,
         ];
         for a in all {
             assert!(documented.contains(&a), "{a:?} has no help line");

@@ -142,6 +142,7 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         let label = match &p.kind {
             app::PromptKind::Snooze { what, .. } => format!(" dismiss {what} for: "),
             app::PromptKind::Budget { channel, .. } => format!(" daily budget for {channel}: "),
+            app::PromptKind::Window => " window FROM..TO (06-05..06-07, 06-05 09:00..18:00): ".into(),
             app::PromptKind::Note { campaign, channel } => match channel {
                 Some(ch) => format!(" note on {campaign}/{ch}: "),
                 None => format!(" note on {campaign}: "),

@@ -47,7 +47,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             format!(" {} ({}) {prev}", a.window.label(), span_label(a.span.from, a.span.to, &c.campaign))
         }
         AnalyzeMode::Segments => format!(
-            " campaign to date · judged on {} (campaign {})",
+            " {} · judged on {} (all {})",
+            a.window.label(),
             a.segment_metric.label(),
             a.segment_metric.format(a.segments.first().and_then(|s| s.average))
         ),

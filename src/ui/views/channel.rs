@@ -142,8 +142,40 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
             }
         })
     };
-    let data = [Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.accent).data(&pts)];
-    let chart = Chart::new(data.to_vec())
+    // Notes on this channel or its whole campaign in the window: a vertical mark each, and the
+    // latest ones named on the line under the chart.
+    let key = &s.key;
+    let notes: Vec<&crate::analyze::notes::Note> = app
+        .snap
+        .notes
+        .iter()
+        .filter(|n| n.campaign == key.campaign && n.channel.as_ref().is_none_or(|c| *c == key.channel))
+        .filter(|n| n.at_ms >= s.from_ms && n.at_ms <= s.to_ms)
+        .collect();
+    let marks: Vec<[(f64, f64); 2]> = notes
+        .iter()
+        .map(|n| {
+            let x = (n.at_ms - s.from_ms) as f64 / 60_000.0;
+            [(x, min), (x, top)]
+        })
+        .collect();
+    let mut data =
+        vec![Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.accent).data(&pts)];
+    for mark in &marks {
+        data.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.warn).data(mark));
+    }
+    let area = if notes.is_empty() || area.height < 6 {
+        area
+    } else {
+        let [chart_area, line] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        let width = line.width as usize;
+        let text: Vec<String> = notes.iter().rev().take(3).map(|n| format!("{} {}", fmt_t(n.at_ms), n.text)).collect();
+        let line_text =
+            format!("┆ {} note{}: {}", notes.len(), if notes.len() == 1 { "" } else { "s" }, text.join(" · "));
+        f.render_widget(Paragraph::new(truncate(&line_text, width)).style(t.warn), line);
+        chart_area
+    };
+    let chart = Chart::new(data)
         .block(block)
         .x_axis(
             Axis::default()
