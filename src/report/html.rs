@@ -27,16 +27,10 @@ fn axis(metric: Metric, v: f64) -> String {
     }
 }
 
-/// A line chart of up to three series over days, with the x axis in days since launch.
-fn line_chart(series: &[(&str, &str, bool, Vec<Option<f64>>)], metric: Metric) -> String {
-    let (w, h, l, b) = (760.0, 240.0, 70.0, 28.0);
-    let n = series.iter().map(|s| s.3.len()).max().unwrap_or(0).max(2);
-    let max = series.iter().flat_map(|s| s.3.iter().flatten()).fold(0.0f64, |a, v| a.max(*v)).max(1.0) * 1.05;
-    let x = |i: usize| l + (w - l - 30.0) * i as f64 / (n - 1) as f64;
-    let y = |v: f64| (h - b) - (h - b - 10.0) * v / max;
-    let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">");
-    for k in 0..=4 {
-        let v = max * k as f64 / 4.0;
+/// Horizontal grid lines with their values on the left, `ticks` steps from 0 to `max`.
+fn y_grid(s: &mut String, ticks: usize, max: f64, (l, w): (f64, f64), y: &dyn Fn(f64) -> f64, metric: Metric) {
+    for k in 0..=ticks {
+        let v = max * k as f64 / ticks as f64;
         let _ = write!(
             s,
             "<line x1=\"{l}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eceff4\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6677\">{}</text>",
@@ -48,6 +42,17 @@ fn line_chart(series: &[(&str, &str, bool, Vec<Option<f64>>)], metric: Metric) -
             esc(&axis(metric, v))
         );
     }
+}
+
+/// A line chart of up to three series over days, with the x axis in days since launch.
+fn line_chart(series: &[(&str, &str, bool, Vec<Option<f64>>)], metric: Metric) -> String {
+    let (w, h, l, b) = (760.0, 240.0, 70.0, 28.0);
+    let n = series.iter().map(|s| s.3.len()).max().unwrap_or(0).max(2);
+    let max = series.iter().flat_map(|s| s.3.iter().flatten()).fold(0.0f64, |a, v| a.max(*v)).max(1.0) * 1.05;
+    let x = |i: usize| l + (w - l - 30.0) * i as f64 / (n - 1) as f64;
+    let y = |v: f64| (h - b) - (h - b - 10.0) * v / max;
+    let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">");
+    y_grid(&mut s, 4, max, (l, w), &y, metric);
     // At most about eight labels, so that they never run into each other.
     for i in (0..n).step_by(n.div_ceil(8).max(1)) {
         let _ = write!(
@@ -89,19 +94,7 @@ fn spend_bars(r: &Review, daily_plan: f64) -> String {
     let bw = (w - l - 10.0) / n as f64;
     let y = |v: f64| (h - b) - (h - b - 10.0) * v / max;
     let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\">");
-    for k in 0..=3 {
-        let v = max * k as f64 / 3.0;
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6677\">{}</text><line x1=\"{l}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eceff4\"/>",
-            l - 6.0,
-            y(v) + 4.0,
-            esc(&axis(Metric::Spend, v)),
-            w - 10.0,
-            y(v),
-            y(v)
-        );
-    }
+    y_grid(&mut s, 3, max, (l, w), &y, Metric::Spend);
     for (i, d) in r.days.iter().enumerate() {
         let over = d.counters.spend > daily_plan * 1.05;
         let color = if over { "#d97706" } else { "#3b82f6" };
