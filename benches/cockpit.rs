@@ -173,6 +173,60 @@ fn bench_ingest() {
     );
 }
 
+/// The database after 30 days of 1-minute samples through the real ingest path, with raw
+/// samples pruned past 48 h every simulated hour, as the engine does: what stays is 48 h of raw
+/// samples, 30 days of hourly rollups and the cursors. `DBSIZE_CHANNELS` channels (50 by
+/// default, about 40 s; the size grows with the channel count); `DBSIZE_DAYS` for another span.
+fn bench_dbsize() {
+    let n: usize = std::env::var("DBSIZE_CHANNELS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let keys: Vec<ChannelKey> = (0..n).map(|i| ChannelKey::new("bench", &format!("ch-{i:04}"))).collect();
+    let mut cursors = vec![ChannelCursor::default(); n];
+    let days: usize = std::env::var("DBSIZE_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let minutes = days * 24 * 60;
+    let t = Instant::now();
+    // Ten minutes of readings per transaction (the engine writes one per 100 ms window).
+    for block in 0..minutes / 10 {
+        let mut batch = Vec::with_capacity(10 * n);
+        for m in block * 10 + 1..=block * 10 + 10 {
+            for (key, cursor) in keys.iter().zip(cursors.iter_mut()) {
+                let sample = cursor.advance(now() + m as i64 * MIN, reading(m as u64), &[]).unwrap();
+                batch.push((key, sample, cursor.clone()));
+            }
+        }
+        let items: Vec<Ingest<'_>> = batch.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
+        store.ingest(&items).unwrap();
+        if block % 6 == 5 {
+            let before = now() + (block as i64 + 1) * 10 * MIN - campaign_cockpit::engine::RAW_RETENTION_MS;
+            for key in &keys {
+                store.prune_samples(key, before).unwrap();
+            }
+        }
+    }
+    store.flush().unwrap();
+    let files: u64 = walk_size(dir.path());
+    println!(
+        "database after {days} days of 1-minute samples, {n} channels: {:.1} MiB on disk ({:.2} MiB per channel; 500 channels ≈ {:.0} MiB), written in {:.0} s",
+        files as f64 / 1048576.0,
+        files as f64 / 1048576.0 / n as f64,
+        files as f64 / 1048576.0 / n as f64 * 500.0,
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn walk_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk_size(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
 fn bench_startup() {
     let scale: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let campaigns_n = ((1000.0 * scale) as usize).max(1);
@@ -271,6 +325,85 @@ fn bench_poll() {
             let base = n as f64 / t.elapsed().as_secs_f64();
             println!("poll throughput, round {round}: cockpit fetch {ours:.0}/s, plain reqwest+serde_json {base:.0}/s, ratio {:.2}   (target ≥ 0.8)", ours / base);
         }
+    });
+}
+
+/// A change at the source → the frame that shows it. The demo campaigns are polled every
+/// second from the simulator on loopback through the real poller and engine; at a random
+/// moment every channel of one source starts answering HTTP 500, and the time is taken until a
+/// frame drawn from the newest snapshot (at most one frame per 50 ms, as the UI draws) shows the
+/// failing source in the header. Rules with a `for` add that on purpose; this is the pipeline.
+fn bench_latency() {
+    use campaign_cockpit::clock::ScaledClock;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let mut sc = campaign_cockpit::demo::scenario();
+        sc.events.clear();
+        let start = sc.start.unwrap().timestamp_millis();
+        let mut campaigns = campaign_cockpit::demo::campaigns();
+        let (chs, _) = sc.build(&campaigns, start).unwrap();
+        let clock: SharedClock = Arc::new(ScaledClock::new(start, 1.0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server =
+            campaign_cockpit::sim::serve(listener, Network::new(chs, Vec::new(), start), clock.clone()).unwrap();
+        campaign_cockpit::demo::rebase(&mut campaigns, &server.base_url());
+        for c in &campaigns {
+            store.put_campaign(c).unwrap();
+        }
+        let interval = Duration::from_secs(1);
+        let sources = Engine::sources_for(&campaigns, interval);
+        let (engine, mut snaps) = Engine::new(store, clock.clone(), &sources).unwrap();
+        let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
+        let (_cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
+        let pollers = poll::spawn(sources, 32, clock, poll_tx);
+        let engine = tokio::spawn(engine.run(poll_rx, cmd_rx));
+        let mut app = App::new(snaps.borrow().clone(), Theme::load("mono").unwrap());
+        let mut last_draw = Instant::now();
+        // Waits for a frame whose header satisfies `cond`; returns when it was drawn.
+        let mut frame_until = async |cond: &dyn Fn(&str) -> bool| loop {
+            snaps.changed().await.unwrap();
+            let wait = Duration::from_millis(50).saturating_sub(last_draw.elapsed());
+            tokio::time::sleep(wait).await;
+            app.set_snapshot(snaps.borrow_and_update().clone());
+            let screen = campaign_cockpit::ui::render_to_string(&mut app, 80, 24);
+            last_draw = Instant::now();
+            if cond(screen.lines().next().unwrap_or("")) {
+                return last_draw;
+            }
+        };
+        frame_until(&|h| h.contains("data live") && !h.contains('✖')).await;
+        let fail = |on: bool| {
+            let mut net = server.network.lock().unwrap();
+            for ch in net.channels.iter_mut().filter(|c| c.campaign == "q2-webinar") {
+                ch.http_error = on.then_some(500);
+            }
+        };
+        let mut seed = 0x9e37_79b9_u64;
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            tokio::time::sleep(Duration::from_millis(200 + (seed >> 33) % 1000)).await;
+            fail(true);
+            let t0 = Instant::now();
+            let shown = frame_until(&|h| h.contains('✖')).await;
+            times.push(shown - t0);
+            fail(false);
+            frame_until(&|h| !h.contains('✖')).await;
+        }
+        let (p50, p99) = stats(times.clone());
+        let worst = times.iter().max().copied().unwrap_or_default();
+        println!(
+            "source change → frame showing it, 1 s polls     median {}  p99 {}  worst {}   (target ≤ 1,100 ms)",
+            ms(p50),
+            ms(p99),
+            ms(worst)
+        );
+        for p in pollers {
+            p.abort();
+        }
+        engine.abort();
     });
 }
 
@@ -414,6 +547,12 @@ fn main() {
     }
     if run("detectors") {
         bench_detectors();
+    }
+    if run("latency") {
+        bench_latency();
+    }
+    if run("dbsize") {
+        bench_dbsize();
     }
     if run("optimize") {
         bench_optimize();
