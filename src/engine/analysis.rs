@@ -40,7 +40,6 @@ impl Engine {
             self.notes.remove(0);
         }
         self.snapshot.notes = Arc::new(self.notes.clone());
-        self.analysis_at = None;
         self.dirty = true;
     }
 
