@@ -13,6 +13,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// sled's page cache (its default is 1 GiB). The hot data lives in the engine's memory; what is
+/// read from the database (history for a chart, a report) is read once, and the operating
+/// system caches the file anyway.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("another cockpit is using the database at {path} (quit it, or pass --db PATH to use another one)")]
@@ -118,7 +123,13 @@ impl Store {
         // handle is dropped: a lock still held is retried briefly before "in use" is reported.
         let mut tries = 0;
         let db = loop {
-            match sled::Config::new().path(&path).flush_every_ms(Some(1000)).open().map_err(|e| classify(&path, e)) {
+            match sled::Config::new()
+                .path(&path)
+                .cache_capacity(CACHE_BYTES)
+                .flush_every_ms(Some(1000))
+                .open()
+                .map_err(|e| classify(&path, e))
+            {
                 Err(StoreError::Locked { .. }) if tries < 10 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
