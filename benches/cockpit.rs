@@ -180,8 +180,10 @@ fn bench_ingest() {
 fn bench_dbsize() {
     let n: usize = std::env::var("DBSIZE_CHANNELS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let mut store = Store::open(&dir.path().join("db")).unwrap();
     let keys: Vec<ChannelKey> = (0..n).map(|i| ChannelKey::new("bench", &format!("ch-{i:04}"))).collect();
+    // As the engine does: after each hour's pruning, compact once the file has grown enough.
+    let (mut peak, mut compactions) = (0u64, Vec::new());
     let mut cursors = vec![ChannelCursor::default(); n];
     let days: usize = std::env::var("DBSIZE_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let minutes = days * 24 * 60;
@@ -202,17 +204,40 @@ fn bench_dbsize() {
             for key in &keys {
                 store.prune_samples(key, before).unwrap();
             }
+            peak = peak.max(walk_size(dir.path()));
+            if store.wants_compaction() {
+                compactions.push(store.compact().unwrap());
+            }
+        }
+        if block % (6 * 24 * 5) == 6 * 24 * 5 - 1 {
+            println!("  day {:>2}: {:.1} MiB", (block + 1) / 144, walk_size(dir.path()) as f64 / 1048576.0);
         }
     }
     store.flush().unwrap();
     let files: u64 = walk_size(dir.path());
+    let mib = |b: u64| b as f64 / 1048576.0;
     println!(
-        "database after {days} days of 1-minute samples, {n} channels: {:.1} MiB on disk ({:.2} MiB per channel; 500 channels ≈ {:.0} MiB), written in {:.0} s",
-        files as f64 / 1048576.0,
-        files as f64 / 1048576.0 / n as f64,
-        files as f64 / 1048576.0 / n as f64 * 500.0,
+        "database after {days} days of 1-minute samples, {n} channels: {:.1} MiB on disk ({:.2} MiB per channel; 500 channels ≈ {:.0} MiB), peak {:.1} MiB, written in {:.0} s",
+        mib(files),
+        mib(files) / n as f64,
+        mib(files) / n as f64 * 500.0,
+        mib(peak),
         t.elapsed().as_secs_f64()
     );
+    let mut pause: Vec<f64> = compactions.iter().map(|c| c.elapsed.as_secs_f64() * 1000.0).collect();
+    pause.sort_by(f64::total_cmp);
+    if let (Some(first), Some(last)) = (compactions.first(), compactions.last()) {
+        println!(
+            "{} compactions: {:.1} → {:.1} MiB first, {:.1} → {:.1} MiB last; pause median {:.0} ms, worst {:.0} ms",
+            compactions.len(),
+            mib(first.before_bytes),
+            mib(first.after_bytes),
+            mib(last.before_bytes),
+            mib(last.after_bytes),
+            pause[pause.len() / 2],
+            pause[pause.len() - 1]
+        );
+    }
 }
 
 fn walk_size(p: &std::path::Path) -> u64 {
@@ -236,7 +261,7 @@ fn bench_startup() {
     let path = dir.path().join("db");
     let fill = Instant::now();
     {
-        let store = Store::open(&path).unwrap();
+        let mut store = Store::open(&path).unwrap();
         let start = chrono::DateTime::from_timestamp_millis(now()).unwrap().fixed_offset();
         let campaigns = campaign_cockpit::sim::scale::campaigns(campaigns_n, channels_n, "http://127.0.0.1:1", start);
         for c in &campaigns {
@@ -266,6 +291,17 @@ fn bench_startup() {
             put(&some, now() - 48 * HOUR + m * MIN, 200 + m as u64);
         }
         store.flush().unwrap();
+        // As a running cockpit does once its file has grown enough (the fill rewrote every
+        // cursor and rollup thousands of times).
+        if store.wants_compaction() {
+            let c = store.compact().unwrap();
+            println!(
+                "start-up database compacted: {:.0} → {:.0} MiB in {:.1} s",
+                c.before_bytes as f64 / 1048576.0,
+                c.after_bytes as f64 / 1048576.0,
+                c.elapsed.as_secs_f64()
+            );
+        }
         println!(
             "start-up database: {campaigns_n} campaigns, {channels_n} channels, 7 d hourly + 48 h minutely for {detailed}: {:.0} MiB, filled in {:.1} s",
             store.size_on_disk() as f64 / 1048576.0,

@@ -94,3 +94,87 @@ fn a_database_from_a_newer_version_is_refused_untouched() {
     let e = Store::open(&path).err().unwrap().to_string();
     assert!(e.contains("newer than this cockpit understands") && e.contains("was not modified"), "{e}");
 }
+
+/// Minute readings of `channels` channels for `minutes`, raw samples pruned past `keep` minutes.
+fn churn(store: &Store, channels: usize, minutes: i64, keep: i64) -> Vec<ChannelKey> {
+    let keys: Vec<ChannelKey> = (0..channels).map(|i| ChannelKey::new("churn", &format!("ch-{i:03}"))).collect();
+    let mut cursors = vec![ChannelCursor::default(); channels];
+    for m in 1..=minutes {
+        let steps: Vec<_> = cursors.iter_mut().map(|c| cursor_step(c, m)).collect();
+        let items: Vec<_> = keys.iter().zip(&steps).map(|(key, (s, c))| Ingest { key, sample: s, cursor: c }).collect();
+        store.ingest(&items).unwrap();
+        if m % 60 == 0 {
+            for key in &keys {
+                store.prune_samples(key, (m - keep) * 60_000).unwrap();
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn compaction_keeps_every_record_and_gives_back_the_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut store = Store::open(&path).unwrap();
+    for c in demo::campaigns() {
+        store.put_campaign(&c).unwrap();
+    }
+    let keys = churn(&store, 20, 3 * 24 * 60, 6 * 60);
+    let first_id = store.next_id().unwrap();
+    let before: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            (store.cursor(k).unwrap(), store.samples(k, 0, i64::MAX).unwrap(), store.rollups(k, 0, i64::MAX).unwrap())
+        })
+        .collect();
+    let done = store.compact().unwrap();
+    assert!(done.after_bytes < done.before_bytes / 2, "{done:?}");
+    assert!(done.records > 20 * 6 * 60, "{done:?}");
+    let after: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            (store.cursor(k).unwrap(), store.samples(k, 0, i64::MAX).unwrap(), store.rollups(k, 0, i64::MAX).unwrap())
+        })
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(store.campaigns().unwrap().len(), demo::campaigns().len());
+    assert!(store.next_id().unwrap() > first_id, "ids keep increasing across a compaction");
+    assert!(!store.wants_compaction());
+    drop(store);
+    // Nothing is left beside the database, and it opens again with the same ids.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("db")]);
+    let store = Store::open(&path).unwrap();
+    assert!(store.next_id().unwrap() > first_id + 1);
+    assert_eq!(store.cursor(&keys[0]).unwrap(), before[0].0);
+}
+
+#[test]
+fn a_compaction_cut_short_is_finished_or_abandoned_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let key = ChannelKey::new("618-promo", "douyin");
+    let fill = |p: &std::path::Path, minutes: i64| {
+        let store = Store::open(p).unwrap();
+        let mut cursor = ChannelCursor::default();
+        let steps: Vec<_> = (1..=minutes).map(|m| cursor_step(&mut cursor, m)).collect();
+        let items: Vec<_> = steps.iter().map(|(s, c)| Ingest { key: &key, sample: s, cursor: c }).collect();
+        store.ingest(&items).unwrap();
+    };
+    let sibling = |s: &str| dir.path().join(format!("db.{s}"));
+    // Cut short while copying: the half-written copy is dropped, the database is untouched.
+    fill(&path, 10);
+    fill(&sibling("compacting"), 3);
+    assert_eq!(Store::open(&path).unwrap().samples(&key, 0, i64::MAX).unwrap().len(), 10);
+    assert!(!sibling("compacting").exists());
+    // Cut short after the old file was moved aside: the complete copy takes its place.
+    fill(&sibling("compacting"), 7);
+    std::fs::write(sibling("compacting").join("complete"), b"").unwrap();
+    std::fs::rename(&path, sibling("replaced")).unwrap();
+    assert_eq!(Store::open(&path).unwrap().samples(&key, 0, i64::MAX).unwrap().len(), 7);
+    assert!(!sibling("compacting").exists() && !sibling("replaced").exists());
+    // Moved aside with no copy: the old file is put back.
+    std::fs::rename(&path, sibling("replaced")).unwrap();
+    assert_eq!(Store::open(&path).unwrap().samples(&key, 0, i64::MAX).unwrap().len(), 7);
+}

@@ -592,6 +592,33 @@ impl Engine {
         self.dirty = true;
     }
 
+    /// Rewrites the database into a fresh file (see `Store::compact`). It holds up the engine
+    /// for as long as the copy takes (about a second per 100 MiB held); polls wait in their
+    /// channel and are taken in afterwards.
+    fn compact_store(&mut self) {
+        self.commit();
+        // Shown while the engine is busy, cleared by the next snapshot.
+        self.snapshot.compacting = true;
+        self.publish();
+        self.snapshot.compacting = false;
+        self.dirty = true;
+        match self.store.compact() {
+            Ok(c) => tracing::info!(
+                "database compacted: {:.1} → {:.1} MiB, {} records, {:.1} s",
+                c.before_bytes as f64 / 1048576.0,
+                c.after_bytes as f64 / 1048576.0,
+                c.records,
+                c.elapsed.as_secs_f64()
+            ),
+            Err(e) => {
+                tracing::error!("compacting the database failed: {e}");
+                self.snapshot.store_error = Some(e.to_string());
+                self.last_reopen = Some(Instant::now());
+                self.dirty = true;
+            }
+        }
+    }
+
     /// Reads the stored recent samples of up to `n` channels into their sparkline windows,
     /// in front of anything that arrived since start.
     pub fn backfill_some(&mut self, n: usize) {
@@ -644,6 +671,9 @@ impl Engine {
                 if let Err(e) = self.store.prune_samples(key, cutoff) {
                     tracing::warn!("pruning {key} failed: {e}");
                 }
+            }
+            if self.snapshot.store_error.is_none() && self.store.wants_compaction() {
+                self.compact_store();
             }
         }
     }

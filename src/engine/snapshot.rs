@@ -25,6 +25,8 @@ pub struct Snapshot {
     /// Real time of the last sample taken in.
     pub last_data: Option<Instant>,
     pub store_error: Option<String>,
+    /// The database is being rewritten into a fresh file: new data waits until it is done.
+    pub compacting: bool,
     pub series: Option<Arc<SeriesView>>,
     /// By campaign; within one, firing first, then pending, then recently resolved, worst first.
     pub alerts: Arc<Vec<crate::alert::Alert>>,

@@ -91,7 +91,24 @@ pub struct Store {
     path: PathBuf,
     /// `None` only between dropping a handle that hit a write error and opening it again.
     trees: Option<Trees>,
+    /// Ids handed out before the file was last compacted: sled counts ids per file, so a
+    /// compacted file continues from here.
+    id_base: u64,
 }
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy)]
+pub struct Compaction {
+    pub before_bytes: u64,
+    pub after_bytes: u64,
+    pub records: u64,
+    pub elapsed: std::time::Duration,
+}
+
+/// A database file smaller than this is never compacted.
+pub const COMPACT_FLOOR_BYTES: u64 = 64 * 1024 * 1024;
+/// A file that grew to this many times its size after the last compaction is compacted.
+pub const COMPACT_GROWTH: u64 = 3;
 
 struct Trees {
     db: sled::Db,
@@ -116,6 +133,7 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: path.clone(), source })?;
         }
+        finish_compaction(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
         // A database with data but without its schema record was cut short or damaged: sled
         // would quietly start from an older state, so it is refused instead.
         let had_data = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
@@ -152,7 +170,8 @@ impl Store {
             segment_rollups: tree("segment_rollups")?,
             db,
         };
-        let store = Store { path, trees: Some(trees) };
+        let mut store = Store { path, trees: Some(trees), id_base: 0 };
+        store.id_base = store.meta_u64("id_base")?;
         store.check_schema(had_data)?;
         store.check_manifest()?;
         Ok(store)
@@ -351,7 +370,86 @@ impl Store {
 
     /// A new id for a journal entry or a note, increasing across restarts.
     pub fn next_id(&self) -> Result<u64> {
-        self.t()?.db.generate_id().map(|id| id + 1).map_err(|e| self.err(e))
+        self.t()?.db.generate_id().map(|id| self.id_base + id + 1).map_err(|e| self.err(e))
+    }
+
+    fn meta_u64(&self, key: &str) -> Result<u64> {
+        let v = self.t()?.meta.get(key).map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
+    }
+
+    /// Whether the file has grown enough past what it held after its last compaction (or, never
+    /// compacted, past the floor) to be worth compacting.
+    pub fn wants_compaction(&self) -> bool {
+        let size = self.size_on_disk();
+        let after_last = self.meta_u64("compacted_bytes").unwrap_or(0);
+        size > COMPACT_FLOOR_BYTES.max(after_last.saturating_mul(COMPACT_GROWTH))
+    }
+
+    /// Writes every record into a fresh file and puts it in place of the old one. sled 0.34
+    /// leaves overwritten and deleted records' space in its file when their lifetimes mix (the
+    /// raw samples pruned after 48 h beside cursors and rollups rewritten every poll), so the
+    /// file would grow for as long as data comes in; this bounds it to a few times what it
+    /// holds. The swap is crash-safe: the new file is complete on disk before the old one is
+    /// moved aside, and `open` finishes a swap that was cut short.
+    pub fn compact(&mut self) -> Result<Compaction> {
+        let started = std::time::Instant::now();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        self.flush()?;
+        let before_bytes = self.size_on_disk();
+        let fresh_path = sibling(&self.path, COMPACTING);
+        if fresh_path.exists() {
+            std::fs::remove_dir_all(&fresh_path).map_err(io(&fresh_path))?;
+        }
+        let mut records = 0u64;
+        {
+            let t = self.t()?;
+            let fresh = sled::Config::new()
+                .path(&fresh_path)
+                .cache_capacity(CACHE_BYTES)
+                .flush_every_ms(None)
+                .open()
+                .map_err(|e| classify(&fresh_path, e))?;
+            let ids_used = t.db.generate_id().map_err(|e| self.err(e))? + 1 + self.id_base;
+            for name in t.db.tree_names() {
+                let from = t.db.open_tree(&name).map_err(|e| self.err(e))?;
+                let to = fresh.open_tree(&name).map_err(|e| classify(&fresh_path, e))?;
+                let mut batch = sled::Batch::default();
+                let mut in_batch = 0;
+                for kv in from.iter() {
+                    let (k, v) = kv.map_err(|e| self.err(e))?;
+                    batch.insert(k, v);
+                    in_batch += 1;
+                    records += 1;
+                    if in_batch == 10_000 {
+                        to.apply_batch(std::mem::take(&mut batch)).map_err(|e| classify(&fresh_path, e))?;
+                        in_batch = 0;
+                    }
+                }
+                to.apply_batch(batch).map_err(|e| classify(&fresh_path, e))?;
+            }
+            let meta = fresh.open_tree("meta").map_err(|e| classify(&fresh_path, e))?;
+            meta.insert("id_base", &ids_used.to_be_bytes()).map_err(|e| classify(&fresh_path, e))?;
+            fresh.flush().map_err(|e| classify(&fresh_path, e))?;
+            let after = fresh.size_on_disk().unwrap_or(0);
+            meta.insert("compacted_bytes", &after.to_be_bytes()).map_err(|e| classify(&fresh_path, e))?;
+            fresh.flush().map_err(|e| classify(&fresh_path, e))?;
+        }
+        if let Ok(m) = std::fs::read(self.path.join("manifest.json")) {
+            std::fs::write(fresh_path.join("manifest.json"), m).map_err(io(&fresh_path))?;
+        }
+        // The mark that the new file is whole: from here on, a crash keeps the new file.
+        std::fs::write(fresh_path.join(COMPLETE_MARK), b"").map_err(io(&fresh_path))?;
+        drop(self.trees.take());
+        let old = sibling(&self.path, REPLACED);
+        // sled lets go of its lock a moment after its handle is dropped; `open` waits for it.
+        std::fs::rename(&self.path, &old).map_err(io(&self.path))?;
+        finish_compaction(&self.path).map_err(io(&self.path))?;
+        *self = Store::open(&self.path)?;
+        Ok(Compaction { before_bytes, after_bytes: self.size_on_disk(), records, elapsed: started.elapsed() })
     }
 
     /// Writes a journal entry and flushes: an action is on disk before it is sent, and its
@@ -552,6 +650,46 @@ impl Drop for Trees {
     fn drop(&mut self) {
         let _ = self.db.flush();
     }
+}
+
+const COMPACTING: &str = "compacting";
+const REPLACED: &str = "replaced";
+const COMPLETE_MARK: &str = "complete";
+
+/// `<dir>.<suffix>` beside the database directory.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Completes or abandons a compaction cut short: a complete new file with no database in place
+/// is moved in; an incomplete one is deleted; the replaced file is deleted once a database is
+/// in place.
+fn finish_compaction(path: &Path) -> std::io::Result<()> {
+    let fresh = sibling(path, COMPACTING);
+    if fresh.exists() {
+        if !fresh.join(COMPLETE_MARK).exists() {
+            std::fs::remove_dir_all(&fresh)?;
+        } else if !path.exists() {
+            std::fs::remove_file(fresh.join(COMPLETE_MARK))?;
+            std::fs::rename(&fresh, path)?;
+        } else {
+            // Both complete: the swap never started, the old file is still the database.
+            std::fs::remove_dir_all(&fresh)?;
+        }
+    }
+    let old = sibling(path, REPLACED);
+    if old.exists() {
+        if path.exists() {
+            std::fs::remove_dir_all(&old)?;
+        } else {
+            // Moved aside with no new file to take its place: it is still the database.
+            std::fs::rename(&old, path)?;
+        }
+    }
+    Ok(())
 }
 
 fn classify(path: &Path, e: sled::Error) -> StoreError {

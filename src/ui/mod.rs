@@ -69,6 +69,8 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
     // Ahead of the counts, which matter less than data that is not being saved.
     if snap.store_error.is_some() {
         tail.insert_str(0, " │ DB WRITE FAILING");
+    } else if snap.compacting {
+        tail.insert_str(0, " │ compacting DB…");
     }
     if degraded > 0 {
         tail.push_str(&format!(" ◐{degraded}"));
