@@ -205,8 +205,12 @@ fn bench_dbsize() {
                 store.prune_samples(key, before).unwrap();
             }
             peak = peak.max(walk_size(dir.path()));
-            if store.wants_compaction() {
-                compactions.push(store.compact().unwrap());
+            if store.compaction_copied() {
+                let t = Instant::now();
+                let c = store.finish_compaction().unwrap();
+                compactions.push((c, t.elapsed()));
+            } else if !store.compacting() && store.wants_compaction() {
+                store.start_compaction().unwrap();
             }
         }
         if block % (6 * 24 * 5) == 6 * 24 * 5 - 1 {
@@ -224,20 +228,37 @@ fn bench_dbsize() {
         mib(peak),
         t.elapsed().as_secs_f64()
     );
-    let mut pause: Vec<f64> = compactions.iter().map(|c| c.elapsed.as_secs_f64() * 1000.0).collect();
+    let mut pause: Vec<f64> = compactions.iter().map(|(_, p)| p.as_secs_f64() * 1000.0).collect();
     pause.sort_by(f64::total_cmp);
-    if let (Some(first), Some(last)) = (compactions.first(), compactions.last()) {
+    let mut copy: Vec<f64> = compactions.iter().map(|(c, _)| c.elapsed.as_secs_f64()).collect();
+    copy.sort_by(f64::total_cmp);
+    if let (Some((first, _)), Some((last, _))) = (compactions.first(), compactions.last()) {
         println!(
-            "{} compactions: {:.1} → {:.1} MiB first, {:.1} → {:.1} MiB last; pause median {:.0} ms, worst {:.0} ms",
+            "{} compactions: {:.1} → {:.1} MiB first, {:.1} → {:.1} MiB last; copy in the background median {:.1} s; \
+             writes held up (replay and swap) median {:.0} ms, worst {:.0} ms, replaying median {} writes made meanwhile",
             compactions.len(),
             mib(first.before_bytes),
             mib(first.after_bytes),
             mib(last.before_bytes),
             mib(last.after_bytes),
+            copy[copy.len() / 2],
             pause[pause.len() / 2],
-            pause[pause.len() - 1]
+            pause[pause.len() - 1],
+            {
+                let mut r: Vec<usize> = compactions.iter().map(|(c, _)| c.replayed).collect();
+                r.sort_unstable();
+                r[r.len() / 2]
+            }
         );
     }
+    // With nothing written during the copy, what holding up the writes costs by itself.
+    store.start_compaction().unwrap();
+    while !store.compaction_copied() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let t = Instant::now();
+    store.finish_compaction().unwrap();
+    println!("replay and swap with no writes meanwhile: {}", ms(t.elapsed()));
 }
 
 fn walk_size(p: &std::path::Path) -> u64 {

@@ -112,6 +112,18 @@ fn churn(store: &Store, channels: usize, minutes: i64, keep: i64) -> Vec<Channel
     keys
 }
 
+type ChannelState = (Option<ChannelCursor>, Vec<campaign_cockpit::domain::Sample>, Vec<(i64, Counters)>);
+
+fn state(store: &Store, keys: &[ChannelKey]) -> (Vec<ChannelState>, Vec<String>) {
+    let channels = keys
+        .iter()
+        .map(|k| {
+            (store.cursor(k).unwrap(), store.samples(k, 0, i64::MAX).unwrap(), store.rollups(k, 0, i64::MAX).unwrap())
+        })
+        .collect();
+    (channels, store.campaigns().unwrap().into_iter().map(|c| c.id).collect())
+}
+
 #[test]
 fn compaction_keeps_every_record_and_gives_back_the_space() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,34 +132,43 @@ fn compaction_keeps_every_record_and_gives_back_the_space() {
     for c in demo::campaigns() {
         store.put_campaign(&c).unwrap();
     }
-    let keys = churn(&store, 20, 3 * 24 * 60, 6 * 60);
+    let mut keys = churn(&store, 20, 3 * 24 * 60, 6 * 60);
     let first_id = store.next_id().unwrap();
-    let before: Vec<_> = keys
-        .iter()
-        .map(|k| {
-            (store.cursor(k).unwrap(), store.samples(k, 0, i64::MAX).unwrap(), store.rollups(k, 0, i64::MAX).unwrap())
-        })
-        .collect();
+    let before = state(&store, &keys);
     let done = store.compact().unwrap();
     assert!(done.after_bytes < done.before_bytes / 2, "{done:?}");
     assert!(done.records > 20 * 6 * 60, "{done:?}");
-    let after: Vec<_> = keys
-        .iter()
-        .map(|k| {
-            (store.cursor(k).unwrap(), store.samples(k, 0, i64::MAX).unwrap(), store.rollups(k, 0, i64::MAX).unwrap())
-        })
-        .collect();
-    assert_eq!(before, after);
-    assert_eq!(store.campaigns().unwrap().len(), demo::campaigns().len());
+    assert_eq!(state(&store, &keys), before);
     assert!(store.next_id().unwrap() > first_id, "ids keep increasing across a compaction");
     assert!(!store.wants_compaction());
+
+    // Writes while the copy runs end up in the compacted file: new samples and rollups, a
+    // pruned range, a removed campaign, a new channel.
+    store.start_compaction().unwrap();
+    assert!(store.compacting());
+    let extra = ChannelKey::new("churn", "late");
+    let mut cursor = store.cursor(&keys[0]).unwrap().unwrap();
+    let steps: Vec<_> = (3 * 24 * 60 + 1..=3 * 24 * 60 + 90).map(|m| cursor_step(&mut cursor, m)).collect();
+    let items: Vec<_> = steps.iter().map(|(s, c)| Ingest { key: &keys[0], sample: s, cursor: c }).collect();
+    store.ingest(&items).unwrap();
+    let (s, c) = cursor_step(&mut ChannelCursor::default(), 5);
+    store.ingest(&[Ingest { key: &extra, sample: &s, cursor: &c }]).unwrap();
+    store.prune_samples(&keys[1], 3 * 24 * 60 * 60_000).unwrap();
+    assert!(store.remove_campaign(&demo::campaigns()[0].id).unwrap());
+    keys.push(extra);
+    let expected = state(&store, &keys);
+    let id_during = store.next_id().unwrap();
+    store.finish_compaction().unwrap();
+    assert!(!store.compacting());
+    assert_eq!(state(&store, &keys), expected);
+    assert!(store.next_id().unwrap() > id_during);
     drop(store);
     // Nothing is left beside the database, and it opens again with the same ids.
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("db")]);
     let store = Store::open(&path).unwrap();
-    assert!(store.next_id().unwrap() > first_id + 1);
-    assert_eq!(store.cursor(&keys[0]).unwrap(), before[0].0);
+    assert!(store.next_id().unwrap() > id_during + 1);
+    assert_eq!(state(&store, &keys), expected);
 }
 
 #[test]

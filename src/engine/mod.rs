@@ -592,31 +592,35 @@ impl Engine {
         self.dirty = true;
     }
 
-    /// Rewrites the database into a fresh file (see `Store::compact`). It holds up the engine
-    /// for as long as the copy takes (about a second per 100 MiB held); polls wait in their
-    /// channel and are taken in afterwards.
-    fn compact_store(&mut self) {
-        self.commit();
-        // Shown while the engine is busy, cleared by the next snapshot.
-        self.snapshot.compacting = true;
-        self.publish();
-        self.snapshot.compacting = false;
-        self.dirty = true;
-        match self.store.compact() {
-            Ok(c) => tracing::info!(
+    /// Keeps the database file bounded (see `Store::start_compaction`): the copy runs on a
+    /// thread of its own while data comes in; once it is done the writes made meanwhile are
+    /// replayed onto it and the files swapped, which holds up the engine for a moment.
+    fn compact_store(&mut self, check_size: bool) {
+        let result = if self.store.compaction_copied() {
+            self.commit();
+            self.store.finish_compaction().map(Some)
+        } else if check_size && !self.store.compacting() && self.store.wants_compaction() {
+            self.store.start_compaction().map(|()| None)
+        } else {
+            return;
+        };
+        match result {
+            Ok(Some(c)) => tracing::info!(
                 "database compacted: {:.1} → {:.1} MiB, {} records, {:.1} s",
                 c.before_bytes as f64 / 1048576.0,
                 c.after_bytes as f64 / 1048576.0,
                 c.records,
                 c.elapsed.as_secs_f64()
             ),
+            Ok(None) => tracing::info!("compacting the database"),
             Err(e) => {
                 tracing::error!("compacting the database failed: {e}");
                 self.snapshot.store_error = Some(e.to_string());
                 self.last_reopen = Some(Instant::now());
-                self.dirty = true;
             }
         }
+        self.snapshot.compacting = self.store.compacting();
+        self.dirty = true;
     }
 
     /// Reads the stored recent samples of up to `n` channels into their sparkline windows,
@@ -672,9 +676,9 @@ impl Engine {
                     tracing::warn!("pruning {key} failed: {e}");
                 }
             }
-            if self.snapshot.store_error.is_none() && self.store.wants_compaction() {
-                self.compact_store();
-            }
+        }
+        if self.snapshot.store_error.is_none() {
+            self.compact_store(now == self.last_prune);
         }
     }
 

@@ -94,6 +94,19 @@ pub struct Store {
     /// Ids handed out before the file was last compacted: sled counts ids per file, so a
     /// compacted file continues from here.
     id_base: u64,
+    /// A compaction copying the file in the background.
+    copying: Option<Copying>,
+}
+
+/// A write made while a compaction copies: tree, key, the new value (`None`: removed).
+type Op = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+struct Copying {
+    fresh_path: PathBuf,
+    thread: std::thread::JoinHandle<Result<(sled::Db, u64)>>,
+    log: std::sync::Mutex<Vec<Op>>,
+    before_bytes: u64,
+    started: std::time::Instant,
 }
 
 /// What a compaction did.
@@ -102,13 +115,16 @@ pub struct Compaction {
     pub before_bytes: u64,
     pub after_bytes: u64,
     pub records: u64,
+    /// Writes made while the copy ran, replayed onto it.
+    pub replayed: usize,
     pub elapsed: std::time::Duration,
 }
 
 /// A database file smaller than this is never compacted.
 pub const COMPACT_FLOOR_BYTES: u64 = 64 * 1024 * 1024;
-/// A file that grew to this many times its size after the last compaction is compacted.
-pub const COMPACT_GROWTH: u64 = 3;
+/// A file that grew to this many times its size after the last compaction is compacted: the
+/// file stays within twice what it holds, plus the copy while one runs.
+pub const COMPACT_GROWTH: u64 = 2;
 
 struct Trees {
     db: sled::Db,
@@ -170,7 +186,7 @@ impl Store {
             segment_rollups: tree("segment_rollups")?,
             db,
         };
-        let mut store = Store { path, trees: Some(trees), id_base: 0 };
+        let mut store = Store { path, trees: Some(trees), id_base: 0, copying: None };
         store.id_base = store.meta_u64("id_base")?;
         store.check_schema(had_data)?;
         store.check_manifest()?;
@@ -190,6 +206,11 @@ impl Store {
     /// recovers what was flushed; the caller still holds what was not and writes it again.
     /// Until it succeeds, every call answers `Closed`.
     pub fn reopen(&mut self) -> Result<()> {
+        // A compaction under way is given up: its thread holds the file open until it ends.
+        if let Some(c) = self.copying.take() {
+            let _ = c.thread.join();
+            let _ = std::fs::remove_dir_all(&c.fresh_path);
+        }
         // Dropping the trees flushes what sled still can and lets go of the file lock.
         drop(self.trees.take());
         let fresh = Store::open(&self.path)?;
@@ -230,6 +251,7 @@ impl Store {
     /// Used by tests and migrations: force the stored schema version.
     pub fn set_schema_version(&self, v: u32) -> Result<()> {
         self.t()?.meta.insert("schema", &v.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.logged("meta", b"schema", Some(&v.to_be_bytes()));
         self.flush()
     }
 
@@ -251,7 +273,9 @@ impl Store {
     }
 
     pub fn put_campaign(&self, c: &Campaign) -> Result<()> {
-        self.t()?.campaigns.insert(c.id.as_bytes(), Self::encode(c)).map_err(|e| self.err(e))?;
+        let v = Self::encode(c);
+        self.t()?.campaigns.insert(c.id.as_bytes(), v.as_slice()).map_err(|e| self.err(e))?;
+        self.logged("campaigns", c.id.as_bytes(), Some(&v));
         self.flush()?;
         self.write_manifest()
     }
@@ -311,13 +335,23 @@ impl Store {
     /// Removes a campaign with everything recorded for it. Returns whether it existed.
     pub fn remove_campaign(&self, id: &str) -> Result<bool> {
         let existed = self.t()?.campaigns.remove(id.as_bytes()).map_err(|e| self.err(e))?.is_some();
+        self.logged("campaigns", id.as_bytes(), None);
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
         let t = self.t()?;
-        for tree in [&t.channels, &t.samples, &t.rollups, &t.segment_rollups, &t.alerts, &t.notes] {
+        for (name, tree) in [
+            ("channels", &t.channels),
+            ("samples", &t.samples),
+            ("rollups", &t.rollups),
+            ("segment_rollups", &t.segment_rollups),
+            ("alerts", &t.alerts),
+            ("notes", &t.notes),
+        ] {
             let mut batch = sled::Batch::default();
             for kv in tree.scan_prefix(&prefix).keys() {
-                batch.remove(kv.map_err(|e| self.err(e))?);
+                let k = kv.map_err(|e| self.err(e))?;
+                self.logged(name, &k, None);
+                batch.remove(k);
             }
             tree.apply_batch(batch).map_err(|e| self.err(e))?;
         }
@@ -340,12 +374,16 @@ impl Store {
 
     /// Saves an alert's state (flushed: an acknowledged state change must survive a crash).
     pub fn put_alert(&self, a: &crate::alert::Alert) -> Result<()> {
-        self.t()?.alerts.insert(Self::alert_key(&a.key), Self::encode(a)).map_err(|e| self.err(e))?;
+        let (k, v) = (Self::alert_key(&a.key), Self::encode(a));
+        self.t()?.alerts.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+        self.logged("alerts", &k, Some(&v));
         Ok(())
     }
 
     pub fn remove_alert(&self, k: &crate::alert::AlertKey) -> Result<()> {
-        self.t()?.alerts.remove(Self::alert_key(k)).map_err(|e| self.err(e))?;
+        let k = Self::alert_key(k);
+        self.t()?.alerts.remove(k.as_slice()).map_err(|e| self.err(e))?;
+        self.logged("alerts", &k, None);
         Ok(())
     }
 
@@ -355,12 +393,15 @@ impl Store {
 
     /// Saves a silence and flushes: a silence the user was told about must survive a crash.
     pub fn put_silence(&self, s: &crate::alert::Silence) -> Result<()> {
-        self.t()?.silences.insert(s.id.as_bytes(), Self::encode(s)).map_err(|e| self.err(e))?;
+        let v = Self::encode(s);
+        self.t()?.silences.insert(s.id.as_bytes(), v.as_slice()).map_err(|e| self.err(e))?;
+        self.logged("silences", s.id.as_bytes(), Some(&v));
         self.flush()
     }
 
     pub fn remove_silence(&self, id: &str) -> Result<()> {
         self.t()?.silences.remove(id.as_bytes()).map_err(|e| self.err(e))?;
+        self.logged("silences", id.as_bytes(), None);
         Ok(())
     }
 
@@ -386,76 +427,140 @@ impl Store {
         size > COMPACT_FLOOR_BYTES.max(after_last.saturating_mul(COMPACT_GROWTH))
     }
 
-    /// Writes every record into a fresh file and puts it in place of the old one. sled 0.34
-    /// leaves overwritten and deleted records' space in its file when their lifetimes mix (the
-    /// raw samples pruned after 48 h beside cursors and rollups rewritten every poll), so the
-    /// file would grow for as long as data comes in; this bounds it to a few times what it
-    /// holds. The swap is crash-safe: the new file is complete on disk before the old one is
-    /// moved aside, and `open` finishes a swap that was cut short.
+    /// Writes every record into a fresh file and puts it in place of the old one, at once.
     pub fn compact(&mut self) -> Result<Compaction> {
-        let started = std::time::Instant::now();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
+        self.start_compaction()?;
+        self.finish_compaction()
+    }
+
+    /// Starts copying every record into a fresh file, on a thread of its own. sled 0.34 leaves
+    /// overwritten and deleted records' space in its file when their lifetimes mix (the raw
+    /// samples pruned after 48 h beside cursors and rollups rewritten every poll), so the file
+    /// would grow for as long as data comes in; compacting bounds it to a few times what it
+    /// holds. Writes go on meanwhile and are logged; `finish_compaction` replays them onto the
+    /// copy (every logged write is the record's final value, so a record the copy read before
+    /// it changed ends up right) and swaps the files.
+    pub fn start_compaction(&mut self) -> Result<()> {
+        if self.copying.is_some() {
+            return Ok(());
+        }
         self.flush()?;
         let before_bytes = self.size_on_disk();
         let fresh_path = sibling(&self.path, COMPACTING);
         if fresh_path.exists() {
-            std::fs::remove_dir_all(&fresh_path).map_err(io(&fresh_path))?;
+            std::fs::remove_dir_all(&fresh_path).map_err(io_err(&fresh_path))?;
         }
-        let mut records = 0u64;
-        {
-            let t = self.t()?;
-            let fresh = sled::Config::new()
-                .path(&fresh_path)
-                .cache_capacity(CACHE_BYTES)
-                .flush_every_ms(None)
-                .open()
-                .map_err(|e| classify(&fresh_path, e))?;
-            let ids_used = t.db.generate_id().map_err(|e| self.err(e))? + 1 + self.id_base;
-            for name in t.db.tree_names() {
-                let from = t.db.open_tree(&name).map_err(|e| self.err(e))?;
-                let to = fresh.open_tree(&name).map_err(|e| classify(&fresh_path, e))?;
-                let mut batch = sled::Batch::default();
-                let mut in_batch = 0;
-                for kv in from.iter() {
-                    let (k, v) = kv.map_err(|e| self.err(e))?;
-                    batch.insert(k, v);
-                    in_batch += 1;
-                    records += 1;
-                    if in_batch == 10_000 {
-                        to.apply_batch(std::mem::take(&mut batch)).map_err(|e| classify(&fresh_path, e))?;
-                        in_batch = 0;
-                    }
-                }
-                to.apply_batch(batch).map_err(|e| classify(&fresh_path, e))?;
+        let db = self.t()?.db.clone();
+        let (old_path, to) = (self.path.clone(), fresh_path.clone());
+        let thread = std::thread::Builder::new()
+            .name("db-compaction".into())
+            .spawn(move || copy_all(&db, &old_path, &to))
+            .map_err(io_err(&fresh_path))?;
+        self.copying = Some(Copying {
+            fresh_path,
+            thread,
+            log: std::sync::Mutex::new(Vec::new()),
+            before_bytes,
+            started: std::time::Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Whether a compaction is under way.
+    pub fn compacting(&self) -> bool {
+        self.copying.is_some()
+    }
+
+    /// Whether the copy of a compaction is done and `finish_compaction` will not wait for it.
+    pub fn compaction_copied(&self) -> bool {
+        self.copying.as_ref().is_some_and(|c| c.thread.is_finished())
+    }
+
+    /// Waits for the copy, writes what changed meanwhile into it and puts it in place. The swap
+    /// is crash-safe: the new file is complete on disk before the old one is moved aside, and
+    /// `open` finishes a swap that was cut short.
+    pub fn finish_compaction(&mut self) -> Result<Compaction> {
+        let Some(c) = self.copying.take() else {
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other("no compaction is under way"),
+            });
+        };
+        let copied = c.thread.join().unwrap_or_else(|_| {
+            Err(StoreError::Corrupt { path: c.fresh_path.clone(), detail: "the copying thread failed".into() })
+        });
+        let finished = copied.and_then(|(fresh, records)| {
+            let log = c.log.into_inner().unwrap_or_else(|p| p.into_inner());
+            let replayed = log.len();
+            self.replay_and_swap(&c.fresh_path, fresh, log)?;
+            Ok((records, replayed))
+        });
+        match finished {
+            Ok((records, replayed)) => Ok(Compaction {
+                before_bytes: c.before_bytes,
+                after_bytes: self.size_on_disk(),
+                records,
+                replayed,
+                elapsed: c.started.elapsed(),
+            }),
+            Err(e) => {
+                // The database in place was never touched: the copy is dropped.
+                let _ = std::fs::remove_dir_all(&c.fresh_path);
+                Err(e)
             }
-            let meta = fresh.open_tree("meta").map_err(|e| classify(&fresh_path, e))?;
-            meta.insert("id_base", &ids_used.to_be_bytes()).map_err(|e| classify(&fresh_path, e))?;
-            fresh.flush().map_err(|e| classify(&fresh_path, e))?;
-            let after = fresh.size_on_disk().unwrap_or(0);
-            meta.insert("compacted_bytes", &after.to_be_bytes()).map_err(|e| classify(&fresh_path, e))?;
-            fresh.flush().map_err(|e| classify(&fresh_path, e))?;
         }
+    }
+
+    fn replay_and_swap(&mut self, fresh_path: &Path, fresh: sled::Db, log: Vec<Op>) -> Result<()> {
+        let fresh_err = |e| classify(fresh_path, e);
+        let mut trees: std::collections::HashMap<&str, sled::Tree> = std::collections::HashMap::new();
+        for (tree, key, value) in log {
+            let t = match trees.entry(tree) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(fresh.open_tree(tree).map_err(fresh_err)?),
+            };
+            match value {
+                Some(v) => t.insert(key, v).map(drop),
+                None => t.remove(key).map(drop),
+            }
+            .map_err(fresh_err)?;
+        }
+        let ids_used = self.t()?.db.generate_id().map_err(|e| self.err(e))? + 1 + self.id_base;
+        let meta = fresh.open_tree("meta").map_err(fresh_err)?;
+        meta.insert("id_base", &ids_used.to_be_bytes()).map_err(fresh_err)?;
+        fresh.flush().map_err(fresh_err)?;
+        let after = fresh.size_on_disk().unwrap_or(0);
+        meta.insert("compacted_bytes", &after.to_be_bytes()).map_err(fresh_err)?;
+        fresh.flush().map_err(fresh_err)?;
+        drop((meta, trees, fresh));
+        self.flush()?;
         if let Ok(m) = std::fs::read(self.path.join("manifest.json")) {
-            std::fs::write(fresh_path.join("manifest.json"), m).map_err(io(&fresh_path))?;
+            std::fs::write(fresh_path.join("manifest.json"), m).map_err(io_err(fresh_path))?;
         }
         // The mark that the new file is whole: from here on, a crash keeps the new file.
-        std::fs::write(fresh_path.join(COMPLETE_MARK), b"").map_err(io(&fresh_path))?;
+        std::fs::write(fresh_path.join(COMPLETE_MARK), b"").map_err(io_err(fresh_path))?;
         drop(self.trees.take());
-        let old = sibling(&self.path, REPLACED);
         // sled lets go of its lock a moment after its handle is dropped; `open` waits for it.
-        std::fs::rename(&self.path, &old).map_err(io(&self.path))?;
-        finish_compaction(&self.path).map_err(io(&self.path))?;
+        std::fs::rename(&self.path, sibling(&self.path, REPLACED)).map_err(io_err(&self.path))?;
+        finish_compaction(&self.path).map_err(io_err(&self.path))?;
         *self = Store::open(&self.path)?;
-        Ok(Compaction { before_bytes, after_bytes: self.size_on_disk(), records, elapsed: started.elapsed() })
+        Ok(())
+    }
+
+    /// Notes a write for the compaction under way, if any.
+    fn logged(&self, tree: &'static str, key: &[u8], value: Option<&[u8]>) {
+        if let Some(c) = &self.copying {
+            let mut log = c.log.lock().unwrap_or_else(|p| p.into_inner());
+            log.push((tree, key.to_vec(), value.map(<[u8]>::to_vec)));
+        }
     }
 
     /// Writes a journal entry and flushes: an action is on disk before it is sent, and its
     /// outcome before anyone is told.
     pub fn put_journal(&self, e: &crate::optimize::journal::JournalEntry) -> Result<()> {
-        let new = self.t()?.journal.insert(e.id.to_be_bytes(), Self::encode(e)).map_err(|e| self.err(e))?.is_none();
+        let v = Self::encode(e);
+        let new = self.t()?.journal.insert(e.id.to_be_bytes(), v.as_slice()).map_err(|e| self.err(e))?.is_none();
+        self.logged("journal", &e.id.to_be_bytes(), Some(&v));
         self.flush()?;
         if new { self.write_manifest() } else { Ok(()) }
     }
@@ -469,7 +574,9 @@ impl Store {
     /// campaign, then time, so a campaign's notes come out in order.
     pub fn put_note(&self, n: &crate::analyze::notes::Note) -> Result<()> {
         let key = [n.campaign.as_bytes(), &[0], &n.at_ms.to_be_bytes(), &n.id.to_be_bytes()].concat();
-        self.t()?.notes.insert(key, Self::encode(n)).map_err(|e| self.err(e))?;
+        let v = Self::encode(n);
+        self.t()?.notes.insert(key.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+        self.logged("notes", &key, Some(&v));
         self.flush()
     }
 
@@ -493,6 +600,7 @@ impl Store {
     /// Hides a recommendation until `until_ms` (campaign time).
     pub fn put_snooze(&self, rec_id: &str, until_ms: i64) -> Result<()> {
         self.t()?.snoozes.insert(rec_id.as_bytes(), &until_ms.to_be_bytes()).map_err(|e| self.err(e))?;
+        self.logged("snoozes", rec_id.as_bytes(), Some(&until_ms.to_be_bytes()));
         self.flush()
     }
 
@@ -537,8 +645,12 @@ impl Store {
             .map(|i| (i.key.at(i.sample.at), Self::encode(i.sample), i.key.prefix(), Self::encode(i.cursor)))
             .collect();
         let t = self.t()?;
+        // The hourly records written, for a compaction under way (a retried transaction starts
+        // the list again).
+        let hours: std::cell::RefCell<Vec<Op>> = std::cell::RefCell::new(Vec::new());
         (&t.samples, &t.channels, &t.rollups, &t.segment_rollups)
             .transaction(|(samples, channels, rollups, segment_rollups)| {
+                hours.borrow_mut().clear();
                 for ((sk, sv, ck, cv), item) in encoded.iter().zip(items) {
                     samples.insert(sk.as_slice(), sv.as_slice())?;
                     channels.insert(ck.as_slice(), cv.as_slice())?;
@@ -553,12 +665,20 @@ impl Store {
                         None => Counters::default(),
                     };
                     hour.add(&item.sample.delta);
-                    rollups.insert(hk.as_slice(), Self::encode(&hour))?;
+                    let hv = Self::encode(&hour);
+                    rollups.insert(hk.as_slice(), hv.as_slice())?;
+                    if self.copying.is_some() {
+                        hours.borrow_mut().push(("rollups", hk.clone(), Some(hv)));
+                    }
                     if !item.sample.segments.is_empty() {
                         let mut hour: Vec<SegmentCounters> =
                             segment_rollups.get(&hk)?.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
                         add_segments(&mut hour, &item.sample.segments);
-                        segment_rollups.insert(hk.as_slice(), Self::encode(&hour))?;
+                        let sv = Self::encode(&hour);
+                        segment_rollups.insert(hk.as_slice(), sv.as_slice())?;
+                        if self.copying.is_some() {
+                            hours.borrow_mut().push(("segment_rollups", hk.clone(), Some(sv)));
+                        }
                     }
                 }
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
@@ -566,7 +686,16 @@ impl Store {
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Storage(e) => self.err(e),
                 sled::transaction::TransactionError::Abort(()) => unreachable!("the ingest transaction never aborts"),
-            })
+            })?;
+        if let Some(c) = &self.copying {
+            let mut log = c.log.lock().unwrap_or_else(|p| p.into_inner());
+            for (sk, sv, ck, cv) in encoded {
+                log.push(("samples", sk, Some(sv)));
+                log.push(("channels", ck, Some(cv)));
+            }
+            log.extend(hours.into_inner());
+        }
+        Ok(())
     }
 
     /// Raw samples of a channel with `from <= at < to`, oldest first.
@@ -629,7 +758,9 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut n = 0;
         for k in self.t()?.samples.range(key.at(0)..key.at(before)).keys() {
-            batch.remove(k.map_err(|e| self.err(e))?);
+            let k = k.map_err(|e| self.err(e))?;
+            self.logged("samples", &k, None);
+            batch.remove(k);
             n += 1;
         }
         self.t()?.samples.apply_batch(batch).map_err(|e| self.err(e))?;
@@ -650,6 +781,41 @@ impl Drop for Trees {
     fn drop(&mut self) {
         let _ = self.db.flush();
     }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { path: path.clone(), source }
+}
+
+/// Copies every tree of `db` into a new database at `to`: (the new database, records copied).
+fn copy_all(db: &sled::Db, from: &Path, to: &Path) -> Result<(sled::Db, u64)> {
+    let fresh = sled::Config::new()
+        .path(to)
+        .cache_capacity(CACHE_BYTES)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| classify(to, e))?;
+    let mut records = 0u64;
+    for name in db.tree_names() {
+        let src = db.open_tree(&name).map_err(|e| classify(from, e))?;
+        let dst = fresh.open_tree(&name).map_err(|e| classify(to, e))?;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for kv in src.iter() {
+            let (k, v) = kv.map_err(|e| classify(from, e))?;
+            batch.insert(k, v);
+            in_batch += 1;
+            records += 1;
+            if in_batch == 10_000 {
+                dst.apply_batch(std::mem::take(&mut batch)).map_err(|e| classify(to, e))?;
+                in_batch = 0;
+            }
+        }
+        dst.apply_batch(batch).map_err(|e| classify(to, e))?;
+    }
+    fresh.flush().map_err(|e| classify(to, e))?;
+    Ok((fresh, records))
 }
 
 const COMPACTING: &str = "compacting";
