@@ -199,3 +199,17 @@ fn a_compaction_cut_short_is_finished_or_abandoned_on_open() {
     std::fs::rename(&path, sibling("replaced")).unwrap();
     assert_eq!(Store::open(&path).unwrap().samples(&key, 0, i64::MAX).unwrap().len(), 7);
 }
+
+#[test]
+fn closing_the_store_during_a_compaction_leaves_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut store = Store::open(&path).unwrap();
+    let keys = churn(&store, 10, 24 * 60, 6 * 60);
+    let expected = state(&store, &keys);
+    store.start_compaction().unwrap();
+    drop(store);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("db")]);
+    assert_eq!(state(&Store::open(&path).unwrap(), &keys), expected);
+}

@@ -105,6 +105,8 @@ struct Copying {
     fresh_path: PathBuf,
     thread: std::thread::JoinHandle<Result<(sled::Db, u64)>>,
     log: std::sync::Mutex<Vec<Op>>,
+    /// Tells the copying thread to give up (the store is closing or opened again).
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     before_bytes: u64,
     started: std::time::Instant,
 }
@@ -206,11 +208,7 @@ impl Store {
     /// recovers what was flushed; the caller still holds what was not and writes it again.
     /// Until it succeeds, every call answers `Closed`.
     pub fn reopen(&mut self) -> Result<()> {
-        // A compaction under way is given up: its thread holds the file open until it ends.
-        if let Some(c) = self.copying.take() {
-            let _ = c.thread.join();
-            let _ = std::fs::remove_dir_all(&c.fresh_path);
-        }
+        self.abandon_compaction();
         // Dropping the trees flushes what sled still can and lets go of the file lock.
         drop(self.trees.take());
         let fresh = Store::open(&self.path)?;
@@ -452,13 +450,16 @@ impl Store {
         }
         let db = self.t()?.db.clone();
         let (old_path, to) = (self.path.clone(), fresh_path.clone());
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = cancel.clone();
         let thread = std::thread::Builder::new()
             .name("db-compaction".into())
-            .spawn(move || copy_all(&db, &old_path, &to))
+            .spawn(move || copy_all(&db, &old_path, &to, &stop))
             .map_err(io_err(&fresh_path))?;
         self.copying = Some(Copying {
             fresh_path,
             thread,
+            cancel,
             log: std::sync::Mutex::new(Vec::new()),
             before_bytes,
             started: std::time::Instant::now(),
@@ -545,6 +546,16 @@ impl Store {
         finish_compaction(&self.path).map_err(io_err(&self.path))?;
         *self = Store::open(&self.path)?;
         Ok(())
+    }
+
+    /// Gives up a compaction under way: its thread holds the file open until it ends, so it is
+    /// told to stop and waited for, and its copy deleted.
+    fn abandon_compaction(&mut self) {
+        if let Some(c) = self.copying.take() {
+            c.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = c.thread.join();
+            let _ = std::fs::remove_dir_all(&c.fresh_path);
+        }
     }
 
     /// Notes a write for the compaction under way, if any.
@@ -777,6 +788,12 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.abandon_compaction();
+    }
+}
+
 impl Drop for Trees {
     fn drop(&mut self) {
         let _ = self.db.flush();
@@ -789,7 +806,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError {
 }
 
 /// Copies every tree of `db` into a new database at `to`: (the new database, records copied).
-fn copy_all(db: &sled::Db, from: &Path, to: &Path) -> Result<(sled::Db, u64)> {
+fn copy_all(db: &sled::Db, from: &Path, to: &Path, cancel: &std::sync::atomic::AtomicBool) -> Result<(sled::Db, u64)> {
     let fresh = sled::Config::new()
         .path(to)
         .cache_capacity(CACHE_BYTES)
@@ -808,6 +825,9 @@ fn copy_all(db: &sled::Db, from: &Path, to: &Path) -> Result<(sled::Db, u64)> {
             in_batch += 1;
             records += 1;
             if in_batch == 10_000 {
+                if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(StoreError::Closed { path: from.to_path_buf() });
+                }
                 dst.apply_batch(std::mem::take(&mut batch)).map_err(|e| classify(to, e))?;
                 in_batch = 0;
             }
