@@ -151,7 +151,7 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: path.clone(), source })?;
         }
-        finish_compaction(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        recover_compaction(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
         // A database with data but without its schema record was cut short or damaged: sled
         // would quietly start from an older state, so it is refused instead.
         let had_data = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
@@ -248,8 +248,7 @@ impl Store {
 
     /// Used by tests and migrations: force the stored schema version.
     pub fn set_schema_version(&self, v: u32) -> Result<()> {
-        self.t()?.meta.insert("schema", &v.to_be_bytes()).map_err(|e| self.err(e))?;
-        self.logged("meta", b"schema", Some(&v.to_be_bytes()));
+        self.write("meta", b"schema", Some(&v.to_be_bytes()))?;
         self.flush()
     }
 
@@ -271,9 +270,7 @@ impl Store {
     }
 
     pub fn put_campaign(&self, c: &Campaign) -> Result<()> {
-        let v = Self::encode(c);
-        self.t()?.campaigns.insert(c.id.as_bytes(), v.as_slice()).map_err(|e| self.err(e))?;
-        self.logged("campaigns", c.id.as_bytes(), Some(&v));
+        self.write("campaigns", c.id.as_bytes(), Some(&Self::encode(c)))?;
         self.flush()?;
         self.write_manifest()
     }
@@ -332,19 +329,12 @@ impl Store {
 
     /// Removes a campaign with everything recorded for it. Returns whether it existed.
     pub fn remove_campaign(&self, id: &str) -> Result<bool> {
-        let existed = self.t()?.campaigns.remove(id.as_bytes()).map_err(|e| self.err(e))?.is_some();
-        self.logged("campaigns", id.as_bytes(), None);
+        let existed = self.write("campaigns", id.as_bytes(), None)?;
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
         let t = self.t()?;
-        for (name, tree) in [
-            ("channels", &t.channels),
-            ("samples", &t.samples),
-            ("rollups", &t.rollups),
-            ("segment_rollups", &t.segment_rollups),
-            ("alerts", &t.alerts),
-            ("notes", &t.notes),
-        ] {
+        for name in ["channels", "samples", "rollups", "segment_rollups", "alerts", "notes"] {
+            let tree = t.by_name(name);
             let mut batch = sled::Batch::default();
             for kv in tree.scan_prefix(&prefix).keys() {
                 let k = kv.map_err(|e| self.err(e))?;
@@ -372,17 +362,11 @@ impl Store {
 
     /// Saves an alert's state (flushed: an acknowledged state change must survive a crash).
     pub fn put_alert(&self, a: &crate::alert::Alert) -> Result<()> {
-        let (k, v) = (Self::alert_key(&a.key), Self::encode(a));
-        self.t()?.alerts.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
-        self.logged("alerts", &k, Some(&v));
-        Ok(())
+        self.write("alerts", &Self::alert_key(&a.key), Some(&Self::encode(a))).map(drop)
     }
 
     pub fn remove_alert(&self, k: &crate::alert::AlertKey) -> Result<()> {
-        let k = Self::alert_key(k);
-        self.t()?.alerts.remove(k.as_slice()).map_err(|e| self.err(e))?;
-        self.logged("alerts", &k, None);
-        Ok(())
+        self.write("alerts", &Self::alert_key(k), None).map(drop)
     }
 
     pub fn alerts(&self) -> Result<Vec<crate::alert::Alert>> {
@@ -391,16 +375,12 @@ impl Store {
 
     /// Saves a silence and flushes: a silence the user was told about must survive a crash.
     pub fn put_silence(&self, s: &crate::alert::Silence) -> Result<()> {
-        let v = Self::encode(s);
-        self.t()?.silences.insert(s.id.as_bytes(), v.as_slice()).map_err(|e| self.err(e))?;
-        self.logged("silences", s.id.as_bytes(), Some(&v));
+        self.write("silences", s.id.as_bytes(), Some(&Self::encode(s)))?;
         self.flush()
     }
 
     pub fn remove_silence(&self, id: &str) -> Result<()> {
-        self.t()?.silences.remove(id.as_bytes()).map_err(|e| self.err(e))?;
-        self.logged("silences", id.as_bytes(), None);
-        Ok(())
+        self.write("silences", id.as_bytes(), None).map(drop)
     }
 
     pub fn silences(&self) -> Result<Vec<crate::alert::Silence>> {
@@ -543,7 +523,7 @@ impl Store {
         drop(self.trees.take());
         // sled lets go of its lock a moment after its handle is dropped; `open` waits for it.
         std::fs::rename(&self.path, sibling(&self.path, REPLACED)).map_err(io_err(&self.path))?;
-        finish_compaction(&self.path).map_err(io_err(&self.path))?;
+        recover_compaction(&self.path).map_err(io_err(&self.path))?;
         *self = Store::open(&self.path)?;
         Ok(())
     }
@@ -558,6 +538,19 @@ impl Store {
         }
     }
 
+    /// Writes one record (`None` removes it), noted for a compaction under way. Returns whether
+    /// the record was there before.
+    fn write(&self, tree: &'static str, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
+        let t = self.t()?.by_name(tree);
+        let before = match value {
+            Some(v) => t.insert(key, v),
+            None => t.remove(key),
+        }
+        .map_err(|e| self.err(e))?;
+        self.logged(tree, key, value);
+        Ok(before.is_some())
+    }
+
     /// Notes a write for the compaction under way, if any.
     fn logged(&self, tree: &'static str, key: &[u8], value: Option<&[u8]>) {
         if let Some(c) = &self.copying {
@@ -569,9 +562,7 @@ impl Store {
     /// Writes a journal entry and flushes: an action is on disk before it is sent, and its
     /// outcome before anyone is told.
     pub fn put_journal(&self, e: &crate::optimize::journal::JournalEntry) -> Result<()> {
-        let v = Self::encode(e);
-        let new = self.t()?.journal.insert(e.id.to_be_bytes(), v.as_slice()).map_err(|e| self.err(e))?.is_none();
-        self.logged("journal", &e.id.to_be_bytes(), Some(&v));
+        let new = !self.write("journal", &e.id.to_be_bytes(), Some(&Self::encode(e)))?;
         self.flush()?;
         if new { self.write_manifest() } else { Ok(()) }
     }
@@ -585,9 +576,7 @@ impl Store {
     /// campaign, then time, so a campaign's notes come out in order.
     pub fn put_note(&self, n: &crate::analyze::notes::Note) -> Result<()> {
         let key = [n.campaign.as_bytes(), &[0], &n.at_ms.to_be_bytes(), &n.id.to_be_bytes()].concat();
-        let v = Self::encode(n);
-        self.t()?.notes.insert(key.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
-        self.logged("notes", &key, Some(&v));
+        self.write("notes", &key, Some(&Self::encode(n)))?;
         self.flush()
     }
 
@@ -610,8 +599,7 @@ impl Store {
 
     /// Hides a recommendation until `until_ms` (campaign time).
     pub fn put_snooze(&self, rec_id: &str, until_ms: i64) -> Result<()> {
-        self.t()?.snoozes.insert(rec_id.as_bytes(), &until_ms.to_be_bytes()).map_err(|e| self.err(e))?;
-        self.logged("snoozes", rec_id.as_bytes(), Some(&until_ms.to_be_bytes()));
+        self.write("snoozes", rec_id.as_bytes(), Some(&until_ms.to_be_bytes()))?;
         self.flush()
     }
 
@@ -788,6 +776,25 @@ impl Store {
     }
 }
 
+impl Trees {
+    fn by_name(&self, name: &str) -> &sled::Tree {
+        match name {
+            "meta" => &self.meta,
+            "campaigns" => &self.campaigns,
+            "channels" => &self.channels,
+            "samples" => &self.samples,
+            "rollups" => &self.rollups,
+            "alerts" => &self.alerts,
+            "silences" => &self.silences,
+            "journal" => &self.journal,
+            "snoozes" => &self.snoozes,
+            "notes" => &self.notes,
+            "segment_rollups" => &self.segment_rollups,
+            other => unreachable!("no tree is called {other}"),
+        }
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         self.abandon_compaction();
@@ -853,7 +860,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// Completes or abandons a compaction cut short: a complete new file with no database in place
 /// is moved in; an incomplete one is deleted; the replaced file is deleted once a database is
 /// in place.
-fn finish_compaction(path: &Path) -> std::io::Result<()> {
+fn recover_compaction(path: &Path) -> std::io::Result<()> {
     let fresh = sibling(path, COMPACTING);
     if fresh.exists() {
         if !fresh.join(COMPLETE_MARK).exists() {
