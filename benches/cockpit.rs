@@ -8,6 +8,7 @@ use campaign_cockpit::engine::health::Health;
 use campaign_cockpit::engine::snapshot::{CampaignView, ChannelView, Snapshot};
 use campaign_cockpit::poll::{self, SourceSpec};
 use campaign_cockpit::sim::model::Network;
+use campaign_cockpit::sim::scale::Sources;
 use campaign_cockpit::store::{ChannelKey, Ingest, Store};
 use campaign_cockpit::ui::app::{App, View};
 use campaign_cockpit::ui::theme::Theme;
@@ -36,6 +37,7 @@ fn big_snapshot(n: usize) -> Arc<Snapshot> {
     let campaign = campaign_cockpit::sim::scale::campaigns(
         1,
         n,
+        Sources::Channel,
         "http://127.0.0.1:1",
         chrono::DateTime::from_timestamp_millis(now()).unwrap().fixed_offset(),
     )
@@ -284,7 +286,13 @@ fn bench_startup() {
     {
         let mut store = Store::open(&path).unwrap();
         let start = chrono::DateTime::from_timestamp_millis(now()).unwrap().fixed_offset();
-        let campaigns = campaign_cockpit::sim::scale::campaigns(campaigns_n, channels_n, "http://127.0.0.1:1", start);
+        let campaigns = campaign_cockpit::sim::scale::campaigns(
+            campaigns_n,
+            channels_n,
+            Sources::Channel,
+            "http://127.0.0.1:1",
+            start,
+        );
         for c in &campaigns {
             store.put_campaign(c).unwrap();
         }
@@ -358,7 +366,7 @@ fn bench_poll() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let start = chrono::DateTime::from_timestamp_millis(now()).unwrap().fixed_offset();
-        let campaigns = campaign_cockpit::sim::scale::campaigns(5, 500, "http://127.0.0.1:1", start);
+        let campaigns = campaign_cockpit::sim::scale::campaigns(5, 500, Sources::Channel, "http://127.0.0.1:1", start);
         let sc = campaign_cockpit::sim::scenario::Scenario::default();
         let (chs, inc) = sc.build(&campaigns, now()).unwrap();
         let clock: SharedClock = Arc::new(ManualClock::new(now()));
@@ -383,6 +391,87 @@ fn bench_poll() {
             println!("poll throughput, round {round}: cockpit fetch {ours:.0}/s, plain reqwest+serde_json {base:.0}/s, ratio {:.2}   (target ≥ 0.8)", ours / base);
         }
     });
+}
+
+/// CPU time of the calling thread (all of a current-thread runtime's work runs on it).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer for the duration of the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// What polling 500 channels every second costs the client in CPU, HTTP alone: requests paced
+/// at the rate a cockpit makes them, on a current-thread runtime in a thread of its own (so the
+/// simulator's work is not counted), as a share of one core. A plain reqwest loop is the floor
+/// for one URL per channel; one URL per campaign makes 5 requests a second for the same channels.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn bench_poll_cpu() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let start = chrono::DateTime::from_timestamp_millis(now()).unwrap().fixed_offset();
+    let per_channel = campaign_cockpit::sim::scale::campaigns(5, 500, Sources::Channel, "http://127.0.0.1:1", start);
+    let (server, per_campaign) = rt.block_on(async {
+        let sc = campaign_cockpit::sim::scenario::Scenario::default();
+        let (chs, inc) = sc.build(&per_channel, now()).unwrap();
+        let clock: SharedClock = Arc::new(ManualClock::new(now()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = campaign_cockpit::sim::serve(listener, Network::new(chs, inc, now()), clock).unwrap();
+        let per_campaign: Vec<String> =
+            per_channel.iter().map(|c| format!("{}/stats/{}", server.base_url(), c.id)).collect();
+        (server, per_campaign)
+    });
+    let per_channel: Vec<String> = per_channel
+        .iter()
+        .flat_map(|c| c.channels.iter().map(|ch| format!("{}/stats/{}/{}", server.base_url(), c.id, ch.id)))
+        .collect();
+    let run = |label: &str, urls: Vec<String>, plain: bool| {
+        let label = label.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let ours = poll::client();
+                let theirs = reqwest::Client::new();
+                let secs = 5;
+                let mut shares = Vec::new();
+                for _ in 0..3 {
+                    let (wall, cpu) = (Instant::now(), thread_cpu());
+                    let mut tick = tokio::time::interval(Duration::from_secs(1) / urls.len() as u32);
+                    for _ in 0..secs * urls.len() {
+                        tick.tick().await;
+                    }
+                    let idle = thread_cpu() - cpu;
+                    let mut tick = tokio::time::interval(Duration::from_secs(1) / urls.len() as u32);
+                    let (wall2, cpu2) = (Instant::now(), thread_cpu());
+                    for i in 0..secs * urls.len() {
+                        tick.tick().await;
+                        let url = &urls[i % urls.len()];
+                        if plain {
+                            let body = theirs.get(url).send().await.unwrap().bytes().await.unwrap();
+                            let _: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        } else {
+                            poll::fetch(&ours, &SourceSpec::new(url, Duration::from_secs(1))).await.unwrap();
+                        }
+                    }
+                    let _ = wall;
+                    let busy = thread_cpu() - cpu2;
+                    shares.push(100.0 * busy.saturating_sub(idle).as_secs_f64() / wall2.elapsed().as_secs_f64());
+                }
+                shares.sort_by(f64::total_cmp);
+                println!(
+                    "poll CPU, 500 channels at 1 s, {label}: {:.2} % of one core (median of 3 × {secs} s; min {:.2}, max {:.2})",
+                    shares[1], shares[0], shares[2]
+                );
+            });
+        })
+        .join()
+        .unwrap();
+    };
+    run("plain reqwest loop, one URL per channel (500 req/s)", per_channel.clone(), true);
+    run("cockpit fetch + parse, one URL per channel (500 req/s)", per_channel, false);
+    run("cockpit fetch + parse, one URL per campaign (5 req/s)", per_campaign, false);
+    drop(server);
+    drop(rt);
 }
 
 /// A change at the source → the frame that shows it. The demo campaigns are polled every
@@ -598,6 +687,8 @@ fn main() {
     }
     if run("poll") {
         bench_poll();
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        bench_poll_cpu();
     }
     if run("startup") {
         bench_startup();

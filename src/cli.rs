@@ -197,12 +197,15 @@ pub enum CampaignCmd {
 /// Synthetic campaigns instead of the demo set, for load tests.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct Scale {
-    /// Serve this many synthetic channels in all (each with its own source URL).
+    /// Serve this many synthetic channels in all.
     #[arg(long)]
     pub channels: Option<usize>,
     /// Spread the synthetic channels over this many campaigns.
     #[arg(long, default_value_t = 1, requires = "channels")]
     pub campaigns: usize,
+    /// A source URL per channel, or per campaign (one answer lists all its channels).
+    #[arg(long, value_enum, default_value_t = crate::sim::scale::Sources::Channel, requires = "channels")]
+    pub sources: crate::sim::scale::Sources,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -587,7 +590,8 @@ fn with_scale(mut loaded: LoadedScenario, scale: &Scale) -> LoadedScenario {
         // Synthetic campaigns run around the present, so a cockpit on the wall clock agrees.
         loaded.scenario.start = None;
         let start = chrono::Utc::now().fixed_offset();
-        loaded.campaigns = crate::sim::scale::campaigns(scale.campaigns, n, crate::demo::DEFAULT_SIM_ORIGIN, start);
+        loaded.campaigns =
+            crate::sim::scale::campaigns(scale.campaigns, n, scale.sources, crate::demo::DEFAULT_SIM_ORIGIN, start);
         loaded.scenario.channels.clear();
         loaded.scenario.events.clear();
     }

@@ -45,6 +45,47 @@ fn a_restart_keeps_totals_and_backfills_sparklines() {
     assert_eq!(after.channel(&key).unwrap().totals, before.totals);
 }
 
+/// Readings taken every second are stored a minute at a time: one sample per channel per
+/// period, with the cursor of the last one written. Whatever a crash cuts off (the open
+/// minute) is not counted until the next reading after the restart, which carries it.
+#[test]
+fn per_second_readings_are_stored_a_minute_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ChannelKey::new("618-promo", "douyin");
+    let mut h = Harness::demo(dir.path());
+    for _ in 0..210 {
+        h.clock.advance(1_000);
+        h.poll_sources();
+        h.engine.commit_due();
+    }
+    h.engine.publish();
+    let before = h.snapshot().channel(&key).unwrap().clone();
+    assert_eq!(before.recent.len(), 120, "the screen sees every reading");
+    // The engine goes without a shutdown, as in a crash: the open minute is not written.
+    let Harness { engine, net, clock, sources, campaigns, .. } = h;
+    drop(engine);
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let stored = store.samples(&key, 0, i64::MAX).unwrap();
+    // The first reading, then one sample per minute that ended.
+    let minutes = stored.iter().filter(|s| !s.first).count();
+    assert!((3..=4).contains(&minutes), "{minutes} stored samples of a minute");
+    let gaps: Vec<i64> = stored.windows(2).skip(1).map(|w| w[1].at - w[0].at).collect();
+    assert!(gaps.iter().all(|g| *g == 60_000), "{gaps:?}");
+    let cursor = store.cursor(&key).unwrap().unwrap();
+    assert_eq!(cursor.at, stored.last().unwrap().at, "the cursor is the last stored sample's");
+    let sum = campaign_cockpit::domain::Counters::sum(stored.iter().map(|s| &s.delta));
+    assert_eq!((sum.impressions, sum.clicks), (cursor.totals.impressions, cursor.totals.clicks));
+    let hours: u64 = store.rollups(&key, 0, i64::MAX).unwrap().iter().map(|(_, c)| c.clicks).sum();
+    assert_eq!(hours, sum.clicks - stored[0].delta.clicks, "rollups hold every stored minute");
+    assert!(cursor.totals.clicks < before.totals.clicks, "the open minute was cut off");
+    // After the restart, the next reading (at the same source time) brings it all back.
+    let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+    let mut h = Harness { engine, snapshots, clock, net, sources, campaigns };
+    h.poll_all();
+    h.engine.publish();
+    assert_eq!(h.snapshot().channel(&key).unwrap().totals, before.totals);
+}
+
 /// A source that flips between good and bad answers, and one whose clock is far off: each shows
 /// in its health, nothing panics, and the other sources keep updating.
 #[test]

@@ -118,6 +118,20 @@ impl SegmentCounters {
     }
 }
 
+/// Adds each variant of `more` to the same variant in `into`, appending the ones it lacks.
+pub fn add_variants(into: &mut Vec<VariantCounters>, more: &[VariantCounters]) {
+    for v in more {
+        match into.iter_mut().find(|t| t.id == v.id) {
+            Some(t) => {
+                t.impressions += v.impressions;
+                t.clicks += v.clicks;
+                t.conversions += v.conversions;
+            }
+            None => into.push(v.clone()),
+        }
+    }
+}
+
 /// Adds each segment of `more` to the same segment in `into`, appending the ones it lacks.
 pub fn add_segments(into: &mut Vec<SegmentCounters>, more: &[SegmentCounters]) {
     for seg in more {
@@ -147,6 +161,18 @@ pub struct Sample {
     /// Stored by the hour in the segment rollups only, not with the raw sample.
     #[serde(skip)]
     pub segments: Vec<SegmentCounters>,
+}
+
+impl Sample {
+    /// Folds a later sample of the same channel into this one, so that one stored sample
+    /// covers both intervals: the gains add up, a reset in either marks the whole.
+    pub fn absorb(&mut self, later: &Sample) {
+        self.at = self.at.max(later.at);
+        self.reset |= later.reset;
+        self.delta.add(&later.delta);
+        add_variants(&mut self.variants, &later.variants);
+        add_segments(&mut self.segments, &later.segments);
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -206,16 +232,7 @@ impl ChannelCursor {
         self.raw = raw;
         self.raw_variants = variants.to_vec();
         self.totals.add(&delta);
-        for v in &vdelta {
-            match self.variant_totals.iter_mut().find(|t| t.id == v.id) {
-                Some(t) => {
-                    t.impressions += v.impressions;
-                    t.clicks += v.clicks;
-                    t.conversions += v.conversions;
-                }
-                None => self.variant_totals.push(v.clone()),
-            }
-        }
+        add_variants(&mut self.variant_totals, &vdelta);
         if reset {
             self.resets += 1;
         }
@@ -320,6 +337,33 @@ mod tests {
         let total = |v: &str| cur.segment_totals.iter().find(|s| s.value == v).unwrap().counters.impressions;
         assert_eq!(total("mobile"), 170);
         assert_eq!(total("desktop"), 60);
+    }
+
+    #[test]
+    fn absorbed_samples_add_up_and_keep_a_reset() {
+        let v = |i| VariantCounters { id: "A".into(), impressions: i, clicks: 1, conversions: 0 };
+        let seg =
+            |i: u64| SegmentCounters { dimension: "device".into(), value: "mobile".into(), counters: c(i, 0, 0.0) };
+        let mut a = Sample {
+            at: 1_000,
+            delta: c(10, 1, 1.5),
+            variants: vec![v(4)],
+            segments: vec![seg(3)],
+            ..Default::default()
+        };
+        let b = Sample {
+            at: 2_000,
+            reset: true,
+            delta: c(5, 2, 0.5),
+            variants: vec![v(6)],
+            segments: vec![seg(2)],
+            ..Default::default()
+        };
+        a.absorb(&b);
+        assert_eq!((a.at, a.reset, a.first), (2_000, true, false));
+        assert_eq!(a.delta, c(15, 3, 2.0));
+        assert_eq!((a.variants.len(), a.variants[0].impressions, a.variants[0].clicks), (1, 10, 2));
+        assert_eq!(a.segments[0].counters.impressions, 5);
     }
 
     proptest! {

@@ -24,9 +24,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub const RECENT: usize = 120;
 /// Raw samples older than this (campaign time) are pruned; hourly rollups stay.
 pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
-/// Changes are written and published at most this often: responses spread over a poll
-/// interval then cost one transaction and one snapshot per window, not one each.
+/// Changes are published at most this often: responses spread over a poll interval then cost
+/// one snapshot per window, not one each.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Samples are stored at this resolution: the readings of a channel within one such period of
+/// source time are folded into one stored sample (the screen and the alert rules see every
+/// reading). A channel polled every second then costs one write a minute, not sixty.
+pub const STORE_RESOLUTION_MS: i64 = 60_000;
+/// Stored samples are written at most this often, in one transaction. A crash loses at most
+/// the resolution of the last minute or so, never counts: the cursor written is the one of the
+/// last sample written, and the sources' counters are cumulative, so the next reading after a
+/// restart carries what the lost readings held.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(5);
 /// How often the store is opened again while its writes fail.
 const REOPEN_EVERY: Duration = Duration::from_secs(2);
 /// A source's `generated_at` further ahead of our clock than this is not trusted.
@@ -67,6 +76,9 @@ pub enum Command {
 struct ChannelState {
     plan: crate::domain::Channel,
     cursor: ChannelCursor,
+    /// The readings of the current storage period, folded into one sample (see
+    /// `STORE_RESOLUTION_MS`).
+    open: Option<Sample>,
     recent: VecDeque<(i64, Counters)>,
     status: Option<ChannelStatus>,
     live_budget: Option<f64>,
@@ -85,7 +97,10 @@ pub struct Engine {
     channels: HashMap<ChannelKey, ChannelState>,
     sources: BTreeMap<String, SourceState>,
     by_source: HashMap<String, Vec<ChannelKey>>,
+    /// Stored samples not yet written, oldest first, each with its channel's cursor as that
+    /// sample left it.
     pending: Vec<(ChannelKey, Sample, ChannelCursor)>,
+    last_commit: tokio::time::Instant,
     tx: watch::Sender<Arc<Snapshot>>,
     snapshot: Snapshot,
     series_req: Option<(ChannelKey, Window)>,
@@ -146,6 +161,7 @@ impl Engine {
                 let mut st = ChannelState {
                     plan: ch.clone(),
                     cursor,
+                    open: None,
                     recent,
                     status: None,
                     live_budget: None,
@@ -180,6 +196,7 @@ impl Engine {
             sources,
             by_source,
             pending: Vec::new(),
+            last_commit: tokio::time::Instant::now(),
             tx,
             snapshot,
             series_req: None,
@@ -278,10 +295,12 @@ impl Engine {
                     }
                     None => break,
                 },
-                _ = tokio::time::sleep_until(due), if self.dirty || !self.pending.is_empty() => {
-                    self.commit();
+                _ = tokio::time::sleep_until(due), if self.dirty => {
                     self.publish();
                     last_publish = tokio::time::Instant::now();
+                }
+                _ = tokio::time::sleep_until(self.last_commit + COMMIT_EVERY), if !self.pending.is_empty() => {
+                    self.write_pending();
                 }
                 _ = tick.tick() => self.on_tick(),
                 // Lowest priority: read sparkline history a chunk at a time.
@@ -500,6 +519,11 @@ impl Engine {
         st.missing = None;
         st.status = stats.status;
         st.live_budget = stats.daily_budget;
+        // A reading in a later period closes the open sample, with the cursor as it left it.
+        if st.open.as_ref().is_some_and(|o| period(o.at) != period(at)) {
+            let open = st.open.take().expect("checked above");
+            self.pending.push((key.clone(), open, st.cursor.clone()));
+        }
         if let Some(mut sample) = st.cursor.advance(at, stats.totals, &stats.variants) {
             if !stats.segments.is_empty() {
                 sample.segments = st.cursor.advance_segments(&stats.segments);
@@ -517,13 +541,50 @@ impl Engine {
                     st.recent.pop_front();
                 }
             }
-            self.pending.push((key.clone(), sample, st.cursor.clone()));
+            match &mut st.open {
+                // A first reading holds everything since the channel started: stored alone.
+                _ if sample.first => self.pending.push((key.clone(), sample, st.cursor.clone())),
+                Some(open) => open.absorb(&sample),
+                None => st.open = Some(sample),
+            }
         }
         true
     }
 
-    /// Writes what was taken in since the last commit, in one transaction.
+    /// Moves the open samples of periods that have ended by `now_ms` (source time), or all of
+    /// them, to the samples to be written.
+    fn close_open_samples(&mut self, now_ms: Option<i64>) {
+        for (key, st) in &mut self.channels {
+            if st.open.as_ref().is_some_and(|o| now_ms.is_none_or(|now| period(o.at) < period(now))) {
+                let open = st.open.take().expect("checked above");
+                self.pending.push((key.clone(), open, st.cursor.clone()));
+            }
+        }
+    }
+
+    /// The samples to be written, of channels still planned.
+    fn pending_items(&self) -> Vec<Ingest<'_>> {
+        self.pending
+            .iter()
+            .filter(|(key, _, _)| self.channels.contains_key(key))
+            .map(|(key, sample, cursor)| Ingest { key, sample, cursor })
+            .collect()
+    }
+
+    /// Writes everything taken in, the current period's readings too.
     pub fn commit(&mut self) {
+        self.close_open_samples(None);
+        self.write_pending();
+    }
+
+    /// Writes the samples of the storage periods that have ended, as the running engine does.
+    pub fn commit_due(&mut self) {
+        self.close_open_samples(Some(self.clock.now_ms()));
+        self.write_pending();
+    }
+
+    /// Writes the closed samples, in one transaction.
+    fn write_pending(&mut self) {
         if self.pending.is_empty() {
             return;
         }
@@ -539,9 +600,8 @@ impl Engine {
                 self.reopen_store();
             }
         } else {
-            let items: Vec<Ingest<'_>> =
-                self.pending.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
-            match self.store.ingest(&items) {
+            self.last_commit = tokio::time::Instant::now();
+            match self.store.ingest(&self.pending_items()) {
                 Ok(()) => self.pending.clear(),
                 Err(e) => {
                     tracing::error!("writing samples failed: {e}");
@@ -550,9 +610,6 @@ impl Engine {
                     self.dirty = true;
                 }
             }
-        }
-        if self.series_req.as_ref().is_some_and(|(k, _)| self.channels.get(k).is_some_and(|c| c.dirty)) {
-            self.load_series();
         }
     }
 
@@ -564,10 +621,7 @@ impl Engine {
             return;
         }
         tracing::info!("database opened again after a write error");
-        let items: Vec<Ingest<'_>> =
-            self.pending.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
-        let mut saved = self.store.ingest(&items);
-        drop(items);
+        let mut saved = self.store.ingest(&self.pending_items());
         let stored: Vec<_> = self.store.alerts().unwrap_or_default().into_iter().map(|a| a.key).collect();
         for k in stored.iter().filter(|k| !self.alerts.contains_key(k)) {
             saved = saved.and_then(|()| self.store.remove_alert(k));
@@ -597,7 +651,7 @@ impl Engine {
     /// replayed onto it and the files swapped, which holds up the engine for a moment.
     fn compact_store(&mut self, check_size: bool) {
         let result = if self.store.compaction_copied() {
-            self.commit();
+            self.write_pending();
             self.store.finish_compaction().map(Some)
         } else if check_size && !self.store.compacting() && self.store.wants_compaction() {
             self.store.start_compaction().map(|()| None)
@@ -657,6 +711,7 @@ impl Engine {
     }
 
     fn on_tick(&mut self) {
+        self.close_open_samples(Some(self.clock.now_ms()));
         let now = Instant::now();
         for src in self.sources.values_mut() {
             if src.refresh(now) {
@@ -690,10 +745,14 @@ impl Engine {
         let span = (now - from).max(60_000);
         let raw = window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
         let bucket_ms = if raw { (span / 120).max(60_000) } else { 3_600_000 };
+        // Samples not yet written count too: they are newer than every stored one.
+        let open = self.channels.get(&key).and_then(|st| st.open.clone());
+        let fresh = self.pending.iter().filter(|(k, _, _)| *k == key).map(|(_, s, _)| s.clone()).chain(open);
         // (start, end, counters) of each interval: a sample runs from the one before it.
         let rows: Result<Vec<(i64, i64, Counters)>, _> = if raw {
             // An hour more, for the start of the first sample's interval.
-            self.store.samples(&key, from - 3_600_000, i64::MAX).map(|v| {
+            self.store.samples(&key, from - 3_600_000, i64::MAX).map(|mut v| {
+                v.extend(fresh);
                 let mut prev = None;
                 v.into_iter()
                     .filter_map(|s| {
@@ -703,9 +762,13 @@ impl Engine {
                     .collect()
             })
         } else {
-            self.store
-                .rollups(&key, from.div_euclid(3_600_000) * 3_600_000, i64::MAX)
-                .map(|v| v.into_iter().map(|(h, c)| (h, h + 3_599_999, c)).collect())
+            self.store.rollups(&key, from.div_euclid(3_600_000) * 3_600_000, i64::MAX).map(|v| {
+                let mut hours: BTreeMap<i64, Counters> = v.into_iter().collect();
+                for s in fresh.filter(|s| !s.first) {
+                    hours.entry(s.at.div_euclid(3_600_000) * 3_600_000).or_default().add(&s.delta);
+                }
+                hours.into_iter().map(|(h, c)| (h, h + 3_599_999, c)).collect()
+            })
         };
         let rows = match rows {
             Ok(r) => r,
@@ -722,6 +785,9 @@ impl Engine {
     /// Rebuilds what changed and sends the new snapshot.
     pub fn publish(&mut self) {
         // Before the channels' dirty marks are cleared below.
+        if self.series_req.as_ref().is_some_and(|(k, _)| self.channels.get(k).is_some_and(|c| c.dirty)) {
+            self.load_series();
+        }
         self.refresh_analysis();
         let health_of: HashMap<&str, (Health, Option<String>, u32)> =
             self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone(), s.failures))).collect();
@@ -795,6 +861,11 @@ impl Engine {
 
 /// The time a reading stands for: the source's `generated_at` unless it is missing or runs
 /// ahead of our clock (then the arrival time, with a warning).
+/// The storage period a time falls in.
+fn period(at: i64) -> i64 {
+    at.div_euclid(STORE_RESOLUTION_MS)
+}
+
 fn sample_time(doc: &StatsDoc, fetched_at: i64) -> (i64, Option<String>) {
     match doc.generated_at.map(|t| t.timestamp_millis()) {
         Some(g) if g > fetched_at + MAX_FUTURE_SKEW_MS => {

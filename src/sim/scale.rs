@@ -1,5 +1,6 @@
 //! Synthetic campaigns of any size, for load tests and benchmarks: M campaigns sharing N
-//! channels, each channel with its own source URL (the hardest case for the poller).
+//! channels, each channel with its own source URL (the hardest case for the poller) or one URL
+//! per campaign whose answer lists all its channels (as an ad platform's reporting API does).
 
 use crate::domain::campaign::{Channel, Goal};
 use crate::domain::{Campaign, KpiLimit, Metric};
@@ -7,9 +8,25 @@ use chrono::{DateTime, Duration, FixedOffset};
 
 const KINDS: [&str; 8] = ["social", "search", "video", "kol", "email", "sms", "ecommerce", "appstore"];
 
+/// Where the synthetic channels' stats are fetched from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Sources {
+    /// One URL per channel: one request per channel per poll.
+    #[default]
+    Channel,
+    /// One URL per campaign, answering for all its channels.
+    Campaign,
+}
+
 /// `campaigns` campaigns with `channels` channels in all, running from 14 days before `now`
 /// to 16 days after, their sources under `origin` (e.g. "http://127.0.0.1:7878").
-pub fn campaigns(campaigns: usize, channels: usize, origin: &str, now: DateTime<FixedOffset>) -> Vec<Campaign> {
+pub fn campaigns(
+    campaigns: usize,
+    channels: usize,
+    sources: Sources,
+    origin: &str,
+    now: DateTime<FixedOffset>,
+) -> Vec<Campaign> {
     let campaigns = campaigns.max(1);
     (0..campaigns)
         .map(|ci| {
@@ -23,7 +40,10 @@ pub fn campaigns(campaigns: usize, channels: usize, origin: &str, now: DateTime<
                         id: ch.clone(),
                         name: format!("{} channel {k}", KINDS[k % KINDS.len()]),
                         kind: Some(KINDS[k % KINDS.len()].to_string()),
-                        source: format!("{origin}/stats/{id}/{ch}"),
+                        source: match sources {
+                            Sources::Channel => format!("{origin}/stats/{id}/{ch}"),
+                            Sources::Campaign => format!("{origin}/stats/{id}"),
+                        },
                         source_id: None,
                         control: Some(format!("{origin}/control/{id}")),
                         daily_budget: budget,
@@ -66,7 +86,7 @@ mod tests {
     #[test]
     fn spreads_channels_and_validates() {
         let now = chrono::DateTime::parse_from_rfc3339("2026-06-08T09:00:00+08:00").unwrap();
-        let cs = super::campaigns(3, 10, "http://127.0.0.1:7878", now);
+        let cs = super::campaigns(3, 10, super::Sources::Channel, "http://127.0.0.1:7878", now);
         assert_eq!(cs.iter().map(|c| c.channels.len()).collect::<Vec<_>>(), vec![4, 3, 3]);
         for c in &cs {
             c.validate().unwrap();

@@ -96,6 +96,18 @@ pub struct Store {
     id_base: u64,
     /// A compaction copying the file in the background.
     copying: Option<Copying>,
+    /// The latest hour of each channel written by `ingest`, as stored, so that the next sample
+    /// of the hour is added without reading it back.
+    hours: std::sync::Mutex<std::collections::HashMap<ChannelKey, Hour>>,
+}
+
+/// One channel's hourly rollup and segment rollup.
+#[derive(Clone)]
+struct Hour {
+    key: Vec<u8>,
+    counters: Counters,
+    segments: Vec<SegmentCounters>,
+    segments_changed: bool,
 }
 
 /// A write made while a compaction copies: tree, key, the new value (`None`: removed).
@@ -188,7 +200,7 @@ impl Store {
             segment_rollups: tree("segment_rollups")?,
             db,
         };
-        let mut store = Store { path, trees: Some(trees), id_base: 0, copying: None };
+        let mut store = Store { path, trees: Some(trees), id_base: 0, copying: None, hours: Default::default() };
         store.id_base = store.meta_u64("id_base")?;
         store.check_schema(had_data)?;
         store.check_manifest()?;
@@ -329,6 +341,7 @@ impl Store {
 
     /// Removes a campaign with everything recorded for it. Returns whether it existed.
     pub fn remove_campaign(&self, id: &str) -> Result<bool> {
+        self.hours.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| k.campaign != id);
         let existed = self.write("campaigns", id.as_bytes(), None)?;
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
@@ -630,69 +643,106 @@ impl Store {
     }
 
     /// Writes samples, their channels' cursors and the hourly rollups in one transaction, so a
-    /// crash never leaves a sample without its cursor (which would count it twice). A channel's
-    /// first reading is kept as a sample and in the cursor's totals, not in the rollups.
+    /// crash never leaves a sample without its cursor (which would count it twice). Items are
+    /// in the order taken in: a channel's cursor and each of its hours are written once per
+    /// call, as the last item left them. A channel's first reading is kept as a sample and in
+    /// the cursor's totals, not in the rollups.
     pub fn ingest(&self, items: &[Ingest<'_>]) -> Result<()> {
         use sled::Transactional;
         if items.is_empty() {
             return Ok(());
         }
-        // (sample key, sample, cursor key, cursor), encoded outside the transaction closure.
-        type Encoded = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
-        let encoded: Vec<Encoded> = items
-            .iter()
-            .map(|i| (i.key.at(i.sample.at), Self::encode(i.sample), i.key.prefix(), Self::encode(i.cursor)))
-            .collect();
         let t = self.t()?;
-        // The hourly records written, for a compaction under way (a retried transaction starts
-        // the list again).
-        let hours: std::cell::RefCell<Vec<Op>> = std::cell::RefCell::new(Vec::new());
-        (&t.samples, &t.channels, &t.rollups, &t.segment_rollups)
-            .transaction(|(samples, channels, rollups, segment_rollups)| {
-                hours.borrow_mut().clear();
-                for ((sk, sv, ck, cv), item) in encoded.iter().zip(items) {
-                    samples.insert(sk.as_slice(), sv.as_slice())?;
-                    channels.insert(ck.as_slice(), cv.as_slice())?;
-                    // A first reading holds everything since the channel started: it counts
-                    // in the totals (the cursor) but belongs to no hour.
-                    if item.sample.first {
-                        continue;
-                    }
-                    let hk = item.key.at(item.sample.at.div_euclid(HOUR_MS) * HOUR_MS);
-                    let mut hour: Counters = match rollups.get(&hk)? {
-                        Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
-                        None => Counters::default(),
+        let samples: Vec<(Vec<u8>, Vec<u8>)> =
+            items.iter().map(|i| (i.key.at(i.sample.at), Self::encode(i.sample))).collect();
+        let mut last_cursor: std::collections::HashMap<&ChannelKey, &ChannelCursor> = Default::default();
+        // Each hour touched, summed up from what is stored (or remembered) plus these samples.
+        let mut hours: std::collections::BTreeMap<Vec<u8>, (&ChannelKey, Hour)> = Default::default();
+        let mut cache = self.hours.lock().unwrap_or_else(|p| p.into_inner());
+        for item in items {
+            last_cursor.insert(item.key, item.cursor);
+            // A first reading holds everything since the channel started: it counts in the
+            // totals (the cursor) but belongs to no hour.
+            if item.sample.first {
+                continue;
+            }
+            let hk = item.key.at(item.sample.at.div_euclid(HOUR_MS) * HOUR_MS);
+            let (_, hour) = match hours.entry(hk) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let hour = match cache.get(item.key).filter(|h| h.key == *e.key()) {
+                        Some(h) => Hour { segments_changed: false, ..h.clone() },
+                        None => Hour {
+                            key: e.key().clone(),
+                            counters: t
+                                .rollups
+                                .get(e.key())
+                                .map_err(|e| self.err(e))?
+                                .map_or_else(|| Ok(Counters::default()), |v| self.decode("rollups", e.key(), &v))?,
+                            segments: t
+                                .segment_rollups
+                                .get(e.key())
+                                .map_err(|e| self.err(e))?
+                                .map_or_else(|| Ok(Vec::new()), |v| self.decode("segment_rollups", e.key(), &v))?,
+                            segments_changed: false,
+                        },
                     };
-                    hour.add(&item.sample.delta);
-                    let hv = Self::encode(&hour);
-                    rollups.insert(hk.as_slice(), hv.as_slice())?;
-                    if self.copying.is_some() {
-                        hours.borrow_mut().push(("rollups", hk.clone(), Some(hv)));
-                    }
-                    if !item.sample.segments.is_empty() {
-                        let mut hour: Vec<SegmentCounters> =
-                            segment_rollups.get(&hk)?.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
-                        add_segments(&mut hour, &item.sample.segments);
-                        let sv = Self::encode(&hour);
-                        segment_rollups.insert(hk.as_slice(), sv.as_slice())?;
-                        if self.copying.is_some() {
-                            hours.borrow_mut().push(("segment_rollups", hk.clone(), Some(sv)));
-                        }
-                    }
+                    e.insert((item.key, hour))
+                }
+            };
+            hour.counters.add(&item.sample.delta);
+            if !item.sample.segments.is_empty() {
+                add_segments(&mut hour.segments, &item.sample.segments);
+                hour.segments_changed = true;
+            }
+        }
+        let cursors: Vec<(Vec<u8>, Vec<u8>)> = last_cursor.iter().map(|(k, c)| (k.prefix(), Self::encode(c))).collect();
+        let rollups: Vec<(&[u8], Vec<u8>)> =
+            hours.iter().map(|(k, (_, h))| (k.as_slice(), Self::encode(&h.counters))).collect();
+        let segment_rollups: Vec<(&[u8], Vec<u8>)> = hours
+            .iter()
+            .filter(|(_, (_, h))| h.segments_changed)
+            .map(|(k, (_, h))| (k.as_slice(), Self::encode(&h.segments)))
+            .collect();
+        let written = (&t.samples, &t.channels, &t.rollups, &t.segment_rollups).transaction(
+            |(samples_t, channels_t, rollups_t, segment_rollups_t)| {
+                for (k, v) in &samples {
+                    samples_t.insert(k.as_slice(), v.as_slice())?;
+                }
+                for (k, v) in &cursors {
+                    channels_t.insert(k.as_slice(), v.as_slice())?;
+                }
+                for (k, v) in &rollups {
+                    rollups_t.insert(*k, v.as_slice())?;
+                }
+                for (k, v) in &segment_rollups {
+                    segment_rollups_t.insert(*k, v.as_slice())?;
                 }
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
+            },
+        );
+        if let Err(e) = written {
+            // What is remembered may now be ahead of or behind the file: read it back next time.
+            cache.clear();
+            return Err(match e {
                 sled::transaction::TransactionError::Storage(e) => self.err(e),
                 sled::transaction::TransactionError::Abort(()) => unreachable!("the ingest transaction never aborts"),
-            })?;
+            });
+        }
         if let Some(c) = &self.copying {
             let mut log = c.log.lock().unwrap_or_else(|p| p.into_inner());
-            for (sk, sv, ck, cv) in encoded {
-                log.push(("samples", sk, Some(sv)));
-                log.push(("channels", ck, Some(cv)));
+            log.extend(samples.into_iter().map(|(k, v)| ("samples", k, Some(v))));
+            log.extend(cursors.into_iter().map(|(k, v)| ("channels", k, Some(v))));
+            log.extend(rollups.into_iter().map(|(k, v)| ("rollups", k.to_vec(), Some(v))));
+            log.extend(segment_rollups.into_iter().map(|(k, v)| ("segment_rollups", k.to_vec(), Some(v))));
+        }
+        for (_, (key, hour)) in hours {
+            match cache.get_mut(key) {
+                Some(h) => *h = hour,
+                None => {
+                    cache.insert(key.clone(), hour);
+                }
             }
-            log.extend(hours.into_inner());
         }
         Ok(())
     }

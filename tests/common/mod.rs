@@ -69,7 +69,14 @@ impl Harness {
         }
     }
 
+    /// Polls every source once and writes everything taken in.
     pub fn poll_all(&mut self) {
+        self.poll_sources();
+        self.engine.commit();
+    }
+
+    /// Polls every source once, leaving the writing to the caller.
+    pub fn poll_sources(&mut self) {
         let now = self.clock.now_ms();
         self.net.advance_to(now);
         for s in &self.sources {
@@ -87,7 +94,6 @@ impl Harness {
                 result,
             });
         }
-        self.engine.commit();
     }
 
     /// Answers every queued control request from the simulated network, as the endpoint
