@@ -97,6 +97,11 @@ pub struct Engine {
     channels: HashMap<ChannelKey, ChannelState>,
     sources: BTreeMap<String, SourceState>,
     by_source: HashMap<String, Vec<ChannelKey>>,
+    /// The alerts or silences changed since the last snapshot (their lists are rebuilt then).
+    alerts_changed: bool,
+    /// When the sources' list in the snapshot was last rebuilt, and whether a health changed.
+    sources_built: Option<Instant>,
+    sources_changed: bool,
     /// Stored samples not yet written, oldest first, each with its channel's cursor as that
     /// sample left it.
     pending: Vec<(ChannelKey, Sample, ChannelCursor)>,
@@ -196,6 +201,9 @@ impl Engine {
             sources,
             by_source,
             pending: Vec::new(),
+            alerts_changed: true,
+            sources_built: None,
+            sources_changed: true,
             last_commit: tokio::time::Instant::now(),
             tx,
             snapshot,
@@ -338,6 +346,7 @@ impl Engine {
                     if let Err(e) = saved {
                         self.snapshot.store_error = Some(e.to_string());
                     }
+                    self.alerts_changed = true;
                     self.dirty = true;
                 }
             }
@@ -347,6 +356,7 @@ impl Engine {
                     self.snapshot.store_error = Some(e.to_string());
                 }
                 self.silences.push(s);
+                self.alerts_changed = true;
                 self.dirty = true;
             }
             Command::Apply { campaign, changes, recommendation, by } => {
@@ -425,6 +435,7 @@ impl Engine {
                 if let Err(e) = saved {
                     self.snapshot.store_error = Some(e.to_string());
                 }
+                self.alerts_changed = true;
                 self.dirty = true;
                 if matches!(transition, Transition::Fired | Transition::Resolved) {
                     tracing::info!(alert = ?key, "{transition:?}: {}", verdict.summary);
@@ -457,17 +468,21 @@ impl Engine {
             if let Err(e) = self.store.remove_silence(&s.id) {
                 tracing::warn!("removing expired silence {}: {e}", s.id);
             }
+            self.alerts_changed = true;
             self.dirty = true;
         }
         self.silences = live;
         // Resolved alerts stay on screen for a day of campaign time.
+        let before = self.alerts.len();
         self.alerts.retain(|_, a| a.resolved_ms.is_none_or(|r| now - r < 86_400_000));
+        self.alerts_changed |= self.alerts.len() != before;
     }
 
     /// Takes in one poll's outcome.
     pub fn on_poll(&mut self, o: PollOutcome) {
         let keys = self.by_source.get(&o.url).cloned().unwrap_or_default();
         let Some(src) = self.sources.get_mut(&o.url) else { return };
+        let was = (src.health, src.last_error.clone());
         match o.result {
             Err(e) => {
                 let bad = matches!(e, PollError::BadData(_) | PollError::TooLarge(_));
@@ -494,6 +509,7 @@ impl Engine {
         }
         let src = self.sources.get_mut(&o.url).expect("checked above");
         src.refresh(o.received);
+        self.sources_changed |= was != (src.health, src.last_error.clone());
         for key in &keys {
             if let Some(ch) = self.channels.get_mut(key) {
                 ch.dirty = true;
@@ -715,6 +731,7 @@ impl Engine {
         let now = Instant::now();
         for src in self.sources.values_mut() {
             if src.refresh(now) {
+                self.sources_changed = true;
                 for key in self.by_source.get(&src.url).into_iter().flatten() {
                     if let Some(ch) = self.channels.get_mut(key) {
                         ch.dirty = true;
@@ -822,6 +839,36 @@ impl Engine {
         self.snapshot.campaigns = campaigns;
         self.evaluate_alerts(&changed);
         self.refresh_recommendations(&changed);
+        if std::mem::take(&mut self.alerts_changed) {
+            self.publish_alerts();
+        }
+        // Latencies and poll counts are refreshed once a second; a change of health at once.
+        if std::mem::take(&mut self.sources_changed) || self.sources_built.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.sources_built = Some(Instant::now());
+            self.snapshot.sources = self
+                .sources
+                .values()
+                .map(|s| SourceView {
+                    url: s.url.clone(),
+                    health: s.health,
+                    last_error: s.last_error.clone(),
+                    latency_ms: s.latency.map(|l| l.as_millis() as u64),
+                    last_ok: s.last_ok,
+                    channels: self.by_source.get(&s.url).map_or(0, Vec::len),
+                    polls: s.polls,
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        self.snapshot.now_ms = self.clock.now_ms();
+        self.snapshot.generation += 1;
+        self.dirty = false;
+        self.tx.send_replace(Arc::new(self.snapshot.clone()));
+    }
+
+    /// Puts the alerts in the snapshot in the order the alerts view shows them, with the
+    /// silences.
+    fn publish_alerts(&mut self) {
         let mut alerts: Vec<crate::alert::Alert> = self.alerts.values().cloned().collect();
         alerts.sort_by(|a, b| {
             let rank = |a: &crate::alert::Alert| match a.state {
@@ -839,33 +886,16 @@ impl Engine {
         });
         self.snapshot.alerts = Arc::new(alerts);
         self.snapshot.silences = Arc::new(self.silences.clone());
-        self.snapshot.sources = self
-            .sources
-            .values()
-            .map(|s| SourceView {
-                url: s.url.clone(),
-                health: s.health,
-                last_error: s.last_error.clone(),
-                latency_ms: s.latency.map(|l| l.as_millis() as u64),
-                last_ok: s.last_ok,
-                channels: self.by_source.get(&s.url).map_or(0, Vec::len),
-                polls: s.polls,
-            })
-            .collect();
-        self.snapshot.now_ms = self.clock.now_ms();
-        self.snapshot.generation += 1;
-        self.dirty = false;
-        self.tx.send_replace(Arc::new(self.snapshot.clone()));
     }
 }
 
-/// The time a reading stands for: the source's `generated_at` unless it is missing or runs
-/// ahead of our clock (then the arrival time, with a warning).
 /// The storage period a time falls in.
 fn period(at: i64) -> i64 {
     at.div_euclid(STORE_RESOLUTION_MS)
 }
 
+/// The time a reading stands for: the source's `generated_at` unless it is missing or runs
+/// ahead of our clock (then the arrival time, with a warning).
 fn sample_time(doc: &StatsDoc, fetched_at: i64) -> (i64, Option<String>) {
     match doc.generated_at.map(|t| t.timestamp_millis()) {
         Some(g) if g > fetched_at + MAX_FUTURE_SKEW_MS => {

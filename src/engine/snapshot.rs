@@ -21,7 +21,7 @@ pub struct Snapshot {
     pub speed: f64,
     pub db_path: String,
     pub campaigns: Vec<Arc<CampaignView>>,
-    pub sources: Vec<SourceView>,
+    pub sources: Arc<Vec<SourceView>>,
     /// Real time of the last sample taken in.
     pub last_data: Option<Instant>,
     pub store_error: Option<String>,

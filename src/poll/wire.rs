@@ -64,12 +64,24 @@ struct RawChannel {
     segments: Vec<RawSegment>,
 }
 
+/// A segment's counters sit beside its names (spelled out rather than flattened: serde's
+/// `flatten` buffers every field, which made segments the slowest part of a document).
 #[derive(Deserialize)]
 struct RawSegment {
     dimension: String,
     value: String,
-    #[serde(flatten)]
-    counters: RawCounters,
+    #[serde(default)]
+    impressions: f64,
+    #[serde(default)]
+    clicks: f64,
+    #[serde(default)]
+    leads: f64,
+    #[serde(default)]
+    conversions: f64,
+    #[serde(default)]
+    spend: f64,
+    #[serde(default)]
+    revenue: f64,
 }
 
 #[derive(Deserialize, Default)]
@@ -94,35 +106,58 @@ struct RawVariant {
     conversions: f64,
 }
 
-fn count(ch: &str, field: &str, v: f64) -> Result<u64, String> {
+/// Where a number sits, spelled out only when it is wrong: "segment age=18-24 clicks".
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Totals,
+    Segment(&'a str, &'a str),
+    Variant(&'a str),
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Totals => Ok(()),
+            Place::Segment(d, v) => write!(f, "segment {d}={v} "),
+            Place::Variant(id) => write!(f, "variant {id} "),
+        }
+    }
+}
+
+fn count(ch: &str, at: Place<'_>, field: &str, v: f64) -> Result<u64, String> {
     if !v.is_finite() || v < 0.0 {
-        return Err(format!("channel '{ch}': {field} is {v}, counters must be finite and ≥ 0"));
+        return Err(format!("channel '{ch}': {at}{field} is {v}, counters must be finite and ≥ 0"));
     }
     if v.fract() != 0.0 {
-        return Err(format!("channel '{ch}': {field} is {v}, counts must be whole numbers"));
+        return Err(format!("channel '{ch}': {at}{field} is {v}, counts must be whole numbers"));
     }
     if v > 9.0e15 {
-        return Err(format!("channel '{ch}': {field} is {v}, implausibly large"));
+        return Err(format!("channel '{ch}': {at}{field} is {v}, implausibly large"));
     }
     Ok(v as u64)
 }
 
-fn amount(ch: &str, field: &str, v: f64) -> Result<f64, String> {
+fn amount(ch: &str, at: Place<'_>, field: &str, v: f64) -> Result<f64, String> {
     if !v.is_finite() || v < 0.0 {
-        return Err(format!("channel '{ch}': {field} is {v}, amounts must be finite and ≥ 0"));
+        return Err(format!("channel '{ch}': {at}{field} is {v}, amounts must be finite and ≥ 0"));
     }
     Ok(v)
 }
 
-fn counters(ch: &str, prefix: &str, t: &RawCounters) -> Result<Counters, String> {
+fn counters(ch: &str, at: Place<'_>, t: &RawCounters) -> Result<Counters, String> {
     Ok(Counters {
-        impressions: count(ch, &format!("{prefix}impressions"), t.impressions)?,
-        clicks: count(ch, &format!("{prefix}clicks"), t.clicks)?,
-        leads: count(ch, &format!("{prefix}leads"), t.leads)?,
-        conversions: count(ch, &format!("{prefix}conversions"), t.conversions)?,
-        spend: amount(ch, &format!("{prefix}spend"), t.spend)?,
-        revenue: amount(ch, &format!("{prefix}revenue"), t.revenue)?,
+        impressions: count(ch, at, "impressions", t.impressions)?,
+        clicks: count(ch, at, "clicks", t.clicks)?,
+        leads: count(ch, at, "leads", t.leads)?,
+        conversions: count(ch, at, "conversions", t.conversions)?,
+        spend: amount(ch, at, "spend", t.spend)?,
+        revenue: amount(ch, at, "revenue", t.revenue)?,
     })
+}
+
+/// `s` without surrounding blanks, reallocated only when it has some.
+fn trimmed(s: String) -> String {
+    if s.trim().len() == s.len() { s } else { s.trim().to_string() }
 }
 
 /// Parses and checks a stats document. The error says what is wrong and where, in one line.
@@ -153,38 +188,47 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
         return Err(format!("protocol version {version} is not supported (this cockpit speaks {PROTOCOL_VERSION})"));
     }
     let mut channels = Vec::with_capacity(raw.channels.len());
+    let mut seen = std::collections::HashSet::with_capacity(raw.channels.len());
     for c in raw.channels {
-        let id = c.id.trim().to_string();
+        let id = trimmed(c.id);
         if id.is_empty() {
             return Err("a channel has an empty id".into());
         }
-        if channels.iter().any(|o: &ChannelStats| o.id == id && o.campaign == c.campaign) {
+        if !seen.insert((id.clone(), c.campaign.clone())) {
             return Err(format!("duplicate channel id '{id}'"));
         }
-        let totals = counters(&id, "", &c.totals)?;
+        let totals = counters(&id, Place::Totals, &c.totals)?;
         let mut segments: Vec<SegmentCounters> = Vec::with_capacity(c.segments.len());
         for seg in c.segments {
-            let (dimension, value) = (seg.dimension.trim().to_string(), seg.value.trim().to_string());
+            let (dimension, value) = (trimmed(seg.dimension), trimmed(seg.value));
             if dimension.is_empty() || value.is_empty() {
                 return Err(format!("channel '{id}': a segment has an empty dimension or value"));
             }
-            let what = format!("segment {dimension}={value} ");
-            let counters = counters(&id, &what, &seg.counters)?;
+            let raw = RawCounters {
+                impressions: seg.impressions,
+                clicks: seg.clicks,
+                leads: seg.leads,
+                conversions: seg.conversions,
+                spend: seg.spend,
+                revenue: seg.revenue,
+            };
+            let counters = counters(&id, Place::Segment(&dimension, &value), &raw)?;
             let s = SegmentCounters { dimension, value, counters };
             if segments.iter().any(|o| o.same_segment(&s)) {
                 return Err(format!("channel '{id}': duplicate segment {}={}", s.dimension, s.value));
             }
             segments.push(s);
         }
-        let daily_budget = c.daily_budget.map(|b| amount(&id, "daily_budget", b)).transpose()?;
+        let daily_budget = c.daily_budget.map(|b| amount(&id, Place::Totals, "daily_budget", b)).transpose()?;
         let variants = c
             .variants
             .into_iter()
             .map(|v| {
+                let at = Place::Variant(&v.id);
                 Ok(VariantCounters {
-                    impressions: count(&id, &format!("variant {} impressions", v.id), v.impressions)?,
-                    clicks: count(&id, &format!("variant {} clicks", v.id), v.clicks)?,
-                    conversions: count(&id, &format!("variant {} conversions", v.id), v.conversions)?,
+                    impressions: count(&id, at, "impressions", v.impressions)?,
+                    clicks: count(&id, at, "clicks", v.clicks)?,
+                    conversions: count(&id, at, "conversions", v.conversions)?,
                     id: v.id,
                 })
             })
