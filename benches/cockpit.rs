@@ -71,14 +71,7 @@ fn big_snapshot(n: usize) -> Arc<Snapshot> {
             })
         })
         .collect();
-    let view = CampaignView {
-        totals: Counters::sum(channels.iter().map(|c| &c.totals)),
-        today: Counters::default(),
-        day_start_ms: campaign.day_start_ms(now()),
-        health: Health::Ok,
-        channels,
-        campaign: Arc::new(campaign),
-    };
+    let view = CampaignView::new(Arc::new(campaign), channels, now());
     Arc::new(Snapshot {
         generation: 1,
         now_ms: now(),

@@ -823,18 +823,7 @@ impl Engine {
                 }
                 views.push(st.view.clone());
             }
-            let now = self.clock.now_ms();
-            let day_start = c.day_start_ms(now);
-            campaigns.push(Arc::new(CampaignView {
-                totals: Counters::sum(views.iter().map(|v| &v.totals)),
-                today: Counters::sum(
-                    views.iter().filter(|v| c.day_start_ms(v.last_at.max(1)) == day_start).map(|v| &v.today),
-                ),
-                day_start_ms: day_start,
-                health: views.iter().map(|v| v.health).max_by_key(|h| h.severity()).unwrap_or(Health::Pending),
-                channels: views,
-                campaign: c.clone(),
-            }));
+            campaigns.push(Arc::new(CampaignView::new(c.clone(), views, self.clock.now_ms())));
         }
         self.snapshot.campaigns = campaigns;
         self.evaluate_alerts(&changed);
@@ -843,7 +832,9 @@ impl Engine {
             self.publish_alerts();
         }
         // Latencies and poll counts are refreshed once a second; a change of health at once.
-        if std::mem::take(&mut self.sources_changed) || self.sources_built.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        if std::mem::take(&mut self.sources_changed)
+            || self.sources_built.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
             self.sources_built = Some(Instant::now());
             self.snapshot.sources = self
                 .sources

@@ -89,9 +89,31 @@ pub struct CampaignView {
     pub day_start_ms: i64,
     /// The worst health among its channels.
     pub health: Health,
+    /// Channels whose data is not to be trusted now (stale or worse), worst first: indices
+    /// into `channels`, so that a frame names them without going through every channel.
+    pub trouble: Vec<usize>,
 }
 
 impl CampaignView {
+    /// Sums up a campaign's channel views as of `now_ms` (campaign time).
+    pub fn new(campaign: Arc<Campaign>, channels: Vec<Arc<ChannelView>>, now_ms: i64) -> CampaignView {
+        let day_start = campaign.day_start_ms(now_ms);
+        let mut trouble: Vec<usize> =
+            (0..channels.len()).filter(|i| channels[*i].health.severity() >= Health::Stale.severity()).collect();
+        trouble.sort_by_key(|i| std::cmp::Reverse(channels[*i].health.severity()));
+        CampaignView {
+            totals: Counters::sum(channels.iter().map(|v| &v.totals)),
+            today: Counters::sum(
+                channels.iter().filter(|v| campaign.day_start_ms(v.last_at.max(1)) == day_start).map(|v| &v.today),
+            ),
+            day_start_ms: day_start,
+            health: channels.iter().map(|v| v.health).max_by_key(|h| h.severity()).unwrap_or(Health::Pending),
+            trouble,
+            channels,
+            campaign,
+        }
+    }
+
     pub fn live_daily_budget(&self) -> f64 {
         self.channels.iter().filter(|c| c.status != Some(ChannelStatus::Paused)).map(|c| c.daily_budget).sum()
     }

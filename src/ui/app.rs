@@ -387,7 +387,7 @@ impl App {
             return;
         };
         let needle = self.filter.to_lowercase();
-        let mut rows: Vec<usize> = (0..c.channels.len())
+        let rows: Vec<usize> = (0..c.channels.len())
             .filter(|i| {
                 let ch = &c.channels[*i];
                 needle.is_empty()
@@ -395,22 +395,25 @@ impl App {
                     || ch.key.channel.to_lowercase().contains(&needle)
             })
             .collect();
-        let sort = self.sort;
-        rows.sort_by(|a, b| {
+        // Each row's sort value is computed once, not at every comparison.
+        let metric = self.sort.metric();
+        let mut keyed: Vec<(Option<f64>, usize)> =
+            rows.iter().map(|i| (metric.and_then(|m| m.value(&c.channels[*i].totals)), *i)).collect();
+        let descending = self.descending;
+        keyed.sort_by(|(p, a), (q, b)| {
             let (x, y) = (&c.channels[*a], &c.channels[*b]);
-            let ord = match sort.metric() {
-                None => x.name.cmp(&y.name),
+            let ord = match (metric, p, q) {
+                (None, _, _) => x.name.cmp(&y.name),
                 // Rows without data sort last whatever the direction.
-                Some(m) => match (m.value(&x.totals), m.value(&y.totals)) {
-                    (Some(p), Some(q)) => p.total_cmp(&q),
-                    (Some(_), None) => return std::cmp::Ordering::Less,
-                    (None, Some(_)) => return std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                },
+                (Some(_), Some(p), Some(q)) => p.total_cmp(q),
+                (Some(_), Some(_), None) => return std::cmp::Ordering::Less,
+                (Some(_), None, Some(_)) => return std::cmp::Ordering::Greater,
+                (Some(_), None, None) => std::cmp::Ordering::Equal,
             };
-            let ord = if self.descending { ord.reverse() } else { ord };
+            let ord = if descending { ord.reverse() } else { ord };
             ord.then_with(|| x.key.channel.cmp(&y.key.channel))
         });
+        let rows: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
         // Keep the same channel selected when the order changes.
         let selected = self.channel.clone();
         self.rows = rows;

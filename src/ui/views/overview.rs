@@ -190,26 +190,28 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
     lines
 }
 
-/// Names the channels whose data is not to be trusted right now, worst first, with the reason.
+/// Names the channels whose data is not to be trusted right now, worst first, with the reason,
+/// as many as fit, then how many more. The cost follows the width, not the number of channels.
 fn trouble_line(c: &CampaignView, t: &Theme, width: usize) -> Option<Line<'static>> {
-    let mut bad: Vec<_> = c.channels.iter().filter(|ch| ch.health.severity() >= Health::Stale.severity()).collect();
-    if bad.is_empty() {
-        return None;
+    let (sym, style) = health_symbol(c.channels[*c.trouble.first()?].health, t);
+    let room = width.saturating_sub(4);
+    let (mut text, mut shown) = (String::new(), 0);
+    for ch in c.trouble.iter().map(|i| &c.channels[*i]) {
+        if unicode_width::UnicodeWidthStr::width(text.as_str()) > room {
+            break;
+        }
+        if !text.is_empty() {
+            text.push_str(" · ");
+        }
+        match &ch.last_error {
+            Some(e) => text.push_str(&format!("{} {}: {e}", ch.key.channel, ch.health.label())),
+            None => text.push_str(&format!("{} {}", ch.key.channel, ch.health.label())),
+        }
+        shown += 1;
     }
-    bad.sort_by_key(|ch| std::cmp::Reverse(ch.health.severity()));
-    let (sym, style) = health_symbol(bad[0].health, t);
-    let text = bad
-        .iter()
-        .map(|ch| match &ch.last_error {
-            Some(e) => format!("{} {}: {e}", ch.key.channel, ch.health.label()),
-            None => format!("{} {}", ch.key.channel, ch.health.label()),
-        })
-        .collect::<Vec<_>>()
-        .join(" · ");
-    Some(Line::from(vec![
-        Span::styled(format!("  {sym} "), style),
-        Span::styled(truncate(&text, width.saturating_sub(4)), style),
-    ]))
+    let more = if shown < c.trouble.len() { format!(" (+{} more)", c.trouble.len() - shown) } else { String::new() };
+    let text = truncate(&text, room.saturating_sub(more.len()).max(1)) + &more;
+    Some(Line::from(vec![Span::styled(format!("  {sym} "), style), Span::styled(text, style)]))
 }
 
 fn kpi_line(camp: &Campaign, c: &CampaignView, t: &Theme, width: usize) -> Line<'static> {
