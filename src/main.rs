@@ -32,6 +32,11 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // Fixed thresholds (glibc raises them as large blocks are freed, after which sled's
+        // megabyte-sized buffers come from the heap and leave it fragmented): large blocks
+        // are mapped and unmapped, and free memory at the top of the heap goes back.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
     }
 }
 
