@@ -328,7 +328,12 @@ fn init_file_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
         .max_log_files(7)
         .build(&dir)
         .ok()?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    // The queue to the writer thread is allocated in full at start: 4,096 lines (the default,
+    // 128,000, is 4 MB of memory); past that a burst of lines is dropped, never waited for.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4096)
+        .lossy(true)
+        .finish(appender);
     let filter = tracing_subscriber::EnvFilter::try_from_env("COCKPIT_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;
     Some(guard)

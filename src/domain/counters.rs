@@ -265,7 +265,17 @@ impl ChannelCursor {
             gains.push(SegmentCounters { counters: delta, ..seg.clone() });
         }
         add_segments(&mut self.segment_totals, &gains);
-        self.raw_segments = segments.to_vec();
+        // Sources list their segments in the same order every time: the last readings are
+        // updated in place then, without copying the names again.
+        if self.raw_segments.len() == segments.len()
+            && self.raw_segments.iter().zip(segments).all(|(p, s)| p.same_segment(s))
+        {
+            for (p, s) in self.raw_segments.iter_mut().zip(segments) {
+                p.counters = s.counters;
+            }
+        } else {
+            self.raw_segments = segments.to_vec();
+        }
         gains
     }
 }

@@ -96,7 +96,7 @@ pub struct Engine {
     campaigns: Vec<Arc<Campaign>>,
     channels: HashMap<ChannelKey, ChannelState>,
     sources: BTreeMap<String, SourceState>,
-    by_source: HashMap<String, Vec<ChannelKey>>,
+    by_source: HashMap<String, Arc<[ChannelKey]>>,
     /// The alerts or silences changed since the last snapshot (their lists are rebuilt then).
     alerts_changed: bool,
     /// When the sources' list in the snapshot was last rebuilt, and whether a health changed.
@@ -199,7 +199,7 @@ impl Engine {
             campaigns,
             channels,
             sources,
-            by_source,
+            by_source: by_source.into_iter().map(|(url, keys)| (url, keys.into())).collect(),
             pending: Vec::new(),
             alerts_changed: true,
             sources_built: None,
@@ -480,7 +480,7 @@ impl Engine {
 
     /// Takes in one poll's outcome.
     pub fn on_poll(&mut self, o: PollOutcome) {
-        let keys = self.by_source.get(&o.url).cloned().unwrap_or_default();
+        let keys = self.by_source.get(&o.url).cloned().unwrap_or_else(|| Arc::from([]));
         let Some(src) = self.sources.get_mut(&o.url) else { return };
         let was = (src.health, src.last_error.clone());
         match o.result {
@@ -492,7 +492,7 @@ impl Engine {
             Ok(doc) => {
                 let (at, skew) = sample_time(&doc, o.fetched_at);
                 let mut missing = Vec::new();
-                for key in &keys {
+                for key in keys.iter() {
                     if !self.take_reading(key, &doc, at) {
                         missing.push(key.channel.clone());
                     }
@@ -510,7 +510,7 @@ impl Engine {
         let src = self.sources.get_mut(&o.url).expect("checked above");
         src.refresh(o.received);
         self.sources_changed |= was != (src.health, src.last_error.clone());
-        for key in &keys {
+        for key in keys.iter() {
             if let Some(ch) = self.channels.get_mut(key) {
                 ch.dirty = true;
             }
@@ -732,7 +732,7 @@ impl Engine {
         for src in self.sources.values_mut() {
             if src.refresh(now) {
                 self.sources_changed = true;
-                for key in self.by_source.get(&src.url).into_iter().flatten() {
+                for key in self.by_source.get(&src.url).into_iter().flat_map(|k| k.iter()) {
                     if let Some(ch) = self.channels.get_mut(key) {
                         ch.dirty = true;
                     }
@@ -845,7 +845,7 @@ impl Engine {
                     last_error: s.last_error.clone(),
                     latency_ms: s.latency.map(|l| l.as_millis() as u64),
                     last_ok: s.last_ok,
-                    channels: self.by_source.get(&s.url).map_or(0, Vec::len),
+                    channels: self.by_source.get(&s.url).map_or(0, |k| k.len()),
                     polls: s.polls,
                 })
                 .collect::<Vec<_>>()

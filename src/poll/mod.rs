@@ -133,7 +133,9 @@ async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u
     if resp.content_length().is_some_and(|n| n > spec.max_bytes as u64) {
         return Err(PollError::TooLarge(spec.max_bytes));
     }
-    let mut body = Vec::new();
+    // Sized once when the length is announced: growing a large body step by step costs more
+    // than reading it.
+    let mut body = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
     while let Some(chunk) = resp.chunk().await.map_err(|e| PollError::Other(root_cause(&e)))? {
         if body.len() + chunk.len() > spec.max_bytes {
             return Err(PollError::TooLarge(spec.max_bytes));

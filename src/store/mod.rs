@@ -16,7 +16,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// sled's page cache (its default is 1 GiB). The hot data lives in the engine's memory; what is
 /// read from the database (history for a chart, a report) is read once, and the operating
 /// system caches the file anyway.
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
