@@ -106,7 +106,8 @@ pub struct Store {
 struct Hour {
     key: Vec<u8>,
     counters: Counters,
-    segments: Vec<SegmentCounters>,
+    /// Read when the first sample with segments comes in.
+    segments: Option<Vec<SegmentCounters>>,
     segments_changed: bool,
 }
 
@@ -679,11 +680,7 @@ impl Store {
                                 .get(e.key())
                                 .map_err(|e| self.err(e))?
                                 .map_or_else(|| Ok(Counters::default()), |v| self.decode("rollups", e.key(), &v))?,
-                            segments: t
-                                .segment_rollups
-                                .get(e.key())
-                                .map_err(|e| self.err(e))?
-                                .map_or_else(|| Ok(Vec::new()), |v| self.decode("segment_rollups", e.key(), &v))?,
+                            segments: None,
                             segments_changed: false,
                         },
                     };
@@ -692,7 +689,15 @@ impl Store {
             };
             hour.counters.add(&item.sample.delta);
             if !item.sample.segments.is_empty() {
-                add_segments(&mut hour.segments, &item.sample.segments);
+                let segments = match hour.segments.take() {
+                    Some(s) => s,
+                    None => t
+                        .segment_rollups
+                        .get(&hour.key)
+                        .map_err(|e| self.err(e))?
+                        .map_or_else(|| Ok(Vec::new()), |v| self.decode("segment_rollups", &hour.key, &v))?,
+                };
+                add_segments(hour.segments.insert(segments), &item.sample.segments);
                 hour.segments_changed = true;
             }
         }
@@ -701,8 +706,9 @@ impl Store {
             hours.iter().map(|(k, (_, h))| (k.as_slice(), Self::encode(&h.counters))).collect();
         let segment_rollups: Vec<(&[u8], Vec<u8>)> = hours
             .iter()
-            .filter(|(_, (_, h))| h.segments_changed)
-            .map(|(k, (_, h))| (k.as_slice(), Self::encode(&h.segments)))
+            .filter_map(|(k, (_, h))| {
+                h.segments.as_ref().filter(|_| h.segments_changed).map(|s| (k.as_slice(), Self::encode(s)))
+            })
             .collect();
         let written = (&t.samples, &t.channels, &t.rollups, &t.segment_rollups).transaction(
             |(samples_t, channels_t, rollups_t, segment_rollups_t)| {
