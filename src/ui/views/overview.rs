@@ -195,22 +195,29 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
 fn trouble_line(c: &CampaignView, t: &Theme, width: usize) -> Option<Line<'static>> {
     let (sym, style) = health_symbol(c.channels[*c.trouble.first()?].health, t);
     let room = width.saturating_sub(4);
+    let more = |shown: usize| match c.trouble.len() - shown {
+        0 => String::new(),
+        n => format!(" (+{n} more)"),
+    };
+    // Whole entries while they fit beside the count of the rest; the first one, cut if need be.
     let (mut text, mut shown) = (String::new(), 0);
     for ch in c.trouble.iter().map(|i| &c.channels[*i]) {
-        if unicode_width::UnicodeWidthStr::width(text.as_str()) > room {
+        let entry = match &ch.last_error {
+            Some(e) => format!("{} {}: {e}", ch.key.channel, ch.health.label()),
+            None => format!("{} {}", ch.key.channel, ch.health.label()),
+        };
+        let sep = if text.is_empty() { "" } else { " · " };
+        let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+        if shown > 0 && width(&text) + width(sep) + width(&entry) + width(&more(shown + 1)) > room {
             break;
         }
-        if !text.is_empty() {
-            text.push_str(" · ");
-        }
-        match &ch.last_error {
-            Some(e) => text.push_str(&format!("{} {}: {e}", ch.key.channel, ch.health.label())),
-            None => text.push_str(&format!("{} {}", ch.key.channel, ch.health.label())),
-        }
+        text.push_str(sep);
+        text.push_str(&entry);
         shown += 1;
     }
-    let more = if shown < c.trouble.len() { format!(" (+{} more)", c.trouble.len() - shown) } else { String::new() };
-    let text = truncate(&text, room.saturating_sub(more.len()).max(1)) + &more;
+    let more = more(shown);
+    let text =
+        truncate(&text, room.saturating_sub(unicode_width::UnicodeWidthStr::width(more.as_str())).max(1)) + &more;
     Some(Line::from(vec![Span::styled(format!("  {sym} "), style), Span::styled(text, style)]))
 }
 
@@ -315,5 +322,48 @@ pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
         Health::Stale => ("◌", t.warn),
         Health::BadData => ("?", t.bad),
         Health::Failing => ("✖", t.bad),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::snapshot::ChannelView;
+    use crate::store::ChannelKey;
+    use std::sync::Arc;
+
+    /// Whole names while they fit, worst first, and the count of the rest agrees with them.
+    #[test]
+    fn trouble_line_names_the_worst_first_and_counts_the_rest() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-06-08T09:00:00+08:00").unwrap();
+        let campaign =
+            crate::sim::scale::campaigns(1, 40, crate::sim::scale::Sources::Channel, "http://x", now).remove(0);
+        let channels = (0..40)
+            .map(|i| {
+                let health = match i {
+                    7 => Health::Failing,
+                    0..=19 => Health::Stale,
+                    _ => Health::Ok,
+                };
+                Arc::new(ChannelView { key: ChannelKey::new("c", &format!("ch-{i:02}")), health, ..Default::default() })
+            })
+            .collect();
+        let view = CampaignView::new(Arc::new(campaign), channels, now.timestamp_millis());
+        assert_eq!(view.trouble.len(), 20);
+        assert_eq!(view.trouble[0], 7, "the failing channel comes first");
+        let line = trouble_line(&view, &Theme::load("default").unwrap(), 60).unwrap();
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert!(unicode_width::UnicodeWidthStr::width(text.as_str()) <= 60, "{text}");
+        assert!(text.contains("ch-07 failing"), "{text}");
+        let named = text.matches("ch-").count();
+        assert!(text.ends_with(&format!("(+{} more)", 20 - named)), "{text}");
+        assert!(
+            trouble_line(
+                &CampaignView::new(view.campaign.clone(), Vec::new(), 0),
+                &Theme::load("default").unwrap(),
+                60
+            )
+            .is_none()
+        );
     }
 }
