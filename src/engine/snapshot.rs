@@ -147,10 +147,28 @@ pub struct ChannelView {
 }
 
 impl ChannelView {
-    /// The metric over the last `n` samples, oldest first, for a sparkline.
+    /// The metric over the last `n` samples, oldest first, for a sparkline. Counts and money
+    /// are per minute of the sample's interval, so that samples of different lengths (minute
+    /// samples read back after a restart beside one-second readings, a reading after an outage)
+    /// draw on one scale.
     pub fn spark(&self, metric: Metric, n: usize) -> Vec<Option<f64>> {
         let from = self.recent.len().saturating_sub(n);
-        self.recent[from..].iter().map(|(_, c)| metric.value(c)).collect()
+        let interval = |i: usize| {
+            let span = match i {
+                0 => self.recent.get(1).map(|(at, _)| at - self.recent[0].0),
+                _ => Some(self.recent[i].0 - self.recent[i - 1].0),
+            };
+            span.filter(|ms| *ms > 0)
+        };
+        (from..self.recent.len())
+            .map(|i| {
+                let v = metric.value(&self.recent[i].1)?;
+                Some(match interval(i) {
+                    Some(ms) if metric.is_cumulative() => v * 60_000.0 / ms as f64,
+                    _ => v,
+                })
+            })
+            .collect()
     }
 }
 
@@ -216,4 +234,22 @@ pub struct SeriesView {
     pub bucket_ms: i64,
     /// (bucket start, counters in the bucket), oldest first; empty buckets are left out.
     pub points: Vec<(i64, Counters)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minute sample and one-second readings of the same pace draw the same height.
+    #[test]
+    fn sparkline_counts_are_per_minute_of_each_interval() {
+        let spend = |s: f64| Counters { spend: s, impressions: 100, ..Default::default() };
+        let recent = vec![(0, spend(60.0)), (60_000, spend(60.0)), (61_000, spend(1.0)), (62_000, spend(1.0))];
+        let v = ChannelView { recent, ..Default::default() };
+        assert_eq!(v.spark(Metric::Spend, 10), vec![Some(60.0); 4]);
+        assert_eq!(v.spark(Metric::Spend, 2), vec![Some(60.0); 2]);
+        // Rates are rates whatever the interval.
+        assert_eq!(v.spark(Metric::Cpm, 1), vec![Some(10.0)]);
+        assert!(ChannelView::default().spark(Metric::Spend, 5).is_empty());
+    }
 }
