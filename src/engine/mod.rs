@@ -163,7 +163,7 @@ impl Engine {
                 }
                 let recent = VecDeque::new();
                 by_source.entry(ch.source.clone()).or_default().push(key.clone());
-                let mut st = ChannelState {
+                let st = ChannelState {
                     plan: ch.clone(),
                     cursor,
                     open: None,
@@ -173,10 +173,10 @@ impl Engine {
                     missing: None,
                     last_reset_ms: None,
                     history: Default::default(),
+                    // Built by the first publish below (every channel starts dirty).
                     view: Arc::default(),
                     dirty: true,
                 };
-                st.view = Arc::new(build_view(&key, &st, (Health::Pending, None, 0)));
                 channels.insert(key, st);
             }
         }
