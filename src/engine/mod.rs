@@ -97,6 +97,12 @@ pub struct Engine {
     channels: HashMap<ChannelKey, ChannelState>,
     sources: BTreeMap<String, SourceState>,
     by_source: HashMap<String, Arc<[ChannelKey]>>,
+    /// Each campaign's channel keys, in the order of `campaigns`.
+    keys: Vec<Vec<ChannelKey>>,
+    /// Set until the first snapshot has gone out (see `publish`).
+    first_snapshot: bool,
+    /// Channels whose rules and recommendations wait for the next snapshot.
+    unjudged: std::collections::HashSet<ChannelKey>,
     /// The alerts or silences changed since the last snapshot (their lists are rebuilt then).
     alerts_changed: bool,
     /// When the sources' list in the snapshot was last rebuilt, and whether a health changed.
@@ -193,7 +199,12 @@ impl Engine {
         let mut backfill: Vec<ChannelKey> =
             campaigns.iter().flat_map(|c| c.channels.iter().map(|ch| ChannelKey::new(&c.id, &ch.id))).collect();
         backfill.reverse(); // popped from the end: first campaigns first
+        let keys =
+            campaigns.iter().map(|c| c.channels.iter().map(|ch| ChannelKey::new(&c.id, &ch.id)).collect()).collect();
         let mut engine = Engine {
+            keys,
+            first_snapshot: true,
+            unjudged: Default::default(),
             store,
             clock,
             campaigns,
@@ -809,15 +820,14 @@ impl Engine {
         let health_of: HashMap<&str, (Health, Option<String>, u32)> =
             self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone(), s.failures))).collect();
         let mut campaigns = Vec::with_capacity(self.campaigns.len());
-        let mut changed = std::collections::HashSet::new();
-        for c in &self.campaigns {
+        let mut changed = std::mem::take(&mut self.unjudged);
+        for (c, keys) in self.campaigns.iter().zip(&self.keys) {
             let mut views = Vec::with_capacity(c.channels.len());
-            for ch in &c.channels {
-                let key = ChannelKey::new(&c.id, &ch.id);
-                let Some(st) = self.channels.get_mut(&key) else { continue };
+            for (ch, key) in c.channels.iter().zip(keys.iter()) {
+                let Some(st) = self.channels.get_mut(key) else { continue };
                 if st.dirty {
                     let h = health_of.get(ch.source.as_str()).cloned().unwrap_or((Health::Pending, None, 0));
-                    st.view = Arc::new(build_view(&key, st, h));
+                    st.view = Arc::new(build_view(key, st, h));
                     st.dirty = false;
                     changed.insert(key.clone());
                 }
@@ -826,8 +836,15 @@ impl Engine {
             campaigns.push(Arc::new(CampaignView::new(c.clone(), views, self.clock.now_ms())));
         }
         self.snapshot.campaigns = campaigns;
-        self.evaluate_alerts(&changed);
-        self.refresh_recommendations(&changed);
+        // The first snapshot goes out before the rules judge anything: the first frame shows the
+        // stored figures and alerts at once, and the next snapshot brings the verdicts.
+        let judge_later = std::mem::take(&mut self.first_snapshot);
+        if judge_later {
+            self.unjudged = changed;
+        } else {
+            self.evaluate_alerts(&changed);
+            self.refresh_recommendations(&changed);
+        }
         if std::mem::take(&mut self.alerts_changed) {
             self.publish_alerts();
         }
@@ -853,7 +870,7 @@ impl Engine {
         }
         self.snapshot.now_ms = self.clock.now_ms();
         self.snapshot.generation += 1;
-        self.dirty = false;
+        self.dirty = judge_later;
         self.tx.send_replace(Arc::new(self.snapshot.clone()));
     }
 
