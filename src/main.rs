@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         signal_hook::consts::SIGXFSZ,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
-    limit_malloc_arenas();
+    tune_malloc();
     let cli = campaign_cockpit::cli::Cli::parse();
     match campaign_cockpit::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -26,9 +26,10 @@ fn main() -> ExitCode {
 
 /// glibc gives each thread that allocates its own heap arena, up to eight per core, and keeps
 /// what each has freed: with the runtime's workers and the database's I/O threads that was a
-/// third of the resident memory. Two arenas serve a cockpit whose work is mostly one thread.
+/// third of the resident memory. Two arenas serve a cockpit whose work is mostly one thread,
+/// and fixed thresholds keep freed memory from piling up (below).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
+fn tune_malloc() {
     // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
@@ -41,4 +42,4 @@ fn limit_malloc_arenas() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn tune_malloc() {}

@@ -196,11 +196,10 @@ impl Engine {
             ..Snapshot::default()
         };
         let (tx, rx) = watch::channel(Arc::new(snapshot.clone()));
-        let mut backfill: Vec<ChannelKey> =
-            campaigns.iter().flat_map(|c| c.channels.iter().map(|ch| ChannelKey::new(&c.id, &ch.id))).collect();
-        backfill.reverse(); // popped from the end: first campaigns first
-        let keys =
+        let keys: Vec<Vec<ChannelKey>> =
             campaigns.iter().map(|c| c.channels.iter().map(|ch| ChannelKey::new(&c.id, &ch.id)).collect()).collect();
+        // Popped from the end: first campaigns first.
+        let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
         let mut engine = Engine {
             keys,
             first_snapshot: true,

@@ -671,8 +671,9 @@ impl Store {
             let (_, hour) = match hours.entry(hk) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    let hour = match cache.get(item.key).filter(|h| h.key == *e.key()) {
-                        Some(h) => Hour { segments_changed: false, ..h.clone() },
+                    // Taken out of the cache; put back (as this call leaves it) once written.
+                    let hour = match cache.remove(item.key).filter(|h| h.key == *e.key()) {
+                        Some(h) => Hour { segments_changed: false, ..h },
                         None => Hour {
                             key: e.key().clone(),
                             counters: t
@@ -742,13 +743,9 @@ impl Store {
             log.extend(rollups.into_iter().map(|(k, v)| ("rollups", k.to_vec(), Some(v))));
             log.extend(segment_rollups.into_iter().map(|(k, v)| ("segment_rollups", k.to_vec(), Some(v))));
         }
+        // In key order, so a channel's later hour is the one remembered.
         for (_, (key, hour)) in hours {
-            match cache.get_mut(key) {
-                Some(h) => *h = hour,
-                None => {
-                    cache.insert(key.clone(), hour);
-                }
-            }
+            cache.insert(key.clone(), hour);
         }
         Ok(())
     }
