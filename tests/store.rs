@@ -213,3 +213,81 @@ fn closing_the_store_during_a_compaction_leaves_the_database_as_it_was() {
     assert_eq!(names, vec![std::ffi::OsString::from("db")]);
     assert_eq!(state(&Store::open(&path).unwrap(), &keys), expected);
 }
+
+/// Everything a reader can ask of one channel's history.
+fn history(store: &Store, key: &ChannelKey) -> (Vec<campaign_cockpit::domain::Sample>, Vec<(i64, Counters)>, String) {
+    (
+        store.samples(key, 0, i64::MAX).unwrap(),
+        store.rollups(key, 0, i64::MAX).unwrap(),
+        serde_json::to_string(&store.segment_rollups(key, 0, i64::MAX).unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn packed_blocks_read_back_as_the_records_they_replace() {
+    use campaign_cockpit::domain::SegmentCounters;
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let key = ChannelKey::new("pack", "search");
+    let mut cursor = ChannelCursor::default();
+    let segment = |value: &str, i: u64| SegmentCounters {
+        dimension: "device".into(),
+        value: value.into(),
+        counters: counters(i, i as f64),
+    };
+    // A reading every 7 minutes for 2 days and a bit, with audience segments.
+    let step = |cursor: &mut ChannelCursor, at: i64| {
+        let k = (at / MIN) as u64;
+        let mut s = cursor.advance(at, counters(k * 100, k as f64), &[]).unwrap();
+        s.segments = cursor.advance_segments(&[segment("mobile", k * 60), segment("desktop", k * 40)]);
+        (s, cursor.clone())
+    };
+    let mut at = 0;
+    while at < 50 * HOUR {
+        at += 7 * MIN;
+        let (s, c) = step(&mut cursor, at);
+        store.ingest(&[Ingest { key: &key, sample: &s, cursor: &c }]).unwrap();
+    }
+    let before = history(&store, &key);
+    let recent = store.recent_samples(&key, 30 * HOUR, 20).unwrap();
+    // Every closed hour's samples and the first day's rollups are folded into blocks.
+    let folded = store.pack(&key, at).unwrap();
+    assert!(folded > 400, "{folded} records packed");
+    assert_eq!(history(&store, &key), before);
+    assert_eq!(store.recent_samples(&key, 30 * HOUR, 20).unwrap(), recent);
+    assert_eq!(store.samples(&key, 90 * MIN, 3 * HOUR).unwrap(), {
+        let (s, _, _) = &before;
+        s.iter().filter(|s| (90 * MIN..3 * HOUR).contains(&s.at)).cloned().collect::<Vec<_>>()
+    });
+    assert_eq!(store.rollups(&key, 5 * HOUR, 7 * HOUR).unwrap(), before.1[5..7].to_vec());
+    assert_eq!(store.pack(&key, at).unwrap(), 0, "nothing left to pack");
+
+    // A reading late for a packed hour: stored live beside the block, summed when read, folded
+    // in by the next packing.
+    let s = campaign_cockpit::domain::Sample {
+        at: 3 * HOUR + MIN,
+        delta: counters(500, 5.0),
+        segments: vec![segment("mobile", 300)],
+        ..Default::default()
+    };
+    store.ingest(&[Ingest { key: &key, sample: &s, cursor: &cursor }]).unwrap();
+    let with_late = history(&store, &key);
+    assert_eq!(with_late.0.len(), before.0.len() + 1);
+    assert_eq!(with_late.1[3].1.impressions, before.1[3].1.impressions + s.delta.impressions);
+    assert_ne!(with_late.2, before.2);
+    assert_eq!(store.pack(&key, at).unwrap(), 3, "the sample, its hour and its segments");
+    assert_eq!(history(&store, &key), with_late);
+
+    // Retention removes whole packed hours older than the cut; the rollups stay.
+    let kept_from = 10 * HOUR;
+    store.prune_samples(&key, kept_from + 30 * MIN).unwrap();
+    let left = store.samples(&key, 0, i64::MAX).unwrap();
+    assert!(left.iter().all(|s| s.at >= kept_from) && left[0].at < kept_from + 30 * MIN, "{:?}", left[0].at);
+    assert_eq!(store.rollups(&key, 0, i64::MAX).unwrap(), with_late.1);
+
+    // Packed records go with their campaign.
+    store.remove_campaign("pack").unwrap();
+    assert_eq!(history(&store, &key), (Vec::new(), Vec::new(), "[]".to_string()));
+}

@@ -136,6 +136,8 @@ pub struct Engine {
     recs_at: HashMap<String, i64>,
     dirty: bool,
     last_prune: Instant,
+    /// The hour (campaign time) of the last packing of closed blocks (see `Store::pack`).
+    packed_hour: i64,
     /// The last attempt to open the store again after a write error.
     last_reopen: Option<Instant>,
 }
@@ -235,6 +237,7 @@ impl Engine {
             recs_at: HashMap::new(),
             dirty: true,
             last_prune: Instant::now(),
+            packed_hour: 0,
             last_reopen: None,
         };
         engine.load_optimize()?;
@@ -752,10 +755,16 @@ impl Engine {
         }
         if now.duration_since(self.last_prune) > Duration::from_secs(60) {
             self.last_prune = now;
-            let cutoff = self.clock.now_ms() - RAW_RETENTION_MS;
+            let now_ms = self.clock.now_ms();
+            let cutoff = now_ms - RAW_RETENTION_MS;
+            let pack = now_ms.div_euclid(3_600_000) != self.packed_hour;
+            self.packed_hour = now_ms.div_euclid(3_600_000);
             for key in self.channels.keys() {
                 if let Err(e) = self.store.prune_samples(key, cutoff) {
                     tracing::warn!("pruning {key} failed: {e}");
+                }
+                if pack && let Err(e) = self.store.pack(key, now_ms) {
+                    tracing::warn!("packing {key} failed: {e}");
                 }
             }
         }

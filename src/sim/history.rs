@@ -74,6 +74,7 @@ pub fn record(store: &Store, net: &mut Network, campaigns: &[Campaign], to_ms: i
     written += write(store, &mut batch)?;
     for r in &recorders {
         store.prune_samples(&r.key, to_ms - RAW_RETENTION_MS)?;
+        store.pack(&r.key, to_ms)?;
     }
     net.advance_to(to_ms);
     store.flush()?;

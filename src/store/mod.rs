@@ -9,9 +9,31 @@ use std::path::{Path, PathBuf};
 
 /// The layout this build reads and writes. Older layouts are migrated on open; newer ones are
 /// refused untouched.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A channel's time-keyed records are written one per time (`live`: channel ‖ time → value)
+/// and, once their block of time has closed, packed into one record per block (`packed`:
+/// channel ‖ block start → [(time, value)]). sled keeps at most 16 records per leaf and reads
+/// every leaf's place on open, so its open time follows the number of records: a week of
+/// hourly rollups is 7 records per channel instead of 168, two days of minute samples 48
+/// instead of 2,880. A record written late for a block already packed stays live until the
+/// next packing; readers see both (`Packing::combine` says how two values for one time meet).
+struct Packing {
+    live: &'static str,
+    packed: &'static str,
+    block_ms: i64,
+    /// How long after its end a block is packed (a straggler after that stays live a while).
+    settle_ms: i64,
+}
+
+const SAMPLE_HOURS: Packing =
+    Packing { live: "samples", packed: "sample_hours", block_ms: HOUR_MS, settle_ms: 10 * 60_000 };
+const ROLLUP_DAYS: Packing = Packing { live: "rollups", packed: "rollup_days", block_ms: DAY_MS, settle_ms: HOUR_MS };
+const SEGMENT_DAYS: Packing =
+    Packing { live: "segment_rollups", packed: "segment_rollup_days", block_ms: DAY_MS, settle_ms: HOUR_MS };
 
 /// sled's page cache (its default is 1 GiB). The hot data lives in the engine's memory; what is
 /// read from the database (history for a chart, a report) is read once, and the operating
@@ -155,6 +177,10 @@ struct Trees {
     notes: sled::Tree,
     /// Hourly counters of every audience segment of a channel: channel ‖ hour → list.
     segment_rollups: sled::Tree,
+    /// Packed blocks of the three above (see `Packing`).
+    sample_hours: sled::Tree,
+    rollup_days: sled::Tree,
+    segment_rollup_days: sled::Tree,
 }
 
 impl Store {
@@ -199,6 +225,9 @@ impl Store {
             snoozes: tree("snoozes")?,
             notes: tree("notes")?,
             segment_rollups: tree("segment_rollups")?,
+            sample_hours: tree("sample_hours")?,
+            rollup_days: tree("rollup_days")?,
+            segment_rollup_days: tree("segment_rollup_days")?,
             db,
         };
         let mut store = Store { path, trees: Some(trees), id_base: 0, copying: None, hours: Default::default() };
@@ -248,6 +277,12 @@ impl Store {
                 let found = u32::from_be_bytes(bytes);
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::FutureSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                }
+                // 1 → 2 added the packed trees, filled by `pack` as blocks close; marked so
+                // that an older cockpit, which would not see packed records, refuses the file.
+                if found < SCHEMA_VERSION {
+                    self.write("meta", b"schema", Some(&SCHEMA_VERSION.to_be_bytes()))?;
+                    self.flush()?;
                 }
                 Ok(())
             }
@@ -347,7 +382,17 @@ impl Store {
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
         let t = self.t()?;
-        for name in ["channels", "samples", "rollups", "segment_rollups", "alerts", "notes"] {
+        for name in [
+            "channels",
+            "samples",
+            "rollups",
+            "segment_rollups",
+            "sample_hours",
+            "rollup_days",
+            "segment_rollup_days",
+            "alerts",
+            "notes",
+        ] {
             let tree = t.by_name(name);
             let mut batch = sled::Batch::default();
             for kv in tree.scan_prefix(&prefix).keys() {
@@ -750,22 +795,42 @@ impl Store {
         Ok(())
     }
 
+    /// A channel's entries of a packed kind with `from <= time < to`, in time order: packed
+    /// blocks first, then live records, so of two values for one time the live one comes last.
+    fn entries<T: DeserializeOwned>(&self, p: &Packing, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, T)>> {
+        let t = self.t()?;
+        let mut out: Vec<(i64, T)> = Vec::new();
+        for kv in t.by_name(p.packed).range(key.at(from.div_euclid(p.block_ms) * p.block_ms)..key.at(to)) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let block: Vec<(i64, T)> = self.decode(p.packed, &k, &v)?;
+            out.extend(block.into_iter().filter(|(at, _)| (from..to).contains(at)));
+        }
+        let plen = key.prefix().len();
+        for kv in t.by_name(p.live).range(key.at(from)..key.at(to)) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            out.push((key_time(&k, plen), self.decode(p.live, &k, &v)?));
+        }
+        out.sort_by_key(|(at, _)| *at);
+        Ok(out)
+    }
+
     /// Raw samples of a channel with `from <= at < to`, oldest first.
     pub fn samples(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<Sample>> {
-        self.t()?
-            .samples
-            .range(key.at(from)..key.at(to))
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.err(e))?;
-                self.decode("samples", &k, &v)
-            })
-            .collect()
+        let mut out: Vec<Sample> = Vec::new();
+        for (at, s) in self.entries::<Sample>(&SAMPLE_HOURS, key, from, to)? {
+            // Written again for the same time: the later write stands.
+            match out.last_mut() {
+                Some(last) if last.at == at => *last = s,
+                _ => out.push(s),
+            }
+        }
+        Ok(out)
     }
 
     /// The last `n` raw samples of a channel before `to`, oldest first.
     pub fn recent_samples(&self, key: &ChannelKey, to: i64, n: usize) -> Result<Vec<Sample>> {
-        let mut out = self
-            .t()?
+        let t = self.t()?;
+        let live = t
             .samples
             .range(key.at(0)..key.at(to))
             .rev()
@@ -775,48 +840,162 @@ impl Store {
                 self.decode("samples", &k, &v)
             })
             .collect::<Result<Vec<Sample>>>()?;
+        // Packed blocks, newest first, until they hold `n` samples.
+        let mut packed: Vec<Sample> = Vec::new();
+        for kv in t.sample_hours.range(key.at(0)..key.at(to)).rev() {
+            if packed.len() >= n {
+                break;
+            }
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let block: Vec<(i64, Sample)> = self.decode("sample_hours", &k, &v)?;
+            packed.extend(block.into_iter().rev().filter(|(at, _)| *at < to).map(|(_, s)| s));
+        }
+        let mut out: Vec<Sample> = Vec::with_capacity(n);
+        let (mut a, mut b) = (packed.into_iter().peekable(), live.into_iter().peekable());
+        while out.len() < n {
+            // Newest first; a live sample stands over a packed one for the same time.
+            let s = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.at > y.at => a.next(),
+                (Some(x), Some(y)) if x.at == y.at => {
+                    a.next();
+                    b.next()
+                }
+                (Some(_), None) => a.next(),
+                _ => b.next(),
+            };
+            match s {
+                Some(s) => out.push(s),
+                None => break,
+            }
+        }
         out.reverse();
         Ok(out)
     }
 
     /// Hourly rollups of a channel with `from <= hour < to`: (hour start ms, counters).
     pub fn rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, Counters)>> {
-        let plen = key.prefix().len();
-        self.t()?
-            .rollups
-            .range(key.at(from)..key.at(to))
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.err(e))?;
-                let ts = k.get(plen..).and_then(|b| b.try_into().ok()).map_or(0, |b| u64::from_be_bytes(b) as i64);
-                Ok((ts, self.decode("rollups", &k, &v)?))
-            })
-            .collect()
+        let mut out: Vec<(i64, Counters)> = Vec::new();
+        for (hour, c) in self.entries::<Counters>(&ROLLUP_DAYS, key, from, to)? {
+            match out.last_mut() {
+                Some((last, sum)) if *last == hour => sum.add(&c),
+                _ => out.push((hour, c)),
+            }
+        }
+        Ok(out)
     }
 
     /// A channel's segments summed over the hours starting in `[from, to)`.
     pub fn segment_rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<SegmentCounters>> {
         let mut out: Vec<SegmentCounters> = Vec::new();
-        for kv in self.t()?.segment_rollups.range(key.at(from)..key.at(to)) {
-            let (k, v) = kv.map_err(|e| self.err(e))?;
-            let hour: Vec<SegmentCounters> = self.decode("segment_rollups", &k, &v)?;
+        for (_, hour) in self.entries::<Vec<SegmentCounters>>(&SEGMENT_DAYS, key, from, to)? {
             add_segments(&mut out, &hour);
         }
         Ok(out)
     }
 
-    /// Deletes raw samples older than `before` (the rollups keep their totals). Returns how
-    /// many were removed.
+    /// Deletes raw samples older than `before` (the rollups keep their totals): live ones
+    /// exactly, packed ones by whole hours, so up to an hour more may stay. Returns how many
+    /// were removed.
     pub fn prune_samples(&self, key: &ChannelKey, before: i64) -> Result<usize> {
+        let t = self.t()?;
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in self.t()?.samples.range(key.at(0)..key.at(before)).keys() {
+        for k in t.samples.range(key.at(0)..key.at(before)).keys() {
             let k = k.map_err(|e| self.err(e))?;
             self.logged("samples", &k, None);
             batch.remove(k);
             n += 1;
         }
-        self.t()?.samples.apply_batch(batch).map_err(|e| self.err(e))?;
+        t.samples.apply_batch(batch).map_err(|e| self.err(e))?;
+        let mut batch = sled::Batch::default();
+        // Blocks that end by `before`.
+        let whole = before.div_euclid(HOUR_MS) * HOUR_MS;
+        for kv in t.sample_hours.range(key.at(0)..key.at(whole)) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            n += self.decode::<Vec<serde::de::IgnoredAny>>("sample_hours", &k, &v)?.len();
+            self.logged("sample_hours", &k, None);
+            batch.remove(k);
+        }
+        t.sample_hours.apply_batch(batch).map_err(|e| self.err(e))?;
         Ok(n)
+    }
+
+    /// Packs a channel's blocks of samples, rollups and segment rollups that closed a while
+    /// before `now` (see `Packing`). Returns how many live records were folded into blocks.
+    pub fn pack(&self, key: &ChannelKey, now: i64) -> Result<usize> {
+        let mut n = self.pack_kind::<Sample>(&SAMPLE_HOURS, key, now, |a, b| *a = b)?;
+        n += self.pack_kind::<Counters>(&ROLLUP_DAYS, key, now, |a, b| a.add(&b))?;
+        n += self.pack_kind::<Vec<SegmentCounters>>(&SEGMENT_DAYS, key, now, |a, b| add_segments(a, &b))?;
+        if n > 0 {
+            // A remembered hour may now be packed: it is read from the blocks from now on.
+            self.hours.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        }
+        Ok(n)
+    }
+
+    fn pack_kind<T: Serialize + DeserializeOwned>(
+        &self,
+        p: &Packing,
+        key: &ChannelKey,
+        now: i64,
+        combine: impl Fn(&mut T, T),
+    ) -> Result<usize> {
+        use sled::Transactional;
+        let t = self.t()?;
+        let (live, packed) = (t.by_name(p.live), t.by_name(p.packed));
+        let before = (now - p.settle_ms).div_euclid(p.block_ms) * p.block_ms;
+        let plen = key.prefix().len();
+        let mut gone = Vec::new();
+        let mut blocks: std::collections::BTreeMap<i64, Vec<(i64, T)>> = Default::default();
+        for kv in live.range(key.at(0)..key.at(before)) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let at = key_time(&k, plen);
+            blocks.entry(at.div_euclid(p.block_ms) * p.block_ms).or_default().push((at, self.decode(p.live, &k, &v)?));
+            gone.push(k);
+        }
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let mut put = Vec::with_capacity(blocks.len());
+        for (start, fresh) in blocks {
+            let k = key.at(start);
+            let mut entries: Vec<(i64, T)> = match packed.get(&k).map_err(|e| self.err(e))? {
+                Some(v) => self.decode(p.packed, &k, &v)?,
+                None => Vec::new(),
+            };
+            entries.extend(fresh);
+            // Stable: for one time, what was packed before comes first.
+            entries.sort_by_key(|(at, _)| *at);
+            let mut merged: Vec<(i64, T)> = Vec::with_capacity(entries.len());
+            for (at, v) in entries {
+                match merged.last_mut() {
+                    Some((last, held)) if *last == at => combine(held, v),
+                    _ => merged.push((at, v)),
+                }
+            }
+            put.push((k, Self::encode(&merged)));
+        }
+        (live, packed)
+            .transaction(|(live_t, packed_t)| {
+                for k in &gone {
+                    live_t.remove(k)?;
+                }
+                for (k, v) in &put {
+                    packed_t.insert(k.as_slice(), v.as_slice())?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => self.err(e),
+                sled::transaction::TransactionError::Abort(()) => unreachable!("packing never aborts"),
+            })?;
+        for k in &gone {
+            self.logged(p.live, k, None);
+        }
+        for (k, v) in &put {
+            self.logged(p.packed, k, Some(v));
+        }
+        Ok(gone.len())
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -827,6 +1006,11 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.t().ok().and_then(|t| t.db.size_on_disk().ok()).unwrap_or(0)
     }
+}
+
+/// The time at the end of a channel's time-keyed record key.
+fn key_time(k: &[u8], prefix_len: usize) -> i64 {
+    k.get(prefix_len..).and_then(|b| b.try_into().ok()).map_or(0, |b| u64::from_be_bytes(b) as i64)
 }
 
 impl Trees {
@@ -843,6 +1027,9 @@ impl Trees {
             "snoozes" => &self.snoozes,
             "notes" => &self.notes,
             "segment_rollups" => &self.segment_rollups,
+            "sample_hours" => &self.sample_hours,
+            "rollup_days" => &self.rollup_days,
+            "segment_rollup_days" => &self.segment_rollup_days,
             other => unreachable!("no tree is called {other}"),
         }
     }
