@@ -719,7 +719,7 @@ pub fn sources_with_token(
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let campaigns = store.campaigns()?;
     let sources = sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
-    let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
+    let (mut engine, snapshots) = Engine::start(store, clock.clone(), campaigns, &sources)?;
     engine.set_read_only(ui.read_only);
     engine.set_control_token(ui.control_token.clone());
     let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);

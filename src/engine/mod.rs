@@ -151,14 +151,25 @@ impl Engine {
         clock: SharedClock,
         sources: &[SourceSpec],
     ) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
+        let campaigns = store.campaigns()?;
+        Engine::start(store, clock, campaigns, sources)
+    }
+
+    /// `new` for a caller that has read the campaigns already (to find their sources).
+    pub fn start(
+        store: Store,
+        clock: SharedClock,
+        campaigns: Vec<Campaign>,
+        sources: &[SourceSpec],
+    ) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
         let now = clock.now_ms();
-        let mut campaigns: Vec<Arc<Campaign>> = store.campaigns()?.into_iter().map(Arc::new).collect();
+        let mut campaigns: Vec<Arc<Campaign>> = campaigns.into_iter().map(Arc::new).collect();
         // Running campaigns first; ended ones after them, the latest first.
         campaigns.sort_by_key(|c| (c.end_ms() < now).then_some(std::cmp::Reverse(c.end_ms())));
         let mut cursors = store.cursors()?;
         let alerts = store.alerts()?.into_iter().map(|a| (a.key.clone(), a)).collect();
         let silences = store.silences()?;
-        let mut channels = HashMap::new();
+        let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
         let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
         for c in &campaigns {
             let day_start = c.day_start_ms(now);
@@ -825,17 +836,36 @@ impl Engine {
             self.load_series();
         }
         self.refresh_analysis();
-        let health_of: HashMap<&str, (Health, Option<String>, u32)> =
-            self.sources.iter().map(|(u, s)| (u.as_str(), (s.health, s.last_error.clone(), s.failures))).collect();
+        let sources = &self.sources;
+        let health_of = |url: &str| {
+            sources.get(url).map_or((Health::Pending, None, 0), |s| (s.health, s.last_error.clone(), s.failures))
+        };
         let mut campaigns = Vec::with_capacity(self.campaigns.len());
         let mut changed = std::mem::take(&mut self.unjudged);
+        if self.first_snapshot {
+            // Start-up waits for every channel's view: built on two threads.
+            let mut dirty: Vec<(&ChannelKey, &mut ChannelState)> =
+                self.channels.iter_mut().filter(|(_, st)| st.dirty).collect();
+            changed.extend(dirty.iter().map(|(k, _)| (*k).clone()));
+            let half = dirty.len() / 2;
+            let (a, b) = dirty.split_at_mut(half);
+            let build = |part: &mut [(&ChannelKey, &mut ChannelState)]| {
+                for (key, st) in part {
+                    st.view = Arc::new(build_view(key, st, health_of(&st.plan.source)));
+                    st.dirty = false;
+                }
+            };
+            std::thread::scope(|s| {
+                s.spawn(|| build(a));
+                build(b);
+            });
+        }
         for (c, keys) in self.campaigns.iter().zip(&self.keys) {
             let mut views = Vec::with_capacity(c.channels.len());
             for (ch, key) in c.channels.iter().zip(keys.iter()) {
                 let Some(st) = self.channels.get_mut(key) else { continue };
                 if st.dirty {
-                    let h = health_of.get(ch.source.as_str()).cloned().unwrap_or((Health::Pending, None, 0));
-                    st.view = Arc::new(build_view(key, st, h));
+                    st.view = Arc::new(build_view(key, st, health_of(&ch.source)));
                     st.dirty = false;
                     changed.insert(key.clone());
                 }
