@@ -13,7 +13,7 @@ use super::anomaly::{self, AnomalySettings, HourlyHistory};
 use super::detect::{VolumeGuard, kpi};
 use super::state::{AlertKey, Severity, Timing, Verdict};
 use crate::domain::metrics::percent;
-use crate::domain::{Campaign, Counters, Metric, RuleKind, RuleSettings};
+use crate::domain::{Campaign, Channel, Counters, Metric, RuleKind, RuleSettings};
 use crate::engine::health::Health;
 
 const MINUTE: i64 = 60_000;
@@ -51,13 +51,12 @@ pub fn defaults(kind: RuleKind) -> Resolved {
     }
 }
 
-/// The settings of a rule kind for a campaign, or for one of its channels.
-pub fn settings(campaign: &Campaign, channel: Option<&str>, kind: RuleKind) -> Resolved {
-    let from_file = match channel.and_then(|id| campaign.channel(id)) {
-        Some(ch) => ch.alerts.get(kind).over(campaign.alerts.get(kind)),
-        None => campaign.alerts.get(kind).clone(),
-    };
-    apply(&from_file, defaults(kind))
+/// The settings of a rule kind for a campaign, or for one of its channels (its plan).
+pub fn settings(campaign: &Campaign, channel: Option<&Channel>, kind: RuleKind) -> Resolved {
+    match channel {
+        Some(ch) => apply(&ch.alerts.get(kind).over(campaign.alerts.get(kind)), defaults(kind)),
+        None => apply(campaign.alerts.get(kind), defaults(kind)),
+    }
 }
 
 fn apply(s: &RuleSettings, d: Resolved) -> Resolved {
@@ -84,6 +83,8 @@ fn apply(s: &RuleSettings, d: Resolved) -> Resolved {
 /// What a rule needs to know of a channel.
 pub struct ChannelInput<'a> {
     pub id: &'a str,
+    /// The channel's plan; found in the campaign by `id` when not given.
+    pub plan: Option<&'a Channel>,
     /// Per-interval samples (end time, delta), oldest first.
     pub recent: &'a [(i64, Counters)],
     pub health: Health,
@@ -138,11 +139,12 @@ pub fn evaluate(
     }
 
     for ch in channels {
-        let s = settings(campaign, Some(ch.id), RuleKind::Kpi);
+        let plan = ch.plan.or_else(|| campaign.channel(ch.id));
+        let s = settings(campaign, plan, RuleKind::Kpi);
         if s.enabled {
             let window = Counters::sum(ch.recent.iter().filter(|(at, _)| *at > now - s.window_ms).map(|(_, c)| c));
             let span = span_label(s.window_ms);
-            let limits = campaign.kpis.iter().chain(campaign.channel(ch.id).into_iter().flat_map(|p| p.kpis.iter()));
+            let limits = campaign.kpis.iter().chain(plan.into_iter().flat_map(|p| p.kpis.iter()));
             for limit in limits {
                 let k = key(ch.id, format!("kpi: {limit}"));
                 // A paused channel spends nothing: its limits hold (and its alerts clear).
@@ -161,13 +163,13 @@ pub fn evaluate(
             }
         }
 
-        let s = settings(campaign, Some(ch.id), RuleKind::Pacing);
+        let s = settings(campaign, plan, RuleKind::Pacing);
         if s.enabled {
             let v = daily_budget_gone(campaign, ch, now, &s);
             push(key(ch.id, "pacing: daily budget".into()), v, &s);
         }
 
-        let s = settings(campaign, Some(ch.id), RuleKind::Anomaly);
+        let s = settings(campaign, plan, RuleKind::Anomaly);
         if let (true, Some(history)) = (s.enabled, ch.history) {
             let input = anomaly::Input {
                 recent: ch.recent,
@@ -190,7 +192,7 @@ pub fn evaluate(
             }
         }
 
-        let s = settings(campaign, Some(ch.id), RuleKind::Health);
+        let s = settings(campaign, plan, RuleKind::Health);
         if s.enabled {
             let (source, reset) = health(ch, now, &s);
             push(key(ch.id, "health".into()), Some(source), &s);
@@ -348,6 +350,7 @@ daily_budget = 1000.0
 
     fn input<'a>(recent: &'a [(i64, Counters)]) -> ChannelInput<'a> {
         ChannelInput {
+            plan: None,
             id: "a",
             recent,
             health: Health::Ok,
@@ -368,7 +371,7 @@ daily_budget = 1000.0
     #[test]
     fn file_settings_override_the_defaults() {
         let c = campaign("[alerts.kpi]\nfor = \"5m\"\nseverity = \"crit\"\nmin_results = 3\n");
-        let s = settings(&c, Some("a"), RuleKind::Kpi);
+        let s = settings(&c, c.channel("a"), RuleKind::Kpi);
         assert_eq!(s.timing.for_ms, 5 * MINUTE);
         assert_eq!(s.timing.keep_firing_for_ms, 30 * MINUTE);
         assert_eq!(s.guard.min_results, 3);

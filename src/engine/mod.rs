@@ -416,8 +416,10 @@ impl Engine {
                 .channels
                 .iter()
                 .filter(|v| changed.contains(&v.key))
-                .map(|v| ChannelInput {
+                .map(|v| (v, self.channels.get(&v.key)))
+                .map(|(v, st)| ChannelInput {
                     id: &v.key.channel,
+                    plan: st.map(|st| &st.plan),
                     recent: &v.recent,
                     health: v.health,
                     last_error: v.last_error.as_deref(),
@@ -426,7 +428,7 @@ impl Engine {
                     today: v.today,
                     daily_budget: v.daily_budget,
                     paused: v.status == Some(ChannelStatus::Paused),
-                    history: self.channels.get(&v.key).map(|st| &st.history),
+                    history: st.map(|st| &st.history),
                 })
                 .collect();
             let active = |k: &crate::alert::AlertKey| {
