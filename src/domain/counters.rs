@@ -134,11 +134,25 @@ pub fn add_variants(into: &mut Vec<VariantCounters>, more: &[VariantCounters]) {
 
 /// Adds each segment of `more` to the same segment in `into`, appending the ones it lacks.
 pub fn add_segments(into: &mut Vec<SegmentCounters>, more: &[SegmentCounters]) {
-    for seg in more {
-        match into.iter_mut().find(|o| o.same_segment(seg)) {
-            Some(o) => o.counters.add(&seg.counters),
-            None => into.push(seg.clone()),
-        }
+    for (i, seg) in more.iter().enumerate() {
+        add_segment(into, i, seg, &seg.counters);
+    }
+}
+
+/// Adds `counters` to the segment named as `seg` in `into` (looked for at `hint` first: lists
+/// of one channel's segments come in the same order), or appends it.
+fn add_segment(into: &mut Vec<SegmentCounters>, hint: usize, seg: &SegmentCounters, counters: &Counters) {
+    let at = match into.get(hint) {
+        Some(o) if o.same_segment(seg) => Some(hint),
+        _ => into.iter().position(|o| o.same_segment(seg)),
+    };
+    match at {
+        Some(i) => into[i].counters.add(counters),
+        None => into.push(SegmentCounters {
+            dimension: seg.dimension.clone(),
+            value: seg.value.clone(),
+            counters: *counters,
+        }),
     }
 }
 
@@ -257,26 +271,37 @@ impl ChannelCursor {
     /// the reading.
     pub fn advance_segments(&mut self, segments: &[SegmentCounters]) -> Vec<SegmentCounters> {
         let mut gains = Vec::with_capacity(segments.len());
-        for seg in segments {
-            let delta = match self.raw_segments.iter().find(|p| p.same_segment(seg)) {
+        self.advance_segments_into(segments, &mut gains);
+        gains
+    }
+
+    /// `advance_segments`, adding the gains into `gains` (a sample being built up), so that a
+    /// reading joining one copies no segment names.
+    pub fn advance_segments_into(&mut self, segments: &[SegmentCounters], gains: &mut Vec<SegmentCounters>) {
+        // Sources list their segments in the same order every time: then the last readings
+        // are matched by position and updated in place.
+        let same_order = self.raw_segments.len() == segments.len()
+            && self.raw_segments.iter().zip(segments).all(|(p, s)| p.same_segment(s));
+        for (i, seg) in segments.iter().enumerate() {
+            let last = if same_order {
+                Some(&self.raw_segments[i])
+            } else {
+                self.raw_segments.iter().find(|p| p.same_segment(seg))
+            };
+            let delta = match last {
                 Some(p) if !seg.counters.went_backwards(&p.counters) => seg.counters.minus(&p.counters),
                 _ => seg.counters,
             };
-            gains.push(SegmentCounters { counters: delta, ..seg.clone() });
+            add_segment(&mut self.segment_totals, i, seg, &delta);
+            add_segment(gains, i, seg, &delta);
         }
-        add_segments(&mut self.segment_totals, &gains);
-        // Sources list their segments in the same order every time: the last readings are
-        // updated in place then, without copying the names again.
-        if self.raw_segments.len() == segments.len()
-            && self.raw_segments.iter().zip(segments).all(|(p, s)| p.same_segment(s))
-        {
+        if same_order {
             for (p, s) in self.raw_segments.iter_mut().zip(segments) {
                 p.counters = s.counters;
             }
         } else {
             self.raw_segments = segments.to_vec();
         }
-        gains
     }
 }
 

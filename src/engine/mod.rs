@@ -518,8 +518,9 @@ impl Engine {
             Ok(doc) => {
                 let (at, skew) = sample_time(&doc, o.fetched_at);
                 let mut missing = Vec::new();
+                let by_id = ById::new(&doc);
                 for key in keys.iter() {
-                    if !self.take_reading(key, &doc, at) {
+                    if !self.take_reading(key, &by_id, at) {
                         missing.push(key.channel.clone());
                     }
                 }
@@ -545,14 +546,13 @@ impl Engine {
     }
 
     /// Finds a channel in a document and advances its cursor; false when it is not there.
-    fn take_reading(&mut self, key: &ChannelKey, doc: &StatsDoc, at: i64) -> bool {
+    fn take_reading(&mut self, key: &ChannelKey, doc: &ById<'_>, at: i64) -> bool {
         let Some(st) = self.channels.get_mut(key) else { return true };
         let sid = st.plan.source_id();
         // A document may carry several campaigns: prefer the entry labelled with ours.
         let found = doc
-            .channels
-            .iter()
-            .filter(|c| c.id == sid && c.campaign.as_deref().is_none_or(|camp| camp == key.campaign))
+            .entries(sid)
+            .filter(|c| c.campaign.as_deref().is_none_or(|camp| camp == key.campaign))
             .max_by_key(|c| c.campaign.is_some());
         let Some(stats) = found else {
             st.missing = Some("not in the source's response".into());
@@ -568,7 +568,11 @@ impl Engine {
         }
         if let Some(mut sample) = st.cursor.advance(at, stats.totals, &stats.variants) {
             if !stats.segments.is_empty() {
-                sample.segments = st.cursor.advance_segments(&stats.segments);
+                // A reading joining the open sample adds its segments' gains to it directly.
+                match &mut st.open {
+                    Some(open) if !sample.first => st.cursor.advance_segments_into(&stats.segments, &mut open.segments),
+                    _ => st.cursor.advance_segments_into(&stats.segments, &mut sample.segments),
+                }
             }
             let campaign = self.campaigns.iter().find(|c| c.id == key.campaign).expect("channel of a known campaign");
             // Kept in the cursor, so that a restart has today's figures without a scan.
@@ -958,6 +962,27 @@ fn sample_time(doc: &StatsDoc, fetched_at: i64) -> (i64, Option<String>) {
     }
 }
 
+/// A document's channels in order of id: each channel of a source answering for many finds
+/// its entry without a scan of the whole document.
+struct ById<'a> {
+    doc: &'a StatsDoc,
+    order: Vec<usize>,
+}
+
+impl<'a> ById<'a> {
+    fn new(doc: &'a StatsDoc) -> Self {
+        let mut order: Vec<usize> = (0..doc.channels.len()).collect();
+        order.sort_unstable_by(|&a, &b| doc.channels[a].id.cmp(&doc.channels[b].id));
+        ById { doc, order }
+    }
+
+    /// The entries with this id (one per campaign the document labels).
+    fn entries(&self, id: &'a str) -> impl Iterator<Item = &'a crate::poll::wire::ChannelStats> + '_ {
+        let from = self.order.partition_point(|&i| self.doc.channels[i].id.as_str() < id);
+        self.order[from..].iter().map(|&i| &self.doc.channels[i]).take_while(move |c| c.id == id)
+    }
+}
+
 fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<String>, u32)) -> ChannelView {
     let (source_health, source_error, failures) = source;
     let (health, last_error) = match &st.missing {
@@ -975,7 +1000,6 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<Strin
         status: st.status,
         daily_budget: st.live_budget.unwrap_or(st.plan.daily_budget),
         variants: st.cursor.variant_totals.clone(),
-        segments: st.cursor.segment_totals.clone(),
         health,
         last_error,
         resets: st.cursor.resets,

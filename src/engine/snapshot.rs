@@ -133,8 +133,6 @@ pub struct ChannelView {
     /// The source's reported daily budget, or the plan's.
     pub daily_budget: f64,
     pub variants: Vec<VariantCounters>,
-    /// Campaign-to-date counters per audience segment, when the source breaks them down.
-    pub segments: Vec<crate::domain::SegmentCounters>,
     pub health: Health,
     pub last_error: Option<String>,
     pub resets: u32,
