@@ -47,7 +47,7 @@ impl Engine {
         let mut targets = Vec::new();
         for ch in changes {
             let key = ChannelKey::new(campaign, &ch.channel);
-            match self.channels.get(&key).map(|st| (st.plan.control.clone(), st.plan.source_id().to_string())) {
+            match self.channels.get(&key).map(|st| (st.plan().control.clone(), st.plan().source_id().to_string())) {
                 Some((Some(url), platform_id)) => targets.push((url, platform_id)),
                 Some((None, _)) => {
                     return self.notify(format!("{} has no control endpoint in its campaign file", ch.channel));
@@ -128,10 +128,10 @@ impl Engine {
         }
         let key = ChannelKey::new(&target.campaign, &target.change.channel);
         let Some(st) = self.channels.get(&key) else { return self.notify(format!("no channel {key}")) };
-        let Some(url) = st.plan.control.clone() else {
+        let Some(url) = st.plan().control.clone() else {
             return self.notify(format!("{} has no control endpoint", key.channel));
         };
-        let platform_id = st.plan.source_id().to_string();
+        let platform_id = st.plan().source_id().to_string();
         self.send(&target.campaign, target.inverse.clone(), url, platform_id, None, Some(target.id), by);
     }
 
@@ -247,14 +247,14 @@ impl Engine {
             window,
             window_ms,
             budget: v.daily_budget,
-            min_budget: st.plan.min_budget.unwrap_or(0.0),
-            max_budget: st.plan.max_budget.unwrap_or(f64::INFINITY),
+            min_budget: st.plan().min_budget.unwrap_or(0.0),
+            max_budget: st.plan().max_budget.unwrap_or(f64::INFINITY),
             paused: v.status == Some(ChannelStatus::Paused),
             variants: v.variants.clone(),
             winner,
             changed_ms,
             healthy: v.health.severity() <= crate::engine::health::Health::Slow.severity(),
-            controllable: st.plan.control.is_some(),
+            controllable: st.plan().control.is_some(),
             spent_total,
         }
     }

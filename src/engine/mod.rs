@@ -74,7 +74,9 @@ pub enum Command {
 }
 
 struct ChannelState {
-    plan: crate::domain::Channel,
+    /// The campaign and the index of this channel's plan in it (shared, not copied).
+    campaign: Arc<Campaign>,
+    index: usize,
     cursor: ChannelCursor,
     /// The readings of the current storage period, folded into one sample (see
     /// `STORE_RESOLUTION_MS`).
@@ -88,6 +90,12 @@ struct ChannelState {
     history: crate::alert::anomaly::HourlyHistory,
     view: Arc<ChannelView>,
     dirty: bool,
+}
+
+impl ChannelState {
+    fn plan(&self) -> &crate::domain::Channel {
+        &self.campaign.channels[self.index]
+    }
 }
 
 pub struct Engine {
@@ -171,19 +179,28 @@ impl Engine {
         let silences = store.silences()?;
         let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
         let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
+        let mut keys: Vec<Vec<ChannelKey>> = Vec::with_capacity(campaigns.len());
+        // Until the first publish builds the views (every channel starts dirty).
+        let no_view = Arc::new(ChannelView::default());
         for c in &campaigns {
             let day_start = c.day_start_ms(now);
-            for ch in &c.channels {
+            let mut campaign_keys = Vec::with_capacity(c.channels.len());
+            for (index, ch) in c.channels.iter().enumerate() {
                 let key = ChannelKey::new(&c.id, &ch.id);
+                campaign_keys.push(key.clone());
                 let mut cursor = cursors.remove(&key).unwrap_or_default();
                 if cursor.day_start != day_start {
                     cursor.day_start = day_start;
                     cursor.today = Counters::default();
                 }
                 let recent = VecDeque::new();
-                by_source.entry(ch.source.clone()).or_default().push(key.clone());
+                match by_source.get_mut(&ch.source) {
+                    Some(keys) => keys.push(key.clone()),
+                    None => drop(by_source.insert(ch.source.clone(), vec![key.clone()])),
+                }
                 let st = ChannelState {
-                    plan: ch.clone(),
+                    campaign: c.clone(),
+                    index,
                     cursor,
                     open: None,
                     recent,
@@ -192,12 +209,12 @@ impl Engine {
                     missing: None,
                     last_reset_ms: None,
                     history: Default::default(),
-                    // Built by the first publish below (every channel starts dirty).
-                    view: Arc::default(),
+                    view: no_view.clone(),
                     dirty: true,
                 };
                 channels.insert(key, st);
             }
+            keys.push(campaign_keys);
         }
         let created = Instant::now();
         let sources =
@@ -209,8 +226,6 @@ impl Engine {
             ..Snapshot::default()
         };
         let (tx, rx) = watch::channel(Arc::new(snapshot.clone()));
-        let keys: Vec<Vec<ChannelKey>> =
-            campaigns.iter().map(|c| c.channels.iter().map(|ch| ChannelKey::new(&c.id, &ch.id)).collect()).collect();
         // Popped from the end: first campaigns first.
         let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
         let mut engine = Engine {
@@ -419,7 +434,7 @@ impl Engine {
                 .map(|v| (v, self.channels.get(&v.key)))
                 .map(|(v, st)| ChannelInput {
                     id: &v.key.channel,
-                    plan: st.map(|st| &st.plan),
+                    plan: st.map(ChannelState::plan),
                     recent: &v.recent,
                     health: v.health,
                     last_error: v.last_error.as_deref(),
@@ -548,7 +563,8 @@ impl Engine {
     /// Finds a channel in a document and advances its cursor; false when it is not there.
     fn take_reading(&mut self, key: &ChannelKey, doc: &ById<'_>, at: i64) -> bool {
         let Some(st) = self.channels.get_mut(key) else { return true };
-        let sid = st.plan.source_id();
+        let campaign = st.campaign.clone();
+        let sid = campaign.channels[st.index].source_id();
         // A document may carry several campaigns: prefer the entry labelled with ours.
         let found = doc
             .entries(sid)
@@ -574,7 +590,6 @@ impl Engine {
                     _ => st.cursor.advance_segments_into(&stats.segments, &mut sample.segments),
                 }
             }
-            let campaign = self.campaigns.iter().find(|c| c.id == key.campaign).expect("channel of a known campaign");
             // Kept in the cursor, so that a restart has today's figures without a scan.
             st.cursor.count_today(campaign.day_start_ms(at), &sample);
             if sample.reset {
@@ -857,7 +872,7 @@ impl Engine {
             let (a, b) = dirty.split_at_mut(half);
             let build = |part: &mut [(&ChannelKey, &mut ChannelState)]| {
                 for (key, st) in part {
-                    st.view = Arc::new(build_view(key, st, health_of(&st.plan.source)));
+                    st.view = Arc::new(build_view(key, st, health_of(&st.plan().source)));
                     st.dirty = false;
                 }
             };
@@ -991,14 +1006,14 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<Strin
     };
     ChannelView {
         key: key.clone(),
-        name: st.plan.name.clone(),
-        kind: st.plan.kind.clone(),
-        source: st.plan.source.clone(),
+        name: st.plan().name.clone(),
+        kind: st.plan().kind.clone(),
+        source: st.plan().source.clone(),
         totals: st.cursor.totals,
         today: st.cursor.today,
         recent: st.recent.iter().copied().collect(),
         status: st.status,
-        daily_budget: st.live_budget.unwrap_or(st.plan.daily_budget),
+        daily_budget: st.live_budget.unwrap_or(st.plan().daily_budget),
         variants: st.cursor.variant_totals.clone(),
         health,
         last_error,
