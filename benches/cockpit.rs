@@ -177,7 +177,8 @@ fn bench_dbsize() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("db")).unwrap();
     let keys: Vec<ChannelKey> = (0..n).map(|i| ChannelKey::new("bench", &format!("ch-{i:04}"))).collect();
-    // As the engine does: after each hour's pruning, compact once the file has grown enough.
+    // As the engine does: every hour raw samples are pruned and closed blocks packed, and the
+    // file compacted once it has grown enough.
     let (mut peak, mut compactions) = (0u64, Vec::new());
     let mut cursors = vec![ChannelCursor::default(); n];
     let days: usize = std::env::var("DBSIZE_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
@@ -196,8 +197,10 @@ fn bench_dbsize() {
         store.ingest(&items).unwrap();
         if block % 6 == 5 {
             let before = now() + (block as i64 + 1) * 10 * MIN - campaign_cockpit::engine::RAW_RETENTION_MS;
+            let now_ms = now() + (block as i64 + 1) * 10 * MIN;
             for key in &keys {
                 store.prune_samples(key, before).unwrap();
+                store.pack(key, now_ms).unwrap();
             }
             peak = peak.max(walk_size(dir.path()));
             if store.compaction_copied() {
