@@ -291,3 +291,37 @@ fn packed_blocks_read_back_as_the_records_they_replace() {
     store.remove_campaign("pack").unwrap();
     assert_eq!(history(&store, &key), (Vec::new(), Vec::new(), "[]".to_string()));
 }
+
+#[test]
+fn many_campaigns_and_their_cursors_are_read_whole_and_in_order() {
+    // Past 64 campaigns both are read in two halves side by side.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let start = chrono::DateTime::from_timestamp_millis(0).unwrap().fixed_offset();
+    let campaigns = campaign_cockpit::sim::scale::campaigns(
+        150,
+        450,
+        campaign_cockpit::sim::scale::Sources::Campaign,
+        "http://127.0.0.1:1",
+        start,
+    );
+    let mut keys = Vec::new();
+    for c in &campaigns {
+        store.put_campaign(c).unwrap();
+        for (i, ch) in c.channels.iter().enumerate() {
+            let key = ChannelKey::new(&c.id, &ch.id);
+            let mut cursor = ChannelCursor::default();
+            let (s, cur) = cursor_step(&mut cursor, i as i64 + 1);
+            store.ingest(&[Ingest { key: &key, sample: &s, cursor: &cur }]).unwrap();
+            keys.push((key, cur));
+        }
+    }
+    let mut ids: Vec<&str> = campaigns.iter().map(|c| c.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(store.campaigns().unwrap().iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ids);
+    let cursors = store.cursors().unwrap();
+    assert_eq!(cursors.len(), 450);
+    for (key, cur) in &keys {
+        assert_eq!(cursors.get(key), Some(cur), "{key}");
+    }
+}
