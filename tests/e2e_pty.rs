@@ -303,8 +303,10 @@ fn a_full_disk_is_reported_and_nothing_is_lost_once_it_has_room() {
         "demo",
         "--db",
         db.to_str().unwrap(),
+        // Fast enough to fill the file in seconds, slow enough that the acked alert does not
+        // resolve and fire again (which clears an ack) before the test quits.
         "--speed",
-        "3000",
+        "600",
         "--no-history",
     ];
     let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
