@@ -53,7 +53,7 @@ pub async fn run(
     }
     let selected: Vec<_> = all.iter().filter(|c| campaign.is_none_or(|id| c.id == id)).cloned().collect();
     let sources = crate::cli::sources_with_token(&selected, interval, token.0, token.1);
-    let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources)?;
+    let (mut engine, snapshots) = Engine::start(store, clock.clone(), all, &sources)?;
     engine.backfill_some(usize::MAX);
     let client = crate::poll::client();
     let polls = sources.iter().map(|spec| {

@@ -96,6 +96,12 @@ impl ChannelState {
     fn plan(&self) -> &crate::domain::Channel {
         &self.campaign.channels[self.index]
     }
+
+    /// Builds the view from the state as it is now.
+    fn rebuild_view(&mut self, key: &ChannelKey, source: (Health, Option<String>, u32)) {
+        self.view = Arc::new(build_view(key, self, source));
+        self.dirty = false;
+    }
 }
 
 pub struct Engine {
@@ -872,8 +878,8 @@ impl Engine {
             let (a, b) = dirty.split_at_mut(half);
             let build = |part: &mut [(&ChannelKey, &mut ChannelState)]| {
                 for (key, st) in part {
-                    st.view = Arc::new(build_view(key, st, health_of(&st.plan().source)));
-                    st.dirty = false;
+                    let source = health_of(&st.plan().source);
+                    st.rebuild_view(key, source);
                 }
             };
             std::thread::scope(|s| {
@@ -886,8 +892,7 @@ impl Engine {
             for (ch, key) in c.channels.iter().zip(keys.iter()) {
                 let Some(st) = self.channels.get_mut(key) else { continue };
                 if st.dirty {
-                    st.view = Arc::new(build_view(key, st, health_of(&ch.source)));
-                    st.dirty = false;
+                    st.rebuild_view(key, health_of(&ch.source));
                     changed.insert(key.clone());
                 }
                 views.push(st.view.clone());

@@ -20,7 +20,8 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// every leaf's place on open, so its open time follows the number of records: a week of
 /// hourly rollups is 7 records per channel instead of 168, two days of minute samples 48
 /// instead of 2,880. A record written late for a block already packed stays live until the
-/// next packing; readers see both (`Packing::combine` says how two values for one time meet).
+/// next packing; readers see both and fold them (a sample written again stands over the
+/// earlier one, rollups add up).
 struct Packing {
     live: &'static str,
     packed: &'static str,
@@ -302,6 +303,14 @@ impl Store {
 
     fn err(&self, e: sled::Error) -> StoreError {
         classify(&self.path, e)
+    }
+
+    /// The store's transactions never abort: what fails is storage.
+    fn txn_err(&self, e: sled::transaction::TransactionError<()>) -> StoreError {
+        match e {
+            sled::transaction::TransactionError::Storage(e) => self.err(e),
+            sled::transaction::TransactionError::Abort(()) => unreachable!("the store's transactions never abort"),
+        }
     }
 
     fn decode<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8], v: &[u8]) -> Result<T> {
@@ -815,10 +824,7 @@ impl Store {
         if let Err(e) = written {
             // What is remembered may now be ahead of or behind the file: read it back next time.
             cache.clear();
-            return Err(match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("the ingest transaction never aborts"),
-            });
+            return Err(self.txn_err(e));
         }
         if let Some(c) = &self.copying {
             let mut log = c.log.lock().unwrap_or_else(|p| p.into_inner());
@@ -855,15 +861,9 @@ impl Store {
 
     /// Raw samples of a channel with `from <= at < to`, oldest first.
     pub fn samples(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<Sample>> {
-        let mut out: Vec<Sample> = Vec::new();
-        for (at, s) in self.entries::<Sample>(&SAMPLE_HOURS, key, from, to)? {
-            // Written again for the same time: the later write stands.
-            match out.last_mut() {
-                Some(last) if last.at == at => *last = s,
-                _ => out.push(s),
-            }
-        }
-        Ok(out)
+        // Written again for the same time: the later write stands.
+        let entries = self.entries::<Sample>(&SAMPLE_HOURS, key, from, to)?;
+        Ok(merge_same_times(entries, |a, b| *a = b).into_iter().map(|(_, s)| s).collect())
     }
 
     /// The last `n` raw samples of a channel before `to`, oldest first.
@@ -913,14 +913,7 @@ impl Store {
 
     /// Hourly rollups of a channel with `from <= hour < to`: (hour start ms, counters).
     pub fn rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, Counters)>> {
-        let mut out: Vec<(i64, Counters)> = Vec::new();
-        for (hour, c) in self.entries::<Counters>(&ROLLUP_DAYS, key, from, to)? {
-            match out.last_mut() {
-                Some((last, sum)) if *last == hour => sum.add(&c),
-                _ => out.push((hour, c)),
-            }
-        }
-        Ok(out)
+        Ok(merge_same_times(self.entries::<Counters>(&ROLLUP_DAYS, key, from, to)?, |a, b| a.add(&b)))
     }
 
     /// A channel's segments summed over the hours starting in `[from, to)`.
@@ -1005,14 +998,7 @@ impl Store {
             entries.extend(fresh);
             // Stable: for one time, what was packed before comes first.
             entries.sort_by_key(|(at, _)| *at);
-            let mut merged: Vec<(i64, T)> = Vec::with_capacity(entries.len());
-            for (at, v) in entries {
-                match merged.last_mut() {
-                    Some((last, held)) if *last == at => combine(held, v),
-                    _ => merged.push((at, v)),
-                }
-            }
-            put.push((k, Self::encode(&merged)));
+            put.push((k, Self::encode(&merge_same_times(entries, &combine))));
         }
         (live, packed)
             .transaction(|(live_t, packed_t)| {
@@ -1024,10 +1010,7 @@ impl Store {
                 }
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => self.err(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("packing never aborts"),
-            })?;
+            .map_err(|e| self.txn_err(e))?;
         for k in &gone {
             self.logged(p.live, k, None);
         }
@@ -1045,6 +1028,19 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.t().ok().and_then(|t| t.db.size_on_disk().ok()).unwrap_or(0)
     }
+}
+
+/// Entries in time order with the values of each time folded into the first by `combine`
+/// (called with the earlier value and the later one).
+fn merge_same_times<T>(entries: Vec<(i64, T)>, combine: impl Fn(&mut T, T)) -> Vec<(i64, T)> {
+    let mut out: Vec<(i64, T)> = Vec::with_capacity(entries.len());
+    for (at, v) in entries {
+        match out.last_mut() {
+            Some((last, held)) if *last == at => combine(held, v),
+            _ => out.push((at, v)),
+        }
+    }
+    out
 }
 
 /// The time at the end of a channel's time-keyed record key.
