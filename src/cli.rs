@@ -719,13 +719,21 @@ pub fn sources_with_token(
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let campaigns = store.campaigns()?;
     let sources = sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
-    let (mut engine, snapshots) = Engine::start(store, clock.clone(), campaigns, &sources)?;
-    engine.set_read_only(ui.read_only);
-    engine.set_control_token(ui.control_token.clone());
+    // The first frame shows the campaigns' stored totals while every channel's state is read.
+    let (starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
     let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);
-    let engine_task = tokio::spawn(engine.run(poll_rx, cmd_rx));
+    let (read_only, control_token) = (ui.read_only, ui.control_token.clone());
+    let engine_task = tokio::spawn(async move {
+        let loaded = tokio::task::spawn_blocking(move || starting.load()).await;
+        // A panic while loading is a bug: passed on as it is.
+        let mut engine = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        engine.set_read_only(read_only);
+        engine.set_control_token(control_token);
+        engine.run(poll_rx, cmd_rx).await;
+        Ok::<_, crate::store::StoreError>(())
+    });
     let mut app = App::new(snapshots.borrow().clone(), ui.theme);
     app.bell = ui.bell;
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
@@ -738,7 +746,8 @@ async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -
     if cmd_tx.send(EngineCommand::Shutdown(done_tx)).await.is_ok() {
         let _ = done_rx.await;
     }
-    let _ = engine_task.await;
+    // The engine stops on its own only when it could not load: that is the error to report.
+    engine_task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let why = outcome.wrap_err("terminal input failed")?;
     tracing::info!("stopped: {why}");
     Ok(())

@@ -287,6 +287,35 @@ fn a_panic_restores_the_terminal_and_keeps_the_data() {
     assert_eq!(store.campaigns().unwrap().len(), 4, "the demo's three campaigns and last year's");
 }
 
+/// A channel's record damaged on disk: the first frame comes from the campaigns' stored
+/// totals, the channels are read behind it, and the damaged record stops the cockpit with an
+/// error that names it, the terminal restored and the file untouched.
+#[test]
+fn a_damaged_channel_record_is_named_and_the_terminal_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let mut s = Session::start(dir.path(), &["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
+    s.wait_for("data on screen", |sc| sc.contains("data live"));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    let damaged = {
+        let raw = sled::open(&db).unwrap();
+        let channels = raw.open_tree("channels").unwrap();
+        let (key, _) = channels.iter().next().unwrap().unwrap();
+        channels.insert(&key, &b"{\"at\": oops"[..]).unwrap();
+        raw.flush().unwrap();
+        String::from_utf8_lossy(&key).replace('\0', "/")
+    };
+    let mut s = Session::start(dir.path(), &["--db", db.to_str().unwrap()]);
+    let code = s.wait_exit();
+    assert_ne!(code, 0);
+    assert!(s.restored_terminal(), "terminal not restored");
+    let out = String::from_utf8_lossy(&s.raw).into_owned();
+    assert!(out.contains("cannot be read") && out.contains(damaged.trim_end_matches('/')), "{out}");
+    let store = campaign_cockpit::store::Store::open(&db).expect("the database still opens");
+    assert_eq!(store.campaigns().unwrap().len(), 4);
+}
+
 /// A full disk, made with a file-size limit on the process (a write past it fails with EFBIG):
 /// the header says the database writes fail, the cockpit keeps running and keeps what it
 /// cannot write in memory, an ack given meanwhile included; once the limit is lifted the

@@ -45,6 +45,70 @@ fn a_restart_keeps_totals_and_backfills_sparklines() {
     assert_eq!(after.channel(&key).unwrap().totals, before.totals);
 }
 
+/// The first frame after a restart shows every campaign's totals from one stored record per
+/// campaign, before any channel's state is read; those totals are the ones the channels then
+/// add up to. Totals that no longer sum up a campaign's channels are not shown, and are
+/// written again once the channels are read.
+#[test]
+fn the_first_frame_shows_stored_campaign_totals_before_the_channels_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (before, now) = {
+        let mut h = Harness::demo(dir.path());
+        h.run_minutes(90);
+        h.engine.commit();
+        h.engine.publish();
+        (h.snapshot(), h.clock.now_ms())
+    };
+    let restart = || {
+        let store = Store::open(&path).unwrap();
+        let campaigns = store.campaigns().unwrap();
+        let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+        Engine::open(store, Arc::new(ManualClock::new(now)), campaigns, &sources).unwrap()
+    };
+    let (starting, rx) = restart();
+    let early = rx.borrow().clone();
+    assert_eq!(early.campaigns.len(), before.campaigns.len());
+    for c in &before.campaigns {
+        let e = early.campaign(&c.campaign.id).unwrap();
+        assert!(e.channels.is_empty(), "no channel is read yet");
+        assert!(c.totals.clicks > 0, "{} counted something", c.campaign.id);
+        assert_eq!((e.totals, e.today, e.day_start_ms), (c.totals, c.today, c.day_start_ms), "{}", c.campaign.id);
+    }
+    let engine = starting.load().unwrap();
+    let full = rx.borrow().clone();
+    assert!(full.generation > early.generation);
+    for c in &full.campaigns {
+        assert_eq!(c.channels.len(), c.campaign.channels.len());
+        assert_eq!(c.totals, early.campaign(&c.campaign.id).unwrap().totals);
+    }
+    drop(engine);
+
+    // A campaign edited while the cockpit was away (a channel dropped): its totals are stale.
+    let store = Store::open(&path).unwrap();
+    let mut edited = store.campaigns().unwrap().remove(0);
+    edited.channels.pop();
+    store.put_campaign(&edited).unwrap();
+    drop(store);
+    let (starting, rx) = restart();
+    assert!(rx.borrow().campaigns.is_empty(), "nothing is shown that the channels would contradict");
+    let engine = starting.load().unwrap();
+    let edited_totals = rx.borrow().campaign(&edited.id).unwrap().totals;
+    drop(engine);
+    let (starting, rx) = restart();
+    assert_eq!(rx.borrow().campaign(&edited.id).unwrap().totals, edited_totals, "written again by the load");
+    drop(starting);
+
+    // Cursors written without totals (as `ingest` alone does) take the campaign's totals away.
+    let store = Store::open(&path).unwrap();
+    let key = ChannelKey::new(&edited.id, &edited.channels[0].id);
+    let mut cursor = store.cursor(&key).unwrap().unwrap();
+    let sample = cursor.advance(now + 60_000, cursor.raw, &[]).unwrap();
+    store.ingest(&[campaign_cockpit::store::Ingest { key: &key, sample: &sample, cursor: &cursor }]).unwrap();
+    assert!(!store.campaign_totals().unwrap().contains_key(&edited.id));
+    assert_eq!(store.campaign_totals().unwrap().len(), before.campaigns.len() - 1);
+}
+
 /// Readings taken every second are stored a minute at a time: one sample per channel per
 /// period, with the cursor of the last one written. Whatever a crash cuts off (the open
 /// minute) is not counted until the next reading after the restart, which carries it.

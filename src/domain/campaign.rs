@@ -356,6 +356,11 @@ impl Campaign {
     }
 
     /// Start of the local day (in the campaign's own UTC offset) containing `now_ms`.
+    /// The fingerprint of its channel ids that its stored totals carry.
+    pub fn plan_print(&self) -> u64 {
+        super::counters::plan_print(self.channels.iter().map(|c| c.id.as_str()))
+    }
+
     pub fn day_start_ms(&self, now_ms: i64) -> i64 {
         let off = i64::from(self.start.offset().local_minus_utc()) * 1000;
         let day = 86_400_000;

@@ -305,6 +305,48 @@ impl ChannelCursor {
     }
 }
 
+/// A campaign's channels summed up as their stored cursors stand: what the first frame shows
+/// before every channel's state has been read. Kept beside the cursors and written with them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CampaignTotals {
+    /// The fingerprint of the channel ids summed (see `plan_print`): a campaign whose channels
+    /// changed since is not summed up by this record.
+    pub plan: u64,
+    pub totals: Counters,
+    /// The latest campaign-local day any channel counted, and that day's counters summed.
+    pub day_start: i64,
+    pub today: Counters,
+}
+
+impl CampaignTotals {
+    /// Sums up channels given as (totals, today, day start of `today`), in plan order.
+    pub fn sum<'a>(plan: u64, channels: impl Iterator<Item = (&'a Counters, &'a Counters, i64)> + Clone) -> Self {
+        let day_start = channels.clone().map(|(_, _, d)| d).max().unwrap_or(0);
+        CampaignTotals {
+            plan,
+            totals: Counters::sum(channels.clone().map(|(t, _, _)| t)),
+            day_start,
+            today: Counters::sum(channels.filter(|(_, _, d)| *d == day_start).map(|(_, t, _)| t)),
+        }
+    }
+
+    /// The counters of the day starting at `day_start` (nothing counted yet on a new day).
+    pub fn today_at(&self, day_start: i64) -> Counters {
+        if self.day_start == day_start { self.today } else { Counters::default() }
+    }
+}
+
+/// A fingerprint of a campaign's channel ids, in order (FNV-1a: stable across builds).
+pub fn plan_print<'a>(ids: impl IntoIterator<Item = &'a str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for id in ids {
+        for b in id.bytes().chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ pub mod health;
 pub mod snapshot;
 
 use crate::clock::SharedClock;
-use crate::domain::{Campaign, ChannelCursor, Counters, Sample};
+use crate::domain::{Campaign, CampaignTotals, ChannelCursor, Counters, Sample};
 use crate::poll::wire::{ChannelStatus, StatsDoc};
 use crate::poll::{PollError, PollOutcome, SourceSpec};
 use crate::store::{ChannelKey, Ingest, Store};
@@ -78,6 +78,8 @@ struct ChannelState {
     campaign: Arc<Campaign>,
     index: usize,
     cursor: ChannelCursor,
+    /// The cursor as last written (or being written).
+    stored: Stored,
     /// The readings of the current storage period, folded into one sample (see
     /// `STORE_RESOLUTION_MS`).
     open: Option<Sample>,
@@ -176,106 +178,62 @@ impl Engine {
         campaigns: Vec<Campaign>,
         sources: &[SourceSpec],
     ) -> crate::store::Result<(Engine, watch::Receiver<Arc<Snapshot>>)> {
+        let (starting, rx) = Engine::open(store, clock, campaigns, sources)?;
+        Ok((starting.load()?, rx))
+    }
+
+    /// The first half of `start`: reads what the first frame shows (each campaign's stored
+    /// totals, the alerts) and publishes it, so that the caller can draw while `load` reads
+    /// every channel's state. When a campaign's totals are missing or no longer sum up its
+    /// channels, nothing is published until `load` is done.
+    pub fn open(
+        store: Store,
+        clock: SharedClock,
+        campaigns: Vec<Campaign>,
+        sources: &[SourceSpec],
+    ) -> crate::store::Result<(Starting, watch::Receiver<Arc<Snapshot>>)> {
         let now = clock.now_ms();
         let mut campaigns: Vec<Arc<Campaign>> = campaigns.into_iter().map(Arc::new).collect();
         // Running campaigns first; ended ones after them, the latest first.
         campaigns.sort_by_key(|c| (c.end_ms() < now).then_some(std::cmp::Reverse(c.end_ms())));
-        let mut cursors = store.cursors()?;
-        let alerts = store.alerts()?.into_iter().map(|a| (a.key.clone(), a)).collect();
+        let alerts: BTreeMap<_, _> = store.alerts()?.into_iter().map(|a| (a.key.clone(), a)).collect();
         let silences = store.silences()?;
-        let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
-        let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
-        let mut keys: Vec<Vec<ChannelKey>> = Vec::with_capacity(campaigns.len());
-        // Until the first publish builds the views (every channel starts dirty).
-        let no_view = Arc::new(ChannelView::default());
-        for c in &campaigns {
-            let day_start = c.day_start_ms(now);
-            let mut campaign_keys = Vec::with_capacity(c.channels.len());
-            for (index, ch) in c.channels.iter().enumerate() {
-                let key = ChannelKey::new(&c.id, &ch.id);
-                campaign_keys.push(key.clone());
-                let mut cursor = cursors.remove(&key).unwrap_or_default();
-                if cursor.day_start != day_start {
-                    cursor.day_start = day_start;
-                    cursor.today = Counters::default();
-                }
-                let recent = VecDeque::new();
-                match by_source.get_mut(&ch.source) {
-                    Some(keys) => keys.push(key.clone()),
-                    None => drop(by_source.insert(ch.source.clone(), vec![key.clone()])),
-                }
-                let st = ChannelState {
-                    campaign: c.clone(),
-                    index,
-                    cursor,
-                    open: None,
-                    recent,
-                    status: None,
-                    live_budget: None,
-                    missing: None,
-                    last_reset_ms: None,
-                    history: Default::default(),
-                    view: no_view.clone(),
-                    dirty: true,
-                };
-                channels.insert(key, st);
-            }
-            keys.push(campaign_keys);
-        }
         let created = Instant::now();
-        let sources =
+        let sources: BTreeMap<String, SourceState> =
             sources.iter().map(|s| (s.url.clone(), SourceState::new(&s.url, s.interval, s.timeout, created))).collect();
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             now_ms: now,
             speed: clock.speed(),
             db_path: store.path().display().to_string(),
             ..Snapshot::default()
         };
+        // A damaged record here costs only the early frame: `load` reads the cursors anyway
+        // and writes the totals again.
+        let stored_totals = store.campaign_totals().unwrap_or_else(|e| {
+            tracing::warn!("campaign totals not read ({e}); the first frame waits for every channel");
+            HashMap::new()
+        });
+        let early: Option<Vec<Arc<CampaignView>>> = campaigns
+            .iter()
+            .map(|c| {
+                let t = stored_totals.get(&c.id).filter(|t| t.plan == c.plan_print())?;
+                Some(Arc::new(CampaignView::summed(c.clone(), t, now)))
+            })
+            .collect();
+        if let Some(views) = early {
+            snapshot.campaigns = views;
+            snapshot.alerts = sorted_alerts(&alerts);
+            snapshot.silences = Arc::new(silences.clone());
+            let mut counts: HashMap<&str, usize> = HashMap::with_capacity(sources.len());
+            for ch in campaigns.iter().flat_map(|c| &c.channels) {
+                *counts.entry(ch.source.as_str()).or_default() += 1;
+            }
+            snapshot.sources = source_views(&sources, |url| counts.get(url).copied().unwrap_or(0));
+            snapshot.generation = 1;
+        }
         let (tx, rx) = watch::channel(Arc::new(snapshot.clone()));
-        // Popped from the end: first campaigns first.
-        let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
-        let mut engine = Engine {
-            keys,
-            first_snapshot: true,
-            unjudged: Default::default(),
-            store,
-            clock,
-            campaigns,
-            channels,
-            sources,
-            by_source: by_source.into_iter().map(|(url, keys)| (url, keys.into())).collect(),
-            pending: Vec::new(),
-            alerts_changed: true,
-            sources_built: None,
-            sources_changed: true,
-            last_commit: tokio::time::Instant::now(),
-            tx,
-            snapshot,
-            series_req: None,
-            backfill,
-            alerts,
-            silences,
-            journal: Vec::new(),
-            notes: Vec::new(),
-            analysis_req: None,
-            analysis_at: None,
-            ended_days: HashMap::new(),
-            snoozes: HashMap::new(),
-            outbox: Vec::new(),
-            read_only: false,
-            control_token: None,
-            recs: HashMap::new(),
-            recs_stale: true,
-            recs_at: HashMap::new(),
-            dirty: true,
-            last_prune: Instant::now(),
-            packed_hour: 0,
-            last_reopen: None,
-        };
-        engine.load_optimize()?;
-        engine.load_notes()?;
-        engine.publish();
-        Ok((engine, rx))
+        let starting = Starting { store, clock, campaigns, sources, alerts, silences, stored_totals, tx, snapshot };
+        Ok((starting, rx))
     }
 
     /// Refuses every action from now on (`--read-only`); the header says so.
@@ -638,6 +596,22 @@ impl Engine {
             .collect()
     }
 
+    /// Writes the pending samples, with the totals of the campaigns whose cursors they move.
+    fn ingest_pending(&mut self) -> crate::store::Result<()> {
+        let mut moved = std::collections::BTreeSet::new();
+        for (key, _, cursor) in &self.pending {
+            if let Some(st) = self.channels.get_mut(key) {
+                st.stored = Stored::of(cursor);
+                moved.insert(key.campaign.as_str());
+            }
+        }
+        let totals: Vec<(&str, CampaignTotals)> = (self.campaigns.iter().enumerate())
+            .filter(|(_, c)| moved.contains(c.id.as_str()))
+            .map(|(i, c)| (c.id.as_str(), self.stored_totals(i)))
+            .collect();
+        self.store.ingest_with_totals(&self.pending_items(), &totals)
+    }
+
     /// Writes everything taken in, the current period's readings too.
     pub fn commit(&mut self) {
         self.close_open_samples(None);
@@ -668,7 +642,7 @@ impl Engine {
             }
         } else {
             self.last_commit = tokio::time::Instant::now();
-            match self.store.ingest(&self.pending_items()) {
+            match self.ingest_pending() {
                 Ok(()) => self.pending.clear(),
                 Err(e) => {
                     tracing::error!("writing samples failed: {e}");
@@ -688,7 +662,7 @@ impl Engine {
             return;
         }
         tracing::info!("database opened again after a write error");
-        let mut saved = self.store.ingest(&self.pending_items());
+        let mut saved = self.ingest_pending();
         let stored: Vec<_> = self.store.alerts().unwrap_or_default().into_iter().map(|a| a.key).collect();
         for k in stored.iter().filter(|k| !self.alerts.contains_key(k)) {
             saved = saved.and_then(|()| self.store.remove_alert(k));
@@ -917,20 +891,8 @@ impl Engine {
             || self.sources_built.is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
             self.sources_built = Some(Instant::now());
-            self.snapshot.sources = self
-                .sources
-                .values()
-                .map(|s| SourceView {
-                    url: s.url.clone(),
-                    health: s.health,
-                    last_error: s.last_error.clone(),
-                    latency_ms: s.latency.map(|l| l.as_millis() as u64),
-                    last_ok: s.last_ok,
-                    channels: self.by_source.get(&s.url).map_or(0, |k| k.len()),
-                    polls: s.polls,
-                })
-                .collect::<Vec<_>>()
-                .into();
+            let by_source = &self.by_source;
+            self.snapshot.sources = source_views(&self.sources, |url| by_source.get(url).map_or(0, |k| k.len()));
         }
         self.snapshot.now_ms = self.clock.now_ms();
         self.snapshot.generation += 1;
@@ -941,24 +903,184 @@ impl Engine {
     /// Puts the alerts in the snapshot in the order the alerts view shows them, with the
     /// silences.
     fn publish_alerts(&mut self) {
-        let mut alerts: Vec<crate::alert::Alert> = self.alerts.values().cloned().collect();
-        alerts.sort_by(|a, b| {
-            let rank = |a: &crate::alert::Alert| match a.state {
-                crate::alert::AlertState::Firing => 0,
-                crate::alert::AlertState::Pending => 1,
-                crate::alert::AlertState::Resolved => 2,
-            };
-            // Grouped by campaign (as the alerts view shows them), then firing first, worst first.
-            (&a.key.campaign, rank(a), std::cmp::Reverse(a.severity), &a.key).cmp(&(
-                &b.key.campaign,
-                rank(b),
-                std::cmp::Reverse(b.severity),
-                &b.key,
-            ))
-        });
-        self.snapshot.alerts = Arc::new(alerts);
+        self.snapshot.alerts = sorted_alerts(&self.alerts);
         self.snapshot.silences = Arc::new(self.silences.clone());
     }
+
+    /// Campaign `i`'s channels summed up as the store holds their cursors.
+    fn stored_totals(&self, i: usize) -> CampaignTotals {
+        let stored = self.keys[i].iter().filter_map(|k| self.channels.get(k)).map(|st| &st.stored);
+        CampaignTotals::sum(self.campaigns[i].plan_print(), stored.map(|s| (&s.totals, &s.today, s.day_start)))
+    }
+}
+
+/// An engine that has published its first frame (see `Engine::open`) and has yet to read
+/// every channel's state.
+pub struct Starting {
+    store: Store,
+    clock: SharedClock,
+    campaigns: Vec<Arc<Campaign>>,
+    sources: BTreeMap<String, SourceState>,
+    alerts: BTreeMap<crate::alert::AlertKey, crate::alert::Alert>,
+    silences: Vec<crate::alert::Silence>,
+    stored_totals: HashMap<String, CampaignTotals>,
+    tx: watch::Sender<Arc<Snapshot>>,
+    snapshot: Snapshot,
+}
+
+impl Starting {
+    /// Reads every channel's cursor, builds the engine and publishes its first full snapshot.
+    /// Stored campaign totals that do not sum up the cursors (written by a build that did not
+    /// keep them, or missing) are written again.
+    pub fn load(self) -> crate::store::Result<Engine> {
+        let Starting { store, clock, campaigns, sources, alerts, silences, stored_totals, tx, snapshot } = self;
+        let now = clock.now_ms();
+        let mut cursors = store.cursors()?;
+        let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
+        let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
+        let mut keys: Vec<Vec<ChannelKey>> = Vec::with_capacity(campaigns.len());
+        // Until the first publish builds the views (every channel starts dirty).
+        let no_view = Arc::new(ChannelView::default());
+        for c in &campaigns {
+            let day_start = c.day_start_ms(now);
+            let mut campaign_keys = Vec::with_capacity(c.channels.len());
+            for (index, ch) in c.channels.iter().enumerate() {
+                let key = ChannelKey::new(&c.id, &ch.id);
+                campaign_keys.push(key.clone());
+                let mut cursor = cursors.remove(&key).unwrap_or_default();
+                let stored = Stored::of(&cursor);
+                if cursor.day_start != day_start {
+                    cursor.day_start = day_start;
+                    cursor.today = Counters::default();
+                }
+                match by_source.get_mut(&ch.source) {
+                    Some(keys) => keys.push(key.clone()),
+                    None => drop(by_source.insert(ch.source.clone(), vec![key.clone()])),
+                }
+                let st = ChannelState {
+                    campaign: c.clone(),
+                    index,
+                    cursor,
+                    stored,
+                    open: None,
+                    recent: VecDeque::new(),
+                    status: None,
+                    live_budget: None,
+                    missing: None,
+                    last_reset_ms: None,
+                    history: Default::default(),
+                    view: no_view.clone(),
+                    dirty: true,
+                };
+                channels.insert(key, st);
+            }
+            keys.push(campaign_keys);
+        }
+        // Popped from the end: first campaigns first.
+        let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
+        let mut engine = Engine {
+            keys,
+            first_snapshot: true,
+            unjudged: Default::default(),
+            store,
+            clock,
+            campaigns,
+            channels,
+            sources,
+            by_source: by_source.into_iter().map(|(url, keys)| (url, keys.into())).collect(),
+            pending: Vec::new(),
+            alerts_changed: true,
+            sources_built: None,
+            sources_changed: true,
+            last_commit: tokio::time::Instant::now(),
+            tx,
+            snapshot,
+            series_req: None,
+            backfill,
+            alerts,
+            silences,
+            journal: Vec::new(),
+            notes: Vec::new(),
+            analysis_req: None,
+            analysis_at: None,
+            ended_days: HashMap::new(),
+            snoozes: HashMap::new(),
+            outbox: Vec::new(),
+            read_only: false,
+            control_token: None,
+            recs: HashMap::new(),
+            recs_stale: true,
+            recs_at: HashMap::new(),
+            dirty: true,
+            last_prune: Instant::now(),
+            packed_hour: 0,
+            last_reopen: None,
+        };
+        engine.load_optimize()?;
+        engine.load_notes()?;
+        for i in 0..engine.campaigns.len() {
+            let totals = engine.stored_totals(i);
+            let id = &engine.campaigns[i].id;
+            if stored_totals.get(id) != Some(&totals)
+                && let Err(e) = engine.store.put_campaign_totals(id, &totals)
+            {
+                tracing::warn!("writing the totals of campaign {id} failed: {e}");
+            }
+        }
+        engine.publish();
+        Ok(engine)
+    }
+}
+
+/// What the store holds of a channel's cursor, as far as its campaign's totals go.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    totals: Counters,
+    today: Counters,
+    day_start: i64,
+}
+
+impl Stored {
+    fn of(c: &ChannelCursor) -> Self {
+        Stored { totals: c.totals, today: c.today, day_start: c.day_start }
+    }
+}
+
+/// The alerts in the order the alerts view shows them: grouped by campaign, then firing
+/// first, worst first.
+fn sorted_alerts(alerts: &BTreeMap<crate::alert::AlertKey, crate::alert::Alert>) -> Arc<Vec<crate::alert::Alert>> {
+    let mut alerts: Vec<crate::alert::Alert> = alerts.values().cloned().collect();
+    alerts.sort_by(|a, b| {
+        let rank = |a: &crate::alert::Alert| match a.state {
+            crate::alert::AlertState::Firing => 0,
+            crate::alert::AlertState::Pending => 1,
+            crate::alert::AlertState::Resolved => 2,
+        };
+        (&a.key.campaign, rank(a), std::cmp::Reverse(a.severity), &a.key).cmp(&(
+            &b.key.campaign,
+            rank(b),
+            std::cmp::Reverse(b.severity),
+            &b.key,
+        ))
+    });
+    Arc::new(alerts)
+}
+
+/// The sources as the sources view shows them; `channels` counts each one's channels.
+fn source_views(sources: &BTreeMap<String, SourceState>, channels: impl Fn(&str) -> usize) -> Arc<Vec<SourceView>> {
+    sources
+        .values()
+        .map(|s| SourceView {
+            url: s.url.clone(),
+            health: s.health,
+            last_error: s.last_error.clone(),
+            latency_ms: s.latency.map(|l| l.as_millis() as u64),
+            last_ok: s.last_ok,
+            channels: channels(&s.url),
+            polls: s.polls,
+        })
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// The storage period a time falls in.

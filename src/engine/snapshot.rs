@@ -114,6 +114,21 @@ impl CampaignView {
         }
     }
 
+    /// A campaign as its stored totals sum it up, before its channels' state is read: no
+    /// channel views, nothing heard from any source yet.
+    pub fn summed(campaign: Arc<Campaign>, totals: &crate::domain::CampaignTotals, now_ms: i64) -> CampaignView {
+        let day_start = campaign.day_start_ms(now_ms);
+        CampaignView {
+            totals: totals.totals,
+            today: totals.today_at(day_start),
+            day_start_ms: day_start,
+            health: Health::Pending,
+            trouble: Vec::new(),
+            channels: Vec::new(),
+            campaign,
+        }
+    }
+
     pub fn live_daily_budget(&self) -> f64 {
         self.channels.iter().filter(|c| c.status != Some(ChannelStatus::Paused)).map(|c| c.daily_budget).sum()
     }

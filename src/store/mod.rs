@@ -3,7 +3,7 @@
 //! timestamp so a range scan is a time window. One writer: the engine.
 
 use crate::domain::counters::add_segments;
-use crate::domain::{Campaign, ChannelCursor, Counters, Sample, SegmentCounters};
+use crate::domain::{Campaign, CampaignTotals, ChannelCursor, Counters, Sample, SegmentCounters};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 
@@ -182,6 +182,9 @@ struct Trees {
     sample_hours: sled::Tree,
     rollup_days: sled::Tree,
     segment_rollup_days: sled::Tree,
+    /// Each campaign's channels summed up (campaign → `CampaignTotals`), written with the
+    /// cursors: the first frame is drawn from these before the cursors are read.
+    campaign_totals: sled::Tree,
 }
 
 impl Store {
@@ -229,6 +232,7 @@ impl Store {
             sample_hours: tree("sample_hours")?,
             rollup_days: tree("rollup_days")?,
             segment_rollup_days: tree("segment_rollup_days")?,
+            campaign_totals: tree("campaign_totals")?,
             db,
         };
         let mut store = Store { path, trees: Some(trees), id_base: 0, copying: None, hours: Default::default() };
@@ -391,6 +395,7 @@ impl Store {
     pub fn remove_campaign(&self, id: &str) -> Result<bool> {
         self.hours.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| k.campaign != id);
         let existed = self.write("campaigns", id.as_bytes(), None)?;
+        self.write("campaign_totals", id.as_bytes(), None)?;
         let mut prefix = id.as_bytes().to_vec();
         prefix.push(0);
         let t = self.t()?;
@@ -687,6 +692,23 @@ impl Store {
             .collect()
     }
 
+    /// Every campaign's stored totals (see `CampaignTotals`).
+    pub fn campaign_totals(&self) -> Result<std::collections::HashMap<String, CampaignTotals>> {
+        let t = self.t()?;
+        let mut out = std::collections::HashMap::with_capacity(t.campaign_totals.len());
+        for kv in t.campaign_totals.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            out.insert(String::from_utf8_lossy(&k).into_owned(), self.decode("campaign_totals", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes a campaign's totals on their own (when the ones stored no longer sum up its
+    /// cursors; `ingest_with_totals` writes them as the cursors move).
+    pub fn put_campaign_totals(&self, id: &str, totals: &CampaignTotals) -> Result<()> {
+        self.write("campaign_totals", id.as_bytes(), Some(&Self::encode(totals))).map(drop)
+    }
+
     /// Every stored cursor.
     pub fn cursors(&self) -> Result<std::collections::HashMap<ChannelKey, ChannelCursor>> {
         let halves = self.scan_halves(&self.t()?.channels, |k, v| {
@@ -742,6 +764,13 @@ impl Store {
     /// call, as the last item left them. A channel's first reading is kept as a sample and in
     /// the cursor's totals, not in the rollups.
     pub fn ingest(&self, items: &[Ingest<'_>]) -> Result<()> {
+        self.ingest_with_totals(items, &[])
+    }
+
+    /// `ingest`, writing in the same transaction the totals of the campaigns whose cursors
+    /// move. A campaign whose cursors move without its totals given has its stored totals
+    /// removed: what is stored always sums up the stored cursors, or is missing.
+    pub fn ingest_with_totals(&self, items: &[Ingest<'_>], totals: &[(&str, CampaignTotals)]) -> Result<()> {
         use sled::Transactional;
         if items.is_empty() {
             return Ok(());
@@ -796,6 +825,12 @@ impl Store {
             }
         }
         let cursors: Vec<(Vec<u8>, Vec<u8>)> = last_cursor.iter().map(|(k, c)| (k.prefix(), Self::encode(c))).collect();
+        let mut campaign_totals: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            totals.iter().map(|(id, t)| (id.as_bytes().to_vec(), Some(Self::encode(t)))).collect();
+        let moved: std::collections::BTreeSet<&str> = last_cursor.keys().map(|k| k.campaign.as_str()).collect();
+        campaign_totals.extend(
+            moved.into_iter().filter(|id| totals.iter().all(|(t, _)| t != id)).map(|id| (id.as_bytes().to_vec(), None)),
+        );
         let rollups: Vec<(&[u8], Vec<u8>)> =
             hours.iter().map(|(k, (_, h))| (k.as_slice(), Self::encode(&h.counters))).collect();
         let segment_rollups: Vec<(&[u8], Vec<u8>)> = hours
@@ -804,8 +839,8 @@ impl Store {
                 h.segments.as_ref().filter(|_| h.segments_changed).map(|s| (k.as_slice(), Self::encode(s)))
             })
             .collect();
-        let written = (&t.samples, &t.channels, &t.rollups, &t.segment_rollups).transaction(
-            |(samples_t, channels_t, rollups_t, segment_rollups_t)| {
+        let written = (&t.samples, &t.channels, &t.rollups, &t.segment_rollups, &t.campaign_totals).transaction(
+            |(samples_t, channels_t, rollups_t, segment_rollups_t, totals_t)| {
                 for (k, v) in &samples {
                     samples_t.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -817,6 +852,12 @@ impl Store {
                 }
                 for (k, v) in &segment_rollups {
                     segment_rollups_t.insert(*k, v.as_slice())?;
+                }
+                for (k, v) in &campaign_totals {
+                    match v {
+                        Some(v) => totals_t.insert(k.as_slice(), v.as_slice())?,
+                        None => totals_t.remove(k.as_slice())?,
+                    };
                 }
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             },
@@ -832,6 +873,7 @@ impl Store {
             log.extend(cursors.into_iter().map(|(k, v)| ("channels", k, Some(v))));
             log.extend(rollups.into_iter().map(|(k, v)| ("rollups", k.to_vec(), Some(v))));
             log.extend(segment_rollups.into_iter().map(|(k, v)| ("segment_rollups", k.to_vec(), Some(v))));
+            log.extend(campaign_totals.into_iter().map(|(k, v)| ("campaign_totals", k, v)));
         }
         // In key order, so a channel's later hour is the one remembered.
         for (_, (key, hour)) in hours {
@@ -1065,6 +1107,7 @@ impl Trees {
             "sample_hours" => &self.sample_hours,
             "rollup_days" => &self.rollup_days,
             "segment_rollup_days" => &self.segment_rollup_days,
+            "campaign_totals" => &self.campaign_totals,
             other => unreachable!("no tree is called {other}"),
         }
     }

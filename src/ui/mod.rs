@@ -222,7 +222,6 @@ pub async fn run(
     let mut last_header = String::new();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
-    let mut snapshots_open = true;
     loop {
         if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
             draw_synced(terminal, &mut app)?;
@@ -273,13 +272,14 @@ pub async fn run(
                 Some(Err(e)) => return Err(e),
                 None => return Ok("input closed"),
             },
-            changed = snapshots.changed(), if snapshots_open => match changed {
+            changed = snapshots.changed() => match changed {
                 Ok(()) => {
                     let snap = snapshots.borrow_and_update().clone();
                     app.set_snapshot(snap);
                     dirty = true;
                 }
-                Err(_) => snapshots_open = false,
+                // The engine stopped (it could not load): the caller reports why.
+                Err(_) => return Ok("engine stopped"),
             },
             _ = tick.tick() => {
                 if header_line(&app, 200).to_string() != last_header {

@@ -46,33 +46,43 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 }
 
 /// The campaigns `picks` (indexes) one under another, scrolled to keep the selection visible.
+/// Only the campaigns on screen are laid out: the selection, those above it that fit with it,
+/// and those below it until the area is full.
 fn render_column(f: &mut Frame, area: Rect, app: &App, picks: &[usize]) {
     let snap = &app.snap;
     let width = area.width as usize;
-    let blocks: Vec<Vec<Line<'static>>> = picks
-        .iter()
-        .map(|&i| (i, &snap.campaigns[i]))
-        .map(|(i, c)| {
-            let mut lines = vec![title_line(c, snap.now_ms, i == app.campaign_sel, &app.theme, width)];
-            if snap.now_ms >= c.campaign.end_ms() {
-                lines.push(ended_line(c, &app.theme, width));
-            } else {
-                lines.extend(campaign_lines(c, snap.now_ms, &app.theme, width));
-            }
-            lines
-        })
-        .collect();
-    let height = area.height as usize;
-    let heights: Vec<usize> = blocks.iter().map(|b| b.len() + 1).collect();
-    let sel = picks.iter().position(|i| *i == app.campaign_sel).unwrap_or(0);
-    let mut start = 0;
-    while start < sel && heights[start..=sel].iter().sum::<usize>() > height {
-        start += 1;
-    }
-    let mut lines = Vec::new();
-    for b in &blocks[start..] {
-        lines.extend(b.iter().cloned());
+    let block = |k: usize| {
+        let (i, c) = (picks[k], &snap.campaigns[picks[k]]);
+        let mut lines = vec![title_line(c, snap.now_ms, i == app.campaign_sel, &app.theme, width)];
+        if snap.now_ms >= c.campaign.end_ms() {
+            lines.push(ended_line(c, &app.theme, width));
+        } else {
+            lines.extend(campaign_lines(c, snap.now_ms, &app.theme, width));
+        }
+        // A blank line after each campaign.
         lines.push(Line::raw(""));
+        lines
+    };
+    let height = area.height as usize;
+    let sel = picks.iter().position(|i| *i == app.campaign_sel).unwrap_or(0);
+    // From the selection upwards, as many whole campaigns as fit with it (the first on screen
+    // is the highest one that does).
+    let mut shown = vec![block(sel)];
+    let mut used = shown[0].len();
+    for k in (0..sel).rev() {
+        let b = block(k);
+        if used + b.len() > height {
+            break;
+        }
+        used += b.len();
+        shown.push(b);
+    }
+    let mut lines: Vec<Line<'static>> = shown.into_iter().rev().flatten().collect();
+    for k in sel + 1..picks.len() {
+        if lines.len() >= height {
+            break;
+        }
+        lines.extend(block(k));
     }
     f.render_widget(Paragraph::new(lines).style(app.theme.base), area);
 }
