@@ -90,6 +90,12 @@ pub fn kpi(
     let active = !effective.holds(v);
     let off = if limit.value != 0.0 { (v - limit.value).abs() / limit.value.abs() } else { 0.0 };
     let severity = if off > 0.25 { Severity::Crit } else { Severity::Warn };
+    let verdict =
+        |summary| Verdict { active, severity, observed: Some(v), expected: Some((limit.value, 0.0)), summary };
+    // A clear check of a limit that was not breached shows nowhere: nothing to word.
+    if !active && !was_active {
+        return Some(verdict(String::new()));
+    }
     let volume = match m {
         Metric::Ctr | Metric::Cpm => {
             format!("{} impressions", crate::domain::metrics::thousands(window.impressions as i64))
@@ -97,13 +103,7 @@ pub fn kpi(
         Metric::Cvr | Metric::Cpc => format!("{} clicks", crate::domain::metrics::thousands(window.clicks as i64)),
         _ => format!("{} {results_word}", if m == Metric::Cpl { window.leads } else { window.conversions }),
     };
-    Some(Verdict {
-        active,
-        severity,
-        observed: Some(v),
-        expected: Some((limit.value, 0.0)),
-        summary: format!("{} {} vs limit {limit} over {span}, {volume}", m.label(), m.format(Some(v))),
-    })
+    Some(verdict(format!("{} {} vs limit {limit} over {span}, {volume}", m.label(), m.format(Some(v)))))
 }
 
 /// Wilson score interval for `successes` out of `trials` at `z` standard deviations.

@@ -111,12 +111,15 @@ pub struct CampaignInput<'a> {
 pub type Outcome = (AlertKey, Option<Verdict>, Timing);
 
 /// Evaluates every rule of a campaign at `now`. `was_active` tells whether a rule's alert is
-/// pending or firing (for hysteresis).
+/// pending or firing (for hysteresis); `listed` whether a channel (by id) has any alert kept,
+/// in any state. A clear verdict on a channel without alerts changes nothing and is left out:
+/// most channels are fine most of the time, and their rules then cost no key and no words.
 pub fn evaluate(
     input: &CampaignInput<'_>,
     channels: &[ChannelInput<'_>],
     now: i64,
     was_active: &dyn Fn(&AlertKey) -> bool,
+    listed: &dyn Fn(&str) -> bool,
 ) -> Vec<Outcome> {
     let campaign = input.campaign;
     let mut out = Vec::new();
@@ -138,15 +141,31 @@ pub fn evaluate(
         }
     }
 
+    let mut spans: Vec<(i64, String)> = Vec::new();
     for ch in channels {
+        let listed = listed(ch.id);
+        let was = |rule: &dyn Fn() -> String| listed && was_active(&key(ch.id, rule()));
+        let mut push = |rule: &dyn Fn() -> String, v: Option<Verdict>, s: &Resolved| {
+            if listed || v.as_ref().is_some_and(|v| v.active) {
+                push(key(ch.id, rule()), v, s);
+            }
+        };
         let plan = ch.plan.or_else(|| campaign.channel(ch.id));
         let s = settings(campaign, plan, RuleKind::Kpi);
         if s.enabled {
             let window = Counters::sum(ch.recent.iter().filter(|(at, _)| *at > now - s.window_ms).map(|(_, c)| c));
-            let span = span_label(s.window_ms);
+            // Most channels share a window: worded once.
+            let span = match spans.iter().position(|(w, _)| *w == s.window_ms) {
+                Some(i) => i,
+                None => {
+                    spans.push((s.window_ms, span_label(s.window_ms)));
+                    spans.len() - 1
+                }
+            };
+            let span = spans[span].1.as_str();
             let limits = campaign.kpis.iter().chain(plan.into_iter().flat_map(|p| p.kpis.iter()));
             for limit in limits {
-                let k = key(ch.id, format!("kpi: {limit}"));
+                let rule = || format!("kpi: {limit}");
                 // A paused channel spends nothing: its limits hold (and its alerts clear).
                 let v = if ch.paused {
                     Some(Verdict {
@@ -157,16 +176,17 @@ pub fn evaluate(
                         summary: "channel paused".into(),
                     })
                 } else {
-                    kpi(limit, &window, &s.guard, s.threshold, was_active(&k), &span)
+                    kpi(limit, &window, &s.guard, s.threshold, was(&rule), span)
                 };
-                push(k, v, &s);
+                push(&rule, v, &s);
             }
         }
 
         let s = settings(campaign, plan, RuleKind::Pacing);
         if s.enabled {
-            let v = daily_budget_gone(campaign, ch, now, &s);
-            push(key(ch.id, "pacing: daily budget".into()), v, &s);
+            let rule = || "pacing: daily budget".to_string();
+            let v = daily_budget_gone(campaign, ch, now, &s, was(&rule));
+            push(&rule, v, &s);
         }
 
         let s = settings(campaign, plan, RuleKind::Anomaly);
@@ -188,16 +208,17 @@ pub fn evaluate(
                 min_results: s.guard.min_results,
             };
             for (rule, v) in anomaly::evaluate(&input, &a) {
-                push(key(ch.id, rule.into()), v, &s);
+                push(&|| rule.into(), v, &s);
             }
         }
 
         let s = settings(campaign, plan, RuleKind::Health);
         if s.enabled {
-            let (source, reset) = health(ch, now, &s);
-            push(key(ch.id, "health".into()), Some(source), &s);
+            let (source_rule, reset_rule) = (|| "health".to_string(), || "health: counter reset".to_string());
+            let (source, reset) = health(ch, now, &s, (was(&source_rule), was(&reset_rule)));
+            push(&source_rule, Some(source), &s);
             let reset_timing = Resolved { timing: Timing { for_ms: 0, keep_firing_for_ms: 0 }, ..s };
-            push(key(ch.id, "health: counter reset".into()), Some(reset), &reset_timing);
+            push(&reset_rule, Some(reset), &reset_timing);
         }
     }
     out
@@ -270,8 +291,9 @@ fn pacing_campaign(input: &CampaignInput<'_>, now: i64, s: &Resolved) -> Vec<(St
 }
 
 /// A channel whose daily budget is spent long before the day ends loses the rest of the day's
-/// traffic (often the evening peak).
-fn daily_budget_gone(c: &Campaign, ch: &ChannelInput<'_>, now: i64, s: &Resolved) -> Option<Verdict> {
+/// traffic (often the evening peak). `was_active`: its alert is pending or firing (a clear
+/// verdict is worded only then).
+fn daily_budget_gone(c: &Campaign, ch: &ChannelInput<'_>, now: i64, s: &Resolved, was_active: bool) -> Option<Verdict> {
     if ch.daily_budget <= 0.0 {
         return None;
     }
@@ -281,22 +303,28 @@ fn daily_budget_gone(c: &Campaign, ch: &ChannelInput<'_>, now: i64, s: &Resolved
     let gone = spent >= 0.98;
     // Gone with more than `tol` of the day still ahead (the default: before about 20:24).
     let early = day_share < 1.0 - s.threshold;
+    let active = gone && early;
     Some(Verdict {
-        active: gone && early,
+        active,
         severity: Severity::Warn,
         observed: Some(ch.today.spend),
         expected: Some((ch.daily_budget, 0.0)),
-        summary: format!(
-            "daily budget spent ({} of {}) with {} of the day ahead; raise it if the results are good",
-            Metric::Spend.format(Some(ch.today.spend)),
-            Metric::Spend.format(Some(ch.daily_budget)),
-            percent(1.0 - day_share)
-        ),
+        summary: if active || was_active {
+            format!(
+                "daily budget spent ({} of {}) with {} of the day ahead; raise it if the results are good",
+                Metric::Spend.format(Some(ch.today.spend)),
+                Metric::Spend.format(Some(ch.daily_budget)),
+                percent(1.0 - day_share)
+            )
+        } else {
+            String::new()
+        },
     })
 }
 
-/// The source's health, and whether its counters were reset lately.
-fn health(ch: &ChannelInput<'_>, now: i64, s: &Resolved) -> (Verdict, Verdict) {
+/// The source's health, and whether its counters were reset lately. `was_active`: whether
+/// each one's alert is pending or firing (a clear verdict is worded only then).
+fn health(ch: &ChannelInput<'_>, now: i64, s: &Resolved, was_active: (bool, bool)) -> (Verdict, Verdict) {
     let severity = match ch.health {
         Health::Failing | Health::BadData => Severity::Crit,
         _ => Severity::Warn,
@@ -304,6 +332,7 @@ fn health(ch: &ChannelInput<'_>, now: i64, s: &Resolved) -> (Verdict, Verdict) {
     let failing_enough = ch.health != Health::Failing || f64::from(ch.failures) >= s.threshold;
     let active = ch.health.severity() >= Health::Stale.severity() && failing_enough;
     let summary = match ch.last_error {
+        _ if !active && !was_active.0 => String::new(),
         Some(e) => format!("source {}: {e}", ch.health.label()),
         None => format!("source {}", ch.health.label()),
     };
@@ -314,7 +343,11 @@ fn health(ch: &ChannelInput<'_>, now: i64, s: &Resolved) -> (Verdict, Verdict) {
         severity: Severity::Info,
         observed: None,
         expected: None,
-        summary: "counters went backwards (a reset at the source); the next reading restarts the series".into(),
+        summary: if reset_at.is_some() || was_active.1 {
+            "counters went backwards (a reset at the source); the next reading restarts the series".into()
+        } else {
+            String::new()
+        },
     };
     (source, reset)
 }
@@ -383,6 +416,7 @@ daily_budget = 1000.0
             &[input(&recent)],
             now,
             &|_| false,
+            &|_| true,
         );
         let (_, v, t) = find(&out, "kpi: cpl <= 100").unwrap();
         let v = v.as_ref().unwrap();
@@ -400,6 +434,7 @@ daily_budget = 1000.0
             &[input(&recent)],
             c.start_ms() + 2 * HOUR,
             &|_| false,
+            &|_| true,
         );
         assert!(find(&out, "kpi: cpl <= 100").is_none());
         assert!(find(&out, "health").is_some());
@@ -411,14 +446,14 @@ daily_budget = 1000.0
         // 40 % of the time gone.
         let now = c.start_ms() + 4 * 24 * HOUR;
         let totals = Counters { leads: 200, spend: 7000.0, ..Counters::default() };
-        let out = evaluate(&CampaignInput { campaign: &c, totals, has_data: true }, &[], now, &|_| false);
+        let out = evaluate(&CampaignInput { campaign: &c, totals, has_data: true }, &[], now, &|_| false, &|_| true);
         let budget = find(&out, "pacing: budget").unwrap().1.as_ref().unwrap();
         assert!(budget.active && budget.summary.contains("runs out"), "{}", budget.summary);
         let goal = find(&out, "pacing: goal leads").unwrap().1.as_ref().unwrap();
         assert!(goal.active, "20 % of the leads with 40 % of the time gone: {}", goal.summary);
         // On plan: nothing.
         let totals = Counters { leads: 420, spend: 4100.0, ..Counters::default() };
-        let out = evaluate(&CampaignInput { campaign: &c, totals, has_data: true }, &[], now, &|_| false);
+        let out = evaluate(&CampaignInput { campaign: &c, totals, has_data: true }, &[], now, &|_| false, &|_| true);
         assert!(out.iter().all(|(_, v, _)| v.as_ref().is_none_or(|v| !v.active)));
     }
 
@@ -434,6 +469,7 @@ daily_budget = 1000.0
                 std::slice::from_ref(&ch),
                 day + h * HOUR,
                 &|_| false,
+                &|_| true,
             )
         };
         let afternoon = at(15);
@@ -455,6 +491,7 @@ daily_budget = 1000.0
             std::slice::from_ref(&ch),
             now,
             &|_| false,
+            &|_| true,
         );
         assert!(!find(&out, "health").unwrap().1.as_ref().unwrap().active);
         assert!(find(&out, "health: counter reset").unwrap().1.as_ref().unwrap().active);
@@ -464,7 +501,34 @@ daily_budget = 1000.0
             std::slice::from_ref(&ch),
             now,
             &|_| false,
+            &|_| true,
         );
         assert!(find(&out, "health").unwrap().1.as_ref().unwrap().active);
+    }
+
+    #[test]
+    fn clear_verdicts_of_channels_without_alerts_are_left_out() {
+        let c = campaign("");
+        let now = c.start_ms() + 24 * HOUR;
+        let judge = |recent: &[(i64, Counters)], listed: bool| {
+            evaluate(
+                &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
+                &[input(recent)],
+                now,
+                &|_| false,
+                &|_| listed,
+            )
+        };
+        // CPL 50 within 100, a healthy source: nothing to say about a channel with no alerts.
+        let fine = [(now - MINUTE, Counters { leads: 40, spend: 2000.0, ..Counters::default() })];
+        assert!(judge(&fine, false).iter().all(|(k, _, _)| k.channel.is_empty()), "{:?}", judge(&fine, false));
+        let kept = judge(&fine, true);
+        let (_, v, _) = find(&kept, "kpi: cpl <= 100").unwrap();
+        assert!(!v.as_ref().unwrap().active, "a channel with alerts hears the all-clear");
+        // A breach is reported either way, worded.
+        let bad = [(now - MINUTE, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
+        let (_, v, _) = find(&judge(&bad, false), "kpi: cpl <= 100").cloned().unwrap();
+        let v = v.unwrap();
+        assert!(v.active && v.summary.contains("CPL"), "{}", v.summary);
     }
 }

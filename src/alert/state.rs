@@ -40,7 +40,8 @@ pub struct Verdict {
     pub observed: Option<f64>,
     /// The expected value, or the limit, and the half-width of its band when there is one.
     pub expected: Option<(f64, f64)>,
-    /// One line a person can act on.
+    /// One line a person can act on. Left empty by the rules when nothing would show it: the
+    /// condition is clear and its alert is not pending or firing (see `rules::evaluate`).
     pub summary: String,
 }
 

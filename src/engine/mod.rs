@@ -384,6 +384,8 @@ impl Engine {
         use crate::alert::state::{AlertState, Transition, step};
         let now = self.clock.now_ms();
         let mut verdicts = Vec::new();
+        let listed: std::collections::HashSet<(&str, &str)> =
+            self.alerts.keys().map(|k| (k.campaign.as_str(), k.channel.as_str())).collect();
         // Only what changed is judged again: a channel without new data or a new health state
         // would get the same verdicts.
         for view in &self.snapshot.campaigns {
@@ -419,6 +421,7 @@ impl Engine {
                 &inputs,
                 now,
                 &active,
+                &|channel| listed.contains(&(c.id.as_str(), channel)),
             ));
         }
         for (key, verdict, timing) in verdicts {
@@ -779,6 +782,7 @@ impl Engine {
                     tracing::warn!("packing {key} failed: {e}");
                 }
             }
+            give_back_free_memory();
         }
         if self.snapshot.store_error.is_none() {
             self.compact_store(now == self.last_prune);
@@ -1082,6 +1086,20 @@ fn source_views(sources: &BTreeMap<String, SourceState>, channels: impl Fn(&str)
         .collect::<Vec<_>>()
         .into()
 }
+
+/// Hands the allocator's free pages back to the system. glibc returns free memory only from
+/// the top of a heap; what is freed below live blocks (the readings, views and sled buffers of
+/// the minute before) stays resident until `malloc_trim` releases the whole free pages.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_free_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_free_memory() {}
 
 /// The storage period a time falls in.
 fn period(at: i64) -> i64 {

@@ -187,15 +187,11 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
     if version != PROTOCOL_VERSION {
         return Err(format!("protocol version {version} is not supported (this cockpit speaks {PROTOCOL_VERSION})"));
     }
-    let mut channels = Vec::with_capacity(raw.channels.len());
-    let mut seen = std::collections::HashSet::with_capacity(raw.channels.len());
+    let mut channels: Vec<ChannelStats> = Vec::with_capacity(raw.channels.len());
     for c in raw.channels {
         let id = trimmed(c.id);
         if id.is_empty() {
             return Err("a channel has an empty id".into());
-        }
-        if !seen.insert((id.clone(), c.campaign.clone())) {
-            return Err(format!("duplicate channel id '{id}'"));
         }
         let totals = counters(&id, Place::Totals, &c.totals)?;
         let mut segments: Vec<SegmentCounters> = Vec::with_capacity(c.segments.len());
@@ -243,6 +239,12 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
             variants,
             segments,
         });
+    }
+    // One entry per channel and campaign: found side by side once sorted.
+    let mut order: Vec<&ChannelStats> = channels.iter().collect();
+    order.sort_unstable_by(|a, b| (&a.id, &a.campaign).cmp(&(&b.id, &b.campaign)));
+    if let Some(w) = order.windows(2).find(|w| (&w[0].id, &w[0].campaign) == (&w[1].id, &w[1].campaign)) {
+        return Err(format!("duplicate channel id '{}'", w[0].id));
     }
     Ok(StatsDoc { version, generated_at: raw.generated_at, channels })
 }
