@@ -157,17 +157,26 @@ fn counters(ch: &str, at: Place<'_>, t: &RawCounters) -> Result<Counters, String
 
 /// `s` without surrounding blanks, reallocated only when it has some.
 fn trimmed(s: String) -> String {
-    if s.trim().len() == s.len() { s } else { s.trim().to_string() }
+    // Nearly every name starts and ends with a visible ASCII character: no need to look further.
+    let visible = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) || s.trim().len() == s.len() {
+        s
+    } else {
+        s.trim().to_string()
+    }
 }
 
 /// Parses and checks a stats document. The error says what is wrong and where, in one line.
 pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
+    // The text is checked for UTF-8 once, as a whole, rather than string by string.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| format!("not a stats document: invalid UTF-8 at byte {}", e.valid_up_to()))?;
     // The plain parser is the fast path; only a document it refuses is read again to name the
     // field: "channels[0].totals.clicks: invalid type …".
-    let raw: RawDoc = match serde_json::from_slice(body) {
+    let raw: RawDoc = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(plain) => {
-            let mut de = serde_json::Deserializer::from_slice(body);
+            let mut de = serde_json::Deserializer::from_str(text);
             let named = serde_path_to_error::deserialize::<_, RawDoc>(&mut de).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
@@ -329,5 +338,10 @@ mod tests {
             let e = parse_stats(body.as_bytes()).unwrap_err();
             assert!(e.contains(want), "{body}: {e}");
         }
+        let e = parse_stats(b"{\"version\":1,\"channels\":[{\"id\":\"a\xff\",\"totals\":{}}]}").unwrap_err();
+        assert!(e.contains("invalid UTF-8 at byte 33"), "{e}");
+        // Names are taken without surrounding blanks, other characters kept.
+        let doc = parse_stats(r#"{"channels":[{"id":" a b\t","totals":{}},{"id":"ü","totals":{}}]}"#.as_bytes()).unwrap();
+        assert_eq!((doc.channels[0].id.as_str(), doc.channels[1].id.as_str()), ("a b", "ü"));
     }
 }
