@@ -62,7 +62,10 @@ fn big_snapshot(n: usize) -> Arc<Snapshot> {
                 source: ch.source.clone(),
                 totals: c(100 + (i as u64 * 37) % 900),
                 today: c(10),
-                recent: (0..120).map(|k| (now() - (120 - k) * MIN, c(1 + (k as u64 + i as u64) % 9))).collect(),
+                recent: campaign_cockpit::engine::snapshot::Recent::from_entries(
+                    (0..120).map(|k| (now() - (120 - k) * MIN, c(1 + (k as u64 + i as u64) % 9))),
+                    120,
+                ),
                 status: None,
                 daily_budget: ch.daily_budget,
                 variants: Vec::new(),

@@ -15,7 +15,7 @@ use crate::poll::{PollError, PollOutcome, SourceSpec};
 use crate::store::{ChannelKey, Ingest, Store};
 use health::{Health, SourceState};
 use snapshot::{CampaignView, ChannelView, SeriesView, Snapshot, SourceView, Window};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -83,7 +83,7 @@ struct ChannelState {
     /// The readings of the current storage period, folded into one sample (see
     /// `STORE_RESOLUTION_MS`).
     open: Option<Sample>,
-    recent: VecDeque<(i64, Counters)>,
+    recent: snapshot::Recent,
     status: Option<ChannelStatus>,
     live_budget: Option<f64>,
     missing: Option<String>,
@@ -156,6 +156,8 @@ pub struct Engine {
     packed_hour: i64,
     /// The last attempt to open the store again after a write error.
     last_reopen: Option<Instant>,
+    /// Room for the windows of the channels the alert rules judge (see `evaluate_alerts`).
+    windows: Vec<(i64, Counters)>,
 }
 
 impl Engine {
@@ -384,6 +386,7 @@ impl Engine {
         use crate::alert::state::{AlertState, Transition, step};
         let now = self.clock.now_ms();
         let mut verdicts = Vec::new();
+        let mut windows = std::mem::take(&mut self.windows);
         let listed: std::collections::HashSet<(&str, &str)> =
             self.alerts.keys().map(|k| (k.campaign.as_str(), k.channel.as_str())).collect();
         // Only what changed is judged again: a channel without new data or a new health state
@@ -393,15 +396,24 @@ impl Engine {
             if !view.channels.iter().any(|v| changed.contains(&v.key)) {
                 continue;
             }
-            let inputs: Vec<ChannelInput<'_>> = view
-                .channels
+            // The rules read each window as one slice: the changed channels' windows side by
+            // side in a buffer kept from one snapshot to the next.
+            let judged: Vec<&Arc<ChannelView>> = view.channels.iter().filter(|v| changed.contains(&v.key)).collect();
+            windows.clear();
+            for v in &judged {
+                windows.extend(v.recent.iter().copied());
+            }
+            let mut at = 0;
+            let inputs: Vec<ChannelInput<'_>> = judged
                 .iter()
-                .filter(|v| changed.contains(&v.key))
                 .map(|v| (v, self.channels.get(&v.key)))
                 .map(|(v, st)| ChannelInput {
                     id: &v.key.channel,
                     plan: st.map(ChannelState::plan),
-                    recent: &v.recent,
+                    recent: {
+                        at += v.recent.len();
+                        &windows[at - v.recent.len()..at]
+                    },
                     health: v.health,
                     last_error: v.last_error.as_deref(),
                     failures: v.failures,
@@ -424,6 +436,7 @@ impl Engine {
                 &|channel| listed.contains(&(c.id.as_str(), channel)),
             ));
         }
+        self.windows = windows;
         for (key, verdict, timing) in verdicts {
             // Too little to judge: the alert stays as it is.
             let Some(verdict) = verdict else { continue };
@@ -564,10 +577,7 @@ impl Engine {
             }
             if !sample.first {
                 st.history.push(sample.at, &sample.delta);
-                st.recent.push_back((sample.at, sample.delta));
-                if st.recent.len() > RECENT {
-                    st.recent.pop_front();
-                }
+                st.recent.push((sample.at, sample.delta), RECENT);
             }
             match &mut st.open {
                 // A first reading holds everything since the channel started: stored alone.
@@ -730,13 +740,12 @@ impl Engine {
         for _ in 0..n {
             let Some(key) = self.backfill.pop() else { break };
             let Some(st) = self.channels.get_mut(&key) else { continue };
-            let before = st.recent.front().map_or(i64::MAX, |(at, _)| *at);
+            let before = st.recent.first().map_or(i64::MAX, |(at, _)| *at);
             let want = RECENT.saturating_sub(st.recent.len());
             match self.store.recent_samples(&key, before, want) {
                 Ok(older) => {
-                    for s in older.into_iter().rev().filter(|s| !s.first) {
-                        st.recent.push_front((s.at, s.delta));
-                    }
+                    let older = older.into_iter().filter(|s| !s.first).map(|s| (s.at, s.delta));
+                    st.recent = snapshot::Recent::from_entries(older.chain(st.recent.iter().copied()), RECENT);
                     st.dirty = true;
                     self.dirty = true;
                 }
@@ -967,7 +976,7 @@ impl Starting {
                     cursor,
                     stored,
                     open: None,
-                    recent: VecDeque::new(),
+                    recent: Default::default(),
                     status: None,
                     live_budget: None,
                     missing: None,
@@ -1019,6 +1028,7 @@ impl Starting {
             last_prune: Instant::now(),
             packed_hour: 0,
             last_reopen: None,
+            windows: Vec::new(),
         };
         engine.load_optimize()?;
         engine.load_notes()?;
@@ -1156,7 +1166,7 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<Strin
         source: st.plan().source.clone(),
         totals: st.cursor.totals,
         today: st.cursor.today,
-        recent: st.recent.iter().copied().collect(),
+        recent: st.recent.clone(),
         status: st.status,
         daily_budget: st.live_budget.unwrap_or(st.plan().daily_budget),
         variants: st.cursor.variant_totals.clone(),

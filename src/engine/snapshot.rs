@@ -143,7 +143,7 @@ pub struct ChannelView {
     pub totals: Counters,
     pub today: Counters,
     /// The last samples (end time, delta), oldest first, for sparklines.
-    pub recent: Vec<(i64, Counters)>,
+    pub recent: Recent,
     pub status: Option<ChannelStatus>,
     /// The source's reported daily budget, or the plan's.
     pub daily_budget: f64,
@@ -165,17 +165,20 @@ impl ChannelView {
     /// samples read back after a restart beside one-second readings, a reading after an outage)
     /// draw on one scale.
     pub fn spark(&self, metric: Metric, n: usize) -> Vec<Option<f64>> {
-        let from = self.recent.len().saturating_sub(n);
+        // The last `n`, and the one before them for the first one's interval.
+        let skip = self.recent.len().saturating_sub(n + 1);
+        let recent: Vec<&(i64, Counters)> = self.recent.iter().skip(skip).collect();
+        let from = recent.len().saturating_sub(n);
         let interval = |i: usize| {
             let span = match i {
-                0 => self.recent.get(1).map(|(at, _)| at - self.recent[0].0),
-                _ => Some(self.recent[i].0 - self.recent[i - 1].0),
+                0 => recent.get(1).map(|(at, _)| at - recent[0].0),
+                _ => Some(recent[i].0 - recent[i - 1].0),
             };
             span.filter(|ms| *ms > 0)
         };
-        (from..self.recent.len())
+        (from..recent.len())
             .map(|i| {
-                let v = metric.value(&self.recent[i].1)?;
+                let v = metric.value(&recent[i].1)?;
                 Some(match interval(i) {
                     Some(ms) if metric.is_cumulative() => v * 60_000.0 / ms as f64,
                     _ => v,
@@ -249,16 +252,114 @@ pub struct SeriesView {
     pub points: Vec<(i64, Counters)>,
 }
 
+/// A channel's last samples (end time, delta), oldest first, at most as many as asked for.
+/// Kept in blocks shared between the engine and the views it publishes: a new view of a
+/// channel copies at most the block being filled, not the whole window.
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// Every block but the last is full.
+    blocks: std::collections::VecDeque<Arc<Vec<(i64, Counters)>>>,
+    /// Entries at the start of the first block that have left the window.
+    skip: usize,
+    len: usize,
+}
+
+const RECENT_BLOCK: usize = 16;
+
+impl Recent {
+    /// The last `cap` of `entries`.
+    pub fn from_entries(entries: impl IntoIterator<Item = (i64, Counters)>, cap: usize) -> Recent {
+        let mut r = Recent::default();
+        for e in entries {
+            r.push(e, cap);
+        }
+        r
+    }
+
+    /// Adds a sample at the end; the oldest leaves once there are more than `cap`.
+    pub fn push(&mut self, e: (i64, Counters), cap: usize) {
+        match self.blocks.back_mut() {
+            Some(last) if last.len() < RECENT_BLOCK => match Arc::get_mut(last) {
+                Some(block) => block.push(e),
+                // Still in a published view: this block is copied, the others stay shared.
+                None => {
+                    let mut block = Vec::with_capacity(RECENT_BLOCK);
+                    block.extend_from_slice(last);
+                    block.push(e);
+                    *last = Arc::new(block);
+                }
+            },
+            _ => {
+                let mut block = Vec::with_capacity(RECENT_BLOCK);
+                block.push(e);
+                self.blocks.push_back(Arc::new(block));
+            }
+        }
+        self.len += 1;
+        while self.len > cap {
+            self.len -= 1;
+            self.skip += 1;
+            if self.blocks.front().is_some_and(|b| self.skip >= b.len()) {
+                self.blocks.pop_front();
+                self.skip = 0;
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &(i64, Counters)> + Clone + '_ {
+        self.blocks.iter().enumerate().flat_map(move |(i, b)| b[if i == 0 { self.skip } else { 0 }..].iter())
+    }
+
+    pub fn first(&self) -> Option<&(i64, Counters)> {
+        self.iter().next()
+    }
+}
+
+impl PartialEq for Recent {
+    fn eq(&self, other: &Recent) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_keeps_the_last_samples_and_shares_full_blocks_with_views() {
+        let c = |n: u64| Counters { clicks: n, ..Default::default() };
+        let mut r = Recent::default();
+        for i in 0..50 {
+            r.push((i, c(i as u64)), 20);
+        }
+        assert_eq!(r.len(), 20);
+        assert_eq!(r.iter().map(|(at, _)| *at).collect::<Vec<_>>(), (30..50).collect::<Vec<_>>());
+        assert_eq!(r.first(), Some(&(30, c(30))));
+        let view = r.clone();
+        r.push((50, c(50)), 20);
+        assert_eq!(view.iter().map(|(at, _)| *at).collect::<Vec<_>>(), (30..50).collect::<Vec<_>>(), "views stay");
+        assert_eq!(r.iter().map(|(at, _)| *at).collect::<Vec<_>>(), (31..51).collect::<Vec<_>>());
+        assert!(Arc::ptr_eq(&r.blocks[0], &view.blocks[0]), "full blocks are shared, not copied");
+        assert_eq!(Recent::from_entries(r.iter().copied(), 20), r);
+        assert_ne!(Recent::from_entries(r.iter().copied(), 5), r);
+        assert!(Recent::default().is_empty() && Recent::default().first().is_none());
+    }
 
     /// A minute sample and one-second readings of the same pace draw the same height.
     #[test]
     fn sparkline_counts_are_per_minute_of_each_interval() {
         let spend = |s: f64| Counters { spend: s, impressions: 100, ..Default::default() };
         let recent = vec![(0, spend(60.0)), (60_000, spend(60.0)), (61_000, spend(1.0)), (62_000, spend(1.0))];
-        let v = ChannelView { recent, ..Default::default() };
+        let v = ChannelView { recent: Recent::from_entries(recent, 100), ..Default::default() };
         assert_eq!(v.spark(Metric::Spend, 10), vec![Some(60.0); 4]);
         assert_eq!(v.spark(Metric::Spend, 2), vec![Some(60.0); 2]);
         // Rates are rates whatever the interval.

@@ -341,7 +341,8 @@ mod tests {
         let e = parse_stats(b"{\"version\":1,\"channels\":[{\"id\":\"a\xff\",\"totals\":{}}]}").unwrap_err();
         assert!(e.contains("invalid UTF-8 at byte 33"), "{e}");
         // Names are taken without surrounding blanks, other characters kept.
-        let doc = parse_stats(r#"{"channels":[{"id":" a b\t","totals":{}},{"id":"ü","totals":{}}]}"#.as_bytes()).unwrap();
+        let doc =
+            parse_stats(r#"{"channels":[{"id":" a b\t","totals":{}},{"id":"ü","totals":{}}]}"#.as_bytes()).unwrap();
         assert_eq!((doc.channels[0].id.as_str(), doc.channels[1].id.as_str()), ("a b", "ü"));
     }
 }
