@@ -663,7 +663,10 @@ fn bench_detectors() {
     for h in 0..192 {
         history.push(now() - (192 - h) * HOUR + 1, &c(h as u64 % 17));
     }
-    let recent: Vec<(i64, Counters)> = (0..120).map(|k| (now() - (120 - k) * 5 * MIN, c(k as u64 % 5))).collect();
+    let recent = campaign_cockpit::domain::Recent::from_entries(
+        (0..120).map(|k| (now() - (120 - k) * 5 * MIN, c(k as u64 % 5))),
+        120,
+    );
     let input = anomaly::Input {
         recent: &recent,
         now_ms: now(),

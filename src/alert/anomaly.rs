@@ -109,7 +109,7 @@ impl HourlyHistory {
 /// What the rules see of a channel now.
 pub struct Input<'a> {
     /// Per-interval samples (end time, delta), oldest first.
-    pub recent: &'a [(i64, Counters)],
+    pub recent: &'a crate::domain::Recent,
     pub now_ms: i64,
     /// The shortest window judged; longer ones (×2, ×4, ×8, ×16) are tried for low volumes.
     pub window_ms: i64,
@@ -257,12 +257,20 @@ impl HourlyHistory {
 impl Input<'_> {
     /// The samples of the last `span` ms; `None` when the samples do not reach back that far.
     fn window<'b>(&self, span: i64, base: &'b Baselines) -> Option<Window<'b>> {
-        let cut = self.recent.partition_point(|(at, _)| *at <= self.now_ms - span);
-        let from_ms = self.recent[..cut].last()?.0;
-        let tail = &self.recent[cut..];
-        let to_ms = tail.last()?.0;
+        // The last sample at or before the cut starts the window; those after it make it up.
+        let cut = self.now_ms - span;
+        let (mut from_ms, mut to_ms, mut counters) = (None, None, Counters::default());
+        for (at, c) in self.recent.iter() {
+            if *at <= cut {
+                from_ms = Some(*at);
+            } else {
+                counters.add(c);
+                to_ms = Some(*at);
+            }
+        }
+        let (from_ms, to_ms) = (from_ms?, to_ms?);
         Some(Window {
-            counters: Counters::sum(tail.iter().map(|(_, c)| c)),
+            counters,
             from_ms,
             to_ms,
             offset_ms: self.offset_ms,
@@ -575,7 +583,7 @@ mod tests {
     }
 
     fn judge(hist: &HourlyHistory, counters: Counters, at: i64) -> Vec<(&'static str, bool)> {
-        let recent = [(at, Counters::default()), (at + HOUR, counters)];
+        let recent = crate::domain::Recent::from_entries([(at, Counters::default()), (at + HOUR, counters)], 10);
         let input = Input {
             recent: &recent,
             now_ms: at + HOUR,

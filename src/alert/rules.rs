@@ -13,7 +13,7 @@ use super::anomaly::{self, AnomalySettings, HourlyHistory};
 use super::detect::{VolumeGuard, kpi};
 use super::state::{AlertKey, Severity, Timing, Verdict};
 use crate::domain::metrics::percent;
-use crate::domain::{Campaign, Channel, Counters, Metric, RuleKind, RuleSettings};
+use crate::domain::{Campaign, Channel, Counters, Metric, Recent, RuleKind, RuleSettings};
 use crate::engine::health::Health;
 
 const MINUTE: i64 = 60_000;
@@ -86,7 +86,7 @@ pub struct ChannelInput<'a> {
     /// The channel's plan; found in the campaign by `id` when not given.
     pub plan: Option<&'a Channel>,
     /// Per-interval samples (end time, delta), oldest first.
-    pub recent: &'a [(i64, Counters)],
+    pub recent: &'a Recent,
     pub health: Health,
     pub last_error: Option<&'a str>,
     /// Failed polls in a row.
@@ -381,7 +381,7 @@ daily_budget = 1000.0
         Campaign::parse(&text, Format::Toml, "c.toml").unwrap()
     }
 
-    fn input<'a>(recent: &'a [(i64, Counters)]) -> ChannelInput<'a> {
+    fn input<'a>(recent: &'a Recent) -> ChannelInput<'a> {
         ChannelInput {
             plan: None,
             id: "a",
@@ -413,7 +413,7 @@ daily_budget = 1000.0
         let recent = [(now - MINUTE, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
         let out = evaluate(
             &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
-            &[input(&recent)],
+            &[input(&Recent::from_entries(recent, 100))],
             now,
             &|_| false,
             &|_| true,
@@ -431,7 +431,7 @@ daily_budget = 1000.0
         let recent = [(c.start_ms() + HOUR, Counters { leads: 40, spend: 8000.0, ..Counters::default() })];
         let out = evaluate(
             &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
-            &[input(&recent)],
+            &[input(&Recent::from_entries(recent, 100))],
             c.start_ms() + 2 * HOUR,
             &|_| false,
             &|_| true,
@@ -461,7 +461,8 @@ daily_budget = 1000.0
     fn a_daily_budget_gone_by_the_afternoon_is_flagged() {
         let c = campaign("");
         let day = c.day_start_ms(c.start_ms() + 3 * 24 * HOUR);
-        let mut ch = input(&[]);
+        let none = Recent::default();
+        let mut ch = input(&none);
         ch.today = Counters { spend: 1000.0, ..Counters::default() };
         let at = |h: i64| {
             evaluate(
@@ -482,7 +483,8 @@ daily_budget = 1000.0
     fn health_waits_for_the_configured_failures_and_flags_resets() {
         let c = campaign("[alerts.health]\nthreshold = 3\n");
         let now = c.start_ms() + HOUR;
-        let mut ch = input(&[]);
+        let none = Recent::default();
+        let mut ch = input(&none);
         ch.health = Health::Failing;
         ch.failures = 2;
         ch.last_reset_ms = Some(now - 5 * MINUTE);
@@ -513,7 +515,7 @@ daily_budget = 1000.0
         let judge = |recent: &[(i64, Counters)], listed: bool| {
             evaluate(
                 &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
-                &[input(recent)],
+                &[input(&Recent::from_entries(recent.iter().copied(), 100))],
                 now,
                 &|_| false,
                 &|_| listed,

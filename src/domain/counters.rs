@@ -2,6 +2,7 @@
 //! samples we derive from them. A decrease of any counter is a reset, never a negative delta.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The six counters every channel reports. Counts are whole numbers; money is in the
 /// campaign's currency.
@@ -347,9 +348,108 @@ pub fn plan_print<'a>(ids: impl IntoIterator<Item = &'a str>) -> u64 {
     h
 }
 
+/// A channel's last samples (end time, delta), oldest first, at most as many as asked for.
+/// Kept in blocks shared between the engine and the views it publishes: a new view of a
+/// channel copies at most the block being filled, not the whole window.
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    /// Every block but the last is full.
+    blocks: std::collections::VecDeque<Arc<Vec<(i64, Counters)>>>,
+    /// Entries at the start of the first block that have left the window.
+    skip: usize,
+    len: usize,
+}
+
+const RECENT_BLOCK: usize = 16;
+
+impl Recent {
+    /// The last `cap` of `entries`.
+    pub fn from_entries(entries: impl IntoIterator<Item = (i64, Counters)>, cap: usize) -> Recent {
+        let mut r = Recent::default();
+        for e in entries {
+            r.push(e, cap);
+        }
+        r
+    }
+
+    /// Adds a sample at the end; the oldest leaves once there are more than `cap`.
+    pub fn push(&mut self, e: (i64, Counters), cap: usize) {
+        match self.blocks.back_mut() {
+            Some(last) if last.len() < RECENT_BLOCK => match Arc::get_mut(last) {
+                Some(block) => block.push(e),
+                // Still in a published view: this block is copied, the others stay shared.
+                None => {
+                    let mut block = Vec::with_capacity(RECENT_BLOCK);
+                    block.extend_from_slice(last);
+                    block.push(e);
+                    *last = Arc::new(block);
+                }
+            },
+            _ => {
+                let mut block = Vec::with_capacity(RECENT_BLOCK);
+                block.push(e);
+                self.blocks.push_back(Arc::new(block));
+            }
+        }
+        self.len += 1;
+        while self.len > cap {
+            self.len -= 1;
+            self.skip += 1;
+            if self.blocks.front().is_some_and(|b| self.skip >= b.len()) {
+                self.blocks.pop_front();
+                self.skip = 0;
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &(i64, Counters)> + Clone + '_ {
+        self.blocks.iter().enumerate().flat_map(move |(i, b)| b[if i == 0 { self.skip } else { 0 }..].iter())
+    }
+
+    pub fn first(&self) -> Option<&(i64, Counters)> {
+        self.iter().next()
+    }
+}
+
+impl PartialEq for Recent {
+    fn eq(&self, other: &Recent) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_keeps_the_last_samples_and_shares_full_blocks_with_views() {
+        let c = |n: u64| Counters { clicks: n, ..Default::default() };
+        let mut r = Recent::default();
+        for i in 0..50 {
+            r.push((i, c(i as u64)), 20);
+        }
+        assert_eq!(r.len(), 20);
+        assert_eq!(r.iter().map(|(at, _)| *at).collect::<Vec<_>>(), (30..50).collect::<Vec<_>>());
+        assert_eq!(r.first(), Some(&(30, c(30))));
+        let view = r.clone();
+        r.push((50, c(50)), 20);
+        assert_eq!(view.iter().map(|(at, _)| *at).collect::<Vec<_>>(), (30..50).collect::<Vec<_>>(), "views stay");
+        assert_eq!(r.iter().map(|(at, _)| *at).collect::<Vec<_>>(), (31..51).collect::<Vec<_>>());
+        assert!(Arc::ptr_eq(&r.blocks[0], &view.blocks[0]), "full blocks are shared, not copied");
+        assert_eq!(Recent::from_entries(r.iter().copied(), 20), r);
+        assert_ne!(Recent::from_entries(r.iter().copied(), 5), r);
+        assert!(Recent::default().is_empty() && Recent::default().first().is_none());
+    }
+
     use proptest::prelude::*;
 
     fn c(i: u64, cl: u64, spend: f64) -> Counters {

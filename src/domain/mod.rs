@@ -8,5 +8,5 @@ pub mod metrics;
 
 pub use alerting::{AlertRules, Contingency, RuleKind, RuleSettings, Severity};
 pub use campaign::{Campaign, CampaignError, Channel, Goal, KpiLimit, Op};
-pub use counters::{CampaignTotals, ChannelCursor, Counters, Sample, SegmentCounters, VariantCounters};
+pub use counters::{CampaignTotals, ChannelCursor, Counters, Recent, Sample, SegmentCounters, VariantCounters};
 pub use metrics::{Metric, goal_progress, pacing};

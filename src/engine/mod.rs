@@ -156,8 +156,6 @@ pub struct Engine {
     packed_hour: i64,
     /// The last attempt to open the store again after a write error.
     last_reopen: Option<Instant>,
-    /// Room for the windows of the channels the alert rules judge (see `evaluate_alerts`).
-    windows: Vec<(i64, Counters)>,
 }
 
 impl Engine {
@@ -386,7 +384,6 @@ impl Engine {
         use crate::alert::state::{AlertState, Transition, step};
         let now = self.clock.now_ms();
         let mut verdicts = Vec::new();
-        let mut windows = std::mem::take(&mut self.windows);
         let listed: std::collections::HashSet<(&str, &str)> =
             self.alerts.keys().map(|k| (k.campaign.as_str(), k.channel.as_str())).collect();
         // Only what changed is judged again: a channel without new data or a new health state
@@ -396,24 +393,15 @@ impl Engine {
             if !view.channels.iter().any(|v| changed.contains(&v.key)) {
                 continue;
             }
-            // The rules read each window as one slice: the changed channels' windows side by
-            // side in a buffer kept from one snapshot to the next.
-            let judged: Vec<&Arc<ChannelView>> = view.channels.iter().filter(|v| changed.contains(&v.key)).collect();
-            windows.clear();
-            for v in &judged {
-                windows.extend(v.recent.iter().copied());
-            }
-            let mut at = 0;
-            let inputs: Vec<ChannelInput<'_>> = judged
+            let inputs: Vec<ChannelInput<'_>> = view
+                .channels
                 .iter()
+                .filter(|v| changed.contains(&v.key))
                 .map(|v| (v, self.channels.get(&v.key)))
                 .map(|(v, st)| ChannelInput {
                     id: &v.key.channel,
                     plan: st.map(ChannelState::plan),
-                    recent: {
-                        at += v.recent.len();
-                        &windows[at - v.recent.len()..at]
-                    },
+                    recent: &v.recent,
                     health: v.health,
                     last_error: v.last_error.as_deref(),
                     failures: v.failures,
@@ -436,7 +424,6 @@ impl Engine {
                 &|channel| listed.contains(&(c.id.as_str(), channel)),
             ));
         }
-        self.windows = windows;
         for (key, verdict, timing) in verdicts {
             // Too little to judge: the alert stays as it is.
             let Some(verdict) = verdict else { continue };
@@ -1028,7 +1015,6 @@ impl Starting {
             last_prune: Instant::now(),
             packed_hour: 0,
             last_reopen: None,
-            windows: Vec::new(),
         };
         engine.load_optimize()?;
         engine.load_notes()?;
