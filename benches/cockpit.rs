@@ -57,9 +57,9 @@ fn big_snapshot(n: usize) -> Arc<Snapshot> {
             };
             Arc::new(ChannelView {
                 key: ChannelKey::new(&campaign.id, &ch.id),
-                name: ch.name.clone(),
-                kind: ch.kind.clone(),
-                source: ch.source.clone(),
+                name: ch.name.as_str().into(),
+                kind: ch.kind.as_deref().map(Arc::from),
+                source: ch.source.as_str().into(),
                 totals: c(100 + (i as u64 * 37) % 900),
                 today: c(10),
                 recent: campaign_cockpit::engine::snapshot::Recent::from_entries(

@@ -77,6 +77,8 @@ struct ChannelState {
     /// The campaign and the index of this channel's plan in it (shared, not copied).
     campaign: Arc<Campaign>,
     index: usize,
+    /// The plan's name, kind and source, as every view shows them.
+    labels: (Arc<str>, Option<Arc<str>>, Arc<str>),
     cursor: ChannelCursor,
     /// The cursor as last written (or being written).
     stored: Stored,
@@ -960,6 +962,7 @@ impl Starting {
                 let st = ChannelState {
                     campaign: c.clone(),
                     index,
+                    labels: (ch.name.as_str().into(), ch.kind.as_deref().map(Arc::from), ch.source.as_str().into()),
                     cursor,
                     stored,
                     open: None,
@@ -1147,9 +1150,9 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<Strin
     };
     ChannelView {
         key: key.clone(),
-        name: st.plan().name.clone(),
-        kind: st.plan().kind.clone(),
-        source: st.plan().source.clone(),
+        name: st.labels.0.clone(),
+        kind: st.labels.1.clone(),
+        source: st.labels.2.clone(),
         totals: st.cursor.totals,
         today: st.cursor.today,
         recent: st.recent.clone(),

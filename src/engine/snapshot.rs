@@ -138,9 +138,10 @@ impl CampaignView {
 #[derive(Debug, Clone, Default)]
 pub struct ChannelView {
     pub key: ChannelKey,
-    pub name: String,
-    pub kind: Option<String>,
-    pub source: String,
+    /// The plan's name, kind and source, shared by every view of the channel.
+    pub name: Arc<str>,
+    pub kind: Option<Arc<str>>,
+    pub source: Arc<str>,
     pub totals: Counters,
     pub today: Counters,
     /// The last samples (end time, delta), oldest first, for sparklines.

@@ -146,7 +146,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
 }
 
 fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crate::ui::theme::Theme) -> Row<'a> {
-    let mut cells = vec![Cell::from(ch.name.as_str())];
+    let mut cells = vec![Cell::from(&*ch.name)];
     for col in cols {
         cells.push(match col {
             Col::Status => {
