@@ -293,7 +293,7 @@ fn packed_blocks_read_back_as_the_records_they_replace() {
 }
 
 #[test]
-fn many_campaigns_and_their_cursors_are_read_whole_and_in_order() {
+fn many_campaigns_their_cursors_and_alerts_are_read_whole_and_in_order() {
     // Past 64 campaigns both are read in two halves side by side.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
@@ -324,4 +324,29 @@ fn many_campaigns_and_their_cursors_are_read_whole_and_in_order() {
     for (key, cur) in &keys {
         assert_eq!(cursors.get(key), Some(cur), "{key}");
     }
+    // Alerts too (a cockpit whose sources all failed keeps one per channel).
+    use campaign_cockpit::alert::{Alert, AlertKey, AlertState, Severity};
+    let mut alert_keys: Vec<AlertKey> = keys
+        .iter()
+        .map(|(k, _)| AlertKey { campaign: k.campaign.clone(), channel: k.channel.clone(), rule: "health".into() })
+        .collect();
+    for key in &alert_keys {
+        store
+            .put_alert(&Alert {
+                key: key.clone(),
+                state: AlertState::Firing,
+                severity: Severity::Crit,
+                since_ms: 1,
+                fired_ms: Some(1),
+                clear_since_ms: None,
+                resolved_ms: None,
+                observed: None,
+                expected: None,
+                summary: "source failing".into(),
+                ack: None,
+            })
+            .unwrap();
+    }
+    alert_keys.sort();
+    assert_eq!(store.alerts().unwrap().into_iter().map(|a| a.key).collect::<Vec<_>>(), alert_keys);
 }

@@ -385,8 +385,13 @@ impl Store {
 
     /// Every campaign, ordered by id.
     pub fn campaigns(&self) -> Result<Vec<Campaign>> {
-        let [mut lower, upper] =
-            self.scan_halves(&self.t()?.campaigns, |k, v| self.decode("campaigns", k, v).map(Some))?;
+        self.all_in_halves(&self.t()?.campaigns, "campaigns")
+    }
+
+    /// Every record of a tree keyed by campaign first, read in two halves side by side (see
+    /// `scan_halves`), in key order.
+    fn all_in_halves<T: DeserializeOwned + Send>(&self, tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
+        let [mut lower, upper] = self.scan_halves(tree, |k, v| self.decode(name, k, v).map(Some))?;
         lower.extend(upper);
         Ok(lower)
     }
@@ -445,8 +450,10 @@ impl Store {
         self.write("alerts", &Self::alert_key(k), None).map(drop)
     }
 
+    /// Every alert kept, by campaign. Read in two halves: a cockpit whose sources all failed
+    /// keeps one per channel, and the first frame waits for them.
     pub fn alerts(&self) -> Result<Vec<crate::alert::Alert>> {
-        self.all(&self.t()?.alerts, "alerts")
+        self.all_in_halves(&self.t()?.alerts, "alerts")
     }
 
     /// Saves a silence and flushes: a silence the user was told about must survive a crash.
