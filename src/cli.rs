@@ -720,17 +720,16 @@ async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -
     let campaigns = store.campaigns()?;
     let sources = sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
     // The first frame shows the campaigns' stored totals while every channel's state is read.
-    let (starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
+    let (mut starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
+    starting.set_read_only(ui.read_only);
+    starting.set_control_token(ui.control_token.clone());
     let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
     let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);
-    let (read_only, control_token) = (ui.read_only, ui.control_token.clone());
     let engine_task = tokio::spawn(async move {
         let loaded = tokio::task::spawn_blocking(move || starting.load()).await;
         // A panic while loading is a bug: passed on as it is.
-        let mut engine = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        engine.set_read_only(read_only);
-        engine.set_control_token(control_token);
+        let engine = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
         engine.run(poll_rx, cmd_rx).await;
         Ok::<_, crate::store::StoreError>(())
     });

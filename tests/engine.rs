@@ -66,8 +66,10 @@ fn the_first_frame_shows_stored_campaign_totals_before_the_channels_are_read() {
         let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
         Engine::open(store, Arc::new(ManualClock::new(now)), campaigns, &sources).unwrap()
     };
-    let (starting, rx) = restart();
+    let (mut starting, rx) = restart();
+    starting.set_read_only(true);
     let early = rx.borrow().clone();
+    assert!(early.read_only, "the first frame already says actions are refused");
     assert_eq!(early.campaigns.len(), before.campaigns.len());
     for c in &before.campaigns {
         let e = early.campaign(&c.campaign.id).unwrap();
@@ -78,6 +80,7 @@ fn the_first_frame_shows_stored_campaign_totals_before_the_channels_are_read() {
     let engine = starting.load().unwrap();
     let full = rx.borrow().clone();
     assert!(full.generation > early.generation);
+    assert!(full.read_only, "and so does the engine once loaded");
     for c in &full.campaigns {
         assert_eq!(c.channels.len(), c.campaign.channels.len());
         assert_eq!(c.totals, early.campaign(&c.campaign.id).unwrap().totals);

@@ -234,7 +234,19 @@ impl Engine {
             snapshot.generation = 1;
         }
         let (tx, rx) = watch::channel(Arc::new(snapshot.clone()));
-        let starting = Starting { store, clock, campaigns, sources, alerts, silences, stored_totals, tx, snapshot };
+        let starting = Starting {
+            store,
+            clock,
+            campaigns,
+            sources,
+            alerts,
+            silences,
+            stored_totals,
+            tx,
+            snapshot,
+            read_only: false,
+            control_token: None,
+        };
         Ok((starting, rx))
     }
 
@@ -928,14 +940,40 @@ pub struct Starting {
     stored_totals: HashMap<String, CampaignTotals>,
     tx: watch::Sender<Arc<Snapshot>>,
     snapshot: Snapshot,
+    read_only: bool,
+    control_token: Option<crate::poll::Secret>,
 }
 
 impl Starting {
+    /// Refuses every action from the start (`--read-only`): the first frame says so already.
+    pub fn set_read_only(&mut self, on: bool) {
+        self.read_only = on;
+        self.snapshot.read_only = on;
+        self.tx.send_replace(Arc::new(self.snapshot.clone()));
+    }
+
+    /// The bearer token for control endpoints.
+    pub fn set_control_token(&mut self, token: Option<crate::poll::Secret>) {
+        self.control_token = token;
+    }
+
     /// Reads every channel's cursor, builds the engine and publishes its first full snapshot.
     /// Stored campaign totals that do not sum up the cursors (written by a build that did not
     /// keep them, or missing) are written again.
     pub fn load(self) -> crate::store::Result<Engine> {
-        let Starting { store, clock, campaigns, sources, alerts, silences, stored_totals, tx, snapshot } = self;
+        let Starting {
+            store,
+            clock,
+            campaigns,
+            sources,
+            alerts,
+            silences,
+            stored_totals,
+            tx,
+            snapshot,
+            read_only,
+            control_token,
+        } = self;
         let now = clock.now_ms();
         let mut cursors = store.cursors()?;
         let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
@@ -1009,8 +1047,8 @@ impl Starting {
             ended_days: HashMap::new(),
             snoozes: HashMap::new(),
             outbox: Vec::new(),
-            read_only: false,
-            control_token: None,
+            read_only,
+            control_token,
             recs: HashMap::new(),
             recs_stale: true,
             recs_at: HashMap::new(),
