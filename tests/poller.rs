@@ -232,9 +232,9 @@ async fn tokens_reach_the_source_but_not_a_redirect_to_another_host() {
         ..spec(format!("http://127.0.0.1:{port}{path}"))
     };
     let doc = poll::fetch(&client, &with_token("/echo")).await.unwrap();
-    assert_eq!(doc.channels[0].id, "Bearer_s3cr3t-token");
+    assert_eq!(&*doc.channels[0].id, "Bearer_s3cr3t-token");
     let doc = poll::fetch(&client, &with_token("/away")).await.unwrap();
-    assert_eq!(doc.channels[0].id, "none", "the token followed a redirect to another host");
+    assert_eq!(&*doc.channels[0].id, "none", "the token followed a redirect to another host");
     assert_eq!(format!("{:?}", with_token("/echo").token), "Some([hidden])");
     task.abort();
 }

@@ -137,7 +137,7 @@ fn a_period_report_sums_its_days() {
     assert_eq!(conv, r.totals.conversions);
     // Segments cover the same period: each dimension adds up to the period's figures.
     for dim in ["device", "age", "region"] {
-        let seg: u64 = r.segments.iter().filter(|s| s.dimension == dim).map(|s| s.counters.conversions).sum();
+        let seg: u64 = r.segments.iter().filter(|s| *s.dimension == *dim).map(|s| s.counters.conversions).sum();
         assert_eq!(seg, r.totals.conversions, "{dim}");
     }
 }

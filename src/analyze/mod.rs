@@ -7,6 +7,7 @@ pub mod notes;
 
 use crate::domain::{Campaign, Counters, KpiLimit, Metric, SegmentCounters};
 use serde::Serialize;
+use std::sync::Arc;
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -257,8 +258,8 @@ pub fn funnel(c: &Counters, all: &Counters) -> Vec<FunnelStep> {
 /// dimension.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentRow {
-    pub dimension: String,
-    pub value: String,
+    pub dimension: Arc<str>,
+    pub value: Arc<str>,
     pub counters: Counters,
     /// Share of the dimension's spend.
     pub spend_share: f64,
@@ -277,7 +278,7 @@ pub struct SegmentRow {
 pub fn segments(segments: &[SegmentCounters], metric: Metric) -> Vec<SegmentRow> {
     let mut sums: Vec<SegmentCounters> = Vec::new();
     crate::domain::counters::add_segments(&mut sums, segments);
-    let mut dims: Vec<String> = sums.iter().map(|s| s.dimension.clone()).collect();
+    let mut dims: Vec<Arc<str>> = sums.iter().map(|s| s.dimension.clone()).collect();
     dims.sort();
     dims.dedup();
     let mut out = Vec::new();
@@ -563,11 +564,11 @@ mod tests {
         );
         assert_eq!(rows.len(), 5, "summed across channels");
         let first = &rows[0];
-        assert_eq!((first.dimension.as_str(), first.value.as_str()), ("age", "18-24"));
+        assert_eq!((&*first.dimension, &*first.value), ("age", "18-24"));
         assert!(first.outlier && first.score < -3.0, "{first:?}");
-        assert!(rows.iter().filter(|r| r.dimension == "age").skip(1).all(|r| !r.outlier));
-        assert!(rows.iter().filter(|r| r.dimension == "device").all(|r| !r.outlier), "too few results to judge");
-        let shares: f64 = rows.iter().filter(|r| r.dimension == "age").map(|r| r.spend_share).sum();
+        assert!(rows.iter().filter(|r| &*r.dimension == "age").skip(1).all(|r| !r.outlier));
+        assert!(rows.iter().filter(|r| &*r.dimension == "device").all(|r| !r.outlier), "too few results to judge");
+        let shares: f64 = rows.iter().filter(|r| &*r.dimension == "age").map(|r| r.spend_share).sum();
         assert!((shares - 1.0).abs() < 1e-9);
     }
 

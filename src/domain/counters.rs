@@ -107,15 +107,17 @@ impl VariantCounters {
 /// age band or region). Each dimension partitions the channel's traffic.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SegmentCounters {
-    pub dimension: String,
-    pub value: String,
+    /// Shared with the answers and samples that name the same segment (see `wire::Names`).
+    pub dimension: Arc<str>,
+    pub value: Arc<str>,
     #[serde(flatten)]
     pub counters: Counters,
 }
 
 impl SegmentCounters {
     pub fn same_segment(&self, o: &SegmentCounters) -> bool {
-        self.dimension == o.dimension && self.value == o.value
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+        same(&self.dimension, &o.dimension) && same(&self.value, &o.value)
     }
 }
 
@@ -511,7 +513,7 @@ mod tests {
         assert_eq!(gains.iter().map(|g| g.counters.impressions).collect::<Vec<_>>(), [50, 20]);
         // The source restarted the mobile counter; desktop appears unchanged.
         cur.advance_segments(&[seg("mobile", 20), seg("desktop", 60)]);
-        let total = |v: &str| cur.segment_totals.iter().find(|s| s.value == v).unwrap().counters.impressions;
+        let total = |v: &str| cur.segment_totals.iter().find(|s| &*s.value == v).unwrap().counters.impressions;
         assert_eq!(total("mobile"), 170);
         assert_eq!(total("desktop"), 60);
     }

@@ -27,6 +27,10 @@ pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
 /// Changes are published at most this often: responses spread over a poll interval then cost
 /// one snapshot per window, not one each.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Responses arriving within this of each other are one burst, published together once it is
+/// over (or `PUBLISH_EVERY` after it began): sources polled on the same beat answer a few
+/// milliseconds apart, and one snapshot (one frame) for all of them costs half of two.
+pub const BURST_GAP: Duration = Duration::from_millis(20);
 /// Samples are stored at this resolution: the readings of a channel within one such period of
 /// source time are folded into one stored sample (the screen and the alert rules see every
 /// reading). A channel polled every second then costs one write a minute, not sixty.
@@ -280,6 +284,8 @@ impl Engine {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut done: Option<oneshot::Sender<()>> = None;
         let mut last_publish = tokio::time::Instant::now();
+        // The first and the latest response not yet published.
+        let mut burst: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
         let (answers_tx, mut answers) = mpsc::channel::<(u64, Result<String, String>)>(64);
         let client = crate::poll::client();
         let token = self.control_token.clone();
@@ -293,7 +299,7 @@ impl Engine {
                     let _ = tx.send((d.entry, result)).await;
                 });
             }
-            let due = last_publish + PUBLISH_EVERY;
+            let due = publish_due(last_publish, burst);
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -302,14 +308,14 @@ impl Engine {
                         self.command(cmd);
                         // The user asked for something: answer at once.
                         self.publish();
-                        last_publish = tokio::time::Instant::now();
+                        (last_publish, burst) = (tokio::time::Instant::now(), None);
                     }
                     None => break,
                 },
                 Some((entry, result)) = answers.recv() => {
                     self.on_control(entry, result);
                     self.publish();
-                    last_publish = tokio::time::Instant::now();
+                    (last_publish, burst) = (tokio::time::Instant::now(), None);
                 }
                 outcome = polls.recv() => match outcome {
                     Some(o) => {
@@ -317,12 +323,14 @@ impl Engine {
                         while let Ok(o) = polls.try_recv() {
                             self.on_poll(o);
                         }
+                        let now = tokio::time::Instant::now();
+                        burst = Some((burst.map_or(now, |(first, _)| first), now));
                     }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(due), if self.dirty => {
                     self.publish();
-                    last_publish = tokio::time::Instant::now();
+                    (last_publish, burst) = (tokio::time::Instant::now(), None);
                 }
                 _ = tokio::time::sleep_until(self.last_commit + COMMIT_EVERY), if !self.pending.is_empty() => {
                     self.write_pending();
@@ -502,6 +510,7 @@ impl Engine {
 
     /// Takes in one poll's outcome.
     pub fn on_poll(&mut self, o: PollOutcome) {
+        tracing::trace!(url = %o.url, latency = ?o.latency, "poll outcome");
         let keys = self.by_source.get(&o.url).cloned().unwrap_or_else(|| Arc::from([]));
         let Some(src) = self.sources.get_mut(&o.url) else { return };
         let was = (src.health, src.last_error.clone());
@@ -910,6 +919,7 @@ impl Engine {
         }
         self.snapshot.now_ms = self.clock.now_ms();
         self.snapshot.generation += 1;
+        tracing::trace!(generation = self.snapshot.generation, "published");
         self.dirty = judge_later;
         self.tx.send_replace(Arc::new(self.snapshot.clone()));
     }
@@ -925,6 +935,20 @@ impl Engine {
     fn stored_totals(&self, i: usize) -> CampaignTotals {
         let stored = self.keys[i].iter().filter_map(|k| self.channels.get(k)).map(|st| &st.stored);
         CampaignTotals::sum(self.campaigns[i].plan_print(), stored.map(|s| (&s.totals, &s.today, s.day_start)))
+    }
+}
+
+/// When the next snapshot goes out (if anything changed): `PUBLISH_EVERY` after the last one,
+/// and, while responses are arriving, once their burst is over (`BURST_GAP` after the latest)
+/// or `PUBLISH_EVERY` after it began, whichever is sooner.
+fn publish_due(
+    last_publish: tokio::time::Instant,
+    burst: Option<(tokio::time::Instant, tokio::time::Instant)>,
+) -> tokio::time::Instant {
+    let earliest = last_publish + PUBLISH_EVERY;
+    match burst {
+        Some((first, latest)) => earliest.max((latest + BURST_GAP).min(first + PUBLISH_EVERY)),
+        None => earliest,
     }
 }
 
@@ -1175,8 +1199,8 @@ impl<'a> ById<'a> {
 
     /// The entries with this id (one per campaign the document labels).
     fn entries(&self, id: &'a str) -> impl Iterator<Item = &'a crate::poll::wire::ChannelStats> + '_ {
-        let from = self.order.partition_point(|&i| self.doc.channels[i].id.as_str() < id);
-        self.order[from..].iter().map(|&i| &self.doc.channels[i]).take_while(move |c| c.id == id)
+        let from = self.order.partition_point(|&i| *self.doc.channels[i].id < *id);
+        self.order[from..].iter().map(|&i| &self.doc.channels[i]).take_while(move |c| *c.id == *id)
     }
 }
 
@@ -1203,5 +1227,26 @@ fn build_view(key: &ChannelKey, st: &ChannelState, source: (Health, Option<Strin
         last_reset_ms: st.last_reset_ms,
         failures,
         last_at: st.cursor.at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_responses_is_published_once_it_is_over() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let t0 = tokio::time::Instant::now();
+        // Nothing published for a while: the burst decides.
+        let last = t0 - ms(900);
+        assert_eq!(publish_due(last, None), last + PUBLISH_EVERY);
+        assert_eq!(publish_due(last, Some((t0, t0))), t0 + BURST_GAP);
+        assert_eq!(publish_due(last, Some((t0, t0 + ms(4)))), t0 + ms(4) + BURST_GAP);
+        // Responses that keep coming are published every PUBLISH_EVERY all the same.
+        assert_eq!(publish_due(last, Some((t0, t0 + ms(95)))), t0 + PUBLISH_EVERY);
+        // Never sooner than PUBLISH_EVERY after the last snapshot.
+        let recent = t0 - ms(50);
+        assert_eq!(publish_due(recent, Some((t0, t0))), recent + PUBLISH_EVERY);
     }
 }

@@ -105,10 +105,19 @@ pub fn client() -> reqwest::Client {
 
 /// Fetches and parses one source once.
 pub async fn fetch(client: &reqwest::Client, spec: &SourceSpec) -> Result<StatsDoc, PollError> {
+    fetch_with(client, spec, &mut wire::Names::default()).await
+}
+
+/// `fetch`, sharing names with the source's earlier answers (as a polling task does).
+pub async fn fetch_with(
+    client: &reqwest::Client,
+    spec: &SourceSpec,
+    names: &mut wire::Names,
+) -> Result<StatsDoc, PollError> {
     let body = tokio::time::timeout(spec.timeout, fetch_body(client, spec))
         .await
         .map_err(|_| PollError::Timeout(spec.timeout))??;
-    wire::parse_stats(&body).map_err(PollError::BadData)
+    wire::parse_stats_with(&body, names).map_err(PollError::BadData)
 }
 
 async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
@@ -192,13 +201,14 @@ async fn poll_source(
 ) {
     let max_backoff = (spec.interval * 32).max(Duration::from_secs(60));
     let mut failures = 0u32;
+    let mut names = wire::Names::default();
     let mut next = tokio::time::Instant::now();
     loop {
         tokio::time::sleep_until(next).await;
         let started = Instant::now();
         let result = {
             let Ok(_permit) = permits.acquire().await else { return };
-            fetch(&client, &spec).await
+            fetch_with(&client, &spec, &mut names).await
         };
         failures = if result.is_ok() { 0 } else { failures.saturating_add(1) };
         let outcome = PollOutcome {

@@ -4,6 +4,9 @@
 use crate::domain::{Counters, SegmentCounters, VariantCounters};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -18,15 +21,15 @@ pub struct StatsDoc {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelStats {
-    pub id: String,
+    pub id: Arc<str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub campaign: Option<String>,
+    pub campaign: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ChannelStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_budget: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub currency: Option<Arc<str>>,
     pub totals: Counters,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<VariantCounters>,
@@ -42,34 +45,41 @@ pub enum ChannelStatus {
     Paused,
 }
 
-/// The document as it arrives: numbers as JSON numbers of any kind, checked before use.
+/// The document as it arrives: numbers as JSON numbers of any kind, checked before use; names
+/// borrowed from the body where they carry no escapes.
 #[derive(Deserialize)]
-struct RawDoc {
+struct RawDoc<'a> {
     version: Option<u32>,
     generated_at: Option<DateTime<Utc>>,
-    channels: Vec<RawChannel>,
+    #[serde(borrow)]
+    channels: Vec<RawChannel<'a>>,
 }
 
 #[derive(Deserialize)]
-struct RawChannel {
-    id: String,
-    campaign: Option<String>,
+struct RawChannel<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    campaign: Option<Cow<'a, str>>,
     status: Option<ChannelStatus>,
     daily_budget: Option<f64>,
-    currency: Option<String>,
+    #[serde(borrow)]
+    currency: Option<Cow<'a, str>>,
     totals: RawCounters,
     #[serde(default)]
     variants: Vec<RawVariant>,
-    #[serde(default)]
-    segments: Vec<RawSegment>,
+    #[serde(default, borrow)]
+    segments: Vec<RawSegment<'a>>,
 }
 
 /// A segment's counters sit beside its names (spelled out rather than flattened: serde's
 /// `flatten` buffers every field, which made segments the slowest part of a document).
 #[derive(Deserialize)]
-struct RawSegment {
-    dimension: String,
-    value: String,
+struct RawSegment<'a> {
+    #[serde(borrow)]
+    dimension: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Cow<'a, str>,
     #[serde(default)]
     impressions: f64,
     #[serde(default)]
@@ -155,19 +165,62 @@ fn counters(ch: &str, at: Place<'_>, t: &RawCounters) -> Result<Counters, String
     })
 }
 
-/// `s` without surrounding blanks, reallocated only when it has some.
-fn trimmed(s: String) -> String {
-    // Nearly every name starts and ends with a visible ASCII character: no need to look further.
-    let visible = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
-    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) || s.trim().len() == s.len() {
-        s
-    } else {
-        s.trim().to_string()
+/// The names a source used in its earlier answers (channel ids, campaigns, currencies, segment
+/// dimensions and values), so that a reading shares them rather than allocating each anew: a
+/// source answers with the same names in the same order every time, so the name at the same
+/// position in the last answer is tried first, then the set of all names kept.
+#[derive(Default)]
+pub struct Names {
+    last: Vec<Arc<str>>,
+    now: Vec<Arc<str>>,
+    all: HashSet<Arc<str>>,
+}
+
+impl Names {
+    /// `s` (without surrounding blanks) as a shared name.
+    fn get(&mut self, s: &str) -> Arc<str> {
+        let s = s.trim();
+        let name = match self.last.get(self.now.len()) {
+            Some(a) if **a == *s => a.clone(),
+            _ => match self.all.get(s) {
+                Some(a) => a.clone(),
+                None => {
+                    let a: Arc<str> = Arc::from(s);
+                    self.all.insert(a.clone());
+                    a
+                }
+            },
+        };
+        self.now.push(name.clone());
+        name
+    }
+
+    /// Ends an answer: its names in order are the ones tried first next time. Names no longer
+    /// used are let go once they outnumber those in use, so that a source inventing new names
+    /// does not grow the set without end.
+    fn finish(&mut self) {
+        std::mem::swap(&mut self.last, &mut self.now);
+        self.now.clear();
+        if self.all.len() > 2 * self.last.len() + 64 {
+            self.all.clear();
+            self.all.extend(self.last.iter().cloned());
+        }
     }
 }
 
 /// Parses and checks a stats document. The error says what is wrong and where, in one line.
 pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
+    parse_stats_with(body, &mut Names::default())
+}
+
+/// `parse_stats`, sharing names with the source's earlier answers.
+pub fn parse_stats_with(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
+    let doc = parse_raw(body, names);
+    names.finish();
+    doc
+}
+
+fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
     // The text is checked for UTF-8 once, as a whole, rather than string by string.
     let text = std::str::from_utf8(body)
         .map_err(|e| format!("not a stats document: invalid UTF-8 at byte {}", e.valid_up_to()))?;
@@ -198,14 +251,14 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
     }
     let mut channels: Vec<ChannelStats> = Vec::with_capacity(raw.channels.len());
     for c in raw.channels {
-        let id = trimmed(c.id);
+        let id = names.get(&c.id);
         if id.is_empty() {
             return Err("a channel has an empty id".into());
         }
         let totals = counters(&id, Place::Totals, &c.totals)?;
         let mut segments: Vec<SegmentCounters> = Vec::with_capacity(c.segments.len());
         for seg in c.segments {
-            let (dimension, value) = (trimmed(seg.dimension), trimmed(seg.value));
+            let (dimension, value) = (names.get(&seg.dimension), names.get(&seg.value));
             if dimension.is_empty() || value.is_empty() {
                 return Err(format!("channel '{id}': a segment has an empty dimension or value"));
             }
@@ -240,10 +293,10 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
             .collect::<Result<Vec<_>, String>>()?;
         channels.push(ChannelStats {
             id,
-            campaign: c.campaign,
+            campaign: c.campaign.map(|n| names.get(&n)),
             status: c.status,
             daily_budget,
-            currency: c.currency,
+            currency: c.currency.map(|n| names.get(&n)),
             totals,
             variants,
             segments,
@@ -309,10 +362,41 @@ mod tests {
         let d = parse_stats(body).unwrap();
         let segs = &d.channels[0].segments;
         assert_eq!(segs.len(), 2);
-        assert_eq!((segs[0].value.as_str(), segs[0].counters.clicks, segs[0].counters.spend), ("mobile", 26, 12.5));
+        assert_eq!((&*segs[0].value, segs[0].counters.clicks, segs[0].counters.spend), ("mobile", 26, 12.5));
         // What is served parses back the same.
         let again = parse_stats(&serde_json::to_vec(&d).unwrap()).unwrap();
         assert_eq!(again, d);
+    }
+
+    #[test]
+    fn answers_of_one_source_share_their_names() {
+        let answer = |order: [&str; 2]| {
+            format!(
+                r#"{{"channels":[{{"id":"{}","campaign":"c","totals":{{}},"segments":[{{"dimension":"device","value":"mobile"}}]}},
+                               {{"id":"{}","campaign":"c","totals":{{}}}}]}}"#,
+                order[0], order[1]
+            )
+        };
+        let mut names = Names::default();
+        let a = parse_stats_with(answer(["x", "y"]).as_bytes(), &mut names).unwrap();
+        let b = parse_stats_with(answer(["x", "y"]).as_bytes(), &mut names).unwrap();
+        // In another order, and with blanks and an escape: the same names all the same.
+        let c = parse_stats_with(answer([" y", r"\u0078"]).as_bytes(), &mut names).unwrap();
+        assert!(Arc::ptr_eq(&a.channels[0].id, &b.channels[0].id));
+        assert!(Arc::ptr_eq(&a.channels[0].segments[0].value, &b.channels[0].segments[0].value));
+        assert!(Arc::ptr_eq(&a.channels[0].campaign.clone().unwrap(), &b.channels[1].campaign.clone().unwrap()));
+        assert_eq!((&*c.channels[0].id, &*c.channels[1].id), ("y", "x"));
+        assert!(Arc::ptr_eq(&a.channels[0].id, &c.channels[1].id));
+        assert!(Arc::ptr_eq(&a.channels[1].id, &c.channels[0].id));
+        // A source naming new things every time does not grow the set without end.
+        for i in 0..1000 {
+            parse_stats_with(answer([&format!("n{i}"), &format!("m{i}")]).as_bytes(), &mut names).unwrap();
+        }
+        assert!(names.all.len() <= 2 * names.last.len() + 64, "{} names kept", names.all.len());
+        // A refused answer leaves the names of the last good one to try first.
+        assert!(parse_stats_with(br#"{"channels":[{"id":"z","totals":{"clicks":-1}}]}"#, &mut names).is_err());
+        let d = parse_stats_with(answer(["n999", "m999"]).as_bytes(), &mut names).unwrap();
+        assert_eq!(&*d.channels[1].id, "m999");
     }
 
     #[test]
@@ -343,6 +427,6 @@ mod tests {
         // Names are taken without surrounding blanks, other characters kept.
         let doc =
             parse_stats(r#"{"channels":[{"id":" a b\t","totals":{}},{"id":"ü","totals":{}}]}"#.as_bytes()).unwrap();
-        assert_eq!((doc.channels[0].id.as_str(), doc.channels[1].id.as_str()), ("a b", "ü"));
+        assert_eq!((&*doc.channels[0].id, &*doc.channels[1].id), ("a b", "ü"));
     }
 }

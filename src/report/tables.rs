@@ -272,8 +272,8 @@ pub fn tables(r: &Review) -> Vec<Table> {
             .map(|s| Row {
                 item: format!("{}={}", s.dimension, s.value),
                 cells: vec![
-                    Cell::text(&s.dimension),
-                    Cell::text(&s.value),
+                    Cell::text(&*s.dimension),
+                    Cell::text(&*s.value),
                     Cell::share(s.spend_share),
                     Cell::num(m, s.kpi).tone(if s.outlier { verdict(true, s.score).tone } else { Tone::Plain }),
                     Cell::num(m, s.average),

@@ -405,19 +405,19 @@ impl SimChannel {
 
     pub fn stats(&self) -> ChannelStats {
         ChannelStats {
-            id: self.id.clone(),
-            campaign: Some(self.campaign.clone()),
+            id: self.id.as_str().into(),
+            campaign: Some(self.campaign.as_str().into()),
             status: Some(self.status),
             daily_budget: Some(self.daily_budget),
-            currency: Some(self.currency.clone()),
+            currency: Some(self.currency.as_str().into()),
             totals: self.counters,
             variants: self.variant_counters.clone(),
             segments: self
                 .segments
                 .iter()
                 .map(|(p, c)| SegmentCounters {
-                    dimension: p.dimension.to_string(),
-                    value: p.value.to_string(),
+                    dimension: p.dimension.into(),
+                    value: p.value.into(),
                     counters: Counters { spend: round_cents(c.spend), revenue: round_cents(c.revenue), ..*c },
                 })
                 .collect(),

@@ -206,10 +206,10 @@ fn segments_view(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
     ));
     let mut last = "";
     for s in &a.segments {
-        if s.dimension != last && !last.is_empty() {
+        if *s.dimension != *last && !last.is_empty() {
             lines.push(Line::raw(""));
         }
-        let dim = if s.dimension == last { String::new() } else { s.dimension.clone() };
+        let dim = if *s.dimension == *last { "" } else { &s.dimension };
         last = &s.dimension;
         let vs = match (s.kpi, s.average) {
             (Some(k), Some(avg)) if avg.abs() > f64::EPSILON => format!("{:+.0}%", (k - avg) / avg * 100.0),
@@ -223,7 +223,7 @@ fn segments_view(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
         };
         let text = format!(
             "{:<8} {:<10} {:>6.0}% {:>10} {:>8} {:>9}  ",
-            truncate(&dim, 8),
+            truncate(dim, 8),
             truncate(&s.value, 10),
             s.spend_share * 100.0,
             m.format(s.kpi),
