@@ -100,6 +100,11 @@ impl HourlyHistory {
         self.hours.is_empty()
     }
 
+    /// The hours that overlap [from, to) and end by `to`, summed.
+    pub fn sum_hours(&self, from: i64, to: i64) -> Counters {
+        Counters::sum(self.hours.iter().filter(|(h, _)| h + HOUR > from && h + HOUR <= to).map(|(_, c)| c))
+    }
+
     /// Hours that ended at or before `t`, newest first.
     fn complete_before(&self, t: i64) -> impl Iterator<Item = &(i64, Counters)> {
         self.hours.iter().rev().filter(move |(h, _)| h + HOUR <= t)

@@ -153,7 +153,7 @@ pub fn evaluate(
         let plan = ch.plan.or_else(|| campaign.channel(ch.id));
         let s = settings(campaign, plan, RuleKind::Kpi);
         if s.enabled {
-            let window = Counters::sum(ch.recent.iter().filter(|(at, _)| *at > now - s.window_ms).map(|(_, c)| c));
+            let window = kpi_window(ch, now - s.window_ms);
             // Most channels share a window: worded once.
             let span = match spans.iter().position(|(w, _)| *w == s.window_ms) {
                 Some(i) => i,
@@ -222,6 +222,20 @@ pub fn evaluate(
         }
     }
     out
+}
+
+/// A channel's counters since `from`: its recent samples, and where the window reaches further
+/// back than they do, the hours of its history before the first of them (whole hours: the
+/// window's edge is then within an hour).
+fn kpi_window(ch: &ChannelInput<'_>, from: i64) -> Counters {
+    let mut window = Counters::sum(ch.recent.iter().filter(|(at, _)| *at > from).map(|(_, c)| c));
+    if let (Some(history), Some((first, _))) = (ch.history, ch.recent.first())
+        && *first > from + MINUTE
+    {
+        // The first sample's interval started up to a minute before it ended.
+        window.add(&history.sum_hours(from, first - MINUTE));
+    }
+    window
 }
 
 fn span_label(ms: i64) -> String {
@@ -423,6 +437,36 @@ daily_budget = 1000.0
         assert!(v.active);
         assert_eq!(v.severity, Severity::Crit);
         assert_eq!(t.for_ms, 5 * MINUTE);
+    }
+
+    #[test]
+    fn a_kpi_window_longer_than_the_recent_samples_reaches_into_the_hours_before() {
+        let c = campaign("");
+        let now = c.start_ms() + 24 * HOUR;
+        // The last 30 minutes: 10 leads for 900 (CPL 90, within 100); the hours before them,
+        // in the history: 5 leads for 1,100. Over the 3-hour window: CPL 133.
+        let lead = |leads, spend| Counters { leads, spend, ..Counters::default() };
+        let minute = |m: i64| (now - 30 * MINUTE + m * MINUTE, lead(u64::from(m % 3 == 0), 30.0));
+        let recent = Recent::from_entries((1..=30).map(minute), 120);
+        let mut history = HourlyHistory::default();
+        for (at, c) in recent.iter() {
+            history.push(*at, c);
+        }
+        history.push(now - 3 * HOUR + 1, &lead(2, 500.0));
+        history.push(now - 2 * HOUR + 1, &lead(3, 600.0));
+        let judge = |history| {
+            let out = evaluate(
+                &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
+                &[ChannelInput { history, ..input(&recent) }],
+                now,
+                &|_| false,
+                &|_| true,
+            );
+            find(&out, "kpi: cpl <= 100").unwrap().1.clone().unwrap()
+        };
+        let v = judge(Some(&history));
+        assert!(v.active && v.observed.is_some_and(|o| (o - 2000.0 / 15.0).abs() < 1e-9), "{v:?}");
+        assert!(!judge(None).active, "the recent samples alone are within the limit");
     }
 
     #[test]

@@ -364,6 +364,16 @@ pub struct Recent {
 
 const RECENT_BLOCK: usize = 16;
 
+/// The block to change: still in a published view, it is copied (the others stay shared).
+fn writable(block: &mut Arc<Vec<(i64, Counters)>>) -> &mut Vec<(i64, Counters)> {
+    if Arc::get_mut(block).is_none() {
+        let mut copy = Vec::with_capacity(RECENT_BLOCK);
+        copy.extend_from_slice(block);
+        *block = Arc::new(copy);
+    }
+    Arc::get_mut(block).expect("just made unique")
+}
+
 impl Recent {
     /// The last `cap` of `entries`.
     pub fn from_entries(entries: impl IntoIterator<Item = (i64, Counters)>, cap: usize) -> Recent {
@@ -377,16 +387,7 @@ impl Recent {
     /// Adds a sample at the end; the oldest leaves once there are more than `cap`.
     pub fn push(&mut self, e: (i64, Counters), cap: usize) {
         match self.blocks.back_mut() {
-            Some(last) if last.len() < RECENT_BLOCK => match Arc::get_mut(last) {
-                Some(block) => block.push(e),
-                // Still in a published view: this block is copied, the others stay shared.
-                None => {
-                    let mut block = Vec::with_capacity(RECENT_BLOCK);
-                    block.extend_from_slice(last);
-                    block.push(e);
-                    *last = Arc::new(block);
-                }
-            },
+            Some(last) if last.len() < RECENT_BLOCK => writable(last).push(e),
             _ => {
                 let mut block = Vec::with_capacity(RECENT_BLOCK);
                 block.push(e);
@@ -402,6 +403,23 @@ impl Recent {
                 self.skip = 0;
             }
         }
+    }
+
+    /// Adds a sample into the last one, which then ends at `at` (a reading joining the sample
+    /// of its storage period); pushed as a sample of its own when there is none.
+    pub fn add_to_last(&mut self, at: i64, delta: &Counters, cap: usize) {
+        match self.blocks.back_mut() {
+            Some(block) if self.len > 0 => {
+                let last = writable(block).last_mut().expect("blocks are never empty");
+                last.0 = at;
+                last.1.add(delta);
+            }
+            _ => self.push((at, *delta), cap),
+        }
+    }
+
+    pub fn last(&self) -> Option<&(i64, Counters)> {
+        self.iter().next_back()
     }
 
     pub fn len(&self) -> usize {
@@ -450,6 +468,14 @@ mod tests {
         assert_eq!(Recent::from_entries(r.iter().copied(), 20), r);
         assert_ne!(Recent::from_entries(r.iter().copied(), 5), r);
         assert!(Recent::default().is_empty() && Recent::default().first().is_none());
+        // A reading added into the last sample: the view keeps the sample as it was.
+        let view = r.clone();
+        r.add_to_last(55, &c(7), 20);
+        assert_eq!(r.last(), Some(&(55, c(57))));
+        assert_eq!((view.last(), r.len()), (Some(&(50, c(50))), 20));
+        let mut empty = Recent::default();
+        empty.add_to_last(9, &c(1), 20);
+        assert_eq!(empty.iter().copied().collect::<Vec<_>>(), vec![(9, c(1))]);
     }
 
     use proptest::prelude::*;

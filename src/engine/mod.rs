@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Samples kept in memory per channel for sparklines.
+/// Samples kept in memory per channel, one per storage period (two hours at one a minute),
+/// for sparklines and the alert rules' windows.
 pub const RECENT: usize = 120;
 /// Raw samples older than this (campaign time) are pruned; hourly rollups stay.
 pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
@@ -587,7 +588,15 @@ impl Engine {
             }
             if !sample.first {
                 st.history.push(sample.at, &sample.delta);
-                st.recent.push((sample.at, sample.delta), RECENT);
+                // Readings are kept by storage period, as they are stored: the window then
+                // reaches as far back whether the source is polled every second or every
+                // minute, and is the same after a restart, read back from the store.
+                match st.recent.last() {
+                    Some((last, _)) if period(*last) == period(sample.at) => {
+                        st.recent.add_to_last(sample.at, &sample.delta, RECENT)
+                    }
+                    _ => st.recent.push((sample.at, sample.delta), RECENT),
+                }
             }
             match &mut st.open {
                 // A first reading holds everything since the channel started: stored alone.
