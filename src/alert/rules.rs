@@ -96,7 +96,15 @@ pub struct ChannelInput<'a> {
     pub daily_budget: f64,
     pub paused: bool,
     pub history: Option<&'a HourlyHistory>,
+    /// Whether the rules over windows of samples (KPI limits, the daily budget, anomalies) are
+    /// judged, or only the source's health: see `JUDGE_WINDOWS_EVERY_MS`.
+    pub windows: bool,
 }
+
+/// Rules over windows of samples change their verdicts with the samples, a storage period
+/// (a minute) long: judged once per minute of campaign time, not at every reading of a source
+/// polled every second. Their alerts wait 10 minutes or more before firing anyway.
+pub const JUDGE_WINDOWS_EVERY_MS: i64 = MINUTE;
 
 /// What a rule needs to know of the campaign as a whole.
 pub struct CampaignInput<'a> {
@@ -152,7 +160,7 @@ pub fn evaluate(
         };
         let plan = ch.plan.or_else(|| campaign.channel(ch.id));
         let s = settings(campaign, plan, RuleKind::Kpi);
-        if s.enabled {
+        if s.enabled && ch.windows {
             let window = kpi_window(ch, now - s.window_ms);
             // Most channels share a window: worded once.
             let span = match spans.iter().position(|(w, _)| *w == s.window_ms) {
@@ -183,14 +191,14 @@ pub fn evaluate(
         }
 
         let s = settings(campaign, plan, RuleKind::Pacing);
-        if s.enabled {
+        if s.enabled && ch.windows {
             let rule = || "pacing: daily budget".to_string();
             let v = daily_budget_gone(campaign, ch, now, &s, was(&rule));
             push(&rule, v, &s);
         }
 
         let s = settings(campaign, plan, RuleKind::Anomaly);
-        if let (true, Some(history)) = (s.enabled, ch.history) {
+        if let (true, Some(history)) = (s.enabled && ch.windows, ch.history) {
             let input = anomaly::Input {
                 recent: ch.recent,
                 now_ms: now,
@@ -408,6 +416,7 @@ daily_budget = 1000.0
             daily_budget: 1000.0,
             paused: false,
             history: None,
+            windows: true,
         }
     }
 
@@ -467,6 +476,17 @@ daily_budget = 1000.0
         let v = judge(Some(&history));
         assert!(v.active && v.observed.is_some_and(|o| (o - 2000.0 / 15.0).abs() < 1e-9), "{v:?}");
         assert!(!judge(None).active, "the recent samples alone are within the limit");
+        // Between judgements of the windows, only the source's health is judged.
+        let out = evaluate(
+            &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
+            &[ChannelInput { history: Some(&history), windows: false, ..input(&recent) }],
+            now,
+            &|_| true,
+            &|_| true,
+        );
+        let rules: Vec<&str> =
+            out.iter().filter(|(k, _, _)| !k.channel.is_empty()).map(|(k, _, _)| k.rule.as_str()).collect();
+        assert_eq!(rules, ["health", "health: counter reset"]);
     }
 
     #[test]

@@ -99,6 +99,8 @@ struct ChannelState {
     history: crate::alert::anomaly::HourlyHistory,
     view: Arc<ChannelView>,
     dirty: bool,
+    /// When the rules over windows were last judged (in `JUDGE_WINDOWS_EVERY_MS`).
+    windows_judged: i64,
 }
 
 impl ChannelState {
@@ -406,6 +408,7 @@ impl Engine {
         use crate::alert::rules::{CampaignInput, ChannelInput, evaluate};
         use crate::alert::state::{AlertState, Transition, step};
         let now = self.clock.now_ms();
+        let judged = now.div_euclid(crate::alert::rules::JUDGE_WINDOWS_EVERY_MS);
         let mut verdicts = Vec::new();
         let listed: std::collections::HashSet<(&str, &str)> =
             self.alerts.keys().map(|k| (k.campaign.as_str(), k.channel.as_str())).collect();
@@ -433,6 +436,7 @@ impl Engine {
                     daily_budget: v.daily_budget,
                     paused: v.status == Some(ChannelStatus::Paused),
                     history: st.map(|st| &st.history),
+                    windows: st.is_none_or(|st| st.windows_judged != judged),
                 })
                 .collect();
             let active = |k: &crate::alert::AlertKey| {
@@ -446,6 +450,11 @@ impl Engine {
                 &active,
                 &|channel| listed.contains(&(c.id.as_str(), channel)),
             ));
+        }
+        for key in changed {
+            if let Some(st) = self.channels.get_mut(key) {
+                st.windows_judged = judged;
+            }
         }
         for (key, verdict, timing) in verdicts {
             // Too little to judge: the alert stays as it is.
@@ -1045,6 +1054,7 @@ impl Starting {
                     history: Default::default(),
                     view: no_view.clone(),
                     dirty: true,
+                    windows_judged: i64::MIN,
                 };
                 channels.insert(key, st);
             }
