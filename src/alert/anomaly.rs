@@ -260,7 +260,10 @@ impl HourlyHistory {
 }
 
 impl Input<'_> {
-    /// The samples of the last `span` ms; `None` when the samples do not reach back that far.
+    /// The samples of the last `span` ms. Where they do not reach back that far, the whole
+    /// hours of the history up to the end of the hour in which they begin stand in for the
+    /// older part (the window then starts at the first whole hour from the cut); `None` when
+    /// the history lacks an hour of it.
     fn window<'b>(&self, span: i64, base: &'b Baselines) -> Option<Window<'b>> {
         // The last sample at or before the cut starts the window; those after it make it up.
         let cut = self.now_ms - span;
@@ -273,7 +276,24 @@ impl Input<'_> {
                 to_ms = Some(*at);
             }
         }
-        let (from_ms, to_ms) = (from_ms?, to_ms?);
+        let to_ms = to_ms?;
+        let from_ms = match from_ms {
+            Some(from) => from,
+            None => {
+                let first = self.recent.first()?.0;
+                // Hours from the first whole one after the cut to the end of the hour in which
+                // the samples begin; the samples after that.
+                let (start, end) = ((cut + HOUR - 1).div_euclid(HOUR) * HOUR, first.div_euclid(HOUR) * HOUR + HOUR);
+                let hours: Vec<&(i64, Counters)> =
+                    self.history.hours.iter().filter(|(h, _)| *h >= start && *h < end).collect();
+                if hours.is_empty() || hours.len() as i64 != (end - start) / HOUR {
+                    return None;
+                }
+                counters = Counters::sum(hours.iter().map(|(_, c)| c));
+                counters.add(&Counters::sum(self.recent.iter().filter(|(at, _)| *at > end).map(|(_, c)| c)));
+                start
+            }
+        };
         Some(Window {
             counters,
             from_ms,
@@ -684,6 +704,52 @@ mod tests {
             let v = judge(&hist, hour(&mut rng, weight(at) * level, 0.015, 1.0), at);
             proptest::prop_assert!(fired(&v).is_empty(), "{:?}", v);
         }
+    }
+
+    #[test]
+    fn a_window_longer_than_the_samples_takes_whole_hours_of_the_history() {
+        const MINUTE: i64 = 60_000;
+        let (mut hist, mut rng) = history(3, 8);
+        let now = 8 * DAY + 3 * HOUR;
+        // The last 90 minutes in minute samples, also in the history as the engine keeps it.
+        let minutes: Vec<(i64, Counters)> =
+            (1..=90).map(|m| (now - 90 * MINUTE + m * MINUTE, hour(&mut rng, 1.0 / 60.0, 0.015, 1.0))).collect();
+        for h in 8 * 24..8 * 24 + 2 {
+            hist.push(h * HOUR + HOUR, &hour(&mut rng, weight(h * HOUR), 0.015, 1.0));
+        }
+        let mut with_recent = HourlyHistory { hours: hist.hours.clone(), ..Default::default() };
+        for (at, c) in &minutes {
+            with_recent.push(*at, c);
+        }
+        let recent = crate::domain::Recent::from_entries(minutes.iter().copied(), 120);
+        let input = Input {
+            recent: &recent,
+            now_ms: now,
+            window_ms: 30 * MINUTE,
+            offset_ms: 0,
+            counts_explained: false,
+            daily_budget: 0.0,
+            history: &with_recent,
+        };
+        let base = with_recent.baselines(&input, &AnomalySettings::default());
+        // 30 minutes and 1 hour: the samples alone.
+        let w = input.window(HOUR, &base).unwrap();
+        assert_eq!(w.counters, Counters::sum(minutes[30..].iter().map(|(_, c)| c)));
+        // 4 hours from 03:00: the samples begin at 01:30; the hours from 23:00 to 02:00, then
+        // the samples after 02:00.
+        let w = input.window(4 * HOUR, &base).unwrap();
+        assert_eq!((w.from_ms, w.to_ms), (8 * DAY - HOUR, now));
+        let hours = 8 * DAY - HOUR..8 * DAY + 2 * HOUR;
+        let mut want = Counters::sum(with_recent.hours.iter().filter(|(h, _)| hours.contains(h)).map(|(_, c)| c));
+        want.add(&Counters::sum(minutes.iter().filter(|(at, _)| *at > 8 * DAY + 2 * HOUR).map(|(_, c)| c)));
+        assert_eq!(w.counters, want);
+        let since = Counters::sum(with_recent.hours.iter().filter(|(h, _)| *h >= 8 * DAY - HOUR).map(|(_, c)| c));
+        assert_eq!(w.counters.impressions, since.impressions, "every reading once");
+        // An hour missing from the history: no such window.
+        let mut gap = HourlyHistory { hours: with_recent.hours.clone(), ..Default::default() };
+        gap.hours.retain(|(h, _)| *h != 8 * DAY + HOUR);
+        let input = Input { history: &gap, ..input };
+        assert!(input.window(4 * HOUR, &base).is_none());
     }
 
     #[test]
