@@ -737,7 +737,6 @@ fn bench_detectors() {
 fn bench_rules() {
     use campaign_cockpit::alert::anomaly::HourlyHistory;
     use campaign_cockpit::alert::rules::{CampaignInput, ChannelInput, evaluate};
-    use campaign_cockpit::engine::health::Health;
     let start = chrono::DateTime::from_timestamp_millis(now() - 9 * 24 * HOUR).unwrap().fixed_offset();
     let mut campaign =
         campaign_cockpit::sim::scale::campaigns(1, 100, Sources::Campaign, "http://127.0.0.1:1", start).remove(0);
@@ -768,18 +767,10 @@ fn bench_rules() {
         .iter()
         .zip(&campaign.channels)
         .map(|((recent, history), plan)| ChannelInput {
-            id: &plan.id,
             plan: Some(plan),
-            recent,
-            health: Health::Ok,
-            last_error: None,
-            failures: 0,
-            last_reset_ms: None,
-            today: Counters::default(),
             daily_budget: plan.daily_budget,
-            paused: false,
             history: Some(history),
-            windows: true,
+            ..ChannelInput::new(&plan.id, recent)
         })
         .collect();
     let totals = Counters::sum(channels.iter().flat_map(|(r, _)| r.iter().map(|(_, c)| c)));

@@ -101,6 +101,27 @@ pub struct ChannelInput<'a> {
     pub windows: bool,
 }
 
+impl<'a> ChannelInput<'a> {
+    /// A channel read without trouble, running, with these samples; no plan given, no budget,
+    /// no history, every rule judged.
+    pub fn new(id: &'a str, recent: &'a Recent) -> Self {
+        ChannelInput {
+            id,
+            plan: None,
+            recent,
+            health: Health::Ok,
+            last_error: None,
+            failures: 0,
+            last_reset_ms: None,
+            today: Counters::default(),
+            daily_budget: 0.0,
+            paused: false,
+            history: None,
+            windows: true,
+        }
+    }
+}
+
 /// Rules over windows of samples change their verdicts with the samples, a storage period
 /// (a minute) long: judged once per minute of campaign time, not at every reading of a source
 /// polled every second. Their alerts wait 10 minutes or more before firing anyway.
@@ -404,20 +425,7 @@ daily_budget = 1000.0
     }
 
     fn input<'a>(recent: &'a Recent) -> ChannelInput<'a> {
-        ChannelInput {
-            plan: None,
-            id: "a",
-            recent,
-            health: Health::Ok,
-            last_error: None,
-            failures: 0,
-            last_reset_ms: None,
-            today: Counters::default(),
-            daily_budget: 1000.0,
-            paused: false,
-            history: None,
-            windows: true,
-        }
+        ChannelInput { daily_budget: 1000.0, ..ChannelInput::new("a", recent) }
     }
 
     fn find<'a>(out: &'a [Outcome], rule: &str) -> Option<&'a Outcome> {
