@@ -34,7 +34,8 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 pub const BURST_GAP: Duration = Duration::from_millis(20);
 /// Samples are stored at this resolution: the readings of a channel within one such period of
 /// source time are folded into one stored sample (the screen and the alert rules see every
-/// reading). A channel polled every second then costs one write a minute, not sixty.
+/// reading, folded the same way in `RECENT`). A channel polled every second then costs one
+/// write a minute, not sixty.
 pub const STORE_RESOLUTION_MS: i64 = 60_000;
 /// Stored samples are written at most this often, in one transaction. A crash loses at most
 /// the resolution of the last minute or so, never counts: the cursor written is the one of the

@@ -216,7 +216,11 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
 /// `parse_stats`, sharing names with the source's earlier answers.
 pub fn parse_stats_with(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
     let doc = parse_raw(body, names);
-    names.finish();
+    match doc {
+        Ok(_) => names.finish(),
+        // A refused answer leaves the last good one's names to be tried first.
+        Err(_) => names.now.clear(),
+    }
     doc
 }
 
@@ -395,6 +399,7 @@ mod tests {
         assert!(names.all.len() <= 2 * names.last.len() + 64, "{} names kept", names.all.len());
         // A refused answer leaves the names of the last good one to try first.
         assert!(parse_stats_with(br#"{"channels":[{"id":"z","totals":{"clicks":-1}}]}"#, &mut names).is_err());
+        assert_eq!((&*names.last[0], names.now.len()), ("n999", 0));
         let d = parse_stats_with(answer(["n999", "m999"]).as_bytes(), &mut names).unwrap();
         assert_eq!(&*d.channels[1].id, "m999");
     }
