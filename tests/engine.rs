@@ -112,6 +112,36 @@ fn the_first_frame_shows_stored_campaign_totals_before_the_channels_are_read() {
     assert_eq!(store.campaign_totals().unwrap().len(), before.campaigns.len() - 1);
 }
 
+/// Campaigns of more channels than one write transaction takes are written whole, each with
+/// its totals: after a restart every campaign's stored totals match its channels.
+#[test]
+fn large_campaigns_are_written_whole_with_their_totals() {
+    use campaign_cockpit::sim::scale::{Sources, campaigns};
+    let dir = tempfile::tempdir().unwrap();
+    let start = campaign_cockpit::demo::scenario().start;
+    let sc = campaign_cockpit::sim::scenario::Scenario { start, segments: true, ..Default::default() };
+    let mut h =
+        Harness::with(dir.path(), campaigns(3, 450, Sources::Campaign, "http://127.0.0.1:1", start.unwrap()), sc);
+    h.run_minutes(3);
+    h.engine.commit();
+    h.engine.publish();
+    let (before, now) = (h.snapshot(), h.clock.now_ms());
+    drop(h);
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    assert_eq!(store.campaign_totals().unwrap().len(), 3);
+    let campaigns = store.campaigns().unwrap();
+    let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+    let (starting, rx) = Engine::open(store, Arc::new(ManualClock::new(now)), campaigns, &sources).unwrap();
+    let early = rx.borrow().clone();
+    assert_eq!(early.campaigns.len(), 3, "every campaign's totals match its channels");
+    for c in &before.campaigns {
+        assert_eq!(c.channels.len(), 150);
+        assert!(c.totals.impressions > 0);
+        assert_eq!(early.campaign(&c.campaign.id).unwrap().totals, c.totals, "{}", c.campaign.id);
+    }
+    drop(starting);
+}
+
 /// Readings taken every second are stored a minute at a time: one sample per channel per
 /// period, with the cursor of the last one written. Whatever a crash cuts off (the open
 /// minute) is not counted until the next reading after the restart, which carries it.

@@ -42,6 +42,8 @@ pub const STORE_RESOLUTION_MS: i64 = 60_000;
 /// last sample written, and the sources' counters are cumulative, so the next reading after a
 /// restart carries what the lost readings held.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(5);
+/// Samples written in one transaction, give or take a campaign (see `ingest_pending`).
+const WRITE_BATCH: usize = 100;
 /// How often the store is opened again while its writes fail.
 const REOPEN_EVERY: Duration = Duration::from_secs(2);
 /// A source's `generated_at` further ahead of our clock than this is not trusted.
@@ -630,18 +632,34 @@ impl Engine {
     }
 
     /// The samples to be written, of channels still planned.
-    fn pending_items(&self) -> Vec<Ingest<'_>> {
-        self.pending
-            .iter()
-            .filter(|(key, _, _)| self.channels.contains_key(key))
-            .map(|(key, sample, cursor)| Ingest { key, sample, cursor })
-            .collect()
+    /// Writes the pending samples, with the totals of the campaigns whose cursors they move,
+    /// in transactions of whole campaigns and `WRITE_BATCH` samples or so: what a minute's
+    /// writes hold in memory at once is one batch's, not all of them. Whatever is written
+    /// leaves `pending`; after an error the rest stays there for the next attempt.
+    fn ingest_pending(&mut self) -> crate::store::Result<()> {
+        // Stable: a channel's samples stay in order.
+        self.pending.sort_by(|a, b| a.0.campaign.cmp(&b.0.campaign));
+        let mut done = 0;
+        while done < self.pending.len() {
+            let mut end = done + 1;
+            while end < self.pending.len()
+                && (end - done < WRITE_BATCH || self.pending[end].0.campaign == self.pending[end - 1].0.campaign)
+            {
+                end += 1;
+            }
+            if let Err(e) = self.ingest_batch(done..end) {
+                self.pending.drain(..done);
+                return Err(e);
+            }
+            done = end;
+        }
+        self.pending.clear();
+        Ok(())
     }
 
-    /// Writes the pending samples, with the totals of the campaigns whose cursors they move.
-    fn ingest_pending(&mut self) -> crate::store::Result<()> {
+    fn ingest_batch(&mut self, batch: std::ops::Range<usize>) -> crate::store::Result<()> {
         let mut moved = std::collections::BTreeSet::new();
-        for (key, _, cursor) in &self.pending {
+        for (key, _, cursor) in &self.pending[batch.clone()] {
             if let Some(st) = self.channels.get_mut(key) {
                 st.stored = Stored::of(cursor);
                 moved.insert(key.campaign.as_str());
@@ -651,7 +669,12 @@ impl Engine {
             .filter(|(_, c)| moved.contains(c.id.as_str()))
             .map(|(i, c)| (c.id.as_str(), self.stored_totals(i)))
             .collect();
-        self.store.ingest_with_totals(&self.pending_items(), &totals)
+        let items: Vec<Ingest<'_>> = self.pending[batch]
+            .iter()
+            .filter(|(key, _, _)| self.channels.contains_key(key))
+            .map(|(key, sample, cursor)| Ingest { key, sample, cursor })
+            .collect();
+        self.store.ingest_with_totals(&items, &totals)
     }
 
     /// Writes everything taken in, the current period's readings too.

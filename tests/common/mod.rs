@@ -39,8 +39,12 @@ impl Harness {
 
     /// The demo campaigns under another scenario (its channel figures and incidents).
     pub fn with_scenario(dir: &Path, sc: Scenario) -> Harness {
+        Harness::with(dir, demo::campaigns(), sc)
+    }
+
+    /// These campaigns under a scenario (its start time is the clock's).
+    pub fn with(dir: &Path, campaigns: Vec<Campaign>, sc: Scenario) -> Harness {
         let store = Store::open(&dir.join("db")).unwrap();
-        let campaigns = demo::campaigns();
         for c in &campaigns {
             store.put_campaign(c).unwrap();
         }
