@@ -62,7 +62,7 @@ fn big_snapshot(n: usize) -> Arc<Snapshot> {
                 source: ch.source.as_str().into(),
                 totals: c(100 + (i as u64 * 37) % 900),
                 today: c(10),
-                recent: campaign_cockpit::engine::snapshot::Recent::from_entries(
+                recent: campaign_cockpit::domain::Recent::from_entries(
                     (0..120).map(|k| (now() - (120 - k) * MIN, c(1 + (k as u64 + i as u64) % 9))),
                     120,
                 ),

@@ -100,9 +100,23 @@ impl HourlyHistory {
         self.hours.is_empty()
     }
 
-    /// The hours that overlap [from, to) and end by `to`, summed.
-    pub fn sum_hours(&self, from: i64, to: i64) -> Counters {
-        Counters::sum(self.hours.iter().filter(|(h, _)| h + HOUR > from && h + HOUR <= to).map(|(_, c)| c))
+    /// The counters since `cut` of a channel whose samples begin after it: the whole hours of
+    /// the history from the first at or after `cut` to the end of the hour in which the samples
+    /// begin (they hold those samples' readings too), and the samples after that; with the
+    /// time that starts. `None` without samples, or when the history lacks one of those hours.
+    pub fn reaching_back(&self, recent: &crate::domain::Recent, cut: i64) -> Option<(i64, Counters)> {
+        let first = recent.first()?.0;
+        let (start, end) = ((cut + HOUR - 1).div_euclid(HOUR) * HOUR, first.div_euclid(HOUR) * HOUR + HOUR);
+        let (mut counters, mut hours) = (Counters::default(), 0);
+        for (_, c) in self.hours.iter().filter(|(h, _)| (start..end).contains(h)) {
+            counters.add(c);
+            hours += 1;
+        }
+        if hours == 0 || hours != (end - start) / HOUR {
+            return None;
+        }
+        counters.add(&Counters::sum(recent.iter().filter(|(at, _)| *at > end).map(|(_, c)| c)));
+        Some((start, counters))
     }
 
     /// Hours that ended at or before `t`, newest first.
@@ -261,9 +275,8 @@ impl HourlyHistory {
 
 impl Input<'_> {
     /// The samples of the last `span` ms. Where they do not reach back that far, the whole
-    /// hours of the history up to the end of the hour in which they begin stand in for the
-    /// older part (the window then starts at the first whole hour from the cut); `None` when
-    /// the history lacks an hour of it.
+    /// hours of the history stand in for the older part (see `HourlyHistory::reaching_back`);
+    /// `None` when the history lacks an hour of it.
     fn window<'b>(&self, span: i64, base: &'b Baselines) -> Option<Window<'b>> {
         // The last sample at or before the cut starts the window; those after it make it up.
         let cut = self.now_ms - span;
@@ -277,22 +290,9 @@ impl Input<'_> {
             }
         }
         let to_ms = to_ms?;
-        let from_ms = match from_ms {
-            Some(from) => from,
-            None => {
-                let first = self.recent.first()?.0;
-                // Hours from the first whole one after the cut to the end of the hour in which
-                // the samples begin; the samples after that.
-                let (start, end) = ((cut + HOUR - 1).div_euclid(HOUR) * HOUR, first.div_euclid(HOUR) * HOUR + HOUR);
-                let hours: Vec<&(i64, Counters)> =
-                    self.history.hours.iter().filter(|(h, _)| *h >= start && *h < end).collect();
-                if hours.is_empty() || hours.len() as i64 != (end - start) / HOUR {
-                    return None;
-                }
-                counters = Counters::sum(hours.iter().map(|(_, c)| c));
-                counters.add(&Counters::sum(self.recent.iter().filter(|(at, _)| *at > end).map(|(_, c)| c)));
-                start
-            }
+        let (from_ms, counters) = match from_ms {
+            Some(from) => (from, counters),
+            None => self.history.reaching_back(self.recent, cut)?,
         };
         Some(Window {
             counters,

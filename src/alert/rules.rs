@@ -253,18 +253,15 @@ pub fn evaluate(
     out
 }
 
-/// A channel's counters since `from`: its recent samples, and where the window reaches further
-/// back than they do, the hours of its history before the first of them (whole hours: the
-/// window's edge is then within an hour).
+/// A channel's counters since `from`: its recent samples, or where the window reaches further
+/// back than they do, the whole hours of its history standing in for the older part (the
+/// window's edge is then within an hour; the samples alone when an hour is missing).
 fn kpi_window(ch: &ChannelInput<'_>, from: i64) -> Counters {
-    let mut window = Counters::sum(ch.recent.iter().filter(|(at, _)| *at > from).map(|(_, c)| c));
-    if let (Some(history), Some((first, _))) = (ch.history, ch.recent.first())
-        && *first > from + MINUTE
-    {
-        // The first sample's interval started up to a minute before it ended.
-        window.add(&history.sum_hours(from, first - MINUTE));
+    let reached = ch.recent.first().is_none_or(|(first, _)| *first <= from);
+    match ch.history.filter(|_| !reached).and_then(|h| h.reaching_back(ch.recent, from)) {
+        Some((_, window)) => window,
+        None => Counters::sum(ch.recent.iter().filter(|(at, _)| *at > from).map(|(_, c)| c)),
     }
-    window
 }
 
 fn span_label(ms: i64) -> String {

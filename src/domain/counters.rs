@@ -116,8 +116,8 @@ pub struct SegmentCounters {
 
 impl SegmentCounters {
     pub fn same_segment(&self, o: &SegmentCounters) -> bool {
-        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
-        same(&self.dimension, &o.dimension) && same(&self.value, &o.value)
+        // Shared names compare by address first (`Arc<str>` equality does).
+        self.dimension == o.dimension && self.value == o.value
     }
 }
 

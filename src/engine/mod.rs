@@ -9,7 +9,7 @@ pub mod health;
 pub mod snapshot;
 
 use crate::clock::SharedClock;
-use crate::domain::{Campaign, CampaignTotals, ChannelCursor, Counters, Sample};
+use crate::domain::{Campaign, CampaignTotals, ChannelCursor, Counters, Recent, Sample};
 use crate::poll::wire::{ChannelStatus, StatsDoc};
 use crate::poll::{PollError, PollOutcome, SourceSpec};
 use crate::store::{ChannelKey, Ingest, Store};
@@ -37,7 +37,7 @@ pub const BURST_GAP: Duration = Duration::from_millis(20);
 /// reading, folded the same way in `RECENT`). A channel polled every second then costs one
 /// write a minute, not sixty.
 pub const STORE_RESOLUTION_MS: i64 = 60_000;
-/// Stored samples are written at most this often, in one transaction. A crash loses at most
+/// Stored samples are written at most this often (see `ingest_pending`). A crash loses at most
 /// the resolution of the last minute or so, never counts: the cursor written is the one of the
 /// last sample written, and the sources' counters are cumulative, so the next reading after a
 /// restart carries what the lost readings held.
@@ -93,7 +93,7 @@ struct ChannelState {
     /// The readings of the current storage period, folded into one sample (see
     /// `STORE_RESOLUTION_MS`).
     open: Option<Sample>,
-    recent: snapshot::Recent,
+    recent: Recent,
     status: Option<ChannelStatus>,
     live_budget: Option<f64>,
     missing: Option<String>,
@@ -631,7 +631,6 @@ impl Engine {
         }
     }
 
-    /// The samples to be written, of channels still planned.
     /// Writes the pending samples, with the totals of the campaigns whose cursors they move,
     /// in transactions of whole campaigns and `WRITE_BATCH` samples or so: what a minute's
     /// writes hold in memory at once is one batch's, not all of them. Whatever is written
@@ -657,6 +656,7 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes `pending[batch]`, of channels still planned, in one transaction.
     fn ingest_batch(&mut self, batch: std::ops::Range<usize>) -> crate::store::Result<()> {
         let mut moved = std::collections::BTreeSet::new();
         for (key, _, cursor) in &self.pending[batch.clone()] {
@@ -797,7 +797,7 @@ impl Engine {
             match self.store.recent_samples(&key, before, want) {
                 Ok(older) => {
                     let older = older.into_iter().filter(|s| !s.first).map(|s| (s.at, s.delta));
-                    st.recent = snapshot::Recent::from_entries(older.chain(st.recent.iter().copied()), RECENT);
+                    st.recent = Recent::from_entries(older.chain(st.recent.iter().copied()), RECENT);
                     st.dirty = true;
                     self.dirty = true;
                 }

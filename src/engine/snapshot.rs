@@ -2,8 +2,7 @@
 //! are rebuilt only when their channel changes.
 
 use super::health::Health;
-pub use crate::domain::counters::Recent;
-use crate::domain::{Campaign, Counters, Metric, VariantCounters};
+use crate::domain::{Campaign, Counters, Metric, Recent, VariantCounters};
 use crate::poll::wire::ChannelStatus;
 use crate::store::ChannelKey;
 use std::sync::Arc;
