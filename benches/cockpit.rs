@@ -3,13 +3,14 @@
 
 use campaign_cockpit::clock::{ManualClock, SharedClock};
 use campaign_cockpit::domain::{ChannelCursor, Counters};
-use campaign_cockpit::engine::health::Health;
+use campaign_cockpit::domain::Health;
 use campaign_cockpit::engine::snapshot::{CampaignView, ChannelView, Snapshot};
 use campaign_cockpit::engine::{Engine, RAW_RETENTION_MS};
 use campaign_cockpit::poll::{self, SourceSpec};
 use campaign_cockpit::sim::model::Network;
 use campaign_cockpit::sim::scale::Sources;
-use campaign_cockpit::store::{ChannelKey, Ingest, Store};
+use campaign_cockpit::domain::ChannelKey;
+use campaign_cockpit::store::{Ingest, Store};
 use campaign_cockpit::ui::app::{App, View};
 use campaign_cockpit::ui::theme::Theme;
 use std::sync::Arc;
@@ -340,7 +341,7 @@ fn bench_startup() {
         store.flush().unwrap();
         // A cockpit that ran writes every campaign's totals beside the cursors.
         let campaigns = store.campaigns().unwrap();
-        let sources = Engine::sources_for(&campaigns, Duration::from_secs(10));
+        let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(10));
         let clock: SharedClock = Arc::new(ManualClock::new(now()));
         let (engine, _rx) = Engine::start(store, clock, campaigns, &sources).unwrap();
         drop(engine);
@@ -376,7 +377,7 @@ fn bench_startup() {
         let t1 = Instant::now();
         let campaigns = store.campaigns().unwrap();
         reads.push(t1.elapsed());
-        let sources = Engine::sources_for(&campaigns, Duration::from_secs(10));
+        let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(10));
         let t2 = Instant::now();
         let (starting, rx) = Engine::open(store, clock, campaigns, &sources).unwrap();
         engines.push(t2.elapsed());
@@ -607,7 +608,7 @@ fn bench_latency() {
             store.put_campaign(c).unwrap();
         }
         let interval = Duration::from_secs(1);
-        let sources = Engine::sources_for(&campaigns, interval);
+        let sources = campaign_cockpit::poll::sources_for(&campaigns, interval);
         let (engine, mut snaps) = Engine::new(store, clock.clone(), &sources).unwrap();
         let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
         let (_cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);

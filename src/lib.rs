@@ -1,7 +1,6 @@
 //! Campaign Cockpit: a terminal cockpit for marketing campaigns.
 pub mod alert;
 pub mod analyze;
-pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod demo;

@@ -46,7 +46,7 @@ fn demo_incidents_fire_resolve_and_acks_persist() {
     // After a restart the alert states (and the ack) are still there.
     let store = Store::open(&dir.path().join("db")).unwrap();
     let campaigns = store.campaigns().unwrap();
-    let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+    let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(1));
     let clock = Arc::new(campaign_cockpit::clock::ManualClock::new(resolved.resolved_ms.unwrap() + 60_000));
     let (_engine, rx) = Engine::new(store, clock, &sources).unwrap();
     let after = rx.borrow().alerts.iter().find(|a| a.key == health.key).cloned().expect("kept across a restart");
@@ -72,7 +72,7 @@ fn silences_hide_an_alert_until_they_expire_and_survive_a_restart() {
     // Still silenced after a restart.
     let store = Store::open(&dir.path().join("db")).unwrap();
     let campaigns = store.campaigns().unwrap();
-    let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+    let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(1));
     let clock = Arc::new(campaign_cockpit::clock::ManualClock::new(now + 60_000));
     let (mut engine, rx) = Engine::new(store, clock.clone(), &sources).unwrap();
     let snap = rx.borrow().clone();

@@ -196,7 +196,7 @@ fn signal_restores_the_terminal_and_keeps_the_data(signal: &str) {
     assert_eq!(s.wait_exit(), 0);
     assert!(s.restored_terminal(), "terminal not restored after {signal}");
     let store = campaign_cockpit::store::Store::open(&db).unwrap();
-    let cur = store.cursor(&campaign_cockpit::store::ChannelKey::new("618-promo", "tmall-ztc")).unwrap().unwrap();
+    let cur = store.cursor(&campaign_cockpit::domain::ChannelKey::new("618-promo", "tmall-ztc")).unwrap().unwrap();
     assert!(cur.totals.spend > 0.0, "samples were flushed");
 }
 

@@ -5,7 +5,8 @@ mod common;
 
 use campaign_cockpit::clock::{Clock, ManualClock};
 use campaign_cockpit::engine::Engine;
-use campaign_cockpit::store::{ChannelKey, Store};
+use campaign_cockpit::domain::ChannelKey;
+use campaign_cockpit::store::Store;
 use common::Harness;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ fn a_restart_keeps_totals_and_backfills_sparklines() {
     };
     let store = Store::open(&dir.path().join("db")).unwrap();
     let campaigns = store.campaigns().unwrap();
-    let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+    let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(1));
     let clock = Arc::new(ManualClock::new(now));
     let (mut engine, rx) = Engine::new(store, clock, &sources).unwrap();
     let first = rx.borrow().clone();
@@ -63,7 +64,7 @@ fn the_first_frame_shows_stored_campaign_totals_before_the_channels_are_read() {
     let restart = || {
         let store = Store::open(&path).unwrap();
         let campaigns = store.campaigns().unwrap();
-        let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+        let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(1));
         Engine::open(store, Arc::new(ManualClock::new(now)), campaigns, &sources).unwrap()
     };
     let (mut starting, rx) = restart();
@@ -130,7 +131,7 @@ fn large_campaigns_are_written_whole_with_their_totals() {
     let store = Store::open(&dir.path().join("db")).unwrap();
     assert_eq!(store.campaign_totals().unwrap().len(), 3);
     let campaigns = store.campaigns().unwrap();
-    let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+    let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(1));
     let (starting, rx) = Engine::open(store, Arc::new(ManualClock::new(now)), campaigns, &sources).unwrap();
     let early = rx.borrow().clone();
     assert_eq!(early.campaigns.len(), 3, "every campaign's totals match its channels");
@@ -193,7 +194,7 @@ fn per_second_readings_are_stored_a_minute_at_a_time() {
 /// in its health, nothing panics, and the other sources keep updating.
 #[test]
 fn flapping_and_skewed_sources_do_not_stop_the_others() {
-    use campaign_cockpit::engine::health::Health;
+    use campaign_cockpit::domain::Health;
     use campaign_cockpit::poll::{PollError, PollOutcome};
     use std::time::Instant;
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,8 @@
 use campaign_cockpit::clock::ManualClock;
 use campaign_cockpit::engine::Engine;
 use campaign_cockpit::optimize::journal::Outcome;
-use campaign_cockpit::store::{ChannelKey, Store};
+use campaign_cockpit::domain::ChannelKey;
+use campaign_cockpit::store::Store;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -112,7 +113,7 @@ fn kill_9_loses_nothing_that_was_saved() {
         let (_engine, rx) = Engine::new(store, Arc::new(ManualClock::new(0)), &[]).unwrap();
         let snap = rx.borrow().clone();
         for id in &sending {
-            assert_eq!(snap.journal.iter().find(|e| e.id == *id).unwrap().outcome, Outcome::Unknown);
+            assert_eq!(snap.journal.iter().find(|e| e.id == *id).unwrap().outcome, Outcome::Unknown { reason: None });
             unknown += 1;
         }
         journal_seen = snap.journal.iter().map(|e| (e.id, e.outcome.clone())).collect();

@@ -9,7 +9,8 @@ use campaign_cockpit::engine::{Command, Engine};
 use campaign_cockpit::optimize::control::{self, Dispatch};
 use campaign_cockpit::optimize::journal::{JournalEntry, Outcome};
 use campaign_cockpit::optimize::recommend::Change;
-use campaign_cockpit::poll::wire::{ChannelStatus, ControlAction, ControlRequest};
+use campaign_cockpit::domain::{ChannelStatus, ControlAction};
+use campaign_cockpit::optimize::control::ControlRequest;
 use campaign_cockpit::sim::{self, SimServer, model::Network};
 use campaign_cockpit::store::Store;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ async fn rig(dir: &std::path::Path, read_only: bool) -> Rig {
     for c in &campaigns {
         store.put_campaign(c).unwrap();
     }
-    let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+    let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(1));
     let (mut engine, snapshots) = Engine::new(store, clock, &sources).unwrap();
     engine.set_read_only(read_only);
     let (poll_tx, poll_rx) = mpsc::channel(16);
@@ -250,7 +251,7 @@ fn an_action_cut_off_by_a_crash_is_shown_as_unknown() {
     let clock = Arc::new(ManualClock::new(0));
     let (_engine, rx) = Engine::new(store, clock, &[]).unwrap();
     let s = rx.borrow().clone();
-    assert_eq!(s.journal[0].outcome, Outcome::Unknown);
+    assert_eq!(s.journal[0].outcome, Outcome::Unknown { reason: None });
     assert!(s.journal[0].line().contains("unknown"), "{}", s.journal[0].line());
 }
 

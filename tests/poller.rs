@@ -7,11 +7,12 @@ mod common;
 use campaign_cockpit::clock::{Clock, ManualClock, SharedClock};
 use campaign_cockpit::demo;
 use campaign_cockpit::engine::Engine;
-use campaign_cockpit::engine::health::Health;
+use campaign_cockpit::domain::Health;
 use campaign_cockpit::poll::{self, PollError, SourceSpec};
 use campaign_cockpit::sim::model::Network;
 use campaign_cockpit::sim::{self, SimServer};
-use campaign_cockpit::store::{ChannelKey, Store};
+use campaign_cockpit::domain::ChannelKey;
+use campaign_cockpit::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,7 +172,7 @@ async fn pollers_feed_the_engine_and_the_store() {
     for c in &campaigns {
         store.put_campaign(c).unwrap();
     }
-    let sources: Vec<SourceSpec> = Engine::sources_for(&campaigns, Duration::from_millis(100))
+    let sources: Vec<SourceSpec> = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_millis(100))
         .into_iter()
         .map(|s| SourceSpec { timeout: Duration::from_secs(2), ..s })
         .collect();

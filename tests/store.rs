@@ -2,7 +2,8 @@
 
 use campaign_cockpit::demo;
 use campaign_cockpit::domain::{ChannelCursor, Counters};
-use campaign_cockpit::store::{ChannelKey, Ingest, SCHEMA_VERSION, Store, StoreError};
+use campaign_cockpit::domain::ChannelKey;
+use campaign_cockpit::store::{Ingest, SCHEMA_VERSION, Store, StoreError};
 
 fn counters(i: u64, spend: f64) -> Counters {
     Counters { impressions: i, clicks: i / 50, spend, ..Default::default() }

@@ -333,7 +333,7 @@ fn manual_pause_and_budget_from_the_campaign_view() {
         key(&mut h, &mut app, KeyCode::Char(c));
     }
     key(&mut h, &mut app, KeyCode::Enter);
-    let want = format!("→ {}/day", campaign_cockpit::domain::metrics::thousands(target as i64));
+    let want = format!("→ {}/day", campaign_cockpit::domain::format::count(target as i64));
     assert!(
         app.confirm.as_ref().is_some_and(|c| c.text.contains(&want)),
         "{:?} {:?}",

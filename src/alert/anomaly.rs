@@ -12,16 +12,14 @@
 //! enough to matter (`min_change`), so huge volumes do not turn trivia into alerts.
 //! Pure: hourly history and the current window in, verdicts out.
 
+use crate::domain::time::{DAY_MS, HOUR_MS};
 use super::detect::{Cusum, median_mad, p_two_sided};
 use super::state::{Severity, Verdict};
-use crate::domain::metrics::thousands;
+use crate::domain::format;
 use crate::domain::{Counters, Metric};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-
-const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
 /// CUSUM decision threshold for drifts, in σ.
 const DRIFT_H: f64 = 8.0;
 /// Hourly buckets kept per channel: a week of same-hour history and today.
@@ -64,7 +62,7 @@ pub struct HourlyHistory {
 impl HourlyHistory {
     /// Adds a sample (its delta over the interval ending at `at`).
     pub fn push(&mut self, at: i64, delta: &Counters) {
-        let hour = (at - 1).div_euclid(HOUR) * HOUR;
+        let hour = (at - 1).div_euclid(HOUR_MS) * HOUR_MS;
         match self.hours.iter_mut().rev().find(|(h, _)| *h <= hour) {
             Some((h, c)) if *h == hour => c.add(delta),
             _ => {
@@ -91,8 +89,8 @@ impl HourlyHistory {
 
     /// Counters since `from` (whole hours that end after it) and the span they cover up to `now`.
     pub fn sum_since(&self, from: i64, now: i64) -> (Counters, i64) {
-        let hours = self.hours.iter().filter(|(h, _)| h + HOUR > from);
-        let first = self.hours.iter().find(|(h, _)| h + HOUR > from).map_or(now, |(h, _)| (*h).max(from));
+        let hours = self.hours.iter().filter(|(h, _)| h + HOUR_MS > from);
+        let first = self.hours.iter().find(|(h, _)| h + HOUR_MS > from).map_or(now, |(h, _)| (*h).max(from));
         (Counters::sum(hours.map(|(_, c)| c)), (now - first).max(0))
     }
 
@@ -106,13 +104,13 @@ impl HourlyHistory {
     /// time that starts. `None` without samples, or when the history lacks one of those hours.
     pub fn reaching_back(&self, recent: &crate::domain::Recent, cut: i64) -> Option<(i64, Counters)> {
         let first = recent.first()?.0;
-        let (start, end) = ((cut + HOUR - 1).div_euclid(HOUR) * HOUR, first.div_euclid(HOUR) * HOUR + HOUR);
+        let (start, end) = ((cut + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS, first.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS);
         let (mut counters, mut hours) = (Counters::default(), 0);
         for (_, c) in self.hours.iter().filter(|(h, _)| (start..end).contains(h)) {
             counters.add(c);
             hours += 1;
         }
-        if hours == 0 || hours != (end - start) / HOUR {
+        if hours == 0 || hours != (end - start) / HOUR_MS {
             return None;
         }
         counters.add(&Counters::sum(recent.iter().filter(|(at, _)| *at > end).map(|(_, c)| c)));
@@ -121,7 +119,7 @@ impl HourlyHistory {
 
     /// Hours that ended at or before `t`, newest first.
     fn complete_before(&self, t: i64) -> impl Iterator<Item = &(i64, Counters)> {
-        self.hours.iter().rev().filter(move |(h, _)| h + HOUR <= t)
+        self.hours.iter().rev().filter(move |(h, _)| h + HOUR_MS <= t)
     }
 }
 
@@ -179,7 +177,7 @@ const COUNTS: [Metric; 3] = [Metric::Clicks, Metric::Conversions, Metric::Leads]
 const MONEY: [Metric; 2] = [Metric::Cpc, Metric::Cpm];
 
 fn hour_of_day(h: i64, offset_ms: i64) -> usize {
-    ((h + offset_ms).rem_euclid(DAY) / HOUR) as usize
+    ((h + offset_ms).rem_euclid(DAY_MS) / HOUR_MS) as usize
 }
 
 impl HourlyHistory {
@@ -202,7 +200,7 @@ impl HourlyHistory {
         let now = input.now_ms;
         let complete: Vec<&(i64, Counters)> = self.complete_before(now).collect();
         let two_days: Vec<&(i64, Counters)> =
-            complete.iter().copied().take_while(|(h, _)| *h >= now - 2 * DAY).collect();
+            complete.iter().copied().take_while(|(h, _)| *h >= now - 2 * DAY_MS).collect();
 
         let rate = RATES.map(|m| {
             let min = if m == Metric::Ctr { s.min_impressions } else { s.min_clicks } as f64;
@@ -227,7 +225,7 @@ impl HourlyHistory {
         if input.daily_budget > 0.0 {
             let (mut day, mut spent) = (i64::MIN, 0.0);
             for (h, c) in &self.hours {
-                let d = (h + input.offset_ms).div_euclid(DAY);
+                let d = (h + input.offset_ms).div_euclid(DAY_MS);
                 if d != day {
                     (day, spent) = (d, 0.0);
                 }
@@ -237,11 +235,11 @@ impl HourlyHistory {
                 }
             }
         }
-        let today = (now + input.offset_ms).div_euclid(DAY);
+        let today = (now + input.offset_ms).div_euclid(DAY_MS);
         let seasonal = COUNTS.map(|m| {
             let mut by_hour: [Vec<f64>; 24] = Default::default();
             for (h, c) in &complete {
-                let earlier_day = (h + input.offset_ms).div_euclid(DAY) < today;
+                let earlier_day = (h + input.offset_ms).div_euclid(DAY_MS) < today;
                 let slot = &mut by_hour[hour_of_day(*h, input.offset_ms)];
                 if earlier_day && slot.len() < 7 && capped.binary_search(h).is_err() {
                     slot.push(m.value(c).unwrap_or(0.0));
@@ -255,7 +253,7 @@ impl HourlyHistory {
                 let cv_seen = if med > 0.0 { 1.4826 * mad / med } else { 0.0 };
                 // Negative-binomial style: what varies beyond Poisson noise from day to day.
                 let cv = (cv_seen * cv_seen - 1.0 / med.max(1.0)).max(0.0).sqrt().clamp(0.05, 1.0);
-                Some((med / HOUR as f64, cv, days.len()))
+                Some((med / HOUR_MS as f64, cv, days.len()))
             })
         });
 
@@ -335,10 +333,6 @@ pub fn evaluate(input: &Input<'_>, s: &AnomalySettings) -> Vec<(&'static str, Op
     out
 }
 
-fn span_label(ms: i64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 60_000 * 60) as u64)).to_string()
-}
-
 /// A rule's finding on one window; the explanation is written only for the window that wins.
 struct Judged {
     score: f64,
@@ -415,12 +409,12 @@ fn rate(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
             "{} {} {}: {} vs usual {} ± {}, z = {z:.1}, {} {denom} in {}",
             m.label(),
             direction(rel),
-            crate::domain::metrics::percent(rel.abs()),
+            crate::domain::format::percent(rel.abs()),
             m.format(Some(x / n)),
             m.format(Some(p0)),
             m.format(Some(2.0 * sd)),
-            thousands(n as i64),
-            span_label(span),
+            format::count(n as i64),
+            crate::domain::format::span(span),
         )
     };
     verdict(score, active, severity_for(rel), x / n, (p0, 2.0 * sd), summary)
@@ -431,14 +425,14 @@ fn rate(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
 /// `None` without three earlier days for every hour.
 fn seasonal_expectation(w: &Window<'_>, i: usize) -> Option<(f64, f64, usize)> {
     let (mut mu, mut extra_var, mut days) = (0.0, 0.0, usize::MAX);
-    let mut hour = w.from_ms.div_euclid(HOUR) * HOUR;
+    let mut hour = w.from_ms.div_euclid(HOUR_MS) * HOUR_MS;
     while hour < w.to_ms {
-        let overlap = (w.to_ms.min(hour + HOUR) - w.from_ms.max(hour)) as f64;
+        let overlap = (w.to_ms.min(hour + HOUR_MS) - w.from_ms.max(hour)) as f64;
         let (per_ms, cv, n) = w.base.seasonal[i][hour_of_day(hour, w.offset_ms)]?;
         days = days.min(n);
         mu += per_ms * overlap;
         extra_var += (cv * per_ms * overlap).powi(2);
-        hour += HOUR;
+        hour += HOUR_MS;
     }
     (mu > 0.0).then(|| (mu, extra_var.sqrt() / mu, days))
 }
@@ -465,9 +459,9 @@ fn count(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
             "{} {} {}: {} in {} vs {:.0} ± {:.0} expected at this hour ({} previous days)",
             m.label(),
             direction(rel),
-            crate::domain::metrics::percent(rel.abs()),
-            thousands(x as i64),
-            span_label(span),
+            crate::domain::format::percent(rel.abs()),
+            format::count(x as i64),
+            crate::domain::format::span(span),
             mu,
             2.0 * sd,
             days,
@@ -510,7 +504,7 @@ fn money(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
             "{} {} {}: {} vs usual {} ± {} (median of {hours} hours), z = {z:.1}",
             m.label(),
             direction(rel),
-            crate::domain::metrics::percent(rel.abs()),
+            crate::domain::format::percent(rel.abs()),
             m.format(Some(v)),
             m.format(Some(med)),
             m.format(Some(2.0 * sigma)),
@@ -522,9 +516,9 @@ fn money(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
 /// CUSUM over the last day's hourly values against the day before: a slow drift.
 /// `complete` is newest first.
 fn drift(complete: &[&(i64, Counters)], now: i64, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
-    let reference_end = now - DAY;
+    let reference_end = now - DAY_MS;
     let reference_hours: Vec<&(i64, Counters)> =
-        complete.iter().copied().filter(|(h, _)| h + HOUR <= reference_end && *h >= reference_end - 2 * DAY).collect();
+        complete.iter().copied().filter(|(h, _)| h + HOUR_MS <= reference_end && *h >= reference_end - 2 * DAY_MS).collect();
     let reference = hourly_values(&reference_hours, m, min_den(m, s));
     if reference.len() < 12 {
         return None;
@@ -576,6 +570,7 @@ fn drift(complete: &[&(i64, Counters)], now: i64, s: &AnomalySettings, m: Metric
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::time::MINUTE_MS;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use rand_distr::{Binomial, Distribution, Poisson};
@@ -593,7 +588,7 @@ mod tests {
         [
             0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.0, 1.2, 1.2, 1.1, 1.1, 1.2, 1.1, 1.0, 1.0, 1.1, 1.2, 1.4, 1.6, 1.8,
             1.7, 1.2, 0.6,
-        ][(h.rem_euclid(DAY) / HOUR) as usize]
+        ][(h.rem_euclid(DAY_MS) / HOUR_MS) as usize]
     }
 
     /// Days of normal history, then the window's hour built by `now_hour`.
@@ -601,18 +596,18 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut hist = HourlyHistory::default();
         for h in 0..days * 24 {
-            let t = h * HOUR;
-            hist.push(t + HOUR, &hour(&mut rng, weight(t), 0.015, 1.0));
+            let t = h * HOUR_MS;
+            hist.push(t + HOUR_MS, &hour(&mut rng, weight(t), 0.015, 1.0));
         }
         (hist, rng)
     }
 
     fn judge(hist: &HourlyHistory, counters: Counters, at: i64) -> Vec<(&'static str, bool)> {
-        let recent = crate::domain::Recent::from_entries([(at, Counters::default()), (at + HOUR, counters)], 10);
+        let recent = crate::domain::Recent::from_entries([(at, Counters::default()), (at + HOUR_MS, counters)], 10);
         let input = Input {
             recent: &recent,
-            now_ms: at + HOUR,
-            window_ms: HOUR,
+            now_ms: at + HOUR_MS,
+            window_ms: HOUR_MS,
             offset_ms: 0,
             counts_explained: false,
             daily_budget: 0.0,
@@ -632,7 +627,7 @@ mod tests {
     fn normal_hours_across_the_day_raise_nothing() {
         let (hist, mut rng) = history(7, 7);
         for h in 0..24 {
-            let at = 7 * DAY + h * HOUR;
+            let at = 7 * DAY_MS + h * HOUR_MS;
             let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.0), at);
             assert!(fired(&v).is_empty(), "hour {h}: {v:?}");
         }
@@ -641,7 +636,7 @@ mod tests {
     #[test]
     fn a_ctr_collapse_is_caught_with_its_volume() {
         let (hist, mut rng) = history(8, 2);
-        let at = 2 * DAY + 20 * HOUR;
+        let at = 2 * DAY_MS + 20 * HOUR_MS;
         let v = judge(&hist, hour(&mut rng, weight(at), 0.006, 1.0), at);
         assert!(fired(&v).contains(&"anomaly: ctr"), "{v:?}");
     }
@@ -650,10 +645,10 @@ mod tests {
     fn a_traffic_drop_is_judged_against_the_same_hour_not_the_last_one() {
         let (hist, mut rng) = history(9, 7);
         // 3 a.m. is quiet every day: not a drop.
-        let night = 7 * DAY + 3 * HOUR;
+        let night = 7 * DAY_MS + 3 * HOUR_MS;
         assert!(fired(&judge(&hist, hour(&mut rng, weight(night), 0.015, 1.0), night)).is_empty());
         // 8 p.m. at a third of its usual traffic is.
-        let evening = 7 * DAY + 20 * HOUR;
+        let evening = 7 * DAY_MS + 20 * HOUR_MS;
         let v = judge(&hist, hour(&mut rng, weight(evening) / 3.0, 0.015, 1.0), evening);
         assert!(fired(&v).contains(&"anomaly: clicks"), "{v:?}");
         // A spike too.
@@ -664,7 +659,7 @@ mod tests {
     #[test]
     fn too_little_history_or_volume_gives_no_verdict() {
         let (hist, mut rng) = history(10, 1);
-        let at = DAY + 20 * HOUR;
+        let at = DAY_MS + 20 * HOUR_MS;
         let v = judge(&hist, hour(&mut rng, weight(at) / 3.0, 0.015, 1.0), at);
         assert!(!v.iter().any(|(n, _)| *n == "anomaly: clicks"), "one day is no seasonal baseline: {v:?}");
         let tiny = Counters { impressions: 300, clicks: 1, ..Counters::default() };
@@ -674,7 +669,7 @@ mod tests {
     #[test]
     fn a_price_jump_and_a_slow_drift_are_both_caught() {
         let (hist, mut rng) = history(11, 3);
-        let at = 3 * DAY + 14 * HOUR;
+        let at = 3 * DAY_MS + 14 * HOUR_MS;
         let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.8), at);
         assert!(fired(&v).contains(&"anomaly: cpc"), "{v:?}");
         assert!(fired(&v).contains(&"anomaly: cpm"), "{v:?}");
@@ -682,10 +677,10 @@ mod tests {
         // +2 % an hour for a day: no hour jumps, the drift adds up.
         let (mut hist, mut rng) = history(12, 2);
         for h in 0..24 {
-            let t = 2 * DAY + h * HOUR;
-            hist.push(t + HOUR, &hour(&mut rng, weight(t), 0.015, 1.0 + 0.02 * h as f64));
+            let t = 2 * DAY_MS + h * HOUR_MS;
+            hist.push(t + HOUR_MS, &hour(&mut rng, weight(t), 0.015, 1.0 + 0.02 * h as f64));
         }
-        let at = 3 * DAY;
+        let at = 3 * DAY_MS;
         let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.46), at);
         assert!(fired(&v).contains(&"anomaly: cpc drift"), "{v:?}");
     }
@@ -697,10 +692,10 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut hist = HourlyHistory::default();
             for h in 0..7 * 24 {
-                let t = h * HOUR;
-                hist.push(t + HOUR, &hour(&mut rng, weight(t) * level, 0.015, 1.0));
+                let t = h * HOUR_MS;
+                hist.push(t + HOUR_MS, &hour(&mut rng, weight(t) * level, 0.015, 1.0));
             }
-            let at = 7 * DAY + at_hour * HOUR;
+            let at = 7 * DAY_MS + at_hour * HOUR_MS;
             let v = judge(&hist, hour(&mut rng, weight(at) * level, 0.015, 1.0), at);
             proptest::prop_assert!(fired(&v).is_empty(), "{:?}", v);
         }
@@ -708,14 +703,13 @@ mod tests {
 
     #[test]
     fn a_window_longer_than_the_samples_takes_whole_hours_of_the_history() {
-        const MINUTE: i64 = 60_000;
         let (mut hist, mut rng) = history(3, 8);
-        let now = 8 * DAY + 3 * HOUR;
+        let now = 8 * DAY_MS + 3 * HOUR_MS;
         // The last 90 minutes in minute samples, also in the history as the engine keeps it.
         let minutes: Vec<(i64, Counters)> =
-            (1..=90).map(|m| (now - 90 * MINUTE + m * MINUTE, hour(&mut rng, 1.0 / 60.0, 0.015, 1.0))).collect();
+            (1..=90).map(|m| (now - 90 * MINUTE_MS + m * MINUTE_MS, hour(&mut rng, 1.0 / 60.0, 0.015, 1.0))).collect();
         for h in 8 * 24..8 * 24 + 2 {
-            hist.push(h * HOUR + HOUR, &hour(&mut rng, weight(h * HOUR), 0.015, 1.0));
+            hist.push(h * HOUR_MS + HOUR_MS, &hour(&mut rng, weight(h * HOUR_MS), 0.015, 1.0));
         }
         let mut with_recent = HourlyHistory { hours: hist.hours.clone(), ..Default::default() };
         for (at, c) in &minutes {
@@ -725,7 +719,7 @@ mod tests {
         let input = Input {
             recent: &recent,
             now_ms: now,
-            window_ms: 30 * MINUTE,
+            window_ms: 30 * MINUTE_MS,
             offset_ms: 0,
             counts_explained: false,
             daily_budget: 0.0,
@@ -733,30 +727,30 @@ mod tests {
         };
         let base = with_recent.baselines(&input, &AnomalySettings::default());
         // 30 minutes and 1 hour: the samples alone.
-        let w = input.window(HOUR, &base).unwrap();
+        let w = input.window(HOUR_MS, &base).unwrap();
         assert_eq!(w.counters, Counters::sum(minutes[30..].iter().map(|(_, c)| c)));
         // 4 hours from 03:00: the samples begin at 01:30; the hours from 23:00 to 02:00, then
         // the samples after 02:00.
-        let w = input.window(4 * HOUR, &base).unwrap();
-        assert_eq!((w.from_ms, w.to_ms), (8 * DAY - HOUR, now));
-        let hours = 8 * DAY - HOUR..8 * DAY + 2 * HOUR;
+        let w = input.window(4 * HOUR_MS, &base).unwrap();
+        assert_eq!((w.from_ms, w.to_ms), (8 * DAY_MS - HOUR_MS, now));
+        let hours = 8 * DAY_MS - HOUR_MS..8 * DAY_MS + 2 * HOUR_MS;
         let mut want = Counters::sum(with_recent.hours.iter().filter(|(h, _)| hours.contains(h)).map(|(_, c)| c));
-        want.add(&Counters::sum(minutes.iter().filter(|(at, _)| *at > 8 * DAY + 2 * HOUR).map(|(_, c)| c)));
+        want.add(&Counters::sum(minutes.iter().filter(|(at, _)| *at > 8 * DAY_MS + 2 * HOUR_MS).map(|(_, c)| c)));
         assert_eq!(w.counters, want);
-        let since = Counters::sum(with_recent.hours.iter().filter(|(h, _)| *h >= 8 * DAY - HOUR).map(|(_, c)| c));
+        let since = Counters::sum(with_recent.hours.iter().filter(|(h, _)| *h >= 8 * DAY_MS - HOUR_MS).map(|(_, c)| c));
         assert_eq!(w.counters.impressions, since.impressions, "every reading once");
         // An hour missing from the history: no such window.
         let mut gap = HourlyHistory { hours: with_recent.hours.clone(), ..Default::default() };
-        gap.hours.retain(|(h, _)| *h != 8 * DAY + HOUR);
+        gap.hours.retain(|(h, _)| *h != 8 * DAY_MS + HOUR_MS);
         let input = Input { history: &gap, ..input };
-        assert!(input.window(4 * HOUR, &base).is_none());
+        assert!(input.window(4 * HOUR_MS, &base).is_none());
     }
 
     #[test]
     fn history_keeps_a_week_and_a_day_in_order() {
         let mut hist = HourlyHistory::default();
         for h in (0..300).rev() {
-            hist.push(h * HOUR + 1, &Counters { clicks: 1, ..Counters::default() });
+            hist.push(h * HOUR_MS + 1, &Counters { clicks: 1, ..Counters::default() });
         }
         assert_eq!(hist.len(), HISTORY_HOURS);
         let hours: Vec<i64> = hist.hours.iter().map(|(h, _)| *h).collect();

@@ -98,9 +98,9 @@ pub fn kpi(
     }
     let volume = match m {
         Metric::Ctr | Metric::Cpm => {
-            format!("{} impressions", crate::domain::metrics::thousands(window.impressions as i64))
+            format!("{} impressions", crate::domain::format::count(window.impressions as i64))
         }
-        Metric::Cvr | Metric::Cpc => format!("{} clicks", crate::domain::metrics::thousands(window.clicks as i64)),
+        Metric::Cvr | Metric::Cpc => format!("{} clicks", crate::domain::format::count(window.clicks as i64)),
         _ => format!("{} {results_word}", if m == Metric::Cpl { window.leads } else { window.conversions }),
     };
     Some(verdict(format!("{} {} vs limit {limit} over {span}, {volume}", m.label(), m.format(Some(v)))))

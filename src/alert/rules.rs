@@ -9,15 +9,13 @@
 //!
 //! Pure: views, settings and the time in, verdicts out.
 
+use crate::domain::time::{HOUR_MS, MINUTE_MS};
 use super::anomaly::{self, AnomalySettings, HourlyHistory};
 use super::detect::{VolumeGuard, kpi};
 use super::state::{AlertKey, Severity, Timing, Verdict};
-use crate::domain::metrics::percent;
+use crate::domain::format::percent;
 use crate::domain::{Campaign, Channel, Counters, Metric, Recent, RuleKind, RuleSettings};
-use crate::engine::health::Health;
-
-const MINUTE: i64 = 60_000;
-const HOUR: i64 = 60 * MINUTE;
+use crate::domain::Health;
 
 /// A rule kind's settings with every default filled in.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,11 +31,11 @@ pub struct Resolved {
 
 /// The built-in defaults of a rule kind.
 pub fn defaults(kind: RuleKind) -> Resolved {
-    let timing = |f: i64, k: i64| Timing { for_ms: f * MINUTE, keep_firing_for_ms: k * MINUTE };
+    let timing = |f: i64, k: i64| Timing { for_ms: f * MINUTE_MS, keep_firing_for_ms: k * MINUTE_MS };
     let (window_ms, timing, threshold) = match kind {
-        RuleKind::Kpi => (3 * HOUR, timing(15, 30), 0.05),
-        RuleKind::Pacing => (24 * HOUR, timing(30, 60), 0.15),
-        RuleKind::Anomaly => (30 * MINUTE, timing(10, 30), AnomalySettings::default().threshold),
+        RuleKind::Kpi => (3 * HOUR_MS, timing(15, 30), 0.05),
+        RuleKind::Pacing => (24 * HOUR_MS, timing(30, 60), 0.15),
+        RuleKind::Anomaly => (30 * MINUTE_MS, timing(10, 30), AnomalySettings::default().threshold),
         RuleKind::Health => (0, timing(0, 0), 1.0),
     };
     Resolved {
@@ -125,7 +123,7 @@ impl<'a> ChannelInput<'a> {
 /// Rules over windows of samples change their verdicts with the samples, a storage period
 /// (a minute) long: judged once per minute of campaign time, not at every reading of a source
 /// polled every second. Their alerts wait 10 minutes or more before firing anyway.
-pub const JUDGE_WINDOWS_EVERY_MS: i64 = MINUTE;
+pub const JUDGE_WINDOWS_EVERY_MS: i64 = MINUTE_MS;
 
 /// What a rule needs to know of the campaign as a whole.
 pub struct CampaignInput<'a> {
@@ -187,7 +185,7 @@ pub fn evaluate(
             let span = match spans.iter().position(|(w, _)| *w == s.window_ms) {
                 Some(i) => i,
                 None => {
-                    spans.push((s.window_ms, span_label(s.window_ms)));
+                    spans.push((s.window_ms, crate::domain::format::span(s.window_ms)));
                     spans.len() - 1
                 }
             };
@@ -264,10 +262,6 @@ fn kpi_window(ch: &ChannelInput<'_>, from: i64) -> Counters {
     }
 }
 
-fn span_label(ms: i64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 1000) as u64)).to_string()
-}
-
 /// Spend against the total budget and time; each goal's progress against its time.
 fn pacing_campaign(input: &CampaignInput<'_>, now: i64, s: &Resolved) -> Vec<(String, Option<Verdict>)> {
     let c = input.campaign;
@@ -338,7 +332,7 @@ fn daily_budget_gone(c: &Campaign, ch: &ChannelInput<'_>, now: i64, s: &Resolved
         return None;
     }
     let day_start = c.day_start_ms(now);
-    let day_share = (now - day_start) as f64 / (24 * HOUR) as f64;
+    let day_share = (now - day_start) as f64 / (24 * HOUR_MS) as f64;
     let spent = ch.today.spend / ch.daily_budget;
     let gone = spent >= 0.98;
     // Gone with more than `tol` of the day still ahead (the default: before about 20:24).
@@ -377,7 +371,7 @@ fn health(ch: &ChannelInput<'_>, now: i64, s: &Resolved, was_active: (bool, bool
         None => format!("source {}", ch.health.label()),
     };
     let source = Verdict { active, severity, observed: None, expected: None, summary };
-    let reset_at = ch.last_reset_ms.filter(|at| now - at < 30 * MINUTE);
+    let reset_at = ch.last_reset_ms.filter(|at| now - at < 30 * MINUTE_MS);
     let reset = Verdict {
         active: reset_at.is_some(),
         severity: Severity::Info,
@@ -433,12 +427,12 @@ daily_budget = 1000.0
     fn file_settings_override_the_defaults() {
         let c = campaign("[alerts.kpi]\nfor = \"5m\"\nseverity = \"crit\"\nmin_results = 3\n");
         let s = settings(&c, c.channel("a"), RuleKind::Kpi);
-        assert_eq!(s.timing.for_ms, 5 * MINUTE);
-        assert_eq!(s.timing.keep_firing_for_ms, 30 * MINUTE);
+        assert_eq!(s.timing.for_ms, 5 * MINUTE_MS);
+        assert_eq!(s.timing.keep_firing_for_ms, 30 * MINUTE_MS);
         assert_eq!(s.guard.min_results, 3);
-        let now = c.start_ms() + 24 * HOUR;
+        let now = c.start_ms() + 24 * HOUR_MS;
         // 4 leads for 800: CPL 200 > 100, judged on 3 results, reported as crit.
-        let recent = [(now - MINUTE, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
+        let recent = [(now - MINUTE_MS, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
         let out = evaluate(
             &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
             &[input(&Recent::from_entries(recent, 100))],
@@ -450,24 +444,24 @@ daily_budget = 1000.0
         let v = v.as_ref().unwrap();
         assert!(v.active);
         assert_eq!(v.severity, Severity::Crit);
-        assert_eq!(t.for_ms, 5 * MINUTE);
+        assert_eq!(t.for_ms, 5 * MINUTE_MS);
     }
 
     #[test]
     fn a_kpi_window_longer_than_the_recent_samples_reaches_into_the_hours_before() {
         let c = campaign("");
-        let now = c.start_ms() + 24 * HOUR;
+        let now = c.start_ms() + 24 * HOUR_MS;
         // The last 30 minutes: 10 leads for 900 (CPL 90, within 100); the hours before them,
         // in the history: 5 leads for 1,100. Over the 3-hour window: CPL 133.
         let lead = |leads, spend| Counters { leads, spend, ..Counters::default() };
-        let minute = |m: i64| (now - 30 * MINUTE + m * MINUTE, lead(u64::from(m % 3 == 0), 30.0));
+        let minute = |m: i64| (now - 30 * MINUTE_MS + m * MINUTE_MS, lead(u64::from(m % 3 == 0), 30.0));
         let recent = Recent::from_entries((1..=30).map(minute), 120);
         let mut history = HourlyHistory::default();
         for (at, c) in recent.iter() {
             history.push(*at, c);
         }
-        history.push(now - 3 * HOUR + 1, &lead(2, 500.0));
-        history.push(now - 2 * HOUR + 1, &lead(3, 600.0));
+        history.push(now - 3 * HOUR_MS + 1, &lead(2, 500.0));
+        history.push(now - 2 * HOUR_MS + 1, &lead(3, 600.0));
         let judge = |history| {
             let out = evaluate(
                 &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
@@ -497,11 +491,11 @@ daily_budget = 1000.0
     #[test]
     fn disabled_rules_are_not_evaluated() {
         let c = campaign("[alerts.kpi]\nenabled = false\n");
-        let recent = [(c.start_ms() + HOUR, Counters { leads: 40, spend: 8000.0, ..Counters::default() })];
+        let recent = [(c.start_ms() + HOUR_MS, Counters { leads: 40, spend: 8000.0, ..Counters::default() })];
         let out = evaluate(
             &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
             &[input(&Recent::from_entries(recent, 100))],
-            c.start_ms() + 2 * HOUR,
+            c.start_ms() + 2 * HOUR_MS,
             &|_| false,
             &|_| true,
         );
@@ -513,7 +507,7 @@ daily_budget = 1000.0
     fn pacing_flags_overspend_and_a_lagging_goal() {
         let c = campaign("");
         // 40 % of the time gone.
-        let now = c.start_ms() + 4 * 24 * HOUR;
+        let now = c.start_ms() + 4 * 24 * HOUR_MS;
         let totals = Counters { leads: 200, spend: 7000.0, ..Counters::default() };
         let out = evaluate(&CampaignInput { campaign: &c, totals, has_data: true }, &[], now, &|_| false, &|_| true);
         let budget = find(&out, "pacing: budget").unwrap().1.as_ref().unwrap();
@@ -529,7 +523,7 @@ daily_budget = 1000.0
     #[test]
     fn a_daily_budget_gone_by_the_afternoon_is_flagged() {
         let c = campaign("");
-        let day = c.day_start_ms(c.start_ms() + 3 * 24 * HOUR);
+        let day = c.day_start_ms(c.start_ms() + 3 * 24 * HOUR_MS);
         let none = Recent::default();
         let mut ch = input(&none);
         ch.today = Counters { spend: 1000.0, ..Counters::default() };
@@ -537,7 +531,7 @@ daily_budget = 1000.0
             evaluate(
                 &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
                 std::slice::from_ref(&ch),
-                day + h * HOUR,
+                day + h * HOUR_MS,
                 &|_| false,
                 &|_| true,
             )
@@ -551,12 +545,12 @@ daily_budget = 1000.0
     #[test]
     fn health_waits_for_the_configured_failures_and_flags_resets() {
         let c = campaign("[alerts.health]\nthreshold = 3\n");
-        let now = c.start_ms() + HOUR;
+        let now = c.start_ms() + HOUR_MS;
         let none = Recent::default();
         let mut ch = input(&none);
         ch.health = Health::Failing;
         ch.failures = 2;
-        ch.last_reset_ms = Some(now - 5 * MINUTE);
+        ch.last_reset_ms = Some(now - 5 * MINUTE_MS);
         let out = evaluate(
             &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
             std::slice::from_ref(&ch),
@@ -580,7 +574,7 @@ daily_budget = 1000.0
     #[test]
     fn clear_verdicts_of_channels_without_alerts_are_left_out() {
         let c = campaign("");
-        let now = c.start_ms() + 24 * HOUR;
+        let now = c.start_ms() + 24 * HOUR_MS;
         let judge = |recent: &[(i64, Counters)], listed: bool| {
             evaluate(
                 &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
@@ -591,13 +585,13 @@ daily_budget = 1000.0
             )
         };
         // CPL 50 within 100, a healthy source: nothing to say about a channel with no alerts.
-        let fine = [(now - MINUTE, Counters { leads: 40, spend: 2000.0, ..Counters::default() })];
+        let fine = [(now - MINUTE_MS, Counters { leads: 40, spend: 2000.0, ..Counters::default() })];
         assert!(judge(&fine, false).iter().all(|(k, _, _)| k.channel.is_empty()), "{:?}", judge(&fine, false));
         let kept = judge(&fine, true);
         let (_, v, _) = find(&kept, "kpi: cpl <= 100").unwrap();
         assert!(!v.as_ref().unwrap().active, "a channel with alerts hears the all-clear");
         // A breach is reported either way, worded.
-        let bad = [(now - MINUTE, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
+        let bad = [(now - MINUTE_MS, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
         let (_, v, _) = find(&judge(&bad, false), "kpi: cpl <= 100").cloned().unwrap();
         let v = v.unwrap();
         assert!(v.active && v.summary.contains("CPL"), "{}", v.summary);

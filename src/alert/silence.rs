@@ -57,7 +57,7 @@ mod tests {
     #[test]
     fn matches_and_expires() {
         let key = AlertKey { campaign: "c".into(), channel: "x".into(), rule: "health".into() };
-        let s = Silence::for_alert(&key, 1_000, 3_600_000, "oncall");
+        let s = Silence::for_alert(&key, 1_000, crate::domain::time::HOUR_MS, "oncall");
         assert!(s.matches(&key) && s.active(1_000) && s.active(3_600_999));
         assert!(!s.active(3_601_000), "an expired silence lets the alert through");
         assert!(!s.matches(&AlertKey { channel: "y".into(), ..key.clone() }));

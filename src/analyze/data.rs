@@ -1,9 +1,11 @@
 //! What the analysis needs from the store: counters over any window and daily series since
 //! launch.
 
-use super::{HOUR_MS, SegmentRow, Span, WindowKind, average_days, by_launch_day, campaign_metrics, earlier_campaigns};
+use crate::domain::time::HOUR_MS;
+use super::{SegmentRow, Span, WindowKind, average_days, by_launch_day, campaign_metrics, earlier_campaigns};
 use crate::domain::{Campaign, Counters, Metric, SegmentCounters};
-use crate::store::{ChannelKey, Result, Store};
+use crate::domain::ChannelKey;
+use crate::store::{Result, Store};
 use serde::Serialize;
 
 /// One row of the compare view: a channel (or the whole campaign) in the window and the one

@@ -5,12 +5,10 @@
 pub mod data;
 pub mod notes;
 
+use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::{Campaign, Counters, KpiLimit, Metric, SegmentCounters};
 use serde::Serialize;
 use std::sync::Arc;
-
-pub const HOUR_MS: i64 = 3_600_000;
-pub const DAY_MS: i64 = 86_400_000;
 
 /// A time range `[from, to)` in unix ms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

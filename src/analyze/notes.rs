@@ -2,46 +2,8 @@
 //! view, `cockpit note add`); alerts firing and resolving and applied actions add themselves.
 //! Charts mark them and the review report lists them.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoteKind {
-    Note,
-    Alert,
-    Action,
-}
-
-impl NoteKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            NoteKind::Note => "note",
-            NoteKind::Alert => "alert",
-            NoteKind::Action => "action",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Note {
-    /// Increasing; unique in the store.
-    pub id: u64,
-    /// Campaign time, unix ms.
-    pub at_ms: i64,
-    pub campaign: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<String>,
-    pub kind: NoteKind,
-    pub text: String,
-    /// Who wrote it (the OS user), or "cockpit" for automatic notes.
-    pub by: String,
-    /// For alert notes: the rule, so that firing and resolving pair up.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-    /// For alert notes: true when it fired, false when it resolved.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fired: Option<bool>,
-}
+use crate::domain::{Note, NoteKind};
+use serde::Serialize;
 
 /// An alert's run: when it fired and resolved (still firing at the end of the data when
 /// `resolved_ms` is `None`).

@@ -2,6 +2,7 @@
 //! Parsed from TOML or JSON files and validated here, so every layer above works with a plan
 //! that makes sense. Errors name the file, line and field.
 
+use crate::domain::time::DAY_MS;
 use super::alerting::{AlertRules, Contingency};
 use super::metrics::{Metric, elapsed_share};
 use chrono::{DateTime, FixedOffset};
@@ -363,7 +364,7 @@ impl Campaign {
 
     pub fn day_start_ms(&self, now_ms: i64) -> i64 {
         let off = i64::from(self.start.offset().local_minus_utc()) * 1000;
-        let day = 86_400_000;
+        let day = DAY_MS;
         (now_ms + off).div_euclid(day) * day - off
     }
 }

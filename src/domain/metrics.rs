@@ -146,9 +146,9 @@ impl Metric {
     pub fn format(self, v: Option<f64>) -> String {
         let Some(v) = v else { return "–".to_string() };
         match self.unit() {
-            Unit::Count => compact(v),
-            Unit::Money => money(v),
-            Unit::Percent => percent(v),
+            Unit::Count => super::format::compact(v),
+            Unit::Money => super::format::money(v),
+            Unit::Percent => super::format::percent(v),
             Unit::Ratio => format!("{v:.2}×"),
         }
     }
@@ -169,48 +169,6 @@ impl FromStr for Metric {
             format!("unknown metric '{}' (known: {})", s.trim(), names.join(", "))
         })
     }
-}
-
-/// 1234 → "1,234"; 1234567 → "1.23M".
-pub fn compact(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.2}B", v / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if a >= 1e5 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        thousands(v.round() as i64)
-    }
-}
-
-/// Money with two decimals below 1,000, grouped whole units above.
-pub fn money(v: f64) -> String {
-    if v.abs() >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v.abs() >= 1_000.0 {
-        thousands(v.round() as i64)
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-pub fn percent(v: f64) -> String {
-    let p = v * 100.0;
-    if p.abs() >= 100.0 { format!("{p:.0}%") } else { format!("{p:.1}%") }
-}
-
-pub fn thousands(n: i64) -> String {
-    let s = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3 + 1);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// Share of a period that has elapsed at `now`, clamped to [0, 1]. Times are unix ms.
@@ -272,8 +230,8 @@ mod tests {
 
     #[test]
     fn formatting() {
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(thousands(-1_234), "-1,234");
+        assert_eq!(crate::domain::format::count(1_234_567), "1,234,567");
+        assert_eq!(crate::domain::format::count(-1_234), "-1,234");
         assert_eq!(Metric::Ctr.format(Some(0.0213)), "2.1%");
         assert_eq!(Metric::Spend.format(Some(1820.554)), "1,821");
         assert_eq!(Metric::Cpl.format(Some(173.804)), "173.80");

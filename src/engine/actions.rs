@@ -2,17 +2,19 @@
 //! before they are sent and after they are answered, undo, snoozes, and the read-only switch —
 //! checked here, where actions are dispatched, so no view or key can get around it.
 
+use crate::domain::time::DAY_MS;
 use super::{ChannelState, Engine};
-use crate::optimize::control::Dispatch;
+use crate::optimize::control::{ControlError, Dispatch};
 use crate::optimize::journal::{JournalEntry, Outcome, last_undoable};
 use crate::optimize::recommend::{Change, ChannelFacts, Recommendation, recommend};
-use crate::poll::wire::{ChannelStatus, ControlAction, ControlRequest};
-use crate::store::ChannelKey;
+use crate::domain::{ChannelStatus, ControlAction};
+use crate::optimize::control::ControlRequest;
+use crate::domain::ChannelKey;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 /// How far back recommendations look (campaign time).
-pub const LOOKBACK_MS: i64 = 24 * 3_600_000;
+pub const LOOKBACK_MS: i64 = DAY_MS;
 /// Recommendations over a day of data move little in a few minutes: recomputed at most this
 /// often per campaign (campaign time), and at once after an action or a snooze.
 pub const RECOMPUTE_EVERY_MS: i64 = 5 * 60_000;
@@ -23,7 +25,7 @@ impl Engine {
     pub(super) fn load_optimize(&mut self) -> crate::store::Result<()> {
         self.journal = self.store.journal()?;
         for e in self.journal.iter_mut().filter(|e| e.outcome == Outcome::Sending) {
-            e.outcome = Outcome::Unknown;
+            e.outcome = Outcome::Unknown { reason: None };
             self.store.put_journal(e)?;
         }
         self.snoozes = self.store.snoozes()?.into_iter().collect();
@@ -152,12 +154,13 @@ impl Engine {
     }
 
     /// Records the answer to a sent action.
-    pub fn on_control(&mut self, entry: u64, result: Result<String, String>) {
+    pub fn on_control(&mut self, entry: u64, result: Result<String, ControlError>) {
         let Some(i) = self.journal.iter().position(|e| e.id == entry) else { return };
         let e = &mut self.journal[i];
         e.outcome = match &result {
             Ok(detail) => Outcome::Applied { detail: detail.clone() },
-            Err(reason) => Outcome::Failed { reason: reason.clone() },
+            Err(ControlError::NotApplied(reason)) => Outcome::Failed { reason: reason.clone() },
+            Err(ControlError::Unknown(reason)) => Outcome::Unknown { reason: Some(reason.clone()) },
         };
         let e = e.clone();
         if let Err(err) = self.store.put_journal(&e) {
@@ -253,7 +256,7 @@ impl Engine {
             variants: v.variants.clone(),
             winner,
             changed_ms,
-            healthy: v.health.severity() <= crate::engine::health::Health::Slow.severity(),
+            healthy: v.health.severity() <= crate::domain::Health::Slow.severity(),
             controllable: st.plan().control.is_some(),
             spent_total,
         }

@@ -2,7 +2,7 @@
 //! campaign the analyze view shows, recomputed at a calm pace as data arrives.
 
 use super::Engine;
-use crate::analyze::notes::{Note, NoteKind};
+use crate::domain::{Note, NoteKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

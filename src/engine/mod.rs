@@ -8,12 +8,14 @@ mod analysis;
 pub mod health;
 pub mod snapshot;
 
+use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::clock::SharedClock;
 use crate::domain::{Campaign, CampaignTotals, ChannelCursor, Counters, Recent, Sample};
-use crate::poll::wire::{ChannelStatus, StatsDoc};
+use crate::domain::{ChannelKey, ChannelStatus, Health};
+use crate::poll::wire::StatsDoc;
 use crate::poll::{PollError, PollOutcome, SourceSpec};
-use crate::store::{ChannelKey, Ingest, Store};
-use health::{Health, SourceState};
+use crate::store::{Ingest, Store};
+use health::SourceState;
 use snapshot::{CampaignView, ChannelView, SeriesView, Snapshot, SourceView, Window};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// for sparklines and the alert rules' windows.
 pub const RECENT: usize = 120;
 /// Raw samples older than this (campaign time) are pruned; hourly rollups stay.
-pub const RAW_RETENTION_MS: i64 = 48 * 3_600_000;
+pub const RAW_RETENTION_MS: i64 = 48 * HOUR_MS;
 /// Changes are published at most this often: responses spread over a poll interval then cost
 /// one snapshot per window, not one each.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -148,7 +150,7 @@ pub struct Engine {
     alerts: BTreeMap<crate::alert::AlertKey, crate::alert::Alert>,
     silences: Vec<crate::alert::Silence>,
     journal: Vec<crate::optimize::journal::JournalEntry>,
-    notes: Vec<crate::analyze::notes::Note>,
+    notes: Vec<crate::domain::Note>,
     analysis_req: Option<(String, crate::analyze::WindowKind, usize)>,
     /// When the analysis was last computed (wall clock), to refresh it at a calm pace.
     analysis_at: Option<Instant>,
@@ -273,17 +275,6 @@ impl Engine {
         self.control_token = token;
     }
 
-    /// The sources to poll for every channel of every campaign: one per distinct URL, at the
-    /// shortest interval any of its channels asks for.
-    pub fn sources_for(campaigns: &[Campaign], default_interval: Duration) -> Vec<SourceSpec> {
-        let mut by_url: BTreeMap<&str, Duration> = BTreeMap::new();
-        for ch in campaigns.iter().flat_map(|c| &c.channels) {
-            let iv = ch.poll_interval.map_or(default_interval, |i| i.0);
-            by_url.entry(&ch.source).and_modify(|d| *d = (*d).min(iv)).or_insert(iv);
-        }
-        by_url.into_iter().map(|(url, iv)| SourceSpec::new(url, iv)).collect()
-    }
-
     /// Runs until shut down or until both inputs close. Flushes the store on the way out.
     pub async fn run(mut self, mut polls: mpsc::Receiver<PollOutcome>, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -292,7 +283,7 @@ impl Engine {
         let mut last_publish = tokio::time::Instant::now();
         // The first and the latest response not yet published.
         let mut burst: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
-        let (answers_tx, mut answers) = mpsc::channel::<(u64, Result<String, String>)>(64);
+        let (answers_tx, mut answers) = mpsc::channel::<(u64, Result<String, crate::optimize::control::ControlError>)>(64);
         let client = crate::poll::client();
         let token = self.control_token.clone();
         loop {
@@ -487,12 +478,12 @@ impl Engine {
                         (Some(a), true) => format!("{} fired: {}", a.severity, verdict.summary),
                         _ => format!("resolved: {}", verdict.summary),
                     };
-                    self.add_note(crate::analyze::notes::Note {
+                    self.add_note(crate::domain::Note {
                         id: 0,
                         at_ms: now,
                         campaign: key.campaign.clone(),
                         channel: (!key.channel.is_empty()).then(|| key.channel.clone()),
-                        kind: crate::analyze::notes::NoteKind::Alert,
+                        kind: crate::domain::NoteKind::Alert,
                         text,
                         by: "cockpit".into(),
                         rule: Some(key.rule.clone()),
@@ -517,7 +508,7 @@ impl Engine {
         self.silences = live;
         // Resolved alerts stay on screen for a day of campaign time.
         let before = self.alerts.len();
-        self.alerts.retain(|_, a| a.resolved_ms.is_none_or(|r| now - r < 86_400_000));
+        self.alerts.retain(|_, a| a.resolved_ms.is_none_or(|r| now - r < DAY_MS));
         self.alerts_changed |= self.alerts.len() != before;
     }
 
@@ -788,7 +779,7 @@ impl Engine {
     pub fn backfill_some(&mut self, n: usize) {
         // Everything taken in so far must be in the rollups read below.
         self.commit();
-        let since = self.clock.now_ms() - crate::alert::anomaly::HISTORY_HOURS as i64 * 3_600_000;
+        let since = self.clock.now_ms() - crate::alert::anomaly::HISTORY_HOURS as i64 * HOUR_MS;
         for _ in 0..n {
             let Some(key) = self.backfill.pop() else { break };
             let Some(st) = self.channels.get_mut(&key) else { continue };
@@ -833,8 +824,8 @@ impl Engine {
             self.last_prune = now;
             let now_ms = self.clock.now_ms();
             let cutoff = now_ms - RAW_RETENTION_MS;
-            let pack = now_ms.div_euclid(3_600_000) != self.packed_hour;
-            self.packed_hour = now_ms.div_euclid(3_600_000);
+            let pack = now_ms.div_euclid(HOUR_MS) != self.packed_hour;
+            self.packed_hour = now_ms.div_euclid(HOUR_MS);
             for key in self.channels.keys() {
                 if let Err(e) = self.store.prune_samples(key, cutoff) {
                     tracing::warn!("pruning {key} failed: {e}");
@@ -857,14 +848,14 @@ impl Engine {
         let from = window.span_ms().map_or(start, |s| now - s);
         let span = (now - from).max(60_000);
         let raw = window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
-        let bucket_ms = if raw { (span / 120).max(60_000) } else { 3_600_000 };
+        let bucket_ms = if raw { (span / 120).max(60_000) } else { HOUR_MS };
         // Samples not yet written count too: they are newer than every stored one.
         let open = self.channels.get(&key).and_then(|st| st.open.clone());
         let fresh = self.pending.iter().filter(|(k, _, _)| *k == key).map(|(_, s, _)| s.clone()).chain(open);
         // (start, end, counters) of each interval: a sample runs from the one before it.
         let rows: Result<Vec<(i64, i64, Counters)>, _> = if raw {
             // An hour more, for the start of the first sample's interval.
-            self.store.samples(&key, from - 3_600_000, i64::MAX).map(|mut v| {
+            self.store.samples(&key, from - HOUR_MS, i64::MAX).map(|mut v| {
                 v.extend(fresh);
                 let mut prev = None;
                 v.into_iter()
@@ -875,10 +866,10 @@ impl Engine {
                     .collect()
             })
         } else {
-            self.store.rollups(&key, from.div_euclid(3_600_000) * 3_600_000, i64::MAX).map(|v| {
+            self.store.rollups(&key, from.div_euclid(HOUR_MS) * HOUR_MS, i64::MAX).map(|v| {
                 let mut hours: BTreeMap<i64, Counters> = v.into_iter().collect();
                 for s in fresh.filter(|s| !s.first) {
-                    hours.entry(s.at.div_euclid(3_600_000) * 3_600_000).or_default().add(&s.delta);
+                    hours.entry(s.at.div_euclid(HOUR_MS) * HOUR_MS).or_default().add(&s.delta);
                 }
                 hours.into_iter().map(|(h, c)| (h, h + 3_599_999, c)).collect()
             })

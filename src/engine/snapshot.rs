@@ -1,17 +1,18 @@
 //! What the UI sees: an immutable picture of the engine's state, cheap to share. Channel views
 //! are rebuilt only when their channel changes.
 
-use super::health::Health;
+use crate::domain::time::HOUR_MS;
+use crate::domain::Health;
 use crate::domain::{Campaign, Counters, Metric, Recent, VariantCounters};
-use crate::poll::wire::ChannelStatus;
-use crate::store::ChannelKey;
+use crate::domain::ChannelStatus;
+use crate::domain::ChannelKey;
 use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// The latest annotations of every campaign, oldest first.
-    pub notes: Arc<Vec<crate::analyze::notes::Note>>,
+    pub notes: Arc<Vec<crate::domain::Note>>,
     /// The analysis the analyze view asked for.
     pub analysis: Option<Arc<crate::analyze::data::Analysis>>,
     /// Bumped on every change; the UI redraws when it moves.
@@ -225,7 +226,7 @@ impl Window {
 
     /// Length in ms; `None` for the whole campaign so far.
     pub fn span_ms(self) -> Option<i64> {
-        let h = 3_600_000;
+        let h = HOUR_MS;
         match self {
             Window::Hour => Some(h),
             Window::SixHours => Some(6 * h),

@@ -4,13 +4,41 @@
 //! is final. The bearer token goes only over https or to a loopback host, and never appears in
 //! an error.
 
-use crate::poll::wire::ControlRequest;
+use crate::domain::ControlAction;
+use crate::poll::{Secret, may_carry_token};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Attempts per action (the first and two retries).
 pub const ATTEMPTS: u32 = 3;
 /// Time allowed per attempt.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A control request (DESIGN.md §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    pub channel: String,
+    pub action: ControlAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// declare_winner: the variant that gets all traffic; none ends that and restores the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub idempotency_key: String,
+}
+
+/// Why an action was not confirmed. Callers branch on it: a change that may have been applied
+/// is recorded as unknown, never as failed (an undo or a retry would then be a guess).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The endpoint refused it (4xx), failed it on every attempt (5xx), or could not be reached:
+    /// nothing was applied.
+    #[error("{0}")]
+    NotApplied(String),
+    /// A request went out and no answer came back: the change may have been applied.
+    #[error("{0}")]
+    Unknown(String),
+}
 
 /// One action on its way out.
 #[derive(Debug, Clone)]
@@ -20,27 +48,18 @@ pub struct Dispatch {
     pub request: ControlRequest,
 }
 
-/// Whether a token may travel to `url`: over TLS, or to this machine.
-pub fn may_carry_token(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| {
-        u.scheme() == "https"
-            || match u.host() {
-                Some(url::Host::Domain(d)) => d == "localhost",
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            }
-    })
-}
-
-/// Sends `d`; `Ok` with the endpoint's answer when applied, `Err` with the reason otherwise.
+/// Sends `d`; `Ok` with the endpoint's answer when applied. A retry carries the same
+/// idempotency key, so once any attempt may have reached the endpoint unanswered, no later
+/// answer short of a success can say that nothing was applied.
 pub async fn send(
     client: &reqwest::Client,
     d: &Dispatch,
-    token: Option<&crate::poll::Secret>,
+    token: Option<&Secret>,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, ControlError> {
     let mut last = String::new();
+    let mut maybe_applied = false;
+    let mut refused = false;
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
@@ -59,15 +78,27 @@ pub async fn send(
                 }
                 last = format!("HTTP {}: {body}", status.as_u16());
                 if status.is_client_error() {
-                    return Err(last);
+                    refused = true;
+                    break;
                 }
             }
-            Err(e) if e.is_timeout() => last = format!("no answer within {}s", timeout.as_secs()),
             Err(e) if e.is_connect() => last = format!("cannot connect to {}", host_of(&d.url)),
-            Err(e) => last = format!("request failed: {}", without_url(&e)),
+            Err(e) if e.is_timeout() => {
+                maybe_applied = true;
+                last = format!("no answer within {}s", timeout.as_secs());
+            }
+            Err(e) => {
+                maybe_applied = true;
+                last = format!("request failed: {}", without_url(&e));
+            }
         }
     }
-    Err(format!("{last} (after {ATTEMPTS} attempts)"))
+    let attempts = if refused { String::new() } else { format!(" (after {ATTEMPTS} attempts)") };
+    if maybe_applied {
+        Err(ControlError::Unknown(format!("{last}{attempts}; it may have been applied")))
+    } else {
+        Err(ControlError::NotApplied(format!("{last}{attempts}")))
+    }
 }
 
 fn host_of(url: &str) -> String {
@@ -81,18 +112,4 @@ fn without_url(e: &reqwest::Error) -> String {
         s = s.replace(u.as_str(), "the control endpoint");
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tokens_go_only_over_tls_or_to_loopback() {
-        use super::may_carry_token;
-        assert!(may_carry_token("https://ads.example.com/control"));
-        assert!(may_carry_token("http://127.0.0.1:7878/control/x"));
-        assert!(may_carry_token("http://localhost/control"));
-        assert!(may_carry_token("http://[::1]:80/control"));
-        assert!(!may_carry_token("http://ads.example.com/control"));
-        assert!(!may_carry_token("not a url"));
-    }
 }

@@ -16,8 +16,12 @@ pub enum Outcome {
     Failed {
         reason: String,
     },
-    /// The cockpit stopped before the answer: the change may or may not have been applied.
-    Unknown,
+    /// No answer came: the cockpit stopped before it (no reason), or the request went out and
+    /// timed out. The change may or may not have been applied.
+    Unknown {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 impl Outcome {
@@ -26,7 +30,8 @@ impl Outcome {
             Outcome::Sending => "sending…".into(),
             Outcome::Applied { .. } => "applied".into(),
             Outcome::Failed { reason } => format!("failed: {reason}"),
-            Outcome::Unknown => "unknown (stopped before the answer)".into(),
+            Outcome::Unknown { reason: None } => "unknown (stopped before the answer)".into(),
+            Outcome::Unknown { reason: Some(r) } => format!("unknown: {r}"),
         }
     }
 }

@@ -19,17 +19,16 @@
 //! left alone. Each recommendation's value is its expected net gain per day: results gained
 //! times what a result is worth (the limit) minus extra spend; the list is ranked by it.
 
+use crate::domain::time::HOUR_MS;
 use super::stats::{Yield, msprt, p_better, p_rate_better};
-use crate::domain::metrics::{percent, thousands};
+use crate::domain::format::{count, money_whole, percent};
 use crate::domain::{Campaign, Counters, Metric, Op, VariantCounters};
-use crate::poll::wire::ControlAction;
+use crate::domain::ControlAction;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
-
-const HOUR: i64 = 3_600_000;
 /// A channel changed this recently is still learning: no new advice on it.
-pub const LEARNING_MS: i64 = 12 * HOUR;
+pub const LEARNING_MS: i64 = 12 * HOUR_MS;
 /// Budget steps are capped at this share of the channel's budget.
 pub const STEP: f64 = 0.2;
 /// Budgets move in whole steps of this much.
@@ -147,7 +146,7 @@ impl Change {
             ControlAction::Pause => format!("pause {}", self.channel),
             ControlAction::Resume => format!("resume {}", self.channel),
             ControlAction::SetBudget => {
-                format!("{} {} → {}/day", self.channel, thousands(self.before as i64), thousands(self.after as i64))
+                format!("{} {} → {}/day", self.channel, count(self.before as i64), count(self.after as i64))
             }
             ControlAction::DeclareWinner => match &self.variant {
                 Some(v) => format!("{}: all traffic to variant {v}", self.channel),
@@ -213,17 +212,13 @@ fn round_budget(x: f64, min: f64, max: f64) -> f64 {
     ((x / ROUND).round() * ROUND).clamp(min, max.max(min))
 }
 
-fn money(x: f64) -> String {
-    thousands(x.round() as i64)
-}
-
 /// A count of results per day, signed: whole numbers, one decimal below ten.
-fn count(x: f64) -> String {
+fn signed_count(x: f64) -> String {
     let sign = if x < 0.0 { "−" } else { "+" };
     if x.abs() < 10.0 {
         format!("{sign}{:.1}", x.abs())
     } else {
-        format!("{sign}{}", thousands(x.abs().round() as i64))
+        format!("{sign}{}", count(x.abs().round() as i64))
     }
 }
 
@@ -257,7 +252,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
             Some(Judged { f, y: Yield::new(results, f.window.spend)?, limit, results })
         })
         .collect();
-    let per_day = |j: &Judged<'_>| 24.0 * HOUR as f64 / j.f.window_ms.max(HOUR) as f64;
+    let per_day = |j: &Judged<'_>| 24.0 * HOUR_MS as f64 / j.f.window_ms.max(HOUR_MS) as f64;
     let window_label = |j: &Judged<'_>| {
         let m = j.f.window_ms / 60_000;
         if m % 60 == 0 { format!("{}h", m / 60) } else { format!("{}h{:02}m", m / 60, m % 60) }
@@ -275,7 +270,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
             window_label(j),
             j.results,
             obj.word(),
-            money(j.f.window.spend),
+            money_whole(j.f.window.spend),
             percent(p)
         )
         .replace("  ", " ")
@@ -305,8 +300,8 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                 }],
                 effect: format!(
                     "saves {}/day for {} {}/day; campaign {} {} → {}",
-                    money(j.f.budget),
-                    count(-daily_results),
+                    money_whole(j.f.budget),
+                    signed_count(-daily_results),
                     obj.word(),
                     obj.cost_label(),
                     campaign_cost(day_spend, day_results),
@@ -333,7 +328,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                     before: j.f.budget,
                     after: j.f.budget,
                 }],
-                effect: format!("{} {}/day for {}/day", count(daily_results), obj.word(), money(j.f.budget)),
+                effect: format!("{} {}/day for {}/day", signed_count(daily_results), obj.word(), money_whole(j.f.budget)),
                 evidence: vec![evidence(
                     j,
                     &format!("before the pause; P({} ≤ {}) =", obj.cost_label(), cost(j.limit)),
@@ -383,10 +378,10 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
             }],
             effect: format!(
                 "{} {}/day for {}{}/day (assuming its average cost holds)",
-                count(gained),
+                signed_count(gained),
                 obj.word(),
                 if delta >= 0.0 { "+" } else { "−" },
-                money(delta.abs())
+                money_whole(delta.abs())
             ),
             evidence: vec![evidence(j, &why, p)],
             confidence: p,
@@ -396,7 +391,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
     }
 
     // Shift from the worst active channel to the best, if the best is clearly better.
-    let mut rng = StdRng::seed_from_u64(seed(&c.id, now_ms / HOUR));
+    let mut rng = StdRng::seed_from_u64(seed(&c.id, now_ms / HOUR_MS));
     let value = |j: &Judged<'_>| j.y.mean() * j.limit;
     let mut ranked: Vec<&Judged<'_>> = active.clone();
     ranked.sort_by(|a, b| value(a).total_cmp(&value(b)));
@@ -438,7 +433,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                 ],
                 effect: format!(
                     "{} {}/day at the same spend; campaign {} {} → {}",
-                    count(gained),
+                    signed_count(gained),
                     obj.word(),
                     obj.cost_label(),
                     campaign_cost(day_spend, day_results),
@@ -470,7 +465,7 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
 /// its total budget by its end.
 pub fn remaining_daily(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> f64 {
     let spent = channels.first().map_or(0.0, |f| f.spent_total);
-    let days_left = ((c.end_ms() - now_ms) as f64 / (24.0 * HOUR as f64)).max(1.0);
+    let days_left = ((c.end_ms() - now_ms) as f64 / (24.0 * HOUR_MS as f64)).max(1.0);
     let affordable = (c.total_budget - spent).max(0.0) / days_left;
     let planned: f64 = channels.iter().filter(|f| !f.paused).map(|f| f.budget).sum();
     affordable - planned
@@ -509,17 +504,17 @@ fn ab_tests(c: &Campaign, channels: &[ChannelFacts]) -> Vec<Recommendation> {
                 f.id,
                 control.id,
                 fmt_rate(ra),
-                thousands(na as i64),
+                count(na as i64),
                 v.id,
                 fmt_rate(rb),
-                thousands(nb as i64),
+                count(nb as i64),
                 lift * 100.0,
                 percent(p_win),
                 lambda,
                 1.0 / ALPHA
             )];
             if lambda >= 1.0 / ALPHA {
-                let daily_impr = (na + nb) * 24.0 * HOUR as f64 / f.window_ms.max(HOUR) as f64 / 2.0;
+                let daily_impr = (na + nb) * 24.0 * HOUR_MS as f64 / f.window_ms.max(HOUR_MS) as f64 / 2.0;
                 let gained = daily_impr * (win_rate - ra.min(rb));
                 out.push(Recommendation {
                     id: format!("{}/winner/{}/{winner}", c.id, f.id),
@@ -536,7 +531,7 @@ fn ab_tests(c: &Campaign, channels: &[ChannelFacts]) -> Vec<Recommendation> {
                     effect: format!(
                         "variant {winner} beats {loser} on {metric} by {:.1} %: ~{} a day with all traffic on it",
                         (win_rate / ra.min(rb).max(f64::MIN_POSITIVE) - 1.0) * 100.0,
-                        count(gained)
+                        signed_count(gained)
                     ),
                     evidence,
                     confidence: p_win,
@@ -567,7 +562,7 @@ fn ab_tests(c: &Campaign, channels: &[ChannelFacts]) -> Vec<Recommendation> {
                             "keep testing {} vs {}: ~{} more impressions per variant needed at this lift",
                             control.id,
                             v.id,
-                            thousands(n as i64)
+                            count(n as i64)
                         ),
                         None => format!("keep testing {} vs {}: no difference to speak of yet", control.id, v.id),
                     },
@@ -620,7 +615,7 @@ max_budget = 6000.0
         ChannelFacts {
             id: id.into(),
             window: Counters { leads, conversions: leads, spend, revenue: 0.0, ..Counters::default() },
-            window_ms: 24 * HOUR,
+            window_ms: 24 * HOUR_MS,
             budget,
             min_budget: 500.0,
             max_budget: 6_000.0,
@@ -635,7 +630,7 @@ max_budget = 6000.0
     }
 
     fn now(c: &Campaign) -> i64 {
-        c.start_ms() + 10 * 24 * HOUR
+        c.start_ms() + 10 * 24 * HOUR_MS
     }
 
     #[test]
@@ -662,7 +657,7 @@ max_budget = 6000.0
         let recs = recommend(&c, &[facts("a", 1, 150.0, 3_000.0), facts("b", 2, 150.0, 3_000.0)], now(&c));
         assert!(recs.is_empty(), "{recs:#?}");
         let mut learning = facts("a", 10, 3_000.0, 3_000.0);
-        learning.changed_ms = Some(now(&c) - HOUR);
+        learning.changed_ms = Some(now(&c) - HOUR_MS);
         let recs = recommend(&c, &[learning, facts("b", 60, 3_000.0, 3_000.0)], now(&c));
         assert!(recs.iter().all(|r| r.changes.iter().all(|ch| ch.channel != "a")), "{recs:#?}");
     }

@@ -2,7 +2,10 @@
 //! URL (channels sharing a URL share the request); a semaphore bounds how many requests are in
 //! flight; failures back off exponentially with jitter; bodies are capped in size.
 
+pub mod auth;
 pub mod wire;
+
+pub use auth::{Secret, may_carry_token};
 
 use crate::clock::SharedClock;
 use std::sync::Arc;
@@ -36,30 +39,28 @@ impl SourceSpec {
     }
 }
 
-/// A token that never shows itself: `Debug` and `Display` print `[hidden]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(std::sync::Arc<str>);
-
-impl Secret {
-    pub fn new(s: &str) -> Secret {
-        Secret(std::sync::Arc::from(s))
+/// The sources to poll for every channel of every campaign: one per distinct URL, at the
+/// shortest interval any of its channels asks for.
+pub fn sources_for(campaigns: &[crate::domain::Campaign], default_interval: Duration) -> Vec<SourceSpec> {
+    let mut by_url: std::collections::BTreeMap<&str, Duration> = std::collections::BTreeMap::new();
+    for ch in campaigns.iter().flat_map(|c| &c.channels) {
+        let iv = ch.poll_interval.map_or(default_interval, |i| i.0);
+        by_url.entry(&ch.source).and_modify(|d| *d = (*d).min(iv)).or_insert(iv);
     }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+    by_url.into_iter().map(|(url, iv)| SourceSpec::new(url, iv)).collect()
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[hidden]")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[hidden]")
-    }
+/// `sources_for`, each source carrying the source token (see `SourceSpec::token`).
+pub fn sources_with_token(
+    campaigns: &[crate::domain::Campaign],
+    interval: Duration,
+    token: Option<&Secret>,
+    over_http: bool,
+) -> Vec<SourceSpec> {
+    sources_for(campaigns, interval)
+        .into_iter()
+        .map(|s| SourceSpec { token: token.cloned(), token_over_http: over_http, ..s })
+        .collect()
 }
 
 /// Why a poll failed.
@@ -123,7 +124,7 @@ pub async fn fetch_with(
 async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
     let mut req = client.get(&spec.url);
     if let Some(t) =
-        spec.token.as_ref().filter(|_| spec.token_over_http || crate::optimize::control::may_carry_token(&spec.url))
+        spec.token.as_ref().filter(|_| spec.token_over_http || may_carry_token(&spec.url))
     {
         req = req.bearer_auth(t.expose());
     }

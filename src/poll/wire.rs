@@ -1,7 +1,7 @@
-//! The stats and control protocols of DESIGN.md §3, version 1. Parsing is strict about what
+//! The stats protocol of DESIGN.md §3, version 1, mapped onto the domain's counters. Parsing is strict about what
 //! matters (non-negative finite counters, unique channel ids) and tolerant of added fields.
 
-use crate::domain::{Counters, SegmentCounters, VariantCounters};
+use crate::domain::{ChannelStatus, Counters, SegmentCounters, VariantCounters};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -36,13 +36,6 @@ pub struct ChannelStats {
     /// Optional breakdown by audience segment: cumulative counters per (dimension, value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentCounters>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelStatus {
-    Active,
-    Paused,
 }
 
 /// The document as it arrives: numbers as JSON numbers of any kind, checked before use; names
@@ -313,29 +306,6 @@ fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
         return Err(format!("duplicate channel id '{}'", w[0].id));
     }
     Ok(StatsDoc { version, generated_at: raw.generated_at, channels })
-}
-
-/// A control request (DESIGN.md §3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ControlRequest {
-    pub channel: String,
-    pub action: ControlAction,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    /// declare_winner: the variant that gets all traffic; none ends that and restores the split.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    pub idempotency_key: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ControlAction {
-    Pause,
-    Resume,
-    SetBudget,
-    /// End an A/B test: all traffic to `variant`.
-    DeclareWinner,
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! One self-contained HTML file: inline CSS and SVG charts, no scripts, no network; fit to mail.
 
 use super::Review;
-use super::tables::{Tone, money, pct, show, tables};
+use super::tables::{Tone, show, tables};
 use crate::domain::Metric;
-use crate::domain::metrics::thousands;
+use crate::domain::format::{count, money_cents, percent_1};
 use std::fmt::Write;
 
 fn esc(s: &str) -> String {
@@ -23,7 +23,7 @@ fn axis(metric: Metric, v: f64) -> String {
         crate::domain::metrics::Unit::Percent | crate::domain::metrics::Unit::Ratio => show(metric, Some(v)),
         _ if v.abs() >= 1e6 => format!("{:.2}M", v / 1e6),
         _ if v.abs() >= 1e4 => format!("{:.0}k", v / 1e3),
-        _ => thousands(v.round() as i64),
+        _ => count(v.round() as i64),
     }
 }
 
@@ -107,7 +107,7 @@ fn spend_bars(r: &Review, daily_plan: f64) -> String {
             (h - b) - y(d.counters.spend),
             d.day,
             d.date,
-            esc(&money(d.counters.spend))
+            esc(&money_cents(d.counters.spend))
         );
         if n <= 40 && (i % (n / 12).max(1) == 0) {
             let _ = write!(
@@ -129,7 +129,7 @@ fn spend_bars(r: &Review, daily_plan: f64) -> String {
     let _ = write!(
         s,
         "<div class=\"legend\"><span>bars: spend per day (orange: over plan)</span><span style=\"color:#b42318\">dashed: planned {} per day</span></div>",
-        esc(&money(daily_plan))
+        esc(&money_cents(daily_plan))
     );
     s
 }
@@ -150,7 +150,7 @@ pub fn html(r: &Review) -> String {
         esc(&r.end),
         esc(&r.from),
         esc(&r.to),
-        pct(r.elapsed),
+        percent_1(r.elapsed),
         esc(&r.currency)
     );
     o.push_str("<h2>Goals and spend</h2><div class=\"cards\">");
@@ -162,16 +162,16 @@ pub fn html(r: &Review) -> String {
             esc(&g.name),
             show(g.metric, Some(g.achieved)),
             show(g.metric, Some(g.target)),
-            pct(g.progress),
-            pct(g.elapsed),
+            percent_1(g.progress),
+            percent_1(g.elapsed),
             g.verdict
         );
     }
     let _ = write!(
         o,
         "<div class=\"card\">Spend<b>{} / {}</b>pacing {}</div></div>",
-        money(r.spend),
-        money(r.budget),
+        money_cents(r.spend),
+        money_cents(r.budget),
         r.pacing.map_or("–".into(), |p| format!("{p:.2}× of plan"))
     );
     if let Some(g) = r.goals.first().filter(|g| g.metric.is_cumulative()) {

@@ -8,14 +8,16 @@ mod html;
 mod tables;
 mod text;
 
-pub use tables::money;
 
 use crate::analyze::data::{self, against_days, campaign_days, segment_metric};
-use crate::analyze::notes::{NoteKind, alert_runs};
-use crate::analyze::{DAY_MS, FunnelStep, SegmentRow, Span, cumulative, funnel, partial_last_day, segments};
+use crate::analyze::notes::alert_runs;
+use crate::domain::NoteKind;
+use crate::domain::time::DAY_MS;
+use crate::analyze::{FunnelStep, SegmentRow, Span, cumulative, funnel, partial_last_day, segments};
 use crate::domain::{Campaign, Counters, Metric};
 use crate::optimize::journal::Outcome;
-use crate::store::{ChannelKey, Store};
+use crate::domain::ChannelKey;
+use crate::store::Store;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,7 +3,8 @@
 //! no figure can differ between them.
 
 use super::Review;
-use crate::domain::metrics::{Unit, thousands};
+use crate::domain::format::{change, count, money_cents, percent_1, percent_2};
+use crate::domain::metrics::Unit;
 use crate::domain::{Counters, Metric};
 
 /// A value as the report prints it: money with cents and grouping, rates in percent with two
@@ -11,25 +12,11 @@ use crate::domain::{Counters, Metric};
 pub fn show(m: Metric, v: Option<f64>) -> String {
     let Some(v) = v else { return "–".into() };
     match m.unit() {
-        Unit::Count => thousands(v.round() as i64),
-        Unit::Money => money(v),
-        Unit::Percent => format!("{:.2}%", v * 100.0),
+        Unit::Count => count(v.round() as i64),
+        Unit::Money => money_cents(v),
+        Unit::Percent => percent_2(v),
         Unit::Ratio => format!("{v:.2}×"),
     }
-}
-
-pub fn money(v: f64) -> String {
-    let cents = (v * 100.0).round() as i64;
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", thousands((cents / 100).abs()), (cents % 100).abs())
-}
-
-pub fn pct(v: f64) -> String {
-    format!("{:.1}%", v * 100.0)
-}
-
-pub fn change(v: Option<f64>) -> String {
-    v.map_or("–".into(), |c| format!("{:+.1}%", c * 100.0))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,15 +45,15 @@ impl Cell {
     }
 
     fn money(v: f64) -> Cell {
-        Cell { text: money(v), value: Some(v), tone: Tone::Plain }
+        Cell { text: money_cents(v), value: Some(v), tone: Tone::Plain }
     }
 
     fn count(v: u64) -> Cell {
-        Cell { text: thousands(v as i64), value: Some(v as f64), tone: Tone::Plain }
+        Cell { text: count(v as i64), value: Some(v as f64), tone: Tone::Plain }
     }
 
     fn share(v: f64) -> Cell {
-        Cell { text: pct(v), value: Some(v), tone: Tone::Plain }
+        Cell { text: percent_1(v), value: Some(v), tone: Tone::Plain }
     }
 
     fn tone(self, tone: Tone) -> Cell {
@@ -236,8 +223,8 @@ pub fn tables(r: &Review) -> Vec<Table> {
                     .steps
                     .iter()
                     .map(|s| match s.rate {
-                        Some(rate) => format!("{} {} ({})", s.name, thousands(s.count as i64), pct(rate)),
-                        None => format!("{} {}", s.name, thousands(s.count as i64)),
+                        Some(rate) => format!("{} {} ({})", s.name, count(s.count as i64), percent_1(rate)),
+                        None => format!("{} {}", s.name, count(s.count as i64)),
                     })
                     .collect();
                 let weak = f.steps.iter().find(|s| s.weakest).map_or("–", |s| s.name);

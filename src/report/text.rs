@@ -2,7 +2,8 @@
 //! both from the review's tables.
 
 use super::Review;
-use super::tables::{Tone, pct, tables};
+use super::tables::{Tone, tables};
+use crate::domain::format::percent_1;
 use std::fmt::Write;
 
 fn md_escape(s: &str) -> String {
@@ -19,7 +20,7 @@ pub fn markdown(r: &Review) -> String {
         r.end,
         r.from,
         r.to,
-        pct(r.elapsed),
+        percent_1(r.elapsed),
         r.currency
     );
     for t in tables(r) {

@@ -5,10 +5,9 @@
 
 use super::model::Network;
 use crate::domain::{Campaign, ChannelCursor};
-use crate::engine::RAW_RETENTION_MS;
-use crate::store::{ChannelKey, Ingest, Store};
-
-const HOUR: i64 = 3_600_000;
+use crate::domain::time::{HOUR_MS, RAW_RETENTION_MS};
+use crate::domain::ChannelKey;
+use crate::store::{Ingest, Store};
 /// Hours written per transaction.
 const BATCH_HOURS: usize = 24;
 
@@ -39,25 +38,25 @@ pub fn record(store: &Store, net: &mut Network, campaigns: &[Campaign], to_ms: i
             }
         }
     }
-    let running = |t: i64| campaigns.iter().any(|c| t > c.start_ms() && t - HOUR < c.end_ms());
-    let mut t = campaigns.iter().map(Campaign::start_ms).min().unwrap_or(to_ms).div_euclid(HOUR) * HOUR;
+    let running = |t: i64| campaigns.iter().any(|c| t > c.start_ms() && t - HOUR_MS < c.end_ms());
+    let mut t = campaigns.iter().map(Campaign::start_ms).min().unwrap_or(to_ms).div_euclid(HOUR_MS) * HOUR_MS;
     let mut written = 0;
     let mut batch = Vec::new();
     let mut hours = 0;
-    while t + HOUR <= to_ms {
-        t += HOUR;
+    while t + HOUR_MS <= to_ms {
+        t += HOUR_MS;
         if !running(t) {
             // Jump to the next launch, if any comes before the end.
             let next = campaigns.iter().map(Campaign::start_ms).filter(|s| *s >= t).min();
             if let Some(n) = next.filter(|n| *n < to_ms) {
-                t = n.div_euclid(HOUR) * HOUR;
+                t = n.div_euclid(HOUR_MS) * HOUR_MS;
             }
             continue;
         }
         net.advance_coarse(t);
         let at = t - 1;
         for r in &mut recorders {
-            if at < r.campaign.start_ms() || at - HOUR >= r.campaign.end_ms() {
+            if at < r.campaign.start_ms() || at - HOUR_MS >= r.campaign.end_ms() {
                 continue;
             }
             let stats = net.channels[r.sim].stats();

@@ -8,7 +8,7 @@ pub mod scale;
 pub mod scenario;
 
 use crate::clock::SharedClock;
-use crate::poll::wire::ControlRequest;
+use crate::optimize::control::ControlRequest;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -2,16 +2,16 @@
 //! hour-of-day curve, turn spend into impressions, clicks, leads and conversions with noise
 //! proportional to volume, and obey pause/resume/budget changes and scripted incidents.
 
+use crate::domain::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::domain::{Counters, SegmentCounters, VariantCounters};
-use crate::poll::wire::{ChannelStats, ChannelStatus, ControlAction, ControlRequest, PROTOCOL_VERSION, StatsDoc};
+use crate::domain::{ChannelStatus, ControlAction};
+use crate::optimize::control::ControlRequest;
+use crate::poll::wire::{ChannelStats, PROTOCOL_VERSION, StatsDoc};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand_distr::{Binomial, Distribution, LogNormal, Poisson};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-const MINUTE: i64 = 60_000;
-const DAY: i64 = 86_400_000;
 
 /// Share of a day's traffic per local hour, relative to the mean (Chinese feed/search traffic:
 /// quiet before dawn, a lunch bump, the evening peak).
@@ -334,7 +334,7 @@ impl SimChannel {
             return;
         }
         let local = t + self.offset_ms;
-        let day = local.div_euclid(DAY);
+        let day = local.div_euclid(DAY_MS);
         if day != self.day {
             self.day = day;
             self.spent_today = 0.0;
@@ -343,9 +343,9 @@ impl SimChannel {
         if left <= 0.0 {
             return;
         }
-        let hour = (local.rem_euclid(DAY) / 3_600_000) as usize;
+        let hour = (local.rem_euclid(DAY_MS) / HOUR_MS) as usize;
         let noise = LogNormal::new(0.0, 0.15).map_or(1.0, |d| d.sample(&mut self.rng));
-        let planned = self.daily_budget * hour_weight(hour) * dt as f64 / DAY as f64 * noise * self.traffic_factor;
+        let planned = self.daily_budget * hour_weight(hour) * dt as f64 / DAY_MS as f64 * noise * self.traffic_factor;
         let cpm = self.params.cpm * self.cpm_factor;
         let expected_impr = planned.min(left) / cpm * 1000.0;
         let impressions = poisson(&mut self.rng, expected_impr);
@@ -524,13 +524,13 @@ impl Network {
     /// Moves simulated time forward in steps of an hour (the traffic curve's resolution), for
     /// recording a long past quickly.
     pub fn advance_coarse(&mut self, to: i64) {
-        self.advance(to, Some(60 * MINUTE));
+        self.advance(to, Some(60 * MINUTE_MS));
     }
 
     fn advance(&mut self, to: i64, step: Option<i64>) {
         while self.now_ms < to {
             let next = self.next_transition().filter(|t| *t <= to).unwrap_or(to);
-            let step = step.unwrap_or(if next - self.now_ms > 6 * 3_600_000 { 15 * MINUTE } else { MINUTE });
+            let step = step.unwrap_or(if next - self.now_ms > 6 * HOUR_MS { 15 * MINUTE_MS } else { MINUTE_MS });
             let from = self.now_ms;
             for c in &mut self.channels {
                 c.run(from, next, step);
@@ -665,16 +665,16 @@ impl Network {
 mod tests {
     use super::*;
 
-    const H: i64 = 3_600_000;
+    const H: i64 = HOUR_MS;
 
     fn channel(budget: f64) -> SimChannel {
-        SimChannel::new("c", "x", "CNY", budget, ChannelParams::default(), vec![], (0, 40 * DAY, 8 * H), 7)
+        SimChannel::new("c", "x", "CNY", budget, ChannelParams::default(), vec![], (0, 40 * DAY_MS, 8 * H), 7)
     }
 
     #[test]
     fn spends_about_its_daily_budget_and_never_more() {
         let mut net = Network::new(vec![channel(1000.0)], vec![], 0);
-        net.advance_to(10 * DAY - 8 * H); // ten local days
+        net.advance_to(10 * DAY_MS - 8 * H); // ten local days
         let spend = net.channels[0].counters.spend;
         assert!((9_000.0..=10_000.0 + 1.0).contains(&spend), "spend {spend}");
         let c = net.channels[0].counters;
@@ -685,7 +685,7 @@ mod tests {
     #[test]
     fn evening_outspends_the_small_hours() {
         let mut net = Network::new(vec![channel(100_000.0)], vec![], 0);
-        let local = |h: i64| DAY + h * H - 8 * H;
+        let local = |h: i64| DAY_MS + h * H - 8 * H;
         net.advance_to(local(3));
         let a = net.channels[0].counters.spend;
         net.advance_to(local(4));
@@ -699,16 +699,16 @@ mod tests {
 
     #[test]
     fn incidents_start_and_end() {
-        let inc = |effect, dur| Incident { at_ms: DAY, duration_ms: Some(dur), target: "c/x".into(), effect };
+        let inc = |effect, dur| Incident { at_ms: DAY_MS, duration_ms: Some(dur), target: "c/x".into(), effect };
         let mut net =
             Network::new(vec![channel(1000.0)], vec![inc(Effect::HttpError(500), H), inc(Effect::Reset, 0)], 0);
-        net.advance_to(DAY - 1);
+        net.advance_to(DAY_MS - 1);
         assert!(net.stats(None, None).is_ok());
-        net.advance_to(DAY + 1);
+        net.advance_to(DAY_MS + 1);
         assert_eq!(net.stats(Some("c"), None), Err(500));
         assert_eq!(net.stats(None, Some("x")), Err(500));
         assert!(net.channels[0].counters.impressions < 1000, "counters were reset");
-        net.advance_to(DAY + H + 1);
+        net.advance_to(DAY_MS + H + 1);
         assert!(net.stats(Some("c"), Some("x")).unwrap().is_some());
     }
 
@@ -725,7 +725,7 @@ mod tests {
         let out = net.control("c", &req(ControlAction::Pause, None, "k1")).unwrap();
         assert_eq!(out.status, ChannelStatus::Paused);
         let before = net.channels[0].counters;
-        net.advance_to(2 * DAY);
+        net.advance_to(2 * DAY_MS);
         assert_eq!(net.channels[0].counters, before, "a paused channel does not spend");
         net.control("c", &req(ControlAction::Resume, None, "k2")).unwrap();
         let again = net.control("c", &req(ControlAction::Pause, None, "k1")).unwrap();
@@ -746,7 +746,7 @@ mod tests {
         ch.variant_counters =
             ch.variants.iter().map(|v| VariantCounters { id: v.id.clone(), ..Default::default() }).collect();
         let mut net = Network::new(vec![ch], vec![], 0);
-        net.advance_to(3 * DAY);
+        net.advance_to(3 * DAY_MS);
         let c = &net.channels[0];
         let (a, b) = (&c.variant_counters[0], &c.variant_counters[1]);
         assert_eq!(a.impressions + b.impressions, c.counters.impressions);

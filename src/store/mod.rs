@@ -2,17 +2,15 @@
 //! values are JSON so that added fields stay readable; sample keys end in a big-endian
 //! timestamp so a range scan is a time window. One writer: the engine.
 
+use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::counters::add_segments;
-use crate::domain::{Campaign, CampaignTotals, ChannelCursor, Counters, Sample, SegmentCounters};
+use crate::domain::{Campaign, ChannelKey, CampaignTotals, ChannelCursor, Counters, Sample, SegmentCounters};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 
 /// The layout this build reads and writes. Older layouts are migrated on open; newer ones are
 /// refused untouched.
 pub const SCHEMA_VERSION: u32 = 2;
-
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// A channel's time-keyed records are written one per time (`live`: channel ‖ time → value)
 /// and, once their block of time has closed, packed into one record per block (`packed`:
@@ -62,38 +60,21 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Identifies a channel across campaigns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChannelKey {
-    pub campaign: String,
-    pub channel: String,
+/// The key prefix of a channel's time-keyed records: campaign ‖ 0 ‖ channel ‖ 0.
+fn prefix(key: &ChannelKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.campaign.len() + key.channel.len() + 2);
+    k.extend_from_slice(key.campaign.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.channel.as_bytes());
+    k.push(0);
+    k
 }
 
-impl ChannelKey {
-    pub fn new(campaign: &str, channel: &str) -> Self {
-        ChannelKey { campaign: campaign.to_string(), channel: channel.to_string() }
-    }
-
-    fn prefix(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.campaign.len() + self.channel.len() + 2);
-        k.extend_from_slice(self.campaign.as_bytes());
-        k.push(0);
-        k.extend_from_slice(self.channel.as_bytes());
-        k.push(0);
-        k
-    }
-
-    fn at(&self, ms: i64) -> Vec<u8> {
-        let mut k = self.prefix();
-        k.extend_from_slice(&(ms.max(0) as u64).to_be_bytes());
-        k
-    }
-}
-
-impl std::fmt::Display for ChannelKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.campaign, self.channel)
-    }
+/// The key of a channel's record at `ms`: the prefix and the big-endian time.
+fn key_at(key: &ChannelKey, ms: i64) -> Vec<u8> {
+    let mut k = prefix(key);
+    k.extend_from_slice(&(ms.max(0) as u64).to_be_bytes());
+    k
 }
 
 /// One channel's new sample together with its moved cursor; written atomically.
@@ -430,7 +411,7 @@ impl Store {
     }
 
     pub fn cursor(&self, key: &ChannelKey) -> Result<Option<ChannelCursor>> {
-        let k = key.prefix();
+        let k = prefix(key);
         match self.t()?.channels.get(&k).map_err(|e| self.err(e))? {
             Some(v) => Ok(Some(self.decode("channels", &k, &v)?)),
             None => Ok(None),
@@ -657,14 +638,14 @@ impl Store {
 
     /// Saves an annotation (flushed: a note the user typed must survive a crash). Keyed by
     /// campaign, then time, so a campaign's notes come out in order.
-    pub fn put_note(&self, n: &crate::analyze::notes::Note) -> Result<()> {
+    pub fn put_note(&self, n: &crate::domain::Note) -> Result<()> {
         let key = [n.campaign.as_bytes(), &[0], &n.at_ms.to_be_bytes(), &n.id.to_be_bytes()].concat();
         self.write("notes", &key, Some(&Self::encode(n)))?;
         self.flush()
     }
 
     /// The annotations of one campaign (every campaign when `None`), oldest first.
-    pub fn notes(&self, campaign: Option<&str>) -> Result<Vec<crate::analyze::notes::Note>> {
+    pub fn notes(&self, campaign: Option<&str>) -> Result<Vec<crate::domain::Note>> {
         let t = self.t()?;
         let iter = match campaign {
             Some(c) => t.notes.scan_prefix([c.as_bytes(), &[0]].concat()),
@@ -675,7 +656,7 @@ impl Store {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
                 self.decode("notes", &k, &v)
             })
-            .collect::<Result<Vec<crate::analyze::notes::Note>>>()?;
+            .collect::<Result<Vec<crate::domain::Note>>>()?;
         out.sort_by_key(|n| (n.at_ms, n.id));
         Ok(out)
     }
@@ -784,7 +765,7 @@ impl Store {
         }
         let t = self.t()?;
         let samples: Vec<(Vec<u8>, Vec<u8>)> =
-            items.iter().map(|i| (i.key.at(i.sample.at), Self::encode(i.sample))).collect();
+            items.iter().map(|i| (key_at(i.key, i.sample.at), Self::encode(i.sample))).collect();
         let mut last_cursor: std::collections::HashMap<&ChannelKey, &ChannelCursor> = Default::default();
         // Each hour touched, summed up from what is stored (or remembered) plus these samples.
         let mut hours: std::collections::BTreeMap<Vec<u8>, (&ChannelKey, Hour)> = Default::default();
@@ -796,7 +777,7 @@ impl Store {
             if item.sample.first {
                 continue;
             }
-            let hk = item.key.at(item.sample.at.div_euclid(HOUR_MS) * HOUR_MS);
+            let hk = key_at(item.key, item.sample.at.div_euclid(HOUR_MS) * HOUR_MS);
             let (_, hour) = match hours.entry(hk) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
@@ -831,7 +812,7 @@ impl Store {
                 hour.segments_changed = true;
             }
         }
-        let cursors: Vec<(Vec<u8>, Vec<u8>)> = last_cursor.iter().map(|(k, c)| (k.prefix(), Self::encode(c))).collect();
+        let cursors: Vec<(Vec<u8>, Vec<u8>)> = last_cursor.iter().map(|(k, c)| (prefix(k), Self::encode(c))).collect();
         let mut campaign_totals: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             totals.iter().map(|(id, t)| (id.as_bytes().to_vec(), Some(Self::encode(t)))).collect();
         let moved: std::collections::BTreeSet<&str> = last_cursor.keys().map(|k| k.campaign.as_str()).collect();
@@ -894,13 +875,13 @@ impl Store {
     fn entries<T: DeserializeOwned>(&self, p: &Packing, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, T)>> {
         let t = self.t()?;
         let mut out: Vec<(i64, T)> = Vec::new();
-        for kv in t.by_name(p.packed).range(key.at(from.div_euclid(p.block_ms) * p.block_ms)..key.at(to)) {
+        for kv in t.by_name(p.packed).range(key_at(key, from.div_euclid(p.block_ms) * p.block_ms)..key_at(key, to)) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let block: Vec<(i64, T)> = self.decode(p.packed, &k, &v)?;
             out.extend(block.into_iter().filter(|(at, _)| (from..to).contains(at)));
         }
-        let plen = key.prefix().len();
-        for kv in t.by_name(p.live).range(key.at(from)..key.at(to)) {
+        let plen = prefix(key).len();
+        for kv in t.by_name(p.live).range(key_at(key, from)..key_at(key, to)) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             out.push((key_time(&k, plen), self.decode(p.live, &k, &v)?));
         }
@@ -920,7 +901,7 @@ impl Store {
         let t = self.t()?;
         let live = t
             .samples
-            .range(key.at(0)..key.at(to))
+            .range(key_at(key, 0)..key_at(key, to))
             .rev()
             .take(n)
             .map(|kv| {
@@ -930,7 +911,7 @@ impl Store {
             .collect::<Result<Vec<Sample>>>()?;
         // Packed blocks, newest first, until they hold `n` samples.
         let mut packed: Vec<Sample> = Vec::new();
-        for kv in t.sample_hours.range(key.at(0)..key.at(to)).rev() {
+        for kv in t.sample_hours.range(key_at(key, 0)..key_at(key, to)).rev() {
             if packed.len() >= n {
                 break;
             }
@@ -981,7 +962,7 @@ impl Store {
         let t = self.t()?;
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in t.samples.range(key.at(0)..key.at(before)).keys() {
+        for k in t.samples.range(key_at(key, 0)..key_at(key, before)).keys() {
             let k = k.map_err(|e| self.err(e))?;
             self.logged("samples", &k, None);
             batch.remove(k);
@@ -991,7 +972,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         // Blocks that end by `before`.
         let whole = before.div_euclid(HOUR_MS) * HOUR_MS;
-        for kv in t.sample_hours.range(key.at(0)..key.at(whole)) {
+        for kv in t.sample_hours.range(key_at(key, 0)..key_at(key, whole)) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             n += self.decode::<Vec<serde::de::IgnoredAny>>("sample_hours", &k, &v)?.len();
             self.logged("sample_hours", &k, None);
@@ -1025,10 +1006,10 @@ impl Store {
         let t = self.t()?;
         let (live, packed) = (t.by_name(p.live), t.by_name(p.packed));
         let before = (now - p.settle_ms).div_euclid(p.block_ms) * p.block_ms;
-        let plen = key.prefix().len();
+        let plen = prefix(key).len();
         let mut gone = Vec::new();
         let mut blocks: std::collections::BTreeMap<i64, Vec<(i64, T)>> = Default::default();
-        for kv in live.range(key.at(0)..key.at(before)) {
+        for kv in live.range(key_at(key, 0)..key_at(key, before)) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let at = key_time(&k, plen);
             blocks.entry(at.div_euclid(p.block_ms) * p.block_ms).or_default().push((at, self.decode(p.live, &k, &v)?));
@@ -1039,7 +1020,7 @@ impl Store {
         }
         let mut put = Vec::with_capacity(blocks.len());
         for (start, fresh) in blocks {
-            let k = key.at(start);
+            let k = key_at(key, start);
             let mut entries: Vec<(i64, T)> = match packed.get(&k).map_err(|e| self.err(e))? {
                 Some(v) => self.decode(p.packed, &k, &v)?,
                 None => Vec::new(),

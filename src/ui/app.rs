@@ -7,8 +7,8 @@ use crate::alert::{AlertState, Severity};
 use crate::domain::Metric;
 use crate::engine::Command;
 use crate::engine::snapshot::{ChannelView, Snapshot, Window};
-use crate::poll::wire::ControlAction;
-use crate::store::ChannelKey;
+use crate::domain::ControlAction;
+use crate::domain::ChannelKey;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -553,7 +553,7 @@ impl App {
             }
             Action::PauseChannel if self.view == View::Campaign => {
                 let ch = self.selected_channel()?.clone();
-                let paused = ch.status == Some(crate::poll::wire::ChannelStatus::Paused);
+                let paused = ch.status == Some(crate::domain::ChannelStatus::Paused);
                 let action = if paused { ControlAction::Resume } else { ControlAction::Pause };
                 let change = crate::optimize::recommend::Change {
                     channel: ch.key.channel.clone(),

@@ -2,6 +2,7 @@
 //! fed straight into the engine, so screens and numbers are deterministic.
 #![allow(dead_code)]
 
+use campaign_cockpit::optimize::control::ControlError;
 use campaign_cockpit::clock::{Clock, ManualClock};
 use campaign_cockpit::demo;
 use campaign_cockpit::domain::Campaign;
@@ -52,7 +53,7 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(start));
         let (chs, inc) = sc.build(&campaigns, start).unwrap();
         let net = Network::new(chs, inc, start);
-        let sources = Engine::sources_for(&campaigns, Duration::from_secs(1));
+        let sources = campaign_cockpit::poll::sources_for(&campaigns, Duration::from_secs(1));
         let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
         Harness { engine, snapshots, clock, net, sources, campaigns }
     }
@@ -107,7 +108,7 @@ impl Harness {
         let n = out.len();
         for d in out {
             let campaign = d.url.rsplit('/').next().unwrap_or_default().to_string();
-            let result = self.net.control(&campaign, &d.request).map(|o| format!("{o:?}")).map_err(|e| e.to_string());
+            let result = self.net.control(&campaign, &d.request).map(|o| format!("{o:?}")).map_err(|e| ControlError::NotApplied(e.to_string()));
             self.engine.on_control(d.entry, result);
         }
         self.engine.publish();

@@ -3,6 +3,7 @@
 //! segments ranked on the campaign's KPI, and goal progress by day since launch beside an
 //! earlier campaign (vs past).
 
+use crate::domain::time::DAY_MS;
 use crate::analyze::data::Analysis;
 use crate::analyze::{cell, cumulative, funnel};
 use crate::domain::{Counters, Metric};
@@ -72,7 +73,7 @@ fn span_label(from: i64, to: i64, c: &crate::domain::Campaign) -> String {
         chrono::DateTime::from_timestamp_millis(ms)
             .map_or(String::new(), |d| d.with_timezone(&off).format(f).to_string())
     };
-    if to - from <= crate::analyze::DAY_MS {
+    if to - from <= DAY_MS {
         format!("{}–{}", fmt(from, "%m-%d %H:%M"), fmt(to, "%H:%M"))
     } else {
         format!("{} – {}", fmt(from, "%m-%d %H:%M"), fmt(to, "%m-%d %H:%M"))
@@ -155,7 +156,7 @@ fn funnel_view(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
         let mut spans =
             vec![Span::styled(format!("{} ", fit(&truncate(&r.name, nw), nw)), if i == 0 { t.accent } else { t.base })];
         for (k, s) in steps.iter().enumerate() {
-            let count = crate::domain::metrics::compact(s.count as f64);
+            let count = crate::domain::format::compact(s.count as f64);
             if k == 0 {
                 spans.push(Span::raw(format!("{count:>8}")));
                 continue;
@@ -228,7 +229,7 @@ fn segments_view(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
             s.spend_share * 100.0,
             m.format(s.kpi),
             vs,
-            crate::domain::metrics::thousands(results as i64)
+            crate::domain::format::count(results as i64)
         );
         lines.push(Line::from(vec![Span::styled(text, style), Span::styled(verdict, style)]));
     }
@@ -260,7 +261,7 @@ fn past(f: &mut Frame, area: Rect, app: &App, a: &Analysis, c: &crate::domain::C
     let mine = cumulative(&a.days);
     // Today is not over: the earlier campaign's same day counts only as far as today has gone.
     let now = app.snap.now_ms.min(c.end_ms());
-    let part = (now - c.day_start_ms(now)) as f64 / crate::analyze::DAY_MS as f64;
+    let part = (now - c.day_start_ms(now)) as f64 / DAY_MS as f64;
     let theirs = cumulative(&crate::analyze::partial_last_day(other, a.days.len(), part));
     let cost = c.kpis.iter().map(|k| k.metric).find(|m| !m.higher_is_better()).unwrap_or(Metric::Cpa);
     let [chart_area, table_area] =

@@ -4,7 +4,7 @@
 use super::overview::{campaign_lines, health_symbol};
 use crate::domain::Metric;
 use crate::engine::snapshot::{CampaignView, ChannelView};
-use crate::poll::wire::ChannelStatus;
+use crate::domain::ChannelStatus;
 use crate::ui::app::{App, Column};
 use crate::ui::widgets::{sparkline, truncate};
 use ratatui::Frame;

@@ -1,9 +1,10 @@
 //! One channel: a chart of a chosen KPI over a chosen window, its counters and KPIs, today's
 //! spend against its daily budget, its source's health and its A/B variants.
 
+use crate::domain::time::DAY_MS;
 use super::overview::health_symbol;
 use crate::domain::Metric;
-use crate::domain::metrics::{money, percent};
+use crate::domain::format::{money, percent};
 use crate::ui::app::App;
 use crate::ui::widgets::{bar, truncate};
 use chrono::{DateTime, FixedOffset};
@@ -27,7 +28,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let width = area.width as usize;
     let (sym, hs) = health_symbol(ch.health, t);
     let status = match ch.status {
-        Some(crate::poll::wire::ChannelStatus::Paused) => "paused",
+        Some(crate::domain::ChannelStatus::Paused) => "paused",
         Some(_) => "active",
         None => "status unknown",
     };
@@ -63,7 +64,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         row(&[Metric::Cpl, Metric::Cpa, Metric::Roas, Metric::Roi]),
     ];
     let day_ratio = if ch.daily_budget > 0.0 { ch.today.spend / ch.daily_budget } else { 0.0 };
-    let day_elapsed = ((app.snap.now_ms - camp.day_start_ms) as f64 / 86_400_000.0).clamp(0.0, 1.0);
+    let day_elapsed = ((app.snap.now_ms - camp.day_start_ms) as f64 / DAY_MS as f64).clamp(0.0, 1.0);
     let mut today = vec![Span::styled("Today ", t.muted)];
     today.extend(bar(width.saturating_sub(44).min(40), day_ratio, Some(day_elapsed), t.accent, t.gauge_empty, t.base));
     today.push(Span::styled(
@@ -135,7 +136,7 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
     let fmt_t = |ms: i64| {
         DateTime::from_timestamp_millis(ms).map_or(String::new(), |d| {
             let d = d.with_timezone(offset);
-            if s.to_ms - s.from_ms > 86_400_000 {
+            if s.to_ms - s.from_ms > DAY_MS {
                 d.format("%m-%d %H:%M").to_string()
             } else {
                 d.format("%H:%M").to_string()
@@ -145,7 +146,7 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
     // Notes on this channel or its whole campaign in the window: a vertical mark each, and the
     // latest ones named on the line under the chart.
     let key = &s.key;
-    let notes: Vec<&crate::analyze::notes::Note> = app
+    let notes: Vec<&crate::domain::Note> = app
         .snap
         .notes
         .iter()

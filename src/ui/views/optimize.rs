@@ -90,7 +90,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         let style = match e.outcome {
             Outcome::Applied { .. } if e.undone_by.is_some() => t.muted,
             Outcome::Applied { .. } => t.good,
-            Outcome::Failed { .. } | Outcome::Unknown => t.bad,
+            Outcome::Failed { .. } | Outcome::Unknown { .. } => t.bad,
             Outcome::Sending => t.warn,
         };
         let mut line = Line::styled(fit(&format!(" {}", e.line()), width), style);

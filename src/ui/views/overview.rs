@@ -1,9 +1,11 @@
 //! The overview: every campaign with its goals against time, spend pacing, KPI status and
 //! source health, so the launch operator sees in a second which one is off.
 
-use crate::domain::metrics::{compact, goal_progress, money, pacing, percent};
+use crate::domain::time::DAY_MS;
+use crate::domain::format::{compact, money_short, percent};
+use crate::domain::metrics::{goal_progress, pacing};
 use crate::domain::{Campaign, Metric};
-use crate::engine::health::Health;
+use crate::domain::Health;
 use crate::engine::snapshot::CampaignView;
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
@@ -89,8 +91,8 @@ fn render_column(f: &mut Frame, area: Rect, app: &App, picks: &[usize]) {
 
 fn title_line(c: &CampaignView, now: i64, selected: bool, t: &Theme, width: usize) -> Line<'static> {
     let camp = &c.campaign;
-    let total_days = ((camp.end_ms() - camp.start_ms()) as f64 / 86_400_000.0).ceil().max(1.0) as i64;
-    let day = ((now - camp.start_ms()) / 86_400_000 + 1).clamp(0, total_days);
+    let total_days = ((camp.end_ms() - camp.start_ms()) as f64 / DAY_MS as f64).ceil().max(1.0) as i64;
+    let day = ((now - camp.start_ms()) / DAY_MS + 1).clamp(0, total_days);
     let when = if now < camp.start_ms() {
         "not started".to_string()
     } else if now >= camp.end_ms() {
@@ -313,15 +315,6 @@ fn short(m: Metric, v: f64) -> String {
     if m.unit() == crate::domain::metrics::Unit::Money { money_short(v) } else { compact(v) }
 }
 
-fn money_short(v: f64) -> String {
-    if v.abs() >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v.abs() >= 1e4 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        money(v)
-    }
-}
 
 /// A symbol and style for a health state: readable without colour.
 pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
@@ -339,7 +332,7 @@ pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
 mod tests {
     use super::*;
     use crate::engine::snapshot::ChannelView;
-    use crate::store::ChannelKey;
+    use crate::domain::ChannelKey;
     use std::sync::Arc;
 
     /// Whole names while they fit, worst first, and the count of the rest agrees with them.

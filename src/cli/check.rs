@@ -49,10 +49,10 @@ pub async fn run(
         && !all.iter().any(|c| c.id == id)
     {
         let known: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
-        return Err(crate::cli::BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
+        return Err(super::BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
     }
     let selected: Vec<_> = all.iter().filter(|c| campaign.is_none_or(|id| c.id == id)).cloned().collect();
-    let sources = crate::cli::sources_with_token(&selected, interval, token.0, token.1);
+    let sources = crate::poll::sources_with_token(&selected, interval, token.0, token.1);
     let (mut engine, snapshots) = Engine::start(store, clock.clone(), all, &sources)?;
     engine.backfill_some(usize::MAX);
     let client = crate::poll::client();

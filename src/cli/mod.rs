@@ -2,6 +2,10 @@
 //! campaign management. Errors a user can fix are printed as one line naming the thing, with
 //! exit code 2 for bad input and 1 for everything else.
 
+pub mod check;
+pub mod config;
+
+use config::{Config, default_db, parse_duration, state_dir};
 use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::domain::Campaign;
 use crate::domain::campaign::Format;
@@ -214,80 +218,10 @@ pub enum ExportFormat {
     Json,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 5s or 1m)"))
-}
-
 /// An error that is the user's input: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
-
-/// Settings from `$COCKPIT_CONFIG` or `$XDG_CONFIG_HOME/campaign-cockpit/config.toml`; the
-/// command line and the environment win over it.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub db: Option<PathBuf>,
-    pub theme: Option<String>,
-    pub interval: Option<String>,
-    pub bell: Option<bool>,
-    pub read_only: Option<bool>,
-    pub source_token: Option<String>,
-    pub control_token: Option<String>,
-    /// Send the source token over plain http to hosts other than this one (off by default).
-    pub token_over_http: Option<bool>,
-}
-
-impl Config {
-    pub fn path() -> Option<PathBuf> {
-        std::env::var_os("COCKPIT_CONFIG").map(PathBuf::from).or_else(|| {
-            directories::ProjectDirs::from("", "", "campaign-cockpit").map(|d| d.config_dir().join("config.toml"))
-        })
-    }
-
-    /// The config file, or defaults when there is none. A malformed file is an error naming
-    /// its line.
-    pub fn load() -> color_eyre::Result<Config> {
-        let Some(path) = Config::path() else { return Ok(Config::default()) };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => return Err(BadInput(format!("{}: {e}", path.display())).into()),
-        };
-        let name = path.display().to_string();
-        let config: Config = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            BadInput(format!("{name}:{line}: {}", e.message().lines().next().unwrap_or("")))
-        })?;
-        if let Some(i) = &config.interval {
-            parse_duration(i).map_err(|e| BadInput(format!("{name}: interval = \"{i}\": {e}")))?;
-        }
-        if config.source_token.is_some() || config.control_token.is_some() {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-            if mode & 0o077 != 0 {
-                return Err(BadInput(format!(
-                    "{name} holds a token but others can read it (mode {mode:04o}): run chmod 600 {name}"
-                ))
-                .into());
-            }
-        }
-        Ok(config)
-    }
-}
-
-pub fn default_db() -> PathBuf {
-    directories::ProjectDirs::from("", "", "campaign-cockpit")
-        .map(|d| d.data_dir().join("cockpit.db"))
-        .unwrap_or_else(|| PathBuf::from("cockpit.db"))
-}
-
-fn state_dir() -> PathBuf {
-    directories::ProjectDirs::from("", "", "campaign-cockpit")
-        .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
-        .unwrap_or_else(std::env::temp_dir)
-}
 
 fn open_store(path: &Path) -> color_eyre::Result<Store> {
     Ok(Store::open(path)?)
@@ -345,7 +279,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
     if let Some(Cmd::Check { campaign, json }) = &cli.command {
         let db = cli.db.clone().unwrap_or_else(default_db);
         let checked = open_store(&db).and_then(|store| {
-            runtime()?.block_on(crate::check::run(
+            runtime()?.block_on(check::run(
                 store,
                 Arc::new(SystemClock),
                 campaign.as_deref(),
@@ -503,7 +437,7 @@ fn parse_time(text: &str, c: &Campaign, what: &str) -> color_eyre::Result<i64> {
 }
 
 fn note(cmd: &NoteCmd, store: &Store) -> color_eyre::Result<()> {
-    use crate::analyze::notes::{Note, NoteKind};
+    use crate::domain::{Note, NoteKind};
     match cmd {
         NoteCmd::Add { campaign, channel, at, text } => {
             let c = store.campaign(campaign)?.ok_or_else(|| BadInput(format!("no campaign '{campaign}'")))?;
@@ -661,7 +595,7 @@ async fn demo(
     let mut fresh = true;
     for c in &loaded.campaigns {
         for ch in &c.channels {
-            if let Some(cur) = store.cursor(&crate::store::ChannelKey::new(&c.id, &ch.id))? {
+            if let Some(cur) = store.cursor(&crate::domain::ChannelKey::new(&c.id, &ch.id))? {
                 start_ms = start_ms.max(cur.at);
                 fresh = false;
             }
@@ -702,23 +636,10 @@ fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
     })
 }
 
-/// The sources of `campaigns`, carrying the source token.
-pub fn sources_with_token(
-    campaigns: &[Campaign],
-    interval: Duration,
-    token: Option<&crate::poll::Secret>,
-    over_http: bool,
-) -> Vec<crate::poll::SourceSpec> {
-    Engine::sources_for(campaigns, interval)
-        .into_iter()
-        .map(|s| crate::poll::SourceSpec { token: token.cloned(), token_over_http: over_http, ..s })
-        .collect()
-}
-
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let campaigns = store.campaigns()?;
-    let sources = sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
+    let sources = crate::poll::sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
     // The first frame shows the campaigns' stored totals while every channel's state is read.
     let (mut starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
     starting.set_read_only(ui.read_only);
@@ -810,7 +731,7 @@ fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
                         c.start.format("%Y-%m-%d"),
                         c.end.format("%Y-%m-%d"),
                         c.channels.len(),
-                        crate::domain::metrics::thousands(c.total_budget.round() as i64),
+                        crate::domain::format::count(c.total_budget.round() as i64),
                         c.currency,
                         c.name
                     );
@@ -832,7 +753,7 @@ fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
                 "CHANNEL", "IMPR", "CLICKS", "LEADS", "CONV", "SPEND", "REVENUE"
             );
             for ch in &c.channels {
-                let t = store.cursor(&crate::store::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
+                let t = store.cursor(&crate::domain::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
                 println!(
                     "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12.2} {:>12.2}",
                     ch.id, t.impressions, t.clicks, t.leads, t.conversions, t.spend, t.revenue

@@ -1,0 +1,42 @@
+//! Source health: how far the numbers of a source can be trusted. The engine tracks it, the
+//! rules alert on it, the screens show it.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Health {
+    /// Not polled yet.
+    #[default]
+    Pending,
+    Ok,
+    /// Answering, but slower than half the timeout.
+    Slow,
+    /// No good poll for several intervals.
+    Stale,
+    /// Answering with data we refuse (schema, NaN, negative counters, missing channel).
+    BadData,
+    /// Not answering, or answering with an HTTP error.
+    Failing,
+}
+
+impl Health {
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Pending => "pending",
+            Health::Ok => "ok",
+            Health::Slow => "slow",
+            Health::Stale => "stale",
+            Health::BadData => "bad data",
+            Health::Failing => "failing",
+        }
+    }
+
+    /// Worse states sort higher; `Pending` counts as fine.
+    pub fn severity(self) -> u8 {
+        match self {
+            Health::Pending | Health::Ok => 0,
+            Health::Slow => 1,
+            Health::Stale => 2,
+            Health::BadData => 3,
+            Health::Failing => 4,
+        }
+    }
+}
