@@ -2,14 +2,14 @@
 //! median and p99. `BENCH_SCALE=0.1` shrinks the start-up database for a quick run.
 
 use campaign_cockpit::clock::{ManualClock, SharedClock};
-use campaign_cockpit::domain::{ChannelCursor, Counters};
+use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::domain::Health;
+use campaign_cockpit::domain::{ChannelCursor, Counters};
 use campaign_cockpit::engine::snapshot::{CampaignView, ChannelView, Snapshot};
 use campaign_cockpit::engine::{Engine, RAW_RETENTION_MS};
 use campaign_cockpit::poll::{self, SourceSpec};
 use campaign_cockpit::sim::model::Network;
 use campaign_cockpit::sim::scale::Sources;
-use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::store::{Ingest, Store};
 use campaign_cockpit::ui::app::{App, View};
 use campaign_cockpit::ui::theme::Theme;

@@ -4,8 +4,8 @@
 mod common;
 
 use campaign_cockpit::clock::{Clock, ManualClock};
-use campaign_cockpit::engine::Engine;
 use campaign_cockpit::domain::ChannelKey;
+use campaign_cockpit::engine::Engine;
 use campaign_cockpit::store::Store;
 use common::Harness;
 use std::sync::Arc;

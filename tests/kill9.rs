@@ -5,9 +5,9 @@
 //! (default 20; the figures in the README come from 100).
 
 use campaign_cockpit::clock::ManualClock;
+use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::engine::Engine;
 use campaign_cockpit::optimize::journal::Outcome;
-use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::store::Store;
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::collections::BTreeMap;

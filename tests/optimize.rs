@@ -4,13 +4,13 @@
 
 use campaign_cockpit::clock::ManualClock;
 use campaign_cockpit::demo;
+use campaign_cockpit::domain::{ChannelStatus, ControlAction};
 use campaign_cockpit::engine::snapshot::Snapshot;
 use campaign_cockpit::engine::{Command, Engine};
+use campaign_cockpit::optimize::control::ControlRequest;
 use campaign_cockpit::optimize::control::{self, Dispatch};
 use campaign_cockpit::optimize::journal::{JournalEntry, Outcome};
 use campaign_cockpit::optimize::recommend::Change;
-use campaign_cockpit::domain::{ChannelStatus, ControlAction};
-use campaign_cockpit::optimize::control::ControlRequest;
 use campaign_cockpit::sim::{self, SimServer, model::Network};
 use campaign_cockpit::store::Store;
 use std::sync::Arc;

@@ -6,12 +6,12 @@ mod common;
 
 use campaign_cockpit::clock::{Clock, ManualClock, SharedClock};
 use campaign_cockpit::demo;
-use campaign_cockpit::engine::Engine;
+use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::domain::Health;
+use campaign_cockpit::engine::Engine;
 use campaign_cockpit::poll::{self, PollError, SourceSpec};
 use campaign_cockpit::sim::model::Network;
 use campaign_cockpit::sim::{self, SimServer};
-use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::store::Store;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,12 +2,12 @@
 //! hour from launch to 8 June 09:00, with last year's festival to compare with, a note and an
 //! applied action. One golden file per format, and the formats agree with each other.
 
-use campaign_cockpit::domain::{Note, NoteKind};
 use campaign_cockpit::demo;
 use campaign_cockpit::domain::Campaign;
+use campaign_cockpit::domain::ControlAction;
+use campaign_cockpit::domain::{Note, NoteKind};
 use campaign_cockpit::optimize::journal::{JournalEntry, Outcome};
 use campaign_cockpit::optimize::recommend::Change;
-use campaign_cockpit::domain::ControlAction;
 use campaign_cockpit::report::{ReportFormat, Review, build, render};
 use campaign_cockpit::sim::history;
 use campaign_cockpit::sim::model::Network;

@@ -1,8 +1,8 @@
 //! The sled store: round trips, reopening, retention, locking and schema versions.
 
 use campaign_cockpit::demo;
-use campaign_cockpit::domain::{ChannelCursor, Counters};
 use campaign_cockpit::domain::ChannelKey;
+use campaign_cockpit::domain::{ChannelCursor, Counters};
 use campaign_cockpit::store::{Ingest, SCHEMA_VERSION, Store, StoreError};
 
 fn counters(i: u64, spend: f64) -> Counters {

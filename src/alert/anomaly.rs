@@ -12,10 +12,10 @@
 //! enough to matter (`min_change`), so huge volumes do not turn trivia into alerts.
 //! Pure: hourly history and the current window in, verdicts out.
 
-use crate::domain::time::{DAY_MS, HOUR_MS};
 use super::detect::{Cusum, median_mad, p_two_sided};
 use super::state::{Severity, Verdict};
 use crate::domain::format;
+use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::{Counters, Metric};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -104,7 +104,8 @@ impl HourlyHistory {
     /// time that starts. `None` without samples, or when the history lacks one of those hours.
     pub fn reaching_back(&self, recent: &crate::domain::Recent, cut: i64) -> Option<(i64, Counters)> {
         let first = recent.first()?.0;
-        let (start, end) = ((cut + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS, first.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS);
+        let (start, end) =
+            ((cut + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS, first.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS);
         let (mut counters, mut hours) = (Counters::default(), 0);
         for (_, c) in self.hours.iter().filter(|(h, _)| (start..end).contains(h)) {
             counters.add(c);
@@ -517,8 +518,11 @@ fn money(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
 /// `complete` is newest first.
 fn drift(complete: &[&(i64, Counters)], now: i64, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
     let reference_end = now - DAY_MS;
-    let reference_hours: Vec<&(i64, Counters)> =
-        complete.iter().copied().filter(|(h, _)| h + HOUR_MS <= reference_end && *h >= reference_end - 2 * DAY_MS).collect();
+    let reference_hours: Vec<&(i64, Counters)> = complete
+        .iter()
+        .copied()
+        .filter(|(h, _)| h + HOUR_MS <= reference_end && *h >= reference_end - 2 * DAY_MS)
+        .collect();
     let reference = hourly_values(&reference_hours, m, min_den(m, s));
     if reference.len() < 12 {
         return None;

@@ -9,13 +9,13 @@
 //!
 //! Pure: views, settings and the time in, verdicts out.
 
-use crate::domain::time::{HOUR_MS, MINUTE_MS};
 use super::anomaly::{self, AnomalySettings, HourlyHistory};
 use super::detect::{VolumeGuard, kpi};
 use super::state::{AlertKey, Severity, Timing, Verdict};
-use crate::domain::format::percent;
-use crate::domain::{Campaign, Channel, Counters, Metric, Recent, RuleKind, RuleSettings};
 use crate::domain::Health;
+use crate::domain::format::percent;
+use crate::domain::time::{HOUR_MS, MINUTE_MS};
+use crate::domain::{Campaign, Channel, Counters, Metric, Recent, RuleKind, RuleSettings};
 
 /// A rule kind's settings with every default filled in.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,10 +1,10 @@
 //! What the analysis needs from the store: counters over any window and daily series since
 //! launch.
 
-use crate::domain::time::HOUR_MS;
 use super::{SegmentRow, Span, WindowKind, average_days, by_launch_day, campaign_metrics, earlier_campaigns};
-use crate::domain::{Campaign, Counters, Metric, SegmentCounters};
 use crate::domain::ChannelKey;
+use crate::domain::time::HOUR_MS;
+use crate::domain::{Campaign, Counters, Metric, SegmentCounters};
 use crate::store::{Result, Store};
 use serde::Serialize;
 

@@ -5,7 +5,6 @@
 pub mod check;
 pub mod config;
 
-use config::{Config, default_db, parse_duration, state_dir};
 use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::domain::Campaign;
 use crate::domain::campaign::Format;
@@ -17,6 +16,7 @@ use crate::ui::app::App;
 use crate::ui::theme::Theme;
 use clap::{Parser, Subcommand, ValueEnum};
 use color_eyre::eyre::{WrapErr, eyre};
+use config::{Config, default_db, parse_duration, state_dir};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! Parsed from TOML or JSON files and validated here, so every layer above works with a plan
 //! that makes sense. Errors name the file, line and field.
 
-use crate::domain::time::DAY_MS;
 use super::alerting::{AlertRules, Contingency};
 use super::metrics::{Metric, elapsed_share};
+use crate::domain::time::DAY_MS;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

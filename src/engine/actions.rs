@@ -2,14 +2,14 @@
 //! before they are sent and after they are answered, undo, snoozes, and the read-only switch —
 //! checked here, where actions are dispatched, so no view or key can get around it.
 
-use crate::domain::time::DAY_MS;
 use super::{ChannelState, Engine};
+use crate::domain::ChannelKey;
+use crate::domain::time::DAY_MS;
+use crate::domain::{ChannelStatus, ControlAction};
+use crate::optimize::control::ControlRequest;
 use crate::optimize::control::{ControlError, Dispatch};
 use crate::optimize::journal::{JournalEntry, Outcome, last_undoable};
 use crate::optimize::recommend::{Change, ChannelFacts, Recommendation, recommend};
-use crate::domain::{ChannelStatus, ControlAction};
-use crate::optimize::control::ControlRequest;
-use crate::domain::ChannelKey;
 use std::collections::HashSet;
 use std::sync::Arc;
 

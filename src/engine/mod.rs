@@ -8,8 +8,8 @@ mod analysis;
 pub mod health;
 pub mod snapshot;
 
-use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::clock::SharedClock;
+use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::{Campaign, CampaignTotals, ChannelCursor, Counters, Recent, Sample};
 use crate::domain::{ChannelKey, ChannelStatus, Health};
 use crate::poll::wire::StatsDoc;
@@ -283,7 +283,8 @@ impl Engine {
         let mut last_publish = tokio::time::Instant::now();
         // The first and the latest response not yet published.
         let mut burst: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
-        let (answers_tx, mut answers) = mpsc::channel::<(u64, Result<String, crate::optimize::control::ControlError>)>(64);
+        let (answers_tx, mut answers) =
+            mpsc::channel::<(u64, Result<String, crate::optimize::control::ControlError>)>(64);
         let client = crate::poll::client();
         let token = self.control_token.clone();
         loop {

@@ -1,11 +1,11 @@
 //! What the UI sees: an immutable picture of the engine's state, cheap to share. Channel views
 //! are rebuilt only when their channel changes.
 
-use crate::domain::time::HOUR_MS;
-use crate::domain::Health;
-use crate::domain::{Campaign, Counters, Metric, Recent, VariantCounters};
-use crate::domain::ChannelStatus;
 use crate::domain::ChannelKey;
+use crate::domain::ChannelStatus;
+use crate::domain::Health;
+use crate::domain::time::HOUR_MS;
+use crate::domain::{Campaign, Counters, Metric, Recent, VariantCounters};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -19,11 +19,11 @@
 //! left alone. Each recommendation's value is its expected net gain per day: results gained
 //! times what a result is worth (the limit) minus extra spend; the list is ranked by it.
 
-use crate::domain::time::HOUR_MS;
 use super::stats::{Yield, msprt, p_better, p_rate_better};
-use crate::domain::format::{count, money_whole, percent};
-use crate::domain::{Campaign, Counters, Metric, Op, VariantCounters};
 use crate::domain::ControlAction;
+use crate::domain::format::{count, money_whole, percent};
+use crate::domain::time::HOUR_MS;
+use crate::domain::{Campaign, Counters, Metric, Op, VariantCounters};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -215,11 +215,7 @@ fn round_budget(x: f64, min: f64, max: f64) -> f64 {
 /// A count of results per day, signed: whole numbers, one decimal below ten.
 fn signed_count(x: f64) -> String {
     let sign = if x < 0.0 { "−" } else { "+" };
-    if x.abs() < 10.0 {
-        format!("{sign}{:.1}", x.abs())
-    } else {
-        format!("{sign}{}", count(x.abs().round() as i64))
-    }
+    if x.abs() < 10.0 { format!("{sign}{:.1}", x.abs()) } else { format!("{sign}{}", count(x.abs().round() as i64)) }
 }
 
 fn cost(x: f64) -> String {
@@ -328,7 +324,12 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
                     before: j.f.budget,
                     after: j.f.budget,
                 }],
-                effect: format!("{} {}/day for {}/day", signed_count(daily_results), obj.word(), money_whole(j.f.budget)),
+                effect: format!(
+                    "{} {}/day for {}/day",
+                    signed_count(daily_results),
+                    obj.word(),
+                    money_whole(j.f.budget)
+                ),
                 evidence: vec![evidence(
                     j,
                     &format!("before the pause; P({} ≤ {}) =", obj.cost_label(), cost(j.limit)),

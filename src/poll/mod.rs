@@ -123,9 +123,7 @@ pub async fn fetch_with(
 
 async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
     let mut req = client.get(&spec.url);
-    if let Some(t) =
-        spec.token.as_ref().filter(|_| spec.token_over_http || may_carry_token(&spec.url))
-    {
+    if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || may_carry_token(&spec.url)) {
         req = req.bearer_auth(t.expose());
     }
     let mut resp = req.send().await.map_err(|e| {

@@ -8,15 +8,14 @@ mod html;
 mod tables;
 mod text;
 
-
 use crate::analyze::data::{self, against_days, campaign_days, segment_metric};
 use crate::analyze::notes::alert_runs;
+use crate::analyze::{FunnelStep, SegmentRow, Span, cumulative, funnel, partial_last_day, segments};
+use crate::domain::ChannelKey;
 use crate::domain::NoteKind;
 use crate::domain::time::DAY_MS;
-use crate::analyze::{FunnelStep, SegmentRow, Span, cumulative, funnel, partial_last_day, segments};
 use crate::domain::{Campaign, Counters, Metric};
 use crate::optimize::journal::Outcome;
-use crate::domain::ChannelKey;
 use crate::store::Store;
 use serde::Serialize;
 

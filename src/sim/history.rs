@@ -4,9 +4,9 @@
 //! the analysis views and the review report have days of history to work on.
 
 use super::model::Network;
-use crate::domain::{Campaign, ChannelCursor};
-use crate::domain::time::{HOUR_MS, RAW_RETENTION_MS};
 use crate::domain::ChannelKey;
+use crate::domain::time::{HOUR_MS, RAW_RETENTION_MS};
+use crate::domain::{Campaign, ChannelCursor};
 use crate::store::{Ingest, Store};
 /// Hours written per transaction.
 const BATCH_HOURS: usize = 24;

@@ -3,8 +3,8 @@
 //! proportional to volume, and obey pause/resume/budget changes and scripted incidents.
 
 use crate::domain::time::{DAY_MS, HOUR_MS, MINUTE_MS};
-use crate::domain::{Counters, SegmentCounters, VariantCounters};
 use crate::domain::{ChannelStatus, ControlAction};
+use crate::domain::{Counters, SegmentCounters, VariantCounters};
 use crate::optimize::control::ControlRequest;
 use crate::poll::wire::{ChannelStats, PROTOCOL_VERSION, StatsDoc};
 use rand::SeedableRng;

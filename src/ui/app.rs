@@ -4,11 +4,11 @@
 use super::keys::Action;
 use super::theme::Theme;
 use crate::alert::{AlertState, Severity};
+use crate::domain::ChannelKey;
+use crate::domain::ControlAction;
 use crate::domain::Metric;
 use crate::engine::Command;
 use crate::engine::snapshot::{ChannelView, Snapshot, Window};
-use crate::domain::ControlAction;
-use crate::domain::ChannelKey;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

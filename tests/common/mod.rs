@@ -2,12 +2,12 @@
 //! fed straight into the engine, so screens and numbers are deterministic.
 #![allow(dead_code)]
 
-use campaign_cockpit::optimize::control::ControlError;
 use campaign_cockpit::clock::{Clock, ManualClock};
 use campaign_cockpit::demo;
 use campaign_cockpit::domain::Campaign;
 use campaign_cockpit::engine::Engine;
 use campaign_cockpit::engine::snapshot::Snapshot;
+use campaign_cockpit::optimize::control::ControlError;
 use campaign_cockpit::poll::{PollError, PollOutcome, SourceSpec};
 use campaign_cockpit::sim::model::Network;
 use campaign_cockpit::sim::scenario::Scenario;
@@ -108,7 +108,11 @@ impl Harness {
         let n = out.len();
         for d in out {
             let campaign = d.url.rsplit('/').next().unwrap_or_default().to_string();
-            let result = self.net.control(&campaign, &d.request).map(|o| format!("{o:?}")).map_err(|e| ControlError::NotApplied(e.to_string()));
+            let result = self
+                .net
+                .control(&campaign, &d.request)
+                .map(|o| format!("{o:?}"))
+                .map_err(|e| ControlError::NotApplied(e.to_string()));
             self.engine.on_control(d.entry, result);
         }
         self.engine.publish();

@@ -3,9 +3,9 @@
 //! segments ranked on the campaign's KPI, and goal progress by day since launch beside an
 //! earlier campaign (vs past).
 
-use crate::domain::time::DAY_MS;
 use crate::analyze::data::Analysis;
 use crate::analyze::{cell, cumulative, funnel};
+use crate::domain::time::DAY_MS;
 use crate::domain::{Counters, Metric};
 use crate::ui::app::{AnalyzeMode, App};
 use crate::ui::widgets::{fit, truncate};

@@ -2,9 +2,9 @@
 //! sparklines. Only the rows on screen are built (the table may hold thousands).
 
 use super::overview::{campaign_lines, health_symbol};
+use crate::domain::ChannelStatus;
 use crate::domain::Metric;
 use crate::engine::snapshot::{CampaignView, ChannelView};
-use crate::domain::ChannelStatus;
 use crate::ui::app::{App, Column};
 use crate::ui::widgets::{sparkline, truncate};
 use ratatui::Frame;

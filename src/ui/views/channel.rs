@@ -1,10 +1,10 @@
 //! One channel: a chart of a chosen KPI over a chosen window, its counters and KPIs, today's
 //! spend against its daily budget, its source's health and its A/B variants.
 
-use crate::domain::time::DAY_MS;
 use super::overview::health_symbol;
 use crate::domain::Metric;
 use crate::domain::format::{money, percent};
+use crate::domain::time::DAY_MS;
 use crate::ui::app::App;
 use crate::ui::widgets::{bar, truncate};
 use chrono::{DateTime, FixedOffset};

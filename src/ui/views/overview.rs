@@ -1,11 +1,11 @@
 //! The overview: every campaign with its goals against time, spend pacing, KPI status and
 //! source health, so the launch operator sees in a second which one is off.
 
-use crate::domain::time::DAY_MS;
+use crate::domain::Health;
 use crate::domain::format::{compact, money_short, percent};
 use crate::domain::metrics::{goal_progress, pacing};
+use crate::domain::time::DAY_MS;
 use crate::domain::{Campaign, Metric};
-use crate::domain::Health;
 use crate::engine::snapshot::CampaignView;
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
@@ -315,7 +315,6 @@ fn short(m: Metric, v: f64) -> String {
     if m.unit() == crate::domain::metrics::Unit::Money { money_short(v) } else { compact(v) }
 }
 
-
 /// A symbol and style for a health state: readable without colour.
 pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
     match h {
@@ -331,8 +330,8 @@ pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::snapshot::ChannelView;
     use crate::domain::ChannelKey;
+    use crate::engine::snapshot::ChannelView;
     use std::sync::Arc;
 
     /// Whole names while they fit, worst first, and the count of the rest agrees with them.

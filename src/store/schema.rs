@@ -1,0 +1,95 @@
+//! The schema version and its migrations, and the manifest written beside the database: what
+//! must be in it, so that a file that lost records is refused rather than read as empty.
+
+use super::{Result, SCHEMA_VERSION, Store, StoreError};
+
+impl Store {
+    pub(super) fn check_schema(&self, had_data: bool) -> Result<()> {
+        let found = self.t()?.meta.get("schema").map_err(|e| self.err(e))?;
+        match found {
+            None if had_data => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: "its schema record is missing: the file was truncated or overwritten".into(),
+            }),
+            None => {
+                self.t()?.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes()).map_err(|e| self.err(e))?;
+                self.flush()
+            }
+            Some(v) => {
+                let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: "the schema version record is malformed".into(),
+                })?;
+                let found = u32::from_be_bytes(bytes);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::FutureSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+                }
+                // 1 → 2 added the packed trees, filled by `pack` as blocks close; marked so
+                // that an older cockpit, which would not see packed records, refuses the file.
+                if found < SCHEMA_VERSION {
+                    self.write("meta", b"schema", Some(&SCHEMA_VERSION.to_be_bytes()))?;
+                    self.flush()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        let v = self.t()?.meta.get("schema").map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u32::from_be_bytes))
+    }
+
+    /// Used by tests and migrations: force the stored schema version.
+    pub fn set_schema_version(&self, v: u32) -> Result<()> {
+        self.write("meta", b"schema", Some(&v.to_be_bytes()))?;
+        self.flush()
+    }
+
+    /// Beside the database, after each flushed write of records that must never be lost: how
+    /// many there are. A database that opens with fewer was cut short or damaged (sled would
+    /// otherwise quietly recover to an older state).
+    pub(super) fn write_manifest(&self) -> Result<()> {
+        let t = self.t()?;
+        let m = Manifest { campaigns: t.campaigns.len(), journal: t.journal.len() };
+        let tmp = self.path.join("manifest.json.tmp");
+        let body = serde_json::to_vec(&m).expect("a manifest serialises");
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::rename(&tmp, self.path.join("manifest.json")))
+            .map_err(|source| StoreError::Io { path: self.path.clone(), source })
+    }
+
+    pub(super) fn check_manifest(&self) -> Result<()> {
+        let Ok(text) = std::fs::read(self.path.join("manifest.json")) else { return Ok(()) };
+        let Ok(m) = serde_json::from_slice::<Manifest>(&text) else { return Ok(()) };
+        let t = self.t()?;
+        let (campaigns, journal) = (t.campaigns.len(), t.journal.len());
+        if campaigns < m.campaigns || journal < m.journal {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "it holds {campaigns} campaigns and {journal} journal entries where {} and {} were saved;                      the file was truncated or overwritten",
+                    m.campaigns, m.journal
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// A new id for a journal entry or a note, increasing across restarts.
+    pub fn next_id(&self) -> Result<u64> {
+        self.t()?.db.generate_id().map(|id| self.id_base + id + 1).map_err(|e| self.err(e))
+    }
+
+    pub(super) fn meta_u64(&self, key: &str) -> Result<u64> {
+        let v = self.t()?.meta.get(key).map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
+    }
+}
+
+/// What must be in the database, written beside it (see `write_manifest`).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct Manifest {
+    campaigns: usize,
+    journal: usize,
+}
