@@ -4,9 +4,10 @@
 use campaign_cockpit::clock::{ManualClock, SharedClock};
 use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::domain::Health;
+use campaign_cockpit::domain::time::RAW_RETENTION_MS;
 use campaign_cockpit::domain::{ChannelCursor, Counters};
+use campaign_cockpit::engine::Engine;
 use campaign_cockpit::engine::snapshot::{CampaignView, ChannelView, Snapshot};
-use campaign_cockpit::engine::{Engine, RAW_RETENTION_MS};
 use campaign_cockpit::poll::{self, SourceSpec};
 use campaign_cockpit::sim::model::Network;
 use campaign_cockpit::sim::scale::Sources;
@@ -200,7 +201,7 @@ fn bench_dbsize() {
         let items: Vec<Ingest<'_>> = batch.iter().map(|(key, sample, cursor)| Ingest { key, sample, cursor }).collect();
         store.ingest(&items).unwrap();
         if block % 6 == 5 {
-            let before = now() + (block as i64 + 1) * 10 * MIN - campaign_cockpit::engine::RAW_RETENTION_MS;
+            let before = now() + (block as i64 + 1) * 10 * MIN - RAW_RETENTION_MS;
             let now_ms = now() + (block as i64 + 1) * 10 * MIN;
             for key in &keys {
                 store.prune_samples(key, before).unwrap();

@@ -23,12 +23,12 @@ impl Engine {
     /// Reads the journal and snoozes; an entry still "sending" was cut off by a crash and is
     /// marked unknown (and saved so).
     pub(super) fn load_optimize(&mut self) -> crate::store::Result<()> {
-        self.journal = self.store.journal()?;
+        self.journal = self.writer.store().journal()?;
         for e in self.journal.iter_mut().filter(|e| e.outcome == Outcome::Sending) {
             e.outcome = Outcome::Unknown { reason: None };
-            self.store.put_journal(e)?;
+            self.writer.store().put_journal(e)?;
         }
-        self.snoozes = self.store.snoozes()?.into_iter().collect();
+        self.snoozes = self.writer.store().snoozes()?.into_iter().collect();
         self.snapshot.journal = Arc::new(self.journal.clone());
         Ok(())
     }
@@ -73,7 +73,7 @@ impl Engine {
         undo_of: Option<u64>,
         by: &str,
     ) {
-        let id = match self.store.next_id() {
+        let id = match self.writer.store().next_id() {
             Ok(id) => id,
             Err(e) => return self.notify(format!("not sent: the journal cannot be written: {e}")),
         };
@@ -93,7 +93,7 @@ impl Engine {
             outcome: Outcome::Sending,
         };
         // On disk before it leaves: a crash now leaves an entry whose outcome is unknown.
-        if let Err(e) = self.store.put_journal(&entry) {
+        if let Err(e) = self.writer.store().put_journal(&entry) {
             return self.notify(format!("not sent: the journal cannot be written: {e}"));
         }
         self.notify(format!("sending #{id}: {}", change.describe()));
@@ -140,9 +140,8 @@ impl Engine {
     /// Hides a recommendation for `for_ms` of campaign time.
     pub fn snooze(&mut self, rec: &str, for_ms: i64) {
         let until = self.clock.now_ms() + for_ms.max(0);
-        if let Err(e) = self.store.put_snooze(rec, until) {
-            self.snapshot.store_error = Some(e.to_string());
-        }
+        let saved = self.writer.store().put_snooze(rec, until);
+        self.writer.saved(saved);
         self.snoozes.insert(rec.to_string(), until);
         self.recs_stale = true;
         self.dirty = true;
@@ -163,17 +162,15 @@ impl Engine {
             Err(ControlError::Unknown(reason)) => Outcome::Unknown { reason: Some(reason.clone()) },
         };
         let e = e.clone();
-        if let Err(err) = self.store.put_journal(&e) {
-            self.snapshot.store_error = Some(err.to_string());
-        }
+        let saved = self.writer.store().put_journal(&e);
+        self.writer.saved(saved);
         if let (Ok(_), Some(orig)) = (&result, e.undo_of)
             && let Some(o) = self.journal.iter_mut().find(|x| x.id == orig)
         {
             o.undone_by = Some(e.id);
             let o = o.clone();
-            if let Err(err) = self.store.put_journal(&o) {
-                self.snapshot.store_error = Some(err.to_string());
-            }
+            let saved = self.writer.store().put_journal(&o);
+            self.writer.saved(saved);
         }
         if result.is_ok() {
             self.note_action(&e);

@@ -13,7 +13,7 @@ const ANALYSIS_EVERY: Duration = Duration::from_secs(2);
 
 impl Engine {
     pub(super) fn load_notes(&mut self) -> crate::store::Result<()> {
-        let mut notes = self.store.notes(None)?;
+        let mut notes = self.writer.store().notes(None)?;
         notes.sort_by_key(|n| (n.at_ms, n.id));
         let drop = notes.len().saturating_sub(NOTES_KEPT);
         notes.drain(..drop);
@@ -24,16 +24,16 @@ impl Engine {
 
     /// Stores an annotation (giving it an id) and publishes it.
     pub(super) fn add_note(&mut self, mut note: Note) {
-        note.id = match self.store.next_id() {
+        note.id = match self.writer.store().next_id() {
             Ok(id) => id,
             Err(e) => {
-                self.snapshot.store_error = Some(e.to_string());
+                self.writer.failed(&e);
                 self.notes.last().map_or(1, |n| n.id + 1)
             }
         };
-        if let Err(e) = self.store.put_note(&note) {
+        if let Err(e) = self.writer.store().put_note(&note) {
             tracing::error!("saving a note failed: {e}");
-            self.snapshot.store_error = Some(e.to_string());
+            self.writer.failed(&e);
         }
         self.notes.push(note);
         if self.notes.len() > NOTES_KEPT {
@@ -107,9 +107,9 @@ impl Engine {
         let all: Vec<&crate::domain::Campaign> = self.campaigns.iter().map(|c| &**c).collect();
         let now = self.clock.now_ms();
         let cache = &mut self.ended_days;
-        match crate::analyze::data::analysis(&self.store, c, &all, window, against, now, cache) {
+        match crate::analyze::data::analysis(self.writer.store(), c, &all, window, against, now, cache) {
             Ok(a) => self.snapshot.analysis = Some(Arc::new(a)),
-            Err(e) => self.snapshot.store_error = Some(e.to_string()),
+            Err(e) => self.writer.failed(&e),
         }
         self.dirty = true;
     }

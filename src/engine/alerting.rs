@@ -1,0 +1,188 @@
+//! Alert evaluation in three steps: the rules judge the channels that changed, the state
+//! machine moves each alert by its verdict, and what moved is written and noted.
+
+use super::{ChannelState, Engine};
+use crate::alert::rules::{CampaignInput, ChannelInput, JUDGE_WINDOWS_EVERY_MS, Outcome, evaluate};
+use crate::alert::state::{Transition, step};
+use crate::alert::{Alert, AlertKey, AlertState};
+use crate::domain::time::DAY_MS;
+use crate::domain::{ChannelKey, ChannelStatus, Note, NoteKind};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// An alert the state machine moved: what it is now (`None`: gone) and how it got there.
+pub(super) struct Moved {
+    pub key: AlertKey,
+    pub after: Option<Alert>,
+    pub transition: Transition,
+    pub summary: String,
+}
+
+impl Engine {
+    /// Judges the channels that changed, moves their alerts, writes and notes what moved, and
+    /// lets expired silences and day-old resolved alerts go.
+    pub(super) fn evaluate_alerts(&mut self, changed: &HashSet<ChannelKey>) {
+        let now = self.clock.now_ms();
+        let verdicts = self.judge(changed, now);
+        let moved = step_alerts(&mut self.alerts, verdicts, now);
+        self.persist_alerts(moved, now);
+        self.expire(now);
+    }
+
+    /// Step 1: the rules' verdicts on the channels that changed (a channel without new data or
+    /// a new health state would get the same verdicts, so only those are judged again).
+    fn judge(&mut self, changed: &HashSet<ChannelKey>, now: i64) -> Vec<Outcome> {
+        let judged = now.div_euclid(JUDGE_WINDOWS_EVERY_MS);
+        let mut verdicts = Vec::new();
+        let listed: HashSet<(&str, &str)> =
+            self.alerts.keys().map(|k| (k.campaign.as_str(), k.channel.as_str())).collect();
+        for view in &self.snapshot.campaigns {
+            let c = &view.campaign;
+            if !view.channels.iter().any(|v| changed.contains(&v.key)) {
+                continue;
+            }
+            let inputs: Vec<ChannelInput<'_>> = view
+                .channels
+                .iter()
+                .filter(|v| changed.contains(&v.key))
+                .map(|v| (v, self.channels.get(&v.key)))
+                .map(|(v, st)| ChannelInput {
+                    id: &v.key.channel,
+                    plan: st.map(ChannelState::plan),
+                    recent: &v.recent,
+                    health: v.health,
+                    last_error: v.last_error.as_deref(),
+                    failures: v.failures,
+                    last_reset_ms: v.last_reset_ms,
+                    today: v.today,
+                    daily_budget: v.daily_budget,
+                    paused: v.status == Some(ChannelStatus::Paused),
+                    history: st.map(|st| &st.history),
+                    windows: st.is_none_or(|st| st.windows_judged != judged),
+                })
+                .collect();
+            let active = |k: &AlertKey| {
+                self.alerts.get(k).is_some_and(|a| matches!(a.state, AlertState::Pending | AlertState::Firing))
+            };
+            let has_data = view.channels.iter().any(|v| v.last_at > 0);
+            verdicts.extend(evaluate(
+                &CampaignInput { campaign: c, totals: view.totals, has_data },
+                &inputs,
+                now,
+                &active,
+                &|channel| listed.contains(&(c.id.as_str(), channel)),
+            ));
+        }
+        for key in changed {
+            if let Some(st) = self.channels.get_mut(key) {
+                st.windows_judged = judged;
+            }
+        }
+        verdicts
+    }
+
+    /// Step 3: writes what moved, and notes on the campaign's timeline the alerts that fired or
+    /// resolved.
+    fn persist_alerts(&mut self, moved: Vec<Moved>, now: i64) {
+        for m in moved {
+            let saved = match &m.after {
+                Some(a) => self.writer.store().put_alert(a),
+                None => self.writer.store().remove_alert(&m.key),
+            };
+            self.writer.saved(saved);
+            self.alerts_changed = true;
+            self.dirty = true;
+            if !matches!(m.transition, Transition::Fired | Transition::Resolved) {
+                continue;
+            }
+            tracing::info!(alert = ?m.key, "{:?}: {}", m.transition, m.summary);
+            let fired = m.transition == Transition::Fired;
+            let text = match (&m.after, fired) {
+                (Some(a), true) => format!("{} fired: {}", a.severity, m.summary),
+                _ => format!("resolved: {}", m.summary),
+            };
+            self.add_note(Note {
+                id: 0,
+                at_ms: now,
+                campaign: m.key.campaign.clone(),
+                channel: (!m.key.channel.is_empty()).then(|| m.key.channel.clone()),
+                kind: NoteKind::Alert,
+                text,
+                by: "cockpit".into(),
+                rule: Some(m.key.rule.clone()),
+                fired: Some(fired),
+            });
+        }
+    }
+
+    /// Expired silences go (the alerts they covered show again); resolved alerts stay on
+    /// screen for a day of campaign time.
+    fn expire(&mut self, now: i64) {
+        let (live, expired): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.silences).into_iter().partition(|s| s.active(now));
+        for s in expired {
+            if let Err(e) = self.writer.store().remove_silence(&s.id) {
+                tracing::warn!("removing expired silence {}: {e}", s.id);
+            }
+            self.alerts_changed = true;
+            self.dirty = true;
+        }
+        self.silences = live;
+        let before = self.alerts.len();
+        self.alerts.retain(|_, a| a.resolved_ms.is_none_or(|r| now - r < DAY_MS));
+        self.alerts_changed |= self.alerts.len() != before;
+    }
+
+    /// Puts the alerts in the snapshot in the order the alerts view shows them, with the
+    /// silences.
+    pub(super) fn publish_alerts(&mut self) {
+        self.snapshot.alerts = sorted_alerts(&self.alerts);
+        self.snapshot.silences = Arc::new(self.silences.clone());
+    }
+}
+
+/// The alerts in the order the alerts view shows them: grouped by campaign, then firing
+/// first, worst first.
+pub(super) fn sorted_alerts(
+    alerts: &BTreeMap<crate::alert::AlertKey, crate::alert::Alert>,
+) -> Arc<Vec<crate::alert::Alert>> {
+    let mut alerts: Vec<crate::alert::Alert> = alerts.values().cloned().collect();
+    alerts.sort_by(|a, b| {
+        let rank = |a: &crate::alert::Alert| match a.state {
+            crate::alert::AlertState::Firing => 0,
+            crate::alert::AlertState::Pending => 1,
+            crate::alert::AlertState::Resolved => 2,
+        };
+        (&a.key.campaign, rank(a), std::cmp::Reverse(a.severity), &a.key).cmp(&(
+            &b.key.campaign,
+            rank(b),
+            std::cmp::Reverse(b.severity),
+            &b.key,
+        ))
+    });
+    Arc::new(alerts)
+}
+
+/// Step 2: moves each alert by its verdict (pure: the state machine and the clock). A verdict
+/// of `None` is too little to judge, and the alert stays as it is. An alert that fires again
+/// loses its ack.
+pub(super) fn step_alerts(alerts: &mut BTreeMap<AlertKey, Alert>, verdicts: Vec<Outcome>, now: i64) -> Vec<Moved> {
+    let mut moved = Vec::new();
+    for (key, verdict, timing) in verdicts {
+        let Some(verdict) = verdict else { continue };
+        let before = alerts.remove(&key);
+        let (mut after, transition) = step(before.clone(), &key, &verdict, timing, now);
+        if transition == Transition::Fired
+            && let Some(a) = &mut after
+        {
+            a.ack = None;
+        }
+        if let Some(a) = &after {
+            alerts.insert(key.clone(), a.clone());
+        }
+        if after != before {
+            moved.push(Moved { key, after, transition, summary: verdict.summary });
+        }
+    }
+    moved
+}
