@@ -90,14 +90,14 @@ fn big_snapshot(n: usize) -> Arc<Snapshot> {
 fn bench_render() {
     let snap = big_snapshot(10_000);
     for (w, h) in [(80u16, 24u16), (250, 70)] {
-        let mut app = App::new(snap.clone(), Theme::load("default").unwrap());
+        let mut app = App::new(snap.clone(), Theme::load("default").unwrap(), "tester");
         app.view = View::Campaign;
         let backend = ratatui::backend::TestBackend::new(w, h);
         let mut term = ratatui::Terminal::new(backend).unwrap();
         let mut times = Vec::new();
         for i in 0..400 {
             // Move the selection so each frame differs, as a user scrolling would.
-            app.row = (i * 37) % 10_000;
+            app.table.row = (i * 37) % 10_000;
             let t = Instant::now();
             term.draw(|f| campaign_cockpit::ui::draw(f, &mut app)).unwrap();
             times.push(t.elapsed());
@@ -110,7 +110,7 @@ fn bench_render() {
         );
     }
     // Re-sorting happens only when the data or the sort changes; measure it too.
-    let mut app = App::new(snap.clone(), Theme::load("default").unwrap());
+    let mut app = App::new(snap.clone(), Theme::load("default").unwrap(), "tester");
     let mut times = Vec::new();
     for i in 0..50 {
         let mut s = (*snap).clone();
@@ -391,7 +391,7 @@ fn bench_startup() {
         let first = rx.borrow().clone();
         assert_eq!(first.campaigns.len(), campaigns_n, "the first frame shows every campaign");
         assert!(first.campaigns.iter().any(|c| c.totals.clicks > 0), "with its figures");
-        let mut app = App::new(first, Theme::load("default").unwrap());
+        let mut app = App::new(first, Theme::load("default").unwrap(), "tester");
         let backend = ratatui::backend::TestBackend::new(80, 24);
         let mut term = ratatui::Terminal::new(backend).unwrap();
         term.draw(|f| campaign_cockpit::ui::draw(f, &mut app)).unwrap();
@@ -615,7 +615,7 @@ fn bench_latency() {
         let (_cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
         let pollers = poll::spawn(sources, 32, clock, poll_tx);
         let engine = tokio::spawn(engine.run(poll_rx, cmd_rx));
-        let mut app = App::new(snaps.borrow().clone(), Theme::load("mono").unwrap());
+        let mut app = App::new(snaps.borrow().clone(), Theme::load("mono").unwrap(), "tester");
         let mut last_draw = Instant::now();
         // Waits for a frame whose header satisfies `cond`; returns when it was drawn.
         let mut frame_until = async |cond: &dyn Fn(&str) -> bool| loop {

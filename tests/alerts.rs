@@ -95,23 +95,23 @@ fn the_silence_prompt_takes_a_duration_from_the_keyboard() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = Harness::demo(dir.path());
     h.run_minutes(5 * 60 + 2);
-    let mut app = App::new(h.snapshot(), campaign_cockpit::ui::theme::Theme::mono());
+    let mut app = App::new(h.snapshot(), campaign_cockpit::ui::theme::Theme::mono(), "tester");
     app.apply(Action::AlertsView);
     let key = |c| KeyEvent::from(KeyCode::Char(c));
     assert_eq!(action_for(key('s'), app.scope()), Some(Action::Silence));
     app.apply(Action::Silence);
-    assert_eq!(app.silence_prompt.as_deref(), Some("1h"));
+    assert_eq!(app.prompt().map(|p| p.text.as_str()), Some("1h"));
     for code in [KeyCode::Backspace, KeyCode::Backspace, KeyCode::Char('2'), KeyCode::Char('h')] {
-        assert!(app.silence_key(KeyEvent::from(code)).is_none());
+        assert!(app.modal_key(KeyEvent::from(code)).is_none());
     }
-    let cmd = app.silence_key(KeyEvent::from(KeyCode::Enter)).expect("a silence command");
+    let cmd = app.modal_key(KeyEvent::from(KeyCode::Enter)).expect("a silence command");
     let Command::Silence { key: alert, for_ms, .. } = cmd else { panic!("{cmd:?}") };
     assert_eq!(for_ms, 2 * 3_600_000);
     assert_eq!(alert, app.snap.alerts[0].key);
-    assert!(app.silence_prompt.is_none());
+    assert!(app.prompt().is_none());
     // Nonsense is refused with a message, not a silence.
     app.apply(Action::Silence);
-    app.silence_key(key('x'));
-    assert!(app.silence_key(KeyEvent::from(KeyCode::Enter)).is_none());
+    app.modal_key(key('x'));
+    assert!(app.modal_key(KeyEvent::from(KeyCode::Enter)).is_none());
     assert!(app.message.as_deref().is_some_and(|m| m.contains("not a duration")), "{:?}", app.message);
 }

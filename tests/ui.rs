@@ -17,7 +17,7 @@ use std::sync::Arc;
 fn demo_app(dir: &std::path::Path) -> (Harness, App) {
     let mut h = Harness::demo(dir);
     h.run_minutes(90);
-    let app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    let app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap(), "tester");
     (h, app)
 }
 
@@ -61,9 +61,9 @@ fn campaign_view_sorted_and_filtered() {
     insta::assert_snapshot!("campaign_by_roas", render_to_string(&mut app, 100, 24));
     app.apply(Action::Filter);
     for c in "wechat".chars() {
-        app.filter_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c)));
+        app.modal_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c)));
     }
-    assert_eq!(app.rows.len(), 1);
+    assert_eq!(app.table.rows.len(), 1);
     let screen = render_to_string(&mut app, 80, 24);
     assert!(screen.contains("微信朋友圈 WeCha") && !screen.contains("天猫直通车"), "{screen}");
 }
@@ -92,7 +92,7 @@ fn app_launch_shows_its_ab_variants() {
     app.apply(Action::Filter);
     for c in "douyin\r".chars() {
         let code = if c == '\r' { crossterm::event::KeyCode::Enter } else { crossterm::event::KeyCode::Char(c) };
-        app.filter_key(crossterm::event::KeyEvent::from(code));
+        app.modal_key(crossterm::event::KeyEvent::from(code));
     }
     act(&mut h, &mut app, Action::Open);
     let screen = render_to_string(&mut app, 80, 24);
@@ -115,7 +115,7 @@ fn help_lists_every_key() {
 #[test]
 fn an_empty_database_says_how_to_begin() {
     let app_snap = Arc::new(Snapshot { db_path: "/data/cockpit.db".into(), ..Snapshot::default() });
-    let mut app = App::new(app_snap, Theme::mono());
+    let mut app = App::new(app_snap, Theme::mono(), "tester");
     let screen = render_to_string(&mut app, 80, 24);
     assert!(screen.contains("cockpit demo") && screen.contains("cockpit campaign import"), "{screen}");
 }
@@ -151,7 +151,7 @@ fn every_key_in_every_view_renders() {
             if app.help {
                 act(&mut h, &mut app, Action::Help);
             }
-            app.editing_filter = false;
+            app.modal = None;
         }
     }
     h.engine.command(Command::ClearDetail);
@@ -180,18 +180,18 @@ fn alert_filters_bell_and_channel_wide_silence() {
     let mut h = Harness::demo(dir.path());
     // The e-mail source fails at +5h: a critical alert.
     h.run_minutes(5 * 60 - 5);
-    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap(), "tester");
     app.bell = true;
     act(&mut h, &mut app, Action::AlertsView);
-    let all = app.alert_rows.len();
+    let all = app.alerts.rows.len();
     assert_eq!(all, app.snap.alerts.len());
     // Critical only, then firing only.
     act(&mut h, &mut app, Action::SeverityFilter);
     act(&mut h, &mut app, Action::SeverityFilter);
-    assert!(app.alert_rows.iter().all(|i| app.snap.alerts[*i].severity == Severity::Crit));
+    assert!(app.alerts.rows.iter().all(|i| app.snap.alerts[*i].severity == Severity::Crit));
     act(&mut h, &mut app, Action::StateFilter);
     act(&mut h, &mut app, Action::StateFilter);
-    assert!(app.alert_rows.iter().all(|i| app.snap.alerts[*i].state == AlertState::Firing));
+    assert!(app.alerts.rows.iter().all(|i| app.snap.alerts[*i].state == AlertState::Firing));
     assert!(render_to_string(&mut app, 80, 24).contains("showing critical, firing"));
 
     // The source fails: a new critical alert rings once.
@@ -204,7 +204,8 @@ fn alert_filters_bell_and_channel_wide_silence() {
     assert!(!app.ring, "the same alert rings once");
 
     // S silences every alert of the selected alert's channel.
-    while app.selected_alert().is_some_and(|a| a.key.channel != "email-edm") && app.alert_sel + 1 < app.alert_rows.len()
+    while app.selected_alert().is_some_and(|a| a.key.channel != "email-edm")
+        && app.alerts.sel + 1 < app.alerts.rows.len()
     {
         act(&mut h, &mut app, Action::Down);
     }
@@ -215,10 +216,10 @@ fn alert_filters_bell_and_channel_wide_silence() {
         let code = if k == '\r' { KeyCode::Enter } else { KeyCode::Char(k) };
         if k == '2' {
             // The prompt starts with "1h": clear it first.
-            app.silence_key(KeyEvent::from(KeyCode::Backspace));
-            app.silence_key(KeyEvent::from(KeyCode::Backspace));
+            app.modal_key(KeyEvent::from(KeyCode::Backspace));
+            app.modal_key(KeyEvent::from(KeyCode::Backspace));
         }
-        if let Some(cmd) = app.silence_key(KeyEvent::from(code)) {
+        if let Some(cmd) = app.modal_key(KeyEvent::from(code)) {
             h.engine.command(cmd);
             h.engine.publish();
             app.set_snapshot(fixed(&h.snapshot()));
@@ -232,10 +233,10 @@ fn alert_filters_bell_and_channel_wide_silence() {
 /// Sends what the app returns to the engine and hands the engine's answer back.
 fn key(h: &mut Harness, app: &mut App, k: KeyCode) {
     let ev = KeyEvent::from(k);
-    let cmd = if app.confirm.is_some() {
-        app.confirm_key(ev)
-    } else if app.prompt.is_some() {
-        app.prompt_key(ev)
+    let cmd = if app.confirm().is_some() {
+        app.modal_key(ev)
+    } else if app.prompt().is_some() {
+        app.modal_key(ev)
     } else {
         None
     };
@@ -252,7 +253,7 @@ fn optimize_view_applies_after_confirming_and_undoes() {
     let mut h = Harness::demo(dir.path());
     // Four hours in: Douyin's CTR collapse has made it the 618 campaign's worst channel.
     h.run_minutes(4 * 60);
-    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap(), "tester");
     act(&mut h, &mut app, Action::OptimizeView);
     assert_eq!(app.view, View::Optimize);
     insta::assert_snapshot!("optimize_80x24", render_to_string(&mut app, 80, 24));
@@ -264,10 +265,10 @@ fn optimize_view_applies_after_confirming_and_undoes() {
     }
     let rec = app.selected_rec().unwrap().clone();
     act(&mut h, &mut app, Action::ApplyRec);
-    let text = app.confirm.as_ref().expect("a confirmation line").text.clone();
+    let text = app.confirm().expect("a confirmation line").text.clone();
     assert!(rec.changes.iter().all(|c| text.contains(&c.describe())), "{text}");
     key(&mut h, &mut app, KeyCode::Char('n'));
-    assert!(app.confirm.is_none() && h.engine.take_outbox().is_empty(), "cancelled: nothing sent");
+    assert!(app.confirm().is_none() && h.engine.take_outbox().is_empty(), "cancelled: nothing sent");
     act(&mut h, &mut app, Action::ApplyRec);
     key(&mut h, &mut app, KeyCode::Char('y'));
     assert_eq!(h.answer_controls(), rec.changes.len());
@@ -279,7 +280,7 @@ fn optimize_view_applies_after_confirming_and_undoes() {
 
     // u undoes the last applied action after confirming.
     act(&mut h, &mut app, Action::Undo);
-    assert!(app.confirm.as_ref().unwrap().text.starts_with("undo #"));
+    assert!(app.confirm().unwrap().text.starts_with("undo #"));
     key(&mut h, &mut app, KeyCode::Char('y'));
     assert_eq!(h.answer_controls(), 1);
     app.set_snapshot(fixed(&h.snapshot()));
@@ -292,11 +293,11 @@ fn dismissing_hides_a_recommendation_for_the_time_asked() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = Harness::demo(dir.path());
     h.run_minutes(4 * 60);
-    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap(), "tester");
     act(&mut h, &mut app, Action::OptimizeView);
     let id = app.selected_rec().expect("a recommendation").id.clone();
     act(&mut h, &mut app, Action::Snooze);
-    assert_eq!(app.prompt.as_ref().unwrap().text, "4h");
+    assert_eq!(app.prompt().unwrap().text, "4h");
     key(&mut h, &mut app, KeyCode::Enter);
     assert!(!app.snap.recommendations.iter().any(|r| r.id == id), "dismissed for 4h");
     h.run_minutes(3 * 60);
@@ -311,7 +312,7 @@ fn manual_pause_and_budget_from_the_campaign_view() {
     act(&mut h, &mut app, Action::Open); // the first campaign
     let ch = app.selected_channel().unwrap().key.clone();
     act(&mut h, &mut app, Action::PauseChannel);
-    assert!(app.confirm.as_ref().unwrap().text.starts_with(&format!("pause {}", ch.channel)));
+    assert!(app.confirm().unwrap().text.starts_with(&format!("pause {}", ch.channel)));
     key(&mut h, &mut app, KeyCode::Char('y'));
     assert_eq!(h.answer_controls(), 1);
     act(&mut h, &mut app, Action::SetBudget);
@@ -335,9 +336,9 @@ fn manual_pause_and_budget_from_the_campaign_view() {
     key(&mut h, &mut app, KeyCode::Enter);
     let want = format!("→ {}/day", campaign_cockpit::domain::format::count(target as i64));
     assert!(
-        app.confirm.as_ref().is_some_and(|c| c.text.contains(&want)),
+        app.confirm().is_some_and(|c| c.text.contains(&want)),
         "{:?} {:?}",
-        app.confirm.as_ref().map(|c| &c.text),
+        app.confirm().map(|c| &c.text),
         app.message
     );
     key(&mut h, &mut app, KeyCode::Char('y'));
@@ -355,7 +356,7 @@ fn read_only_cannot_be_bypassed_from_any_view_or_key() {
     let mut h = Harness::demo(dir.path());
     h.run_minutes(4 * 60);
     h.engine.set_read_only(true);
-    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap());
+    let mut app = App::new(fixed(&h.snapshot()), Theme::load("default").unwrap(), "tester");
     assert!(render_to_string(&mut app, 100, 30).contains("READ-ONLY"));
     let before: Vec<(f64, String)> =
         h.net.channels.iter().map(|c| (c.daily_budget, format!("{:?}", c.status))).collect();

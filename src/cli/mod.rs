@@ -457,7 +457,7 @@ fn note(cmd: &NoteCmd, store: &Store) -> color_eyre::Result<()> {
                 channel: channel.clone(),
                 kind: NoteKind::Note,
                 text: text.join(" "),
-                by: crate::ui::app::os_user(),
+                by: os_user(),
                 rule: None,
                 fired: None,
             };
@@ -654,7 +654,7 @@ async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -
         engine.run(poll_rx, cmd_rx).await;
         Ok::<_, crate::store::StoreError>(())
     });
-    let mut app = App::new(snapshots.borrow().clone(), ui.theme);
+    let mut app = App::new(snapshots.borrow().clone(), ui.theme, os_user());
     app.bell = ui.bell;
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
     let outcome = crate::ui::run(&mut terminal, app, snapshots, cmd_tx.clone()).await;
@@ -768,4 +768,23 @@ fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The OS user, for acknowledgements, notes and the journal: `$USER`, `$LOGNAME`, else the
+/// account of our uid.
+pub fn os_user() -> String {
+    if let Some(u) = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())) {
+        return u;
+    }
+    let uid = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+    });
+    let name = uid.as_deref().and_then(|uid| {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+        })
+    });
+    name.or(uid.map(|u| format!("uid {u}"))).unwrap_or_else(|| "unknown".into())
 }

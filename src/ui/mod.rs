@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod keys;
+pub mod screens;
 pub mod theme;
 pub mod views;
 pub mod widgets;
@@ -127,42 +128,46 @@ fn tabs_line(app: &App, width: usize) -> Line<'static> {
 /// The filter prompt, a message, or the key hints for the current view.
 fn footer_line(app: &App, width: usize) -> Line<'static> {
     let t = &app.theme;
-    if app.editing_filter {
-        return Line::from(vec![
-            Span::styled(" / ", t.accent),
-            Span::raw(format!("{}▏", app.filter)),
-            Span::styled("  Enter keep · Esc clear", t.muted),
-        ]);
-    }
-    if let Some(c) = &app.confirm {
-        return Line::from(vec![
-            Span::styled(fit(&format!(" {}? ", c.text), width.saturating_sub(24)), t.warn),
-            Span::styled(" y send · n cancel", t.accent),
-        ]);
-    }
-    if let Some(p) = &app.prompt {
-        let label = match &p.kind {
-            app::PromptKind::Snooze { what, .. } => format!(" dismiss {what} for: "),
-            app::PromptKind::Budget { channel, .. } => format!(" daily budget for {channel}: "),
-            app::PromptKind::Window => " window FROM..TO (06-05..06-07, 06-05 09:00..18:00): ".into(),
-            app::PromptKind::Note { campaign, channel } => match channel {
-                Some(ch) => format!(" note on {campaign}/{ch}: "),
-                None => format!(" note on {campaign}: "),
-            },
-        };
-        return Line::from(vec![
-            Span::styled(label, t.accent),
-            Span::raw(format!("{}▏", p.text)),
-            Span::styled("  Enter ok · Esc cancel", t.muted),
-        ]);
-    }
-    if let Some(text) = &app.silence_prompt {
-        let what = app.selected_alert().map_or(String::new(), |a| format!("{} on {}", a.key.rule, a.key.channel));
-        return Line::from(vec![
-            Span::styled(format!(" silence {what} for: "), t.accent),
-            Span::raw(format!("{text}▏")),
-            Span::styled("  Enter silence · Esc cancel", t.muted),
-        ]);
+    match &app.modal {
+        Some(app::Modal::Filter) => {
+            return Line::from(vec![
+                Span::styled(" / ", t.accent),
+                Span::raw(format!("{}▏", app.table.filter)),
+                Span::styled("  Enter keep · Esc clear", t.muted),
+            ]);
+        }
+        Some(app::Modal::Confirm(c)) => {
+            return Line::from(vec![
+                Span::styled(fit(&format!(" {}? ", c.text), width.saturating_sub(24)), t.warn),
+                Span::styled(" y send · n cancel", t.accent),
+            ]);
+        }
+        Some(app::Modal::Prompt(p)) => {
+            let (label, enter) = match &p.kind {
+                app::PromptKind::Silence { .. } => {
+                    let what =
+                        app.selected_alert().map_or(String::new(), |a| format!("{} on {}", a.key.rule, a.key.channel));
+                    (format!(" silence {what} for: "), "  Enter silence · Esc cancel")
+                }
+                app::PromptKind::Snooze { what, .. } => (format!(" dismiss {what} for: "), "  Enter ok · Esc cancel"),
+                app::PromptKind::Budget { channel, .. } => {
+                    (format!(" daily budget for {channel}: "), "  Enter ok · Esc cancel")
+                }
+                app::PromptKind::Window => {
+                    (" window FROM..TO (06-05..06-07, 06-05 09:00..18:00): ".into(), "  Enter ok · Esc cancel")
+                }
+                app::PromptKind::Note { campaign, channel } => match channel {
+                    Some(ch) => (format!(" note on {campaign}/{ch}: "), "  Enter ok · Esc cancel"),
+                    None => (format!(" note on {campaign}: "), "  Enter ok · Esc cancel"),
+                },
+            };
+            return Line::from(vec![
+                Span::styled(label, t.accent),
+                Span::raw(format!("{}▏", p.text)),
+                Span::styled(enter, t.muted),
+            ]);
+        }
+        None => {}
     }
     if let Some(m) = &app.message {
         return Line::styled(fit(&format!(" {m}"), width), t.warn);
@@ -177,8 +182,8 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         Scope::Analyze => app.view == View::Analyze,
     };
     let mut spans = Vec::new();
-    if !app.filter.is_empty() && app.view == View::Campaign {
-        spans.push(Span::styled(format!(" filter: {} ", app.filter), t.warn));
+    if !app.table.filter.is_empty() && app.view == View::Campaign {
+        spans.push(Span::styled(format!(" filter: {} ", app.table.filter), t.warn));
     }
     let mut used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
     for (b, hint) in BINDINGS.iter().filter(|b| scope_ok(b.scope)).filter_map(|b| b.hint.map(|h| (b, h))) {
@@ -241,24 +246,8 @@ pub async fn run(
                         dirty = true;
                         continue;
                     }
-                    if app.editing_filter {
-                        app.filter_key(k);
-                    } else if app.confirm.is_some() {
-                        if let Some(cmd) = app.confirm_key(k) {
-                            let _ = commands.send(cmd).await;
-                        }
-                    } else if app.prompt.is_some() {
-                        if let Some(cmd) = app.prompt_key(k) {
-                            let _ = commands.send(cmd).await;
-                        }
-                    } else if app.silence_prompt.is_some() {
-                        if let Some(cmd) = app.silence_key(k) {
-                            let _ = commands.send(cmd).await;
-                        }
-                    } else if let Some(a) = keys::action_for(k, app.scope()) {
-                        if let Some(cmd) = app.apply(a) {
-                            let _ = commands.send(cmd).await;
-                        }
+                    if let Some(cmd) = app.key(k) {
+                        let _ = commands.send(cmd).await;
                     }
                     dirty = true;
                     // A key is answered at once; the frame cap is for bursts of data.

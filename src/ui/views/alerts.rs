@@ -21,20 +21,20 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     let width = area.width as usize;
     let mut lines: Vec<Line<'static>> = Vec::new();
-    let filtered = app.alert_min_severity != Severity::Info || app.alert_states != StateFilter::All;
+    let filtered = app.alerts.min_severity != Severity::Info || app.alerts.states != StateFilter::All;
     if filtered {
-        let sev = match app.alert_min_severity {
+        let sev = match app.alerts.min_severity {
             Severity::Info => "all severities",
             Severity::Warn => "warnings and worse",
             Severity::Crit => "critical",
         };
-        let hidden = snap.alerts.len() - app.alert_rows.len();
-        let text = format!("showing {sev}, {} ({hidden} hidden; v, t to change)", app.alert_states.label());
+        let hidden = snap.alerts.len() - app.alerts.rows.len();
+        let text = format!("showing {sev}, {} ({hidden} hidden; v, t to change)", app.alerts.states.label());
         lines.push(Line::styled(fit(&text, width), t.muted));
     }
     let mut selected_line = 0;
     let mut campaigns: Vec<&str> = Vec::new();
-    for a in app.alert_rows.iter().map(|i| &snap.alerts[*i]) {
+    for a in app.alerts.rows.iter().map(|i| &snap.alerts[*i]) {
         if !campaigns.contains(&a.key.campaign.as_str()) {
             campaigns.push(&a.key.campaign);
         }
@@ -46,7 +46,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         let name = snap.campaign(camp).map_or(camp.to_string(), |c| c.campaign.name.clone());
         lines.push(Line::styled(truncate(&name, width), t.accent));
         for (i, a) in
-            app.alert_rows.iter().map(|i| &snap.alerts[*i]).enumerate().filter(|(_, a)| a.key.campaign == camp)
+            app.alerts.rows.iter().map(|i| &snap.alerts[*i]).enumerate().filter(|(_, a)| a.key.campaign == camp)
         {
             let (sym, style) = match (a.state, a.severity) {
                 (AlertState::Resolved, _) => ("✓", t.good),
@@ -84,7 +84,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 Span::styled(head, style),
                 Span::styled(fit(&rest, rest_w), if a.ack.is_some() || silence.is_some() { t.muted } else { t.base }),
             ]);
-            if i == app.alert_sel {
+            if i == app.alerts.sel {
                 selected_line = lines.len();
                 lines.push(line.style(t.selected));
             } else {

@@ -27,7 +27,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         [AnalyzeMode::Compare, AnalyzeMode::Funnel, AnalyzeMode::Segments, AnalyzeMode::Past]
             .iter()
             .flat_map(|m| {
-                let style = if *m == app.analyze_mode { t.selected } else { t.muted };
+                let style = if *m == app.analyze.mode { t.selected } else { t.muted };
                 [Span::styled(format!(" {} ", m.label()), style), Span::raw(" ")]
             })
             .collect();
@@ -39,7 +39,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(Paragraph::new(vec![Line::from(head), Line::styled(" computing…", t.muted)]), title);
         return;
     };
-    let sub = match app.analyze_mode {
+    let sub = match app.analyze.mode {
         AnalyzeMode::Compare | AnalyzeMode::Funnel => {
             let prev = match a.previous {
                 Some(_) => format!("vs {}", a.window.previous_label()),
@@ -59,7 +59,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         },
     };
     f.render_widget(Paragraph::new(vec![Line::from(head), Line::styled(fit(&sub, width), t.muted)]), title);
-    match app.analyze_mode {
+    match app.analyze.mode {
         AnalyzeMode::Compare => compare(f, body, app, a),
         AnalyzeMode::Funnel => funnel_view(f, body, app, a),
         AnalyzeMode::Segments => segments_view(f, body, app, a),

@@ -107,7 +107,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
             Col::Data(k, _) => (k.label(), Some(*k)),
             Col::Trend(_) => ("Spend trend", None),
         };
-        let arrow = if col_id == Some(app.sort) { if app.descending { "▼" } else { "▲" } } else { "" };
+        let arrow = if col_id == Some(app.table.sort) { if app.table.descending { "▼" } else { "▲" } } else { "" };
         let text = format!("{label}{arrow}");
         Cell::from(Line::from(text).alignment(if matches!(col, Col::Data(..)) {
             ratatui::layout::Alignment::Right
@@ -117,9 +117,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
     })))
     .style(t.muted);
     let visible = table_area.height.saturating_sub(1) as usize;
-    app.page = visible.max(1);
-    let offset = if app.row >= visible { app.row + 1 - visible } else { 0 };
+    app.table.page = visible.max(1);
+    let offset = if app.table.row >= visible { app.table.row + 1 - visible } else { 0 };
     let rows: Vec<Row> = app
+        .table
         .rows
         .iter()
         .skip(offset)
@@ -128,11 +129,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
         .map(|(i, idx)| {
             let ch = &c.channels[*idx];
             let row = channel_row(ch, &c, &cols, &t);
-            if offset + i == app.row { row.style(t.selected) } else { row }
+            if offset + i == app.table.row { row.style(t.selected) } else { row }
         })
         .collect();
     if rows.is_empty() {
-        let msg = if app.filter.is_empty() {
+        let msg = if app.table.filter.is_empty() {
             "This campaign has no channels."
         } else {
             "No channel matches the filter (Esc clears it)."

@@ -105,8 +105,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
 fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
     let t = &app.theme;
-    let m = app.chart_metric;
-    let series = app.snap.series.as_ref().filter(|s| Some(&s.key) == app.channel.as_ref() && s.window == app.window);
+    let m = app.chart.metric;
+    let series =
+        app.snap.series.as_ref().filter(|s| Some(&s.key) == app.channel.as_ref() && s.window == app.chart.window);
     let per = series.map_or(String::new(), |s| {
         if m.is_cumulative() {
             format!(" per {}", humantime::format_duration(std::time::Duration::from_millis(s.bucket_ms as u64)))
@@ -114,7 +115,7 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
             String::new()
         }
     });
-    let title = format!(" {}{per} · last {} · m: KPI  w: window ", m.label(), app.window.label());
+    let title = format!(" {}{per} · last {} · m: KPI  w: window ", m.label(), app.chart.window.label());
     let block = Block::default().borders(Borders::TOP).title(Span::styled(title, t.accent)).border_style(t.muted);
     let Some(s) = series else {
         f.render_widget(Paragraph::new("loading…").style(t.muted).block(block), area);

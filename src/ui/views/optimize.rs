@@ -15,7 +15,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let snap = &app.snap;
     let width = area.width as usize;
-    if app.preview {
+    if app.optimize.preview {
         if let Some(r) = app.selected_rec() {
             f.render_widget(Paragraph::new(detail(app, r, true, width)).wrap(Wrap { trim: false }).style(t.base), area);
         }
@@ -64,7 +64,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Span::styled(fit(&what, rest_w), style),
             Span::styled(format!(" {conf}"), t.muted),
         ]);
-        if i == app.rec_sel && !app.journal_focus {
+        if i == app.optimize.sel && !app.optimize.journal_focus {
             selected_line = lines.len();
             line = line.style(t.selected);
         }
@@ -94,7 +94,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Outcome::Sending => t.warn,
         };
         let mut line = Line::styled(fit(&format!(" {}", e.line()), width), style);
-        if app.journal_focus && i == app.journal_sel {
+        if app.optimize.journal_focus && i == app.optimize.journal_sel {
             line = line.style(t.selected);
         }
         jl.push(line);

@@ -1,0 +1,232 @@
+//! The campaign screen: the channel table, sorted and filtered, and the actions on the
+//! channel under the cursor (pause or resume, set its budget).
+
+use super::{Handled, move_cursor};
+use crate::domain::{ChannelStatus, ControlAction, Metric};
+use crate::engine::Command;
+use crate::optimize::recommend::Change;
+use crate::ui::app::{App, Confirm, Modal, Prompt, PromptKind, View};
+use crate::ui::keys::Action;
+
+/// Columns of the channel table, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Name,
+    Impressions,
+    Clicks,
+    Ctr,
+    Cvr,
+    Leads,
+    Cpl,
+    Cpa,
+    Spend,
+    Roas,
+}
+
+impl Column {
+    pub const SORTABLE: [Column; 10] = [
+        Column::Spend,
+        Column::Roas,
+        Column::Cpl,
+        Column::Cpa,
+        Column::Ctr,
+        Column::Cvr,
+        Column::Leads,
+        Column::Clicks,
+        Column::Impressions,
+        Column::Name,
+    ];
+
+    pub fn metric(self) -> Option<Metric> {
+        Some(match self {
+            Column::Name => return None,
+            Column::Impressions => Metric::Impressions,
+            Column::Clicks => Metric::Clicks,
+            Column::Ctr => Metric::Ctr,
+            Column::Cvr => Metric::Cvr,
+            Column::Leads => Metric::Leads,
+            Column::Cpl => Metric::Cpl,
+            Column::Cpa => Metric::Cpa,
+            Column::Spend => Metric::Spend,
+            Column::Roas => Metric::Roas,
+        })
+    }
+
+    pub fn label(self) -> &'static str {
+        self.metric().map_or("Channel", Metric::label)
+    }
+}
+
+/// The channel table of the selected campaign.
+#[derive(Debug, Clone)]
+pub struct CampaignScreen {
+    /// Row in the (sorted, filtered) table.
+    pub row: usize,
+    pub sort: Column,
+    pub descending: bool,
+    pub filter: String,
+    /// Indexes into the selected campaign's channels, sorted and filtered.
+    pub rows: Vec<usize>,
+    /// What `rows` were computed for: (generation, sort, descending, filter, campaign).
+    rows_for: (u64, Column, bool, String, usize),
+    /// Rows visible in the last drawn table, for paging.
+    pub page: usize,
+}
+
+impl Default for CampaignScreen {
+    fn default() -> Self {
+        CampaignScreen {
+            row: 0,
+            sort: Column::Spend,
+            descending: true,
+            filter: String::new(),
+            rows: Vec::new(),
+            rows_for: (u64::MAX, Column::Name, false, String::new(), usize::MAX),
+            page: 10,
+        }
+    }
+}
+
+impl App {
+    pub(crate) fn campaign_action(&mut self, action: Action) -> Handled {
+        match action {
+            Action::Filter => self.modal = Some(Modal::Filter),
+            Action::SortNext => {
+                let i = Column::SORTABLE.iter().position(|c| *c == self.table.sort).unwrap_or(0);
+                self.table.sort = Column::SORTABLE[(i + 1) % Column::SORTABLE.len()];
+                self.table.descending = self.table.sort != Column::Name;
+                self.message = Some(format!("sorted by {}", self.table.sort.label()));
+                self.refresh_rows();
+            }
+            Action::SortReverse => {
+                self.table.descending = !self.table.descending;
+                self.refresh_rows();
+            }
+            Action::PauseChannel => self.confirm_pause(),
+            Action::SetBudget => self.prompt_budget(),
+            Action::Open => return self.goto(View::Channel).into(),
+            Action::Back if !self.table.filter.is_empty() => {
+                self.table.filter.clear();
+                self.refresh_rows();
+            }
+            Action::Back => return self.goto(View::Overview).into(),
+            _ => match self.step_of(action) {
+                Some(d) => {
+                    move_cursor(&mut self.table.row, self.table.rows.len(), d);
+                    self.channel = self.selected_channel().map(|c| c.key.clone());
+                }
+                None => return Handled::No,
+            },
+        }
+        Handled::Yes(None)
+    }
+
+    /// `p`: asks to pause the channel under the cursor, or to resume it when paused.
+    fn confirm_pause(&mut self) {
+        let Some(ch) = self.selected_channel().cloned() else { return };
+        let paused = ch.status == Some(ChannelStatus::Paused);
+        let action = if paused { ControlAction::Resume } else { ControlAction::Pause };
+        let change = Change {
+            channel: ch.key.channel.clone(),
+            action,
+            value: None,
+            variant: None,
+            before: ch.daily_budget,
+            after: ch.daily_budget,
+        };
+        self.modal = Some(Modal::Confirm(Confirm {
+            text: format!("{} on {}", change.describe(), ch.key.campaign),
+            command: Command::Apply {
+                campaign: ch.key.campaign.clone(),
+                changes: vec![change],
+                recommendation: None,
+                by: self.user.clone(),
+            },
+        }));
+    }
+
+    /// `b`: a prompt for the daily budget of the channel under the cursor, within its plan's
+    /// bounds.
+    fn prompt_budget(&mut self) {
+        let Some(ch) = self.selected_channel().cloned() else { return };
+        let Some(plan) = self.campaign().and_then(|c| c.campaign.channel(&ch.key.channel).cloned()) else { return };
+        self.modal = Some(Modal::Prompt(Prompt {
+            kind: PromptKind::Budget {
+                campaign: ch.key.campaign.clone(),
+                channel: ch.key.channel.clone(),
+                before: ch.daily_budget,
+                min: plan.min_budget.unwrap_or(0.0),
+                max: plan.max_budget.unwrap_or(f64::INFINITY),
+            },
+            text: format!("{}", ch.daily_budget.round()),
+        }));
+    }
+
+    /// A key typed while editing the filter; Enter or Esc ends editing.
+    pub(crate) fn filter_key(&mut self, key: crossterm::event::KeyEvent) {
+        use crossterm::event::KeyCode;
+        match key.code {
+            KeyCode::Enter => self.modal = None,
+            KeyCode::Esc => {
+                self.modal = None;
+                self.table.filter.clear();
+            }
+            KeyCode::Backspace => {
+                self.table.filter.pop();
+            }
+            KeyCode::Char(c) => self.table.filter.push(c),
+            _ => {}
+        }
+        self.table.row = 0;
+        self.refresh_rows();
+    }
+
+    /// Sorts and filters the channel table when its inputs changed (not on every frame).
+    pub fn refresh_rows(&mut self) {
+        let t = &mut self.table;
+        let key = (self.snap.generation, t.sort, t.descending, t.filter.clone(), self.campaign_sel);
+        if key == t.rows_for {
+            return;
+        }
+        t.rows_for = key;
+        let Some(c) = self.snap.campaigns.get(self.campaign_sel) else {
+            t.rows.clear();
+            return;
+        };
+        let needle = t.filter.to_lowercase();
+        let rows: Vec<usize> = (0..c.channels.len())
+            .filter(|i| {
+                let ch = &c.channels[*i];
+                needle.is_empty()
+                    || ch.name.to_lowercase().contains(&needle)
+                    || ch.key.channel.to_lowercase().contains(&needle)
+            })
+            .collect();
+        // Each row's sort value is computed once, not at every comparison.
+        let metric = t.sort.metric();
+        let mut keyed: Vec<(Option<f64>, usize)> =
+            rows.iter().map(|i| (metric.and_then(|m| m.value(&c.channels[*i].totals)), *i)).collect();
+        let descending = t.descending;
+        keyed.sort_by(|(p, a), (q, b)| {
+            let (x, y) = (&c.channels[*a], &c.channels[*b]);
+            let ord = match (metric, p, q) {
+                (None, _, _) => x.name.cmp(&y.name),
+                // Rows without data sort last whatever the direction.
+                (Some(_), Some(p), Some(q)) => p.total_cmp(q),
+                (Some(_), Some(_), None) => return std::cmp::Ordering::Less,
+                (Some(_), None, Some(_)) => return std::cmp::Ordering::Greater,
+                (Some(_), None, None) => std::cmp::Ordering::Equal,
+            };
+            let ord = if descending { ord.reverse() } else { ord };
+            ord.then_with(|| x.key.channel.cmp(&y.key.channel))
+        });
+        t.rows = keyed.into_iter().map(|(_, i)| i).collect();
+        // Keep the same channel selected when the order changes.
+        if let Some(k) = self.channel.as_ref().filter(|k| k.campaign == c.campaign.id)
+            && let Some(pos) = t.rows.iter().position(|i| c.channels[*i].key == *k)
+        {
+            t.row = pos;
+        }
+        t.row = t.row.min(t.rows.len().saturating_sub(1));
+    }
+}
