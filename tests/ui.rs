@@ -233,14 +233,7 @@ fn alert_filters_bell_and_channel_wide_silence() {
 /// Sends what the app returns to the engine and hands the engine's answer back.
 fn key(h: &mut Harness, app: &mut App, k: KeyCode) {
     let ev = KeyEvent::from(k);
-    let cmd = if app.confirm().is_some() {
-        app.modal_key(ev)
-    } else if app.prompt().is_some() {
-        app.modal_key(ev)
-    } else {
-        None
-    };
-    if let Some(cmd) = cmd {
+    if let Some(cmd) = app.modal_key(ev) {
         h.engine.command(cmd);
     }
     h.engine.publish();
