@@ -318,3 +318,72 @@ fn following_the_recommendations_improves_cost_per_result() {
     assert!(applied > 0);
     assert!(cpa(&followed) < cpa(&base), "618's CPA {} with the advice vs {} without", cpa(&followed), cpa(&base));
 }
+
+/// A loopback endpoint that takes requests and never answers them, and one that answers 422.
+async fn silent_and_refusing() -> (String, String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let urls = (
+        format!("http://{}/control", silent.local_addr().unwrap()),
+        format!("http://{}/control", refusing.local_addr().unwrap()),
+    );
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                Ok((mut s, _)) = silent.accept() => {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    held.push(s);
+                }
+                Ok((mut s, _)) = refusing.accept() => {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let body = "unknown channel";
+                    let answer = format!("HTTP/1.1 422 Unprocessable Entity\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = s.write_all(answer.as_bytes()).await;
+                }
+            }
+        }
+    });
+    (urls.0, urls.1, task)
+}
+
+#[tokio::test]
+async fn a_request_that_went_out_unanswered_may_have_been_applied() {
+    let (silent, refusing, server) = silent_and_refusing().await;
+    let request = |url: &str| Dispatch {
+        entry: 1,
+        url: url.to_string(),
+        request: ControlRequest {
+            channel: "douyin-feed".into(),
+            action: ControlAction::Pause,
+            value: None,
+            variant: None,
+            idempotency_key: "k-1".into(),
+        },
+    };
+    let client = campaign_cockpit::poll::client();
+    // Sent, and no answer: unknown, never "failed" (a retry or an undo would be a guess).
+    let err = control::send(&client, &request(&silent), None, Duration::from_millis(100)).await.unwrap_err();
+    assert!(
+        matches!(&err, control::ControlError::Unknown(m) if m.contains("no answer") && m.contains("may have been applied")),
+        "{err:?}"
+    );
+    // Refused by the endpoint: not applied, and not retried.
+    let err = control::send(&client, &request(&refusing), None, Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err, control::ControlError::NotApplied("HTTP 422: unknown channel".into()));
+    // Nothing listening: nothing reached an endpoint.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/control", closed.local_addr().unwrap());
+    drop(closed);
+    let err = control::send(&client, &request(&url), None, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(&err, control::ControlError::NotApplied(m) if m.starts_with("cannot connect")), "{err:?}");
+    server.abort();
+    // The journal says so in words.
+    let unknown =
+        Outcome::Unknown { reason: Some("no answer within 0s (after 3 attempts); it may have been applied".into()) };
+    assert!(unknown.label().starts_with("unknown: no answer"));
+    assert!(!matches!(unknown, Outcome::Failed { .. }));
+}

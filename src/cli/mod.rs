@@ -2,8 +2,11 @@
 //! campaign management. Errors a user can fix are printed as one line naming the thing, with
 //! exit code 2 for bad input and 1 for everything else.
 
+mod campaign;
 pub mod check;
 pub mod config;
+mod note;
+mod report;
 
 use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::domain::Campaign;
@@ -15,7 +18,7 @@ use crate::store::Store;
 use crate::ui::app::App;
 use crate::ui::theme::Theme;
 use clap::{Parser, Subcommand, ValueEnum};
-use color_eyre::eyre::{WrapErr, eyre};
+use color_eyre::eyre::WrapErr;
 use config::{Config, default_db, parse_duration, state_dir};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -306,68 +309,16 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
 fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db);
     match &cli.command {
-        None => {
-            let ui = ui(&cli)?;
-            let store = open_store(&db)?;
-            let _log = init_file_log();
-            runtime()?.block_on(cockpit(
-                store,
-                Arc::new(SystemClock),
-                ui,
-                cli.interval.unwrap_or(Duration::from_secs(10)),
-            ))
-        }
+        None => cockpit_command(&cli, &db),
         Some(Cmd::Demo { speed, scenario, no_history, scale }) => {
-            let ui = ui(&cli)?;
-            check_speed(*speed)?;
-            let scenario = with_scale(load_scenario(scenario.as_deref())?, scale);
-            let (db, temp) = match &cli.db {
-                Some(p) => (p.clone(), false),
-                None => (std::env::temp_dir().join(format!("cockpit-demo-{}", std::process::id())), true),
-            };
-            let store = open_store(&db)?;
-            let _log = init_file_log();
-            let result = runtime()?.block_on(demo(
-                store,
-                scenario,
-                *speed,
-                !*no_history,
-                ui,
-                cli.interval.unwrap_or(Duration::from_secs(1)),
-            ));
-            if temp {
-                let _ = std::fs::remove_dir_all(&db);
-            }
-            result
+            demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale)
         }
         Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns }) => {
-            check_speed(*speed)?;
-            let mut scenario = with_scale(load_scenario(scenario.as_deref())?, scale);
-            if let Some(dir) = write_campaigns {
-                std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
-                crate::demo::rebase(&mut scenario.campaigns, &format!("http://{listen}"));
-                for c in &scenario.campaigns {
-                    let path = dir.join(format!("{}.toml", c.id));
-                    std::fs::write(&path, c.to_toml()).wrap_err_with(|| format!("writing {}", path.display()))?;
-                }
-            }
-            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init().ok();
-            runtime()?.block_on(sim_only(listen, scenario, *speed))
+            sim_command(listen, scenario.as_deref(), *speed, scale, write_campaigns.as_deref())
         }
-        Some(Cmd::Campaign(cmd)) => campaign(cmd, &open_store(&db)?),
+        Some(Cmd::Campaign(cmd)) => campaign::run(cmd, &open_store(&db)?),
         Some(Cmd::Replay { csv, rule, season, threshold, min_change, window, min_history }) => {
-            use crate::alert::replay::{ReplaySettings, read_csv, replay};
-            if !(*threshold > 0.0 && *threshold < 1.0) {
-                return Err(BadInput(format!("--threshold {threshold}: must lie strictly between 0 and 1")).into());
-            }
-            let name = csv.display().to_string();
-            let text = if name == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| BadInput(format!("standard input: {e}")))?
-            } else {
-                std::fs::read_to_string(csv).map_err(|e| BadInput(format!("{name}: {e}")))?
-            };
-            let rows = read_csv(&text, &name).map_err(|e| BadInput(e.to_string()))?;
-            let settings = ReplaySettings {
+            let settings = crate::alert::replay::ReplaySettings {
                 rule: *rule,
                 season_ms: season.map(|d| d.as_millis() as i64),
                 threshold: *threshold,
@@ -375,110 +326,108 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
                 window: (*window).max(1),
                 min_history: *min_history,
             };
-            print!("{}", replay(&rows, settings));
-            Ok(())
+            replay_command(csv, settings)
         }
-        Some(Cmd::Journal { json }) => {
-            let entries = open_store(&db)?.journal()?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
-            } else if entries.is_empty() {
-                println!("the journal is empty: no action has been sent from this database");
-            } else {
-                for e in &entries {
-                    let when = chrono::DateTime::from_timestamp_millis(e.wall_ms)
-                        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
-                        .unwrap_or_default();
-                    let rec = e.recommendation.as_deref().map(|r| format!(" [following {r}]")).unwrap_or_default();
-                    println!("{when} {}{rec}", e.line());
-                }
-            }
-            Ok(())
-        }
+        Some(Cmd::Journal { json }) => journal_command(&open_store(&db)?, *json),
         Some(Cmd::Report { id, format, from, to, output }) => {
-            let store = open_store(&db)?;
-            let all = store.campaigns()?;
-            let c = all.iter().find(|c| &c.id == id).ok_or_else(|| {
-                BadInput(format!("no campaign '{id}' in {} (see `cockpit campaign list`)", db.display()))
-            })?;
-            let from = from.as_deref().map(|t| parse_time(t, c, "--from")).transpose()?;
-            let to = to.as_deref().map(|t| parse_time(t, c, "--to")).transpose()?;
-            if let (Some(f), Some(t)) = (from, to)
-                && f >= t
-            {
-                return Err(BadInput("--from must be before --to".into()).into());
-            }
-            let review = crate::report::build(&store, c, &all, from, to)?;
-            let text = crate::report::render(&review, *format);
-            match output {
-                Some(path) => {
-                    std::fs::write(path, text).wrap_err_with(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote {}", path.display());
-                }
-                None => print!("{text}"),
-            }
-            Ok(())
+            report::run(&open_store(&db)?, &db, id, *format, from.as_deref(), to.as_deref(), output.as_deref())
         }
-        Some(Cmd::Note(cmd)) => note(cmd, &open_store(&db)?),
+        Some(Cmd::Note(cmd)) => note::run(cmd, &open_store(&db)?),
         // Answered by `run`, which needs its own exit code.
         Some(Cmd::Check { .. }) => Ok(()),
     }
 }
 
-/// RFC 3339, or a date meaning midnight in the campaign's time zone.
-fn parse_time(text: &str, c: &Campaign, what: &str) -> color_eyre::Result<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(t.timestamp_millis());
-    }
-    let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| BadInput(format!("{what} '{text}': write an RFC 3339 time or a date like 2026-06-08")))?;
-    let local = date.and_hms_opt(0, 0, 0).expect("midnight exists").and_local_timezone(*c.start.offset());
-    Ok(local.single().map_or(0, |t| t.timestamp_millis()))
+/// `cockpit`: the cockpit on a database.
+fn cockpit_command(cli: &Cli, db: &Path) -> color_eyre::Result<()> {
+    let ui = ui(cli)?;
+    let store = open_store(db)?;
+    let _log = init_file_log();
+    let interval = cli.interval.unwrap_or(Duration::from_secs(10));
+    runtime()?.block_on(cockpit(store, Arc::new(SystemClock), ui, interval))
 }
 
-fn note(cmd: &NoteCmd, store: &Store) -> color_eyre::Result<()> {
-    use crate::domain::{Note, NoteKind};
-    match cmd {
-        NoteCmd::Add { campaign, channel, at, text } => {
-            let c = store.campaign(campaign)?.ok_or_else(|| BadInput(format!("no campaign '{campaign}'")))?;
-            if let Some(ch) = channel
-                && c.channel(ch).is_none()
-            {
-                return Err(BadInput(format!("campaign '{campaign}' has no channel '{ch}'")).into());
-            }
-            let at_ms = match at {
-                Some(t) => parse_time(t, &c, "--at")?,
-                None => SystemClock.now_ms(),
-            };
-            let note = Note {
-                id: store.next_id()?,
-                at_ms,
-                campaign: campaign.clone(),
-                channel: channel.clone(),
-                kind: NoteKind::Note,
-                text: text.join(" "),
-                by: os_user(),
-                rule: None,
-                fired: None,
-            };
-            store.put_note(&note)?;
-            println!("noted on {campaign}");
+/// `cockpit demo`: the simulated network and the demo campaigns in a throw-away database
+/// (unless `--db` names one to keep).
+fn demo_command(
+    cli: &Cli,
+    speed: f64,
+    scenario: Option<&Path>,
+    history: bool,
+    scale: &Scale,
+) -> color_eyre::Result<()> {
+    let ui = ui(cli)?;
+    check_speed(speed)?;
+    let scenario = with_scale(load_scenario(scenario)?, scale);
+    let (db, temp) = match &cli.db {
+        Some(p) => (p.clone(), false),
+        None => (std::env::temp_dir().join(format!("cockpit-demo-{}", std::process::id())), true),
+    };
+    let store = open_store(&db)?;
+    let _log = init_file_log();
+    let interval = cli.interval.unwrap_or(Duration::from_secs(1));
+    let result = runtime()?.block_on(demo(store, scenario, speed, history, ui, interval));
+    if temp {
+        let _ = std::fs::remove_dir_all(&db);
+    }
+    result
+}
+
+/// `cockpit sim`: the simulated network alone, optionally writing campaign files that point
+/// at it.
+fn sim_command(
+    listen: &str,
+    scenario: Option<&Path>,
+    speed: f64,
+    scale: &Scale,
+    write_campaigns: Option<&Path>,
+) -> color_eyre::Result<()> {
+    check_speed(speed)?;
+    let mut scenario = with_scale(load_scenario(scenario)?, scale);
+    if let Some(dir) = write_campaigns {
+        std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+        crate::demo::rebase(&mut scenario.campaigns, &format!("http://{listen}"));
+        for c in &scenario.campaigns {
+            let path = dir.join(format!("{}.toml", c.id));
+            std::fs::write(&path, c.to_toml()).wrap_err_with(|| format!("writing {}", path.display()))?;
         }
-        NoteCmd::List { campaign, json } => {
-            let notes = store.notes(campaign.as_deref())?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&notes)?);
-            } else if notes.is_empty() {
-                println!("no notes");
-            } else {
-                for n in &notes {
-                    let when = chrono::DateTime::from_timestamp_millis(n.at_ms)
-                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                        .unwrap_or_default();
-                    let on = n.channel.as_deref().map(|c| format!("/{c}")).unwrap_or_default();
-                    println!("{when} UTC  {:<6} {}{on}  {}  ({})", n.kind.label(), n.campaign, n.text, n.by);
-                }
-            }
+    }
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init().ok();
+    runtime()?.block_on(sim_only(listen, scenario, speed))
+}
+
+/// `cockpit replay`: a detector over a CSV series (`-` reads standard input).
+fn replay_command(csv: &Path, settings: crate::alert::replay::ReplaySettings) -> color_eyre::Result<()> {
+    use crate::alert::replay::{read_csv, replay};
+    let threshold = settings.threshold;
+    if !(threshold > 0.0 && threshold < 1.0) {
+        return Err(BadInput(format!("--threshold {threshold}: must lie strictly between 0 and 1")).into());
+    }
+    let name = csv.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| BadInput(format!("standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(csv).map_err(|e| BadInput(format!("{name}: {e}")))?
+    };
+    let rows = read_csv(&text, &name).map_err(|e| BadInput(e.to_string()))?;
+    print!("{}", replay(&rows, settings));
+    Ok(())
+}
+
+/// `cockpit journal`: every action sent, oldest first.
+fn journal_command(store: &Store, json: bool) -> color_eyre::Result<()> {
+    let entries = store.journal()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else if entries.is_empty() {
+        println!("the journal is empty: no action has been sent from this database");
+    } else {
+        for e in &entries {
+            let when = chrono::DateTime::from_timestamp_millis(e.wall_ms)
+                .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            let rec = e.recommendation.as_deref().map(|r| format!(" [following {r}]")).unwrap_or_default();
+            println!("{when} {}{rec}", e.line());
         }
     }
     Ok(())
@@ -537,7 +486,7 @@ fn with_scale(mut loaded: LoadedScenario, scale: &Scale) -> LoadedScenario {
     loaded
 }
 
-fn read_campaign(path: &Path) -> color_eyre::Result<Campaign> {
+pub fn read_campaign(path: &Path) -> color_eyre::Result<Campaign> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{name}: {e}")))?;
     Campaign::parse(&text, Format::for_path(&name), &name).map_err(|e| BadInput(e.to_string()).into())
@@ -670,103 +619,6 @@ async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -
     engine_task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let why = outcome.wrap_err("terminal input failed")?;
     tracing::info!("stopped: {why}");
-    Ok(())
-}
-
-fn campaign(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
-    let get = |id: &str| -> color_eyre::Result<Campaign> {
-        store.campaign(id)?.ok_or_else(|| {
-            let known: Vec<String> = store.campaigns().unwrap_or_default().into_iter().map(|c| c.id).collect();
-            BadInput(format!(
-                "no campaign '{id}' in {} (known: {})",
-                store.path().display(),
-                if known.is_empty() { "none".into() } else { known.join(", ") }
-            ))
-            .into()
-        })
-    };
-    match cmd {
-        CampaignCmd::Import { files } => {
-            // Parse every file before writing any, so a bad file leaves the database untouched.
-            let parsed = files.iter().map(|f| read_campaign(f)).collect::<color_eyre::Result<Vec<_>>>()?;
-            for c in parsed {
-                let verb = if store.campaign(&c.id)?.is_some() { "updated" } else { "imported" };
-                store.put_campaign(&c)?;
-                println!("{verb} {} ({} channels): {}", c.id, c.channels.len(), c.name);
-            }
-        }
-        CampaignCmd::Export { id, format, output } => {
-            let c = get(id)?;
-            let text = match format {
-                ExportFormat::Toml => c.to_toml(),
-                ExportFormat::Json => c.to_json() + "\n",
-            };
-            match output {
-                Some(p) => std::fs::write(p, text).wrap_err_with(|| format!("writing {}", p.display()))?,
-                None => print!("{text}"),
-            }
-        }
-        CampaignCmd::List { json } => {
-            let all = store.campaigns()?;
-            if *json {
-                let rows: Vec<_> = all
-                    .iter()
-                    .map(|c| {
-                        serde_json::json!({ "id": c.id, "name": c.name, "start": c.start, "end": c.end,
-                            "currency": c.currency, "total_budget": c.total_budget, "channels": c.channels.len() })
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else if all.is_empty() {
-                println!(
-                    "no campaigns in {} — try `cockpit demo` or `cockpit campaign import FILE`",
-                    store.path().display()
-                );
-            } else {
-                println!("{:<16} {:<12} {:<12} {:>4} {:>14}  NAME", "ID", "START", "END", "CH", "BUDGET");
-                for c in all {
-                    println!(
-                        "{:<16} {:<12} {:<12} {:>4} {:>10} {}  {}",
-                        c.id,
-                        c.start.format("%Y-%m-%d"),
-                        c.end.format("%Y-%m-%d"),
-                        c.channels.len(),
-                        crate::domain::format::count(c.total_budget.round() as i64),
-                        c.currency,
-                        c.name
-                    );
-                }
-            }
-        }
-        CampaignCmd::Show { id } => {
-            let c = get(id)?;
-            println!("{} — {}", c.id, c.name);
-            println!("{} → {}, budget {} {}", c.start, c.end, c.total_budget, c.currency);
-            for g in &c.goals {
-                println!("goal: {} {} by {}", g.metric, g.target, g.deadline.unwrap_or(c.end));
-            }
-            for k in &c.kpis {
-                println!("kpi:  {k}");
-            }
-            println!(
-                "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}",
-                "CHANNEL", "IMPR", "CLICKS", "LEADS", "CONV", "SPEND", "REVENUE"
-            );
-            for ch in &c.channels {
-                let t = store.cursor(&crate::domain::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
-                println!(
-                    "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12.2} {:>12.2}",
-                    ch.id, t.impressions, t.clicks, t.leads, t.conversions, t.spend, t.revenue
-                );
-            }
-        }
-        CampaignCmd::Rm { id } => {
-            if !store.remove_campaign(id)? {
-                return Err(eyre!(BadInput(format!("no campaign '{id}' in {}", store.path().display()))));
-            }
-            println!("removed {id}");
-        }
-    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use super::publish::source_views;
 use super::snapshot::{CampaignView, ChannelView, Snapshot};
 use super::{ChannelState, Engine};
 use crate::clock::SharedClock;
-use crate::domain::{Campaign, CampaignTotals, ChannelKey, Counters};
+use crate::domain::{Campaign, CampaignTotals, ChannelCursor, ChannelKey, Counters};
 use crate::poll::SourceSpec;
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
@@ -156,49 +156,7 @@ impl Starting {
             control_token,
         } = self;
         let now = clock.now_ms();
-        let mut cursors = store.cursors()?;
-        let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
-        let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
-        let mut keys: Vec<Vec<ChannelKey>> = Vec::with_capacity(campaigns.len());
-        // Until the first publish builds the views (every channel starts dirty).
-        let no_view = Arc::new(ChannelView::default());
-        for c in &campaigns {
-            let day_start = c.day_start_ms(now);
-            let mut campaign_keys = Vec::with_capacity(c.channels.len());
-            for (index, ch) in c.channels.iter().enumerate() {
-                let key = ChannelKey::new(&c.id, &ch.id);
-                campaign_keys.push(key.clone());
-                let mut cursor = cursors.remove(&key).unwrap_or_default();
-                let stored = Stored::of(&cursor);
-                if cursor.day_start != day_start {
-                    cursor.day_start = day_start;
-                    cursor.today = Counters::default();
-                }
-                match by_source.get_mut(&ch.source) {
-                    Some(keys) => keys.push(key.clone()),
-                    None => drop(by_source.insert(ch.source.clone(), vec![key.clone()])),
-                }
-                let st = ChannelState {
-                    campaign: c.clone(),
-                    index,
-                    labels: (ch.name.as_str().into(), ch.kind.as_deref().map(Arc::from), ch.source.as_str().into()),
-                    cursor,
-                    stored,
-                    open: None,
-                    recent: Default::default(),
-                    status: None,
-                    live_budget: None,
-                    missing: None,
-                    last_reset_ms: None,
-                    history: Default::default(),
-                    view: no_view.clone(),
-                    dirty: true,
-                    windows_judged: i64::MIN,
-                };
-                channels.insert(key, st);
-            }
-            keys.push(campaign_keys);
-        }
+        let PlannedChannels { channels, by_source, keys } = plan_channels(&campaigns, store.cursors()?, now);
         // Popped from the end: first campaigns first.
         let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
         let mut engine = Engine {
@@ -248,4 +206,64 @@ impl Starting {
         engine.publish();
         Ok(engine)
     }
+}
+
+/// Every planned channel's state, keyed; the channels of each source; each campaign's keys in
+/// its plan's order.
+struct PlannedChannels {
+    channels: HashMap<ChannelKey, ChannelState>,
+    by_source: HashMap<String, Vec<ChannelKey>>,
+    keys: Vec<Vec<ChannelKey>>,
+}
+
+/// The state of every planned channel from its stored cursor (today's counters start afresh
+/// when the campaign's day has turned since).
+fn plan_channels(
+    campaigns: &[Arc<Campaign>],
+    mut cursors: HashMap<ChannelKey, ChannelCursor>,
+    now: i64,
+) -> PlannedChannels {
+    let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
+    let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
+    let mut keys: Vec<Vec<ChannelKey>> = Vec::with_capacity(campaigns.len());
+    // Until the first publish builds the views (every channel starts dirty).
+    let no_view = Arc::new(ChannelView::default());
+    for c in campaigns {
+        let day_start = c.day_start_ms(now);
+        let mut campaign_keys = Vec::with_capacity(c.channels.len());
+        for (index, ch) in c.channels.iter().enumerate() {
+            let key = ChannelKey::new(&c.id, &ch.id);
+            campaign_keys.push(key.clone());
+            let mut cursor = cursors.remove(&key).unwrap_or_default();
+            let stored = Stored::of(&cursor);
+            if cursor.day_start != day_start {
+                cursor.day_start = day_start;
+                cursor.today = Counters::default();
+            }
+            match by_source.get_mut(&ch.source) {
+                Some(keys) => keys.push(key.clone()),
+                None => drop(by_source.insert(ch.source.clone(), vec![key.clone()])),
+            }
+            let st = ChannelState {
+                campaign: c.clone(),
+                index,
+                labels: (ch.name.as_str().into(), ch.kind.as_deref().map(Arc::from), ch.source.as_str().into()),
+                cursor,
+                stored,
+                open: None,
+                recent: Default::default(),
+                status: None,
+                live_budget: None,
+                missing: None,
+                last_reset_ms: None,
+                history: Default::default(),
+                view: no_view.clone(),
+                dirty: true,
+                windows_judged: i64::MIN,
+            };
+            channels.insert(key, st);
+        }
+        keys.push(campaign_keys);
+    }
+    PlannedChannels { channels, by_source, keys }
 }

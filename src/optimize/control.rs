@@ -1,7 +1,8 @@
 //! Sending an action to a channel's control endpoint (DESIGN.md §3): a POST with an idempotency
 //! key, a timeout per attempt, and retries with the same key on timeouts, connection errors and
 //! 5xx answers — the endpoint applies a key once, so a retry never applies twice. A 4xx answer
-//! is final. The bearer token goes only over https or to a loopback host, and never appears in
+//! is final. A request that went out and got no answer is *unknown* (`ControlError::Unknown`):
+//! it may have been applied, and the journal says so. The bearer token goes only over https or to a loopback host, and never appears in
 //! an error.
 
 use crate::domain::ControlAction;

@@ -140,6 +140,23 @@ pub struct Change {
 }
 
 impl Change {
+    /// A pause or resume of `channel`, whose budget stays as it is.
+    pub fn control(channel: &str, action: ControlAction, budget: f64) -> Change {
+        Change { channel: channel.to_string(), action, value: None, variant: None, before: budget, after: budget }
+    }
+
+    /// A new daily budget for `channel`.
+    pub fn budget(channel: &str, before: f64, after: f64) -> Change {
+        Change {
+            channel: channel.to_string(),
+            action: ControlAction::SetBudget,
+            value: Some(after),
+            variant: None,
+            before,
+            after,
+        }
+    }
+
     /// What this change does, in a few words: "douyin 8,000 → 6,400/day", "pause douyin".
     pub fn describe(&self) -> String {
         match self.action {
@@ -222,7 +239,9 @@ fn cost(x: f64) -> String {
     Metric::Cpa.format(Some(x))
 }
 
-/// All recommendations for a campaign, best first.
+/// All recommendations for a campaign, best first: A/B verdicts, then for each channel judged
+/// on its cost per result a pause, a resume or a budget step, and one shift of budget from the
+/// worst channel to the best.
 pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Recommendation> {
     let mut out = Vec::new();
     out.extend(ab_tests(c, channels));
@@ -230,126 +249,159 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
     let judged: Vec<Judged<'_>> = channels
         .iter()
         .filter(|f| f.healthy && f.controllable && f.changed_ms.is_none_or(|t| now_ms - t >= LEARNING_MS))
-        .filter_map(|f| {
-            let results = obj.results(&f.window);
-            let limit = match obj {
-                Objective::Leads { cpl } => cpl,
-                Objective::Conversions { cpa } => cpa,
-                // The cost per order a ROAS limit allows at this channel's order value.
-                Objective::Revenue { roas } => {
-                    let aov =
-                        if f.window.conversions > 0 { f.window.revenue / f.window.conversions as f64 } else { 0.0 };
-                    if aov <= 0.0 {
-                        return None;
-                    }
-                    aov / roas
-                }
-            };
-            Some(Judged { f, y: Yield::new(results, f.window.spend)?, limit, results })
-        })
+        .filter_map(|f| judge(obj, f))
         .collect();
-    let per_day = |j: &Judged<'_>| 24.0 * HOUR_MS as f64 / j.f.window_ms.max(HOUR_MS) as f64;
-    let window_label = |j: &Judged<'_>| {
-        let m = j.f.window_ms / 60_000;
-        if m % 60 == 0 { format!("{}h", m / 60) } else { format!("{}h{:02}m", m / 60, m % 60) }
+    // The campaign's daily results and spend now, for "CPL 142 → 118".
+    let active: Vec<&Judged<'_>> = judged.iter().filter(|j| !j.f.paused).collect();
+    let ctx = Context {
+        c,
+        obj,
+        headroom: remaining_daily(c, channels, now_ms),
+        day_spend: active.iter().map(|j| j.f.budget).sum(),
+        day_results: active.iter().map(|j| j.f.budget * j.rate()).sum(),
     };
-    let evidence = |j: &Judged<'_>, p_label: &str, p: f64| {
+    for j in &judged {
+        let found = if j.f.paused { ctx.resume(j) } else { ctx.pause(j).or_else(|| ctx.scale(j)) };
+        out.extend(found);
+    }
+    let mut rng = StdRng::seed_from_u64(seed(&c.id, now_ms / HOUR_MS));
+    out.extend(ctx.shift(&active, &mut rng));
+    out.sort_by(|a, b| {
+        (a.info_only, -a.value_per_day)
+            .partial_cmp(&(b.info_only, -b.value_per_day))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    out
+}
+
+/// A channel's yield and the cost per result its campaign accepts there; `None` when it has
+/// nothing to judge by (no spend, or for a ROAS limit no order value).
+fn judge(obj: Objective, f: &ChannelFacts) -> Option<Judged<'_>> {
+    let results = obj.results(&f.window);
+    let limit = match obj {
+        Objective::Leads { cpl } => cpl,
+        Objective::Conversions { cpa } => cpa,
+        // The cost per order a ROAS limit allows at this channel's order value.
+        Objective::Revenue { roas } => {
+            let aov = if f.window.conversions > 0 { f.window.revenue / f.window.conversions as f64 } else { 0.0 };
+            if aov <= 0.0 {
+                return None;
+            }
+            aov / roas
+        }
+    };
+    Some(Judged { f, y: Yield::new(results, f.window.spend)?, limit, results })
+}
+
+/// What every kind of recommendation of one campaign needs to know.
+struct Context<'a> {
+    c: &'a Campaign,
+    obj: Objective,
+    /// What the campaign can still add per day (see `remaining_daily`).
+    headroom: f64,
+    day_spend: f64,
+    day_results: f64,
+}
+
+impl Context<'_> {
+    fn recommendation(&self, kind: Kind, id: String, changes: Vec<Change>) -> Recommendation {
+        Recommendation {
+            id: format!("{}/{id}", self.c.id),
+            campaign: self.c.id.clone(),
+            kind,
+            changes,
+            effect: String::new(),
+            evidence: Vec::new(),
+            confidence: 0.0,
+            value_per_day: 0.0,
+            info_only: false,
+        }
+    }
+
+    /// "douyin: CPL 142.00 (90 % interval 120–170) over 3h: 21 leads for 2,982; P(…) = 97%".
+    fn evidence(&self, j: &Judged<'_>, p_label: &str, p: f64) -> String {
         let (lo, hi) = j.y.cost_interval(0.9);
+        let m = j.f.window_ms / 60_000;
+        let window = if m % 60 == 0 { format!("{}h", m / 60) } else { format!("{}h{:02}m", m / 60, m % 60) };
         format!(
-            "{}: {} {} {} (90 % interval {}–{}) over {}: {} {} for {}; {p_label} {}",
+            "{}: {} {} {} (90 % interval {}–{}) over {window}: {} {} for {}; {p_label} {}",
             j.f.id,
-            obj.cost_label(),
+            self.obj.cost_label(),
             if j.results > 0.0 { cost(j.f.window.spend / j.results) } else { "–".into() },
             if j.results == 0.0 { "(none yet)" } else { "" },
             cost(lo),
             cost(hi),
-            window_label(j),
             j.results,
-            obj.word(),
+            self.obj.word(),
             money_whole(j.f.window.spend),
             percent(p)
         )
         .replace("  ", " ")
-    };
-    // The campaign's daily results and spend now, for "CPL 142 → 118".
-    let active: Vec<&Judged<'_>> = judged.iter().filter(|j| !j.f.paused).collect();
-    let day_spend: f64 = active.iter().map(|j| j.f.budget).sum();
-    let day_results: f64 = active.iter().map(|j| j.f.budget * j.rate()).sum();
-    let campaign_cost = |spend: f64, results: f64| if results > 0.0 { cost(spend / results) } else { "–".into() };
+    }
 
-    for j in &judged {
+    /// The campaign's cost per result at a daily spend and result count.
+    fn campaign_cost(&self, spend: f64, results: f64) -> String {
+        if results > 0.0 { cost(spend / results) } else { "–".into() }
+    }
+
+    /// Pause a channel that is almost surely too dear, once it has spent a result's worth.
+    fn pause(&self, j: &Judged<'_>) -> Option<Recommendation> {
+        let obj = self.obj;
         let p_worse = j.y.p_below(1.0 / j.limit);
+        if p_worse < 0.95 || j.f.window.spend < j.limit {
+            return None;
+        }
         let daily_results = j.f.budget * j.rate();
-        if !j.f.paused && p_worse >= 0.95 && j.f.window.spend >= j.limit {
-            let value = j.f.budget - daily_results * j.limit;
-            out.push(Recommendation {
-                id: format!("{}/pause/{}", c.id, j.f.id),
-                campaign: c.id.clone(),
-                kind: Kind::Pause,
-                changes: vec![Change {
-                    channel: j.f.id.clone(),
-                    action: ControlAction::Pause,
-                    value: None,
-                    variant: None,
-                    before: j.f.budget,
-                    after: j.f.budget,
-                }],
-                effect: format!(
-                    "saves {}/day for {} {}/day; campaign {} {} → {}",
-                    money_whole(j.f.budget),
-                    signed_count(-daily_results),
-                    obj.word(),
-                    obj.cost_label(),
-                    campaign_cost(day_spend, day_results),
-                    campaign_cost(day_spend - j.f.budget, day_results - daily_results)
-                ),
-                evidence: vec![evidence(j, &format!("P({} > {}) =", obj.cost_label(), cost(j.limit)), p_worse)],
-                confidence: p_worse,
-                value_per_day: value,
-                info_only: false,
-            });
-            continue;
+        let mut r = self.recommendation(
+            Kind::Pause,
+            format!("pause/{}", j.f.id),
+            vec![Change::control(&j.f.id, ControlAction::Pause, j.f.budget)],
+        );
+        r.effect = format!(
+            "saves {}/day for {} {}/day; campaign {} {} → {}",
+            money_whole(j.f.budget),
+            signed_count(-daily_results),
+            obj.word(),
+            obj.cost_label(),
+            self.campaign_cost(self.day_spend, self.day_results),
+            self.campaign_cost(self.day_spend - j.f.budget, self.day_results - daily_results)
+        );
+        r.evidence = vec![self.evidence(j, &format!("P({} > {}) =", obj.cost_label(), cost(j.limit)), p_worse)];
+        r.confidence = p_worse;
+        r.value_per_day = j.f.budget - daily_results * j.limit;
+        Some(r)
+    }
+
+    /// Resume a paused channel whose results before the pause were likely within the limit.
+    fn resume(&self, j: &Judged<'_>) -> Option<Recommendation> {
+        let obj = self.obj;
+        if j.y.p_below(1.0 / j.limit) > 0.2 || j.results <= 0.0 {
+            return None;
         }
-        if j.f.paused && j.y.p_below(1.0 / j.limit) <= 0.2 && j.results > 0.0 {
-            let p_ok = 1.0 - j.y.p_below(1.0 / j.limit);
-            out.push(Recommendation {
-                id: format!("{}/resume/{}", c.id, j.f.id),
-                campaign: c.id.clone(),
-                kind: Kind::Resume,
-                changes: vec![Change {
-                    channel: j.f.id.clone(),
-                    action: ControlAction::Resume,
-                    value: None,
-                    variant: None,
-                    before: j.f.budget,
-                    after: j.f.budget,
-                }],
-                effect: format!(
-                    "{} {}/day for {}/day",
-                    signed_count(daily_results),
-                    obj.word(),
-                    money_whole(j.f.budget)
-                ),
-                evidence: vec![evidence(
-                    j,
-                    &format!("before the pause; P({} ≤ {}) =", obj.cost_label(), cost(j.limit)),
-                    p_ok,
-                )],
-                confidence: p_ok,
-                value_per_day: daily_results * j.limit - j.f.budget,
-                info_only: false,
-            });
-            continue;
-        }
-        if j.f.paused {
-            continue;
-        }
-        // Scale: up when cheap and budget-bound, down when (less surely) too dear.
+        let p_ok = 1.0 - j.y.p_below(1.0 / j.limit);
+        let daily_results = j.f.budget * j.rate();
+        let mut r = self.recommendation(
+            Kind::Resume,
+            format!("resume/{}", j.f.id),
+            vec![Change::control(&j.f.id, ControlAction::Resume, j.f.budget)],
+        );
+        r.effect = format!("{} {}/day for {}/day", signed_count(daily_results), obj.word(), money_whole(j.f.budget));
+        let label = format!("before the pause; P({} ≤ {}) =", obj.cost_label(), cost(j.limit));
+        r.evidence = vec![self.evidence(j, &label, p_ok)];
+        r.confidence = p_ok;
+        r.value_per_day = daily_results * j.limit - j.f.budget;
+        Some(r)
+    }
+
+    /// A budget step: up when cheap and budget-bound, down when (less surely) too dear.
+    fn scale(&self, j: &Judged<'_>) -> Option<Recommendation> {
+        let obj = self.obj;
+        let p_worse = j.y.p_below(1.0 / j.limit);
         let p_cheap = 1.0 - j.y.p_below(1.0 / (0.8 * j.limit));
-        let spending = j.f.window.spend * per_day(j) >= 0.8 * j.f.budget;
-        let headroom = remaining_daily(c, channels, now_ms);
+        let per_day = 24.0 * HOUR_MS as f64 / j.f.window_ms.max(HOUR_MS) as f64;
+        let spending = j.f.window.spend * per_day >= 0.8 * j.f.budget;
         let (target, p, why) = if p_cheap >= 0.9 && spending {
-            let cap = j.f.max_budget.min(j.f.budget + headroom.max(0.0)).max(j.f.budget);
+            let cap = j.f.max_budget.min(j.f.budget + self.headroom.max(0.0)).max(j.f.budget);
             // Whole steps within the cap.
             let cap = ((cap / ROUND).floor() * ROUND).max(j.f.budget);
             let up = round_budget(j.f.budget * (1.0 + STEP), j.f.min_budget, cap);
@@ -358,108 +410,84 @@ pub fn recommend(c: &Campaign, channels: &[ChannelFacts], now_ms: i64) -> Vec<Re
             let down = round_budget(j.f.budget * (1.0 - STEP), j.f.min_budget, j.f.budget);
             (down, p_worse, format!("P({} > {}) =", obj.cost_label(), cost(j.limit)))
         } else {
-            continue;
+            return None;
         };
         if (target - j.f.budget).abs() < ROUND {
-            continue;
+            return None;
         }
         let delta = target - j.f.budget;
         let gained = delta * j.rate();
-        out.push(Recommendation {
-            id: format!("{}/scale/{}", c.id, j.f.id),
-            campaign: c.id.clone(),
-            kind: Kind::Scale,
-            changes: vec![Change {
-                channel: j.f.id.clone(),
-                action: ControlAction::SetBudget,
-                value: Some(target),
-                variant: None,
-                before: j.f.budget,
-                after: target,
-            }],
-            effect: format!(
-                "{} {}/day for {}{}/day (assuming its average cost holds)",
-                signed_count(gained),
-                obj.word(),
-                if delta >= 0.0 { "+" } else { "−" },
-                money_whole(delta.abs())
-            ),
-            evidence: vec![evidence(j, &why, p)],
-            confidence: p,
-            value_per_day: gained * j.limit - delta,
-            info_only: false,
-        });
+        let mut r = self.recommendation(
+            Kind::Scale,
+            format!("scale/{}", j.f.id),
+            vec![Change::budget(&j.f.id, j.f.budget, target)],
+        );
+        r.effect = format!(
+            "{} {}/day for {}{}/day (assuming its average cost holds)",
+            signed_count(gained),
+            obj.word(),
+            if delta >= 0.0 { "+" } else { "−" },
+            money_whole(delta.abs())
+        );
+        r.evidence = vec![self.evidence(j, &why, p)];
+        r.confidence = p;
+        r.value_per_day = gained * j.limit - delta;
+        Some(r)
     }
 
-    // Shift from the worst active channel to the best, if the best is clearly better.
-    let mut rng = StdRng::seed_from_u64(seed(&c.id, now_ms / HOUR_MS));
-    let value = |j: &Judged<'_>| j.y.mean() * j.limit;
-    let mut ranked: Vec<&Judged<'_>> = active.clone();
-    ranked.sort_by(|a, b| value(a).total_cmp(&value(b)));
-    if let (Some(worst), Some(best)) = (ranked.first(), ranked.last())
-        && worst.f.id != best.f.id
-    {
+    /// Shift a budget step from the worst active channel to the best, if the best is clearly
+    /// better (cheap checks first; the sampling only when they pass).
+    fn shift(&self, active: &[&Judged<'_>], rng: &mut StdRng) -> Option<Recommendation> {
+        let obj = self.obj;
+        let value = |j: &Judged<'_>| j.y.mean() * j.limit;
+        let mut ranked: Vec<&Judged<'_>> = active.to_vec();
+        ranked.sort_by(|a, b| value(a).total_cmp(&value(b)));
+        let (worst, best) = (ranked.first()?, ranked.last()?);
+        if worst.f.id == best.f.id {
+            return None;
+        }
         let room =
             (worst.f.budget * STEP).min(worst.f.budget - worst.f.min_budget).min(best.f.max_budget - best.f.budget);
         // Whole steps only, never more than there is room for.
         let amount = (room / ROUND).floor() * ROUND;
-        // B must be good in itself, and the money must be worth more there (cheap checks
-        // first; the sampling only when they pass).
+        // B must be good in itself, and the money must be worth more there.
         let best_ok = 1.0 - best.y.p_below(1.0 / best.limit) >= 0.8;
-        let worth = amount >= ROUND && best_ok && value(best) > value(worst) * 1.2;
-        let p = if worth { p_better(&worst.y, &best.y, 2_000, &mut rng) } else { 0.0 };
-        if worth && p >= 0.95 {
-            let gained = amount * (best.rate() - worst.rate());
-            out.push(Recommendation {
-                id: format!("{}/shift/{}/{}", c.id, worst.f.id, best.f.id),
-                campaign: c.id.clone(),
-                kind: Kind::Shift,
-                changes: vec![
-                    Change {
-                        channel: worst.f.id.clone(),
-                        action: ControlAction::SetBudget,
-                        value: Some(worst.f.budget - amount),
-                        variant: None,
-                        before: worst.f.budget,
-                        after: worst.f.budget - amount,
-                    },
-                    Change {
-                        channel: best.f.id.clone(),
-                        action: ControlAction::SetBudget,
-                        value: Some(best.f.budget + amount),
-                        variant: None,
-                        before: best.f.budget,
-                        after: best.f.budget + amount,
-                    },
-                ],
-                effect: format!(
-                    "{} {}/day at the same spend; campaign {} {} → {}",
-                    signed_count(gained),
-                    obj.word(),
-                    obj.cost_label(),
-                    campaign_cost(day_spend, day_results),
-                    campaign_cost(day_spend, day_results + gained)
-                ),
-                evidence: vec![
-                    evidence(worst, "P(the other yields more) =", p),
-                    evidence(
-                        best,
-                        &format!("P({} ≤ {}) =", obj.cost_label(), cost(best.limit)),
-                        1.0 - best.y.p_below(1.0 / best.limit),
-                    ),
-                ],
-                confidence: p,
-                value_per_day: gained * best.limit,
-                info_only: false,
-            });
+        if amount < ROUND || !best_ok || value(best) <= value(worst) * 1.2 {
+            return None;
         }
+        let p = p_better(&worst.y, &best.y, 2_000, rng);
+        if p < 0.95 {
+            return None;
+        }
+        let gained = amount * (best.rate() - worst.rate());
+        let mut r = self.recommendation(
+            Kind::Shift,
+            format!("shift/{}/{}", worst.f.id, best.f.id),
+            vec![
+                Change::budget(&worst.f.id, worst.f.budget, worst.f.budget - amount),
+                Change::budget(&best.f.id, best.f.budget, best.f.budget + amount),
+            ],
+        );
+        r.effect = format!(
+            "{} {}/day at the same spend; campaign {} {} → {}",
+            signed_count(gained),
+            obj.word(),
+            obj.cost_label(),
+            self.campaign_cost(self.day_spend, self.day_results),
+            self.campaign_cost(self.day_spend, self.day_results + gained)
+        );
+        r.evidence = vec![
+            self.evidence(worst, "P(the other yields more) =", p),
+            self.evidence(
+                best,
+                &format!("P({} ≤ {}) =", obj.cost_label(), cost(best.limit)),
+                1.0 - best.y.p_below(1.0 / best.limit),
+            ),
+        ];
+        r.confidence = p;
+        r.value_per_day = gained * best.limit;
+        Some(r)
     }
-    out.sort_by(|a, b| {
-        (a.info_only, -a.value_per_day)
-            .partial_cmp(&(b.info_only, -b.value_per_day))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    out
 }
 
 /// What the campaign can still spend per day on top of its channels' budgets, to stay within

@@ -14,7 +14,7 @@ use crate::analyze::{FunnelStep, SegmentRow, Span, cumulative, funnel, partial_l
 use crate::domain::ChannelKey;
 use crate::domain::NoteKind;
 use crate::domain::time::DAY_MS;
-use crate::domain::{Campaign, Counters, Metric};
+use crate::domain::{Campaign, Counters, Metric, SegmentCounters};
 use crate::optimize::journal::Outcome;
 use crate::store::Store;
 use serde::Serialize;
@@ -205,21 +205,76 @@ pub fn build(
     let to = to.unwrap_or(last).min(c.end_ms() + 1).max(c.start_ms());
     let from = from.unwrap_or(c.start_ms()).clamp(c.start_ms(), to);
     let span = Span { from, to };
-    let ts = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|d| d.with_timezone(c.start.offset()).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default()
-    };
-    let whole = from == c.start_ms();
+    let ts = |ms: i64| stamp(c, ms);
+    // The whole run: the cursors' totals (they include the first reading, which no hour
+    // holds); a period: the hours and samples within it.
+    let whole = from == c.start_ms() && to >= last;
+    let (channels, all_segments) = channel_rows(store, c, span, whole)?;
+    let totals = round_counters(Counters::sum(channels.iter().map(|r| &r.counters)));
+    let elapsed = c.elapsed(to);
+    let seg_metric = segment_metric(c);
+    let funnel_rows = std::iter::once(("all channels".to_string(), totals))
+        .chain(channels.iter().map(|r| (r.name.clone(), r.counters)))
+        .map(|(channel, counters)| FunnelRow { channel, steps: funnel(&counters, &totals) })
+        .collect();
+    let days_all = campaign_days(store, c, to)?;
+    let notes = store.notes(Some(&c.id))?;
+    let in_span = |t: i64| t >= from && t <= to;
+    let note_rows = notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::Note && in_span(n.at_ms))
+        .map(|n| NoteRow { at: ts(n.at_ms), channel: n.channel.clone(), by: n.by.clone(), text: n.text.clone() })
+        .collect();
+    Ok(Review {
+        campaign: c.id.clone(),
+        name: c.name.clone(),
+        currency: c.currency.clone(),
+        tags: c.tags.clone(),
+        start: ts(c.start_ms()),
+        end: ts(c.end_ms()),
+        campaign_days: ((c.day_start_ms(c.end_ms() - 1) - c.day_start_ms(c.start_ms())) / DAY_MS + 1).max(1) as usize,
+        from: ts(from),
+        to: ts(to),
+        elapsed: (elapsed * 10_000.0).round() / 10_000.0,
+        goals: goal_rows(c, &totals, to),
+        spend: totals.spend,
+        budget: c.total_budget,
+        pacing: crate::domain::pacing(totals.spend, c.total_budget, elapsed).map(|p| (p * 100.0).round() / 100.0),
+        kpis: kpi_rows(c, &totals),
+        totals,
+        channels,
+        segment_metric: seg_metric,
+        segments: segment_rows(&all_segments, seg_metric),
+        funnel: funnel_rows,
+        days: day_rows(c, &days_all, span),
+        alerts: alert_rows(c, &notes, span),
+        actions: action_rows(store, c, span)?,
+        notes: note_rows,
+        previous: previous(store, c, all, &days_all, to)?,
+    })
+}
+
+/// A time as the review prints it: RFC 3339 in the campaign's time zone, to the second.
+fn stamp(c: &Campaign, ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.with_timezone(c.start.offset()).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Each channel's counters over the span (the cursors' totals over the whole run), its derived
+/// KPIs and the limits it breaks; and every channel's segment counters.
+fn channel_rows(
+    store: &Store,
+    c: &Campaign,
+    span: Span,
+    whole: bool,
+) -> crate::store::Result<(Vec<ChannelRow>, Vec<SegmentCounters>)> {
     let mut channels = Vec::new();
     let mut all_segments = Vec::new();
     // The counters are shown beside them: only the derived KPIs here.
     let metrics: Vec<Metric> = crate::analyze::campaign_metrics(c).into_iter().filter(|m| !m.is_cumulative()).collect();
     for ch in &c.channels {
         let key = ChannelKey::new(&c.id, &ch.id);
-        // The whole run: the cursor's totals (they include the first reading, which no hour
-        // holds); a period: the hours and samples within it.
-        let whole = whole && to >= last;
         let counters = match store.cursor(&key)? {
             Some(cursor) if whole => cursor.totals,
             _ => data::window(store, &key, span)?,
@@ -240,13 +295,15 @@ pub fn build(
             breaches,
         });
     }
-    let totals = round_counters(Counters::sum(channels.iter().map(|r| &r.counters)));
-    let elapsed = c.elapsed(to);
-    let goals = c
-        .goals
+    Ok((channels, all_segments))
+}
+
+/// Each goal's progress at `to` against the share of its time gone.
+fn goal_rows(c: &Campaign, totals: &Counters, to: i64) -> Vec<GoalRow> {
+    c.goals
         .iter()
         .map(|g| {
-            let achieved = round_kpi(g.metric, g.metric.value(&totals)).unwrap_or(0.0);
+            let achieved = round_kpi(g.metric, g.metric.value(totals)).unwrap_or(0.0);
             let progress = if g.target > 0.0 { achieved / g.target } else { 0.0 };
             let gone = c.goal_elapsed(g, to);
             let higher = g.metric.higher_is_better();
@@ -266,28 +323,42 @@ pub fn build(
                 verdict,
             }
         })
-        .collect();
-    let kpis = c
-        .kpis
+        .collect()
+}
+
+fn kpi_rows(c: &Campaign, totals: &Counters) -> Vec<KpiRow> {
+    c.kpis
         .iter()
         .map(|k| {
-            let value = round_kpi(k.metric, k.metric.value(&totals));
+            let value = round_kpi(k.metric, k.metric.value(totals));
             KpiRow { limit: k.to_string(), metric: k.metric, value, met: value.map(|v| k.holds(v)) }
         })
-        .collect();
-    let seg_metric = segment_metric(c);
-    let funnel_rows = std::iter::once(("all channels".to_string(), totals))
-        .chain(channels.iter().map(|r| (r.name.clone(), r.counters)))
-        .map(|(channel, counters)| FunnelRow { channel, steps: funnel(&counters, &totals) })
-        .collect();
-    let days_all = campaign_days(store, c, to)?;
+        .collect()
+}
+
+/// The segments judged on `metric`, rounded as the review prints them.
+fn segment_rows(all: &[SegmentCounters], metric: Metric) -> Vec<SegmentRow> {
+    segments(all, metric)
+        .into_iter()
+        .map(|mut s| {
+            s.counters = round_counters(s.counters);
+            s.kpi = round_kpi(metric, s.kpi);
+            s.average = round_kpi(metric, s.average);
+            s.spend_share = (s.spend_share * 10_000.0).round() / 10_000.0;
+            s.score = (s.score * 100.0).round() / 100.0;
+            s
+        })
+        .collect()
+}
+
+/// The campaign's days that overlap the span, numbered from launch.
+fn day_rows(c: &Campaign, days: &[Counters], span: Span) -> Vec<DayRow> {
     let first_day = c.day_start_ms(c.start_ms());
-    let days = days_all
-        .iter()
+    days.iter()
         .enumerate()
         .filter(|(d, _)| {
             let start = first_day + *d as i64 * DAY_MS;
-            start + DAY_MS > from && start < to
+            start + DAY_MS > span.from && start < span.to
         })
         .map(|(d, counters)| DayRow {
             day: d + 1,
@@ -296,28 +367,37 @@ pub fn build(
                 .unwrap_or_default(),
             counters: round_counters(*counters),
         })
-        .collect();
-    let notes = store.notes(Some(&c.id))?;
-    let in_span = |t: i64| t >= from && t <= to;
-    let alerts = alert_runs(&notes)
+        .collect()
+}
+
+/// The alerts that fired or resolved within the span, from the alert notes.
+fn alert_rows(c: &Campaign, notes: &[crate::domain::Note], span: Span) -> Vec<AlertRow> {
+    let in_span = |t: i64| t >= span.from && t <= span.to;
+    alert_runs(notes)
         .into_iter()
         .filter(|r| in_span(r.fired_ms) || r.resolved_ms.is_some_and(in_span))
         .map(|r| AlertRow {
-            minutes: (r.resolved_ms.unwrap_or(to).min(to) - r.fired_ms.max(from)).max(0) / 60_000,
-            fired: ts(r.fired_ms),
-            resolved: r.resolved_ms.map(ts),
+            minutes: (r.resolved_ms.unwrap_or(span.to).min(span.to) - r.fired_ms.max(span.from)).max(0) / 60_000,
+            fired: stamp(c, r.fired_ms),
+            resolved: r.resolved_ms.map(|t| stamp(c, t)),
             channel: r.channel,
             rule: r.rule,
             summary: r.summary,
         })
-        .collect();
+        .collect()
+}
+
+/// The actions sent within the span, with the channel's cost per result and results per day
+/// in the day before and (when applied) the day after.
+fn action_rows(store: &Store, c: &Campaign, span: Span) -> crate::store::Result<Vec<ActionRow>> {
     let cost = cost_metric(c);
     let result = result_metric(c);
+    let in_span = |t: i64| t >= span.from && t <= span.to;
     let mut actions = Vec::new();
     for e in store.journal()?.into_iter().filter(|e| e.campaign == c.id && in_span(e.at_ms)) {
         let key = ChannelKey::new(&c.id, &e.change.channel);
         let before = data::window(store, &key, Span { from: (e.at_ms - DAY_MS).max(c.start_ms()), to: e.at_ms })?;
-        let after_span = Span { from: e.at_ms, to: (e.at_ms + DAY_MS).min(to) };
+        let after_span = Span { from: e.at_ms, to: (e.at_ms + DAY_MS).min(span.to) };
         let after = data::window(store, &key, after_span)?;
         let per_day = |x: &Counters, len: i64| {
             (len > 0).then(|| cents(result.value(x).unwrap_or(0.0) * DAY_MS as f64 / len as f64))
@@ -325,7 +405,7 @@ pub fn build(
         let applied = matches!(e.outcome, Outcome::Applied { .. });
         actions.push(ActionRow {
             id: e.id,
-            at: ts(e.at_ms),
+            at: stamp(c, e.at_ms),
             by: e.by.clone(),
             change: e.change.describe(),
             outcome: e.outcome.label(),
@@ -337,49 +417,7 @@ pub fn build(
             results_after: if applied { per_day(&after, after_span.len()) } else { None },
         });
     }
-    let note_rows = notes
-        .iter()
-        .filter(|n| n.kind == NoteKind::Note && in_span(n.at_ms))
-        .map(|n| NoteRow { at: ts(n.at_ms), channel: n.channel.clone(), by: n.by.clone(), text: n.text.clone() })
-        .collect();
-    let previous = previous(store, c, all, &days_all, to)?;
-    Ok(Review {
-        campaign: c.id.clone(),
-        name: c.name.clone(),
-        currency: c.currency.clone(),
-        tags: c.tags.clone(),
-        start: ts(c.start_ms()),
-        end: ts(c.end_ms()),
-        campaign_days: ((c.day_start_ms(c.end_ms() - 1) - c.day_start_ms(c.start_ms())) / DAY_MS + 1).max(1) as usize,
-        from: ts(from),
-        to: ts(to),
-        elapsed: (elapsed * 10_000.0).round() / 10_000.0,
-        goals,
-        spend: totals.spend,
-        budget: c.total_budget,
-        pacing: crate::domain::pacing(totals.spend, c.total_budget, elapsed).map(|p| (p * 100.0).round() / 100.0),
-        kpis,
-        totals,
-        channels,
-        segment_metric: seg_metric,
-        segments: segments(&all_segments, seg_metric)
-            .into_iter()
-            .map(|mut s| {
-                s.counters = round_counters(s.counters);
-                s.kpi = round_kpi(seg_metric, s.kpi);
-                s.average = round_kpi(seg_metric, s.average);
-                s.spend_share = (s.spend_share * 10_000.0).round() / 10_000.0;
-                s.score = (s.score * 100.0).round() / 100.0;
-                s
-            })
-            .collect(),
-        funnel: funnel_rows,
-        days,
-        alerts,
-        actions,
-        notes: note_rows,
-        previous,
-    })
+    Ok(actions)
 }
 
 fn previous(

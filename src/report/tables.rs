@@ -112,10 +112,27 @@ fn verdict(outlier: bool, score: f64) -> Cell {
     }
 }
 
+/// The review's sections, in the order every format prints them.
 pub fn tables(r: &Review) -> Vec<Table> {
-    let mut out = Vec::new();
+    vec![
+        summary(r),
+        goals(r),
+        kpi_limits(r),
+        channels(r),
+        funnel(r),
+        segments(r),
+        days(r),
+        alerts(r),
+        actions(r),
+        notes(r),
+        previous(r),
+    ]
+}
+
+/// The period, spend against budget and pacing.
+fn summary(r: &Review) -> Table {
     let spent_share = if r.budget > 0.0 { r.spend / r.budget } else { 0.0 };
-    out.push(Table {
+    Table {
         key: "summary",
         title: "Summary".into(),
         columns: vec![col("", "", false), col("value", "value", true)],
@@ -137,8 +154,12 @@ pub fn tables(r: &Review) -> Vec<Table> {
         .map(|(k, v)| Row { item: k.replace(' ', "_"), cells: vec![Cell::text(k), v] })
         .collect(),
         empty: "",
-    });
-    out.push(Table {
+    }
+}
+
+/// Each goal against the share of time gone.
+fn goals(r: &Review) -> Table {
+    Table {
         key: "goal",
         title: "Goals".into(),
         columns: vec![
@@ -165,8 +186,12 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "The campaign has no goals.",
-    });
-    out.push(Table {
+    }
+}
+
+/// Each KPI limit and whether it is met.
+fn kpi_limits(r: &Review) -> Table {
+    Table {
         key: "kpi",
         title: "KPI limits".into(),
         columns: vec![col("limit", "limit", false), col("value", "value", true), col("met", "met", false)],
@@ -183,7 +208,11 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "The campaign has no KPI limits.",
-    });
+    }
+}
+
+/// Every channel's counters and KPIs, the campaign's total first; breached limits in red.
+fn channels(r: &Review) -> Table {
     let metrics: Vec<Metric> = r.channels.first().map(|c| c.kpis.iter().map(|(m, _)| *m).collect()).unwrap_or_default();
     let mut columns = vec![col("channel", "name", false)];
     columns.extend(counter_columns());
@@ -206,8 +235,12 @@ pub fn tables(r: &Review) -> Vec<Table> {
             Row { item, cells }
         })
         .collect();
-    out.push(Table { key: "channel", title: "Channels".into(), columns, rows, empty: "" });
-    out.push(Table {
+    Table { key: "channel", title: "Channels".into(), columns, rows, empty: "" }
+}
+
+/// Each channel's funnel and its weakest step.
+fn funnel(r: &Review) -> Table {
+    Table {
         key: "funnel",
         title: "Funnel".into(),
         columns: vec![
@@ -239,9 +272,13 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "",
-    });
+    }
+}
+
+/// Audience segments judged on the campaign's segment metric.
+fn segments(r: &Review) -> Table {
     let m = r.segment_metric;
-    out.push(Table {
+    Table {
         key: "segment",
         title: format!("Segments (judged on {})", m.label()),
         columns: vec![
@@ -270,10 +307,14 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "No segments: the sources do not break their figures down.",
-    });
+    }
+}
+
+/// The counters of each day.
+fn days(r: &Review) -> Table {
     let mut columns = vec![col("day", "day", true), col("date", "date", false)];
     columns.extend(counter_columns());
-    out.push(Table {
+    Table {
         key: "day",
         title: "By day".into(),
         columns,
@@ -287,8 +328,12 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "No data in the period.",
-    });
-    out.push(Table {
+    }
+}
+
+/// The alerts that fired, and when they resolved.
+fn alerts(r: &Review) -> Table {
+    Table {
         key: "alert",
         title: "Alerts".into(),
         columns: vec![
@@ -313,10 +358,14 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "No alert fired in the period.",
-    });
+    }
+}
+
+/// The actions sent, with cost per result and results per day around them.
+fn actions(r: &Review) -> Table {
     let per_day =
         |v: Option<f64>| Cell { text: v.map_or("–".into(), |v| format!("{v:.2}")), value: v, tone: Tone::Plain };
-    out.push(Table {
+    Table {
         key: "action",
         title: "Actions".into(),
         columns: vec![
@@ -349,8 +398,12 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "No action was sent in the period.",
-    });
-    out.push(Table {
+    }
+}
+
+/// The notes on the timeline.
+fn notes(r: &Review) -> Table {
+    Table {
         key: "note",
         title: "Notes".into(),
         columns: vec![
@@ -373,8 +426,12 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "No notes.",
-    });
-    out.push(Table {
+    }
+}
+
+/// This campaign against the one before, day by day.
+fn previous(r: &Review) -> Table {
+    Table {
         key: "previous",
         title: "Against the previous campaign".into(),
         columns: vec![
@@ -401,6 +458,5 @@ pub fn tables(r: &Review) -> Vec<Table> {
             })
             .collect(),
         empty: "No earlier campaign to compare with.",
-    });
-    out
+    }
 }

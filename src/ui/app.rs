@@ -12,7 +12,7 @@ use super::screens::channel::ChannelScreen;
 use super::screens::optimize::OptimizeScreen;
 use super::theme::Theme;
 use crate::alert::{AlertKey, AlertState, Severity};
-use crate::domain::{ChannelKey, ControlAction};
+use crate::domain::ChannelKey;
 use crate::engine::Command;
 use crate::engine::snapshot::{CampaignView, ChannelView, Snapshot};
 use crate::optimize::recommend::Change;
@@ -380,14 +380,7 @@ impl App {
                         return None;
                     }
                 };
-                let change = Change {
-                    channel: channel.clone(),
-                    action: ControlAction::SetBudget,
-                    value: Some(value),
-                    variant: None,
-                    before,
-                    after: value,
-                };
+                let change = Change::budget(&channel, before, value);
                 self.modal = Some(Modal::Confirm(Confirm {
                     text: format!("set {} on {campaign}", change.describe()),
                     command: Command::Apply {

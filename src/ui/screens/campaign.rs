@@ -126,14 +126,7 @@ impl App {
         let Some(ch) = self.selected_channel().cloned() else { return };
         let paused = ch.status == Some(ChannelStatus::Paused);
         let action = if paused { ControlAction::Resume } else { ControlAction::Pause };
-        let change = Change {
-            channel: ch.key.channel.clone(),
-            action,
-            value: None,
-            variant: None,
-            before: ch.daily_budget,
-            after: ch.daily_budget,
-        };
+        let change = Change::control(&ch.key.channel, action, ch.daily_budget);
         self.modal = Some(Modal::Confirm(Confirm {
             text: format!("{} on {}", change.describe(), ch.key.campaign),
             command: Command::Apply {

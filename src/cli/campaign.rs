@@ -1,0 +1,103 @@
+//! `cockpit campaign import|export|list|show|rm`: the plans in the database, as files.
+
+use super::{BadInput, CampaignCmd, ExportFormat, read_campaign};
+use crate::domain::Campaign;
+use crate::store::Store;
+use color_eyre::eyre::{WrapErr, eyre};
+
+pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
+    let get = |id: &str| -> color_eyre::Result<Campaign> {
+        store.campaign(id)?.ok_or_else(|| {
+            let known: Vec<String> = store.campaigns().unwrap_or_default().into_iter().map(|c| c.id).collect();
+            BadInput(format!(
+                "no campaign '{id}' in {} (known: {})",
+                store.path().display(),
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ))
+            .into()
+        })
+    };
+    match cmd {
+        CampaignCmd::Import { files } => {
+            // Parse every file before writing any, so a bad file leaves the database untouched.
+            let parsed = files.iter().map(|f| read_campaign(f)).collect::<color_eyre::Result<Vec<_>>>()?;
+            for c in parsed {
+                let verb = if store.campaign(&c.id)?.is_some() { "updated" } else { "imported" };
+                store.put_campaign(&c)?;
+                println!("{verb} {} ({} channels): {}", c.id, c.channels.len(), c.name);
+            }
+        }
+        CampaignCmd::Export { id, format, output } => {
+            let c = get(id)?;
+            let text = match format {
+                ExportFormat::Toml => c.to_toml(),
+                ExportFormat::Json => c.to_json() + "\n",
+            };
+            match output {
+                Some(p) => std::fs::write(p, text).wrap_err_with(|| format!("writing {}", p.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        CampaignCmd::List { json } => {
+            let all = store.campaigns()?;
+            if *json {
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({ "id": c.id, "name": c.name, "start": c.start, "end": c.end,
+                            "currency": c.currency, "total_budget": c.total_budget, "channels": c.channels.len() })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if all.is_empty() {
+                println!(
+                    "no campaigns in {} — try `cockpit demo` or `cockpit campaign import FILE`",
+                    store.path().display()
+                );
+            } else {
+                println!("{:<16} {:<12} {:<12} {:>4} {:>14}  NAME", "ID", "START", "END", "CH", "BUDGET");
+                for c in all {
+                    println!(
+                        "{:<16} {:<12} {:<12} {:>4} {:>10} {}  {}",
+                        c.id,
+                        c.start.format("%Y-%m-%d"),
+                        c.end.format("%Y-%m-%d"),
+                        c.channels.len(),
+                        crate::domain::format::count(c.total_budget.round() as i64),
+                        c.currency,
+                        c.name
+                    );
+                }
+            }
+        }
+        CampaignCmd::Show { id } => {
+            let c = get(id)?;
+            println!("{} — {}", c.id, c.name);
+            println!("{} → {}, budget {} {}", c.start, c.end, c.total_budget, c.currency);
+            for g in &c.goals {
+                println!("goal: {} {} by {}", g.metric, g.target, g.deadline.unwrap_or(c.end));
+            }
+            for k in &c.kpis {
+                println!("kpi:  {k}");
+            }
+            println!(
+                "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}",
+                "CHANNEL", "IMPR", "CLICKS", "LEADS", "CONV", "SPEND", "REVENUE"
+            );
+            for ch in &c.channels {
+                let t = store.cursor(&crate::domain::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
+                println!(
+                    "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12.2} {:>12.2}",
+                    ch.id, t.impressions, t.clicks, t.leads, t.conversions, t.spend, t.revenue
+                );
+            }
+        }
+        CampaignCmd::Rm { id } => {
+            if !store.remove_campaign(id)? {
+                return Err(eyre!(BadInput(format!("no campaign '{id}' in {}", store.path().display()))));
+            }
+            println!("removed {id}");
+        }
+    }
+    Ok(())
+}
