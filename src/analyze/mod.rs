@@ -1,6 +1,36 @@
 //! Analysis: windows and period over period, KPI cells judged against the previous window and
 //! the campaign's limits, the funnel, segment outliers with a volume guard, and campaigns
 //! aligned by day since launch. Pure functions over counters; `data` reads them from the store.
+//!
+//! `6` opens the analyze view of the campaign selected on the overview (`j`/`k` change it), in
+//! four modes (`f`):
+//!
+//! - **compare** — every channel and the campaign's total over a window (`w`: last hour, today,
+//!   7 days, campaign to date; `W` types one: `06-05..06-07` for whole days, `06-05 09:00..18:00`,
+//!   `06-05..` up to now) with the change against the window before (the hour before, yesterday
+//!   to this time, the 7 days before, the equal span before). A value outside the campaign's limit is red; a
+//!   change is green when it is better for that KPI (a lower CPL is, a lower CTR is not), grey
+//!   when either side has too little volume to say (10 results, 1,000 impressions for CTR).
+//! - **funnel** — impressions → clicks → leads → conversions per channel with each step's rate;
+//!   the step furthest below the campaign's own rate (with enough volume) is marked weak.
+//! - **segments** — over the same window (kept by the hour, so its edges round out to whole
+//!   hours; to date from the running totals), summed over channels, ranked on the campaign's first KPI
+//!   limit; "far worse/better" needs ≥ 3 standard errors, ≥ 20 % from the average and ≥ 20
+//!   expected results (binomial for rates, results per spend for costs and ROAS).
+//! - **vs past** — the goal metric by day since launch beside an earlier campaign (`x` cycles:
+//!   those sharing a tag first, then the average of each tag shared by two or more); today's
+//!   partial day is compared with the same share of the earlier campaign's day. The demo records
+//!   last year's 618 festival for this.
+//!
+//! Window sums use the hourly rollups for whole hours and the raw samples (kept 48 h) for the
+//! partial hours at the edges, or the hour's rollup in proportion once those are gone.
+//!
+//! **Notes** — `n` in any view writes a note at this moment on the selected campaign (and
+//! channel, in the campaign and channel views); `cockpit note add --campaign ID [--channel CH]
+//! [--at TIME] TEXT` does the same from a shell, `cockpit note list [--campaign ID] [--json]` lists
+//! them. Alerts firing and resolving and applied actions add themselves. Notes are stored in sled.
+//! The channel view's chart marks the notes of its channel and campaign with a vertical line and
+//! names the latest under the chart.
 
 pub mod data;
 pub mod notes;

@@ -1,6 +1,51 @@
 //! A campaign's plan: dates, budget, SMART goals, KPI limits and the channels that carry it.
 //! Parsed from TOML or JSON files and validated here, so every layer above works with a plan
 //! that makes sense. Errors name the file, line and field.
+//!
+//! # The campaign file
+//!
+//! TOML (or the same shape in JSON). Times are RFC 3339 with an offset; the offset is the
+//! campaign's local day for daily budgets.
+//!
+//! ```toml
+//! id = "q2-webinar"                      # letters, digits, - _ .
+//! name = "Q2 数字化转型研讨会 Webinar series"
+//! start = "2026-05-25T00:00:00+08:00"
+//! end = "2026-06-30T23:59:59+08:00"
+//! currency = "CNY"                       # any ISO 4217 code; CNY by default
+//! total_budget = 90000.0
+//! tags = ["webinar", "b2b"]              # optional
+//! description = "…"                      # optional
+//! kpis = ["cpl <= 200", "cvr >= 0.1", "ctr >= 0.008"]   # metric, <= < >= >, number
+//!
+//! [[goals]]                              # SMART: metric, target, deadline (default: end)
+//! name = "500 qualified leads"
+//! metric = "leads"
+//! target = 500.0
+//! deadline = "2026-06-30T23:59:59+08:00"
+//!
+//! [[channels]]
+//! id = "baidu-search"
+//! name = "百度搜索 Baidu search"
+//! kind = "search"                        # optional: social, search, video, kol, email, sms, ecommerce, appstore…
+//! source = "https://stats.example.com/q2"   # stats URL; channels sharing one are fetched together
+//! source_id = "bd-123"                   # optional: the channel's id in the source, if not `id`
+//! control = "https://ads.example.com/control/q2"   # optional control endpoint
+//! daily_budget = 900.0
+//! min_budget = 300.0                     # optional
+//! max_budget = 2500.0                    # optional
+//! poll_interval = "30s"                  # optional
+//! kpis = ["cpc <= 5"]                    # optional, per channel
+//! ```
+//!
+//! Metrics: `impressions clicks leads conversions spend revenue` (counters) and `ctr` = clicks /
+//! impressions, `cvr` = conversions / clicks, `cpc` = spend / clicks, `cpm` = spend / impressions ×
+//! 1000, `cpl` = spend / leads, `cpa` = spend / conversions, `roas` = revenue / spend, `roi` =
+//! (revenue − spend) / spend. A zero denominator shows `–`, never NaN or ∞.
+//!
+//! `fixtures/` holds three campaigns drawn from practice: a B2B webinar series (500 qualified
+//! leads, registration rate 10 %), a 618 festival promotion judged on ROAS across marketplace,
+//! short video, feed, search, KOL and e-mail, and an app-install launch with an A/B creative test.
 
 use super::alerting::{AlertRules, Contingency};
 use super::metrics::{Metric, elapsed_share};

@@ -2,6 +2,23 @@
 //! writes them to the store in batches, keeps the hot windows in memory, tracks source health,
 //! and publishes a fresh `Snapshot` after each burst of changes. The UI talks to it with
 //! `Command`s.
+//!
+//! # Data flow
+//!
+//! Data flows one way: pollers (one tokio task per source) → the engine (the one owner of state:
+//! cursors, in-memory windows, health, sled writes in transactions of whole campaigns, about 100
+//! samples each) → an immutable `Snapshot` on a watch channel, one per burst of answers (published
+//! 20 ms after the last answer of a burst, at most 10 a second) → the UI, which renders from the
+//! snapshot only and sends `Command`s back. The UI redraws on new data, input or resize — at
+//! most 20 frames a second, each wrapped in synchronized output — and never on a timer while
+//! idle.
+//!
+//! Inside the engine, one file per job: `ingest` (readings → cursors → samples), `persist`
+//! (the `Writer`: the store handle, the queue of samples, the write-error state, pruning,
+//! packing, compaction), `alerting` (judge → step → persist), `publish` (views and snapshots),
+//! `series` (chart series and sparkline history), `startup` (the first frame, then every
+//! channel's state), `actions` (control actions and the journal), `analysis` (notes and the
+//! analyze view), `health` (each source's polls).
 
 mod actions;
 mod alerting;

@@ -2,8 +2,17 @@
 //! key, a timeout per attempt, and retries with the same key on timeouts, connection errors and
 //! 5xx answers — the endpoint applies a key once, so a retry never applies twice. A 4xx answer
 //! is final. A request that went out and got no answer is *unknown* (`ControlError::Unknown`):
-//! it may have been applied, and the journal says so. The bearer token goes only over https or to a loopback host, and never appears in
-//! an error.
+//! it may have been applied, and the journal says so. The bearer token goes only over https or
+//! to a loopback host, and never appears in an error.
+//!
+//! **Control** — `POST <control>` with
+//! `{ "channel": "douyin", "action": "pause" | "resume" | "set_budget" | "declare_winner", "value": 8000.0, "variant": "B", "idempotency_key": "…" }`
+//! (`value` for `set_budget`; `variant` for `declare_winner`, which sends all traffic to that
+//! variant — without one it restores the A/B split); 2xx means applied; a repeated key returns the
+//! first outcome without applying again (409 if the key is reused for a different request). The
+//! cockpit retries a timeout, a connection error or a 5xx with the same key (3 attempts, 5 s each);
+//! a 4xx is final. A token in `COCKPIT_CONTROL_TOKEN` is sent as `Authorization: Bearer` only over
+//! https or to a loopback host.
 
 use crate::domain::ControlAction;
 use crate::poll::{Secret, may_carry_token};

@@ -1,6 +1,39 @@
 //! Fetches stats sources over HTTP and hands what they say to the engine. One task per source
 //! URL (channels sharing a URL share the request); a semaphore bounds how many requests are in
 //! flight; failures back off exponentially with jitter; bodies are capped in size.
+//!
+//! # The stats protocol, version 1
+//!
+//! **Stats** — `GET <source>` answers JSON. Counters are cumulative since the channel started, like
+//! Prometheus counters: a missed poll loses nothing, and a counter that goes down is a reset (the
+//! new value counts from zero), never a negative delta.
+//!
+//! ```json
+//! { "version": 1, "generated_at": "2026-03-02T09:00:00Z",
+//!   "channels": [ { "id": "wechat-moments", "campaign": "spring-launch", "status": "active",
+//!       "daily_budget": 2000.0, "currency": "CNY",
+//!       "totals": { "impressions": 120000, "clicks": 3400, "leads": 210, "conversions": 40,
+//!                   "spend": 1820.55, "revenue": 9800.0 },
+//!       "variants": [ { "id": "A", "impressions": 60000, "clicks": 1800, "conversions": 22 } ] } ] }
+//! ```
+//!
+//! **Segments** (optional, backward compatible) — a channel may add
+//! `"segments": [ { "dimension": "age", "value": "25-34", "impressions": 41000, "clicks": 1200, "leads": 80, "conversions": 19, "spend": 610.4, "revenue": 4800.0 }, … ]`:
+//! cumulative counters per audience segment, each dimension (device, age band, region, audience
+//! tag…) partitioning the channel's traffic. Missing counters are 0; a duplicate
+//! (dimension, value), an empty name or a bad number is bad data naming the segment. Sources that
+//! send none are unaffected; the cockpit keeps each segment's reset-safe running total.
+//!
+//! Only `channels[].id` and `totals` are required; unknown fields are ignored. `campaign` picks the
+//! right entry when one document serves several campaigns. Refused as bad data: counters that are
+//! negative, fractional or not numbers, duplicate channel ids, another `version`. A `generated_at`
+//! more than 5 minutes ahead of the cockpit's clock is ignored (the arrival time is used, and the
+//! source is flagged). Responses are capped at 8 MiB.
+//!
+//! **Polling** — one request per distinct source URL per interval, at most 32 in flight, a 5 s
+//! timeout, exponential backoff with equal jitter on failure (up to 32 intervals or 60 s). Source
+//! health: `ok`, `slow` (slower than half the timeout), `stale` (no good poll for 3 intervals),
+//! `bad data`, `failing` (with the last error text).
 
 pub mod auth;
 pub mod wire;

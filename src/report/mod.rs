@@ -3,6 +3,25 @@
 //! and how long they fired, the actions taken with their measured effect, the notes, and the
 //! comparison with the previous comparable campaign. Built once from the store into `Review`,
 //! whose numbers are rounded to the cent here, so that every format prints the same figures.
+//!
+//! **Review report (复盘)** — `cockpit report ID [--format md|html|csv|json] [--from T] [--to T]
+//! [-o FILE]` (T: RFC 3339 or a date, midnight in the campaign's zone): goals against achieved and
+//! against time, spend against budget and pacing, KPI limits, the channel table, the funnel,
+//! segments, spend and results by day, the alerts and how long they fired, the actions from the
+//! journal with the channel's cost per result and results per day 24 h before and after, the
+//! notes, and where the campaign stood against the previous comparable one on the same day. HTML
+//! is one file with inline CSS and SVG charts (goal vs target pace vs last campaign, spend per
+//! day vs plan), no scripts and no external resources. All formats print the same figures,
+//! rounded to the cent once when the review is built (`tests/report.rs` checks it and keeps a
+//! golden file per format). To look at the HTML as a browser draws it:
+//!
+//! ```sh
+//! cargo run --release -- demo --db /tmp/demo.db      # q after a minute
+//! cargo run --release -- report 618-promo --db /tmp/demo.db --format html -o /tmp/review.html
+//! chromium --headless --no-sandbox --screenshot=/tmp/review.png --window-size=1200,2400 file:///tmp/review.html
+//! ```
+//!
+//! `tests/render-report.sh [OUT.png]` does all of it. (CJK names need a CJK font on the machine that renders it, e.g. Debian's `fonts-noto-cjk`.)
 
 mod html;
 mod tables;

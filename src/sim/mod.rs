@@ -1,6 +1,43 @@
 //! The built-in simulated ad network, served over HTTP on loopback: the stats protocol of
 //! DESIGN.md §3 and a control endpoint it obeys. Used by `cockpit demo`, `cockpit sim`, tests
 //! and benchmarks.
+//!
+//! `cockpit sim` serves `GET /stats`, `/stats/{campaign}`, `/stats/{campaign}/{channel}`,
+//! `POST /control/{campaign}` and `GET /healthz`. Channels spend their daily budget along a
+//! Chinese-traffic hour-of-day curve (quiet before dawn, evening peak) and stop at the cap; spend
+//! becomes impressions at the CPM, then clicks, leads and conversions by binomial draws (noise
+//! proportional to volume), revenue per conversion with log-normal spread; A/B variants split
+//! impressions. It obeys pause/resume/set_budget/declare_winner. A scenario file sets the start time, seed,
+//! campaigns, per-channel performance and scripted incidents:
+//!
+//! ```toml
+//! start = "2026-06-08T09:00:00+08:00"
+//! seed = 618
+//! campaigns = ["../618-promo.toml"]            # empty: the built-in demo campaigns
+//! [channels."618-promo/douyin"]
+//! cpm = 30.0
+//! ctr = 0.012
+//! lead_rate = 0.04
+//! cvr = 0.02
+//! aov = 230.0
+//! variants = [{ id = "A", share = 0.5 }, { id = "B", share = 0.5, ctr_mult = 1.25 }]
+//! [[events]]
+//! at = "+2h"                                   # or an RFC 3339 time
+//! target = "618-promo/douyin"                  # or "618-promo/*", "*"
+//! kind = "ctr"                                 # ctr | cvr | cpm (factor), http_error (status), hang, reset, pause
+//! factor = 0.4
+//! duration = "4h"                              # optional
+//! ```
+//!
+//! `cockpit sim --channels N --campaigns M` serves N synthetic channels spread over M campaigns
+//! instead (`--write-campaigns DIR` writes their campaign files for `campaign import`); with
+//! `--sources channel` (the default) each channel has its own URL, with `--sources campaign` a
+//! campaign's channels share one URL whose answer lists them all, as ad platforms' reporting APIs
+//! answer.
+//!
+//! The demo scenario (`fixtures/scenarios/demo.toml`) starts on 8 June 2026 at 09:00 Beijing time:
+//! at +2h Douyin's CTR falls 60 % for 4 h, at +5h the e-mail platform's API returns 500 for 40 min,
+//! at +8h Kuaishou's counters reset.
 
 pub mod history;
 pub mod model;

@@ -1,6 +1,48 @@
 //! The sled database behind a typed API. Only this module names sled. Trees follow DESIGN.md §4;
 //! values are JSON so that added fields stay readable; sample keys end in a big-endian
 //! timestamp so a range scan is a time window. One writer: the engine.
+//!
+//! One file per tree or job, each its own `impl Store`: `schema` (version, migrations, the
+//! manifest), `campaigns` (plans and their totals), `alerts` (states and silences), `journal`,
+//! `notes` (and snoozes), `samples` (cursors, samples, rollups, packing, pruning),
+//! `compaction`.
+//!
+//! # Layout, packing and compaction
+//!
+//! Samples are keyed `campaign ‖ channel ‖ big-endian time`, so a time window is one range scan;
+//! raw samples are kept 48 h (campaign time), hourly rollups (and hourly segment rollups, for
+//! sources that send segments) for ever. Samples are stored at a resolution of one minute: the
+//! readings of a channel within a minute (every reading, at 1 s polls) are folded into one stored
+//! sample, written with the channel's cursor as that sample left it, every 5 s at most. The last
+//! 120 samples of each channel kept in memory for the sparklines and the alert rules are folded
+//! the same way (the sample of the minute under way grows with every reading): two hours at any
+//! poll rate, the same after a restart, when they are read back from the store (sparklines draw
+//! counts and money per minute of each sample's interval). A crash costs the resolution of the
+//! minute under way, never counts: the sources' counters are cumulative, so the first reading
+//! after the restart carries what the lost readings held. Each channel's current hourly rollup is
+//! kept in memory and written, not read back, as samples come in. Once an hour, each channel's
+//! samples of every hour that closed (10 minutes ago or more) are packed into one record, and its
+//! hourly rollups and segment rollups of every day that closed into one record per day: sled
+//! keeps at most 16 records in a leaf and reads where every leaf lies when it opens, so opening
+//! takes time in proportion to the records (a week of hourly rollups is 7 records per channel
+//! instead of 168, two days of minute samples 48 instead of 2,880). Readers merge the blocks
+//! with the records written since; a record late for a packed block is added to it (or, for a
+//! sample, stands over the packed one) at the next packing. Raw retention removes packed hours
+//! whole, so a sample is kept 48 to 49 hours. Start-up draws its first frame from the campaigns
+//! and one record per campaign that sums up its channels' cursors (campaign-to-date totals and
+//! today's figures), written in the same transaction as the cursors; every channel's cursor is
+//! then read on another thread (two, split at the middle campaign) while that frame is on screen.
+//! Totals that no longer sum up a campaign's channels (its channels changed while the cockpit was
+//! away, or a writer that does not keep them wrote the cursors) are not shown, and are written
+//! again once the cursors are read. Charts read their history when they open, and the last 120
+//! samples per channel are read in the background.
+//!
+//! sled does not give back the space of records that were overwritten or deleted when their
+//! lifetimes mix, so the database is compacted: once its file is twice its size after the last
+//! compaction (64 MiB at least), every record is copied into `<db>.compacting` on a background
+//! thread while data keeps coming in (the header says `compacting DB…`); the writes made
+//! meanwhile are replayed onto the copy, which is then put in place of the old file. A copy cut
+//! short by a crash is deleted, a swap cut short is finished, on the next start.
 
 mod alerts;
 mod campaigns;

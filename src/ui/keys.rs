@@ -58,6 +58,21 @@ pub enum Scope {
     Analyze,
 }
 
+impl Scope {
+    /// Where a binding applies, in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::Global => "everywhere",
+            Scope::Lists => "lists",
+            Scope::Campaign => "campaign view",
+            Scope::Channel => "channel view",
+            Scope::Alerts => "alerts view",
+            Scope::Optimize => "optimize view",
+            Scope::Analyze => "analyze view",
+        }
+    }
+}
+
 pub struct Binding {
     pub keys: &'static str,
     pub action: Action,
@@ -119,6 +134,17 @@ pub const BINDINGS: &[Binding] = &[
     b("W", Action::CustomWindow, Scope::Analyze, "window: type FROM..TO", None),
     b("x", Action::CompareWith, Scope::Analyze, "past: next earlier campaign", Some("vs")),
 ];
+
+/// Every binding as a Markdown table (key, what it does, where), for the README: a test
+/// checks that the README's table is this one.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | does | where |\n|---|---|---|\n");
+    for b in BINDINGS {
+        let keys: Vec<String> = b.keys.split(' ').map(|k| format!("`{k}`")).collect();
+        out.push_str(&format!("| {} | {} | {} |\n", keys.join(" "), b.help, b.scope.label()));
+    }
+    out
+}
 
 /// The action for a key press in a view of the given scope, if any.
 pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
