@@ -112,6 +112,16 @@ pub struct Channel {
     /// The channel's id in the source's document, when it differs from `id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
+    /// How the source answers: `cockpit` (the default), `json` with a `mapping`, or a preset
+    /// (`meta-insights`, `google-ads`, …; see `domain::source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The request settings, over the preset's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<super::source::Request>,
+    /// The mapping of the answer, over the preset's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<super::source::Mapping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<String>,
     pub daily_budget: f64,
@@ -131,6 +141,12 @@ pub struct Channel {
 impl Channel {
     pub fn source_id(&self) -> &str {
         self.source_id.as_deref().unwrap_or(&self.id)
+    }
+
+    /// How this channel's source is read (`None`: the cockpit protocol). Checked when the
+    /// campaign is validated.
+    pub fn source_format(&self) -> Option<super::source::Resolved> {
+        super::source::resolve(self.format.as_deref(), self.request.as_ref(), self.mapping.as_ref()).ok().flatten()
     }
 }
 
@@ -360,6 +376,18 @@ impl Campaign {
                 return Err((f("poll_interval"), "must be at least 100ms".into()));
             }
             c.alerts.validate().map_err(|(n, m)| (f(&format!("alerts.{n}")), m))?;
+            let format = super::source::resolve(c.format.as_deref(), c.request.as_ref(), c.mapping.as_ref())
+                .map_err(|(n, m)| (f(&n), m))?;
+            // Channels sharing a source share its request: they must read it the same way.
+            if let Some(o) = self.channels[..i].iter().find(|o| o.source == c.source) {
+                let same = o.source_format().map(|r| (r.format, r.request)) == format.map(|r| (r.format, r.request));
+                if !same {
+                    return Err((
+                        f("format"),
+                        format!("channel '{}' reads the same source with another format or request", o.id),
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -11,6 +11,9 @@ pub enum Health {
     Slow,
     /// No good poll for several intervals.
     Stale,
+    /// The platform asked us to slow down (HTTP 429, a throttling code): polling resumes when
+    /// it said, or after a back-off.
+    Throttled,
     /// Answering with data we refuse (schema, NaN, negative counters, missing channel).
     BadData,
     /// Not answering, or answering with an HTTP error.
@@ -24,6 +27,7 @@ impl Health {
             Health::Ok => "ok",
             Health::Slow => "slow",
             Health::Stale => "stale",
+            Health::Throttled => "throttled",
             Health::BadData => "bad data",
             Health::Failing => "failing",
         }
@@ -34,7 +38,7 @@ impl Health {
         match self {
             Health::Pending | Health::Ok => 0,
             Health::Slow => 1,
-            Health::Stale => 2,
+            Health::Stale | Health::Throttled => 2,
             Health::BadData => 3,
             Health::Failing => 4,
         }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod key;
 pub mod metrics;
 pub mod note;
+pub mod source;
 pub mod time;
 
 pub use alerting::{AlertRules, Contingency, RuleKind, RuleSettings, Severity};

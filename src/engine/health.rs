@@ -15,6 +15,8 @@ pub struct SourceState {
     pub latency: Option<Duration>,
     pub last_error: Option<String>,
     pub bad_data: bool,
+    /// The last answer asked us to slow down.
+    pub throttled: bool,
     pub failures: u32,
     pub polls: u64,
     pub health: Health,
@@ -35,6 +37,7 @@ impl SourceState {
             latency: None,
             last_error: None,
             bad_data: false,
+            throttled: false,
             failures: 0,
             polls: 0,
             health: Health::Pending,
@@ -48,6 +51,7 @@ impl SourceState {
         self.latency = Some(latency);
         self.failures = 0;
         self.polls += 1;
+        self.throttled = false;
         self.bad_data = warning.is_some();
         self.last_error = warning;
     }
@@ -57,8 +61,15 @@ impl SourceState {
         self.latency = Some(latency);
         self.failures += 1;
         self.polls += 1;
+        self.throttled = false;
         self.bad_data = bad_data;
         self.last_error = Some(error);
+    }
+
+    /// The platform throttled us; `error` says when polling resumes.
+    pub fn record_throttled(&mut self, at: Instant, latency: Duration, error: String) {
+        self.record_err(at, latency, error, false);
+        self.throttled = true;
     }
 
     /// The health as of `now`; returns whether it changed.
@@ -68,6 +79,8 @@ impl SourceState {
             if now.duration_since(self.created) > stale_after { Health::Stale } else { Health::Pending }
         } else if self.bad_data {
             Health::BadData
+        } else if self.throttled {
+            Health::Throttled
         } else if self.failures > 0 {
             Health::Failing
         } else if self.last_ok.is_none_or(|t| now.duration_since(t) > stale_after) {

@@ -36,6 +36,7 @@
 //! `bad data`, `failing` (with the last error text).
 
 pub mod auth;
+pub mod mapping;
 pub mod wire;
 
 pub use auth::{Secret, may_carry_token};

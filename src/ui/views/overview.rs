@@ -322,6 +322,7 @@ pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
         Health::Ok => ("●", t.good),
         Health::Slow => ("◐", t.warn),
         Health::Stale => ("◌", t.warn),
+        Health::Throttled => ("◔", t.warn),
         Health::BadData => ("?", t.bad),
         Health::Failing => ("✖", t.bad),
     }

@@ -1,0 +1,421 @@
+//! How a channel's numbers are read: the source's `format` and, for anything but the cockpit's
+//! own protocol, a declarative request and mapping. A preset is only a mapping shipped with
+//! the program (`src/domain/presets/*.toml`); a channel names one and overrides what it
+//! needs, field by field. Nothing here fetches: `poll` compiles and applies what is declared.
+//!
+//! A mapping selects the rows of an answer with one JMESPath expression, and gives per row its
+//! id (matched against the channel's `source_id`), its period (for `rows` sources) and each
+//! counter. Numbers may come as strings; `scale` turns micros into units. Modes:
+//! - `cumulative`: counters since the channel started (as the cockpit protocol);
+//! - `window`: totals since the campaign started, asked for with `{since}` = its first day;
+//! - `rows`: one row per day (or hour); each (channel, period) is kept, the counter is their
+//!   sum, and every poll asks for the last `restate_days` periods again and replaces them, so a
+//!   restated day changes the total by the difference, never by the sum.
+//!
+//! Request values may use `{since}`, `{until}`, `{today}` (dates in the campaign's time zone,
+//! `YYYY-MM-DD`) and `{secret:NAME}` (from the environment or `[secrets]` in `config.toml`;
+//! never from the campaign file).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The counters a mapping fills, in the order of `Counters`.
+pub const COUNTERS: [&str; 6] = ["impressions", "clicks", "leads", "conversions", "spend", "revenue"];
+
+/// How a source's counters relate to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Cumulative,
+    Window,
+    Rows,
+}
+
+/// The length of a `rows` source's periods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodLength {
+    #[default]
+    Day,
+    Hour,
+}
+
+/// A counter's expression, with a factor for units such as micros.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Field {
+    Expr(String),
+    Scaled { expr: String, scale: f64 },
+}
+
+impl Field {
+    pub fn expr(&self) -> &str {
+        match self {
+            Field::Expr(e) | Field::Scaled { expr: e, .. } => e,
+        }
+    }
+
+    pub fn scale(&self) -> f64 {
+        match self {
+            Field::Expr(_) => 1.0,
+            Field::Scaled { scale, .. } => *scale,
+        }
+    }
+}
+
+/// Where the rows are and what each field of a row is. Every field is optional so that a
+/// channel can override a preset's fields one by one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_length: Option<PeriodLength>,
+    /// `rows` sources: how many of the latest periods every poll asks for again (7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restate_days: Option<u32>,
+    /// Selects the rows of one page of the answer (an array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
+    /// Per row: the platform's id of what the row is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Per row (`rows` mode): the period's start, `YYYY-MM-DD`, `YYYYMMDD`, `YYYY-MM-DD HH:MM:SS`
+    /// or RFC 3339; dates are in the campaign's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impressions: Option<Field>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clicks: Option<Field>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leads: Option<Field>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversions: Option<Field>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Field>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Field>,
+}
+
+impl Mapping {
+    /// `self` with the fields `over` sets replacing its own.
+    pub fn merged(&self, over: &Mapping) -> Mapping {
+        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
+        let field = |a: &Option<Field>, b: &Option<Field>| b.clone().or_else(|| a.clone());
+        Mapping {
+            mode: over.mode.or(self.mode),
+            period_length: over.period_length.or(self.period_length),
+            restate_days: over.restate_days.or(self.restate_days),
+            rows: pick(&self.rows, &over.rows),
+            id: pick(&self.id, &over.id),
+            period: pick(&self.period, &over.period),
+            impressions: field(&self.impressions, &over.impressions),
+            clicks: field(&self.clicks, &over.clicks),
+            leads: field(&self.leads, &over.leads),
+            conversions: field(&self.conversions, &over.conversions),
+            spend: field(&self.spend, &over.spend),
+            revenue: field(&self.revenue, &over.revenue),
+        }
+    }
+
+    /// The counters' fields by name, in the order of `COUNTERS`.
+    pub fn counters(&self) -> [(&'static str, Option<&Field>); 6] {
+        [
+            ("impressions", self.impressions.as_ref()),
+            ("clicks", self.clicks.as_ref()),
+            ("leads", self.leads.as_ref()),
+            ("conversions", self.conversions.as_ref()),
+            ("spend", self.spend.as_ref()),
+            ("revenue", self.revenue.as_ref()),
+        ]
+    }
+
+    /// Every expression with the name of its field.
+    pub fn expressions(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        for (name, e) in [("rows", &self.rows), ("id", &self.id), ("period", &self.period)] {
+            if let Some(e) = e {
+                out.push((name, e.as_str()));
+            }
+        }
+        out.extend(self.counters().into_iter().filter_map(|(n, f)| f.map(|f| (n, f.expr()))));
+        out
+    }
+}
+
+/// How further pages are asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    /// An expression giving the next page's full URL (`paging.next`); none ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// An expression giving a cursor, sent as the query parameter `param` (`after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// Numbered pages: the page number's parameter, counted from 1, until `total_pages`
+    /// (an expression) or a page with no rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_param: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_pages: Option<String>,
+    /// Pages read per poll at most (50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pages: Option<u32>,
+}
+
+/// The request a source is read with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// `GET` (the default) or `POST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// A body template (JSON, for POST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paging: Option<Paging>,
+}
+
+impl Request {
+    /// `self` with what `over` sets replacing its own (query and headers key by key).
+    pub fn merged(&self, over: &Request) -> Request {
+        let mut query = self.query.clone();
+        query.extend(over.query.clone());
+        let mut headers = self.headers.clone();
+        headers.extend(over.headers.clone());
+        Request {
+            method: over.method.clone().or_else(|| self.method.clone()),
+            query,
+            headers,
+            body: over.body.clone().or_else(|| self.body.clone()),
+            paging: over.paging.clone().or_else(|| self.paging.clone()),
+        }
+    }
+
+    /// Every value that may hold a placeholder, with where it sits.
+    pub fn templates(&self) -> Vec<(String, &str)> {
+        let mut out: Vec<(String, &str)> = Vec::new();
+        out.extend(self.query.iter().map(|(k, v)| (format!("request.query.{k}"), v.as_str())));
+        out.extend(self.headers.iter().map(|(k, v)| (format!("request.headers.{k}"), v.as_str())));
+        if let Some(b) = &self.body {
+            out.push(("request.body".into(), b.as_str()));
+        }
+        out
+    }
+}
+
+/// A preset: the request and mapping of one platform's reporting API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// What the channel's `source` URL must be, in words (shown when it looks wrong).
+    pub source: String,
+    /// A line that the platform's error answers carry, to name them ("Google Ads").
+    pub platform: String,
+    #[serde(default)]
+    pub request: Request,
+    pub mapping: Mapping,
+}
+
+/// The presets shipped with the program, by name, as TOML.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("meta-insights", include_str!("presets/meta-insights.toml")),
+    ("google-ads", include_str!("presets/google-ads.toml")),
+    ("tiktok", include_str!("presets/tiktok.toml")),
+    ("oceanengine", include_str!("presets/oceanengine.toml")),
+    ("baidu", include_str!("presets/baidu.toml")),
+    ("ga4", include_str!("presets/ga4.toml")),
+];
+
+/// The preset called `name`.
+pub fn preset(name: &str) -> Option<Preset> {
+    let (_, text) = PRESETS.iter().find(|(n, _)| *n == name)?;
+    Some(toml::from_str(text).unwrap_or_else(|e| panic!("preset {name} is malformed: {e}")))
+}
+
+/// The format names a channel may give.
+pub fn format_names() -> Vec<&'static str> {
+    let mut names = vec!["cockpit", "json"];
+    names.extend(PRESETS.iter().map(|(n, _)| *n));
+    names
+}
+
+/// A channel's source as it will be read: the format's preset (if any) with the channel's
+/// overrides on top. `None` for the cockpit's own protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub format: String,
+    pub platform: Option<String>,
+    pub request: Request,
+    pub mapping: Mapping,
+}
+
+/// Resolves a channel's `format`, `request` and `mapping`; an error names the field.
+pub fn resolve(
+    format: Option<&str>,
+    request: Option<&Request>,
+    mapping: Option<&Mapping>,
+) -> Result<Option<Resolved>, (String, String)> {
+    let name = format.unwrap_or("cockpit");
+    let (base_request, base_mapping, platform) = match name {
+        "cockpit" => {
+            if request.is_some() || mapping.is_some() {
+                return Err(("format".into(), "request and mapping need a format such as \"json\" or a preset".into()));
+            }
+            return Ok(None);
+        }
+        "json" => (Request::default(), Mapping::default(), None),
+        other => match preset(other) {
+            Some(p) => (p.request, p.mapping, Some(p.platform)),
+            None => {
+                return Err((
+                    "format".into(),
+                    format!("unknown format '{other}' (known: {})", format_names().join(", ")),
+                ));
+            }
+        },
+    };
+    let request = request.map_or(base_request.clone(), |r| base_request.merged(r));
+    let mapping = mapping.map_or(base_mapping.clone(), |m| base_mapping.merged(m));
+    let resolved = Resolved { format: name.to_string(), platform, request, mapping };
+    resolved.check()?;
+    Ok(Some(resolved))
+}
+
+impl Resolved {
+    pub fn mode(&self) -> Mode {
+        self.mapping.mode.unwrap_or_default()
+    }
+
+    /// Every expression compiles, the fields a mode needs are there, placeholders are known.
+    fn check(&self) -> Result<(), (String, String)> {
+        let m = &self.mapping;
+        for (name, present) in [("rows", m.rows.is_some()), ("id", m.id.is_some())] {
+            if !present {
+                return Err((format!("mapping.{name}"), "is needed: an expression".into()));
+            }
+        }
+        if self.mode() == Mode::Rows && m.period.is_none() {
+            return Err(("mapping.period".into(), "is needed in rows mode: the row's day or hour".into()));
+        }
+        if m.counters().iter().all(|(_, f)| f.is_none()) {
+            return Err(("mapping".into(), format!("maps no counter (any of {})", COUNTERS.join(", "))));
+        }
+        for (name, expr) in m.expressions() {
+            if let Err(e) = jmespath::compile(expr) {
+                return Err((format!("mapping.{name}"), format!("`{expr}`: {}", first_line(&e.to_string()))));
+            }
+        }
+        for (name, f) in m.counters() {
+            if let Some(f) = f
+                && !(f.scale().is_finite() && f.scale() > 0.0)
+            {
+                return Err((format!("mapping.{name}"), "scale must be a positive number".into()));
+            }
+        }
+        if let Some(p) = &self.request.paging {
+            for (name, e) in [("next", &p.next), ("cursor", &p.cursor), ("total_pages", &p.total_pages)] {
+                if let Some(e) = e
+                    && let Err(err) = jmespath::compile(e)
+                {
+                    return Err((format!("request.paging.{name}"), format!("`{e}`: {}", first_line(&err.to_string()))));
+                }
+            }
+            if p.cursor.is_some() != p.param.is_some() {
+                return Err((
+                    "request.paging".into(),
+                    "a cursor needs its query parameter (param) and the other way round".into(),
+                ));
+            }
+        }
+        if let Some(m) = &self.request.method
+            && !matches!(m.as_str(), "GET" | "POST")
+        {
+            return Err(("request.method".into(), format!("'{m}': GET or POST")));
+        }
+        for (place, t) in self.request.templates() {
+            if let Err(bad) = check_template(t) {
+                return Err((place, format!("unknown placeholder {{{bad}}} (use since, until, today or secret:NAME)")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The placeholders of a template: `Ok` when each is one we fill.
+fn check_template(t: &str) -> Result<(), String> {
+    for name in placeholders(t) {
+        if !matches!(name, "since" | "until" | "today") && !name.starts_with("secret:") {
+            return Err(name.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The `{name}` placeholders of a template (JSON braces around them are not placeholders).
+pub fn placeholders(t: &str) -> impl Iterator<Item = &str> {
+    t.match_indices('{').filter_map(move |(i, _)| {
+        let after = &t[i + 1..];
+        let name = &after[..after.find('}')?];
+        let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
+        plain.then_some(name)
+    })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses_and_checks() {
+        for (name, _) in PRESETS {
+            let r = resolve(Some(name), None, None).unwrap_or_else(|e| panic!("{name}: {e:?}")).unwrap();
+            assert_eq!(r.format, *name);
+            assert!(r.platform.is_some());
+        }
+    }
+
+    #[test]
+    fn a_channel_overrides_a_preset_field_by_field() {
+        let over = Mapping {
+            leads: Some(Field::Expr("actions[?action_type=='offsite_lead'].value | [0]".into())),
+            ..Default::default()
+        };
+        let r = resolve(Some("meta-insights"), None, Some(&over)).unwrap().unwrap();
+        assert_eq!(r.mapping.leads.as_ref().unwrap().expr(), "actions[?action_type=='offsite_lead'].value | [0]");
+        assert!(r.mapping.spend.is_some(), "the preset's other fields stay");
+    }
+
+    #[test]
+    fn bad_mappings_name_the_field() {
+        let bad = Mapping { clicks: Some(Field::Expr("clicks[".into())), ..Default::default() };
+        let (field, msg) = resolve(Some("meta-insights"), None, Some(&bad)).unwrap_err();
+        assert_eq!(field, "mapping.clicks");
+        assert!(msg.contains("`clicks[`"), "{msg}");
+        let (field, msg) = resolve(Some("nope"), None, None).unwrap_err();
+        assert_eq!(field, "format");
+        assert!(msg.contains("meta-insights"), "{msg}");
+        let (field, _) =
+            resolve(Some("json"), None, Some(&Mapping { rows: Some("data".into()), ..Default::default() }))
+                .unwrap_err();
+        assert_eq!(field, "mapping.id");
+        let req = Request { query: [("x".to_string(), "{yesterday}".to_string())].into(), ..Default::default() };
+        let (field, msg) = resolve(Some("meta-insights"), Some(&req), None).unwrap_err();
+        assert_eq!((field.as_str(), msg.contains("{yesterday}")), ("request.query.x", true));
+    }
+}

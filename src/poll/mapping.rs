@@ -1,0 +1,352 @@
+//! Applying a declared mapping (see `domain::source`) to an answer: JMESPath expressions pick
+//! the rows and, per row, the id, the period and each counter. Numbers may be strings; an
+//! expression that finds nothing counts 0. What does not fit is an error naming the field, its
+//! expression, the page and the row, and the value found.
+
+use crate::domain::source::{Mapping, Mode, PeriodLength, Resolved};
+use crate::domain::time::{DAY_MS, HOUR_MS};
+use crate::domain::{Counters, source::COUNTERS};
+use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use jmespath::{Expression, Rcvar, Variable};
+use std::collections::{BTreeMap, HashMap};
+
+/// One row of an answer, mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: String,
+    /// The period's start (unix ms), in `rows` mode.
+    pub period: Option<i64>,
+    pub counters: Counters,
+}
+
+/// A mapping with its expressions compiled.
+pub struct Compiled {
+    pub mode: Mode,
+    pub period_length: PeriodLength,
+    pub restate_days: u32,
+    rows: (String, Expression<'static>),
+    id: (String, Expression<'static>),
+    period: Option<(String, Expression<'static>)>,
+    counters: Vec<(&'static str, String, Expression<'static>, f64)>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled").field("mode", &self.mode).field("rows", &self.rows.0).finish_non_exhaustive()
+    }
+}
+
+fn compile(name: &str, expr: &str) -> Result<(String, Expression<'static>), String> {
+    jmespath::compile(expr).map(|e| (expr.to_string(), e)).map_err(|e| format!("mapping.{name} `{expr}`: {e}"))
+}
+
+impl Compiled {
+    pub fn new(m: &Mapping) -> Result<Compiled, String> {
+        let need = |name: &str, e: &Option<String>| e.clone().ok_or_else(|| format!("mapping.{name} is needed"));
+        let mut counters = Vec::new();
+        for (name, f) in m.counters() {
+            if let Some(f) = f {
+                let (text, e) = compile(name, f.expr())?;
+                counters.push((name, text, e, f.scale()));
+            }
+        }
+        Ok(Compiled {
+            mode: m.mode.unwrap_or_default(),
+            period_length: m.period_length.unwrap_or_default(),
+            restate_days: m.restate_days.unwrap_or(7).max(1),
+            rows: compile("rows", &need("rows", &m.rows)?)?,
+            id: compile("id", &need("id", &m.id)?)?,
+            period: m.period.as_deref().map(|p| compile("period", p)).transpose()?,
+            counters,
+        })
+    }
+
+    /// The rows of one page (numbered from 1), mapped. `tz` places dates without a zone.
+    pub fn rows(&self, page: &Rcvar, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
+        let at = |row: Option<usize>| match row {
+            Some(r) => format!("page {page_no}, row {}", r + 1),
+            None => format!("page {page_no}"),
+        };
+        let found = self.rows.1.search(page.clone()).map_err(|e| format!("mapping.rows `{}`: {e}", self.rows.0))?;
+        let list = match &*found {
+            Variable::Null => return Ok(Vec::new()),
+            Variable::Array(a) => a,
+            other => {
+                return Err(format!(
+                    "mapping.rows `{}`: {}: found {}, not a list of rows",
+                    self.rows.0,
+                    at(None),
+                    kind(other)
+                ));
+            }
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for (i, row) in list.iter().enumerate() {
+            let eval = |name: &str, (text, e): &(String, Expression<'static>)| {
+                e.search(row.clone()).map_err(|err| format!("mapping.{name} `{text}`: {}: {err}", at(Some(i))))
+            };
+            let id = eval("id", &self.id)?;
+            let id = match &*id {
+                Variable::String(s) => s.clone(),
+                Variable::Number(n) => n.to_string(),
+                other => {
+                    return Err(format!(
+                        "mapping.id `{}`: {}: found {}, not an id",
+                        self.id.0,
+                        at(Some(i)),
+                        shown(other)
+                    ));
+                }
+            };
+            let period = match &self.period {
+                Some(p) if self.mode == Mode::Rows => {
+                    let v = eval("period", p)?;
+                    let text = v.as_string().cloned().unwrap_or_else(|| shown(&v));
+                    Some(parse_period(&text, tz).ok_or_else(|| {
+                        format!("mapping.period `{}`: {}: {text} is not a date or time", p.0, at(Some(i)))
+                    })?)
+                }
+                _ => None,
+            };
+            let mut c = Counters::default();
+            for (name, text, e, scale) in &self.counters {
+                let v =
+                    e.search(row.clone()).map_err(|err| format!("mapping.{name} `{text}`: {}: {err}", at(Some(i))))?;
+                let n = number(&v).ok_or_else(|| {
+                    format!("mapping.{name} `{text}`: {}: {} is not a number ≥ 0", at(Some(i)), shown(&v))
+                })? * scale;
+                set(&mut c, name, n);
+            }
+            out.push(Row { id, period, counters: c });
+        }
+        Ok(out)
+    }
+
+    /// The start of the period `t` falls in (campaign-local days).
+    pub fn period_of(&self, t: i64, tz: FixedOffset) -> i64 {
+        let len = match self.period_length {
+            PeriodLength::Day => DAY_MS,
+            PeriodLength::Hour => HOUR_MS,
+        };
+        let off = i64::from(tz.local_minus_utc()) * 1000;
+        (t + off).div_euclid(len) * len - off
+    }
+}
+
+/// A number, or a string holding one; nothing found counts 0. Negative or not finite is `None`.
+fn number(v: &Variable) -> Option<f64> {
+    let n = match v {
+        Variable::Null => 0.0,
+        Variable::Number(n) => n.as_f64()?,
+        Variable::String(s) => s.trim().replace(',', "").parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (n.is_finite() && n >= 0.0).then_some(n)
+}
+
+fn set(c: &mut Counters, name: &str, v: f64) {
+    let count = v.round() as u64;
+    match name {
+        "impressions" => c.impressions = count,
+        "clicks" => c.clicks = count,
+        "leads" => c.leads = count,
+        "conversions" => c.conversions = count,
+        "spend" => c.spend = v,
+        "revenue" => c.revenue = v,
+        _ => debug_assert!(COUNTERS.contains(&name)),
+    }
+}
+
+fn kind(v: &Variable) -> &'static str {
+    match v {
+        Variable::Null => "nothing",
+        Variable::String(_) => "a string",
+        Variable::Bool(_) => "a boolean",
+        Variable::Number(_) => "a number",
+        Variable::Array(_) => "a list",
+        Variable::Object(_) => "an object",
+        Variable::Expref(_) => "an expression",
+    }
+}
+
+/// A value as an error shows it: short, JSON-like.
+fn shown(v: &Variable) -> String {
+    let s = match v {
+        Variable::Null => return "nothing".into(),
+        Variable::String(s) => format!("\"{s}\""),
+        other => serde_json::to_string(other).unwrap_or_else(|_| kind(other).to_string()),
+    };
+    if s.chars().count() > 60 { format!("{}…", s.chars().take(60).collect::<String>()) } else { s }
+}
+
+/// `2026-06-01`, `20260601`, `2026-06-01 00:00:00` (in `tz`) or RFC 3339.
+pub fn parse_period(text: &str, tz: FixedOffset) -> Option<i64> {
+    let t = text.trim();
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Some(d.timestamp_millis());
+    }
+    let naive = NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(t, "%Y%m%d"))
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
+        .ok()?;
+    tz.from_local_datetime(&naive).single().map(|d| d.timestamp_millis())
+}
+
+/// A source's mappings: the first channel's, and those of channels that override it.
+#[derive(Debug)]
+pub struct Mappings {
+    pub resolved: Resolved,
+    default: Compiled,
+    /// Channels (by source id) whose counters are mapped differently.
+    own: HashMap<String, Compiled>,
+}
+
+impl Mappings {
+    /// `channels`: each channel of the source with its resolved format (all share the
+    /// request and the row selection; their counters may differ).
+    pub fn new(channels: &[(String, Resolved)]) -> Result<Mappings, String> {
+        let (_, first) = channels.first().ok_or("a source without channels")?;
+        let default = Compiled::new(&first.mapping)?;
+        let mut own = HashMap::new();
+        for (id, r) in &channels[1..] {
+            if r.mapping != first.mapping {
+                own.insert(id.clone(), Compiled::new(&r.mapping)?);
+            }
+        }
+        Ok(Mappings { resolved: first.clone(), default, own })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.default.mode
+    }
+
+    pub fn default(&self) -> &Compiled {
+        &self.default
+    }
+
+    /// The rows of a page; a channel with a mapping of its own has its rows mapped by it.
+    pub fn rows(&self, page: &Rcvar, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
+        let mut rows = self.default.rows(page, page_no, tz)?;
+        if !self.own.is_empty() {
+            for (id, m) in &self.own {
+                rows.retain(|r| &r.id != id);
+                rows.extend(m.rows(page, page_no, tz)?.into_iter().filter(|r| &r.id == id));
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// Rows summed by id, and by period in `rows` mode.
+pub fn group(rows: Vec<Row>) -> BTreeMap<String, BTreeMap<i64, Counters>> {
+    let mut out: BTreeMap<String, BTreeMap<i64, Counters>> = BTreeMap::new();
+    for r in rows {
+        out.entry(r.id).or_default().entry(r.period.unwrap_or(0)).or_default().add(&r.counters);
+    }
+    out
+}
+
+/// Parses an answer as JSON for the expressions.
+pub fn parse_page(body: &[u8]) -> Result<Rcvar, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "not UTF-8 text".to_string())?;
+    Variable::from_json(text).map(Rcvar::new).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// Reads a value at a path expression of a page (paging cursors, next URLs, page counts).
+pub fn lookup(page: &Rcvar, expr: &str) -> Option<Rcvar> {
+    let found = jmespath::compile(expr).ok()?.search(page.clone()).ok()?;
+    (!found.is_null()).then_some(found)
+}
+
+/// The text of a scalar (a cursor, a URL, a number).
+pub fn scalar_text(v: &Variable) -> Option<String> {
+    match v {
+        Variable::String(s) => Some(s.clone()),
+        Variable::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::source::resolve;
+
+    fn tz() -> FixedOffset {
+        FixedOffset::east_opt(8 * 3600).unwrap()
+    }
+
+    #[test]
+    fn meta_rows_take_one_action_type_and_coerce_strings() {
+        let r = resolve(Some("meta-insights"), None, None).unwrap().unwrap();
+        let m = Compiled::new(&r.mapping).unwrap();
+        let page = parse_page(
+            br#"{"data":[{"campaign_id":"238","date_start":"2026-06-01","date_stop":"2026-06-01",
+            "impressions":"361324","clicks":"5120","spend":"5339.50",
+            "actions":[{"action_type":"lead","value":"12"},{"action_type":"onsite_conversion.lead_grouped","value":"12"},
+                       {"action_type":"purchase","value":"3"},{"action_type":"omni_purchase","value":"3"}],
+            "action_values":[{"action_type":"purchase","value":"890.50"}]}],"paging":{"cursors":{"after":"x"}}}"#,
+        )
+        .unwrap();
+        let rows = m.rows(&page, 1, tz()).unwrap();
+        assert_eq!(rows.len(), 1);
+        let c = rows[0].counters;
+        assert_eq!((c.impressions, c.clicks, c.leads, c.conversions), (361_324, 5_120, 12, 3));
+        assert_eq!((c.spend, c.revenue), (5339.5, 890.5));
+        assert_eq!(rows[0].period, parse_period("2026-06-01", tz()));
+        assert_eq!(
+            rows[0].period,
+            Some(chrono::DateTime::parse_from_rfc3339("2026-06-01T00:00:00+08:00").unwrap().timestamp_millis())
+        );
+    }
+
+    #[test]
+    fn google_costs_are_micros_and_batches_flatten() {
+        let r = resolve(Some("google-ads"), None, None).unwrap().unwrap();
+        let m = Compiled::new(&r.mapping).unwrap();
+        let page = parse_page(
+            br#"[{"results":[{"campaign":{"id":"17"},"segments":{"date":"2026-06-01"},"metrics":{"impressions":"10922","clicks":"311","costMicros":"1712480000","conversions":24.0,"conversionsValue":8569.77}}]},
+                 {"results":[{"campaign":{"id":"17"},"segments":{"date":"2026-06-02"},"metrics":{"impressions":"5","clicks":"1","costMicros":"500000"}}]}]"#,
+        )
+        .unwrap();
+        let rows = m.rows(&page, 1, tz()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!((rows[0].counters.spend - 1712.48).abs() < 1e-9);
+        assert_eq!(rows[0].counters.conversions, 24);
+        assert_eq!(rows[1].counters.conversions, 0, "a metric left out counts nothing");
+        let grouped = group(rows);
+        assert_eq!(grouped["17"].len(), 2);
+    }
+
+    #[test]
+    fn what_does_not_fit_names_the_expression_page_row_and_value() {
+        let r = resolve(Some("meta-insights"), None, None).unwrap().unwrap();
+        let m = Compiled::new(&r.mapping).unwrap();
+        let page = parse_page(
+            br#"{"data":[{"campaign_id":"1","date_start":"2026-06-01","clicks":"3"},
+            {"campaign_id":"2","date_start":"2026-06-01","clicks":"12x"}]}"#,
+        )
+        .unwrap();
+        let e = m.rows(&page, 3, tz()).unwrap_err();
+        assert_eq!(e, "mapping.clicks `clicks`: page 3, row 2: \"12x\" is not a number ≥ 0");
+        let page = parse_page(br#"{"data":{"campaign_id":"1"}}"#).unwrap();
+        let e = m.rows(&page, 1, tz()).unwrap_err();
+        assert!(e.contains("found an object, not a list of rows"), "{e}");
+        let page = parse_page(br#"{"data":[{"campaign_id":"1","date_start":"June 1st"}]}"#).unwrap();
+        let e = m.rows(&page, 1, tz()).unwrap_err();
+        assert!(e.starts_with("mapping.period `date_start`: page 1, row 1: June 1st"), "{e}");
+    }
+
+    #[test]
+    fn periods_are_campaign_local() {
+        let r = resolve(Some("meta-insights"), None, None).unwrap().unwrap();
+        let m = Compiled::new(&r.mapping).unwrap();
+        let day = parse_period("2026-06-01", tz()).unwrap();
+        assert_eq!(m.period_of(day + 23 * HOUR_MS, tz()), day);
+        assert_eq!(m.period_of(day + DAY_MS, tz()), day + DAY_MS);
+        assert_eq!(parse_period("20260601", tz()), Some(day));
+        assert_eq!(parse_period("2026-06-01 00:00:00", tz()), Some(day));
+    }
+}
