@@ -221,6 +221,25 @@ pub struct ChannelCursor {
 }
 
 impl ChannelCursor {
+    /// `advance` for a source whose totals are restated (read by periods or as a window): a
+    /// counter that went down is a correction (a refund, late invalid clicks), never a reset.
+    /// The sample takes what grew; the totals follow the source, what went down included.
+    pub fn advance_restated(&mut self, at: i64, raw: Counters) -> Option<Sample> {
+        if self.at == 0 {
+            return self.advance(at, raw, &[]);
+        }
+        if at <= self.at {
+            return None;
+        }
+        let gain = raw.minus(&self.raw);
+        let loss = self.raw.minus(&raw);
+        self.at = at;
+        self.raw = raw;
+        self.totals.add(&gain);
+        self.totals = self.totals.minus(&loss);
+        Some(Sample { at, reset: false, first: false, delta: gain, variants: Vec::new(), segments: Vec::new() })
+    }
+
     /// Turns a new cumulative reading into a sample and moves the cursor. Returns `None` when
     /// the reading is not newer than the last one (a repeated or out-of-order response).
     pub fn advance(&mut self, at: i64, raw: Counters, variants: &[VariantCounters]) -> Option<Sample> {

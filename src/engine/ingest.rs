@@ -4,7 +4,9 @@
 
 use super::{Engine, RECENT, STORE_RESOLUTION_MS};
 use crate::domain::ChannelKey;
-use crate::poll::wire::StatsDoc;
+use crate::domain::Counters;
+use crate::poll::wire::{ChannelStats, StatsDoc};
+use std::collections::BTreeMap;
 use crate::poll::{PollError, PollOutcome};
 use std::sync::Arc;
 
@@ -16,6 +18,10 @@ impl Engine {
         let Some(src) = self.sources.get_mut(&o.url) else { return };
         let was = (src.health, src.last_error.clone());
         match o.result {
+            Err(e @ PollError::Throttled { .. }) => {
+                tracing::warn!(url = %o.url, "poll throttled: {e}");
+                src.record_throttled(o.received, o.latency, e.to_string());
+            }
             Err(e) => {
                 let bad = matches!(e, PollError::BadData(_) | PollError::TooLarge(_));
                 tracing::warn!(url = %o.url, "poll failed: {e}");
@@ -61,9 +67,19 @@ impl Engine {
             .entries(sid)
             .filter(|c| c.campaign.as_deref().is_none_or(|camp| camp == key.campaign))
             .max_by_key(|c| c.campaign.is_some());
-        let Some(stats) = found else {
-            st.missing = Some("not in the source's response".into());
-            return false;
+        let restated_from = doc.doc.restated_from;
+        let nothing;
+        let stats = match found {
+            Some(s) => s,
+            // Read by periods: no row in the periods asked for is a channel with nothing then.
+            None if restated_from.is_some() => {
+                nothing = ChannelStats::nothing(sid);
+                &nothing
+            }
+            None => {
+                st.missing = Some("not in the source's response".into());
+                return false;
+            }
         };
         st.missing = None;
         st.status = stats.status;
@@ -73,7 +89,19 @@ impl Engine {
             let open = st.open.take().expect("checked above");
             self.writer.push(key.clone(), open, st.cursor.clone());
         }
-        if let Some(mut sample) = st.cursor.advance(at, stats.totals, &stats.variants) {
+        let advanced = match restated_from {
+            Some(from) => {
+                let (changed, removed) = restate(&mut st.periods, from, &stats.periods);
+                if !changed.is_empty() || !removed.is_empty() {
+                    let saved = self.writer.store().put_periods(key, &changed, &removed);
+                    self.writer.saved(saved);
+                }
+                st.cursor.advance_restated(at, Counters::sum(st.periods.values()))
+            }
+            None if doc.doc.restating => st.cursor.advance_restated(at, stats.totals),
+            None => st.cursor.advance(at, stats.totals, &stats.variants),
+        };
+        if let Some(mut sample) = advanced {
             if !stats.segments.is_empty() {
                 // A reading joining the open sample adds its segments' gains to it directly.
                 match &mut st.open {
@@ -166,4 +194,22 @@ impl<'a> ById<'a> {
         let from = self.order.partition_point(|&i| *self.doc.channels[i].id < *id);
         self.order[from..].iter().map(|&i| &self.doc.channels[i]).take_while(move |c| *c.id == *id)
     }
+}
+
+/// Replaces a channel's periods from `from` on with those of the answer; returns the periods
+/// that changed and those no longer there.
+fn restate(
+    known: &mut BTreeMap<i64, Counters>,
+    from: i64,
+    answer: &[(i64, Counters)],
+) -> (Vec<(i64, Counters)>, Vec<i64>) {
+    let fresh: BTreeMap<i64, Counters> = answer.iter().copied().filter(|(p, _)| *p >= from).collect();
+    let removed: Vec<i64> = known.range(from..).map(|(p, _)| *p).filter(|p| !fresh.contains_key(p)).collect();
+    let changed: Vec<(i64, Counters)> =
+        fresh.iter().filter(|(p, c)| known.get(p) != Some(c)).map(|(p, c)| (*p, *c)).collect();
+    for p in &removed {
+        known.remove(p);
+    }
+    known.extend(changed.iter().copied());
+    (changed, removed)
 }

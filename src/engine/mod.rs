@@ -111,6 +111,8 @@ struct ChannelState {
     live_budget: Option<f64>,
     missing: Option<String>,
     last_reset_ms: Option<i64>,
+    /// A `rows` source's periods (start → counters), whose sum is the channel's reading.
+    periods: BTreeMap<i64, Counters>,
     /// Hourly counters for the anomaly rules' baselines.
     history: crate::alert::anomaly::HourlyHistory,
     view: Arc<ChannelView>,

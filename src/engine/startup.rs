@@ -156,7 +156,7 @@ impl Starting {
             control_token,
         } = self;
         let now = clock.now_ms();
-        let PlannedChannels { channels, by_source, keys } = plan_channels(&campaigns, store.cursors()?, now);
+        let PlannedChannels { channels, by_source, keys } = plan_channels(&campaigns, store.cursors()?, store.all_periods()?, now);
         // Popped from the end: first campaigns first.
         let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
         let mut engine = Engine {
@@ -221,6 +221,7 @@ struct PlannedChannels {
 fn plan_channels(
     campaigns: &[Arc<Campaign>],
     mut cursors: HashMap<ChannelKey, ChannelCursor>,
+    mut periods: HashMap<ChannelKey, BTreeMap<i64, Counters>>,
     now: i64,
 ) -> PlannedChannels {
     let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
@@ -257,6 +258,7 @@ fn plan_channels(
                 missing: None,
                 last_reset_ms: None,
                 history: Default::default(),
+                periods: periods.remove(&key).unwrap_or_default(),
                 view: no_view.clone(),
                 dirty: true,
                 windows_judged: i64::MIN,

@@ -37,6 +37,7 @@
 
 pub mod auth;
 pub mod mapping;
+pub mod request;
 pub mod wire;
 
 pub use auth::{Secret, may_carry_token};
@@ -58,6 +59,11 @@ pub struct SourceSpec {
     /// `token_over_http` allows plain http to other hosts too.
     pub token: Option<Secret>,
     pub token_over_http: bool,
+    /// A source read through a mapping (a platform's API); `None` for the cockpit protocol.
+    pub mapped: Option<Arc<request::MappedSource>>,
+    /// Secrets from `config.toml` for `{secret:NAME}` in a mapped request (the environment is
+    /// asked first).
+    pub secrets: Arc<std::collections::BTreeMap<String, Secret>>,
 }
 
 impl SourceSpec {
@@ -69,6 +75,8 @@ impl SourceSpec {
             max_bytes: 8 << 20,
             token: None,
             token_over_http: false,
+            mapped: None,
+            secrets: Default::default(),
         }
     }
 }
@@ -76,12 +84,48 @@ impl SourceSpec {
 /// The sources to poll for every channel of every campaign: one per distinct URL, at the
 /// shortest interval any of its channels asks for.
 pub fn sources_for(campaigns: &[crate::domain::Campaign], default_interval: Duration) -> Vec<SourceSpec> {
-    let mut by_url: std::collections::BTreeMap<&str, Duration> = std::collections::BTreeMap::new();
-    for ch in campaigns.iter().flat_map(|c| &c.channels) {
-        let iv = ch.poll_interval.map_or(default_interval, |i| i.0);
-        by_url.entry(&ch.source).and_modify(|d| *d = (*d).min(iv)).or_insert(iv);
+    type Served<'a> = (Duration, Vec<(&'a crate::domain::Campaign, &'a crate::domain::Channel)>);
+    let mut by_url: std::collections::BTreeMap<&str, Served<'_>> = std::collections::BTreeMap::new();
+    for c in campaigns {
+        for ch in &c.channels {
+            let iv = ch.poll_interval.map_or(default_interval, |i| i.0);
+            let e = by_url.entry(&ch.source).or_insert((iv, Vec::new()));
+            e.0 = e.0.min(iv);
+            e.1.push((c, ch));
+        }
     }
-    by_url.into_iter().map(|(url, iv)| SourceSpec::new(url, iv)).collect()
+    by_url
+        .into_iter()
+        .map(|(url, (iv, served))| SourceSpec { mapped: mapped_source(&served), ..SourceSpec::new(url, iv) })
+        .collect()
+}
+
+/// How a source serving these channels is read through a mapping, if it is (campaign
+/// validation has made sure that they agree on the format and the request).
+fn mapped_source(served: &[(&crate::domain::Campaign, &crate::domain::Channel)]) -> Option<Arc<request::MappedSource>> {
+    let (c, _) = served.first()?;
+    let formats: Vec<(String, crate::domain::source::Resolved)> =
+        served.iter().filter_map(|(_, ch)| Some((ch.source_id().to_string(), ch.source_format()?))).collect();
+    if formats.is_empty() {
+        return None;
+    }
+    match mapping::Mappings::new(&formats) {
+        Ok(mappings) => Some(Arc::new(request::MappedSource {
+            mappings,
+            tz: *c.start.offset(),
+            start_ms: served.iter().map(|(c, _)| c.start_ms()).min().unwrap_or(c.start_ms()),
+        })),
+        Err(e) => {
+            tracing::warn!("source of {}: {e}", c.id);
+            None
+        }
+    }
+}
+
+/// The sources with the secrets of `config.toml` for their requests' `{secret:NAME}`.
+pub fn with_secrets(sources: Vec<SourceSpec>, secrets: &std::collections::BTreeMap<String, Secret>) -> Vec<SourceSpec> {
+    let secrets = Arc::new(secrets.clone());
+    sources.into_iter().map(|s| SourceSpec { secrets: secrets.clone(), ..s }).collect()
 }
 
 /// `sources_for`, each source carrying the source token (see `SourceSpec::token`).
@@ -110,6 +154,15 @@ pub enum PollError {
     TooLarge(usize),
     #[error("bad data: {0}")]
     BadData(String),
+    /// The platform asked us to slow down; polling waits `retry_after` (or backs off).
+    #[error("throttled: {detail}{}", retry_after.map(|d| format!("; retrying in {}s", d.as_secs())).unwrap_or_default())]
+    Throttled { retry_after: Option<Duration>, detail: String },
+    /// An HTTP error with the platform's own message.
+    #[error("HTTP {status}: {detail}")]
+    Platform { status: u16, detail: String },
+    /// The source cannot be asked as configured (a secret not set, a bad URL).
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Other(String),
 }
@@ -143,12 +196,29 @@ pub async fn fetch(client: &reqwest::Client, spec: &SourceSpec) -> Result<StatsD
     fetch_with(client, spec, &mut wire::Names::default()).await
 }
 
-/// `fetch`, sharing names with the source's earlier answers (as a polling task does).
+/// `fetch`, sharing names with the source's earlier answers (as a polling task does). A
+/// mapped source is asked for everything since its campaign's start.
 pub async fn fetch_with(
     client: &reqwest::Client,
     spec: &SourceSpec,
     names: &mut wire::Names,
 ) -> Result<StatsDoc, PollError> {
+    fetch_at(client, spec, names, chrono::Utc::now().timestamp_millis(), true).await
+}
+
+/// One read of a source at `now_ms` (campaign time: the dates a mapped request asks for);
+/// `from_start`: a mapped `rows` source asks for every period since its campaign began, not
+/// only the last ones to restate.
+pub async fn fetch_at(
+    client: &reqwest::Client,
+    spec: &SourceSpec,
+    names: &mut wire::Names,
+    now_ms: i64,
+    from_start: bool,
+) -> Result<StatsDoc, PollError> {
+    if let Some(m) = &spec.mapped {
+        return request::fetch_mapped(client, spec, m, now_ms, from_start).await;
+    }
     let body = tokio::time::timeout(spec.timeout, fetch_body(client, spec))
         .await
         .map_err(|_| PollError::Timeout(spec.timeout))??;
@@ -234,6 +304,8 @@ async fn poll_source(
 ) {
     let max_backoff = (spec.interval * 32).max(Duration::from_secs(60));
     let mut failures = 0u32;
+    // A mapped source reads every period since its campaign began until one read succeeds.
+    let mut from_start = true;
     let mut names = wire::Names::default();
     let mut next = tokio::time::Instant::now();
     loop {
@@ -241,9 +313,14 @@ async fn poll_source(
         let started = Instant::now();
         let result = {
             let Ok(_permit) = permits.acquire().await else { return };
-            fetch_with(&client, &spec, &mut names).await
+            fetch_at(&client, &spec, &mut names, clock.now_ms(), from_start).await
         };
         failures = if result.is_ok() { 0 } else { failures.saturating_add(1) };
+        from_start &= result.is_err();
+        let asked_to_wait = match &result {
+            Err(PollError::Throttled { retry_after, .. }) => *retry_after,
+            _ => None,
+        };
         let outcome = PollOutcome {
             url: spec.url.clone(),
             fetched_at: clock.now_ms(),
@@ -254,7 +331,7 @@ async fn poll_source(
         if tx.send(outcome).await.is_err() {
             return;
         }
-        let wait = backoff(spec.interval, failures, max_backoff, rand::random::<f64>());
+        let wait = backoff(spec.interval, failures, max_backoff, rand::random::<f64>()).max(asked_to_wait.unwrap_or_default());
         // Keep a steady cadence on success: the interval counts from the start of the poll.
         next = if failures == 0 {
             tokio::time::Instant::from_std(started) + wait

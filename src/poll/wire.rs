@@ -17,6 +17,14 @@ pub struct StatsDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated_at: Option<DateTime<Utc>>,
     pub channels: Vec<ChannelStats>,
+    /// For sources read by periods (`rows` mode): where the periods asked for begin. Each
+    /// channel's periods from here on replace what was known of them; earlier ones stand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restated_from: Option<i64>,
+    /// Totals that the source restates (windows and periods of a platform's reports): a counter
+    /// that went down is a correction, not a reset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restating: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +44,27 @@ pub struct ChannelStats {
     /// Optional breakdown by audience segment: cumulative counters per (dimension, value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentCounters>,
+    /// `rows` sources: the counters of each period asked for (start, unix ms), summed into
+    /// `totals` with the periods known from before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub periods: Vec<(i64, Counters)>,
+}
+
+impl ChannelStats {
+    /// A channel with nothing to report.
+    pub fn nothing(id: &str) -> ChannelStats {
+        ChannelStats {
+            id: Arc::from(id),
+            campaign: None,
+            status: None,
+            daily_budget: None,
+            currency: None,
+            totals: Counters::default(),
+            variants: Vec::new(),
+            segments: Vec::new(),
+            periods: Vec::new(),
+        }
+    }
 }
 
 /// The document as it arrives: numbers as JSON numbers of any kind, checked before use; names
@@ -297,6 +326,7 @@ fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
             totals,
             variants,
             segments,
+            periods: Vec::new(),
         });
     }
     // One entry per channel and campaign: found side by side once sorted.
@@ -305,7 +335,7 @@ fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
     if let Some(w) = order.windows(2).find(|w| (&w[0].id, &w[0].campaign) == (&w[1].id, &w[1].campaign)) {
         return Err(format!("duplicate channel id '{}'", w[0].id));
     }
-    Ok(StatsDoc { version, generated_at: raw.generated_at, channels })
+    Ok(StatsDoc { version, generated_at: raw.generated_at, channels, restated_from: None, restating: false })
 }
 
 #[cfg(test)]

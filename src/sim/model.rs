@@ -421,6 +421,7 @@ impl SimChannel {
                     counters: Counters { spend: round_cents(c.spend), revenue: round_cents(c.revenue), ..*c },
                 })
                 .collect(),
+            periods: Vec::new(),
         }
     }
 }
@@ -597,6 +598,8 @@ impl Network {
             version: PROTOCOL_VERSION,
             generated_at: chrono::DateTime::from_timestamp_millis(self.now_ms),
             channels: chosen.into_iter().map(SimChannel::stats).collect(),
+            restated_from: None,
+            restating: false,
         }))
     }
 

@@ -38,6 +38,7 @@ impl Store {
             "sample_hours",
             "rollup_days",
             "segment_rollup_days",
+            "period_rows",
             "alerts",
             "notes",
         ] {

@@ -49,6 +49,7 @@ mod campaigns;
 mod compaction;
 mod journal;
 mod notes;
+mod periods;
 mod samples;
 mod schema;
 
@@ -164,6 +165,8 @@ struct Trees {
     /// Each campaign's channels summed up (campaign → `CampaignTotals`), written with the
     /// cursors: the first frame is drawn from these before the cursors are read.
     campaign_totals: sled::Tree,
+    /// The counters of each period of a `rows` source: channel ‖ period start → counters.
+    period_rows: sled::Tree,
 }
 
 impl Store {
@@ -266,6 +269,7 @@ impl Store {
             rollup_days: tree("rollup_days")?,
             segment_rollup_days: tree("segment_rollup_days")?,
             campaign_totals: tree("campaign_totals")?,
+            period_rows: tree("period_rows")?,
             db,
         };
         let mut store = Store { path, trees: Some(trees), id_base: 0, copying: None, hours: Default::default() };
@@ -370,6 +374,7 @@ impl Trees {
             "rollup_days" => &self.rollup_days,
             "segment_rollup_days" => &self.segment_rollup_days,
             "campaign_totals" => &self.campaign_totals,
+            "period_rows" => &self.period_rows,
             other => unreachable!("no tree is called {other}"),
         }
     }

@@ -1,0 +1,343 @@
+//! Reading a mapped source (a platform's reporting API, or any JSON): the declared request with
+//! its dates and secrets filled in, page after page, each page's rows mapped, and the answer
+//! turned into the counters the engine takes (see `StatsDoc`). Platform errors are summarised
+//! (their message, not the raw body), throttling is recognised, and no secret appears in an
+//! error.
+
+use super::mapping::{self, Mappings};
+use super::wire::{ChannelStats, PROTOCOL_VERSION, StatsDoc};
+use super::{PollError, Secret, SourceSpec, root_cause};
+use crate::domain::source::Mode;
+use crate::domain::time::DAY_MS;
+use crate::domain::Counters;
+use chrono::{FixedOffset, TimeZone};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Pages read per poll unless the paging rule says otherwise.
+pub const MAX_PAGES: u32 = 50;
+
+/// A source read through a mapping.
+pub struct MappedSource {
+    pub mappings: Mappings,
+    /// The campaign's time zone: dates in requests and rows are its days.
+    pub tz: FixedOffset,
+    /// The earliest start of the campaigns the source serves (unix ms).
+    pub start_ms: i64,
+}
+
+impl std::fmt::Debug for MappedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedSource").field("format", &self.mappings.resolved.format).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for MappedSource {
+    fn eq(&self, o: &Self) -> bool {
+        self.mappings.resolved == o.mappings.resolved && self.tz == o.tz && self.start_ms == o.start_ms
+    }
+}
+
+/// The dates a request asks for, as `YYYY-MM-DD` in the campaign's zone, and where the asked
+/// periods begin (unix ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dates {
+    pub since: String,
+    pub until: String,
+    pub since_ms: i64,
+}
+
+impl MappedSource {
+    /// What to ask for at `now`: from the campaign's first day (the first read, and `window`
+    /// and `cumulative` sources), or the last `restate_days` days (`rows` sources).
+    pub fn dates(&self, now_ms: i64, from_start: bool) -> Dates {
+        let first = self.day_of(self.start_ms);
+        let today = self.day_of(now_ms);
+        let since_ms = if self.mappings.mode() == Mode::Rows && !from_start {
+            let back = i64::from(self.mappings.default().restate_days.saturating_sub(1));
+            (today - back * DAY_MS).max(first)
+        } else {
+            first
+        };
+        Dates { since: self.date(since_ms), until: self.date(today.max(since_ms)), since_ms }
+    }
+
+    fn day_of(&self, t: i64) -> i64 {
+        let off = i64::from(self.tz.local_minus_utc()) * 1000;
+        (t + off).div_euclid(DAY_MS) * DAY_MS - off
+    }
+
+    fn date(&self, t: i64) -> String {
+        self.tz.timestamp_millis_opt(t).single().map_or(String::new(), |d| d.format("%Y-%m-%d").to_string())
+    }
+
+    /// A template with its placeholders filled; `place` names it in an error.
+    fn render(
+        &self,
+        place: &str,
+        t: &str,
+        dates: &Dates,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Result<String, PollError> {
+        let mut out = t.replace("{since}", &dates.since).replace("{until}", &dates.until).replace("{today}", &dates.until);
+        let names: Vec<String> = crate::domain::source::placeholders(&out)
+            .filter_map(|n| n.strip_prefix("secret:").map(str::to_string))
+            .collect();
+        for name in names {
+            let value = std::env::var(&name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| Secret::new(v.trim()))
+                .or_else(|| secrets.get(&name).cloned())
+                .ok_or_else(|| {
+                    PollError::Config(format!(
+                        "{place}: {{secret:{name}}} is not set (export {name}, or set it under [secrets] in config.toml)"
+                    ))
+                })?;
+            out = out.replace(&format!("{{secret:{name}}}"), value.expose());
+        }
+        Ok(out)
+    }
+}
+
+/// Reads every page of the source at `now_ms` and maps it.
+pub async fn fetch_mapped(
+    client: &reqwest::Client,
+    spec: &SourceSpec,
+    m: &MappedSource,
+    now_ms: i64,
+    from_start: bool,
+) -> Result<StatsDoc, PollError> {
+    let r = &m.mappings.resolved;
+    let req = &r.request;
+    let dates = m.dates(now_ms, from_start);
+    let mut url = url::Url::parse(&spec.url).map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))?;
+    for (k, v) in &req.query {
+        let v = m.render(&format!("request.query.{k}"), v, &dates, &spec.secrets)?;
+        url.query_pairs_mut().append_pair(k, &v);
+    }
+    let mut headers = Vec::new();
+    for (k, v) in &req.headers {
+        headers.push((k.clone(), m.render(&format!("request.headers.{k}"), v, &dates, &spec.secrets)?));
+    }
+    let body = req.body.as_deref().map(|b| m.render("request.body", b, &dates, &spec.secrets)).transpose()?;
+    let post = req.method.as_deref() == Some("POST");
+    let paging = req.paging.clone().unwrap_or_default();
+    let max_pages = paging.max_pages.unwrap_or(MAX_PAGES).max(1);
+    let mut rows = Vec::new();
+    let mut page_no = 1u32;
+    loop {
+        let mut rb = if post { client.post(url.clone()) } else { client.get(url.clone()) };
+        for (k, v) in &headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        if let Some(b) = &body {
+            rb = rb.body(b.clone());
+        }
+        let raw = tokio::time::timeout(spec.timeout, send(rb, spec, r.platform.as_deref()))
+            .await
+            .map_err(|_| PollError::Timeout(spec.timeout))??;
+        let page = mapping::parse_page(&raw).map_err(|e| PollError::BadData(format!("page {page_no}: {e}")))?;
+        if let Some(e) = error_in_body(&page, r.platform.as_deref()) {
+            return Err(e);
+        }
+        let found = m.mappings.rows(&page, page_no as usize, m.tz).map_err(PollError::BadData)?;
+        let empty = found.is_empty();
+        rows.extend(found);
+        // The next page, if the paging rule finds one.
+        let next: Option<url::Url> = if let Some(e) = &paging.next {
+            mapping::lookup(&page, e).and_then(|v| mapping::scalar_text(&v)).and_then(|u| url::Url::parse(&u).ok())
+        } else if let (Some(e), Some(param)) = (&paging.cursor, &paging.param) {
+            mapping::lookup(&page, e).and_then(|v| mapping::scalar_text(&v)).filter(|c| !c.is_empty()).map(|c| {
+                let mut u = url.clone();
+                set_param(&mut u, param, &c);
+                u
+            })
+        } else if let Some(param) = &paging.page_param {
+            let total = paging
+                .total_pages
+                .as_deref()
+                .and_then(|e| mapping::lookup(&page, e))
+                .and_then(|v| v.as_number())
+                .map_or(u32::MAX, |n| n as u32);
+            (!empty && page_no < total).then(|| {
+                let mut u = url.clone();
+                set_param(&mut u, param, &(page_no + 1).to_string());
+                u
+            })
+        } else {
+            None
+        };
+        let Some(next) = next else { break };
+        if page_no >= max_pages {
+            return Err(PollError::BadData(format!(
+                "more than {max_pages} pages in one poll (raise request.paging.max_pages, or ask for fewer rows)"
+            )));
+        }
+        url = next;
+        page_no += 1;
+    }
+    Ok(doc(mapping::group(rows), m.mappings.mode(), dates.since_ms))
+}
+
+/// The counters the engine takes: per channel its totals, and in `rows` mode its periods.
+fn doc(grouped: BTreeMap<String, BTreeMap<i64, Counters>>, mode: Mode, since_ms: i64) -> StatsDoc {
+    let channels = grouped
+        .into_iter()
+        .map(|(id, periods)| {
+            let totals = Counters::sum(periods.values());
+            let periods = if mode == Mode::Rows { periods.into_iter().collect() } else { Vec::new() };
+            ChannelStats { totals, periods, ..ChannelStats::nothing(&id) }
+        })
+        .collect();
+    StatsDoc {
+        version: PROTOCOL_VERSION,
+        generated_at: None,
+        channels,
+        restated_from: (mode == Mode::Rows).then_some(since_ms),
+        restating: mode != Mode::Cumulative,
+    }
+}
+
+fn set_param(u: &mut url::Url, param: &str, value: &str) {
+    let pairs: Vec<(String, String)> = u.query_pairs().filter(|(k, _)| k != param).map(|(k, v)| (k.into(), v.into())).collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs).append_pair(param, value);
+}
+
+/// Sends one page's request; a non-2xx answer is summarised.
+async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, platform: Option<&str>) -> Result<Vec<u8>, PollError> {
+    let mut resp = rb.send().await.map_err(|e| {
+        if e.is_timeout() {
+            PollError::Timeout(spec.timeout)
+        } else if e.is_connect() {
+            PollError::Connect(root_cause(&e))
+        } else {
+            PollError::Other(root_cause(&e))
+        }
+    })?;
+    let status = resp.status();
+    let retry_after = retry_after(resp.headers());
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| PollError::Other(root_cause(&e)))? {
+        if body.len() + chunk.len() > spec.max_bytes {
+            return Err(PollError::TooLarge(spec.max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if status.is_success() {
+        return Ok(body);
+    }
+    let summary = mapping::parse_page(&body).ok().and_then(|p| summarise(&p, platform));
+    let (detail, code) = match &summary {
+        Some(s) => (s.text(platform), s.code),
+        None => (String::new(), None),
+    };
+    if status.as_u16() == 429 || throttling_code(code) {
+        return Err(PollError::Throttled { retry_after, detail: with_status(status.as_u16(), &detail) });
+    }
+    if detail.is_empty() {
+        return Err(PollError::Status(status.as_u16()));
+    }
+    Err(PollError::Platform { status: status.as_u16(), detail })
+}
+
+fn with_status(status: u16, detail: &str) -> String {
+    if detail.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {detail}") }
+}
+
+/// `Retry-After` in seconds, or Meta's usage header's time to regain access (minutes).
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(s) = h.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Duration::from_secs(s));
+    }
+    let usage = h.get("x-business-use-case-usage").and_then(|v| v.to_str().ok())?;
+    let v: serde_json::Value = serde_json::from_str(usage).ok()?;
+    let minutes = v
+        .as_object()?
+        .values()
+        .filter_map(|a| a.as_array())
+        .flatten()
+        .filter_map(|e| e.get("estimated_time_to_regain_access").and_then(|m| m.as_u64()))
+        .max()?;
+    (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+}
+
+/// Meta's throttling codes (application, user, ads insights, business use case) and TikTok's.
+fn throttling_code(code: Option<i64>) -> bool {
+    code.is_some_and(|c| matches!(c, 4 | 17 | 32 | 613 | 80000..=80014 | 40100))
+}
+
+/// An error a platform reported, as read from its answer.
+struct Summary {
+    /// Which platform's error shape it has.
+    shape: &'static str,
+    message: String,
+    code: Option<i64>,
+}
+
+impl Summary {
+    /// Its message, saying so when the shape is another platform's (a preset pointed at the
+    /// wrong API).
+    fn text(&self, platform: Option<&str>) -> String {
+        let code = self.code.map(|c| format!(" (code {c})")).unwrap_or_default();
+        if platform.is_some_and(|p| !same_family(p, self.shape)) {
+            format!("this looks like a {} error: {}{code}", self.shape, self.message)
+        } else {
+            format!("{}{code}", self.message)
+        }
+    }
+}
+
+/// Whether an error of this shape may come from `platform`.
+fn same_family(platform: &str, shape: &str) -> bool {
+    match shape {
+        "Google API" => platform.starts_with("Google"),
+        "TikTok or Ocean Engine" => platform.starts_with("TikTok") || platform.starts_with("Ocean"),
+        "JSON API" => true,
+        s => s == platform,
+    }
+}
+
+/// Reads an error out of a platform's answer, by the shapes the platforms use.
+fn summarise(page: &jmespath::Rcvar, _platform: Option<&str>) -> Option<Summary> {
+    let text = |e: &str| mapping::lookup(page, e).and_then(|v| mapping::scalar_text(&v));
+    let num = |e: &str| mapping::lookup(page, e).and_then(|v| v.as_number()).map(|n| n as i64);
+    // Google (Ads, GA4): {"error": {"code", "message", "status"}}, alone or in an array.
+    for root in ["error", "[0].error"] {
+        if let Some(status) = text(&format!("{root}.status")) {
+            let message = text(&format!("{root}.message")).unwrap_or(status);
+            return Some(Summary { shape: "Google API", message, code: num(&format!("{root}.code")) });
+        }
+    }
+    // Meta: {"error": {"message", "type", "code"}}.
+    if let Some(message) = text("error.message") {
+        let shape = if text("error.type").is_some() { "Meta Marketing API" } else { "JSON API" };
+        return Some(Summary { shape, message, code: num("error.code") });
+    }
+    // Baidu: {"header": {"status", "failures": [{"code", "message"}]}}.
+    if num("header.status").is_some_and(|s| s != 0) {
+        let message = text("header.failures[0].message").or_else(|| text("header.desc")).unwrap_or_default();
+        return Some(Summary { shape: "Baidu Marketing API", message, code: num("header.failures[0].code") });
+    }
+    // TikTok, Ocean Engine: {"code", "message"} with code 0 for success.
+    if let (Some(code), Some(message)) = (num("code"), text("message"))
+        && code != 0
+    {
+        return Some(Summary { shape: "TikTok or Ocean Engine", message, code: Some(code) });
+    }
+    None
+}
+
+/// A 2xx answer that carries an error (TikTok, Ocean Engine and Baidu answer errors so).
+fn error_in_body(page: &jmespath::Rcvar, platform: Option<&str>) -> Option<PollError> {
+    let s = summarise(page, platform)?;
+    // A successful Google or Meta answer has no `error`; only the body-coded shapes count here.
+    if !matches!(s.shape, "TikTok or Ocean Engine" | "Baidu Marketing API") {
+        return None;
+    }
+    let detail = s.text(platform);
+    if throttling_code(s.code) {
+        return Some(PollError::Throttled { retry_after: None, detail });
+    }
+    Some(PollError::Platform { status: 200, detail })
+}
