@@ -6,8 +6,8 @@ use super::{Engine, RECENT, STORE_RESOLUTION_MS};
 use crate::domain::ChannelKey;
 use crate::domain::Counters;
 use crate::poll::wire::{ChannelStats, StatsDoc};
-use std::collections::BTreeMap;
 use crate::poll::{PollError, PollOutcome};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 impl Engine {

@@ -156,7 +156,8 @@ impl Starting {
             control_token,
         } = self;
         let now = clock.now_ms();
-        let PlannedChannels { channels, by_source, keys } = plan_channels(&campaigns, store.cursors()?, store.all_periods()?, now);
+        let PlannedChannels { channels, by_source, keys } =
+            plan_channels(&campaigns, store.cursors()?, store.all_periods()?, now);
         // Popped from the end: first campaigns first.
         let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
         let mut engine = Engine {

@@ -331,7 +331,8 @@ async fn poll_source(
         if tx.send(outcome).await.is_err() {
             return;
         }
-        let wait = backoff(spec.interval, failures, max_backoff, rand::random::<f64>()).max(asked_to_wait.unwrap_or_default());
+        let wait =
+            backoff(spec.interval, failures, max_backoff, rand::random::<f64>()).max(asked_to_wait.unwrap_or_default());
         // Keep a steady cadence on success: the interval counts from the start of the poll.
         next = if failures == 0 {
             tokio::time::Instant::from_std(started) + wait

@@ -7,9 +7,9 @@
 use super::mapping::{self, Mappings};
 use super::wire::{ChannelStats, PROTOCOL_VERSION, StatsDoc};
 use super::{PollError, Secret, SourceSpec, root_cause};
+use crate::domain::Counters;
 use crate::domain::source::Mode;
 use crate::domain::time::DAY_MS;
-use crate::domain::Counters;
 use chrono::{FixedOffset, TimeZone};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -79,7 +79,8 @@ impl MappedSource {
         dates: &Dates,
         secrets: &BTreeMap<String, Secret>,
     ) -> Result<String, PollError> {
-        let mut out = t.replace("{since}", &dates.since).replace("{until}", &dates.until).replace("{today}", &dates.until);
+        let mut out =
+            t.replace("{since}", &dates.since).replace("{until}", &dates.until).replace("{today}", &dates.until);
         let names: Vec<String> = crate::domain::source::placeholders(&out)
             .filter_map(|n| n.strip_prefix("secret:").map(str::to_string))
             .collect();
@@ -200,7 +201,8 @@ fn doc(grouped: BTreeMap<String, BTreeMap<i64, Counters>>, mode: Mode, since_ms:
 }
 
 fn set_param(u: &mut url::Url, param: &str, value: &str) {
-    let pairs: Vec<(String, String)> = u.query_pairs().filter(|(k, _)| k != param).map(|(k, v)| (k.into(), v.into())).collect();
+    let pairs: Vec<(String, String)> =
+        u.query_pairs().filter(|(k, _)| k != param).map(|(k, v)| (k.into(), v.into())).collect();
     u.query_pairs_mut().clear().extend_pairs(pairs).append_pair(param, value);
 }
 

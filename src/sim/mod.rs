@@ -39,6 +39,7 @@
 //! at +2h Douyin's CTR falls 60 % for 4 h, at +5h the e-mail platform's API returns 500 for 40 min,
 //! at +8h Kuaishou's counters reset.
 
+pub mod dialect;
 pub mod history;
 pub mod model;
 pub mod scale;
@@ -59,6 +60,24 @@ use std::sync::{Arc, Mutex};
 struct Shared {
     net: Arc<Mutex<Network>>,
     clock: SharedClock,
+    /// Every Nth platform request is throttled (0: none), and how many there have been.
+    throttle: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+}
+
+impl Shared {
+    /// Whether this platform request is one to throttle.
+    fn throttled(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let every = self.throttle.0.load(Relaxed);
+        let n = self.throttle.1.fetch_add(1, Relaxed) + 1;
+        every > 0 && n % every == 0
+    }
+
+    fn network(&self) -> std::sync::MutexGuard<'_, Network> {
+        let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
+        net.advance_to(self.clock.now_ms());
+        net
+    }
 }
 
 impl Shared {
@@ -73,12 +92,18 @@ impl Shared {
 pub struct SimServer {
     pub addr: SocketAddr,
     pub network: Arc<Mutex<Network>>,
+    throttle: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SimServer {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Throttles every `every`th request to a platform dialect from now on (0: none).
+    pub fn throttle_every(&self, every: u64) {
+        self.throttle.0.store(every, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -92,20 +117,23 @@ impl Drop for SimServer {
 pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedClock) -> std::io::Result<SimServer> {
     let addr = listener.local_addr()?;
     let net = Arc::new(Mutex::new(network));
-    let shared = Shared { net: net.clone(), clock };
+    let throttle = Arc::new((std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)));
+    let shared = Shared { net: net.clone(), clock, throttle: throttle.clone() };
     let app = axum::Router::new()
         .route("/stats", get(all_stats))
         .route("/stats/{campaign}", get(campaign_stats))
         .route("/stats/{campaign}/{channel}", get(channel_stats))
         .route("/control/{campaign}", post(control))
         .route("/healthz", get(healthz))
+        .route("/meta/{version}/{account}/insights", get(meta_insights))
+        .route("/google-ads/{version}/customers/{customer}/{method}", post(google_ads))
         .with_state(shared);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("simulator stopped: {e}");
         }
     });
-    Ok(SimServer { addr, network: net, task })
+    Ok(SimServer { addr, network: net, throttle, task })
 }
 
 async fn respond(shared: Shared, campaign: Option<String>, channel: Option<String>) -> Response {
@@ -148,4 +176,65 @@ async fn control(State(s): State<Shared>, Path(campaign): Path<String>, body: ax
 
 async fn healthz(State(s): State<Shared>) -> Response {
     Json(serde_json::json!({ "now_ms": s.clock.now_ms(), "speed": s.clock.speed() })).into_response()
+}
+
+fn json_answer(status: StatusCode, v: serde_json::Value) -> Response {
+    (status, Json(v)).into_response()
+}
+
+/// Meta Insights for the ad account `act_{campaign}`.
+async fn meta_insights(
+    State(s): State<Shared>,
+    Path((_version, account)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) && !q.contains_key("access_token") {
+        return json_answer(StatusCode::BAD_REQUEST, dialect::meta_unauthorized());
+    }
+    if s.throttled() {
+        let usage = r#"{"1":[{"type":"ads_insights","call_count":100,"total_cputime":30,"total_time":40,"estimated_time_to_regain_access":1}]}"#;
+        let mut r = json_answer(StatusCode::BAD_REQUEST, dialect::meta_throttled());
+        r.headers_mut().insert("x-business-use-case-usage", axum::http::HeaderValue::from_static(usage));
+        return r;
+    }
+    let campaign = account.strip_prefix("act_").unwrap_or(&account);
+    let after = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let limit = q.get("limit").and_then(|a| a.parse().ok()).unwrap_or(25);
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let query: Vec<String> =
+        uri.query().unwrap_or("").split('&').filter(|p| !p.starts_with("after=")).map(str::to_string).collect();
+    let base = format!("http://{host}{}?{}", uri.path(), query.join("&"));
+    let net = s.network();
+    let range = q.get("time_range").map_or("{}", String::as_str);
+    json_answer(StatusCode::OK, dialect::meta_insights(&net, campaign, range, after, limit, &base))
+}
+
+/// Google Ads searchStream for the customer `{campaign}`.
+async fn google_ads(
+    State(s): State<Shared>,
+    Path((_version, customer, method)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if method != "googleAds:searchStream" {
+        return json_answer(StatusCode::NOT_FOUND, dialect::google_error(404, "NOT_FOUND", "Unknown method."));
+    }
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) || !headers.contains_key("developer-token") {
+        let e = dialect::google_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential.");
+        return json_answer(StatusCode::UNAUTHORIZED, e);
+    }
+    if s.throttled() {
+        let e = dialect::google_error(429, "RESOURCE_EXHAUSTED", "Too many requests. Retry in 1 seconds.");
+        let mut r = json_answer(StatusCode::TOO_MANY_REQUESTS, e);
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        return r;
+    }
+    let query: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let net = s.network();
+    match dialect::google_ads(&net, &customer, query["query"].as_str().unwrap_or(""), 3) {
+        Ok(v) => json_answer(StatusCode::OK, v),
+        Err(e) => json_answer(StatusCode::BAD_REQUEST, e),
+    }
 }

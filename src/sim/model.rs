@@ -191,6 +191,9 @@ pub struct SimChannel {
     pub offset_ms: i64,
     pub counters: Counters,
     pub variant_counters: Vec<VariantCounters>,
+    /// What happened on each campaign-local day (its start, unix ms), as the platforms'
+    /// reports give it; a counter reset leaves it alone.
+    pub days: std::collections::BTreeMap<i64, Counters>,
     ctr_factor: f64,
     cvr_factor: f64,
     cpm_factor: f64,
@@ -236,6 +239,7 @@ impl SimChannel {
             offset_ms,
             counters: Counters::default(),
             variant_counters,
+            days: Default::default(),
             ctr_factor: 1.0,
             cvr_factor: 1.0,
             cpm_factor: 1.0,
@@ -394,6 +398,8 @@ impl SimChannel {
             let step = Counters { impressions, clicks, leads, conversions, spend, revenue };
             self.split_segments(&step);
         }
+        let today = self.days.entry(day * DAY_MS - self.offset_ms).or_default();
+        today.add(&Counters { impressions, clicks, leads, conversions, spend, revenue });
         let c = &mut self.counters;
         c.impressions += impressions;
         c.clicks += clicks;

@@ -35,8 +35,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     ]);
     right.push(Line::raw(""));
     right.push(Line::styled("Health", t.accent));
-    right.push(Line::styled("  ● ok  ◐ slow  ◌ stale  ◔ throttled  … pending", t.muted));
-    right.push(Line::styled("  ? bad data  ✖ failing  ‖ paused", t.muted));
+    right.push(Line::styled("  ● ok  ◐ slow  ◌ stale  … pending", t.muted));
+    right.push(Line::styled("  ◔ throttled  ? bad data", t.muted));
+    right.push(Line::styled("  ✖ failing  ‖ paused", t.muted));
     // One column when it fits, else two side by side.
     let one_col = left.len() + right.len() + 2 <= area.height as usize || area.width < 76;
     let (w, h) = if one_col {

@@ -1,0 +1,168 @@
+//! The simulated traffic as ad platforms' reporting APIs answer it: rows per channel and day
+//! with numbers as strings, paging, days without activity left out, conversions that arrive
+//! late (a day's figures are restated on the following days), and, when asked for, throttling.
+//! Each simulated channel is one platform campaign (its id is the channel's id); each
+//! simulated campaign is one ad account or customer.
+//!
+//! - `GET /meta/v21.0/act_{campaign}/insights?time_range={"since":…,"until":…}&limit=N&after=K`
+//!   answers `{"data":[…], "paging":{"cursors":{"after"},"next"}}` as the Marketing API does;
+//! - `POST /google-ads/v18/customers/{campaign}/googleAds:searchStream` with a GAQL query
+//!   `… WHERE segments.date BETWEEN 'since' AND 'until'` answers an array of result batches.
+//!
+//! Both want an `Authorization` header and answer a missing one as the platform would.
+
+use super::model::{Network, SimChannel};
+use crate::domain::Counters;
+use crate::domain::time::DAY_MS;
+use chrono::{FixedOffset, NaiveDate, TimeZone};
+use serde_json::{Value, json};
+
+/// The platforms the simulator speaks besides the cockpit protocol.
+pub const DIALECTS: &[&str] = &["meta-insights", "google-ads"];
+
+/// Share of a day's conversions (and revenue) reported `age` days after it: late conversions
+/// arrive over the next two days, so yesterday's row grows today.
+pub fn maturity(age_days: i64) -> f64 {
+    match age_days {
+        i64::MIN..=0 => 0.85,
+        1 => 0.95,
+        _ => 1.0,
+    }
+}
+
+/// A day's row as reported at `now`: conversions and revenue as they have matured.
+fn reported(c: &Counters, day: i64, now: i64) -> Counters {
+    let m = maturity((now - day).div_euclid(DAY_MS));
+    Counters {
+        conversions: (c.conversions as f64 * m).floor() as u64,
+        revenue: (c.revenue * m * 100.0).round() / 100.0,
+        ..*c
+    }
+}
+
+/// The (channel, day, counters) rows of a campaign's channels between two local dates.
+fn rows<'a>(net: &'a Network, campaign: &str, since: &str, until: &str) -> Vec<(&'a SimChannel, i64, Counters)> {
+    let mut out = Vec::new();
+    for ch in net.channels.iter().filter(|c| c.campaign == campaign) {
+        let tz = FixedOffset::east_opt((ch.offset_ms / 1000) as i32).unwrap_or(FixedOffset::east_opt(0).expect("UTC"));
+        let (Some(from), Some(to)) = (day_start(since, tz), day_start(until, tz)) else { continue };
+        for (day, c) in ch.days.range(from..=to) {
+            if !c.is_zero() {
+                out.push((ch, *day, reported(c, *day, net.now_ms())));
+            }
+        }
+    }
+    out
+}
+
+fn day_start(date: &str, tz: FixedOffset) -> Option<i64> {
+    let d = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").ok()?;
+    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).single().map(|t| t.timestamp_millis())
+}
+
+fn date_of(ch: &SimChannel, day: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(day + ch.offset_ms)
+        .map_or(String::new(), |d| d.format("%Y-%m-%d").to_string())
+}
+
+/// Meta's answer to an insights request: one page of `limit` rows from `after`; `next` is the
+/// URL of the following page (built on `base`, the request's own URL without its cursor).
+pub fn meta_insights(net: &Network, campaign: &str, time_range: &str, after: usize, limit: usize, base: &str) -> Value {
+    let range: Value = serde_json::from_str(time_range).unwrap_or(Value::Null);
+    let since = range["since"].as_str().unwrap_or("");
+    let until = range["until"].as_str().unwrap_or("");
+    let all = rows(net, campaign, since, until);
+    let limit = limit.clamp(1, 5000);
+    let page: Vec<Value> = all
+        .iter()
+        .skip(after)
+        .take(limit)
+        .map(|(ch, day, c)| {
+            let date = date_of(ch, *day);
+            json!({
+                "campaign_id": ch.id,
+                "date_start": date,
+                "date_stop": date,
+                "impressions": c.impressions.to_string(),
+                "clicks": c.clicks.to_string(),
+                "spend": format!("{:.2}", c.spend),
+                "actions": [
+                    { "action_type": "lead", "value": c.leads.to_string() },
+                    { "action_type": "onsite_conversion.lead_grouped", "value": c.leads.to_string() },
+                    { "action_type": "purchase", "value": c.conversions.to_string() },
+                    { "action_type": "omni_purchase", "value": c.conversions.to_string() },
+                ],
+                "action_values": [
+                    { "action_type": "purchase", "value": format!("{:.2}", c.revenue) },
+                    { "action_type": "omni_purchase", "value": format!("{:.2}", c.revenue) },
+                ],
+            })
+        })
+        .collect();
+    let end = after + page.len();
+    let mut paging = json!({ "cursors": { "before": after.to_string(), "after": end.to_string() } });
+    if end < all.len() {
+        paging["next"] = Value::String(format!("{base}&after={end}"));
+    }
+    json!({ "data": page, "paging": paging })
+}
+
+/// Meta's answer when it wants the caller to slow down.
+pub fn meta_throttled() -> Value {
+    json!({ "error": { "message": "(#17) User request limit reached", "type": "OAuthException", "code": 17,
+                       "error_subcode": 2446079, "fbtrace_id": "sim" } })
+}
+
+/// Meta's answer to a request without a token.
+pub fn meta_unauthorized() -> Value {
+    json!({ "error": { "message": "An active access token must be used to query information about the current user.",
+                       "type": "OAuthException", "code": 2500, "fbtrace_id": "sim" } })
+}
+
+/// Google Ads' answer to a searchStream query: the rows in batches of `batch`.
+pub fn google_ads(net: &Network, campaign: &str, query: &str, batch: usize) -> Result<Value, Value> {
+    let dates: Vec<&str> = query.split('\'').skip(1).step_by(2).collect();
+    let (Some(since), Some(until)) = (dates.first(), dates.get(1)) else {
+        return Err(google_error(400, "INVALID_ARGUMENT", "The query must filter segments.date BETWEEN two dates."));
+    };
+    let results: Vec<Value> = rows(net, campaign, since, until)
+        .iter()
+        .map(|(ch, day, c)| {
+            json!({
+                "campaign": { "resourceName": format!("customers/{campaign}/campaigns/{}", ch.id), "id": ch.id },
+                "segments": { "date": date_of(ch, *day) },
+                "metrics": {
+                    "impressions": c.impressions.to_string(),
+                    "clicks": c.clicks.to_string(),
+                    "costMicros": ((c.spend * 1e6).round() as i64).to_string(),
+                    "conversions": c.conversions as f64,
+                    "conversionsValue": c.revenue,
+                },
+            })
+        })
+        .collect();
+    let batches: Vec<Value> = results
+        .chunks(batch.max(1))
+        .map(|b| json!({ "results": b, "fieldMask": "campaign.id,segments.date,metrics.impressions,metrics.clicks,metrics.costMicros,metrics.conversions,metrics.conversionsValue", "requestId": "sim" }))
+        .collect();
+    Ok(Value::Array(batches))
+}
+
+/// An error as the Google APIs answer it.
+pub fn google_error(code: u16, status: &str, message: &str) -> Value {
+    json!([{ "error": { "code": code, "message": message, "status": status } }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_conversions_mature_over_two_days() {
+        let c = Counters { conversions: 100, revenue: 1000.0, ..Default::default() };
+        assert_eq!(reported(&c, 0, 10).conversions, 85);
+        assert_eq!(reported(&c, 0, DAY_MS + 10).conversions, 95);
+        assert_eq!(reported(&c, 0, 3 * DAY_MS).conversions, 100);
+        assert_eq!(reported(&c, 0, 3 * DAY_MS).revenue, 1000.0);
+    }
+}

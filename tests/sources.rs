@@ -1,0 +1,251 @@
+//! Platform sources end to end: the simulator answers as Meta Insights and Google Ads would
+//! (string numbers, micros, pages, late conversions restated, throttling, missing
+//! credentials), the presets read it over HTTP, and the engine's totals are the platforms'.
+
+use campaign_cockpit::clock::{Clock, ManualClock};
+use campaign_cockpit::demo;
+use campaign_cockpit::domain::source::Request;
+use campaign_cockpit::domain::time::{DAY_MS, HOUR_MS};
+use campaign_cockpit::domain::{Campaign, ChannelKey, Counters, Health};
+use campaign_cockpit::engine::Engine;
+use campaign_cockpit::engine::snapshot::Snapshot;
+use campaign_cockpit::poll::{self, PollError, PollOutcome, Secret, SourceSpec, wire::Names};
+use campaign_cockpit::sim::{self, SimServer, dialect, model::Network};
+use campaign_cockpit::store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const META_TOKEN: &str = "meta-s3cr3t-token";
+const GOOGLE_TOKEN: &str = "google-s3cr3t-token";
+
+struct Rig {
+    sim: SimServer,
+    clock: Arc<ManualClock>,
+    campaigns: Vec<Campaign>,
+    sources: Vec<SourceSpec>,
+    engine: Engine,
+    snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    client: reqwest::Client,
+    /// Sources read successfully once (a rows source reads from its campaign's start until).
+    read: std::collections::HashSet<String>,
+}
+
+fn secrets(with_meta: bool) -> BTreeMap<String, Secret> {
+    let mut s = BTreeMap::new();
+    if with_meta {
+        s.insert("COCKPIT_META_TOKEN".to_string(), Secret::new(META_TOKEN));
+    }
+    s.insert("COCKPIT_GOOGLE_ADS_TOKEN".to_string(), Secret::new(GOOGLE_TOKEN));
+    s.insert("COCKPIT_GOOGLE_ADS_DEVELOPER_TOKEN".to_string(), Secret::new("dev-token"));
+    s
+}
+
+/// The demo campaigns with 618-promo read as Meta Insights (five rows a page) and the app
+/// launch as Google Ads; the webinar keeps the cockpit protocol.
+async fn rig(dir: &std::path::Path, with_meta_token: bool) -> Rig {
+    let sc = demo::scenario();
+    let start = sc.start.unwrap().timestamp_millis();
+    let clock = Arc::new(ManualClock::new(start));
+    let mut campaigns = demo::campaigns();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::serve(listener, Network::new(chs, inc, start), clock.clone()).unwrap();
+    let base = sim.base_url();
+    demo::rebase(&mut campaigns, &base);
+    for c in &mut campaigns {
+        let (format, source) = match c.id.as_str() {
+            "618-promo" => ("meta-insights", format!("{base}/meta/v21.0/act_{}/insights", c.id)),
+            "app-launch" => ("google-ads", format!("{base}/google-ads/v18/customers/{}/googleAds:searchStream", c.id)),
+            _ => continue,
+        };
+        for ch in &mut c.channels {
+            ch.format = Some(format.to_string());
+            ch.source = source.clone();
+            if format == "meta-insights" {
+                ch.request =
+                    Some(Request { query: [("limit".to_string(), "5".to_string())].into(), ..Default::default() });
+            }
+        }
+        c.validate().unwrap_or_else(|e| panic!("{}: {e:?}", c.id));
+    }
+    assert!(campaigns.iter().any(|c| c.id == "app-launch"), "the demo has the app launch");
+    let store = Store::open(&dir.join("db")).unwrap();
+    for c in &campaigns {
+        store.put_campaign(c).unwrap();
+    }
+    let sources = poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &secrets(with_meta_token));
+    let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+    Rig { sim, clock, campaigns, sources, engine, snapshots, client: poll::client(), read: Default::default() }
+}
+
+impl Rig {
+    /// Reads every source once at the clock's time, as the polling tasks do.
+    async fn poll(&mut self) -> Vec<(String, Result<(), PollError>)> {
+        let mut out = Vec::new();
+        for s in &self.sources {
+            let first = !self.read.contains(&s.url);
+            let now = self.clock.now_ms();
+            let result = poll::fetch_at(&self.client, s, &mut Names::default(), now, first).await;
+            if result.is_ok() {
+                self.read.insert(s.url.clone());
+            }
+            out.push((s.url.clone(), result.as_ref().map(drop).map_err(Clone::clone)));
+            self.engine.on_poll(PollOutcome {
+                url: s.url.clone(),
+                fetched_at: now,
+                received: Instant::now(),
+                latency: Duration::from_millis(5),
+                result,
+            });
+        }
+        self.engine.publish();
+        out
+    }
+
+    fn snapshot(&mut self) -> Arc<Snapshot> {
+        self.engine.publish();
+        self.snapshots.borrow().clone()
+    }
+
+    /// What the platform reports now for a channel, summed over its days.
+    fn platform_totals(&self, campaign: &str, channel: &str) -> Counters {
+        let net = self.sim.network.lock().unwrap();
+        let now = self.clock.now_ms();
+        let ch = net.channels.iter().find(|c| c.campaign == campaign && c.id == channel).unwrap();
+        let mut sum = Counters::default();
+        for (day, c) in &ch.days {
+            let m = dialect::maturity((now - day).div_euclid(DAY_MS));
+            sum.add(&Counters {
+                conversions: (c.conversions as f64 * m).floor() as u64,
+                revenue: (c.revenue * m * 100.0).round() / 100.0,
+                ..*c
+            });
+        }
+        sum
+    }
+}
+
+fn totals(s: &Snapshot, key: &ChannelKey) -> Counters {
+    s.campaigns.iter().flat_map(|c| &c.channels).find(|v| v.key == *key).map(|v| v.totals).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 0.02 + 1e-6 * b.abs()
+}
+
+#[tokio::test]
+async fn presets_read_the_platforms_and_restated_days_replace_what_was_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rig(dir.path(), true).await;
+    let mut grew = false;
+    let mut last_conv = BTreeMap::new();
+    // Two and a half days, read every two hours: yesterday's late conversions arrive today.
+    for round in 0..30 {
+        r.clock.advance(2 * HOUR_MS);
+        for (url, result) in r.poll().await {
+            assert!(result.is_ok(), "round {round}: {url}: {result:?}");
+        }
+        let s = r.snapshot();
+        for c in r.campaigns.iter().filter(|c| c.id != "q2-webinar") {
+            for ch in &c.channels {
+                let key = ChannelKey::new(&c.id, &ch.id);
+                let got = totals(&s, &key);
+                let mut want = r.platform_totals(&c.id, &ch.id);
+                if c.id == "app-launch" {
+                    want.leads = 0; // Google Ads reports conversions, not leads
+                }
+                assert_eq!(
+                    (got.impressions, got.clicks, got.leads),
+                    (want.impressions, want.clicks, want.leads),
+                    "{key} round {round}"
+                );
+                assert_eq!(got.conversions, want.conversions, "{key} round {round}: restated days replace, never add");
+                assert!(close(got.spend, want.spend) && close(got.revenue, want.revenue), "{key}: {got:?} vs {want:?}");
+                let before = last_conv.insert(key.clone(), got.conversions).unwrap_or(0);
+                grew |= got.conversions > before;
+            }
+        }
+    }
+    assert!(grew, "conversions came in");
+    let s = r.snapshot();
+    assert!(
+        s.sources.iter().all(|src| src.health == Health::Ok),
+        "{:?}",
+        s.sources.iter().map(|s| (&s.url, s.health, &s.last_error)).collect::<Vec<_>>()
+    );
+    // A restart reads the periods back: the totals stand, and the next read restates only
+    // the last days.
+    let before = totals(&s, &ChannelKey::new("618-promo", "douyin"));
+    drop(r.engine);
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let (engine, snapshots) = Engine::new(store, r.clock.clone(), &r.sources).unwrap();
+    (r.engine, r.snapshots) = (engine, snapshots);
+    r.clock.advance(HOUR_MS);
+    for (url, result) in r.poll().await {
+        assert!(result.is_ok(), "{url}: {result:?}");
+    }
+    let after = totals(&r.snapshot(), &ChannelKey::new("618-promo", "douyin"));
+    let want = r.platform_totals("618-promo", "douyin");
+    assert!(
+        after.impressions >= before.impressions && after.conversions == want.conversions,
+        "{before:?} → {after:?} (want {want:?})"
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_shown_and_polling_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rig(dir.path(), true).await;
+    r.clock.advance(3 * HOUR_MS);
+    r.poll().await;
+    r.sim.throttle_every(1);
+    r.clock.advance(HOUR_MS);
+    let results = r.poll().await;
+    let meta = results.iter().find(|(u, _)| u.contains("/meta/")).unwrap();
+    let google = results.iter().find(|(u, _)| u.contains("/google-ads/")).unwrap();
+    match &meta.1 {
+        Err(PollError::Throttled { retry_after, detail }) => {
+            assert_eq!(*retry_after, Some(Duration::from_secs(60)), "Meta's usage header: a minute");
+            assert!(detail.contains("User request limit reached") && detail.contains("code 17"), "{detail}");
+        }
+        other => panic!("meta: {other:?}"),
+    }
+    assert!(
+        matches!(&google.1, Err(PollError::Throttled { retry_after: Some(d), .. }) if *d == Duration::from_secs(1)),
+        "{:?}",
+        google.1
+    );
+    let s = r.snapshot();
+    let meta_src = s.sources.iter().find(|x| x.url.contains("/meta/")).unwrap();
+    assert_eq!(meta_src.health, Health::Throttled);
+    assert!(meta_src.last_error.as_deref().unwrap().contains("retrying in 60s"), "{:?}", meta_src.last_error);
+    r.sim.throttle_every(0);
+    r.clock.advance(HOUR_MS);
+    let results = r.poll().await;
+    let platform = |u: &str| u.contains("/meta/") || u.contains("/google-ads/");
+    assert!(results.iter().filter(|(u, _)| platform(u)).all(|(_, res)| res.is_ok()), "{results:?}");
+    let s = r.snapshot();
+    assert!(s.sources.iter().filter(|x| platform(&x.url)).all(|x| x.health == Health::Ok));
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_named_and_no_secret_shows_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rig(dir.path(), false).await;
+    r.clock.advance(HOUR_MS);
+    let results = r.poll().await;
+    let meta = results.iter().find(|(u, _)| u.contains("/meta/")).unwrap();
+    let err = meta.1.as_ref().unwrap_err().to_string();
+    assert!(
+        err.contains("request.headers.Authorization")
+            && err.contains("COCKPIT_META_TOKEN")
+            && err.contains("[secrets]"),
+        "{err}"
+    );
+    let s = r.snapshot();
+    let text = format!("{:?}", s.sources);
+    assert!(text.contains("COCKPIT_META_TOKEN is not set") || text.contains("{secret:COCKPIT_META_TOKEN}"), "{text}");
+    assert!(!text.contains(GOOGLE_TOKEN) && !text.contains(META_TOKEN), "{text}");
+    assert!(!format!("{:?}", r.sources).contains(GOOGLE_TOKEN), "specs print no secret");
+}
