@@ -249,3 +249,61 @@ async fn a_missing_secret_is_named_and_no_secret_shows_anywhere() {
     assert!(!text.contains(GOOGLE_TOKEN) && !text.contains(META_TOKEN), "{text}");
     assert!(!format!("{:?}", r.sources).contains(GOOGLE_TOKEN), "specs print no secret");
 }
+
+/// Runs the built binary on the rig's database, with the platforms' secrets in the
+/// environment.
+async fn cockpit(dir: &std::path::Path, args: &[&str], meta_token: bool) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"));
+    cmd.arg("--db").arg(dir.join("db")).args(args);
+    cmd.env("COCKPIT_CONFIG", dir.join("no-config.toml")).env("XDG_STATE_HOME", dir).env_remove("COCKPIT_META_TOKEN");
+    if meta_token {
+        cmd.env("COCKPIT_META_TOKEN", META_TOKEN);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_test_prints_what_would_be_recorded_and_what_was_found_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = rig(dir.path(), true).await;
+    r.clock.advance(6 * HOUR_MS);
+    let Rig { engine, .. } = r;
+    drop(engine);
+    let r = Rig {
+        engine: Engine::new(Store::open(&dir.path().join("other-db")).unwrap(), r.clock.clone(), &[]).unwrap().0,
+        ..r
+    };
+    let out = cockpit(dir.path(), &["source", "test", "618-promo", "--channel", "douyin", "--json"], true).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The simulated platform moved to the clock's time with the request.
+    let want = r.platform_totals("618-promo", "douyin");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ch = &v["channels"][0];
+    assert_eq!(ch["id"], "douyin");
+    assert_eq!(ch["impressions"].as_u64(), Some(want.impressions));
+    assert_eq!(ch["conversions"].as_u64(), Some(want.conversions));
+    assert!(close(ch["spend"].as_f64().unwrap(), want.spend));
+    // A channel whose id the platform does not know: what was found instead, and exit 1.
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let mut c = store.campaign("618-promo").unwrap().unwrap();
+    c.channels[0].source_id = Some("no-such-campaign".into());
+    store.put_campaign(&c).unwrap();
+    drop(store);
+    let out = cockpit(dir.path(), &["source", "test", "618-promo"], true).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("no row with id 'no-such-campaign'")
+            && text.contains("mapping.id `campaign_id`")
+            && text.contains("douyin"),
+        "{text}"
+    );
+    // Without the token: the secret is named, and nothing else is printed of it.
+    let out = cockpit(dir.path(), &["source", "test", "618-promo", "--json"], false).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("COCKPIT_META_TOKEN is not set") || text.contains("{secret:COCKPIT_META_TOKEN} is not set"),
+        "{text}"
+    );
+    assert!(!text.contains(GOOGLE_TOKEN));
+}

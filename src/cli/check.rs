@@ -43,6 +43,7 @@ pub async fn run(
     json: bool,
     interval: Duration,
     token: (Option<&crate::poll::Secret>, bool),
+    secrets: &std::collections::BTreeMap<String, crate::poll::Secret>,
 ) -> color_eyre::Result<(String, u8)> {
     let all = store.campaigns()?;
     if let Some(id) = campaign
@@ -52,7 +53,8 @@ pub async fn run(
         return Err(super::BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
     }
     let selected: Vec<_> = all.iter().filter(|c| campaign.is_none_or(|id| c.id == id)).cloned().collect();
-    let sources = crate::poll::sources_with_token(&selected, interval, token.0, token.1);
+    let sources =
+        crate::poll::with_secrets(crate::poll::sources_with_token(&selected, interval, token.0, token.1), secrets);
     let (mut engine, snapshots) = Engine::start(store, clock.clone(), all, &sources)?;
     engine.backfill_some(usize::MAX);
     let client = crate::poll::client();

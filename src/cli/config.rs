@@ -24,6 +24,9 @@ pub struct Config {
     pub control_token: Option<String>,
     /// Send the source token over plain http to hosts other than this one (off by default).
     pub token_over_http: Option<bool>,
+    /// Values for `{secret:NAME}` in mapped sources' requests (the environment wins).
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -50,7 +53,7 @@ impl Config {
         if let Some(i) = &config.interval {
             parse_duration(i).map_err(|e| BadInput(format!("{name}: interval = \"{i}\": {e}")))?;
         }
-        if config.source_token.is_some() || config.control_token.is_some() {
+        if config.source_token.is_some() || config.control_token.is_some() || !config.secrets.is_empty() {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
             if mode & 0o077 != 0 {

@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 mod note;
 mod report;
+mod source;
 
 use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::domain::Campaign;
@@ -55,6 +56,9 @@ pub struct Cli {
     pub control_token: Option<crate::poll::Secret>,
     #[arg(skip)]
     pub token_over_http: bool,
+    /// `[secrets]` of the config file, for mapped sources' requests.
+    #[arg(skip)]
+    pub secrets: std::collections::BTreeMap<String, crate::poll::Secret>,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -74,6 +78,10 @@ pub enum Cmd {
         no_history: bool,
         #[command(flatten)]
         scale: Scale,
+        /// Read the simulated network as this platform's reporting API, through its preset
+        /// (meta-insights, google-ads); starts from the present.
+        #[arg(long)]
+        dialect: Option<String>,
     },
     /// Serve the simulated ad network only (stats and control endpoints).
     Sim {
@@ -88,7 +96,14 @@ pub enum Cmd {
         /// Write the served campaigns as TOML files into this directory (for `campaign import`).
         #[arg(long)]
         write_campaigns: Option<PathBuf>,
+        /// The campaign files written read the network as this platform's API (meta-insights,
+        /// google-ads); it is served either way.
+        #[arg(long)]
+        dialect: Option<String>,
     },
+    /// Data sources: see what a campaign's sources answer, as the cockpit would record it.
+    #[command(subcommand)]
+    Source(SourceCmd),
     /// Manage campaigns in the database.
     #[command(subcommand)]
     Campaign(CampaignCmd),
@@ -146,6 +161,20 @@ pub enum Cmd {
         /// Only this campaign.
         #[arg(long)]
         campaign: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourceCmd {
+    /// Fetch a campaign's sources once and print, per channel, the cumulative counters the
+    /// cockpit would record (for a source read by periods: the sum since the campaign began).
+    Test {
+        campaign: String,
+        /// Only this channel.
+        #[arg(long)]
+        channel: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -251,6 +280,7 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
     cli.control_token =
         env_secret("COCKPIT_CONTROL_TOKEN").or(config.control_token).map(|t| crate::poll::Secret::new(t.trim()));
     cli.token_over_http = config.token_over_http.unwrap_or(false);
+    cli.secrets = config.secrets.iter().map(|(k, v)| (k.clone(), crate::poll::Secret::new(v.trim()))).collect();
     Ok(cli)
 }
 
@@ -289,6 +319,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
                 *json,
                 cli.interval.unwrap_or(Duration::from_secs(10)),
                 (cli.source_token.as_ref(), cli.token_over_http),
+                &cli.secrets,
             ))
         });
         return match checked {
@@ -310,11 +341,18 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db);
     match &cli.command {
         None => cockpit_command(&cli, &db),
-        Some(Cmd::Demo { speed, scenario, no_history, scale }) => {
-            demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale)
+        Some(Cmd::Demo { speed, scenario, no_history, scale, dialect }) => {
+            demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, dialect.as_deref())
         }
-        Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns }) => {
-            sim_command(listen, scenario.as_deref(), *speed, scale, write_campaigns.as_deref())
+        Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns, dialect }) => {
+            let out = write_campaigns.as_deref().map(|d| (d, dialect.as_deref()));
+            sim_command(listen, scenario.as_deref(), *speed, scale, out)
+        }
+        Some(Cmd::Source(SourceCmd::Test { campaign, channel, json })) => {
+            let store = open_store(&db)?;
+            let text = runtime()?.block_on(source::test(&store, &cli, campaign, channel.as_deref(), *json))?;
+            print!("{text}");
+            Ok(())
         }
         Some(Cmd::Campaign(cmd)) => campaign::run(cmd, &open_store(&db)?),
         Some(Cmd::Replay { csv, rule, season, threshold, min_change, window, min_history }) => {
@@ -355,8 +393,9 @@ fn demo_command(
     scenario: Option<&Path>,
     history: bool,
     scale: &Scale,
+    dialect: Option<&str>,
 ) -> color_eyre::Result<()> {
-    let ui = ui(cli)?;
+    let mut ui = ui(cli)?;
     check_speed(speed)?;
     let scenario = with_scale(load_scenario(scenario)?, scale);
     let (db, temp) = match &cli.db {
@@ -366,7 +405,14 @@ fn demo_command(
     let store = open_store(&db)?;
     let _log = init_file_log();
     let interval = cli.interval.unwrap_or(Duration::from_secs(1));
-    let result = runtime()?.block_on(demo(store, scenario, speed, history, ui, interval));
+    if let Some(d) = dialect {
+        check_dialect(d)?;
+        // The simulator checks that credentials are sent, not what they are.
+        for name in crate::sim::dialect::stand_in_secrets(d) {
+            ui.secrets.entry(name).or_insert_with(|| crate::poll::Secret::new("simulated"));
+        }
+    }
+    let result = runtime()?.block_on(demo(store, scenario, speed, history && dialect.is_none(), ui, interval, dialect));
     if temp {
         let _ = std::fs::remove_dir_all(&db);
     }
@@ -380,13 +426,17 @@ fn sim_command(
     scenario: Option<&Path>,
     speed: f64,
     scale: &Scale,
-    write_campaigns: Option<&Path>,
+    write_campaigns: Option<(&Path, Option<&str>)>,
 ) -> color_eyre::Result<()> {
     check_speed(speed)?;
     let mut scenario = with_scale(load_scenario(scenario)?, scale);
-    if let Some(dir) = write_campaigns {
+    if let Some((dir, dialect)) = write_campaigns {
         std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
         crate::demo::rebase(&mut scenario.campaigns, &format!("http://{listen}"));
+        if let Some(d) = dialect {
+            check_dialect(d)?;
+            crate::sim::dialect::reformat(&mut scenario.campaigns, &format!("http://{listen}"), d).map_err(BadInput)?;
+        }
         for c in &scenario.campaigns {
             let path = dir.join(format!("{}.toml", c.id));
             std::fs::write(&path, c.to_toml()).wrap_err_with(|| format!("writing {}", path.display()))?;
@@ -538,6 +588,7 @@ async fn demo(
     history: bool,
     ui: Ui,
     interval: Duration,
+    dialect: Option<&str>,
 ) -> color_eyre::Result<()> {
     // Resume where an earlier run on the same database stopped, so its samples stay in order.
     let mut start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
@@ -556,12 +607,23 @@ async fn demo(
     let (server, clock) = start_sim(listener, &loaded, start_ms, speed, (fresh && history).then_some(&store))?;
     let mut campaigns = loaded.campaigns.clone();
     crate::demo::rebase(&mut campaigns, &server.base_url());
+    if let Some(d) = dialect {
+        crate::sim::dialect::reformat(&mut campaigns, &server.base_url(), d).map_err(BadInput)?;
+    }
     for c in &campaigns {
         store.put_campaign(c)?;
     }
     let result = cockpit(store, clock, ui, interval).await;
     drop(server);
     result
+}
+
+/// A dialect the simulator speaks, or a clear refusal.
+fn check_dialect(d: &str) -> color_eyre::Result<()> {
+    if crate::sim::dialect::DIALECTS.contains(&d) {
+        return Ok(());
+    }
+    Err(BadInput(format!("--dialect {d}: the simulator speaks {}", crate::sim::dialect::DIALECTS.join(", "))).into())
 }
 
 /// How the screen looks and sounds.
@@ -572,6 +634,7 @@ struct Ui {
     source_token: Option<crate::poll::Secret>,
     control_token: Option<crate::poll::Secret>,
     token_over_http: bool,
+    secrets: std::collections::BTreeMap<String, crate::poll::Secret>,
 }
 
 fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
@@ -581,6 +644,7 @@ fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
         read_only: cli.read_only,
         source_token: cli.source_token.clone(),
         control_token: cli.control_token.clone(),
+        secrets: cli.secrets.clone(),
         token_over_http: cli.token_over_http,
     })
 }
@@ -589,6 +653,7 @@ fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let campaigns = store.campaigns()?;
     let sources = crate::poll::sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
+    let sources = crate::poll::with_secrets(sources, &ui.secrets);
     // The first frame shows the campaigns' stored totals while every channel's state is read.
     let (mut starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
     starting.set_read_only(ui.read_only);

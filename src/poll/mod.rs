@@ -1,6 +1,10 @@
-//! Fetches stats sources over HTTP and hands what they say to the engine. One task per source
-//! URL (channels sharing a URL share the request); a semaphore bounds how many requests are in
-//! flight; failures back off exponentially with jitter; bodies are capped in size.
+//! Fetches stats sources over HTTP and hands what they say to the engine. A source speaks the
+//! cockpit protocol below (`wire`), or is a platform's reporting API read through a declared
+//! request and mapping (`request`, `mapping`; see `domain::source` and the presets): either
+//! way the engine receives cumulative counters per channel, and for sources read by periods
+//! the periods themselves. One task per source URL (channels sharing a URL share the request);
+//! a semaphore bounds how many requests are in flight; failures back off exponentially with
+//! jitter, throttling waits as long as the platform asks; bodies are capped in size.
 //!
 //! # The stats protocol, version 1
 //!

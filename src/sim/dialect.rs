@@ -20,6 +20,43 @@ use serde_json::{Value, json};
 /// The platforms the simulator speaks besides the cockpit protocol.
 pub const DIALECTS: &[&str] = &["meta-insights", "google-ads"];
 
+/// Points every channel of `campaigns` at the simulator on `base` speaking `dialect`, read
+/// with the preset of that name.
+pub fn reformat(campaigns: &mut [crate::domain::Campaign], base: &str, dialect: &str) -> Result<(), String> {
+    for c in campaigns {
+        let source = match dialect {
+            "meta-insights" => format!("{base}/meta/v21.0/act_{}/insights", c.id),
+            "google-ads" => format!("{base}/google-ads/v18/customers/{}/googleAds:searchStream", c.id),
+            other => return Err(format!("the simulator does not speak '{other}' (it speaks {})", DIALECTS.join(", "))),
+        };
+        for ch in &mut c.channels {
+            ch.format = Some(dialect.to_string());
+            ch.source = source.clone();
+        }
+    }
+    Ok(())
+}
+
+/// The secrets a preset's requests name, each with a stand-in value: the simulator checks
+/// that credentials are sent, not what they are.
+pub fn stand_in_secrets(dialect: &str) -> Vec<String> {
+    let Some(p) = crate::domain::source::preset(dialect) else { return Vec::new() };
+    let mut names: Vec<String> = p
+        .request
+        .templates()
+        .into_iter()
+        .flat_map(|(_, t)| {
+            crate::domain::source::placeholders(t)
+                .filter_map(|n| n.strip_prefix("secret:"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Share of a day's conversions (and revenue) reported `age` days after it: late conversions
 /// arrive over the next two days, so yesterday's row grows today.
 pub fn maturity(age_days: i64) -> f64 {
