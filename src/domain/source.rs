@@ -12,6 +12,11 @@
 //!   sum, and every poll asks for the last `restate_days` periods again and replaces them, so a
 //!   restated day changes the total by the difference, never by the sum.
 //!
+//! `prometheus` reads a Prometheus-compatible `/api/v1/query` (Prometheus, VictoriaMetrics,
+//! Mimir, Thanos; `source` is its base URL): each counter of the mapping is a PromQL instant
+//! query, e.g. `sum by (channel) (ad_spend_total{campaign="618"})`, and `id` names the label
+//! whose value is the channel's `source_id` (`channel` by default). Counters are cumulative.
+//!
 //! Request values may use `{since}`, `{until}`, `{today}` (dates in the campaign's time zone,
 //! `YYYY-MM-DD`) and `{secret:NAME}` (from the environment or `[secrets]` in `config.toml`;
 //! never from the campaign file).
@@ -246,7 +251,7 @@ pub fn preset(name: &str) -> Option<Preset> {
 
 /// The format names a channel may give.
 pub fn format_names() -> Vec<&'static str> {
-    let mut names = vec!["cockpit", "json"];
+    let mut names = vec!["cockpit", "json", "prometheus"];
     names.extend(PRESETS.iter().map(|(n, _)| *n));
     names
 }
@@ -276,6 +281,11 @@ pub fn resolve(
             return Ok(None);
         }
         "json" => (Request::default(), Mapping::default(), None),
+        "prometheus" => (
+            Request::default(),
+            Mapping { id: Some("channel".into()), mode: Some(Mode::Cumulative), ..Mapping::default() },
+            Some("Prometheus".to_string()),
+        ),
         other => match preset(other) {
             Some(p) => (p.request, p.mapping, Some(p.platform)),
             None => {
@@ -301,6 +311,15 @@ impl Resolved {
     /// Every expression compiles, the fields a mode needs are there, placeholders are known.
     fn check(&self) -> Result<(), (String, String)> {
         let m = &self.mapping;
+        if self.format == "prometheus" {
+            if m.counters().iter().all(|(_, f)| f.is_none()) {
+                return Err(("mapping".into(), format!("gives no PromQL query for any of {}", COUNTERS.join(", "))));
+            }
+            if self.mode() != Mode::Cumulative {
+                return Err(("mapping.mode".into(), "Prometheus counters are cumulative".into()));
+            }
+            return Ok(());
+        }
         for (name, present) in [("rows", m.rows.is_some()), ("id", m.id.is_some())] {
             if !present {
                 return Err((format!("mapping.{name}"), "is needed: an expression".into()));

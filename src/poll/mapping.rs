@@ -201,6 +201,9 @@ pub struct Mappings {
     default: Compiled,
     /// Channels (by source id) whose counters are mapped differently.
     own: HashMap<String, Compiled>,
+    /// A Prometheus source: each counter's query, and the mapping of its answer (an instant
+    /// vector: the label naming the channel, and the value).
+    pub prometheus: Vec<(&'static str, String, Compiled)>,
 }
 
 impl Mappings {
@@ -208,6 +211,38 @@ impl Mappings {
     /// request and the row selection; their counters may differ).
     pub fn new(channels: &[(String, Resolved)]) -> Result<Mappings, String> {
         let (_, first) = channels.first().ok_or("a source without channels")?;
+        if first.format == "prometheus" {
+            let label = first.mapping.id.clone().unwrap_or_else(|| "channel".into());
+            let vector = |name: &str, scale: f64| {
+                let mut m = Mapping {
+                    rows: Some("data.result".into()),
+                    id: Some(format!("metric.\"{label}\"")),
+                    ..Mapping::default()
+                };
+                let f = Some(crate::domain::source::Field::Scaled { expr: "value[1]".into(), scale });
+                match name {
+                    "impressions" => m.impressions = f,
+                    "clicks" => m.clicks = f,
+                    "leads" => m.leads = f,
+                    "conversions" => m.conversions = f,
+                    "spend" => m.spend = f,
+                    _ => m.revenue = f,
+                }
+                Compiled::new(&m)
+            };
+            let mut prometheus = Vec::new();
+            for (name, f) in first.mapping.counters() {
+                if let Some(f) = f {
+                    prometheus.push((name, f.expr().to_string(), vector(name, f.scale())?));
+                }
+            }
+            return Ok(Mappings {
+                resolved: first.clone(),
+                default: vector("impressions", 1.0)?,
+                own: HashMap::new(),
+                prometheus,
+            });
+        }
         let default = Compiled::new(&first.mapping)?;
         let mut own = HashMap::new();
         for (id, r) in &channels[1..] {
@@ -215,7 +250,7 @@ impl Mappings {
                 own.insert(id.clone(), Compiled::new(&r.mapping)?);
             }
         }
-        Ok(Mappings { resolved: first.clone(), default, own })
+        Ok(Mappings { resolved: first.clone(), default, own, prometheus: Vec::new() })
     }
 
     pub fn mode(&self) -> Mode {

@@ -109,6 +109,9 @@ pub async fn fetch_mapped(
     now_ms: i64,
     from_start: bool,
 ) -> Result<StatsDoc, PollError> {
+    if !m.mappings.prometheus.is_empty() {
+        return fetch_prometheus(client, spec, m).await;
+    }
     let r = &m.mappings.resolved;
     let req = &r.request;
     let dates = m.dates(now_ms, from_start);
@@ -179,6 +182,71 @@ pub async fn fetch_mapped(
         page_no += 1;
     }
     Ok(doc(mapping::group(rows), m.mappings.mode(), dates.since_ms))
+}
+
+/// Reads a Prometheus-compatible source: one instant query per counter.
+async fn fetch_prometheus(
+    client: &reqwest::Client,
+    spec: &SourceSpec,
+    m: &MappedSource,
+) -> Result<StatsDoc, PollError> {
+    let base = spec.url.trim_end_matches('/');
+    let mut rows = Vec::new();
+    for (name, query, mapping) in &m.mappings.prometheus {
+        let mut url = url::Url::parse(&format!("{base}/api/v1/query"))
+            .map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))?;
+        // At the TSDB's own present: its samples carry wall-clock times, which a simulated
+        // campaign clock does not share.
+        url.query_pairs_mut().append_pair("query", query);
+        let mut rb = client.get(url);
+        if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || super::may_carry_token(&spec.url)) {
+            rb = rb.bearer_auth(t.expose());
+        }
+        let answer = tokio::time::timeout(spec.timeout, send_prometheus(rb, spec))
+            .await
+            .map_err(|_| PollError::Timeout(spec.timeout))?;
+        let page = answer.map_err(|e| match e {
+            PollError::Platform { status, detail } => {
+                PollError::Platform { status, detail: format!("{name} `{query}`: {detail}") }
+            }
+            other => other,
+        })?;
+        if let Some(status) = mapping::lookup(&page, "status").and_then(|v| mapping::scalar_text(&v))
+            && status != "success"
+        {
+            let error = mapping::lookup(&page, "error").and_then(|v| mapping::scalar_text(&v)).unwrap_or_default();
+            return Err(PollError::BadData(format!("{name} `{query}`: {error}")));
+        }
+        let kind = mapping::lookup(&page, "data.resultType").and_then(|v| mapping::scalar_text(&v)).unwrap_or_default();
+        if kind != "vector" {
+            return Err(PollError::BadData(format!("{name} `{query}`: a {kind} answer, not an instant vector")));
+        }
+        rows.extend(mapping.rows(&page, 1, m.tz).map_err(|e| PollError::BadData(format!("{name} `{query}`: {e}")))?);
+    }
+    Ok(doc(mapping::group(rows), Mode::Cumulative, 0))
+}
+
+/// One Prometheus query: its JSON answer, an error answer included (it says what is wrong).
+async fn send_prometheus(rb: reqwest::RequestBuilder, spec: &SourceSpec) -> Result<jmespath::Rcvar, PollError> {
+    let resp = rb.send().await.map_err(|e| {
+        if e.is_timeout() {
+            PollError::Timeout(spec.timeout)
+        } else if e.is_connect() {
+            PollError::Connect(root_cause(&e))
+        } else {
+            PollError::Other(root_cause(&e))
+        }
+    })?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(|e| PollError::Other(root_cause(&e)))?;
+    if body.len() > spec.max_bytes {
+        return Err(PollError::TooLarge(spec.max_bytes));
+    }
+    match mapping::parse_page(&body) {
+        Ok(p) => Ok(p),
+        Err(_) if status >= 400 => Err(PollError::Status(status)),
+        Err(e) => Err(PollError::BadData(e)),
+    }
 }
 
 /// The counters the engine takes: per channel its totals, and in `rows` mode its periods.

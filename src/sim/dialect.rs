@@ -10,6 +10,7 @@
 //!   `… WHERE segments.date BETWEEN 'since' AND 'until'` answers an array of result batches.
 //!
 //! Both want an `Authorization` header and answer a missing one as the platform would.
+//! `GET /metrics` gives every channel's counters in the Prometheus text format.
 
 use super::model::{Network, SimChannel};
 use crate::domain::Counters;
@@ -55,6 +56,32 @@ pub fn stand_in_secrets(dialect: &str) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// The channels' counters as Prometheus counters (`cockpit_sim_<counter>_total`, labelled
+/// with campaign and channel).
+pub fn prometheus_text(net: &Network) -> String {
+    let mut out = String::new();
+    for name in crate::domain::source::COUNTERS {
+        out.push_str(&format!("# HELP cockpit_sim_{name}_total The simulated channel's {name} since it started.\n"));
+        out.push_str(&format!("# TYPE cockpit_sim_{name}_total counter\n"));
+        for ch in &net.channels {
+            let c = &ch.counters;
+            let v = match name {
+                "impressions" => c.impressions as f64,
+                "clicks" => c.clicks as f64,
+                "leads" => c.leads as f64,
+                "conversions" => c.conversions as f64,
+                "spend" => c.spend,
+                _ => c.revenue,
+            };
+            out.push_str(&format!(
+                "cockpit_sim_{name}_total{{campaign=\"{}\",channel=\"{}\"}} {v}\n",
+                ch.campaign, ch.id
+            ));
+        }
+    }
+    out
 }
 
 /// Share of a day's conversions (and revenue) reported `age` days after it: late conversions

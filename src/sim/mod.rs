@@ -126,6 +126,7 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
         .route("/control/{campaign}", post(control))
         .route("/healthz", get(healthz))
         .route("/meta/{version}/{account}/insights", get(meta_insights))
+        .route("/metrics", get(metrics))
         .route("/google-ads/{version}/customers/{customer}/{method}", post(google_ads))
         .with_state(shared);
     let task = tokio::spawn(async move {
@@ -237,4 +238,11 @@ async fn google_ads(
         Ok(v) => json_answer(StatusCode::OK, v),
         Err(e) => json_answer(StatusCode::BAD_REQUEST, e),
     }
+}
+
+/// Every channel's counters in the Prometheus text format, for a Prometheus to scrape.
+async fn metrics(State(s): State<Shared>) -> Response {
+    let net = s.network();
+    let body = dialect::prometheus_text(&net);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -1,0 +1,154 @@
+//! A real Prometheus (the Debian package `prometheus`, which `.ci/run` installs) scrapes the
+//! simulator's `/metrics` every second; campaigns read through `format = "prometheus"` get the
+//! simulator's counters. Without the binary, a plain `cargo test` says the test was skipped;
+//! with `CI` set it fails instead.
+
+use campaign_cockpit::clock::ManualClock;
+use campaign_cockpit::demo;
+use campaign_cockpit::domain::source::{Field, Mapping};
+use campaign_cockpit::domain::time::HOUR_MS;
+use campaign_cockpit::domain::{Campaign, Counters};
+use campaign_cockpit::poll::{self, PollError, wire::Names};
+use campaign_cockpit::sim::{self, model::Network};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The Prometheus binary, or `None` when the test is to be skipped.
+fn prometheus_binary() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("prometheus"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "prometheus is not installed; .ci/run installs the Debian package");
+        eprintln!("skipped: prometheus is not installed (apt-get install prometheus to run this test)");
+    }
+    found
+}
+
+/// A Prometheus of our own on a loopback port, stopped when dropped.
+struct Prometheus {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_prometheus(bin: &std::path::Path, dir: &std::path::Path, target: &str) -> Prometheus {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus starts");
+    Prometheus { child, url: format!("http://127.0.0.1:{port}") }
+}
+
+/// 618-promo read from Prometheus, one PromQL query per counter.
+fn through_prometheus(campaigns: &mut [Campaign], url: &str, spend_query: &str) {
+    let c = campaigns.iter_mut().find(|c| c.id == "618-promo").unwrap();
+    let q = |name: &str| {
+        Some(Field::Expr(format!("sum by (channel) (cockpit_sim_{name}_total{{campaign=\"618-promo\"}})")))
+    };
+    for ch in &mut c.channels {
+        ch.format = Some("prometheus".into());
+        ch.source = url.to_string();
+        ch.mapping = Some(Mapping {
+            impressions: q("impressions"),
+            clicks: q("clicks"),
+            leads: q("leads"),
+            conversions: q("conversions"),
+            spend: Some(Field::Expr(spend_query.to_string())),
+            revenue: q("revenue"),
+            ..Default::default()
+        });
+    }
+    c.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_read_from_a_real_prometheus_match_the_simulator() {
+    let Some(bin) = prometheus_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sc = demo::scenario();
+    let start = sc.start.unwrap().timestamp_millis();
+    let clock = Arc::new(ManualClock::new(start + 2 * HOUR_MS));
+    let mut campaigns = demo::campaigns();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::serve(listener, Network::new(chs, inc, start), clock.clone()).unwrap();
+    let prom = start_prometheus(&bin, dir.path(), &sim.addr.to_string());
+    let spend = "sum by (channel) (cockpit_sim_spend_total{campaign=\"618-promo\"})";
+    through_prometheus(&mut campaigns, &prom.url, spend);
+    let sources = poll::sources_for(&campaigns, Duration::from_secs(1));
+    let spec = sources.iter().find(|s| s.url == prom.url).expect("one source for the Prometheus");
+    let client = poll::client();
+    // The simulator's clock stands still: once a scrape has its counters, every later one
+    // has the same, and the cockpit must read exactly those.
+    let counters = || -> Vec<(String, Counters)> {
+        let net = sim.network.lock().unwrap();
+        net.channels.iter().filter(|c| c.campaign == "618-promo").map(|c| (c.id.clone(), c.counters)).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let doc = loop {
+        match poll::fetch_at(&client, spec, &mut Names::default(), 0, true).await {
+            Ok(doc) if !doc.channels.is_empty() => {
+                let want = counters();
+                let (id, c) = &want[0];
+                let got = doc.channels.iter().find(|e| &*e.id == id).map(|e| e.totals);
+                if got.is_some_and(|g| g.impressions == c.impressions) {
+                    break doc;
+                }
+            }
+            Ok(_) | Err(PollError::Connect(_)) | Err(PollError::Status(_)) => {}
+            Err(e) => panic!("reading Prometheus: {e}"),
+        }
+        assert!(Instant::now() < deadline, "Prometheus did not scrape the simulator within 90 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The simulator advanced to the clock when scraped: these are its counters.
+    let want = counters();
+    for (id, c) in &want {
+        let got = doc.channels.iter().find(|e| &*e.id == id).unwrap_or_else(|| panic!("{id} not read")).totals;
+        assert_eq!(
+            (got.impressions, got.clicks, got.leads, got.conversions),
+            (c.impressions, c.clicks, c.leads, c.conversions),
+            "{id}"
+        );
+        assert!(
+            (got.spend - c.spend).abs() < 0.005 && (got.revenue - c.revenue).abs() < 0.005,
+            "{id}: {got:?} vs {c:?}"
+        );
+        assert!(c.impressions > 0, "{id} had traffic");
+    }
+    // A query Prometheus refuses is bad data naming the counter, the query and its error.
+    through_prometheus(&mut campaigns, &prom.url, "sum by (channel (");
+    let sources = poll::sources_for(&campaigns, Duration::from_secs(1));
+    let spec = sources.iter().find(|s| s.url == prom.url).unwrap();
+    let e = poll::fetch_at(&client, spec, &mut Names::default(), 0, true).await.unwrap_err().to_string();
+    assert!(e.starts_with("bad data: spend `sum by (channel (`:") && e.contains("parse error"), "{e}");
+    drop(prom);
+}
