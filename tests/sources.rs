@@ -307,3 +307,103 @@ async fn source_test_prints_what_would_be_recorded_and_what_was_found_instead() 
     );
     assert!(!text.contains(GOOGLE_TOKEN));
 }
+
+/// Writes an export as a platform's report centre gives it, settled in the past by `age_s`.
+fn export(dir: &std::path::Path, name: &str, rows: &[(&str, &str, u64, u64, f64, u64)], age_s: u64) {
+    let mut text = String::from("\u{feff}Campaign ID,Day,Impressions,Link clicks,Amount spent (CNY),Purchases\n");
+    for (id, day, impr, clicks, spend, conv) in rows {
+        text.push_str(&format!("{id},{day},\"{impr}\",{clicks},{spend:.2},{conv}\n"));
+    }
+    text.push_str("Total,,,,,\n");
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let when = std::time::SystemTime::now() - Duration::from_secs(age_s);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+}
+
+#[tokio::test]
+async fn a_directory_of_exports_is_read_as_files_settle_and_restated_days_replace() {
+    use campaign_cockpit::domain::source::{Field, Mapping};
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    let mut c = demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+    let col = |s: &str| Some(Field::Expr(s.to_string()));
+    for ch in &mut c.channels {
+        ch.format = Some("csv".into());
+        ch.source = url::Url::from_directory_path(&exports).unwrap().to_string();
+        ch.mapping = Some(Mapping {
+            id: Some("Campaign ID".into()),
+            period: Some("Day".into()),
+            impressions: col("Impressions"),
+            clicks: col("Link clicks"),
+            spend: col("Amount spent (CNY)"),
+            conversions: col("Purchases"),
+            ..Default::default()
+        });
+    }
+    c.validate().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    store.put_campaign(&c).unwrap();
+    let clock = Arc::new(ManualClock::new(c.start_ms() + 3 * DAY_MS));
+    let sources = poll::sources_for(std::slice::from_ref(&c), Duration::from_secs(60));
+    let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+    let client = poll::client();
+    let key = ChannelKey::new("618-promo", "douyin");
+    let read = || {
+        clock.advance(60_000);
+        let spec = sources[0].clone();
+        let client = client.clone();
+        let now = clock.now_ms();
+        async move { (poll::fetch_at(&client, &spec, &mut Names::default(), now, false).await, spec.url, now) }
+    };
+    let mut take = |(result, url, now): (Result<campaign_cockpit::poll::wire::StatsDoc, PollError>, String, i64)| {
+        let ok = result.as_ref().map(drop).map_err(ToString::to_string);
+        engine.on_poll(PollOutcome { url, fetched_at: now, received: Instant::now(), latency: Duration::ZERO, result });
+        engine.publish();
+        let s = snapshots.borrow().clone();
+        (ok, totals(&s, &key))
+    };
+    export(
+        &exports,
+        "a.csv",
+        &[("douyin", "2026-06-01", 1_000, 20, 100.5, 2), ("douyin", "2026-06-02", 2_000, 30, 200.0, 3)],
+        60,
+    );
+    let (ok, t) = take(read().await);
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!((t.impressions, t.clicks, t.conversions), (3_000, 50, 5));
+    assert!((t.spend - 300.5).abs() < 1e-9);
+    // A later export restates 06-02: the day is replaced, not added.
+    export(&exports, "b.csv", &[("douyin", "2026-06-02", 2_100, 31, 210.0, 5)], 30);
+    // One still being written is not read yet.
+    export(&exports, "c.csv", &[("douyin", "2026-06-03", 9_999, 99, 999.0, 9)], 0);
+    let (_, t) = take(read().await);
+    assert_eq!((t.impressions, t.conversions), (3_100, 7), "06-02 restated, 06-03 not read half-written");
+    // A file removed keeps what it gave.
+    std::fs::remove_file(exports.join("a.csv")).unwrap();
+    std::fs::remove_file(exports.join("c.csv")).unwrap();
+    let (_, t) = take(read().await);
+    assert_eq!((t.impressions, t.conversions), (3_100, 7));
+    // A bad value names the file, line and column; the totals stand.
+    export(&exports, "d.csv", &[("douyin", "2026-06-04", 1, 1, 1.0, 1)], 10);
+    let path = exports.join("d.csv");
+    let text = std::fs::read_to_string(&path).unwrap().replace(",1.00,", ",1.0x,");
+    std::fs::write(&path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(10))
+        .unwrap();
+    let (ok, t) = take(read().await);
+    let e = ok.unwrap_err();
+    assert!(e.contains("d.csv:2: Amount spent (CNY): '1.0x' is not a number"), "{e}");
+    assert_eq!(t.impressions, 3_100);
+    // A directory that is gone is a failing source, not a crash.
+    std::fs::remove_dir_all(&exports).unwrap();
+    let (ok, _) = take(read().await);
+    assert!(ok.unwrap_err().contains("directory"));
+    let s = snapshots.borrow().clone();
+    assert_eq!(s.sources[0].health, Health::Failing);
+}

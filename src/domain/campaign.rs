@@ -354,7 +354,11 @@ impl Campaign {
             if c.name.trim().is_empty() {
                 return Err((f("name"), "must not be empty".into()));
             }
-            check_url(&c.source).map_err(|m| (f("source"), m))?;
+            if c.format.as_deref() == Some("csv") {
+                check_dir_url(&c.source).map_err(|m| (f("source"), m))?;
+            } else {
+                check_url(&c.source).map_err(|m| (f("source"), m))?;
+            }
             if let Some(u) = &c.control {
                 check_url(u).map_err(|m| (f("control"), m))?;
             }
@@ -452,6 +456,15 @@ fn check_url(u: &str) -> Result<(), String> {
         "http" | "https" if parsed.host().is_some() => Ok(()),
         "http" | "https" => Err(format!("'{u}' has no host")),
         s => Err(format!("'{u}' uses {s}:, only http and https are allowed")),
+    }
+}
+
+/// A `csv` source: a directory, as a `file://` URL.
+fn check_dir_url(u: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(u).map_err(|e| format!("'{u}' is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "file" => Ok(()),
+        s => Err(format!("'{u}' uses {s}:; a csv source is a directory, file:///path/to/exports")),
     }
 }
 

@@ -12,6 +12,12 @@
 //!   sum, and every poll asks for the last `restate_days` periods again and replaces them, so a
 //!   restated day changes the total by the difference, never by the sum.
 //!
+//! `csv` reads a directory of exported reports (`source = "file:///path/to/exports"`): the
+//! mapping's fields are column names, one row per channel and day. Files are read once their
+//! size and time have stood still for a moment (a file still being written is never read
+//! half); a later file's row for a (channel, day) replaces an earlier one's, and a file removed
+//! keeps what it contributed until another gives those days again.
+//!
 //! `prometheus` reads a Prometheus-compatible `/api/v1/query` (Prometheus, VictoriaMetrics,
 //! Mimir, Thanos; `source` is its base URL): each counter of the mapping is a PromQL instant
 //! query, e.g. `sum by (channel) (ad_spend_total{campaign="618"})`, and `id` names the label
@@ -251,7 +257,7 @@ pub fn preset(name: &str) -> Option<Preset> {
 
 /// The format names a channel may give.
 pub fn format_names() -> Vec<&'static str> {
-    let mut names = vec!["cockpit", "json", "prometheus"];
+    let mut names = vec!["cockpit", "json", "csv", "prometheus"];
     names.extend(PRESETS.iter().map(|(n, _)| *n));
     names
 }
@@ -281,6 +287,11 @@ pub fn resolve(
             return Ok(None);
         }
         "json" => (Request::default(), Mapping::default(), None),
+        "csv" => (
+            Request::default(),
+            Mapping { mode: Some(Mode::Rows), period_length: Some(PeriodLength::Day), ..Mapping::default() },
+            Some("CSV export".to_string()),
+        ),
         "prometheus" => (
             Request::default(),
             Mapping { id: Some("channel".into()), mode: Some(Mode::Cumulative), ..Mapping::default() },
@@ -311,6 +322,18 @@ impl Resolved {
     /// Every expression compiles, the fields a mode needs are there, placeholders are known.
     fn check(&self) -> Result<(), (String, String)> {
         let m = &self.mapping;
+        if self.format == "csv" {
+            if m.id.is_none() || (self.mode() == Mode::Rows && m.period.is_none()) {
+                return Err((
+                    "mapping".into(),
+                    "a csv source needs the columns of id and (in rows mode) period".into(),
+                ));
+            }
+            if m.counters().iter().all(|(_, f)| f.is_none()) {
+                return Err(("mapping".into(), format!("names no column for any of {}", COUNTERS.join(", "))));
+            }
+            return Ok(());
+        }
         if self.format == "prometheus" {
             if m.counters().iter().all(|(_, f)| f.is_none()) {
                 return Err(("mapping".into(), format!("gives no PromQL query for any of {}", COUNTERS.join(", "))));

@@ -91,7 +91,7 @@ impl Engine {
         }
         let advanced = match restated_from {
             Some(from) => {
-                let (changed, removed) = restate(&mut st.periods, from, &stats.periods);
+                let (changed, removed) = restate(&mut st.periods, from, &stats.periods, doc.doc.partial);
                 if !changed.is_empty() || !removed.is_empty() {
                     let saved = self.writer.store().put_periods(key, &changed, &removed);
                     self.writer.saved(saved);
@@ -202,9 +202,14 @@ fn restate(
     known: &mut BTreeMap<i64, Counters>,
     from: i64,
     answer: &[(i64, Counters)],
+    partial: bool,
 ) -> (Vec<(i64, Counters)>, Vec<i64>) {
     let fresh: BTreeMap<i64, Counters> = answer.iter().copied().filter(|(p, _)| *p >= from).collect();
-    let removed: Vec<i64> = known.range(from..).map(|(p, _)| *p).filter(|p| !fresh.contains_key(p)).collect();
+    let removed: Vec<i64> = if partial {
+        Vec::new()
+    } else {
+        known.range(from..).map(|(p, _)| *p).filter(|p| !fresh.contains_key(p)).collect()
+    };
     let changed: Vec<(i64, Counters)> =
         fresh.iter().filter(|(p, c)| known.get(p) != Some(c)).map(|(p, c)| (*p, *c)).collect();
     for p in &removed {

@@ -144,6 +144,11 @@ fn number(v: &Variable) -> Option<f64> {
     (n.is_finite() && n >= 0.0).then_some(n)
 }
 
+/// Sets the counter called `name` (counts rounded).
+pub fn set_counter(c: &mut Counters, name: &str, v: f64) {
+    set(c, name, v)
+}
+
 fn set(c: &mut Counters, name: &str, v: f64) {
     let count = v.round() as u64;
     match name {
@@ -211,6 +216,25 @@ impl Mappings {
     /// request and the row selection; their counters may differ).
     pub fn new(channels: &[(String, Resolved)]) -> Result<Mappings, String> {
         let (_, first) = channels.first().ok_or("a source without channels")?;
+        if first.format == "csv" {
+            // Column names, not expressions: only the mode and periods are compiled.
+            let m = Mapping { rows: Some("@".into()), id: Some("@".into()), period: None, ..first.mapping.clone() };
+            let m = Mapping {
+                impressions: None,
+                clicks: None,
+                leads: None,
+                conversions: None,
+                spend: None,
+                revenue: None,
+                ..m
+            };
+            return Ok(Mappings {
+                resolved: first.clone(),
+                default: Compiled::new(&m)?,
+                own: HashMap::new(),
+                prometheus: Vec::new(),
+            });
+        }
         if first.format == "prometheus" {
             let label = first.mapping.id.clone().unwrap_or_else(|| "channel".into());
             let vector = |name: &str, scale: f64| {

@@ -40,6 +40,7 @@
 //! `bad data`, `failing` (with the last error text).
 
 pub mod auth;
+pub mod csvdir;
 pub mod mapping;
 pub mod request;
 pub mod wire;

@@ -109,6 +109,18 @@ pub async fn fetch_mapped(
     now_ms: i64,
     from_start: bool,
 ) -> Result<StatsDoc, PollError> {
+    if m.mappings.resolved.format == "csv" {
+        let dir = url::Url::parse(&spec.url)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .ok_or_else(|| PollError::Config(format!("source {}: not a directory URL (file:///path)", spec.url)))?;
+        let rows = super::csvdir::read_dir(&dir, m, std::time::SystemTime::now())?;
+        let mode = m.mappings.mode();
+        let mut d = doc(mapping::group(rows), mode, i64::MIN);
+        // A file removed keeps what it contributed: the answer's periods replace, none is dropped.
+        d.partial = true;
+        return Ok(d);
+    }
     if !m.mappings.prometheus.is_empty() {
         return fetch_prometheus(client, spec, m).await;
     }
@@ -265,6 +277,7 @@ fn doc(grouped: BTreeMap<String, BTreeMap<i64, Counters>>, mode: Mode, since_ms:
         channels,
         restated_from: (mode == Mode::Rows).then_some(since_ms),
         restating: mode != Mode::Cumulative,
+        partial: false,
     }
 }
 

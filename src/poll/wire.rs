@@ -25,6 +25,10 @@ pub struct StatsDoc {
     /// that went down is a correction, not a reset.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restating: bool,
+    /// The periods given replace those known; periods not given stand (a directory of exports
+    /// from which a file was removed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -335,7 +339,14 @@ fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
     if let Some(w) = order.windows(2).find(|w| (&w[0].id, &w[0].campaign) == (&w[1].id, &w[1].campaign)) {
         return Err(format!("duplicate channel id '{}'", w[0].id));
     }
-    Ok(StatsDoc { version, generated_at: raw.generated_at, channels, restated_from: None, restating: false })
+    Ok(StatsDoc {
+        version,
+        generated_at: raw.generated_at,
+        channels,
+        restated_from: None,
+        restating: false,
+        partial: false,
+    })
 }
 
 #[cfg(test)]

@@ -606,6 +606,7 @@ impl Network {
             channels: chosen.into_iter().map(SimChannel::stats).collect(),
             restated_from: None,
             restating: false,
+            partial: false,
         }))
     }
 
