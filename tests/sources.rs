@@ -407,3 +407,60 @@ async fn a_directory_of_exports_is_read_as_files_settle_and_restated_days_replac
     let s = snapshots.borrow().clone();
     assert_eq!(s.sources[0].health, Health::Failing);
 }
+
+#[tokio::test]
+async fn every_preset_reads_the_simulator_speaking_its_platform() {
+    for &d in dialect::DIALECTS {
+        let dir = tempfile::tempdir().unwrap();
+        let sc = demo::scenario();
+        let start = sc.start.unwrap().timestamp_millis();
+        let clock = Arc::new(ManualClock::new(start));
+        let mut campaigns = demo::campaigns();
+        let (chs, inc) = sc.build(&campaigns, start).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = sim::serve(listener, Network::new(chs, inc, start), clock.clone()).unwrap();
+        demo::rebase(&mut campaigns, &sim.base_url());
+        campaigns.retain(|c| c.id == "618-promo");
+        dialect::reformat(&mut campaigns, &sim.base_url(), d).unwrap();
+        campaigns[0].validate().unwrap_or_else(|e| panic!("{d}: {e:?}"));
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store.put_campaign(&campaigns[0]).unwrap();
+        let secrets: BTreeMap<String, Secret> =
+            dialect::stand_in_secrets(d).into_iter().map(|n| (n, Secret::new("simulated"))).collect();
+        let sources = poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &secrets);
+        let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+        let mut r =
+            Rig { sim, clock, campaigns, sources, engine, snapshots, client: poll::client(), read: Default::default() };
+        let mapped: Vec<&str> = campaign_cockpit::domain::source::preset(d)
+            .unwrap()
+            .mapping
+            .counters()
+            .iter()
+            .filter_map(|(n, f)| f.map(|_| *n))
+            .collect();
+        for round in 0..20 {
+            r.clock.advance(3 * HOUR_MS);
+            for (url, result) in r.poll().await {
+                assert!(result.is_ok(), "{d} round {round}: {url}: {result:?}");
+            }
+        }
+        let s = r.snapshot();
+        for ch in &r.campaigns[0].channels {
+            let got = totals(&s, &ChannelKey::new("618-promo", &ch.id));
+            let want = r.platform_totals("618-promo", &ch.id);
+            let pairs = [
+                ("impressions", got.impressions as f64, want.impressions as f64),
+                ("clicks", got.clicks as f64, want.clicks as f64),
+                ("leads", got.leads as f64, want.leads as f64),
+                ("conversions", got.conversions as f64, want.conversions as f64),
+                ("spend", got.spend, want.spend),
+                ("revenue", got.revenue, want.revenue),
+            ];
+            for (name, g, w) in pairs {
+                let w = if mapped.contains(&name) { w } else { 0.0 };
+                assert!(close(g, w), "{d}: {}: {name} {g} vs the platform's {w}", ch.id);
+            }
+            assert!(got.clicks > 0 || !mapped.contains(&"clicks"), "{d}: {} had traffic", ch.id);
+        }
+    }
+}

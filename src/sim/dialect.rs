@@ -19,7 +19,7 @@ use chrono::{FixedOffset, NaiveDate, TimeZone};
 use serde_json::{Value, json};
 
 /// The platforms the simulator speaks besides the cockpit protocol.
-pub const DIALECTS: &[&str] = &["meta-insights", "google-ads"];
+pub const DIALECTS: &[&str] = &["meta-insights", "google-ads", "tiktok", "oceanengine", "baidu", "ga4"];
 
 /// Points every channel of `campaigns` at the simulator on `base` speaking `dialect`, read
 /// with the preset of that name.
@@ -28,6 +28,10 @@ pub fn reformat(campaigns: &mut [crate::domain::Campaign], base: &str, dialect: 
         let source = match dialect {
             "meta-insights" => format!("{base}/meta/v21.0/act_{}/insights", c.id),
             "google-ads" => format!("{base}/google-ads/v18/customers/{}/googleAds:searchStream", c.id),
+            "tiktok" => format!("{base}/tiktok/open_api/v1.3/report/integrated/get/?advertiser_id={}", c.id),
+            "oceanengine" => format!("{base}/oceanengine/open_api/v3.0/report/custom/get/?advertiser_id={}", c.id),
+            "baidu" => format!("{base}/baidu/json/sms/service/ReportService/getRealTimeData?account={}", c.id),
+            "ga4" => format!("{base}/ga4/v1beta/properties/{}:runReport", c.id),
             other => return Err(format!("the simulator does not speak '{other}' (it speaks {})", DIALECTS.join(", "))),
         };
         for ch in &mut c.channels {
@@ -215,6 +219,90 @@ pub fn google_ads(net: &Network, campaign: &str, query: &str, batch: usize) -> R
 /// An error as the Google APIs answer it.
 pub fn google_error(code: u16, status: &str, message: &str) -> Value {
     json!([{ "error": { "code": code, "message": message, "status": status } }])
+}
+
+/// One numbered page of `size` rows, and how many pages there are.
+fn numbered<T: Clone>(all: &[T], page: usize, size: usize) -> (Vec<T>, usize) {
+    let size = size.clamp(1, 1000);
+    let pages = all.len().div_ceil(size).max(1);
+    (all.iter().skip((page.max(1) - 1) * size).take(size).cloned().collect(), pages)
+}
+
+/// TikTok's integrated report (and, with other names, Ocean Engine's custom report): numbered
+/// pages of dimensions and metrics as strings, errors in the body.
+pub fn tiktok(net: &Network, campaign: &str, since: &str, until: &str, page: usize, size: usize) -> Value {
+    let list: Vec<Value> = rows(net, campaign, since, until)
+        .iter()
+        .map(|(ch, day, c)| {
+            json!({
+                "dimensions": { "campaign_id": ch.id, "stat_time_day": format!("{} 00:00:00", date_of(ch, *day)) },
+                "metrics": { "spend": format!("{:.2}", c.spend), "impressions": c.impressions.to_string(),
+                             "clicks": c.clicks.to_string(), "conversion": c.conversions.to_string() },
+            })
+        })
+        .collect();
+    let total = list.len();
+    let (list, pages) = numbered(&list, page, size);
+    json!({ "code": 0, "message": "OK", "request_id": "sim",
+            "data": { "list": list, "page_info": { "page": page, "page_size": size, "total_number": total, "total_page": pages } } })
+}
+
+/// Ocean Engine's custom report.
+pub fn oceanengine(net: &Network, campaign: &str, since: &str, until: &str, page: usize, size: usize) -> Value {
+    let list: Vec<Value> = rows(net, campaign, since, until)
+        .iter()
+        .map(|(ch, day, c)| {
+            json!({
+                "dimensions": { "stat_time_day": date_of(ch, *day), "cdp_promotion_id": ch.id },
+                "metrics": { "stat_cost": format!("{:.2}", c.spend), "show_cnt": c.impressions.to_string(),
+                             "click_cnt": c.clicks.to_string(), "convert_cnt": c.conversions.to_string() },
+            })
+        })
+        .collect();
+    let total = list.len();
+    let (list, pages) = numbered(&list, page, size);
+    json!({ "code": 0, "message": "OK", "request_id": "sim",
+            "data": { "rows": list, "page_info": { "page": page, "page_size": size, "total_number": total, "total_page": pages } } })
+}
+
+/// An error as TikTok and Ocean Engine answer it: HTTP 200 and a code in the body.
+pub fn coded_error(code: i64, message: &str) -> Value {
+    json!({ "code": code, "message": message, "request_id": "sim", "data": {} })
+}
+
+/// Baidu's real-time report: the figures of each row in the order asked for.
+pub fn baidu(net: &Network, campaign: &str, since: &str, until: &str) -> Value {
+    let data: Vec<Value> = rows(net, campaign, since, until)
+        .iter()
+        .map(|(ch, day, c)| {
+            json!({ "id": ch.id, "date": date_of(ch, *day),
+                    "KPIs": [c.impressions.to_string(), c.clicks.to_string(), format!("{:.2}", c.spend), c.conversions.to_string()] })
+        })
+        .collect();
+    json!({ "header": { "desc": "success", "status": 0, "quota": 1 }, "body": { "data": data } })
+}
+
+/// Baidu's answer to a request without credentials.
+pub fn baidu_error() -> Value {
+    json!({ "header": { "desc": "failure", "status": 3, "failures": [{ "code": 8206, "message": "accessToken is invalid" }] }, "body": { "data": [] } })
+}
+
+/// GA4's runReport: dimension and metric values positional, dates as YYYYMMDD; sessions are
+/// the clicks that landed.
+pub fn ga4(net: &Network, campaign: &str, since: &str, until: &str) -> Value {
+    let list: Vec<Value> = rows(net, campaign, since, until)
+        .iter()
+        .map(|(ch, day, c)| {
+            json!({ "dimensionValues": [{ "value": date_of(ch, *day).replace('-', "") }, { "value": ch.id }],
+                    "metricValues": [{ "value": c.clicks.to_string() }, { "value": c.conversions.to_string() },
+                                     { "value": format!("{:.2}", c.revenue) }] })
+        })
+        .collect();
+    let n = list.len();
+    json!({ "dimensionHeaders": [{ "name": "date" }, { "name": "sessionCampaignId" }],
+            "metricHeaders": [{ "name": "sessions", "type": "TYPE_INTEGER" }, { "name": "conversions", "type": "TYPE_INTEGER" },
+                              { "name": "totalRevenue", "type": "TYPE_CURRENCY" }],
+            "rows": list, "rowCount": n, "kind": "analyticsData#runReport" })
 }
 
 #[cfg(test)]

@@ -127,6 +127,10 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
         .route("/healthz", get(healthz))
         .route("/meta/{version}/{account}/insights", get(meta_insights))
         .route("/metrics", get(metrics))
+        .route("/tiktok/open_api/v1.3/report/integrated/get/", get(tiktok))
+        .route("/oceanengine/open_api/v3.0/report/custom/get/", get(oceanengine))
+        .route("/baidu/json/sms/service/ReportService/getRealTimeData", post(baidu))
+        .route("/ga4/v1beta/properties/{property}", post(ga4))
         .route("/google-ads/{version}/customers/{customer}/{method}", post(google_ads))
         .with_state(shared);
     let task = tokio::spawn(async move {
@@ -245,4 +249,86 @@ async fn metrics(State(s): State<Shared>) -> Response {
     let net = s.network();
     let body = dialect::prometheus_text(&net);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+type Query = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+/// TikTok's and Ocean Engine's reports: the token in `Access-Token`, errors in the body.
+fn coded(
+    s: &Shared,
+    headers: &axum::http::HeaderMap,
+    q: &std::collections::HashMap<String, String>,
+    dates: (&str, &str),
+    render: fn(&Network, &str, &str, &str, usize, usize) -> serde_json::Value,
+) -> Response {
+    if !headers.contains_key("access-token") {
+        return json_answer(
+            StatusCode::OK,
+            dialect::coded_error(40105, "Access token is incorrect or has been revoked."),
+        );
+    }
+    if s.throttled() {
+        return json_answer(
+            StatusCode::OK,
+            dialect::coded_error(40100, "Too many requests. Please retry in some time."),
+        );
+    }
+    let campaign = q.get("advertiser_id").map_or("", String::as_str);
+    let get = |k: &str| q.get(k).map_or("", String::as_str).to_string();
+    let page = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let size = q.get("page_size").and_then(|p| p.parse().ok()).unwrap_or(10);
+    let net = s.network();
+    json_answer(StatusCode::OK, render(&net, campaign, &get(dates.0), &get(dates.1), page, size))
+}
+
+async fn tiktok(State(s): State<Shared>, headers: axum::http::HeaderMap, axum::extract::Query(q): Query) -> Response {
+    coded(&s, &headers, &q, ("start_date", "end_date"), dialect::tiktok)
+}
+
+async fn oceanengine(
+    State(s): State<Shared>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): Query,
+) -> Response {
+    coded(&s, &headers, &q, ("start_time", "end_time"), dialect::oceanengine)
+}
+
+/// Baidu's real-time report: credentials and dates in the JSON body.
+async fn baidu(State(s): State<Shared>, axum::extract::Query(q): Query, body: axum::body::Bytes) -> Response {
+    let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if req["header"]["accessToken"].as_str().is_none_or(str::is_empty) {
+        return json_answer(StatusCode::OK, dialect::baidu_error());
+    }
+    let r = &req["body"]["realTimeRequestType"];
+    let net = s.network();
+    let campaign = q.get("account").map_or("", String::as_str);
+    json_answer(
+        StatusCode::OK,
+        dialect::baidu(&net, campaign, r["startDate"].as_str().unwrap_or(""), r["endDate"].as_str().unwrap_or("")),
+    )
+}
+
+/// GA4's runReport for the property `{campaign}:runReport`.
+async fn ga4(
+    State(s): State<Shared>,
+    Path(property): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(campaign) = property.strip_suffix(":runReport") else {
+        return json_answer(StatusCode::NOT_FOUND, dialect::google_error(404, "NOT_FOUND", "Unknown method."));
+    };
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return json_answer(
+            StatusCode::UNAUTHORIZED,
+            dialect::google_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential."),
+        );
+    }
+    let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let r = &req["dateRanges"][0];
+    let net = s.network();
+    json_answer(
+        StatusCode::OK,
+        dialect::ga4(&net, campaign, r["startDate"].as_str().unwrap_or(""), r["endDate"].as_str().unwrap_or("")),
+    )
 }
