@@ -500,6 +500,73 @@ fn bench_parse() {
     );
 }
 
+/// A `rows` source (Meta Insights) with 100 channels × 60 days in 10 pages, against the same
+/// 100 channels in the cockpit protocol: what the cockpit spends on an answer once it is in
+/// (parse, map, sum by channel and day), and the bytes it reads.
+fn bench_rows() {
+    use campaign_cockpit::domain::source::resolve;
+    use campaign_cockpit::poll::mapping::{self, Mappings};
+    let day = 86_400_000;
+    let start = now() - 60 * day;
+    let origin = chrono::DateTime::from_timestamp_millis(start).unwrap().fixed_offset();
+    let campaigns = campaign_cockpit::sim::scale::campaigns(1, 100, Sources::Campaign, "http://127.0.0.1:1", origin);
+    let sc = campaign_cockpit::sim::scenario::Scenario::default();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    let mut net = Network::new(chs, inc, start);
+    net.advance_coarse(now());
+    let id = &campaigns[0].id;
+    let tz = *origin.offset();
+    let since = (origin).format("%Y-%m-%d").to_string();
+    let until =
+        chrono::DateTime::from_timestamp_millis(now()).unwrap().with_timezone(&tz).format("%Y-%m-%d").to_string();
+    let range = format!("{{\"since\":\"{since}\",\"until\":\"{until}\"}}");
+    let pages: Vec<Vec<u8>> = (0..10)
+        .map(|p| {
+            let v = campaign_cockpit::sim::dialect::meta_insights(&net, id, &range, p * 610, 610, "http://x/?a=1");
+            serde_json::to_vec(&v).unwrap()
+        })
+        .collect();
+    let rows_total: usize = pages.iter().map(|b| b.len()).sum();
+    let native = serde_json::to_vec(&net.stats(Some(id), None).unwrap().unwrap()).unwrap();
+    let resolved = resolve(Some("meta-insights"), None, None).unwrap().unwrap();
+    let m = Mappings::new(&[(String::new(), resolved)]).unwrap();
+    let mut names = poll::wire::Names::default();
+    let (mut ours, mut plain, mut n_rows) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..60 {
+        let t = Instant::now();
+        let mut rows = Vec::new();
+        for (i, b) in pages.iter().enumerate() {
+            let page = mapping::parse_page(b).unwrap();
+            rows.extend(m.rows(&page, i + 1, tz).unwrap());
+        }
+        n_rows = rows.len();
+        std::hint::black_box(mapping::group(rows));
+        ours.push(t.elapsed());
+    }
+    for _ in 0..60 {
+        let t = Instant::now();
+        std::hint::black_box(poll::wire::parse_stats_with(&native, &mut names).unwrap());
+        plain.push(t.elapsed());
+    }
+    let t = Instant::now();
+    for b in &pages {
+        std::hint::black_box(mapping::parse_page(b).unwrap());
+    }
+    let parse_only = t.elapsed();
+    let ((a, a99), (b, b99)) = (stats(ours), stats(plain));
+    println!("  of which parsing the pages into JMESPath values: {}", ms(parse_only));
+    println!(
+        "rows source, 100 channels × 60 days ({n_rows} rows, 10 pages, {} kB): median {} p99 {} per poll; the same channels in the cockpit protocol ({} kB): median {} p99 {}; ratio {:.1}×",
+        rows_total / 1000,
+        ms(a),
+        ms(a99),
+        native.len() / 1000,
+        ms(b),
+        ms(b99),
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+}
+
 /// CPU time of the calling thread (all of a current-thread runtime's work runs on it).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn thread_cpu() -> Duration {
@@ -887,6 +954,9 @@ fn main() {
     }
     if run("dbsize") {
         bench_dbsize();
+    }
+    if run("rows") {
+        bench_rows();
     }
     if run("optimize") {
         bench_optimize();
