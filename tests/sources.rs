@@ -44,6 +44,33 @@ fn secrets(with_meta: bool) -> BTreeMap<String, Secret> {
 /// The demo campaigns with 618-promo read as Meta Insights (five rows a page) and the app
 /// launch as Google Ads; the webinar keeps the cockpit protocol.
 async fn rig(dir: &std::path::Path, with_meta_token: bool) -> Rig {
+    let edit = |campaigns: &mut Vec<Campaign>, base: &str| {
+        for c in campaigns.iter_mut() {
+            let dialect = match c.id.as_str() {
+                "618-promo" => "meta-insights",
+                "app-launch" => "google-ads",
+                _ => continue,
+            };
+            dialect::reformat(std::slice::from_mut(c), base, dialect).unwrap();
+            if dialect == "meta-insights" {
+                for ch in &mut c.channels {
+                    ch.request =
+                        Some(Request { query: [("limit".to_string(), "5".to_string())].into(), ..Default::default() });
+                }
+            }
+        }
+        assert!(campaigns.iter().any(|c| c.id == "app-launch"), "the demo has the app launch");
+    };
+    rig_with(dir, edit, secrets(with_meta_token)).await
+}
+
+/// The demo campaigns on a simulator of their own, as `edit` points them at it (given its
+/// base URL), in a new database.
+async fn rig_with(
+    dir: &std::path::Path,
+    edit: impl FnOnce(&mut Vec<Campaign>, &str),
+    secrets: BTreeMap<String, Secret>,
+) -> Rig {
     let sc = demo::scenario();
     let start = sc.start.unwrap().timestamp_millis();
     let clock = Arc::new(ManualClock::new(start));
@@ -51,30 +78,16 @@ async fn rig(dir: &std::path::Path, with_meta_token: bool) -> Rig {
     let (chs, inc) = sc.build(&campaigns, start).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = sim::serve(listener, Network::new(chs, inc, start), clock.clone()).unwrap();
-    let base = sim.base_url();
-    demo::rebase(&mut campaigns, &base);
-    for c in &mut campaigns {
-        let (format, source) = match c.id.as_str() {
-            "618-promo" => ("meta-insights", format!("{base}/meta/v21.0/act_{}/insights", c.id)),
-            "app-launch" => ("google-ads", format!("{base}/google-ads/v18/customers/{}/googleAds:searchStream", c.id)),
-            _ => continue,
-        };
-        for ch in &mut c.channels {
-            ch.format = Some(format.to_string());
-            ch.source = source.clone();
-            if format == "meta-insights" {
-                ch.request =
-                    Some(Request { query: [("limit".to_string(), "5".to_string())].into(), ..Default::default() });
-            }
-        }
+    demo::rebase(&mut campaigns, &sim.base_url());
+    edit(&mut campaigns, &sim.base_url());
+    for c in &campaigns {
         c.validate().unwrap_or_else(|e| panic!("{}: {e:?}", c.id));
     }
-    assert!(campaigns.iter().any(|c| c.id == "app-launch"), "the demo has the app launch");
     let store = Store::open(&dir.join("db")).unwrap();
     for c in &campaigns {
         store.put_campaign(c).unwrap();
     }
-    let sources = poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &secrets(with_meta_token));
+    let sources = poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &secrets);
     let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
     Rig { sim, clock, campaigns, sources, engine, snapshots, client: poll::client(), read: Default::default() }
 }
@@ -412,25 +425,12 @@ async fn a_directory_of_exports_is_read_as_files_settle_and_restated_days_replac
 async fn every_preset_reads_the_simulator_speaking_its_platform() {
     for &d in dialect::DIALECTS {
         let dir = tempfile::tempdir().unwrap();
-        let sc = demo::scenario();
-        let start = sc.start.unwrap().timestamp_millis();
-        let clock = Arc::new(ManualClock::new(start));
-        let mut campaigns = demo::campaigns();
-        let (chs, inc) = sc.build(&campaigns, start).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = sim::serve(listener, Network::new(chs, inc, start), clock.clone()).unwrap();
-        demo::rebase(&mut campaigns, &sim.base_url());
-        campaigns.retain(|c| c.id == "618-promo");
-        dialect::reformat(&mut campaigns, &sim.base_url(), d).unwrap();
-        campaigns[0].validate().unwrap_or_else(|e| panic!("{d}: {e:?}"));
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        store.put_campaign(&campaigns[0]).unwrap();
-        let secrets: BTreeMap<String, Secret> =
-            dialect::stand_in_secrets(d).into_iter().map(|n| (n, Secret::new("simulated"))).collect();
-        let sources = poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &secrets);
-        let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
-        let mut r =
-            Rig { sim, clock, campaigns, sources, engine, snapshots, client: poll::client(), read: Default::default() };
+        let edit = |campaigns: &mut Vec<Campaign>, base: &str| {
+            campaigns.retain(|c| c.id == "618-promo");
+            dialect::reformat(campaigns, base, d).unwrap();
+        };
+        let secrets = dialect::stand_in_secrets(d).into_iter().map(|n| (n, Secret::new("simulated"))).collect();
+        let mut r = rig_with(dir.path(), edit, secrets).await;
         let mapped: Vec<&str> = campaign_cockpit::domain::source::preset(d)
             .unwrap()
             .mapping

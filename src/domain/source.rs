@@ -132,6 +132,18 @@ impl Mapping {
         }
     }
 
+    /// Sets the field of the counter called `name`.
+    pub fn set_counter(&mut self, name: &str, f: Option<Field>) {
+        match name {
+            "impressions" => self.impressions = f,
+            "clicks" => self.clicks = f,
+            "leads" => self.leads = f,
+            "conversions" => self.conversions = f,
+            "spend" => self.spend = f,
+            _ => self.revenue = f,
+        }
+    }
+
     /// The counters' fields by name, in the order of `COUNTERS`.
     pub fn counters(&self) -> [(&'static str, Option<&Field>); 6] {
         [

@@ -243,15 +243,7 @@ impl Mappings {
                     id: Some(format!("metric.\"{label}\"")),
                     ..Mapping::default()
                 };
-                let f = Some(crate::domain::source::Field::Scaled { expr: "value[1]".into(), scale });
-                match name {
-                    "impressions" => m.impressions = f,
-                    "clicks" => m.clicks = f,
-                    "leads" => m.leads = f,
-                    "conversions" => m.conversions = f,
-                    "spend" => m.spend = f,
-                    _ => m.revenue = f,
-                }
+                m.set_counter(name, Some(crate::domain::source::Field::Scaled { expr: "value[1]".into(), scale }));
                 Compiled::new(&m)
             };
             let mut prometheus = Vec::new();

@@ -235,15 +235,7 @@ async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u
     if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || may_carry_token(&spec.url)) {
         req = req.bearer_auth(t.expose());
     }
-    let mut resp = req.send().await.map_err(|e| {
-        if e.is_timeout() {
-            PollError::Timeout(spec.timeout)
-        } else if e.is_connect() {
-            PollError::Connect(root_cause(&e))
-        } else {
-            PollError::Other(root_cause(&e))
-        }
-    })?;
+    let mut resp = req.send().await.map_err(|e| send_error(&e, spec.timeout))?;
     if !resp.status().is_success() {
         return Err(PollError::Status(resp.status().as_u16()));
     }
@@ -260,6 +252,17 @@ async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A request that got no answer, as a poll error.
+fn send_error(e: &reqwest::Error, timeout: Duration) -> PollError {
+    if e.is_timeout() {
+        PollError::Timeout(timeout)
+    } else if e.is_connect() {
+        PollError::Connect(root_cause(e))
+    } else {
+        PollError::Other(root_cause(e))
+    }
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

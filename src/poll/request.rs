@@ -6,7 +6,7 @@
 
 use super::mapping::{self, Mappings};
 use super::wire::{ChannelStats, PROTOCOL_VERSION, StatsDoc};
-use super::{PollError, Secret, SourceSpec, root_cause};
+use super::{PollError, Secret, SourceSpec, root_cause, send_error};
 use crate::domain::Counters;
 use crate::domain::source::Mode;
 use crate::domain::time::DAY_MS;
@@ -240,15 +240,7 @@ async fn fetch_prometheus(
 
 /// One Prometheus query: its JSON answer, an error answer included (it says what is wrong).
 async fn send_prometheus(rb: reqwest::RequestBuilder, spec: &SourceSpec) -> Result<jmespath::Rcvar, PollError> {
-    let resp = rb.send().await.map_err(|e| {
-        if e.is_timeout() {
-            PollError::Timeout(spec.timeout)
-        } else if e.is_connect() {
-            PollError::Connect(root_cause(&e))
-        } else {
-            PollError::Other(root_cause(&e))
-        }
-    })?;
+    let resp = rb.send().await.map_err(|e| send_error(&e, spec.timeout))?;
     let status = resp.status().as_u16();
     let body = resp.bytes().await.map_err(|e| PollError::Other(root_cause(&e)))?;
     if body.len() > spec.max_bytes {
@@ -289,15 +281,7 @@ fn set_param(u: &mut url::Url, param: &str, value: &str) {
 
 /// Sends one page's request; a non-2xx answer is summarised.
 async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, platform: Option<&str>) -> Result<Vec<u8>, PollError> {
-    let mut resp = rb.send().await.map_err(|e| {
-        if e.is_timeout() {
-            PollError::Timeout(spec.timeout)
-        } else if e.is_connect() {
-            PollError::Connect(root_cause(&e))
-        } else {
-            PollError::Other(root_cause(&e))
-        }
-    })?;
+    let mut resp = rb.send().await.map_err(|e| send_error(&e, spec.timeout))?;
     let status = resp.status();
     let retry_after = retry_after(resp.headers());
     let mut body = Vec::new();
