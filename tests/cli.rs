@@ -51,6 +51,12 @@ fn import_export_import_is_lossless() {
     }
     let show = stdout(&cockpit(&db, &["campaign", "show", "618-promo"]));
     assert!(show.contains("kpi:  roas >= 3.5") && show.contains("tmall-ztc"), "{show}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&cockpit(&db, &["campaign", "show", "618-promo", "--json"]))).unwrap();
+    assert_eq!(json["campaign"]["id"], "618-promo");
+    assert_eq!(json["channels"].as_array().unwrap().len(), 6);
+    assert_eq!(json["channels"][0]["id"], "tmall-ztc");
+    assert_eq!(json["channels"][0]["impressions"], 0, "nothing recorded yet");
 
     // Re-importing updates, rm removes, and a missing id is named.
     assert!(stdout(&cockpit(&db, &["campaign", "import", FIXTURES[0]])).starts_with("updated q2-webinar"));

@@ -70,7 +70,17 @@ pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
                 }
             }
         }
-        CampaignCmd::Show { id } => {
+        CampaignCmd::Show { id, json: true } => {
+            let c = get(id)?;
+            let mut channels = Vec::new();
+            for ch in &c.channels {
+                let t = store.cursor(&crate::domain::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
+                channels.push(super::source::Recorded::new(&ch.id, &t));
+            }
+            let out = serde_json::json!({ "campaign": c, "channels": channels });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        CampaignCmd::Show { id, json: false } => {
             let c = get(id)?;
             println!("{} — {}", c.id, c.name);
             println!("{} → {}, budget {} {}", c.start, c.end, c.total_budget, c.currency);

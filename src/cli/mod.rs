@@ -7,7 +7,7 @@ pub mod check;
 pub mod config;
 mod note;
 mod report;
-mod source;
+pub(crate) mod source;
 
 use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::domain::Campaign;
@@ -225,7 +225,13 @@ pub enum CampaignCmd {
         json: bool,
     },
     /// Show a campaign's plan and its results so far.
-    Show { id: String },
+    Show {
+        id: String,
+        /// The plan and each channel's stored results as JSON (channels in the shape of
+        /// `source test`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a campaign and everything recorded for it.
     Rm { id: String },
 }

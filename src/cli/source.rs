@@ -9,8 +9,9 @@ use crate::store::Store;
 use serde::Serialize;
 use std::time::Duration;
 
+/// A channel's cumulative counters as `source test` and `campaign show --json` print them.
 #[derive(Serialize)]
-struct Recorded {
+pub struct Recorded {
     id: String,
     impressions: u64,
     clicks: u64,
@@ -18,6 +19,20 @@ struct Recorded {
     conversions: u64,
     spend: f64,
     revenue: f64,
+}
+
+impl Recorded {
+    pub fn new(id: &str, c: &Counters) -> Recorded {
+        Recorded {
+            id: id.to_string(),
+            impressions: c.impressions,
+            clicks: c.clicks,
+            leads: c.leads,
+            conversions: c.conversions,
+            spend: (c.spend * 100.0).round() / 100.0,
+            revenue: (c.revenue * 100.0).round() / 100.0,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -64,15 +79,7 @@ pub async fn test(store: &Store, cli: &Cli, id: &str, channel: Option<&str>, jso
         };
         for ch in served {
             match recorded(&doc, ch.source_id(), &c.id) {
-                Some(counters) => answer.channels.push(Recorded {
-                    id: ch.id.clone(),
-                    impressions: counters.impressions,
-                    clicks: counters.clicks,
-                    leads: counters.leads,
-                    conversions: counters.conversions,
-                    spend: (counters.spend * 100.0).round() / 100.0,
-                    revenue: (counters.revenue * 100.0).round() / 100.0,
-                }),
+                Some(counters) => answer.channels.push(Recorded::new(&ch.id, &counters)),
                 None => answer.problems.push(not_found(&doc, ch, spec)),
             }
         }
