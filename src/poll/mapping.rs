@@ -236,9 +236,14 @@ impl Compiled {
             PeriodLength::Day => DAY_MS,
             PeriodLength::Hour => HOUR_MS,
         };
-        let off = i64::from(tz.local_minus_utc()) * 1000;
-        (t + off).div_euclid(len) * len - off
+        local_start(t, tz, len)
     }
+}
+
+/// The start of the campaign-local period of `len` ms (a day, an hour) that `t` falls in.
+pub fn local_start(t: i64, tz: FixedOffset, len: i64) -> i64 {
+    let off = i64::from(tz.local_minus_utc()) * 1000;
+    (t + off).div_euclid(len) * len - off
 }
 
 /// A number, or a string holding one; nothing found counts 0. Negative or not finite is `None`.
@@ -413,9 +418,13 @@ pub fn parse_page(body: &[u8]) -> Result<Rcvar, String> {
     Variable::from_json(text).map(Rcvar::new).map_err(|e| format!("not JSON: {e}"))
 }
 
-/// Reads a value at a path expression of a page (paging cursors, next URLs, page counts).
+/// Reads a value at a path expression of a page (paging cursors, next URLs, page counts,
+/// error fields): a plain path is walked, anything else compiled.
 pub fn lookup(page: &Rcvar, expr: &str) -> Option<Rcvar> {
-    let found = jmespath::compile(expr).ok()?.search(page.clone()).ok()?;
+    let found = match plain_path(expr) {
+        Some(path) => walk(page, &path),
+        None => jmespath::compile(expr).ok()?.search(page.clone()).ok()?,
+    };
     (!found.is_null()).then_some(found)
 }
 

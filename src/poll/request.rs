@@ -63,8 +63,7 @@ impl MappedSource {
     }
 
     fn day_of(&self, t: i64) -> i64 {
-        let off = i64::from(self.tz.local_minus_utc()) * 1000;
-        (t + off).div_euclid(DAY_MS) * DAY_MS - off
+        mapping::local_start(t, self.tz, DAY_MS)
     }
 
     fn date(&self, t: i64) -> String {
@@ -294,7 +293,7 @@ async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, platform: Option<&
     if status.is_success() {
         return Ok(body);
     }
-    let summary = mapping::parse_page(&body).ok().and_then(|p| summarise(&p, platform));
+    let summary = mapping::parse_page(&body).ok().and_then(|p| summarise(&p));
     let (detail, code) = match &summary {
         Some(s) => (s.text(platform), s.code),
         None => (String::new(), None),
@@ -366,15 +365,18 @@ fn same_family(platform: &str, shape: &str) -> bool {
 }
 
 /// Reads an error out of a platform's answer, by the shapes the platforms use.
-fn summarise(page: &jmespath::Rcvar, _platform: Option<&str>) -> Option<Summary> {
+fn summarise(page: &jmespath::Rcvar) -> Option<Summary> {
+    // Google answers a stream's error as a list of one.
+    let page = match &**page {
+        jmespath::Variable::Array(a) => a.first()?,
+        _ => page,
+    };
     let text = |e: &str| mapping::lookup(page, e).and_then(|v| mapping::scalar_text(&v));
     let num = |e: &str| mapping::lookup(page, e).and_then(|v| v.as_number()).map(|n| n as i64);
-    // Google (Ads, GA4): {"error": {"code", "message", "status"}}, alone or in an array.
-    for root in ["error", "[0].error"] {
-        if let Some(status) = text(&format!("{root}.status")) {
-            let message = text(&format!("{root}.message")).unwrap_or(status);
-            return Some(Summary { shape: "Google API", message, code: num(&format!("{root}.code")) });
-        }
+    // Google (Ads, GA4): {"error": {"code", "message", "status"}}.
+    if let Some(status) = text("error.status") {
+        let message = text("error.message").unwrap_or(status);
+        return Some(Summary { shape: "Google API", message, code: num("error.code") });
     }
     // Meta: {"error": {"message", "type", "code"}}.
     if let Some(message) = text("error.message") {
@@ -397,7 +399,7 @@ fn summarise(page: &jmespath::Rcvar, _platform: Option<&str>) -> Option<Summary>
 
 /// A 2xx answer that carries an error (TikTok, Ocean Engine and Baidu answer errors so).
 fn error_in_body(page: &jmespath::Rcvar, platform: Option<&str>) -> Option<PollError> {
-    let s = summarise(page, platform)?;
+    let s = summarise(page)?;
     // A successful Google or Meta answer has no `error`; only the body-coded shapes count here.
     if !matches!(s.shape, "TikTok or Ocean Engine" | "Baidu Marketing API") {
         return None;

@@ -78,13 +78,9 @@ impl Shared {
         net.advance_to(self.clock.now_ms());
         net
     }
-}
 
-impl Shared {
     fn stats(&self, campaign: Option<&str>, channel: Option<&str>) -> Result<Option<Vec<u8>>, u16> {
-        let mut net = self.net.lock().unwrap_or_else(|e| e.into_inner());
-        net.advance_to(self.clock.now_ms());
-        net.stats(campaign, channel).map(|d| d.map(|d| serde_json::to_vec(&d).expect("stats serialise")))
+        self.network().stats(campaign, channel).map(|d| d.map(|d| serde_json::to_vec(&d).expect("stats serialise")))
     }
 }
 
@@ -169,9 +165,7 @@ async fn control(State(s): State<Shared>, Path(campaign): Path<String>, body: ax
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad control request: {e}\n")).into_response(),
     };
-    let mut net = s.net.lock().unwrap_or_else(|e| e.into_inner());
-    net.advance_to(s.clock.now_ms());
-    match net.control(&campaign, &req) {
+    match s.network().control(&campaign, &req) {
         Ok(out) => Json(out).into_response(),
         Err(e @ ControlError::UnknownChannel(_)) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
         Err(e @ ControlError::KeyReuse(_)) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),

@@ -135,15 +135,27 @@ pub const BINDINGS: &[Binding] = &[
     b("x", Action::CompareWith, Scope::Analyze, "past: next earlier campaign", Some("vs")),
 ];
 
-/// Every binding as a Markdown table (key, what it does, where), for the README: a test
-/// checks that the README's table is this one.
+/// Every binding as a Markdown table, a row per scope (where, then each key and what it
+/// does), for the README: a test checks that the README's table is this one.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| key | does | where |\n|---|---|---|\n");
+    let mut out = String::from("| where | keys |\n|---|---|\n");
+    let mut scopes: Vec<Scope> = Vec::new();
     for b in BINDINGS {
-        let keys: Vec<String> = b.keys.split(' ').map(|k| format!("`{k}`")).collect();
-        out.push_str(&format!("| {} | {} | {} |\n", keys.join(" "), b.help, b.scope.label()));
+        if !scopes.contains(&b.scope) {
+            scopes.push(b.scope);
+        }
+    }
+    for scope in scopes {
+        let keys: Vec<String> = BINDINGS.iter().filter(|b| b.scope == scope).map(markdown_binding).collect();
+        out.push_str(&format!("| {} | {} |\n", scope.label(), keys.join(" · ")));
     }
     out
+}
+
+/// One binding as the README's table shows it: "`q` `Ctrl-c` quit".
+pub fn markdown_binding(b: &Binding) -> String {
+    let keys: Vec<String> = b.keys.split(' ').map(|k| format!("`{k}`")).collect();
+    format!("{} {}", keys.join(" "), b.help)
 }
 
 /// The action for a key press in a view of the given scope, if any.
