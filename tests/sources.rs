@@ -421,28 +421,115 @@ async fn a_directory_of_exports_is_read_as_files_settle_and_restated_days_replac
     assert_eq!(s.sources[0].health, Health::Failing);
 }
 
+/// Hourly rows: each hour is a period of its own, restated hours replace what was known, and
+/// the periods stand across a restart.
+#[tokio::test]
+async fn hourly_rows_are_periods_of_their_own() {
+    use campaign_cockpit::domain::source::{Field, Mapping, PeriodLength};
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    let mut c = demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+    c.channels.retain(|ch| ch.id == "douyin");
+    for ch in &mut c.channels {
+        ch.format = Some("csv".into());
+        ch.source = url::Url::from_directory_path(&exports).unwrap().to_string();
+        ch.mapping = Some(Mapping {
+            id: Some("Campaign ID".into()),
+            period: Some("Hour".into()),
+            period_length: Some(PeriodLength::Hour),
+            impressions: Some(Field::Expr("Impressions".into())),
+            clicks: Some(Field::Expr("Clicks".into())),
+            ..Default::default()
+        });
+    }
+    c.validate().unwrap();
+    let write = |name: &str, rows: &[(&str, u64, u64)]| {
+        let mut text = String::from("Campaign ID,Hour,Impressions,Clicks\n");
+        for (hour, impr, clicks) in rows {
+            text.push_str(&format!("douyin,2026-06-01 {hour}:00:00,{impr},{clicks}\n"));
+        }
+        std::fs::write(exports.join(name), text).unwrap();
+        settle(&exports);
+    };
+    let key = ChannelKey::new("618-promo", "douyin");
+    let clock = Arc::new(ManualClock::new(c.start_ms() + 3 * DAY_MS));
+    let sources = poll::sources_for(std::slice::from_ref(&c), Duration::from_secs(60));
+    let read = || {
+        clock.advance(60_000);
+        let (spec, now) = (sources[0].clone(), clock.now_ms());
+        async move {
+            let result = poll::fetch_at(&poll::client(), &spec, &mut Names::default(), now, false).await;
+            assert!(result.is_ok(), "{result:?}");
+            PollOutcome { url: spec.url, fetched_at: now, received: Instant::now(), latency: Duration::ZERO, result }
+        }
+    };
+    let db = dir.path().join("db");
+    {
+        let store = Store::open(&db).unwrap();
+        store.put_campaign(&c).unwrap();
+        let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+        write("a.csv", &[("09", 1_000, 10), ("10", 2_000, 20), ("11", 500, 5)]);
+        engine.on_poll(read().await);
+        engine.publish();
+        let t = totals(&snapshots.borrow(), &key);
+        assert_eq!((t.impressions, t.clicks), (3_500, 35), "three hours, three periods");
+        // 11:00 restated in a later export, 12:00 new: the hour is replaced, not added.
+        write("b.csv", &[("11", 800, 8), ("12", 100, 1)]);
+        engine.on_poll(read().await);
+        engine.publish();
+        let t = totals(&snapshots.borrow(), &key);
+        assert_eq!((t.impressions, t.clicks), (3_900, 39));
+        drop(engine);
+    }
+    let store = Store::open(&db).unwrap();
+    let periods = store.periods(&key).unwrap();
+    let hours: Vec<i64> = periods.keys().map(|p| (p - periods.keys().next().unwrap()) / HOUR_MS).collect();
+    assert_eq!(hours, [0, 1, 2, 3], "one stored period per hour");
+    assert_eq!(periods.values().map(|c| c.impressions).collect::<Vec<_>>(), [1_000, 2_000, 800, 100]);
+}
+
+/// Dates the files of `dir` back past the time a file must stand still before it is read.
+fn settle(dir: &std::path::Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let when = std::time::SystemTime::now() - poll::csvdir::SETTLE * 2;
+        // Older files stay older: the order of the exports is the order they were written in.
+        let old = e.metadata().unwrap().modified().unwrap();
+        std::fs::File::options().write(true).open(e.path()).unwrap().set_modified(old.min(when)).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn every_preset_reads_the_simulator_speaking_its_platform() {
     for &d in dialect::DIALECTS {
         let dir = tempfile::tempdir().unwrap();
+        // The export dialect writes files where the others answer requests.
+        let exports = dir.path().join("exports");
         let edit = |campaigns: &mut Vec<Campaign>, base: &str| {
             campaigns.retain(|c| c.id == "618-promo");
-            dialect::reformat(campaigns, base, d).unwrap();
+            let base = if d == "csv" { exports.display().to_string() } else { base.to_string() };
+            dialect::reformat(campaigns, &base, d).unwrap();
         };
         let secrets = dialect::stand_in_secrets(d).into_iter().map(|n| (n, Secret::new("simulated"))).collect();
         let mut r = rig_with(dir.path(), edit, secrets).await;
-        let mapped: Vec<&str> = campaign_cockpit::domain::source::preset(d)
-            .unwrap()
-            .mapping
-            .counters()
-            .iter()
-            .filter_map(|(n, f)| f.map(|_| *n))
-            .collect();
+        let mapping = match campaign_cockpit::domain::source::preset(d) {
+            Some(p) => p.mapping,
+            None => dialect::export_mapping(),
+        };
+        let mapped: Vec<&str> = mapping.counters().iter().filter_map(|(n, f)| f.map(|_| *n)).collect();
         for round in 0..20 {
             r.clock.advance(3 * HOUR_MS);
+            if d == "csv" {
+                let mut net = r.sim.network.lock().unwrap();
+                net.advance_to(r.clock.now_ms());
+                dialect::write_exports(&net, &exports).unwrap();
+                // Written a while ago, as far as settling goes.
+                settle(&dialect::export_dir(&exports, "618-promo"));
+            }
             for (url, result) in r.poll().await {
                 assert!(result.is_ok(), "{d} round {round}: {url}: {result:?}");
             }
+
         }
         let s = r.snapshot();
         for ch in &r.campaigns[0].channels {

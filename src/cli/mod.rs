@@ -79,7 +79,8 @@ pub enum Cmd {
         #[command(flatten)]
         scale: Scale,
         /// Read the simulated network as this platform's reporting API, through its preset
-        /// (meta-insights, google-ads); starts from the present.
+        /// (meta-insights, google-ads, tiktok, oceanengine, baidu, ga4), or as a directory of
+        /// report exports (csv); starts from the present.
         #[arg(long)]
         dialect: Option<String>,
     },
@@ -97,9 +98,15 @@ pub enum Cmd {
         #[arg(long)]
         write_campaigns: Option<PathBuf>,
         /// The campaign files written read the network as this platform's API (meta-insights,
-        /// google-ads); it is served either way.
+        /// google-ads, tiktok, oceanengine, baidu, ga4; all are served either way), or as the
+        /// report exports written to `--exports` (csv).
         #[arg(long)]
         dialect: Option<String>,
+        /// Write daily report exports (CSV) of every campaign under this directory, one
+        /// directory per campaign (default with `--dialect csv`: `exports` beside the campaign
+        /// files).
+        #[arg(long)]
+        exports: Option<PathBuf>,
     },
     /// Data sources: see what a campaign's sources answer, as the cockpit would record it.
     #[command(subcommand)]
@@ -350,9 +357,9 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
         Some(Cmd::Demo { speed, scenario, no_history, scale, dialect }) => {
             demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, dialect.as_deref())
         }
-        Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns, dialect }) => {
+        Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns, dialect, exports }) => {
             let out = write_campaigns.as_deref().map(|d| (d, dialect.as_deref()));
-            sim_command(listen, scenario.as_deref(), *speed, scale, out)
+            sim_command(listen, scenario.as_deref(), *speed, scale, out, exports.as_deref())
         }
         Some(Cmd::Source(SourceCmd::Test { campaign, channel, json })) => {
             let store = open_store(&db)?;
@@ -433,15 +440,27 @@ fn sim_command(
     speed: f64,
     scale: &Scale,
     write_campaigns: Option<(&Path, Option<&str>)>,
+    exports: Option<&Path>,
 ) -> color_eyre::Result<()> {
     check_speed(speed)?;
     let mut scenario = with_scale(load_scenario(scenario)?, scale);
+    let mut exports = exports.map(absolute).transpose()?;
     if let Some((dir, dialect)) = write_campaigns {
         std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
         crate::demo::rebase(&mut scenario.campaigns, &format!("http://{listen}"));
         if let Some(d) = dialect {
             check_dialect(d)?;
-            crate::sim::dialect::reformat(&mut scenario.campaigns, &format!("http://{listen}"), d).map_err(BadInput)?;
+            let base = if d == "csv" {
+                let root = match &exports {
+                    Some(e) => e.clone(),
+                    None => absolute(&dir.join("exports"))?,
+                };
+                exports = Some(root.clone());
+                root.display().to_string()
+            } else {
+                format!("http://{listen}")
+            };
+            crate::sim::dialect::reformat(&mut scenario.campaigns, &base, d).map_err(BadInput)?;
         }
         for c in &scenario.campaigns {
             let path = dir.join(format!("{}.toml", c.id));
@@ -449,8 +468,16 @@ fn sim_command(
         }
     }
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("warn").try_init().ok();
-    runtime()?.block_on(sim_only(listen, scenario, speed))
+    runtime()?.block_on(sim_only(listen, scenario, speed, exports))
 }
+
+/// A path made absolute against the working directory.
+fn absolute(p: &Path) -> color_eyre::Result<PathBuf> {
+    std::path::absolute(p).wrap_err_with(|| format!("{}: cannot make the path absolute", p.display()))
+}
+
+/// How often the simulator rewrites today's report exports (real time).
+const EXPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// `cockpit replay`: a detector over a CSV series (`-` reads standard input).
 fn replay_command(csv: &Path, settings: crate::alert::replay::ReplaySettings) -> color_eyre::Result<()> {
@@ -573,10 +600,19 @@ fn start_sim(
     Ok((server, clock))
 }
 
-async fn sim_only(listen: &str, loaded: LoadedScenario, speed: f64) -> color_eyre::Result<()> {
+async fn sim_only(
+    listen: &str,
+    loaded: LoadedScenario,
+    speed: f64,
+    exports: Option<PathBuf>,
+) -> color_eyre::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.wrap_err_with(|| format!("listening on {listen}"))?;
     let start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
-    let (server, _clock) = start_sim(listener, &loaded, start_ms, speed, None)?;
+    let (mut server, _clock) = start_sim(listener, &loaded, start_ms, speed, None)?;
+    if let Some(root) = exports {
+        server.export_csv(root.clone(), EXPORT_EVERY).wrap_err_with(|| format!("writing exports to {}", root.display()))?;
+        println!("writing report exports under {} every {}s", root.display(), EXPORT_EVERY.as_secs());
+    }
     let n: usize = loaded.campaigns.iter().map(|c| c.channels.len()).sum();
     println!("simulating {n} channels of {} campaigns at ×{speed} on {}", loaded.campaigns.len(), server.base_url());
     for c in &loaded.campaigns {
@@ -610,17 +646,25 @@ async fn demo(
     let listener =
         tokio::net::TcpListener::bind("127.0.0.1:0").await.wrap_err("binding a loopback port for the simulator")?;
     // A new database gets the campaigns' simulated past, so there is history to analyse.
-    let (server, clock) = start_sim(listener, &loaded, start_ms, speed, (fresh && history).then_some(&store))?;
+    let (mut server, clock) = start_sim(listener, &loaded, start_ms, speed, (fresh && history).then_some(&store))?;
     let mut campaigns = loaded.campaigns.clone();
     crate::demo::rebase(&mut campaigns, &server.base_url());
+    let exports = std::env::temp_dir().join(format!("cockpit-demo-exports-{}", std::process::id()));
     if let Some(d) = dialect {
-        crate::sim::dialect::reformat(&mut campaigns, &server.base_url(), d).map_err(BadInput)?;
+        let base = if d == "csv" { exports.display().to_string() } else { server.base_url() };
+        crate::sim::dialect::reformat(&mut campaigns, &base, d).map_err(BadInput)?;
+        if d == "csv" {
+            server
+                .export_csv(exports.clone(), EXPORT_EVERY)
+                .wrap_err_with(|| format!("writing exports to {}", exports.display()))?;
+        }
     }
     for c in &campaigns {
         store.put_campaign(c)?;
     }
     let result = cockpit(store, clock, ui, interval).await;
     drop(server);
+    let _ = std::fs::remove_dir_all(&exports);
     result
 }
 

@@ -7,8 +7,9 @@ use crate::domain::source::{Mapping, Mode, PeriodLength, Resolved};
 use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::{Counters, source::COUNTERS};
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
-use jmespath::{Expression, Rcvar, Variable};
+use super::json::{self, Expr, Json};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// One row of an answer, mapped.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,198 +37,104 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-/// A compiled expression. A plain path (`a.b[0]."c d"`), the most common by far, is walked
-/// directly: the same answer as the interpreter's, without its cost per row.
-struct Expr {
-    text: String,
-    compiled: Expression<'static>,
-    path: Option<Vec<Step>>,
-    /// `list[?key=='value'].field | [0]`: the first item whose key is the value (Meta's
-    /// actions), walked directly too.
-    first: Option<(Vec<Step>, String, String, String)>,
-}
-
-enum Step {
-    Field(String),
-    Index(usize),
-}
-
-impl Expr {
-    fn search(&self, v: &Rcvar) -> Result<Rcvar, jmespath::JmespathError> {
-        if let Some(path) = &self.path {
-            return Ok(walk(v, path));
-        }
-        if let Some((list, key, value, field)) = &self.first {
-            let found = match &*walk(v, list) {
-                Variable::Array(items) => items
-                    .iter()
-                    .find(|it| matches!(&***it, Variable::Object(o) if o.get(key).is_some_and(|k| k.as_string() == Some(value))))
-                    .and_then(|it| match &**it {
-                        Variable::Object(o) => o.get(field).cloned(),
-                        _ => None,
-                    }),
-                _ => None,
-            };
-            return Ok(found.unwrap_or_else(|| Rcvar::new(Variable::Null)));
-        }
-        self.compiled.search(v.clone())
-    }
-}
-
-fn walk(v: &Rcvar, path: &[Step]) -> Rcvar {
-    let mut cur = v.clone();
-    for step in path {
-        let next = match (step, &*cur) {
-            (Step::Field(f), Variable::Object(o)) => o.get(f).cloned(),
-            (Step::Index(i), Variable::Array(a)) => a.get(*i).cloned(),
-            _ => None,
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return Rcvar::new(Variable::Null),
-        }
-    }
-    cur
-}
-
-/// `list[?key=='value'].field | [0]` taken apart, or `None`.
-fn first_match(expr: &str) -> Option<(Vec<Step>, String, String, String)> {
-    let (head, tail) = expr.trim().split_once("[?")?;
-    let (cond, after) = tail.split_once(']')?;
-    let (key, value) = cond.split_once("==")?;
-    let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
-    let field = after
-        .trim()
-        .strip_prefix('.')?
-        .strip_suffix("| [0]")
-        .or_else(|| after.trim().strip_prefix('.')?.strip_suffix("|[0]"))?;
-    let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let (key, field) = (key.trim(), field.trim());
-    if !plain(key) || !plain(field) || value.contains(['\'', '\\']) {
-        return None;
-    }
-    Some((plain_path(head)?, key.to_string(), value.to_string(), field.to_string()))
-}
-
-/// The steps of a plain path, or `None` for anything else (left to the interpreter).
-fn plain_path(expr: &str) -> Option<Vec<Step>> {
-    let mut steps = Vec::new();
-    let mut rest = expr.trim();
-    loop {
-        if let Some(r) = rest.strip_prefix('"') {
-            let end = r.find('"')?;
-            if r[..end].contains('\\') {
-                return None;
-            }
-            steps.push(Step::Field(r[..end].to_string()));
-            rest = &r[end + 1..];
-        } else {
-            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
-            let name = &rest[..end];
-            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-                return None;
-            }
-            steps.push(Step::Field(name.to_string()));
-            rest = &rest[end..];
-        }
-        while let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']')?;
-            steps.push(Step::Index(r[..end].parse().ok()?));
-            rest = &r[end + 1..];
-        }
-        if rest.is_empty() {
-            return Some(steps);
-        }
-        rest = rest.strip_prefix('.')?;
-    }
-}
-
-fn compile(name: &str, expr: &str) -> Result<Expr, String> {
-    let compiled = jmespath::compile(expr).map_err(|e| format!("mapping.{name} `{expr}`: {e}"))?;
-    let path = plain_path(expr);
-    let first = if path.is_none() { first_match(expr) } else { None };
-    Ok(Expr { text: expr.to_string(), compiled, path, first })
-}
-
 impl Compiled {
     pub fn new(m: &Mapping) -> Result<Compiled, String> {
         let need = |name: &str, e: &Option<String>| e.clone().ok_or_else(|| format!("mapping.{name} is needed"));
         let mut counters = Vec::new();
         for (name, f) in m.counters() {
             if let Some(f) = f {
-                counters.push((name, compile(name, f.expr())?, f.scale()));
+                counters.push((name, Expr::new(name, f.expr())?, f.scale()));
             }
         }
         Ok(Compiled {
             mode: m.mode.unwrap_or_default(),
             period_length: m.period_length.unwrap_or_default(),
             restate_days: m.restate_days.unwrap_or(7).max(1),
-            rows: compile("rows", &need("rows", &m.rows)?)?,
-            id: compile("id", &need("id", &m.id)?)?,
-            period: m.period.as_deref().map(|p| compile("period", p)).transpose()?,
+            rows: Expr::new("rows", &need("rows", &m.rows)?)?,
+            id: Expr::new("id", &need("id", &m.id)?)?,
+            period: m.period.as_deref().map(|p| Expr::new("period", p)).transpose()?,
             counters,
         })
     }
 
     /// The rows of one page (numbered from 1), mapped. `tz` places dates without a zone.
-    pub fn rows(&self, page: &Rcvar, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
+    pub fn rows(&self, page: &Json, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
+        self.rows_of(page, page_no, tz, false)
+    }
+
+    /// The rows of a page; `slotted` when its rows were read into slots (`json::Slots`).
+    fn rows_of(&self, page: &Json, page_no: usize, tz: FixedOffset, slotted: bool) -> Result<Vec<Row>, String> {
         let at = |row: Option<usize>| match row {
             Some(r) => format!("page {page_no}, row {}", r + 1),
             None => format!("page {page_no}"),
         };
         let found = self.rows.search(page).map_err(|e| format!("mapping.rows `{}`: {e}", self.rows.text))?;
-        let list = match &*found {
-            Variable::Null => return Ok(Vec::new()),
-            Variable::Array(a) => a,
-            other => {
-                return Err(format!(
-                    "mapping.rows `{}`: {}: found {}, not a list of rows",
-                    self.rows.text,
-                    at(None),
-                    kind(other)
-                ));
-            }
-        };
+        let list = found.items().map_err(|kind| {
+            format!("mapping.rows `{}`: {}: found {kind}, not a list of rows", self.rows.text, at(None))
+        })?;
         let mut out = Vec::with_capacity(list.len());
-        for (i, row) in list.iter().enumerate() {
-            let eval = |name: &str, e: &Expr| {
-                e.search(row).map_err(|err| format!("mapping.{name} `{}`: {}: {err}", e.text, at(Some(i))))
+        for (i, row) in list.into_iter().enumerate() {
+            // Expression `k` of the row: its slot when the page was read into slots.
+            let eval = |k: usize, name: &str, e: &Expr| -> Result<Json, String> {
+                match row {
+                    Json::Array(slots) if slotted => Ok(slots.get(k).cloned().unwrap_or(Json::Null)),
+                    _ => e
+                        .search(row)
+                        .map(|f| f.value().into_owned())
+                        .map_err(|err| format!("mapping.{name} `{}`: {}: {err}", e.text, at(Some(i)))),
+                }
             };
-            let id = eval("id", &self.id)?;
-            let id = match &*id {
-                Variable::String(s) => s.clone(),
-                Variable::Number(n) => n.to_string(),
+            let id = match eval(0, "id", &self.id)? {
+                Json::Str(s) => s.into_owned(),
+                n @ (Json::Int(_) | Json::Uint(_) | Json::Float(_)) => n.scalar_text().unwrap_or_default(),
                 other => {
                     return Err(format!(
                         "mapping.id `{}`: {}: found {}, not an id",
                         self.id.text,
                         at(Some(i)),
-                        shown(other)
+                        other.shown()
                     ));
                 }
             };
             let period = match &self.period {
                 Some(p) if self.mode == Mode::Rows => {
-                    let v = eval("period", p)?;
-                    let text = v.as_string().cloned().unwrap_or_else(|| shown(&v));
+                    let v = eval(1, "period", p)?;
+                    let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.shown());
                     Some(parse_period(&text, tz).ok_or_else(|| {
                         format!("mapping.period `{}`: {}: {text} is not a date or time", p.text, at(Some(i)))
                     })?)
                 }
                 _ => None,
             };
+            let first_counter = 1 + usize::from(self.period.is_some());
             let mut c = Counters::default();
-            for (name, e, scale) in &self.counters {
-                let text = &e.text;
-                let v = e.search(row).map_err(|err| format!("mapping.{name} `{text}`: {}: {err}", at(Some(i))))?;
+            for (k, (name, e, scale)) in self.counters.iter().enumerate() {
+                let v = eval(first_counter + k, name, e)?;
                 let n = number(&v).ok_or_else(|| {
-                    format!("mapping.{name} `{text}`: {}: {} is not a number ≥ 0", at(Some(i)), shown(&v))
+                    format!("mapping.{name} `{}`: {}: {} is not a number ≥ 0", e.text, at(Some(i)), v.shown())
                 })? * scale;
                 set(&mut c, name, n);
             }
             out.push(Row { id, period, counters: c });
         }
         Ok(out)
+    }
+
+    /// The row's expressions in slot order: the id, the period, the counters.
+    fn exprs(&self) -> Vec<&Expr> {
+        let mut v = vec![&self.id];
+        v.extend(self.period.iter());
+        v.extend(self.counters.iter().map(|(_, e, _)| e));
+        v
+    }
+
+    /// What of a row its expressions read.
+    fn row_want(&self) -> json::Want {
+        let mut w = self.id.want();
+        for e in self.period.iter().chain(self.counters.iter().map(|(_, e, _)| e)) {
+            w = w.merge(e.want());
+        }
+        w
     }
 
     /// The start of the period `t` falls in (campaign-local days).
@@ -247,12 +154,14 @@ pub fn local_start(t: i64, tz: FixedOffset, len: i64) -> i64 {
 }
 
 /// A number, or a string holding one; nothing found counts 0. Negative or not finite is `None`.
-fn number(v: &Variable) -> Option<f64> {
+fn number(v: &Json) -> Option<f64> {
     let n = match v {
-        Variable::Null => 0.0,
-        Variable::Number(n) => n.as_f64()?,
-        Variable::String(s) => s.trim().replace(',', "").parse::<f64>().ok()?,
-        _ => return None,
+        Json::Null => 0.0,
+        Json::Str(s) => {
+            let t = s.trim();
+            if t.contains(',') { t.replace(',', "").parse::<f64>().ok()? } else { t.parse::<f64>().ok()? }
+        }
+        n => n.as_f64()?,
     };
     (n.is_finite() && n >= 0.0).then_some(n)
 }
@@ -275,31 +184,17 @@ fn set(c: &mut Counters, name: &str, v: f64) {
     }
 }
 
-fn kind(v: &Variable) -> &'static str {
-    match v {
-        Variable::Null => "nothing",
-        Variable::String(_) => "a string",
-        Variable::Bool(_) => "a boolean",
-        Variable::Number(_) => "a number",
-        Variable::Array(_) => "a list",
-        Variable::Object(_) => "an object",
-        Variable::Expref(_) => "an expression",
-    }
-}
-
-/// A value as an error shows it: short, JSON-like.
-fn shown(v: &Variable) -> String {
-    let s = match v {
-        Variable::Null => return "nothing".into(),
-        Variable::String(s) => format!("\"{s}\""),
-        other => serde_json::to_string(other).unwrap_or_else(|_| kind(other).to_string()),
-    };
-    if s.chars().count() > 60 { format!("{}…", s.chars().take(60).collect::<String>()) } else { s }
-}
-
 /// `2026-06-01`, `20260601`, `2026-06-01 00:00:00` (in `tz`) or RFC 3339.
 pub fn parse_period(text: &str, tz: FixedOffset) -> Option<i64> {
     let t = text.trim();
+    // `YYYY-MM-DD`, the platforms' usual day, without a format parser.
+    if let [y, m, d] = t.splitn(3, '-').collect::<Vec<_>>()[..]
+        && (y.len(), m.len(), d.len()) == (4, 2, 2)
+        && let (Ok(y), Ok(m), Ok(d)) = (y.parse(), m.parse(), d.parse())
+    {
+        let day = NaiveDate::from_ymd_opt(y, m, d)?.and_hms_opt(0, 0, 0)?;
+        return tz.from_local_datetime(&day).single().map(|d| d.timestamp_millis());
+    }
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
         return Some(d.timestamp_millis());
     }
@@ -322,6 +217,8 @@ pub struct Mappings {
     /// A Prometheus source: each counter's query, and the mapping of its answer (an instant
     /// vector: the label naming the channel, and the value).
     pub prometheus: Vec<(&'static str, String, Compiled)>,
+    /// What of a page the mappings read.
+    want: json::Want,
 }
 
 impl Mappings {
@@ -346,6 +243,7 @@ impl Mappings {
                 default: Compiled::new(&m)?,
                 own: HashMap::new(),
                 prometheus: Vec::new(),
+                want: json::Want::All,
             });
         }
         if first.format == "prometheus" {
@@ -370,6 +268,7 @@ impl Mappings {
                 default: vector("impressions", 1.0)?,
                 own: HashMap::new(),
                 prometheus,
+                want: json::Want::All,
             });
         }
         let default = Compiled::new(&first.mapping)?;
@@ -379,7 +278,23 @@ impl Mappings {
                 own.insert(id.clone(), Compiled::new(&r.mapping)?);
             }
         }
-        Ok(Mappings { resolved: first.clone(), default, own, prometheus: Vec::new() })
+        let mut row = default.row_want();
+        let mut same_rows = true;
+        for m in own.values() {
+            same_rows &= m.rows.text == default.rows.text;
+            row = row.merge(m.row_want());
+        }
+        let want = match json::Slots::new(&default.exprs()) {
+            Some(slots) if own.is_empty() => json::Want::page(&default.rows, json::Want::Rows(Arc::new(slots))),
+            _ if same_rows => json::Want::page(&default.rows, row),
+            _ => json::Want::All,
+        };
+        Ok(Mappings { resolved: first.clone(), default, own, prometheus: Vec::new(), want })
+    }
+
+    /// Parses a page, building only what the mappings read.
+    pub fn parse<'b>(&self, body: &'b [u8]) -> Result<Json<'b>, String> {
+        self.want.parse(body)
     }
 
     pub fn mode(&self) -> Mode {
@@ -391,8 +306,8 @@ impl Mappings {
     }
 
     /// The rows of a page; a channel with a mapping of its own has its rows mapped by it.
-    pub fn rows(&self, page: &Rcvar, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
-        let mut rows = self.default.rows(page, page_no, tz)?;
+    pub fn rows(&self, page: &Json, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
+        let mut rows = self.default.rows_of(page, page_no, tz, self.want.slotted())?;
         if !self.own.is_empty() {
             for (id, m) in &self.own {
                 rows.retain(|r| &r.id != id);
@@ -413,28 +328,8 @@ pub fn group(rows: Vec<Row>) -> BTreeMap<String, BTreeMap<i64, Counters>> {
 }
 
 /// Parses an answer as JSON for the expressions.
-pub fn parse_page(body: &[u8]) -> Result<Rcvar, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "not UTF-8 text".to_string())?;
-    Variable::from_json(text).map(Rcvar::new).map_err(|e| format!("not JSON: {e}"))
-}
-
-/// Reads a value at a path expression of a page (paging cursors, next URLs, page counts,
-/// error fields): a plain path is walked, anything else compiled.
-pub fn lookup(page: &Rcvar, expr: &str) -> Option<Rcvar> {
-    let found = match plain_path(expr) {
-        Some(path) => walk(page, &path),
-        None => jmespath::compile(expr).ok()?.search(page.clone()).ok()?,
-    };
-    (!found.is_null()).then_some(found)
-}
-
-/// The text of a scalar (a cursor, a URL, a number).
-pub fn scalar_text(v: &Variable) -> Option<String> {
-    match v {
-        Variable::String(s) => Some(s.clone()),
-        Variable::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+pub fn parse_page(body: &[u8]) -> Result<Json<'_>, String> {
+    json::parse(body)
 }
 
 #[cfg(test)]
@@ -507,22 +402,30 @@ mod tests {
         assert!(e.starts_with("mapping.period `date_start`: page 1, row 1: June 1st"), "{e}");
     }
 
+    /// Rows read straight into slots map as rows read from the whole page do, for every preset
+    /// whose expressions allow it.
     #[test]
-    fn plain_paths_are_walked_as_the_interpreter_would() {
-        let page = parse_page(br#"{"a":{"b":[{"c d":1},{"e":"x"}]},"n":null}"#).unwrap();
-        for expr in ["a.b[1].e", "a.b[0].\"c d\"", "a.x.y", "n.z", "a.b[5]", "a", "a.b[0]"] {
-            let e = compile("t", expr).unwrap();
-            assert!(e.path.is_some(), "{expr} is plain");
-            assert_eq!(e.search(&page).unwrap(), e.compiled.search(page.clone()).unwrap(), "{expr}");
-        }
-        for expr in ["a.b[?e=='x'].e | [0]", "a.b[?e=='y'].e | [0]", "a.b[?e=='x'].f | [0]", "n[?e=='x'].e | [0]"] {
-            let e = compile("t", expr).unwrap();
-            assert!(e.first.is_some(), "{expr} is a first match");
-            assert_eq!(e.search(&page).unwrap(), e.compiled.search(page.clone()).unwrap(), "{expr}");
-        }
-        for expr in ["[].results[]", "@", "a.b[-1]", "a.*", "a.b[?e=='x'].e"] {
-            let e = compile("t", expr).unwrap();
-            assert!(e.path.is_none() && e.first.is_none(), "{expr} goes to the interpreter");
+    fn rows_read_into_slots_map_as_the_whole_page() {
+        let page = br#"{"data":[{"campaign_id":"238","date_start":"2026-06-01","impressions":"10","clicks":7,
+            "spend":"1,234.5","actions":[{"action_type":"purchase"},{"action_type":"lead","value":"2"},{"action_type":"purchase","value":"3"}],
+            "action_values":"odd","extra":{"a":[1]}},{"campaign_id":239,"date_start":"2026-06-02"},
+            {"campaign_id":"240","date_start":"2026-06-02","actions":{"not":"a list"}}],"paging":{"next":"x"}}"#;
+        let r = resolve(Some("meta-insights"), None, None).unwrap().unwrap();
+        let m = Mappings::new(&[(String::new(), r)]).unwrap();
+        assert!(m.want.slotted(), "Meta's mapping is read into slots");
+        let slotted = m.rows(&m.parse(page).unwrap(), 1, tz()).unwrap();
+        let whole = m.default().rows(&parse_page(page).unwrap(), 1, tz()).unwrap();
+        assert_eq!(slotted, whole);
+        assert_eq!(slotted[0].counters.conversions, 3, "the first purchase with a value");
+        assert_eq!(slotted[1].id, "239");
+        let bad = br#"{"data":[{"campaign_id":"1","date_start":"2026-06-01","clicks":"12x"}]}"#;
+        assert_eq!(
+            m.rows(&m.parse(bad).unwrap(), 2, tz()).unwrap_err(),
+            m.default().rows(&parse_page(bad).unwrap(), 2, tz()).unwrap_err()
+        );
+        for preset in ["google-ads", "baidu", "ga4", "tiktok", "oceanengine"] {
+            let r = resolve(Some(preset), None, None).unwrap().unwrap();
+            Mappings::new(&[(String::new(), r)]).unwrap();
         }
     }
 

@@ -41,6 +41,7 @@
 
 pub mod auth;
 pub mod csvdir;
+pub mod json;
 pub mod mapping;
 pub mod request;
 pub mod wire;

@@ -4,6 +4,7 @@
 //! (their message, not the raw body), throttling is recognised, and no secret appears in an
 //! error.
 
+use super::json::{self, Json};
 use super::mapping::{self, Mappings};
 use super::wire::{ChannelStats, PROTOCOL_VERSION, StatsDoc};
 use super::{PollError, Secret, SourceSpec, root_cause, send_error};
@@ -152,7 +153,7 @@ pub async fn fetch_mapped(
         let raw = tokio::time::timeout(spec.timeout, send(rb, spec, r.platform.as_deref()))
             .await
             .map_err(|_| PollError::Timeout(spec.timeout))??;
-        let page = mapping::parse_page(&raw).map_err(|e| PollError::BadData(format!("page {page_no}: {e}")))?;
+        let page = m.mappings.parse(&raw).map_err(|e| PollError::BadData(format!("page {page_no}: {e}")))?;
         if let Some(e) = error_in_body(&page, r.platform.as_deref()) {
             return Err(e);
         }
@@ -161,9 +162,9 @@ pub async fn fetch_mapped(
         rows.extend(found);
         // The next page, if the paging rule finds one.
         let next: Option<url::Url> = if let Some(e) = &paging.next {
-            mapping::lookup(&page, e).and_then(|v| mapping::scalar_text(&v)).and_then(|u| url::Url::parse(&u).ok())
+            json::lookup(&page, e).and_then(|v| v.scalar_text()).and_then(|u| url::Url::parse(&u).ok())
         } else if let (Some(e), Some(param)) = (&paging.cursor, &paging.param) {
-            mapping::lookup(&page, e).and_then(|v| mapping::scalar_text(&v)).filter(|c| !c.is_empty()).map(|c| {
+            json::lookup(&page, e).and_then(|v| v.scalar_text()).filter(|c| !c.is_empty()).map(|c| {
                 let mut u = url.clone();
                 set_param(&mut u, param, &c);
                 u
@@ -172,8 +173,8 @@ pub async fn fetch_mapped(
             let total = paging
                 .total_pages
                 .as_deref()
-                .and_then(|e| mapping::lookup(&page, e))
-                .and_then(|v| v.as_number())
+                .and_then(|e| json::lookup(&page, e))
+                .and_then(|v| v.as_f64())
                 .map_or(u32::MAX, |n| n as u32);
             (!empty && page_no < total).then(|| {
                 let mut u = url.clone();
@@ -216,19 +217,20 @@ async fn fetch_prometheus(
         let answer = tokio::time::timeout(spec.timeout, send_prometheus(rb, spec))
             .await
             .map_err(|_| PollError::Timeout(spec.timeout))?;
-        let page = answer.map_err(|e| match e {
+        let body = answer.map_err(|e| match e {
             PollError::Platform { status, detail } => {
                 PollError::Platform { status, detail: format!("{name} `{query}`: {detail}") }
             }
             other => other,
         })?;
-        if let Some(status) = mapping::lookup(&page, "status").and_then(|v| mapping::scalar_text(&v))
+        let page = mapping::parse_page(&body).map_err(PollError::BadData)?;
+        if let Some(status) = json::lookup(&page, "status").and_then(|v| v.scalar_text())
             && status != "success"
         {
-            let error = mapping::lookup(&page, "error").and_then(|v| mapping::scalar_text(&v)).unwrap_or_default();
+            let error = json::lookup(&page, "error").and_then(|v| v.scalar_text()).unwrap_or_default();
             return Err(PollError::BadData(format!("{name} `{query}`: {error}")));
         }
-        let kind = mapping::lookup(&page, "data.resultType").and_then(|v| mapping::scalar_text(&v)).unwrap_or_default();
+        let kind = json::lookup(&page, "data.resultType").and_then(|v| v.scalar_text()).unwrap_or_default();
         if kind != "vector" {
             return Err(PollError::BadData(format!("{name} `{query}`: a {kind} answer, not an instant vector")));
         }
@@ -238,7 +240,7 @@ async fn fetch_prometheus(
 }
 
 /// One Prometheus query: its JSON answer, an error answer included (it says what is wrong).
-async fn send_prometheus(rb: reqwest::RequestBuilder, spec: &SourceSpec) -> Result<jmespath::Rcvar, PollError> {
+async fn send_prometheus(rb: reqwest::RequestBuilder, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
     let resp = rb.send().await.map_err(|e| send_error(&e, spec.timeout))?;
     let status = resp.status().as_u16();
     let body = resp.bytes().await.map_err(|e| PollError::Other(root_cause(&e)))?;
@@ -246,7 +248,7 @@ async fn send_prometheus(rb: reqwest::RequestBuilder, spec: &SourceSpec) -> Resu
         return Err(PollError::TooLarge(spec.max_bytes));
     }
     match mapping::parse_page(&body) {
-        Ok(p) => Ok(p),
+        Ok(_) => Ok(body.to_vec()),
         Err(_) if status >= 400 => Err(PollError::Status(status)),
         Err(e) => Err(PollError::BadData(e)),
     }
@@ -365,14 +367,14 @@ fn same_family(platform: &str, shape: &str) -> bool {
 }
 
 /// Reads an error out of a platform's answer, by the shapes the platforms use.
-fn summarise(page: &jmespath::Rcvar) -> Option<Summary> {
+fn summarise(page: &Json) -> Option<Summary> {
     // Google answers a stream's error as a list of one.
-    let page = match &**page {
-        jmespath::Variable::Array(a) => a.first()?,
+    let page = match page {
+        Json::Array(a) => a.first()?,
         _ => page,
     };
-    let text = |e: &str| mapping::lookup(page, e).and_then(|v| mapping::scalar_text(&v));
-    let num = |e: &str| mapping::lookup(page, e).and_then(|v| v.as_number()).map(|n| n as i64);
+    let text = |e: &str| json::lookup(page, e).and_then(|v| v.scalar_text());
+    let num = |e: &str| json::lookup(page, e).and_then(|v| v.as_f64()).map(|n| n as i64);
     // Google (Ads, GA4): {"error": {"code", "message", "status"}}.
     if let Some(status) = text("error.status") {
         let message = text("error.message").unwrap_or(status);
@@ -398,7 +400,7 @@ fn summarise(page: &jmespath::Rcvar) -> Option<Summary> {
 }
 
 /// A 2xx answer that carries an error (TikTok, Ocean Engine and Baidu answer errors so).
-fn error_in_body(page: &jmespath::Rcvar, platform: Option<&str>) -> Option<PollError> {
+fn error_in_body(page: &Json, platform: Option<&str>) -> Option<PollError> {
     let s = summarise(page)?;
     // A successful Google or Meta answer has no `error`; only the body-coded shapes count here.
     if !matches!(s.shape, "TikTok or Ocean Engine" | "Baidu Marketing API") {

@@ -11,6 +11,11 @@
 //!
 //! Both want an `Authorization` header and answer a missing one as the platform would.
 //! `GET /metrics` gives every channel's counters in the Prometheus text format.
+//!
+//! `csv` is a scheduled report export, as Ads Manager writes one: a directory per campaign
+//! (`<exports>/<campaign>/`) gets a file per day, `<campaign>-<date>.csv`, holding the last 7
+//! days as known at the time; today's is rewritten every few seconds (into a temporary name,
+//! then renamed into place), so later files restate the days of earlier ones.
 
 use super::model::{Network, SimChannel};
 use crate::domain::Counters;
@@ -19,13 +24,92 @@ use chrono::{FixedOffset, NaiveDate, TimeZone};
 use serde_json::{Value, json};
 
 /// The platforms the simulator speaks besides the cockpit protocol.
-pub const DIALECTS: &[&str] = &["meta-insights", "google-ads", "tiktok", "oceanengine", "baidu", "ga4"];
+pub const DIALECTS: &[&str] = &["meta-insights", "google-ads", "tiktok", "oceanengine", "baidu", "ga4", "csv"];
 
-/// Points every channel of `campaigns` at the simulator on `base` speaking `dialect`, read
-/// with the preset of that name.
+/// The columns of the simulated export, and how a channel reads them.
+const EXPORT_COLUMNS: [(&str, &str); 8] = [
+    ("id", "Campaign ID"),
+    ("period", "Day"),
+    ("impressions", "Impressions"),
+    ("clicks", "Link clicks"),
+    ("leads", "Leads"),
+    ("conversions", "Purchases"),
+    ("spend", "Amount spent"),
+    ("revenue", "Purchases conversion value"),
+];
+
+/// The mapping of the simulated export's columns.
+pub fn export_mapping() -> crate::domain::source::Mapping {
+    use crate::domain::source::{Field, Mapping};
+    let mut m = Mapping { id: Some(EXPORT_COLUMNS[0].1.into()), period: Some(EXPORT_COLUMNS[1].1.into()), ..Mapping::default() };
+    for (field, col) in &EXPORT_COLUMNS[2..] {
+        m.set_counter(field, Some(Field::Expr(col.to_string())));
+    }
+    m
+}
+
+/// The export directory of a campaign.
+pub fn export_dir(root: &std::path::Path, campaign: &str) -> std::path::PathBuf {
+    root.join(campaign)
+}
+
+/// Writes each campaign's export of today: its last 7 days as reported now. The first time,
+/// a lifetime export too (from the campaign's first day), as a user downloads one to start.
+pub fn write_exports(net: &Network, root: &std::path::Path) -> std::io::Result<()> {
+    let mut campaigns: Vec<&str> = net.channels.iter().map(|c| c.campaign.as_str()).collect();
+    campaigns.sort_unstable();
+    campaigns.dedup();
+    for campaign in campaigns {
+        let Some(first) = net.channels.iter().find(|c| c.campaign == campaign) else { continue };
+        let today = date_of(first, net.now_ms());
+        let dir = export_dir(root, campaign);
+        std::fs::create_dir_all(&dir)?;
+        let lifetime = format!("{campaign}-lifetime.csv");
+        if !dir.join(&lifetime).exists() {
+            let start = net.channels.iter().filter_map(|c| c.days.keys().next().map(|d| date_of(c, *d))).min();
+            write_export(&dir, &lifetime, &rows(net, campaign, start.as_deref().unwrap_or(&today), &today))?;
+        }
+        let week_ago = date_of(first, net.now_ms() - 6 * DAY_MS);
+        write_export(&dir, &format!("{campaign}-{today}.csv"), &rows(net, campaign, &week_ago, &today))?;
+    }
+    Ok(())
+}
+
+/// One export file: a row per channel and day, then the totals, renamed into place so that a
+/// reader never sees half a file.
+fn write_export(dir: &std::path::Path, name: &str, rows: &[(&SimChannel, i64, Counters)]) -> std::io::Result<()> {
+    let figures = |c: &Counters| {
+        [
+            c.impressions.to_string(),
+            c.clicks.to_string(),
+            c.leads.to_string(),
+            c.conversions.to_string(),
+            format!("{:.2}", c.spend),
+            format!("{:.2}", c.revenue),
+        ]
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(EXPORT_COLUMNS.iter().map(|(_, c)| *c)).map_err(std::io::Error::other)?;
+    let mut sum = Counters::default();
+    for (ch, day, c) in rows {
+        sum.add(c);
+        w.write_record([ch.id.clone(), date_of(ch, *day)].into_iter().chain(figures(c))).map_err(std::io::Error::other)?;
+    }
+    w.write_record(["Total".to_string(), String::new()].into_iter().chain(figures(&sum)))
+        .map_err(std::io::Error::other)?;
+    let text = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, dir.join(name))
+}
+
+/// For `csv`, `base` is the directory of the exports.
 pub fn reformat(campaigns: &mut [crate::domain::Campaign], base: &str, dialect: &str) -> Result<(), String> {
     for c in campaigns {
         let source = match dialect {
+            "csv" => url::Url::from_directory_path(export_dir(std::path::Path::new(base), &c.id))
+                .map_err(|()| format!("the export directory {base} is not an absolute path"))?
+                .to_string(),
             "meta-insights" => format!("{base}/meta/v21.0/act_{}/insights", c.id),
             "google-ads" => format!("{base}/google-ads/v18/customers/{}/googleAds:searchStream", c.id),
             "tiktok" => format!("{base}/tiktok/open_api/v1.3/report/integrated/get/?advertiser_id={}", c.id),
@@ -37,6 +121,9 @@ pub fn reformat(campaigns: &mut [crate::domain::Campaign], base: &str, dialect: 
         for ch in &mut c.channels {
             ch.format = Some(dialect.to_string());
             ch.source = source.clone();
+            if dialect == "csv" {
+                ch.mapping = Some(export_mapping());
+            }
         }
     }
     Ok(())

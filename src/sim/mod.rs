@@ -89,7 +89,9 @@ pub struct SimServer {
     pub addr: SocketAddr,
     pub network: Arc<Mutex<Network>>,
     throttle: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+    clock: SharedClock,
     task: tokio::task::JoinHandle<()>,
+    exporter: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SimServer {
@@ -101,11 +103,38 @@ impl SimServer {
     pub fn throttle_every(&self, every: u64) {
         self.throttle.0.store(every, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// Writes the campaigns' report exports under `root` now and then every `every` (see
+    /// `dialect`), until the server stops.
+    pub fn export_csv(&mut self, root: std::path::PathBuf, every: std::time::Duration) -> std::io::Result<()> {
+        let (net, clock) = (self.network.clone(), self.clock.clone());
+        let write = move || {
+            let mut n = net.lock().unwrap_or_else(|e| e.into_inner());
+            n.advance_to(clock.now_ms());
+            dialect::write_exports(&n, &root)
+        };
+        write()?;
+        self.exporter = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = write() {
+                    tracing::error!("writing the simulated exports: {e}");
+                }
+            }
+        }));
+        Ok(())
+    }
 }
 
 impl Drop for SimServer {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(t) = &self.exporter {
+            t.abort();
+        }
     }
 }
 
@@ -114,7 +143,7 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
     let addr = listener.local_addr()?;
     let net = Arc::new(Mutex::new(network));
     let throttle = Arc::new((std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)));
-    let shared = Shared { net: net.clone(), clock, throttle: throttle.clone() };
+    let shared = Shared { net: net.clone(), clock: clock.clone(), throttle: throttle.clone() };
     let app = axum::Router::new()
         .route("/stats", get(all_stats))
         .route("/stats/{campaign}", get(campaign_stats))
@@ -134,7 +163,7 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
             tracing::error!("simulator stopped: {e}");
         }
     });
-    Ok(SimServer { addr, network: net, throttle, task })
+    Ok(SimServer { addr, network: net, throttle, clock, task, exporter: None })
 }
 
 async fn respond(shared: Shared, campaign: Option<String>, channel: Option<String>) -> Response {
