@@ -103,14 +103,30 @@ impl Engine {
             return;
         }
         self.analysis_at = Some(Instant::now());
-        let Some(c) = self.campaigns.iter().find(|c| c.id == id) else { return };
+        if let Some(a) = self.analysis(&id, window, against) {
+            self.snapshot.analysis = Some(Arc::new(a));
+        }
+        self.dirty = true;
+    }
+
+    /// The analysis of a campaign over a window as of now (`None` for a campaign not known or
+    /// a store that failed, which the snapshot reports).
+    pub(super) fn analysis(
+        &mut self,
+        id: &str,
+        window: crate::analyze::WindowKind,
+        against: usize,
+    ) -> Option<crate::analyze::data::Analysis> {
+        let c = self.campaigns.iter().find(|c| c.id == id)?;
         let all: Vec<&crate::domain::Campaign> = self.campaigns.iter().map(|c| &**c).collect();
         let now = self.clock.now_ms();
         let cache = &mut self.ended_days;
         match crate::analyze::data::analysis(self.writer.store(), c, &all, window, against, now, cache) {
-            Ok(a) => self.snapshot.analysis = Some(Arc::new(a)),
-            Err(e) => self.writer.failed(&e),
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.writer.failed(&e);
+                None
+            }
         }
-        self.dirty = true;
     }
 }

@@ -90,6 +90,16 @@ pub enum Command {
     Analyze { campaign: String, window: crate::analyze::WindowKind, against: usize },
     /// Hide a recommendation for a while (campaign time).
     Snooze { recommendation: String, for_ms: i64 },
+    /// The series of a channel over a window, as of now, for one client of a service (each
+    /// has a detail of its own; `Series` is the one a single UI keeps fresh).
+    SeriesFor { key: ChannelKey, window: Window, reply: oneshot::Sender<snapshot::SeriesView> },
+    /// The analysis of a campaign, as of now, for one client of a service.
+    AnalysisFor {
+        campaign: String,
+        window: crate::analyze::WindowKind,
+        against: usize,
+        reply: oneshot::Sender<Option<crate::analyze::data::Analysis>>,
+    },
     /// Flush and stop; answers when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -302,6 +312,12 @@ impl Engine {
                 self.series_req = None;
                 self.snapshot.series = None;
                 self.request_analysis(campaign, window, against);
+            }
+            Command::SeriesFor { key, window, reply } => {
+                let _ = reply.send(self.series(key, window));
+            }
+            Command::AnalysisFor { campaign, window, against, reply } => {
+                let _ = reply.send(self.analysis(&campaign, window, against));
             }
             Command::Shutdown(_) => {}
         }

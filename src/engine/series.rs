@@ -2,7 +2,8 @@
 //! over its window (kept fresh as data comes in), and the recent samples of every channel read
 //! back after start-up.
 
-use super::snapshot::SeriesView;
+use super::snapshot::{SeriesView, Window};
+use crate::domain::ChannelKey;
 use super::{Engine, RECENT};
 use crate::domain::time::HOUR_MS;
 use crate::domain::time::RAW_RETENTION_MS;
@@ -45,6 +46,13 @@ impl Engine {
 
     pub(super) fn load_series(&mut self) {
         let Some((key, window)) = self.series_req.clone() else { return };
+        let series = self.series(key, window);
+        self.snapshot.series = Some(Arc::new(series));
+        self.dirty = true;
+    }
+
+    /// A channel's counters bucketed over a window, as of now.
+    pub(super) fn series(&mut self, key: ChannelKey, window: Window) -> SeriesView {
         let now = self.clock.now_ms();
         let start = self.campaigns.iter().find(|c| c.id == key.campaign).map_or(now, |c| c.start_ms());
         let from = window.span_ms().map_or(start, |s| now - s);
@@ -84,7 +92,6 @@ impl Engine {
             }
         };
         let points = crate::analyze::buckets(&rows, bucket_ms, from);
-        self.snapshot.series = Some(Arc::new(SeriesView { key, window, from_ms: from, to_ms: now, bucket_ms, points }));
-        self.dirty = true;
+        SeriesView { key, window, from_ms: from, to_ms: now, bucket_ms, points }
     }
 }
