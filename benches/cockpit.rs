@@ -544,7 +544,8 @@ fn bench_rows() {
     let channels: Vec<serde_json::Value> = grouped
         .iter()
         .flat_map(|(ch, days)| {
-            days.iter().map(move |(d, c)| serde_json::json!({"id": format!("{ch}@{d}"), "campaign": "bench", "totals": c}))
+            days.iter()
+                .map(move |(d, c)| serde_json::json!({"id": format!("{ch}@{d}"), "campaign": "bench", "totals": c}))
         })
         .collect();
     let native = serde_json::to_vec(&serde_json::json!({"version": 1, "channels": channels})).unwrap();
@@ -561,7 +562,9 @@ fn bench_rows() {
         plain.push(t.elapsed());
     }
     let peak_ours = alloc::peak_during(|| std::hint::black_box(poll_rows()).1);
-    let peak_plain = alloc::peak_during(|| std::hint::black_box(poll::wire::parse_stats_with(&native, &mut names).unwrap()).channels.len());
+    let peak_plain = alloc::peak_during(|| {
+        std::hint::black_box(poll::wire::parse_stats_with(&native, &mut names).unwrap()).channels.len()
+    });
     let t = Instant::now();
     for b in &pages {
         std::hint::black_box(m.parse(b).unwrap());

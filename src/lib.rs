@@ -9,6 +9,7 @@ pub mod engine;
 pub mod optimize;
 pub mod poll;
 pub mod report;
+pub mod serve;
 pub mod sim;
 pub mod store;
 mod tls;

@@ -16,6 +16,10 @@ fn main() -> ExitCode {
     match campaign_cockpit::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            if let Some(exit) = e.downcast_ref::<campaign_cockpit::cli::Exit>() {
+                eprintln!("error: {}", exit.message);
+                return ExitCode::from(exit.code);
+            }
             let bad_input = e.chain().any(|c| c.is::<campaign_cockpit::cli::BadInput>());
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", msg.join(": "));

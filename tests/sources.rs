@@ -529,7 +529,6 @@ async fn every_preset_reads_the_simulator_speaking_its_platform() {
             for (url, result) in r.poll().await {
                 assert!(result.is_ok(), "{d} round {round}: {url}: {result:?}");
             }
-
         }
         let s = r.snapshot();
         for ch in &r.campaigns[0].channels {

@@ -6,11 +6,11 @@ use crate::domain::ChannelKey;
 use crate::domain::time::HOUR_MS;
 use crate::domain::{Campaign, Counters, Metric, SegmentCounters};
 use crate::store::{Result, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One row of the compare view: a channel (or the whole campaign) in the window and the one
 /// before.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub id: String,
     pub name: String,
@@ -19,7 +19,7 @@ pub struct Row {
 }
 
 /// What the analyze view shows for one campaign.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     pub campaign: String,
     pub window: WindowKind,

@@ -37,11 +37,11 @@ pub mod notes;
 
 use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::{Campaign, Counters, KpiLimit, Metric, SegmentCounters};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// A time range `[from, to)` in unix ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
     pub from: i64,
     pub to: i64,
@@ -63,7 +63,7 @@ impl Span {
 }
 
 /// The window selector of the compare view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum WindowKind {
     LastHour,
     #[default]
@@ -167,7 +167,7 @@ pub fn parse_span(text: &str, c: &Campaign, now: i64) -> Result<Span, String> {
 
 /// One KPI of one row in a window: its value, the change against the previous window and
 /// whether it meets the campaign's limit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub metric: Metric,
     pub value: Option<f64>,
@@ -224,7 +224,7 @@ pub fn campaign_metrics(c: &Campaign) -> Vec<Metric> {
 }
 
 /// A step of the funnel: impressions → clicks → leads → conversions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunnelStep {
     pub name: &'static str,
     pub count: u64,
@@ -284,7 +284,7 @@ pub fn funnel(c: &Counters, all: &Counters) -> Vec<FunnelStep> {
 
 /// A segment summed across a campaign's channels, judged on one KPI against the rest of its
 /// dimension.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentRow {
     pub dimension: Arc<str>,
     pub value: Arc<str>,

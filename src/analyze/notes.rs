@@ -3,11 +3,11 @@
 //! Charts mark them and the review report lists them.
 
 use crate::domain::{Note, NoteKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An alert's run: when it fired and resolved (still firing at the end of the data when
 /// `resolved_ms` is `None`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRun {
     pub channel: Option<String>,
     pub rule: String,

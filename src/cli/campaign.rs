@@ -5,7 +5,7 @@ use crate::domain::Campaign;
 use crate::store::Store;
 use color_eyre::eyre::{WrapErr, eyre};
 
-pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
+pub fn run(cmd: &CampaignCmd, store: &Store, out: &mut String) -> color_eyre::Result<()> {
     let get = |id: &str| -> color_eyre::Result<Campaign> {
         store.campaign(id)?.ok_or_else(|| {
             let known: Vec<String> = store.campaigns().unwrap_or_default().into_iter().map(|c| c.id).collect();
@@ -24,7 +24,7 @@ pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
             for c in parsed {
                 let verb = if store.campaign(&c.id)?.is_some() { "updated" } else { "imported" };
                 store.put_campaign(&c)?;
-                println!("{verb} {} ({} channels): {}", c.id, c.channels.len(), c.name);
+                say!(out, "{verb} {} ({} channels): {}", c.id, c.channels.len(), c.name);
             }
         }
         CampaignCmd::Export { id, format, output } => {
@@ -35,7 +35,7 @@ pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
             };
             match output {
                 Some(p) => std::fs::write(p, text).wrap_err_with(|| format!("writing {}", p.display()))?,
-                None => print!("{text}"),
+                None => out.push_str(&text),
             }
         }
         CampaignCmd::List { json } => {
@@ -48,16 +48,18 @@ pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
                             "currency": c.currency, "total_budget": c.total_budget, "channels": c.channels.len() })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                say!(out, "{}", serde_json::to_string_pretty(&rows)?);
             } else if all.is_empty() {
-                println!(
+                say!(
+                    out,
                     "no campaigns in {} — try `cockpit demo` or `cockpit campaign import FILE`",
                     store.path().display()
                 );
             } else {
-                println!("{:<16} {:<12} {:<12} {:>4} {:>14}  NAME", "ID", "START", "END", "CH", "BUDGET");
+                say!(out, "{:<16} {:<12} {:<12} {:>4} {:>14}  NAME", "ID", "START", "END", "CH", "BUDGET");
                 for c in all {
-                    println!(
+                    say!(
+                        out,
                         "{:<16} {:<12} {:<12} {:>4} {:>10} {}  {}",
                         c.id,
                         c.start.format("%Y-%m-%d"),
@@ -77,28 +79,42 @@ pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
                 let t = store.cursor(&crate::domain::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
                 channels.push(super::source::Recorded::new(&ch.id, &t));
             }
-            let out = serde_json::json!({ "campaign": c, "channels": channels });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            let shown = serde_json::json!({ "campaign": c, "channels": channels });
+            say!(out, "{}", serde_json::to_string_pretty(&shown)?);
         }
         CampaignCmd::Show { id, json: false } => {
             let c = get(id)?;
-            println!("{} — {}", c.id, c.name);
-            println!("{} → {}, budget {} {}", c.start, c.end, c.total_budget, c.currency);
+            say!(out, "{} — {}", c.id, c.name);
+            say!(out, "{} → {}, budget {} {}", c.start, c.end, c.total_budget, c.currency);
             for g in &c.goals {
-                println!("goal: {} {} by {}", g.metric, g.target, g.deadline.unwrap_or(c.end));
+                say!(out, "goal: {} {} by {}", g.metric, g.target, g.deadline.unwrap_or(c.end));
             }
             for k in &c.kpis {
-                println!("kpi:  {k}");
+                say!(out, "kpi:  {k}");
             }
-            println!(
+            say!(
+                out,
                 "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12}",
-                "CHANNEL", "IMPR", "CLICKS", "LEADS", "CONV", "SPEND", "REVENUE"
+                "CHANNEL",
+                "IMPR",
+                "CLICKS",
+                "LEADS",
+                "CONV",
+                "SPEND",
+                "REVENUE"
             );
             for ch in &c.channels {
                 let t = store.cursor(&crate::domain::ChannelKey::new(&c.id, &ch.id))?.unwrap_or_default().totals;
-                println!(
+                say!(
+                    out,
                     "{:<20} {:>10} {:>10} {:>8} {:>8} {:>12.2} {:>12.2}",
-                    ch.id, t.impressions, t.clicks, t.leads, t.conversions, t.spend, t.revenue
+                    ch.id,
+                    t.impressions,
+                    t.clicks,
+                    t.leads,
+                    t.conversions,
+                    t.spend,
+                    t.revenue
                 );
             }
         }
@@ -106,7 +122,7 @@ pub fn run(cmd: &CampaignCmd, store: &Store) -> color_eyre::Result<()> {
             if !store.remove_campaign(id)? {
                 return Err(eyre!(BadInput(format!("no campaign '{id}' in {}", store.path().display()))));
             }
-            println!("removed {id}");
+            say!(out, "removed {id}");
         }
     }
     Ok(())

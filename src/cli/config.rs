@@ -1,5 +1,24 @@
 //! Where the cockpit keeps its files, and `config.toml`: settings that the command line and the
-//! environment override. A malformed file is refused with its `file:line`.
+//! environment override. A malformed file is refused with its `file:line`; one that holds a
+//! token must be mode 0600. Every key:
+//!
+//! ```toml
+//! db = "/srv/cockpit/cockpit.db"
+//! theme = "high-contrast"       # default, light, high-contrast, mono, or a theme file
+//! interval = "30s"              # for channels without poll_interval
+//! bell = true                   # ring once when a critical alert fires
+//! read_only = false             # refuse every action (apply, undo, pause, budget)
+//! source_token = "…"            # or COCKPIT_SOURCE_TOKEN
+//! control_token = "…"           # or COCKPIT_CONTROL_TOKEN
+//! token_over_http = false       # send the source token over plain http to other hosts too
+//!
+//! [secrets]                     # {secret:NAME} in a mapped source's request; the environment wins
+//! COCKPIT_META_TOKEN = "…"
+//!
+//! [notify.alertmanager]         # cockpit serve posts its alerts here (or --alertmanager URL)
+//! url = "http://127.0.0.1:9093"
+//! resend = "1m"                 # a firing alert is posted again this often
+//! ```
 
 use super::BadInput;
 use std::path::PathBuf;
@@ -27,6 +46,24 @@ pub struct Config {
     /// Values for `{secret:NAME}` in mapped sources' requests (the environment wins).
     #[serde(default)]
     pub secrets: std::collections::BTreeMap<String, String>,
+    /// Where `cockpit serve` sends its alerts.
+    #[serde(default)]
+    pub notify: Notify,
+}
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    pub alertmanager: Option<AlertmanagerConf>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConf {
+    /// Its base URL, `http://127.0.0.1:9093`.
+    pub url: String,
+    /// How often a firing alert is posted again (default 1m).
+    pub resend: Option<String>,
 }
 
 impl Config {

@@ -2,17 +2,28 @@
 //! campaign management. Errors a user can fix are printed as one line naming the thing, with
 //! exit code 2 for bad input and 1 for everything else.
 
+/// Writes a line of a command's output (to a buffer: printed here, or sent to a client of a
+/// service).
+macro_rules! say {
+    ($out:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($t)*);
+    }};
+}
+
 mod campaign;
 pub mod check;
 pub mod config;
 mod note;
 mod report;
+mod serve;
 pub(crate) mod source;
+
+pub use serve::Exit;
 
 use crate::clock::{Clock, ScaledClock, SharedClock, SystemClock};
 use crate::domain::Campaign;
 use crate::domain::campaign::Format;
-use crate::engine::{Command as EngineCommand, Engine};
 use crate::sim::model::Network;
 use crate::sim::scenario::Scenario;
 use crate::store::Store;
@@ -59,6 +70,9 @@ pub struct Cli {
     /// `[secrets]` of the config file, for mapped sources' requests.
     #[arg(skip)]
     pub secrets: std::collections::BTreeMap<String, crate::poll::Secret>,
+    /// `[notify]` of the config file.
+    #[arg(skip)]
+    pub notify: config::Notify,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -162,6 +176,19 @@ pub enum Cmd {
     /// Annotations on a campaign's timeline.
     #[command(subcommand)]
     Note(NoteCmd),
+    /// Watch without a terminal: poll, store, judge alerts and run confirmed actions, and let
+    /// any number of cockpits (and check, journal, report, note, campaign list|show|export)
+    /// attach. SIGTERM or SIGINT flushes and stops.
+    Serve {
+        /// Where to listen besides the database's own unix socket: `unix:PATH`, or
+        /// `HOST:PORT` (clients must give COCKPIT_SERVICE_TOKEN). Repeatable.
+        #[arg(long, value_parser = serve::parse_listen)]
+        listen: Vec<serve::Listen>,
+        /// Post alerts to this Alertmanager (API v2), e.g. http://127.0.0.1:9093; or
+        /// `[notify.alertmanager]` in config.toml.
+        #[arg(long)]
+        alertmanager: Option<String>,
+    },
     /// Poll every source once, evaluate every alert rule, print what is firing; exit 0 when
     /// nothing is, 1 for warnings, 2 for critical alerts, 3 when the check itself failed.
     Check {
@@ -294,6 +321,7 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
         env_secret("COCKPIT_CONTROL_TOKEN").or(config.control_token).map(|t| crate::poll::Secret::new(t.trim()));
     cli.token_over_http = config.token_over_http.unwrap_or(false);
     cli.secrets = config.secrets.iter().map(|(k, v)| (k.clone(), crate::poll::Secret::new(v.trim()))).collect();
+    cli.notify = config.notify;
     Ok(cli)
 }
 
@@ -324,17 +352,20 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
     let cli = layered(cli)?;
     if let Some(Cmd::Check { campaign, json }) = &cli.command {
         let db = cli.db.clone().unwrap_or_else(default_db);
-        let checked = open_store(&db).and_then(|store| {
-            runtime()?.block_on(check::run(
-                store,
-                Arc::new(SystemClock),
-                campaign.as_deref(),
-                *json,
-                cli.interval.unwrap_or(Duration::from_secs(10)),
-                (cli.source_token.as_ref(), cli.token_over_http),
-                &cli.secrets,
-            ))
-        });
+        let checked = match serve::served(&db) {
+            Some(sock) => serve::check_via_service(&sock, campaign.as_deref(), *json),
+            None => open_store(&db).and_then(|store| {
+                runtime()?.block_on(check::run(
+                    store,
+                    Arc::new(SystemClock),
+                    campaign.as_deref(),
+                    *json,
+                    cli.interval.unwrap_or(Duration::from_secs(10)),
+                    (cli.source_token.as_ref(), cli.token_over_http),
+                    &cli.secrets,
+                ))
+            }),
+        };
         return match checked {
             Ok((report, code)) => {
                 print!("{report}");
@@ -352,7 +383,14 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
 
 fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db);
+    // A database a service holds is reached through the service.
+    let on_db =
+        matches!(&cli.command, None | Some(Cmd::Journal { .. } | Cmd::Report { .. } | Cmd::Note(_) | Cmd::Campaign(_)));
+    if on_db && let Some(sock) = serve::served(&db) {
+        return serve::via_service(&cli, &sock);
+    }
     match &cli.command {
+        Some(Cmd::Serve { listen, alertmanager }) => serve::serve_command(&cli, &db, listen, alertmanager.as_deref()),
         None => cockpit_command(&cli, &db),
         Some(Cmd::Demo { speed, scenario, no_history, scale, dialect }) => {
             demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, dialect.as_deref())
@@ -367,7 +405,7 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             print!("{text}");
             Ok(())
         }
-        Some(Cmd::Campaign(cmd)) => campaign::run(cmd, &open_store(&db)?),
+        Some(Cmd::Campaign(cmd)) => printed(|out| campaign::run(cmd, &open_store(&db)?, out)),
         Some(Cmd::Replay { csv, rule, season, threshold, min_change, window, min_history }) => {
             let settings = crate::alert::replay::ReplaySettings {
                 rule: *rule,
@@ -379,14 +417,23 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             };
             replay_command(csv, settings)
         }
-        Some(Cmd::Journal { json }) => journal_command(&open_store(&db)?, *json),
-        Some(Cmd::Report { id, format, from, to, output }) => {
-            report::run(&open_store(&db)?, &db, id, *format, from.as_deref(), to.as_deref(), output.as_deref())
-        }
-        Some(Cmd::Note(cmd)) => note::run(cmd, &open_store(&db)?),
+        Some(Cmd::Journal { json }) => printed(|out| journal_command(&open_store(&db)?, *json, out)),
+        Some(Cmd::Report { id, format, from, to, output }) => printed(|out| {
+            report::run(&open_store(&db)?, id, *format, from.as_deref(), to.as_deref(), output.as_deref(), out)
+        }),
+        Some(Cmd::Note(cmd)) => printed(|out| note::run(cmd, &open_store(&db)?, out)),
         // Answered by `run`, which needs its own exit code.
         Some(Cmd::Check { .. }) => Ok(()),
     }
+}
+
+/// Runs a command that writes its output to a buffer, and prints what it wrote (also when it
+/// failed half-way).
+fn printed(f: impl FnOnce(&mut String) -> color_eyre::Result<()>) -> color_eyre::Result<()> {
+    let mut out = String::new();
+    let done = f(&mut out);
+    print!("{out}");
+    done
 }
 
 /// `cockpit`: the cockpit on a database.
@@ -498,19 +545,19 @@ fn replay_command(csv: &Path, settings: crate::alert::replay::ReplaySettings) ->
 }
 
 /// `cockpit journal`: every action sent, oldest first.
-fn journal_command(store: &Store, json: bool) -> color_eyre::Result<()> {
+fn journal_command(store: &Store, json: bool, out: &mut String) -> color_eyre::Result<()> {
     let entries = store.journal()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        say!(out, "{}", serde_json::to_string_pretty(&entries)?);
     } else if entries.is_empty() {
-        println!("the journal is empty: no action has been sent from this database");
+        say!(out, "the journal is empty: no action has been sent from this database");
     } else {
         for e in &entries {
             let when = chrono::DateTime::from_timestamp_millis(e.wall_ms)
                 .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default();
             let rec = e.recommendation.as_deref().map(|r| format!(" [following {r}]")).unwrap_or_default();
-            println!("{when} {}{rec}", e.line());
+            say!(out, "{when} {}{rec}", e.line());
         }
     }
     Ok(())
@@ -610,7 +657,9 @@ async fn sim_only(
     let start_ms = loaded.scenario.start.map_or_else(|| SystemClock.now_ms(), |s| s.timestamp_millis());
     let (mut server, _clock) = start_sim(listener, &loaded, start_ms, speed, None)?;
     if let Some(root) = exports {
-        server.export_csv(root.clone(), EXPORT_EVERY).wrap_err_with(|| format!("writing exports to {}", root.display()))?;
+        server
+            .export_csv(root.clone(), EXPORT_EVERY)
+            .wrap_err_with(|| format!("writing exports to {}", root.display()))?;
         println!("writing report exports under {} every {}s", root.display(), EXPORT_EVERY.as_secs());
     }
     let n: usize = loaded.campaigns.iter().map(|c| c.channels.len()).sum();
@@ -701,37 +750,22 @@ fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
 
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
-    let campaigns = store.campaigns()?;
-    let sources = crate::poll::sources_with_token(&campaigns, interval, ui.source_token.as_ref(), ui.token_over_http);
-    let sources = crate::poll::with_secrets(sources, &ui.secrets);
+    let settings = crate::serve::Settings {
+        interval,
+        read_only: ui.read_only,
+        source_token: ui.source_token.clone(),
+        control_token: ui.control_token.clone(),
+        token_over_http: ui.token_over_http,
+        secrets: ui.secrets.clone(),
+    };
     // The first frame shows the campaigns' stored totals while every channel's state is read.
-    let (mut starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
-    starting.set_read_only(ui.read_only);
-    starting.set_control_token(ui.control_token.clone());
-    let (poll_tx, poll_rx) = tokio::sync::mpsc::channel(1024);
-    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
-    let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);
-    let engine_task = tokio::spawn(async move {
-        let loaded = tokio::task::spawn_blocking(move || starting.load()).await;
-        // A panic while loading is a bug: passed on as it is.
-        let engine = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        engine.run(poll_rx, cmd_rx).await;
-        Ok::<_, crate::store::StoreError>(())
-    });
-    let mut app = App::new(snapshots.borrow().clone(), ui.theme, os_user());
+    let running = crate::serve::Running::start(store, clock, &settings)?;
+    let mut app = App::new(running.snapshots.borrow().clone(), ui.theme, os_user());
     app.bell = ui.bell;
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
-    let outcome = crate::ui::run(&mut terminal, app, snapshots, cmd_tx.clone()).await;
+    let outcome = crate::ui::run(&mut terminal, app, running.snapshots.clone(), running.commands.clone()).await;
     ratatui::restore();
-    for p in pollers {
-        p.abort();
-    }
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    if cmd_tx.send(EngineCommand::Shutdown(done_tx)).await.is_ok() {
-        let _ = done_rx.await;
-    }
-    // The engine stops on its own only when it could not load: that is the error to report.
-    engine_task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    running.stop().await?;
     let why = outcome.wrap_err("terminal input failed")?;
     tracing::info!("stopped: {why}");
     Ok(())

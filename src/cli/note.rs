@@ -4,7 +4,7 @@ use super::{BadInput, NoteCmd, os_user, report::parse_time};
 use crate::clock::{Clock, SystemClock};
 use crate::store::Store;
 
-pub fn run(cmd: &NoteCmd, store: &Store) -> color_eyre::Result<()> {
+pub fn run(cmd: &NoteCmd, store: &Store, out: &mut String) -> color_eyre::Result<()> {
     use crate::domain::{Note, NoteKind};
     match cmd {
         NoteCmd::Add { campaign, channel, at, text } => {
@@ -30,21 +30,21 @@ pub fn run(cmd: &NoteCmd, store: &Store) -> color_eyre::Result<()> {
                 fired: None,
             };
             store.put_note(&note)?;
-            println!("noted on {campaign}");
+            say!(out, "noted on {campaign}");
         }
         NoteCmd::List { campaign, json } => {
             let notes = store.notes(campaign.as_deref())?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&notes)?);
+                say!(out, "{}", serde_json::to_string_pretty(&notes)?);
             } else if notes.is_empty() {
-                println!("no notes");
+                say!(out, "no notes");
             } else {
                 for n in &notes {
                     let when = chrono::DateTime::from_timestamp_millis(n.at_ms)
                         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                         .unwrap_or_default();
                     let on = n.channel.as_deref().map(|c| format!("/{c}")).unwrap_or_default();
-                    println!("{when} UTC  {:<6} {}{on}  {}  ({})", n.kind.label(), n.campaign, n.text, n.by);
+                    say!(out, "{when} UTC  {:<6} {}{on}  {}  ({})", n.kind.label(), n.campaign, n.text, n.by);
                 }
             }
         }

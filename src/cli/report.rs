@@ -10,18 +10,17 @@ use std::path::Path;
 /// Writes the review of campaign `id` to `output`, or prints it.
 pub fn run(
     store: &Store,
-    db: &Path,
     id: &str,
     format: crate::report::ReportFormat,
     from: Option<&str>,
     to: Option<&str>,
     output: Option<&Path>,
+    out: &mut String,
 ) -> color_eyre::Result<()> {
     let all = store.campaigns()?;
-    let c = all
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| BadInput(format!("no campaign '{id}' in {} (see `cockpit campaign list`)", db.display())))?;
+    let c = all.iter().find(|c| c.id == id).ok_or_else(|| {
+        BadInput(format!("no campaign '{id}' in {} (see `cockpit campaign list`)", store.path().display()))
+    })?;
     let from = from.map(|t| parse_time(t, c, "--from")).transpose()?;
     let to = to.map(|t| parse_time(t, c, "--to")).transpose()?;
     if let (Some(f), Some(t)) = (from, to)
@@ -36,7 +35,7 @@ pub fn run(
             std::fs::write(path, text).wrap_err_with(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
-        None => print!("{text}"),
+        None => out.push_str(&text),
     }
     Ok(())
 }

@@ -383,6 +383,21 @@ pub struct Recent {
 
 const RECENT_BLOCK: usize = 16;
 
+/// Sent as its entries, oldest first.
+impl serde::Serialize for Recent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Recent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Recent, D::Error> {
+        let entries: Vec<(i64, Counters)> = serde::Deserialize::deserialize(d)?;
+        let n = entries.len();
+        Ok(Recent::from_entries(entries, n))
+    }
+}
+
 /// The block to change: still in a published view, it is copied (the others stay shared).
 fn writable(block: &mut Arc<Vec<(i64, Counters)>>) -> &mut Vec<(i64, Counters)> {
     if Arc::get_mut(block).is_none() {

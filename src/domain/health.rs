@@ -1,7 +1,8 @@
 //! Source health: how far the numbers of a source can be trusted. The engine tracks it, the
 //! rules alert on it, the screens show it.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Health {
     /// Not polled yet.
     #[default]

@@ -2,7 +2,7 @@
 //! uses to point at a channel.
 
 /// Identifies a channel across campaigns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ChannelKey {
     pub campaign: String,
     pub channel: String,

@@ -100,8 +100,22 @@ pub enum Command {
         against: usize,
         reply: oneshot::Sender<Option<crate::analyze::data::Analysis>>,
     },
+    /// How paging goes: the latest delivery error, `None` once deliveries work.
+    Paging(Option<String>),
+    /// Runs a reader of the database on the engine's store (a service's clients' commands:
+    /// journal, report, campaign list, …).
+    Read(StoreReader),
     /// Flush and stop; answers when done.
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A job that reads the store.
+pub struct StoreReader(pub Box<dyn FnOnce(&crate::store::Store) + Send>);
+
+impl std::fmt::Debug for StoreReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreReader")
+    }
 }
 
 struct ChannelState {
@@ -318,6 +332,11 @@ impl Engine {
             }
             Command::AnalysisFor { campaign, window, against, reply } => {
                 let _ = reply.send(self.analysis(&campaign, window, against));
+            }
+            Command::Read(job) => (job.0)(self.writer.store()),
+            Command::Paging(error) => {
+                self.snapshot.paging = error;
+                self.dirty = true;
             }
             Command::Shutdown(_) => {}
         }

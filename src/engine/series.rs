@@ -3,8 +3,8 @@
 //! back after start-up.
 
 use super::snapshot::{SeriesView, Window};
-use crate::domain::ChannelKey;
 use super::{Engine, RECENT};
+use crate::domain::ChannelKey;
 use crate::domain::time::HOUR_MS;
 use crate::domain::time::RAW_RETENTION_MS;
 use crate::domain::{Counters, Recent};

@@ -41,6 +41,10 @@ pub struct Snapshot {
     pub read_only: bool,
     /// The latest word on an action (sequence number, text), for the status line.
     pub notice: Option<(u64, String)>,
+    /// Alerts do not reach the pager (Alertmanager, a chat bot): why.
+    pub paging: Option<String>,
+    /// Attached to a service: which, or why it is not there now.
+    pub service: Option<String>,
 }
 
 impl Snapshot {
@@ -135,7 +139,7 @@ impl CampaignView {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ChannelView {
     pub key: ChannelKey,
     /// The plan's name, kind and source, shared by every view of the channel.
@@ -202,7 +206,7 @@ pub struct SourceView {
 }
 
 /// Time windows for charts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Window {
     Hour,
     SixHours,
@@ -243,7 +247,7 @@ impl Window {
 }
 
 /// A channel's counters bucketed over a window, for the detail chart.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeriesView {
     pub key: ChannelKey,
     pub window: Window,

@@ -105,7 +105,9 @@ impl<'a> Json<'a> {
             },
             Value::String(s) => Json::Str(Cow::Owned(s)),
             Value::Array(a) => Json::Array(a.into_iter().map(Json::from_value).collect()),
-            Value::Object(o) => Json::Object(o.into_iter().map(|(k, v)| (Cow::Owned(k), Json::from_value(v))).collect()),
+            Value::Object(o) => {
+                Json::Object(o.into_iter().map(|(k, v)| (Cow::Owned(k), Json::from_value(v))).collect())
+            }
         }
     }
 }
@@ -253,7 +255,11 @@ enum SlotNode {
     Leaf(Vec<usize>),
     Tree(Slots),
     /// A list whose first item with `key` equal to a value gives that value's slots `field`.
-    Match { key: String, field: String, values: Vec<(String, usize)> },
+    Match {
+        key: String,
+        field: String,
+        values: Vec<(String, usize)>,
+    },
 }
 
 impl Slots {
@@ -266,7 +272,9 @@ impl Slots {
             };
             match &e.shape {
                 Shape::Path(steps) => root.insert(&fields(steps)?, Leaf(slot))?,
-                Shape::First { list, key, value, field } => root.insert(&fields(list)?, First(key, field, value, slot))?,
+                Shape::First { list, key, value, field } => {
+                    root.insert(&fields(list)?, First(key, field, value, slot))?
+                }
                 Shape::Other => return None,
             }
         }
@@ -663,7 +671,12 @@ pub struct Expr {
 enum Shape {
     Path(Vec<Step>),
     /// `list[?key=='value'].field | [0]`: the first item whose key is the value.
-    First { list: Vec<Step>, key: String, value: String, field: String },
+    First {
+        list: Vec<Step>,
+        key: String,
+        value: String,
+        field: String,
+    },
     Other,
 }
 
@@ -890,7 +903,10 @@ mod tests {
             assert_eq!(ours, theirs, "{e}");
         }
         assert!(matches!(Expr::new("x", "batches[].results[]").unwrap().shape, Shape::Path(_)));
-        assert!(matches!(Expr::new("x", "data[0].actions[?action_type=='lead'].value | [0]").unwrap().shape, Shape::First { .. }));
+        assert!(matches!(
+            Expr::new("x", "data[0].actions[?action_type=='lead'].value | [0]").unwrap().shape,
+            Shape::First { .. }
+        ));
         assert!(matches!(Expr::new("x", "data[].actions[0]").unwrap().shape, Shape::Other));
         assert_eq!(lookup(&page, "data[0].n").unwrap().scalar_text().unwrap(), "12345678901234567", "ids stay exact");
     }

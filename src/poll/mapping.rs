@@ -3,11 +3,11 @@
 //! expression that finds nothing counts 0. What does not fit is an error naming the field, its
 //! expression, the page and the row, and the value found.
 
+use super::json::{self, Expr, Json};
 use crate::domain::source::{Mapping, Mode, PeriodLength, Resolved};
 use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::{Counters, source::COUNTERS};
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
-use super::json::{self, Expr, Json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

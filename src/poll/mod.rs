@@ -266,7 +266,7 @@ fn send_error(e: &reqwest::Error, timeout: Duration) -> PollError {
     }
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

@@ -41,7 +41,11 @@ const EXPORT_COLUMNS: [(&str, &str); 8] = [
 /// The mapping of the simulated export's columns.
 pub fn export_mapping() -> crate::domain::source::Mapping {
     use crate::domain::source::{Field, Mapping};
-    let mut m = Mapping { id: Some(EXPORT_COLUMNS[0].1.into()), period: Some(EXPORT_COLUMNS[1].1.into()), ..Mapping::default() };
+    let mut m = Mapping {
+        id: Some(EXPORT_COLUMNS[0].1.into()),
+        period: Some(EXPORT_COLUMNS[1].1.into()),
+        ..Mapping::default()
+    };
     for (field, col) in &EXPORT_COLUMNS[2..] {
         m.set_counter(field, Some(Field::Expr(col.to_string())));
     }
@@ -93,7 +97,8 @@ fn write_export(dir: &std::path::Path, name: &str, rows: &[(&SimChannel, i64, Co
     let mut sum = Counters::default();
     for (ch, day, c) in rows {
         sum.add(c);
-        w.write_record([ch.id.clone(), date_of(ch, *day)].into_iter().chain(figures(c))).map_err(std::io::Error::other)?;
+        w.write_record([ch.id.clone(), date_of(ch, *day)].into_iter().chain(figures(c)))
+            .map_err(std::io::Error::other)?;
     }
     w.write_record(["Total".to_string(), String::new()].into_iter().chain(figures(&sum)))
         .map_err(std::io::Error::other)?;

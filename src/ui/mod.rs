@@ -67,6 +67,12 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
     if snap.read_only {
         tail.insert_str(0, " │ READ-ONLY");
     }
+    if snap.paging.is_some() {
+        tail.insert_str(0, " │ PAGING FAILING");
+    }
+    if let Some(service) = &snap.service {
+        tail.insert_str(0, &format!(" │ {service}"));
+    }
     // Ahead of the counts, which matter less than data that is not being saved.
     if snap.store_error.is_some() {
         tail.insert_str(0, " │ DB WRITE FAILING");

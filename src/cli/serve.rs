@@ -1,0 +1,300 @@
+//! `cockpit serve`, and every command on a database a service holds: the cockpit attaches,
+//! `check` reads the service's state, `journal`, `report`, `note` and `campaign
+//! list|show|export` are run by the service on its database.
+
+use super::{BadInput, CampaignCmd, Cli, Cmd, NoteCmd, os_user, runtime};
+use crate::serve::client::{self, AttachError};
+use crate::serve::wire::{self, Act, ToService};
+use crate::serve::{Running, Settings, server};
+use crate::store::Store;
+use clap::Parser;
+use color_eyre::eyre::WrapErr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where `cockpit serve` listens.
+#[derive(Debug, Clone)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+/// `unix:PATH` or `HOST:PORT`.
+pub fn parse_listen(s: &str) -> Result<Listen, String> {
+    match s.strip_prefix("unix:") {
+        Some(p) if !p.is_empty() => Ok(Listen::Unix(PathBuf::from(p))),
+        Some(_) => Err("unix: needs a path".into()),
+        None if s.parse::<std::net::SocketAddr>().is_ok()
+            || s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) =>
+        {
+            Ok(Listen::Tcp(s.to_string()))
+        }
+        None => Err(format!("'{s}': unix:PATH or HOST:PORT")),
+    }
+}
+
+/// The socket of a service holding `db`, if one answers there.
+pub fn served(db: &Path) -> Option<PathBuf> {
+    let sock = crate::serve::socket_path(db);
+    if !sock.exists() {
+        return None;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(client::is_served(&sock)).then_some(sock)
+}
+
+/// `cockpit serve`: the engine and the API until SIGTERM or SIGINT (flushed, exit 0).
+pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Option<&str>) -> color_eyre::Result<()> {
+    let am = cli.notify.alertmanager.as_ref();
+    let paging = match alertmanager.map(str::to_string).or_else(|| am.map(|a| a.url.clone())) {
+        Some(url) => {
+            url::Url::parse(&url).map_err(|e| BadInput(format!("alertmanager URL '{url}': {e}")))?;
+            let resend = match am.and_then(|a| a.resend.as_deref()) {
+                Some(r) => {
+                    super::parse_duration(r).map_err(|e| BadInput(format!("notify.alertmanager.resend: {e}")))?
+                }
+                None => Duration::from_secs(60),
+            };
+            let interval = cli.interval.unwrap_or(Duration::from_secs(10));
+            Some(crate::serve::alertmanager::Config { url, resend, interval })
+        }
+        None => None,
+    };
+    let store = Store::open(db)?;
+    let _log = init_log();
+    let settings = Settings {
+        interval: cli.interval.unwrap_or(Duration::from_secs(10)),
+        read_only: cli.read_only,
+        source_token: cli.source_token.clone(),
+        control_token: cli.control_token.clone(),
+        token_over_http: cli.token_over_http,
+        secrets: cli.secrets.clone(),
+    };
+    let token = std::env::var("COCKPIT_SERVICE_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    if listen.iter().any(|l| matches!(l, Listen::Tcp(_))) && token.is_none() {
+        return Err(BadInput("--listen HOST:PORT needs a token: set COCKPIT_SERVICE_TOKEN".into()).into());
+    }
+    let mut listen = listen.to_vec();
+    if !listen.iter().any(|l| matches!(l, Listen::Unix(_))) {
+        listen.push(Listen::Unix(crate::serve::socket_path(db)));
+    }
+    let db_path = db.display().to_string();
+    runtime()?.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sighup = signal(SignalKind::hangup())?;
+        let running = Running::start(store, Arc::new(crate::clock::SystemClock), &settings)?;
+        let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+        let ctx = server::Ctx {
+            snapshots: running.snapshots.clone(),
+            commands: running.commands.clone(),
+            read_only: settings.read_only,
+            db_path,
+            token: token.map(|t| crate::poll::Secret::new(t.trim())),
+            run: Arc::new(run_on_store),
+            stopping,
+        };
+        let mut tasks = Vec::new();
+        let notifier = paging.map(|cfg| {
+            tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
+            let (snapshots, commands) = (running.snapshots.clone(), running.commands.clone());
+            tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots, commands, Arc::new(crate::clock::SystemClock)))
+        });
+        for l in &listen {
+            match l {
+                Listen::Unix(path) => {
+                    let listener = server::bind_unix(path).await.map_err(BadInput)?;
+                    tracing::info!("listening on {}", path.display());
+                    eprintln!("cockpit serve: listening on {}", path.display());
+                    tasks.push(tokio::spawn(server::accept_unix(listener, path.clone(), ctx.clone())));
+                }
+                Listen::Tcp(addr) => {
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| BadInput(format!("listening on {addr}: {e}")))?;
+                    tracing::info!("listening on {addr}");
+                    eprintln!("cockpit serve: listening on {addr} (token required)");
+                    tasks.push(tokio::spawn(server::accept_tcp(listener, ctx.clone())));
+                }
+            }
+        }
+        let why = loop {
+            tokio::select! {
+                _ = sigterm.recv() => break "SIGTERM",
+                _ = sigint.recv() => break "SIGINT",
+                _ = sighup.recv() => tracing::warn!("SIGHUP: reloading the configuration needs a restart for now"),
+            }
+        };
+        tracing::info!("{why}: stopping");
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        running.stop().await?;
+        if let Some(n) = notifier {
+            n.abort();
+        }
+        tracing::info!("stopped");
+        Ok::<_, color_eyre::Report>(())
+    })
+}
+
+/// Logs one line per event: to stderr when it is not a terminal (journald), else to the log
+/// file.
+fn init_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        return super::init_file_log();
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COCKPIT_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).try_init().ok();
+    None
+}
+
+/// A client's command line run on the service's database: its exit status and output.
+fn run_on_store(args: Vec<String>, store: &Store) -> (u8, String) {
+    let cli = match Cli::try_parse_from(std::iter::once("cockpit".to_string()).chain(args)) {
+        Ok(c) => c,
+        Err(e) => return (2, e.to_string()),
+    };
+    let mut out = String::new();
+    let done = match &cli.command {
+        Some(Cmd::Journal { json }) => super::journal_command(store, *json, &mut out),
+        Some(Cmd::Report { id, format, from, to, output: None }) => {
+            super::report::run(store, id, *format, from.as_deref(), to.as_deref(), None, &mut out)
+        }
+        Some(Cmd::Note(cmd @ (NoteCmd::List { .. } | NoteCmd::Add { .. }))) => super::note::run(cmd, store, &mut out),
+        Some(Cmd::Campaign(
+            cmd @ (CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { output: None, .. }),
+        )) => super::campaign::run(cmd, store, &mut out),
+        other => return (2, format!("error: the service does not run {other:?}\n")),
+    };
+    match done {
+        Ok(()) => (0, out),
+        Err(e) => {
+            let bad = e.chain().any(|c| c.is::<BadInput>());
+            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            (if bad { 2 } else { 1 }, format!("error: {}\n", msg.join(": ")))
+        }
+    }
+}
+
+/// An exit status a service's answer asks for.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+/// The command line of this process, as the service should run it: what it writes to a file
+/// is left to this side (the service's working directory is not ours).
+fn args_for_service() -> (Vec<String>, Option<PathBuf>) {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut output = None;
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "-o" || args[i] == "--output" {
+            output = args.get(i + 1).map(PathBuf::from);
+            args.drain(i..(i + 2).min(args.len()));
+        } else if let Some(p) = args[i].strip_prefix("--output=") {
+            output = Some(PathBuf::from(p));
+            args.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    (args, output)
+}
+
+/// Runs a command through the service at `sock`; prints (or writes) what it answers.
+pub fn via_service(cli: &Cli, sock: &Path) -> color_eyre::Result<()> {
+    let rt = runtime()?;
+    match &cli.command {
+        None => attach_ui(cli, sock),
+        Some(Cmd::Note(NoteCmd::Add { campaign, channel, at: None, text })) => {
+            let act = Act::Note { campaign: campaign.clone(), channel: channel.clone(), text: text.join(" ") };
+            rt.block_on(act_once(sock, act))?;
+            println!("noted on {campaign}");
+            Ok(())
+        }
+        Some(Cmd::Campaign(CampaignCmd::Import { .. } | CampaignCmd::Rm { .. })) => Err(BadInput(format!(
+            "a service holds this database ({}): stop it, change the campaigns, and start it again",
+            sock.display()
+        ))
+        .into()),
+        Some(
+            Cmd::Journal { .. }
+            | Cmd::Report { .. }
+            | Cmd::Note(_)
+            | Cmd::Campaign(CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { .. }),
+        ) => {
+            let (args, output) = args_for_service();
+            let (code, text) = rt.block_on(client::run(sock, &os_user(), args))?;
+            if code != 0 {
+                return Err(Exit { code, message: text.trim_end().trim_start_matches("error: ").to_string() }.into());
+            }
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, text).wrap_err_with(|| format!("writing {}", p.display()))?;
+                    eprintln!("wrote {}", p.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Some(other) => Err(BadInput(format!("{other:?} does not run through a service")).into()),
+    }
+}
+
+/// `check` against a service: its state now, judged as a check judges it.
+pub fn check_via_service(sock: &Path, campaign: Option<&str>, json: bool) -> color_eyre::Result<(String, u8)> {
+    let snap = runtime()?.block_on(client::snapshot(sock, &os_user()))?;
+    if let Some(id) = campaign
+        && snap.campaign(id).is_none()
+    {
+        let known: Vec<&str> = snap.campaigns.iter().map(|c| c.campaign.id.as_str()).collect();
+        return Err(BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
+    }
+    Ok(super::check::report(&snap, campaign, json))
+}
+
+async fn act_once(sock: &Path, act: Act) -> Result<(), AttachError> {
+    let broken = |reason: String| AttachError::Broken { path: sock.to_path_buf(), reason };
+    let mut stream = tokio::net::UnixStream::connect(sock).await.map_err(|_| AttachError::NoService(sock.into()))?;
+    let hello = ToService::Hello { version: wire::API_VERSION, user: os_user(), read_only: false, token: None };
+    wire::write(&mut stream, &hello).await.map_err(|e| broken(e.to_string()))?;
+    wire::write(&mut stream, &ToService::Act { act }).await.map_err(|e| broken(e.to_string()))?;
+    // The welcome, then the service has the act once it reads on; closing is the end.
+    match wire::read::<_, wire::ToClient>(&mut stream).await.map_err(|e| broken(e.to_string()))? {
+        Some(wire::Frame::Message(wire::ToClient::Welcome { .. })) => Ok(()),
+        Some(wire::Frame::Message(wire::ToClient::Refused { reason })) => {
+            Err(AttachError::Refused { path: sock.into(), reason })
+        }
+        _ => Err(broken("no welcome".into())),
+    }
+}
+
+/// The cockpit attached to the service at `sock`.
+fn attach_ui(cli: &Cli, sock: &Path) -> color_eyre::Result<()> {
+    let ui = super::ui(cli)?;
+    let _log = super::init_file_log();
+    runtime()?.block_on(async {
+        let attached = client::attach(sock, &os_user(), ui.read_only).await?;
+        let mut app = crate::ui::app::App::new(attached.snapshots.borrow().clone(), ui.theme, os_user());
+        app.bell = ui.bell;
+        let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
+        let outcome = crate::ui::run(&mut terminal, app, attached.snapshots, attached.commands.clone()).await;
+        ratatui::restore();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        if attached.commands.send(crate::engine::Command::Shutdown(done_tx)).await.is_ok() {
+            let _ = done_rx.await;
+        }
+        let _ = attached.task.await;
+        let why = outcome.wrap_err("terminal input failed")?;
+        tracing::info!("detached: {why}");
+        Ok(())
+    })
+}

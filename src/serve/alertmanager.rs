@@ -1,0 +1,210 @@
+//! Alerts to a Prometheus Alertmanager (API v2), so that a critical alert pages whoever is on
+//! call whether or not a terminal is open.
+//!
+//! Every firing alert that no silence covers is posted to `<url>/api/v2/alerts` with the
+//! labels `alertname` (`Cockpit` and the rule's kind: `CockpitKpi`, `CockpitHealth`, …),
+//! `campaign`, `channel` (empty for a campaign-wide rule), `rule` and `severity` (`critical`,
+//! `warning`, `info`), and the annotations `summary`, `description` and `runbook` (the
+//! campaign's contingency plan for it: the first step and its owner). `startsAt` is when it
+//! fired; `endsAt` lies `resend` plus three poll intervals ahead, and the alert is posted again
+//! every `resend` while it fires, so that Alertmanager resolves it by itself if the service
+//! dies. An alert that resolves (or is silenced here) is posted once more with `endsAt` now,
+//! and retried until Alertmanager has it: a resolve is never lost. Failed deliveries are
+//! retried with back-off and reported to the engine, which shows them in the header. The
+//! notifier reads the engine's snapshots and never holds the engine up.
+
+use crate::alert::{AlertKey, AlertState};
+use crate::domain::Severity;
+use crate::engine::snapshot::Snapshot;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// Where and how often.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Alertmanager's base URL (`http://127.0.0.1:9093`).
+    pub url: String,
+    /// How often a firing alert is posted again.
+    pub resend: Duration,
+    /// The service's poll interval (for `endsAt`).
+    pub interval: Duration,
+}
+
+/// What was told of an alert.
+#[derive(Clone)]
+struct Told {
+    starts_ms: i64,
+    sent: Instant,
+}
+
+/// The alert's kind, for its name: `kpi: cpa <= 90` is `CockpitKpi`.
+fn alertname(rule: &str) -> String {
+    let kind = rule.split(':').next().unwrap_or(rule).trim();
+    let mut name = String::from("Cockpit");
+    let mut up = true;
+    for ch in kind.chars() {
+        if ch.is_ascii_alphanumeric() {
+            name.push(if up { ch.to_ascii_uppercase() } else { ch });
+            up = false;
+        } else {
+            up = true;
+        }
+    }
+    name
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Crit => "critical",
+        Severity::Warn => "warning",
+        Severity::Info => "info",
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The posts for a snapshot: the firing alerts due (new, or last sent `resend` ago), and
+/// those told firing that no longer are (resolved now). `told` is updated as if the post
+/// succeeds: a caller whose post fails keeps the one from before, so the resolves are
+/// made again at the retry.
+fn due(snap: &Snapshot, told: &mut HashMap<AlertKey, Told>, cfg: &Config, now_ms: i64) -> Vec<Value> {
+    let ends = cfg.resend + cfg.interval * 3;
+    let mut out = Vec::new();
+    let mut firing = std::collections::HashSet::new();
+    for a in snap.alerts.iter().filter(|a| a.state == AlertState::Firing && snap.silence_of(a).is_none()) {
+        firing.insert(a.key.clone());
+        let starts_ms = a.fired_ms.unwrap_or(a.since_ms);
+        if told.get(&a.key).is_some_and(|t| t.sent.elapsed() < cfg.resend && t.starts_ms == starts_ms) {
+            continue;
+        }
+        told.insert(a.key.clone(), Told { starts_ms, sent: Instant::now() });
+        out.push(post(snap, a, starts_ms, now_ms + ends.as_millis() as i64));
+    }
+    let gone: Vec<AlertKey> = told.keys().filter(|k| !firing.contains(*k)).cloned().collect();
+    for key in gone {
+        let t = told.remove(&key).expect("listed above");
+        let a = snap.alerts.iter().find(|a| a.key == key);
+        out.push(match a {
+            Some(a) => post(snap, a, t.starts_ms, now_ms),
+            // Gone from the list (a campaign removed): resolved with the labels it had.
+            None => {
+                json!({ "labels": labels(&key, "info"), "startsAt": rfc3339(t.starts_ms), "endsAt": rfc3339(now_ms) })
+            }
+        });
+    }
+    out
+}
+
+fn labels(key: &AlertKey, severity: &str) -> Value {
+    json!({
+        "alertname": alertname(&key.rule),
+        "campaign": key.campaign,
+        "channel": key.channel,
+        "rule": key.rule,
+        "severity": severity,
+    })
+}
+
+/// One alert as Alertmanager takes it.
+fn post(snap: &Snapshot, a: &crate::alert::Alert, starts_ms: i64, ends_ms: i64) -> Value {
+    let scope =
+        if a.key.channel.is_empty() { a.key.campaign.clone() } else { format!("{}/{}", a.key.campaign, a.key.channel) };
+    let mut description = format!("{scope}: {} ({})", a.summary, a.key.rule);
+    if let Some(ack) = &a.ack {
+        description.push_str(&format!("; acknowledged by {}", ack.by));
+    }
+    let runbook = snap
+        .campaign(&a.key.campaign)
+        .and_then(|c| c.campaign.contingency_for(&a.key.channel, &a.key.rule).cloned())
+        .map(|p| match p.owner {
+            Some(o) => format!("{} ({o})", p.plan),
+            None => p.plan,
+        })
+        .unwrap_or_default();
+    json!({
+        "labels": labels(&a.key, severity(a.severity)),
+        "annotations": { "summary": a.summary, "description": description, "runbook": runbook },
+        "startsAt": rfc3339(starts_ms),
+        "endsAt": rfc3339(ends_ms),
+    })
+}
+
+/// Posts alerts until the snapshots end. The engine hears when deliveries start failing and
+/// when they work again.
+pub async fn run(
+    cfg: Config,
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    engine: mpsc::Sender<crate::engine::Command>,
+    clock: crate::clock::SharedClock,
+) {
+    let report = |error: Option<String>| {
+        let engine = engine.clone();
+        async move {
+            let _ = engine.send(crate::engine::Command::Paging(error)).await;
+        }
+    };
+    let client = crate::poll::client();
+    let url = format!("{}/api/v2/alerts", cfg.url.trim_end_matches('/'));
+    let mut told: HashMap<AlertKey, Told> = HashMap::new();
+    let mut backoff = Duration::from_secs(1);
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut failing = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(5).min(cfg.resend));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = snapshots.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        if retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
+            continue;
+        }
+        let snap = snapshots.borrow_and_update().clone();
+        let mut next = told.clone();
+        let batch = due(&snap, &mut next, &cfg, clock.now_ms());
+        if batch.is_empty() {
+            continue;
+        }
+        let sent = client.post(&url).json(&batch).timeout(Duration::from_secs(10)).send().await;
+        let error = match sent {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some(format!("Alertmanager {url}: HTTP {}", r.status().as_u16())),
+            Err(e) => Some(format!("Alertmanager {url}: {}", crate::poll::root_cause(&e))),
+        };
+        match error {
+            None => {
+                told = next;
+                backoff = Duration::from_secs(1);
+                retry_at = None;
+                if std::mem::take(&mut failing) {
+                    tracing::info!("Alertmanager {url} takes alerts again");
+                    report(None).await;
+                }
+            }
+            Some(e) => {
+                tracing::warn!("{e}; again in {}s", backoff.as_secs());
+                retry_at = Some(tokio::time::Instant::now() + backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                failing = true;
+                report(Some(e)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_rule_kinds() {
+        assert_eq!(alertname("kpi: cpa <= 90"), "CockpitKpi");
+        assert_eq!(alertname("health"), "CockpitHealth");
+        assert_eq!(alertname("anomaly: spend"), "CockpitAnomaly");
+    }
+}

@@ -1,0 +1,229 @@
+//! `cockpit serve` with clients attached: several cockpits see one state and what one does
+//! shows in the others; the headless commands run through the service; a restarted service
+//! is attached to again; a read-only client takes no action.
+
+use campaign_cockpit::clock::SystemClock;
+use campaign_cockpit::demo;
+use campaign_cockpit::engine::Command as EngineCommand;
+use campaign_cockpit::engine::snapshot::Snapshot;
+use campaign_cockpit::serve::client::{self, Attached};
+use campaign_cockpit::sim::{self, SimServer, model::Network};
+use campaign_cockpit::store::Store;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A service on its own database, stopped (and waited for) when dropped.
+struct Service {
+    child: Option<Child>,
+    sock: PathBuf,
+}
+
+impl Service {
+    /// Starts `cockpit serve` on `db` and waits for the line saying where it listens.
+    fn start(dir: &Path) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+            .args(["--db", &dir.join("db").display().to_string(), "--interval", "1s", "serve"])
+            .env_remove("COCKPIT_DB")
+            .env("COCKPIT_CONFIG", dir.join("no-config.toml"))
+            .env("XDG_STATE_HOME", dir)
+            .env("XDG_RUNTIME_DIR", dir.join("run"))
+            .env("COCKPIT_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let sock = loop {
+            let line = lines.next().expect("the service said where it listens").unwrap();
+            if let Some(p) = line.split("cockpit serve: listening on ").nth(1) {
+                break PathBuf::from(p.trim());
+            }
+        };
+        // The rest of the log is read and dropped, so the service never blocks on it.
+        std::thread::spawn(move || lines.for_each(drop));
+        Service { child: Some(child), sock }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The demo campaigns in a new database, read from a simulator on the real clock.
+async fn setup(dir: &Path) -> SimServer {
+    let sc = demo::scenario();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut campaigns = demo::campaigns();
+    let (chs, inc) = sc.build(&campaigns, now).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = sim::serve(listener, Network::new(chs, inc, now), Arc::new(SystemClock)).unwrap();
+    demo::rebase(&mut campaigns, &server.base_url());
+    // One channel whose source is not there, for an alert to acknowledge.
+    campaigns[0].channels[0].source = "http://127.0.0.1:9/stats".into();
+    let store = Store::open(&dir.join("db")).unwrap();
+    for c in &campaigns {
+        store.put_campaign(c).unwrap();
+    }
+    drop(store);
+    server
+}
+
+fn cockpit(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--db", &dir.join("db").display().to_string()])
+        .args(args)
+        .env_remove("COCKPIT_DB")
+        .env("COCKPIT_CONFIG", dir.join("no-config.toml"))
+        .env("XDG_STATE_HOME", dir)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env("USER", "dana")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Waits (on the client's own notifications, at most 30 s) until its state passes `ok`.
+async fn until(a: &mut Attached, what: &str, ok: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
+    let wait = async {
+        loop {
+            let s = a.snapshots.borrow_and_update().clone();
+            if ok(&s) {
+                return s;
+            }
+            a.snapshots.changed().await.expect("the client is running");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+async fn quit(a: Attached) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    a.commands.send(EngineCommand::Shutdown(tx)).await.unwrap();
+    rx.await.unwrap();
+    a.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_clients_see_one_state_and_what_one_does_shows_in_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let _sim = setup(dir.path()).await;
+    let svc = Service::start(dir.path());
+    let mut clients = Vec::new();
+    for user in ["alice", "bob", "carol"] {
+        clients.push(client::attach(&svc.sock, user, false).await.unwrap());
+    }
+    let mut watcher = client::attach(&svc.sock, "eve", true).await.unwrap();
+    for c in &mut clients {
+        let s = until(c, "the campaigns", |s| s.campaigns.len() == 3).await;
+        assert!(s.service.as_deref().is_some_and(|t| t.starts_with("service ")), "{:?}", s.service);
+        assert!(!s.read_only);
+    }
+    // The channel without a source fails: every client sees the one alert.
+    let firing = |s: &Snapshot| {
+        s.alerts
+            .iter()
+            .find(|a| a.key.rule == "health" && a.state == campaign_cockpit::alert::AlertState::Firing)
+            .cloned()
+    };
+    let alert = firing(&*until(&mut clients[0], "the health alert", |s| firing(s).is_some()).await).unwrap();
+    // Bob acknowledges it; Alice and Carol see his name on it.
+    clients[1].commands.send(EngineCommand::Ack { key: alert.key.clone(), by: "ignored".into() }).await.unwrap();
+    for i in [0, 2] {
+        until(&mut clients[i], "bob's ack", |s| {
+            s.alerts.iter().any(|a| a.key == alert.key && a.ack.as_ref().is_some_and(|k| k.by == "bob"))
+        })
+        .await;
+    }
+    // Carol notes something; Alice and Bob see it, as hers.
+    let note = EngineCommand::Note {
+        campaign: "618-promo".into(),
+        channel: None,
+        text: "launch moved to 10:00".into(),
+        by: "ignored".into(),
+    };
+    clients[2].commands.send(note).await.unwrap();
+    for i in [0, 1] {
+        until(&mut clients[i], "carol's note", |s| {
+            s.notes.iter().any(|n| n.text == "launch moved to 10:00" && n.by == "carol")
+        })
+        .await;
+    }
+    // A chart is this client's own.
+    let key = campaign_cockpit::domain::ChannelKey::new("618-promo", "douyin");
+    let window = campaign_cockpit::engine::snapshot::Window::Hour;
+    clients[0].commands.send(EngineCommand::Series { key: key.clone(), window }).await.unwrap();
+    until(&mut clients[0], "the series", |s| s.series.as_ref().is_some_and(|v| v.key == key)).await;
+    assert!(clients[1].snapshots.borrow().series.is_none(), "another client's chart is not sent to bob");
+    // The read-only client sees everything and may do nothing that moves money.
+    let s = until(&mut watcher, "the read-only state", |s| firing(s).is_some()).await;
+    assert!(s.read_only, "the header says READ-ONLY");
+    let undo = EngineCommand::Undo { entry: None, campaign: Some("618-promo".into()), by: "eve".into() };
+    watcher.commands.send(undo).await.unwrap();
+    until(&mut watcher, "the refusal", |s| s.notice.as_ref().is_some_and(|(_, t)| t.contains("read-only"))).await;
+    for c in clients {
+        quit(c).await;
+    }
+    quit(watcher).await;
+    assert!(svc.stop().success(), "SIGTERM flushes and exits 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_run_through_the_service_and_a_restart_is_attached_to_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let _sim = setup(dir.path()).await;
+    let svc = Service::start(dir.path());
+    let mut a = client::attach(&svc.sock, "alice", false).await.unwrap();
+    until(&mut a, "the campaigns", |s| s.campaigns.len() == 3).await;
+    let ok = |o: &Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(ok(&cockpit(dir.path(), &["campaign", "list"])).contains("618-promo"));
+    assert!(ok(&cockpit(dir.path(), &["journal"])).contains("the journal is empty"));
+    let report = ok(&cockpit(dir.path(), &["report", "618-promo"]));
+    assert!(report.contains("618"), "{report}");
+    let out = dir.path().join("plan.toml");
+    let o = cockpit(dir.path(), &["campaign", "export", "618-promo", "-o", &out.display().to_string()]);
+    ok(&o);
+    assert!(std::fs::read_to_string(&out).unwrap().contains("618-promo"), "written here, not by the service");
+    // A note from the command line is the engine's at once, by the user who wrote it.
+    ok(&cockpit(dir.path(), &["note", "add", "--campaign", "618-promo", "creative", "swapped"]));
+    until(&mut a, "the command line's note", |s| {
+        s.notes.iter().any(|n| n.text == "creative swapped" && n.by == "dana")
+    })
+    .await;
+    assert!(ok(&cockpit(dir.path(), &["note", "list", "--campaign", "618-promo"])).contains("creative swapped"));
+    // A check reads the service's state; its exit code says what fires.
+    let check = cockpit(dir.path(), &["check"]);
+    assert!(matches!(check.status.code(), Some(0..=2)), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("firing"));
+    // A bad campaign id is the user's error, named, exit 2.
+    let bad = cockpit(dir.path(), &["report", "nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no campaign 'nope'"));
+    // The service stops: the client says so, and attaches again to the next one.
+    assert!(svc.stop().success());
+    until(&mut a, "the service gone", |s| s.service.as_deref().is_some_and(|t| t.contains("SERVICE GONE"))).await;
+    let again = Service::start(dir.path());
+    let s = until(&mut a, "the new service", |s| s.service.as_deref().is_some_and(|t| t.starts_with("service "))).await;
+    assert_eq!(s.campaigns.len(), 3);
+    assert!(s.notes.iter().any(|n| n.text == "creative swapped"), "the note was flushed with the first service");
+    quit(a).await;
+    assert!(again.stop().success());
+}
