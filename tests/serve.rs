@@ -217,6 +217,18 @@ async fn commands_run_through_the_service_and_a_restart_is_attached_to_again() {
     let bad = cockpit(dir.path(), &["report", "nope"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no campaign 'nope'"));
+    // A campaign imported or removed shows at once in the attached cockpit.
+    let past = &demo::past_campaigns()[0];
+    let file = dir.path().join("past.toml");
+    std::fs::write(&file, past.to_toml()).unwrap();
+    assert!(ok(&cockpit(dir.path(), &["campaign", "import", &file.display().to_string()])).contains("imported"));
+    until(&mut a, "the imported campaign", |s| s.campaign(&past.id).is_some() && s.campaigns.len() == 4).await;
+    std::fs::write(&file, "id = \"broken\"\nname = 3\n").unwrap();
+    let bad = cockpit(dir.path(), &["campaign", "import", &file.display().to_string()]);
+    assert_eq!(bad.status.code(), Some(2), "a bad file is refused here, before the service sees it");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("past.toml"));
+    assert!(ok(&cockpit(dir.path(), &["campaign", "rm", &past.id])).contains("removed"));
+    until(&mut a, "the removal", |s| s.campaign(&past.id).is_none() && s.campaigns.len() == 3).await;
     // The service stops: the client says so, and attaches again to the next one.
     assert!(svc.stop().success());
     until(&mut a, "the service gone", |s| s.service.as_deref().is_some_and(|t| t.contains("SERVICE GONE"))).await;

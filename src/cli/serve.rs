@@ -5,7 +5,7 @@
 use super::{BadInput, CampaignCmd, Cli, Cmd, NoteCmd, os_user, runtime};
 use crate::serve::client::{self, AttachError};
 use crate::serve::wire::{self, Act, ToService};
-use crate::serve::{Running, Settings, server};
+use crate::serve::{Service, Settings, server};
 use crate::store::Store;
 use clap::Parser;
 use color_eyre::eyre::WrapErr;
@@ -61,16 +61,8 @@ pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Opti
         }
         None => None,
     };
-    let store = Store::open(db)?;
     let _log = init_log();
-    let settings = Settings {
-        interval: cli.interval.unwrap_or(Duration::from_secs(10)),
-        read_only: cli.read_only,
-        source_token: cli.source_token.clone(),
-        control_token: cli.control_token.clone(),
-        token_over_http: cli.token_over_http,
-        secrets: cli.secrets.clone(),
-    };
+    let mut settings = settings(cli);
     let token = std::env::var("COCKPIT_SERVICE_TOKEN").ok().filter(|t| !t.trim().is_empty());
     if listen.iter().any(|l| matches!(l, Listen::Tcp(_))) && token.is_none() {
         return Err(BadInput("--listen HOST:PORT needs a token: set COCKPIT_SERVICE_TOKEN".into()).into());
@@ -85,22 +77,24 @@ pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Opti
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sighup = signal(SignalKind::hangup())?;
-        let running = Running::start(store, Arc::new(crate::clock::SystemClock), &settings)?;
+        let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+        let (mut service, snapshots, commands) = Service::start(db, clock.clone(), &settings)?;
         let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+        let (replan_tx, mut replan) = tokio::sync::mpsc::channel(8);
         let ctx = server::Ctx {
-            snapshots: running.snapshots.clone(),
-            commands: running.commands.clone(),
+            snapshots: snapshots.clone(),
+            commands: commands.clone(),
             read_only: settings.read_only,
             db_path,
             token: token.map(|t| crate::poll::Secret::new(t.trim())),
             run: Arc::new(run_on_store),
             stopping,
+            replan: replan_tx,
         };
         let mut tasks = Vec::new();
         let notifier = paging.map(|cfg| {
             tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
-            let (snapshots, commands) = (running.snapshots.clone(), running.commands.clone());
-            tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots, commands, Arc::new(crate::clock::SystemClock)))
+            tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots.clone(), commands.clone(), clock.clone()))
         });
         for l in &listen {
             match l {
@@ -124,7 +118,29 @@ pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Opti
             tokio::select! {
                 _ = sigterm.recv() => break "SIGTERM",
                 _ = sigint.recv() => break "SIGINT",
-                _ = sighup.recv() => tracing::warn!("SIGHUP: reloading the configuration needs a restart for now"),
+                _ = sighup.recv() => {
+                    // The configuration as at start, read again; the campaigns from the database.
+                    match super::layered(Cli::parse_from(std::env::args())) {
+                        Ok(cli) => {
+                            settings = Settings { read_only: settings.read_only, ..self::settings(&cli) };
+                            tracing::info!("SIGHUP: planning again with the configuration re-read");
+                            if let Err(e) = service.restart(&settings).await {
+                                tracing::error!("planning again: {e}");
+                                break "the engine could not start again";
+                            }
+                        }
+                        Err(e) => tracing::error!("SIGHUP: the configuration is not taken: {e}"),
+                    }
+                }
+                Some(done) = replan.recv() => {
+                    tracing::info!("the campaigns changed: planning again");
+                    let r = service.restart(&settings).await.map_err(|e| e.to_string());
+                    let failed = r.is_err();
+                    let _ = done.send(r);
+                    if failed {
+                        break "the engine could not start again";
+                    }
+                }
             }
         };
         tracing::info!("{why}: stopping");
@@ -132,13 +148,25 @@ pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Opti
         for t in tasks {
             let _ = t.await;
         }
-        running.stop().await?;
+        service.stop().await?;
         if let Some(n) = notifier {
             n.abort();
         }
         tracing::info!("stopped");
         Ok::<_, color_eyre::Report>(())
     })
+}
+
+/// What the engine takes from the command line and the configuration.
+fn settings(cli: &Cli) -> Settings {
+    Settings {
+        interval: cli.interval.unwrap_or(Duration::from_secs(10)),
+        read_only: cli.read_only,
+        source_token: cli.source_token.clone(),
+        control_token: cli.control_token.clone(),
+        token_over_http: cli.token_over_http,
+        secrets: cli.secrets.clone(),
+    }
 }
 
 /// Logs one line per event: to stderr when it is not a terminal (journald), else to the log
@@ -220,11 +248,16 @@ pub fn via_service(cli: &Cli, sock: &Path) -> color_eyre::Result<()> {
             println!("noted on {campaign}");
             Ok(())
         }
-        Some(Cmd::Campaign(CampaignCmd::Import { .. } | CampaignCmd::Rm { .. })) => Err(BadInput(format!(
-            "a service holds this database ({}): stop it, change the campaigns, and start it again",
-            sock.display()
-        ))
-        .into()),
+        Some(Cmd::Campaign(CampaignCmd::Import { files })) => {
+            // Read and checked here, with file:line errors, before anything is sent.
+            let campaigns = files.iter().map(|f| super::read_campaign(f)).collect::<color_eyre::Result<Vec<_>>>()?;
+            let msg = ToService::Import { id: 1, campaigns };
+            answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
+        }
+        Some(Cmd::Campaign(CampaignCmd::Rm { id })) => {
+            let msg = ToService::Remove { id: 1, campaign: id.clone() };
+            answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
+        }
         Some(
             Cmd::Journal { .. }
             | Cmd::Report { .. }
@@ -232,21 +265,28 @@ pub fn via_service(cli: &Cli, sock: &Path) -> color_eyre::Result<()> {
             | Cmd::Campaign(CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { .. }),
         ) => {
             let (args, output) = args_for_service();
-            let (code, text) = rt.block_on(client::run(sock, &os_user(), args))?;
-            if code != 0 {
-                return Err(Exit { code, message: text.trim_end().trim_start_matches("error: ").to_string() }.into());
-            }
-            match output {
-                Some(p) => {
-                    std::fs::write(&p, text).wrap_err_with(|| format!("writing {}", p.display()))?;
-                    eprintln!("wrote {}", p.display());
-                }
-                None => print!("{text}"),
-            }
-            Ok(())
+            answered(rt.block_on(client::run(sock, &os_user(), args))?, output)
         }
         Some(other) => Err(BadInput(format!("{other:?} does not run through a service")).into()),
     }
+}
+
+/// Prints (or writes to `output`) what the service answered, or fails with its status.
+fn answered((code, text): (u8, String), output: Option<PathBuf>) -> color_eyre::Result<()> {
+    if code != 0 {
+        // What it did before failing, then why.
+        let (done, error) = text.rsplit_once("error: ").unwrap_or(("", &text));
+        print!("{done}");
+        return Err(Exit { code, message: error.trim_end().to_string() }.into());
+    }
+    match output {
+        Some(p) => {
+            std::fs::write(&p, text).wrap_err_with(|| format!("writing {}", p.display()))?;
+            eprintln!("wrote {}", p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 /// `check` against a service: its state now, judged as a check judges it.

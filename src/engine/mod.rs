@@ -102,19 +102,19 @@ pub enum Command {
     },
     /// How paging goes: the latest delivery error, `None` once deliveries work.
     Paging(Option<String>),
-    /// Runs a reader of the database on the engine's store (a service's clients' commands:
-    /// journal, report, campaign list, …).
-    Read(StoreReader),
+    /// Runs a job on the engine's store (a service's clients' commands: journal, report,
+    /// campaign list, an import before the service plans its channels again).
+    WithStore(StoreJob),
     /// Flush and stop; answers when done.
     Shutdown(oneshot::Sender<()>),
 }
 
-/// A job that reads the store.
-pub struct StoreReader(pub Box<dyn FnOnce(&crate::store::Store) + Send>);
+/// A job on the store.
+pub struct StoreJob(pub Box<dyn FnOnce(&crate::store::Store) + Send>);
 
-impl std::fmt::Debug for StoreReader {
+impl std::fmt::Debug for StoreJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoreReader")
+        f.write_str("StoreJob")
     }
 }
 
@@ -333,7 +333,7 @@ impl Engine {
             Command::AnalysisFor { campaign, window, against, reply } => {
                 let _ = reply.send(self.analysis(&campaign, window, against));
             }
-            Command::Read(job) => (job.0)(self.writer.store()),
+            Command::WithStore(job) => (job.0)(self.writer.store()),
             Command::Paging(error) => {
                 self.snapshot.paging = error;
                 self.dirty = true;

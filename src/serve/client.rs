@@ -65,9 +65,14 @@ pub async fn is_served(path: &Path) -> bool {
 
 /// Runs a command line on the service's database: its exit status and what it printed.
 pub async fn run(path: &Path, user: &str, args: Vec<String>) -> Result<(u8, String), AttachError> {
-    let mut link = connect(path, user, true).await?;
+    request(path, user, true, ToService::Run { id: 1, args }).await
+}
+
+/// Sends one request (numbered 1) and waits for its answer: the exit status and the output.
+pub async fn request(path: &Path, user: &str, read_only: bool, msg: ToService) -> Result<(u8, String), AttachError> {
+    let mut link = connect(path, user, read_only).await?;
     let broken = |reason: String| AttachError::Broken { path: path.to_path_buf(), reason };
-    wire::write(&mut link.stream, &ToService::Run { id: 1, args }).await.map_err(|e| broken(e.to_string()))?;
+    wire::write(&mut link.stream, &msg).await.map_err(|e| broken(e.to_string()))?;
     loop {
         match wire::read::<_, ToClient>(&mut link.stream).await.map_err(|e| broken(e.to_string()))? {
             Some(Frame::Message(ToClient::Done { id: 1, status, output })) => return Ok((status, output)),
@@ -309,7 +314,7 @@ fn to_service(
         Command::Analyze { campaign, window, against } => Detail::Analysis { campaign, window, against },
         Command::ClearDetail => Detail::None,
         // Asked of an engine by its own service, never by a UI.
-        Command::SeriesFor { .. } | Command::AnalysisFor { .. } | Command::Read(_) | Command::Paging(_) => {
+        Command::SeriesFor { .. } | Command::AnalysisFor { .. } | Command::WithStore(_) | Command::Paging(_) => {
             return Ok(None);
         }
     };

@@ -83,6 +83,87 @@ impl Running {
     }
 }
 
+/// The engine of a service, which can be planned again (a campaign imported or removed, the
+/// configuration re-read) without its clients noticing more than a fresh first frame: they
+/// hold a watch and a command channel of the service, which follow the engine of the moment.
+pub struct Service {
+    db: PathBuf,
+    clock: SharedClock,
+    running: Option<Running>,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    engine: watch::Sender<mpsc::Sender<crate::engine::Command>>,
+    relays: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Service {
+    /// Starts the engine on the database at `db`: the service, its state and where commands
+    /// go.
+    pub fn start(
+        db: &Path,
+        clock: SharedClock,
+        settings: &Settings,
+    ) -> Result<(Service, watch::Receiver<Arc<Snapshot>>, mpsc::Sender<crate::engine::Command>), StoreError> {
+        let running = Running::start(Store::open(db)?, clock.clone(), settings)?;
+        let (snap_tx, snap_rx) = watch::channel(running.snapshots.borrow().clone());
+        let (engine_tx, engine_rx) = watch::channel(running.commands.clone());
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<crate::engine::Command>(64);
+        // Commands go to the engine of the moment (and wait while it is being replaced).
+        let commands = tokio::spawn(async move {
+            while let Some(cmd) = cmd_rx.recv().await {
+                let to = engine_rx.borrow().clone();
+                let _ = to.send(cmd).await;
+            }
+        });
+        let mut svc = Service {
+            db: db.to_path_buf(),
+            clock,
+            running: None,
+            snapshots: snap_tx,
+            engine: engine_tx,
+            relays: vec![commands],
+        };
+        svc.relay(running);
+        Ok((svc, snap_rx, cmd_tx))
+    }
+
+    /// Makes `running` the engine the clients see.
+    fn relay(&mut self, running: Running) {
+        let mut from = running.snapshots.clone();
+        let to = self.snapshots.clone();
+        to.send_replace(from.borrow_and_update().clone());
+        self.relays.push(tokio::spawn(async move {
+            while from.changed().await.is_ok() {
+                let s = from.borrow_and_update().clone();
+                to.send_replace(s);
+            }
+        }));
+        self.engine.send_replace(running.commands.clone());
+        self.running = Some(running);
+    }
+
+    /// Stops the engine (flushed) and starts a new one on the same database, with `settings`.
+    pub async fn restart(&mut self, settings: &Settings) -> Result<(), StoreError> {
+        if let Some(r) = self.running.take() {
+            r.stop().await?;
+        }
+        let running = Running::start(Store::open(&self.db)?, self.clock.clone(), settings)?;
+        self.relay(running);
+        Ok(())
+    }
+
+    /// Stops the engine, flushed.
+    pub async fn stop(mut self) -> Result<(), StoreError> {
+        let stopped = match self.running.take() {
+            Some(r) => r.stop().await,
+            None => Ok(()),
+        };
+        for r in &self.relays {
+            r.abort();
+        }
+        stopped
+    }
+}
+
 /// Where the service of the database at `db` listens.
 pub fn socket_path(db: &Path) -> PathBuf {
     let db = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());

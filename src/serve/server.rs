@@ -3,7 +3,7 @@
 
 use super::wire::{self, Act, Detail, Encoder, Frame, ToClient, ToService};
 use crate::engine::snapshot::Snapshot;
-use crate::engine::{Command, StoreReader};
+use crate::engine::{Command, StoreJob};
 use crate::store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct Ctx {
     pub run: Arc<RunCommand>,
     /// Turns true when the service stops.
     pub stopping: watch::Receiver<bool>,
+    /// Asks the service to plan its channels again (after an import or a removal).
+    pub replan: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
 }
 
 /// How often a client's chart and analysis are brought up to date while new data comes in.
@@ -247,6 +249,46 @@ async fn connection<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, tcp: 
     }
 }
 
+/// A change to the campaigns.
+#[derive(Debug)]
+enum Change {
+    Import(Vec<crate::domain::Campaign>),
+    Remove(String),
+}
+
+impl Change {
+    /// Writes it: the exit status and what to print.
+    fn apply(self, store: &Store) -> (u8, String) {
+        match self {
+            Change::Import(campaigns) => {
+                for c in &campaigns {
+                    if let Err((field, msg)) = c.validate() {
+                        return (2, format!("error: campaign {}: {field}: {msg}\n", c.id));
+                    }
+                }
+                let mut out = String::new();
+                for c in campaigns {
+                    let verb = match store.campaign(&c.id) {
+                        Ok(Some(_)) => "updated",
+                        Ok(None) => "imported",
+                        Err(e) => return (1, format!("{out}error: {e}\n")),
+                    };
+                    if let Err(e) = store.put_campaign(&c) {
+                        return (1, format!("{out}error: {e}\n"));
+                    }
+                    out.push_str(&format!("{verb} {} ({} channels): {}\n", c.id, c.channels.len(), c.name));
+                }
+                (0, out)
+            }
+            Change::Remove(id) => match store.remove_campaign(&id) {
+                Ok(true) => (0, format!("removed {id}\n")),
+                Ok(false) => (2, format!("error: no campaign '{id}' in {}\n", store.path().display())),
+                Err(e) => (1, format!("error: {e}\n")),
+            },
+        }
+    }
+}
+
 struct Session {
     ctx: Ctx,
     client: Client,
@@ -277,6 +319,14 @@ impl Session {
                 let (status, output) = self.run(args).await;
                 wire::write(wr, &ToClient::Done { id, status, output }).await?;
             }
+            ToService::Import { id, campaigns } => {
+                let (status, output) = self.change(Change::Import(campaigns)).await;
+                wire::write(wr, &ToClient::Done { id, status, output }).await?;
+            }
+            ToService::Remove { id, campaign } => {
+                let (status, output) = self.change(Change::Remove(campaign)).await;
+                wire::write(wr, &ToClient::Done { id, status, output }).await?;
+            }
         }
         Ok(())
     }
@@ -294,15 +344,43 @@ impl Session {
         Ok(())
     }
 
+    /// Imports or removes campaigns, then has the service plan its channels again.
+    async fn change(&self, change: Change) -> (u8, String) {
+        if self.client.read_only || self.ctx.read_only {
+            return (2, "error: a read-only client or service changes no campaign\n".into());
+        }
+        tracing::info!(user = %self.client.user, "{change:?}");
+        let (tx, rx) = oneshot::channel();
+        let job = StoreJob(Box::new(move |store: &Store| {
+            let _ = tx.send(change.apply(store));
+        }));
+        if self.ctx.commands.send(Command::WithStore(job)).await.is_err() {
+            return (1, "error: the engine has stopped\n".into());
+        }
+        let (status, output) = rx.await.unwrap_or((1, "error: the engine dropped the change\n".into()));
+        if status != 0 {
+            return (status, output);
+        }
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.ctx.replan.send(done_tx).await.is_err() {
+            return (1, format!("{output}error: the service is stopping\n"));
+        }
+        match done_rx.await {
+            Ok(Ok(())) => (0, output),
+            Ok(Err(e)) => (1, format!("{output}error: planning the channels again: {e}\n")),
+            Err(_) => (1, format!("{output}error: the service is stopping\n")),
+        }
+    }
+
     /// Runs a command line on the engine's store.
     async fn run(&self, args: Vec<String>) -> (u8, String) {
         tracing::info!(user = %self.client.user, "runs {}", args.join(" "));
         let (tx, rx) = oneshot::channel();
         let run = self.ctx.run.clone();
-        let job = StoreReader(Box::new(move |store: &Store| {
+        let job = StoreJob(Box::new(move |store: &Store| {
             let _ = tx.send(run(args, store));
         }));
-        if self.ctx.commands.send(Command::Read(job)).await.is_err() {
+        if self.ctx.commands.send(Command::WithStore(job)).await.is_err() {
             return (1, "the engine has stopped\n".into());
         }
         rx.await.unwrap_or((1, "the engine dropped the command\n".into()))

@@ -59,6 +59,17 @@ pub enum ToService {
         id: u64,
         args: Vec<String>,
     },
+    /// Add or replace campaigns (read and checked by the client); the service plans its
+    /// channels again at once.
+    Import {
+        id: u64,
+        campaigns: Vec<Campaign>,
+    },
+    /// Remove a campaign and everything recorded for it.
+    Remove {
+        id: u64,
+        campaign: String,
+    },
 }
 
 /// The detail a client's screen shows.
