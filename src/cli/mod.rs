@@ -97,6 +97,10 @@ pub enum Cmd {
         /// report exports (csv); starts from the present.
         #[arg(long)]
         dialect: Option<String>,
+        /// Run the demo as a service (`cockpit serve`) instead of in this terminal: attach to
+        /// it from others with `cockpit --db PATH`.
+        #[arg(long)]
+        serve: bool,
     },
     /// Serve the simulated ad network only (stats and control endpoints).
     Sim {
@@ -392,8 +396,8 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
     match &cli.command {
         Some(Cmd::Serve { listen, alertmanager }) => serve::serve_command(&cli, &db, listen, alertmanager.as_deref()),
         None => cockpit_command(&cli, &db),
-        Some(Cmd::Demo { speed, scenario, no_history, scale, dialect }) => {
-            demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, dialect.as_deref())
+        Some(Cmd::Demo { speed, scenario, no_history, scale, dialect, serve }) => {
+            demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, (dialect.as_deref(), *serve))
         }
         Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns, dialect, exports }) => {
             let out = write_campaigns.as_deref().map(|d| (d, dialect.as_deref()));
@@ -453,7 +457,7 @@ fn demo_command(
     scenario: Option<&Path>,
     history: bool,
     scale: &Scale,
-    dialect: Option<&str>,
+    (dialect, serve): (Option<&str>, bool),
 ) -> color_eyre::Result<()> {
     let mut ui = ui(cli)?;
     check_speed(speed)?;
@@ -465,6 +469,9 @@ fn demo_command(
     let store = open_store(&db)?;
     let _log = init_file_log();
     let interval = cli.interval.unwrap_or(Duration::from_secs(1));
+    if serve {
+        ui.serve = Some(serve::serve_opts(cli, &db, &[], None)?);
+    }
     if let Some(d) = dialect {
         check_dialect(d)?;
         // The simulator checks that credentials are sent, not what they are.
@@ -677,7 +684,7 @@ async fn demo(
     loaded: LoadedScenario,
     speed: f64,
     history: bool,
-    ui: Ui,
+    mut ui: Ui,
     interval: Duration,
     dialect: Option<&str>,
 ) -> color_eyre::Result<()> {
@@ -711,7 +718,16 @@ async fn demo(
     for c in &campaigns {
         store.put_campaign(c)?;
     }
-    let result = cockpit(store, clock, ui, interval).await;
+    let result = match ui.serve.take() {
+        Some(opts) => {
+            let db = store.path().to_path_buf();
+            drop(store);
+            println!("the demo is served: attach from another terminal with `cockpit --db {}`", db.display());
+            println!("Ctrl-C stops it.");
+            serve::serve_on(&db, clock, ui.settings(interval), opts).await
+        }
+        None => cockpit(store, clock, ui, interval).await,
+    };
     drop(server);
     let _ = std::fs::remove_dir_all(&exports);
     result
@@ -734,6 +750,22 @@ struct Ui {
     control_token: Option<crate::poll::Secret>,
     token_over_http: bool,
     secrets: std::collections::BTreeMap<String, crate::poll::Secret>,
+    /// Serve instead of drawing (`demo --serve`).
+    serve: Option<serve::ServeOpts>,
+}
+
+impl Ui {
+    /// What the engine takes of it.
+    fn settings(&self, interval: Duration) -> crate::serve::Settings {
+        crate::serve::Settings {
+            interval,
+            read_only: self.read_only,
+            source_token: self.source_token.clone(),
+            control_token: self.control_token.clone(),
+            token_over_http: self.token_over_http,
+            secrets: self.secrets.clone(),
+        }
+    }
 }
 
 fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
@@ -745,19 +777,13 @@ fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
         control_token: cli.control_token.clone(),
         secrets: cli.secrets.clone(),
         token_over_http: cli.token_over_http,
+        serve: None,
     })
 }
 
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
-    let settings = crate::serve::Settings {
-        interval,
-        read_only: ui.read_only,
-        source_token: ui.source_token.clone(),
-        control_token: ui.control_token.clone(),
-        token_over_http: ui.token_over_http,
-        secrets: ui.secrets.clone(),
-    };
+    let settings = ui.settings(interval);
     // The first frame shows the campaigns' stored totals while every channel's state is read.
     let running = crate::serve::Running::start(store, clock, &settings)?;
     let mut app = App::new(running.snapshots.borrow().clone(), ui.theme, os_user());

@@ -44,8 +44,15 @@ pub fn served(db: &Path) -> Option<PathBuf> {
     rt.block_on(client::is_served(&sock)).then_some(sock)
 }
 
-/// `cockpit serve`: the engine and the API until SIGTERM or SIGINT (flushed, exit 0).
-pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Option<&str>) -> color_eyre::Result<()> {
+/// How a service listens and pages, checked before it starts.
+pub struct ServeOpts {
+    listen: Vec<Listen>,
+    paging: Option<crate::serve::alertmanager::Config>,
+    token: Option<crate::poll::Secret>,
+}
+
+/// The service's options from the command line and the configuration; a bad one is named.
+pub fn serve_opts(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Option<&str>) -> color_eyre::Result<ServeOpts> {
     let am = cli.notify.alertmanager.as_ref();
     let paging = match alertmanager.map(str::to_string).or_else(|| am.map(|a| a.url.clone())) {
         Some(url) => {
@@ -61,8 +68,6 @@ pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Opti
         }
         None => None,
     };
-    let _log = init_log();
-    let mut settings = settings(cli);
     let token = std::env::var("COCKPIT_SERVICE_TOKEN").ok().filter(|t| !t.trim().is_empty());
     if listen.iter().any(|l| matches!(l, Listen::Tcp(_))) && token.is_none() {
         return Err(BadInput("--listen HOST:PORT needs a token: set COCKPIT_SERVICE_TOKEN".into()).into());
@@ -71,94 +76,106 @@ pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Opti
     if !listen.iter().any(|l| matches!(l, Listen::Unix(_))) {
         listen.push(Listen::Unix(crate::serve::socket_path(db)));
     }
-    let db_path = db.display().to_string();
-    runtime()?.block_on(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sighup = signal(SignalKind::hangup())?;
-        let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
-        let (mut service, snapshots, commands) = Service::start(db, clock.clone(), &settings)?;
-        let (stop_tx, stopping) = tokio::sync::watch::channel(false);
-        let (replan_tx, mut replan) = tokio::sync::mpsc::channel(8);
-        let ctx = server::Ctx {
-            snapshots: snapshots.clone(),
-            commands: commands.clone(),
-            read_only: settings.read_only,
-            db_path,
-            token: token.map(|t| crate::poll::Secret::new(t.trim())),
-            run: Arc::new(run_on_store),
-            stopping,
-            replan: replan_tx,
-        };
-        let mut tasks = Vec::new();
-        let notifier = paging.map(|cfg| {
-            tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
-            tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots.clone(), commands.clone(), clock.clone()))
-        });
-        for l in &listen {
-            match l {
-                Listen::Unix(path) => {
-                    let listener = server::bind_unix(path).await.map_err(BadInput)?;
-                    tracing::info!("listening on {}", path.display());
-                    eprintln!("cockpit serve: listening on {}", path.display());
-                    tasks.push(tokio::spawn(server::accept_unix(listener, path.clone(), ctx.clone())));
-                }
-                Listen::Tcp(addr) => {
-                    let listener = tokio::net::TcpListener::bind(addr)
-                        .await
-                        .map_err(|e| BadInput(format!("listening on {addr}: {e}")))?;
-                    tracing::info!("listening on {addr}");
-                    eprintln!("cockpit serve: listening on {addr} (token required)");
-                    tasks.push(tokio::spawn(server::accept_tcp(listener, ctx.clone())));
-                }
+    Ok(ServeOpts { listen, paging, token: token.map(|t| crate::poll::Secret::new(t.trim())) })
+}
+
+/// `cockpit serve`: the engine and the API until SIGTERM or SIGINT (flushed, exit 0).
+pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Option<&str>) -> color_eyre::Result<()> {
+    let opts = serve_opts(cli, db, listen, alertmanager)?;
+    let _log = init_log();
+    runtime()?.block_on(serve_on(db, Arc::new(crate::clock::SystemClock), settings(cli), opts))
+}
+
+/// Serves the database at `db` on `clock` until SIGTERM or SIGINT.
+pub async fn serve_on(
+    db: &Path,
+    clock: crate::clock::SharedClock,
+    mut settings: Settings,
+    opts: ServeOpts,
+) -> color_eyre::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let (mut service, snapshots, commands) = Service::start(db, clock.clone(), &settings)?;
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let (replan_tx, mut replan) = tokio::sync::mpsc::channel(8);
+    let ctx = server::Ctx {
+        snapshots: snapshots.clone(),
+        commands: commands.clone(),
+        read_only: settings.read_only,
+        db_path: db.display().to_string(),
+        token: opts.token,
+        run: Arc::new(run_on_store),
+        stopping,
+        replan: replan_tx,
+    };
+    let mut tasks = Vec::new();
+    let notifier = opts.paging.map(|cfg| {
+        tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
+        tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots.clone(), commands.clone(), clock.clone()))
+    });
+    for l in &opts.listen {
+        match l {
+            Listen::Unix(path) => {
+                let listener = server::bind_unix(path).await.map_err(BadInput)?;
+                tracing::info!("listening on {}", path.display());
+                eprintln!("cockpit serve: listening on {}", path.display());
+                tasks.push(tokio::spawn(server::accept_unix(listener, path.clone(), ctx.clone())));
+            }
+            Listen::Tcp(addr) => {
+                let listener =
+                    tokio::net::TcpListener::bind(addr).await.map_err(|e| BadInput(format!("listening on {addr}: {e}")))?;
+                tracing::info!("listening on {addr}");
+                eprintln!("cockpit serve: listening on {addr} (token required)");
+                tasks.push(tokio::spawn(server::accept_tcp(listener, ctx.clone())));
             }
         }
-        let why = loop {
-            tokio::select! {
-                _ = sigterm.recv() => break "SIGTERM",
-                _ = sigint.recv() => break "SIGINT",
-                _ = sighup.recv() => {
-                    // The configuration as at start, read again; the campaigns from the database.
-                    match super::layered(Cli::parse_from(std::env::args())) {
-                        Ok(cli) => {
-                            settings = Settings { read_only: settings.read_only, ..self::settings(&cli) };
-                            tracing::info!("SIGHUP: planning again with the configuration re-read");
-                            if let Err(e) = service.restart(&settings).await {
-                                tracing::error!("planning again: {e}");
-                                break "the engine could not start again";
-                            }
+    }
+    let why = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => {
+                // The configuration as at start, read again; the campaigns from the database.
+                match super::layered(Cli::parse_from(std::env::args())) {
+                    Ok(cli) => {
+                        settings = Settings { read_only: settings.read_only, ..self::settings(&cli) };
+                        tracing::info!("SIGHUP: planning again with the configuration re-read");
+                        if let Err(e) = service.restart(&settings).await {
+                            tracing::error!("planning again: {e}");
+                            break "the engine could not start again";
                         }
-                        Err(e) => tracing::error!("SIGHUP: the configuration is not taken: {e}"),
                     }
-                }
-                Some(done) = replan.recv() => {
-                    tracing::info!("the campaigns changed: planning again");
-                    let r = service.restart(&settings).await.map_err(|e| e.to_string());
-                    let failed = r.is_err();
-                    let _ = done.send(r);
-                    if failed {
-                        break "the engine could not start again";
-                    }
+                    Err(e) => tracing::error!("SIGHUP: the configuration is not taken: {e}"),
                 }
             }
-        };
-        tracing::info!("{why}: stopping");
-        let _ = stop_tx.send(true);
-        for t in tasks {
-            let _ = t.await;
+            Some(done) = replan.recv() => {
+                tracing::info!("the campaigns changed: planning again");
+                let r = service.restart(&settings).await.map_err(|e| e.to_string());
+                let failed = r.is_err();
+                let _ = done.send(r);
+                if failed {
+                    break "the engine could not start again";
+                }
+            }
         }
-        service.stop().await?;
-        if let Some(n) = notifier {
-            n.abort();
-        }
-        tracing::info!("stopped");
-        Ok::<_, color_eyre::Report>(())
-    })
+    };
+    tracing::info!("{why}: stopping");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    service.stop().await?;
+    if let Some(n) = notifier {
+        n.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// What the engine takes from the command line and the configuration.
-fn settings(cli: &Cli) -> Settings {
+pub fn settings(cli: &Cli) -> Settings {
     Settings {
         interval: cli.interval.unwrap_or(Duration::from_secs(10)),
         read_only: cli.read_only,

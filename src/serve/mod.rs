@@ -83,6 +83,9 @@ impl Running {
     }
 }
 
+/// A service started: it, the state its clients see, and where their commands go.
+pub type Started = (Service, watch::Receiver<Arc<Snapshot>>, mpsc::Sender<crate::engine::Command>);
+
 /// The engine of a service, which can be planned again (a campaign imported or removed, the
 /// configuration re-read) without its clients noticing more than a fresh first frame: they
 /// hold a watch and a command channel of the service, which follow the engine of the moment.
@@ -102,7 +105,7 @@ impl Service {
         db: &Path,
         clock: SharedClock,
         settings: &Settings,
-    ) -> Result<(Service, watch::Receiver<Arc<Snapshot>>, mpsc::Sender<crate::engine::Command>), StoreError> {
+    ) -> Result<Started, StoreError> {
         let running = Running::start(Store::open(db)?, clock.clone(), settings)?;
         let (snap_tx, snap_rx) = watch::channel(running.snapshots.borrow().clone());
         let (engine_tx, engine_rx) = watch::channel(running.commands.clone());
