@@ -18,6 +18,11 @@
 //! [notify.alertmanager]         # cockpit serve posts its alerts here (or --alertmanager URL)
 //! url = "http://127.0.0.1:9093"
 //! resend = "1m"                 # a firing alert is posted again this often
+//!
+//! [[notify.webhook]]            # chat bots: json, feishu, dingtalk, wecom, slack (serve::webhook)
+//! kind = "feishu"
+//! url = "https://open.feishu.cn/open-apis/bot/v2/hook/…"
+//! secret = "…"
 //! ```
 
 use super::BadInput;
@@ -55,6 +60,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Notify {
     pub alertmanager: Option<AlertmanagerConf>,
+    /// Chat bots and webhooks (see `serve::webhook`).
+    #[serde(default)]
+    pub webhook: Vec<crate::serve::webhook::Target>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -48,11 +48,17 @@ pub fn served(db: &Path) -> Option<PathBuf> {
 pub struct ServeOpts {
     listen: Vec<Listen>,
     paging: Option<crate::serve::alertmanager::Config>,
+    webhooks: Vec<crate::serve::webhook::Target>,
     token: Option<crate::poll::Secret>,
 }
 
 /// The service's options from the command line and the configuration; a bad one is named.
-pub fn serve_opts(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Option<&str>) -> color_eyre::Result<ServeOpts> {
+pub fn serve_opts(
+    cli: &Cli,
+    db: &Path,
+    listen: &[Listen],
+    alertmanager: Option<&str>,
+) -> color_eyre::Result<ServeOpts> {
     let am = cli.notify.alertmanager.as_ref();
     let paging = match alertmanager.map(str::to_string).or_else(|| am.map(|a| a.url.clone())) {
         Some(url) => {
@@ -76,7 +82,11 @@ pub fn serve_opts(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Option<
     if !listen.iter().any(|l| matches!(l, Listen::Unix(_))) {
         listen.push(Listen::Unix(crate::serve::socket_path(db)));
     }
-    Ok(ServeOpts { listen, paging, token: token.map(|t| crate::poll::Secret::new(t.trim())) })
+    let webhooks = cli.notify.webhook.clone();
+    for (i, w) in webhooks.iter().enumerate() {
+        url::Url::parse(&w.url).map_err(|e| BadInput(format!("notify.webhook[{i}].url '{}': {e}", w.url)))?;
+    }
+    Ok(ServeOpts { listen, paging, webhooks, token: token.map(|t| crate::poll::Secret::new(t.trim())) })
 }
 
 /// `cockpit serve`: the engine and the API until SIGTERM or SIGINT (flushed, exit 0).
@@ -111,10 +121,18 @@ pub async fn serve_on(
         replan: replan_tx,
     };
     let mut tasks = Vec::new();
-    let notifier = opts.paging.map(|cfg| {
-        tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
-        tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots.clone(), commands.clone(), clock.clone()))
-    });
+    let mut notifiers: Vec<_> = opts
+        .paging
+        .map(|cfg| {
+            tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
+            tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots.clone(), commands.clone(), clock.clone()))
+        })
+        .into_iter()
+        .collect();
+    for w in opts.webhooks {
+        tracing::info!("alerts go to a {:?} webhook", w.kind);
+        notifiers.push(tokio::spawn(crate::serve::webhook::run(w, snapshots.clone(), commands.clone(), clock.clone())));
+    }
     for l in &opts.listen {
         match l {
             Listen::Unix(path) => {
@@ -124,8 +142,9 @@ pub async fn serve_on(
                 tasks.push(tokio::spawn(server::accept_unix(listener, path.clone(), ctx.clone())));
             }
             Listen::Tcp(addr) => {
-                let listener =
-                    tokio::net::TcpListener::bind(addr).await.map_err(|e| BadInput(format!("listening on {addr}: {e}")))?;
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| BadInput(format!("listening on {addr}: {e}")))?;
                 tracing::info!("listening on {addr}");
                 eprintln!("cockpit serve: listening on {addr} (token required)");
                 tasks.push(tokio::spawn(server::accept_tcp(listener, ctx.clone())));
@@ -167,7 +186,7 @@ pub async fn serve_on(
         let _ = t.await;
     }
     service.stop().await?;
-    if let Some(n) = notifier {
+    for n in notifiers {
         n.abort();
     }
     tracing::info!("stopped");

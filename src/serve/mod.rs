@@ -13,6 +13,7 @@
 pub mod alertmanager;
 pub mod client;
 pub mod server;
+pub mod webhook;
 pub mod wire;
 
 use crate::clock::SharedClock;
@@ -101,11 +102,7 @@ pub struct Service {
 impl Service {
     /// Starts the engine on the database at `db`: the service, its state and where commands
     /// go.
-    pub fn start(
-        db: &Path,
-        clock: SharedClock,
-        settings: &Settings,
-    ) -> Result<Started, StoreError> {
+    pub fn start(db: &Path, clock: SharedClock, settings: &Settings) -> Result<Started, StoreError> {
         let running = Running::start(Store::open(db)?, clock.clone(), settings)?;
         let (snap_tx, snap_rx) = watch::channel(running.snapshots.borrow().clone());
         let (engine_tx, engine_rx) = watch::channel(running.commands.clone());
