@@ -152,3 +152,78 @@ async fn counters_read_from_a_real_prometheus_match_the_simulator() {
     assert!(e.starts_with("bad data: spend `sum by (channel (`:") && e.contains("parse error"), "{e}");
     drop(prom);
 }
+
+/// `cockpit serve --metrics`: the real Prometheus scrapes it (its parser is strict: a
+/// malformed exposition fails the scrape) and has each channel's counters and the KPIs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_services_metrics() {
+    let Some(bin) = prometheus_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let sc = demo::scenario();
+    let mut campaigns = demo::campaigns();
+    let (chs, inc) = sc.build(&campaigns, now).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let _sim =
+        sim::serve(listener, Network::new(chs, inc, now), Arc::new(campaign_cockpit::clock::SystemClock)).unwrap();
+    demo::rebase(&mut campaigns, &_sim.base_url());
+    let store = campaign_cockpit::store::Store::open(&dir.path().join("db")).unwrap();
+    for c in &campaigns {
+        store.put_campaign(c).unwrap();
+    }
+    drop(store);
+    let port = free_port();
+    let serve = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--db", &dir.path().join("db").display().to_string(), "--interval", "1s", "serve"])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .env_remove("COCKPIT_DB")
+        .env("COCKPIT_CONFIG", dir.path().join("no-config.toml"))
+        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serve = Killed(serve);
+    let prom = start_prometheus(&bin, dir.path(), &format!("127.0.0.1:{port}"));
+    let client = poll::client();
+    let query = |q: &str| {
+        let url = format!(
+            "{}/api/v1/query?query={}",
+            prom.url,
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        let client = client.clone();
+        async move {
+            let v: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            v["data"]["result"].as_array().cloned()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let clicks = loop {
+        if let Some(r) = query("cockpit_channel_clicks_total{campaign=\"618-promo\"} > 0").await
+            && r.len() == campaigns.iter().find(|c| c.id == "618-promo").unwrap().channels.len()
+        {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "Prometheus did not scrape the service within 90 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(clicks.iter().all(|s| s["metric"]["channel"].is_string()));
+    let up = query("up{job=\"sim\"}").await.unwrap();
+    assert_eq!(up[0]["value"][1], "1", "the scrape parsed");
+    let kpis = query("cockpit_campaign_kpi{kpi=\"ctr\"}").await.unwrap();
+    assert_eq!(kpis.len(), campaigns.len());
+    drop(serve);
+    drop(prom);
+}
+
+/// A child killed and waited for when dropped (a failing test leaves nothing running).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -192,6 +192,9 @@ pub enum Cmd {
         /// `[notify.alertmanager]` in config.toml.
         #[arg(long)]
         alertmanager: Option<String>,
+        /// Serve `/metrics` (Prometheus text format) on HOST:PORT.
+        #[arg(long)]
+        metrics: Option<String>,
     },
     /// Poll every source once, evaluate every alert rule, print what is firing; exit 0 when
     /// nothing is, 1 for warnings, 2 for critical alerts, 3 when the check itself failed.
@@ -394,7 +397,9 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
         return serve::via_service(&cli, &sock);
     }
     match &cli.command {
-        Some(Cmd::Serve { listen, alertmanager }) => serve::serve_command(&cli, &db, listen, alertmanager.as_deref()),
+        Some(Cmd::Serve { listen, alertmanager, metrics }) => {
+            serve::serve_command(&cli, &db, listen, alertmanager.as_deref(), metrics.as_deref())
+        }
         None => cockpit_command(&cli, &db),
         Some(Cmd::Demo { speed, scenario, no_history, scale, dialect, serve }) => {
             demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, (dialect.as_deref(), *serve))
@@ -470,7 +475,7 @@ fn demo_command(
     let _log = init_file_log();
     let interval = cli.interval.unwrap_or(Duration::from_secs(1));
     if serve {
-        ui.serve = Some(serve::serve_opts(cli, &db, &[], None)?);
+        ui.serve = Some(serve::serve_opts(cli, &db, &[], None, None)?);
     }
     if let Some(d) = dialect {
         check_dialect(d)?;

@@ -49,6 +49,8 @@ pub struct ServeOpts {
     listen: Vec<Listen>,
     paging: Option<crate::serve::alertmanager::Config>,
     webhooks: Vec<crate::serve::webhook::Target>,
+    /// Where `/metrics` is served.
+    metrics: Option<String>,
     token: Option<crate::poll::Secret>,
 }
 
@@ -58,6 +60,7 @@ pub fn serve_opts(
     db: &Path,
     listen: &[Listen],
     alertmanager: Option<&str>,
+    metrics: Option<&str>,
 ) -> color_eyre::Result<ServeOpts> {
     let am = cli.notify.alertmanager.as_ref();
     let paging = match alertmanager.map(str::to_string).or_else(|| am.map(|a| a.url.clone())) {
@@ -86,12 +89,19 @@ pub fn serve_opts(
     for (i, w) in webhooks.iter().enumerate() {
         url::Url::parse(&w.url).map_err(|e| BadInput(format!("notify.webhook[{i}].url '{}': {e}", w.url)))?;
     }
-    Ok(ServeOpts { listen, paging, webhooks, token: token.map(|t| crate::poll::Secret::new(t.trim())) })
+    let metrics = metrics.map(str::to_string);
+    Ok(ServeOpts { listen, paging, webhooks, metrics, token: token.map(|t| crate::poll::Secret::new(t.trim())) })
 }
 
 /// `cockpit serve`: the engine and the API until SIGTERM or SIGINT (flushed, exit 0).
-pub fn serve_command(cli: &Cli, db: &Path, listen: &[Listen], alertmanager: Option<&str>) -> color_eyre::Result<()> {
-    let opts = serve_opts(cli, db, listen, alertmanager)?;
+pub fn serve_command(
+    cli: &Cli,
+    db: &Path,
+    listen: &[Listen],
+    alertmanager: Option<&str>,
+    metrics: Option<&str>,
+) -> color_eyre::Result<()> {
+    let opts = serve_opts(cli, db, listen, alertmanager, metrics)?;
     let _log = init_log();
     runtime()?.block_on(serve_on(db, Arc::new(crate::clock::SystemClock), settings(cli), opts))
 }
@@ -132,6 +142,32 @@ pub async fn serve_on(
     for w in opts.webhooks {
         tracing::info!("alerts go to a {:?} webhook", w.kind);
         notifiers.push(tokio::spawn(crate::serve::webhook::run(w, snapshots.clone(), commands.clone(), clock.clone())));
+    }
+    if let Some(addr) = &opts.metrics {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| BadInput(format!("--metrics {addr}: {e}")))?;
+        eprintln!("cockpit serve: metrics on http://{}/metrics", listener.local_addr()?);
+        let snaps = snapshots.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let s = snaps.borrow().clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        crate::serve::metrics::exposition(&s),
+                    )
+                }
+            }),
+        );
+        let mut stop = ctx.stopping.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        }));
     }
     for l in &opts.listen {
         match l {

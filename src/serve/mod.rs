@@ -12,6 +12,7 @@
 
 pub mod alertmanager;
 pub mod client;
+pub mod metrics;
 pub mod server;
 pub mod webhook;
 pub mod wire;
