@@ -500,6 +500,75 @@ fn bench_parse() {
     );
 }
 
+/// A client of `cockpit serve`: the first frame of a 10,000-channel state (encoded, written to
+/// a unix socket, read, decoded, applied), and what an attached client costs while 500
+/// channels change every second: bytes on the socket and the service's CPU to encode them.
+fn bench_attach() {
+    use campaign_cockpit::serve::wire::{self, Encoder, Frame, ToClient};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let big = big_snapshot(10_000);
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..15 {
+        let t = Instant::now();
+        let (mut a, mut b) = rt.block_on(async { tokio::net::UnixStream::pair() }).unwrap();
+        let delta = Encoder::default().delta(&big);
+        bytes = serde_json::to_vec(&delta).unwrap().len();
+        let got = rt.block_on(async {
+            let w = async { wire::write(&mut a, &ToClient::Snapshot { delta: Box::new(delta) }).await.unwrap() };
+            let r = async { wire::read::<_, ToClient>(&mut b).await.unwrap() };
+            tokio::join!(w, r).1
+        });
+        let Some(Frame::Message(ToClient::Snapshot { delta })) = got else { panic!("a snapshot") };
+        let s = wire::apply(&Snapshot::default(), *delta).unwrap();
+        assert_eq!(s.campaigns[0].channels.len(), 10_000);
+        times.push(t.elapsed());
+    }
+    let (p50, p99) = stats(times);
+    println!(
+        "attach, 10,000 channels: first frame median {} p99 {} ({:.1} MB)   (target ≤ 100 ms)",
+        ms(p50),
+        ms(p99),
+        bytes as f64 / 1e6
+    );
+    // 500 channels, every one polled each second: a minute of snapshots.
+    let mut snap = (*big_snapshot(500)).clone();
+    let mut enc = Encoder::default();
+    let first = serde_json::to_vec(&enc.delta(&snap)).unwrap().len();
+    let (mut sent, mut cpu) = (0usize, Duration::ZERO);
+    for sec in 1..=60i64 {
+        let mut cv = (*snap.campaigns[0]).clone();
+        for v in &mut cv.channels {
+            let mut n = (**v).clone();
+            n.totals.clicks += 3;
+            n.totals.impressions += 150;
+            n.totals.spend += 4.5;
+            n.last_at = now() + sec * 1000;
+            // A reading joins the minute's sample: the last entry changes, one a minute is new.
+            let mut entries: Vec<(i64, Counters)> = n.recent.iter().copied().collect();
+            if sec % 60 == 0 {
+                entries.push((now() + sec * 1000, Counters::default()));
+            } else if let Some(last) = entries.last_mut() {
+                last.1.clicks += 3;
+            }
+            n.recent = campaign_cockpit::domain::Recent::from_entries(entries, 120);
+            *v = Arc::new(n);
+        }
+        snap.campaigns[0] = Arc::new(cv);
+        snap.generation += 1;
+        let t = Instant::now();
+        let body = serde_json::to_vec(&ToClient::Snapshot { delta: Box::new(enc.delta(&snap)) }).unwrap();
+        cpu += t.elapsed();
+        sent += body.len() + 4;
+    }
+    println!(
+        "attached client, 500 channels changing every second: {:.1} KB/s on the socket ({} kB first frame), {:.2} % of a core to encode   (targets ≤ 5 KB/s, ≤ 0.2 %)",
+        sent as f64 / 60.0 / 1000.0,
+        first / 1000,
+        cpu.as_secs_f64() / 60.0 * 100.0
+    );
+}
+
 /// A `rows` source (Meta Insights) with 100 channels × 60 days in 10 pages, against the same
 /// rows in the cockpit protocol (one entry per channel and day, its counters as numbers): what
 /// the cockpit spends on an answer once it is in (parse, map, sum by channel and day), and the
@@ -1017,6 +1086,9 @@ fn main() {
     }
     if run("dbsize") {
         bench_dbsize();
+    }
+    if run("attach") {
+        bench_attach();
     }
     if run("rows") {
         bench_rows();

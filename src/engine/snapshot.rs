@@ -165,6 +165,10 @@ pub struct ChannelView {
     pub last_at: i64,
 }
 
+/// How many samples wide a channel's sparkline is drawn: a client of a service is sent the
+/// recent samples it needs (one more, for the first one's interval), not all of them.
+pub const SPARK_WIDTH: usize = 12;
+
 impl ChannelView {
     /// The metric over the last `n` samples, oldest first, for a sparkline. Counts and money
     /// are per minute of the sample's interval, so that samples of different lengths (minute

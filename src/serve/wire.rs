@@ -194,7 +194,66 @@ pub struct CampaignDelta {
     pub trouble: Vec<usize>,
     /// Each channel's view, or `None` where the client's is still right. All are given with a
     /// new plan.
-    pub channels: Vec<Option<ChannelView>>,
+    pub channels: Vec<Option<ChannelWire>>,
+}
+
+/// A channel's view as sent: its recent samples only from where the client's differ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelWire {
+    /// The view, its `recent` left empty.
+    pub view: ChannelView,
+    /// The client's samples from this time on are replaced by `recent` (all of them when
+    /// `None`); then it keeps the last `recent_len`.
+    pub recent_from: Option<i64>,
+    pub recent: Vec<Entry>,
+    pub recent_len: usize,
+}
+
+/// A recent sample, as a list: `[end, impressions, clicks, leads, conversions, spend,
+/// revenue]`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Entry(i64, u64, u64, u64, u64, f64, f64);
+
+impl From<&(i64, Counters)> for Entry {
+    fn from((t, c): &(i64, Counters)) -> Entry {
+        Entry(*t, c.impressions, c.clicks, c.leads, c.conversions, c.spend, c.revenue)
+    }
+}
+
+impl From<Entry> for (i64, Counters) {
+    fn from(Entry(t, impressions, clicks, leads, conversions, spend, revenue): Entry) -> (i64, Counters) {
+        (t, Counters { impressions, clicks, leads, conversions, spend, revenue })
+    }
+}
+
+impl ChannelWire {
+    /// `v` for a client that holds `old` (nothing when `None`).
+    fn new(v: &ChannelView, old: Option<&ChannelView>) -> ChannelWire {
+        let keep = v.recent.len().min(crate::engine::snapshot::SPARK_WIDTH + 1);
+        let from = old.and_then(|o| o.recent.last()).map(|(t, _)| *t);
+        let recent = v
+            .recent
+            .iter()
+            .skip(v.recent.len() - keep)
+            .filter(|(t, _)| from.is_none_or(|f| *t >= f))
+            .map(Entry::from)
+            .collect();
+        let mut view = v.clone();
+        view.recent = crate::domain::Recent::default();
+        ChannelWire { view, recent_from: from, recent, recent_len: keep }
+    }
+
+    /// The view, with the client's samples `old` brought up to date.
+    fn view(self, old: Option<&ChannelView>) -> ChannelView {
+        let mut entries: Vec<(i64, Counters)> = match (self.recent_from, old) {
+            (Some(from), Some(o)) => o.recent.iter().filter(|(t, _)| *t < from).copied().collect(),
+            _ => Vec::new(),
+        };
+        entries.extend(self.recent.into_iter().map(<(i64, Counters)>::from));
+        let mut v = self.view;
+        v.recent = crate::domain::Recent::from_entries(entries, self.recent_len);
+        v
+    }
 }
 
 /// A source's health as sent: times as ages.
@@ -255,9 +314,9 @@ impl Encoder {
                     .iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        let sent = same_plan
-                            && last.as_ref().and_then(|(_, chs)| chs.get(i)).is_some_and(|old| Arc::ptr_eq(old, v));
-                        (!sent).then(|| (**v).clone())
+                        let old = if same_plan { last.as_ref().and_then(|(_, chs)| chs.get(i)) } else { None };
+                        let sent = old.is_some_and(|old| Arc::ptr_eq(old, v));
+                        (!sent).then(|| ChannelWire::new(v, old.map(|o| &**o)))
                     })
                     .collect();
                 seen.insert(id.clone(), (c.campaign.clone(), c.channels.clone()));
@@ -329,6 +388,7 @@ pub fn apply(base: &Snapshot, d: Delta) -> Result<Snapshot, String> {
     let mut campaigns = Vec::with_capacity(d.campaigns.len());
     for c in d.campaigns {
         let prev = old.get(c.id.as_str());
+        let plan_new = c.plan.is_some();
         let plan = match (c.plan, prev) {
             (Some(p), _) => Arc::new(p),
             (None, Some(prev)) => prev.campaign.clone(),
@@ -336,8 +396,10 @@ pub fn apply(base: &Snapshot, d: Delta) -> Result<Snapshot, String> {
         };
         let mut channels = Vec::with_capacity(c.channels.len());
         for (i, v) in c.channels.into_iter().enumerate() {
+            // With a new plan the client's views are not this plan's.
+            let old = if plan_new { None } else { prev.and_then(|p| p.channels.get(i)) };
             channels.push(match v {
-                Some(v) => Arc::new(v),
+                Some(v) => Arc::new(v.view(old.map(|o| &**o))),
                 None => prev
                     .and_then(|p| p.channels.get(i).cloned())
                     .ok_or_else(|| format!("campaign {}: channel {i} arrived without its view", c.id))?,
@@ -443,6 +505,10 @@ mod tests {
                     key: ChannelKey::new(&campaign.id, &ch.id),
                     name: Arc::from(ch.name.as_str()),
                     totals: Counters { clicks: 5, ..Default::default() },
+                    recent: crate::domain::Recent::from_entries(
+                        (1..=3).map(|t| (t * 60_000, Counters { clicks: t as u64, ..Default::default() })),
+                        120,
+                    ),
                     ..Default::default()
                 })
             })
@@ -471,6 +537,10 @@ mod tests {
         let mut cv = (*s2.campaigns[0]).clone();
         let mut v = (*cv.channels[1]).clone();
         v.totals.clicks = 99;
+        v.recent = crate::domain::Recent::from_entries(
+            v.recent.iter().copied().chain([(4 * 60_000, Counters { clicks: 4, ..Default::default() })]),
+            120,
+        );
         cv.channels[1] = Arc::new(v);
         s2.campaigns[0] = Arc::new(cv);
         s2.generation = 2;
@@ -478,11 +548,15 @@ mod tests {
         assert!(d2.campaigns[0].plan.is_none(), "the plan is not sent again");
         let sent: Vec<bool> = d2.campaigns[0].channels.iter().map(Option::is_some).collect();
         assert_eq!(sent.iter().filter(|s| **s).count(), 1, "{sent:?}");
+        let wire = d2.campaigns[0].channels[1].as_ref().unwrap();
+        assert_eq!(wire.recent.len(), 2, "the recent samples from the client's last on");
         assert!(d2.alerts.is_none() && d2.sources.is_none(), "lists that did not change stay out");
         let small = serde_json::to_vec(&d2).unwrap().len();
         assert!(small < json.len() / 2, "{small} vs {}", json.len());
         let client = apply(&client, serde_json::from_slice(&serde_json::to_vec(&d2).unwrap()).unwrap()).unwrap();
         assert_eq!(client.campaigns[0].channels[1].totals.clicks, 99);
+        let recent: Vec<_> = client.campaigns[0].channels[1].recent.iter().map(|(t, c)| (*t, c.clicks)).collect();
+        assert_eq!(recent, [(60_000, 1), (120_000, 2), (180_000, 3), (240_000, 4)]);
         assert_eq!(client.campaigns[0].channels[0].totals.clicks, 5);
         assert_eq!(client.generation, 2);
         // A client that missed the plan cannot rebuild the state: it says so.

@@ -36,7 +36,7 @@ fn columns(width: u16, campaign: &CampaignView) -> Vec<Col> {
     } else {
         wanted.push(Col::Data(Column::Cpa, 8));
     }
-    wanted.push(Col::Trend(12));
+    wanted.push(Col::Trend(crate::engine::snapshot::SPARK_WIDTH as u16));
     if leads_first {
         wanted.push(Col::Data(Column::Cpa, 8));
     } else {
