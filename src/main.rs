@@ -2,9 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    if let Err(e) = color_eyre::install() {
-        eprintln!("error: {e}");
-    }
+    install_hooks();
     // A file-size limit (or a full disk on some systems) raises SIGXFSZ, whose default is to
     // kill: here it is only an error from the write, reported, with the data kept in memory.
     let _ = signal_hook::flag::register(
@@ -17,15 +15,35 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if let Some(exit) = e.downcast_ref::<campaign_cockpit::cli::Exit>() {
-                eprintln!("error: {}", exit.message);
+                say(&format!("error: {}\n", exit.message));
                 return ExitCode::from(exit.code);
             }
             let bad_input = e.chain().any(|c| c.is::<campaign_cockpit::cli::BadInput>());
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", msg.join(": "));
+            say(&format!("error: {}\n", msg.join(": ")));
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
+}
+
+/// Writes to stderr as far as it is there: after a dropped SSH link it is a terminal that has
+/// gone, and `eprintln!` would panic on it.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// color-eyre's reports, with a panic hook that gives the terminal back first and never
+/// panics itself (a panic in a panic hook aborts the process).
+fn install_hooks() {
+    let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default().into_hooks();
+    if let Err(e) = eyre_hook.install() {
+        say(&format!("error: {e}\n"));
+    }
+    std::panic::set_hook(Box::new(move |info| {
+        campaign_cockpit::ui::terminal::restore();
+        say(&format!("{}\n", panic_hook.panic_report(info)));
+    }));
 }
 
 /// glibc gives each thread that allocates its own heap arena, up to eight per core, and keeps

@@ -11,9 +11,12 @@ struct Session {
     parser: vt100::Parser,
     raw: Vec<u8>,
     rx: mpsc::Receiver<Vec<u8>>,
-    writer: Box<dyn Write + Send>,
+    writer: Option<Box<dyn Write + Send>>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
+    master: Option<Box<dyn portable_pty::MasterPty + Send>>,
+    /// Tells the reader to let go of its end of the terminal.
+    hang_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Session {
@@ -47,10 +50,12 @@ impl Session {
         let mut reader = pair.master.try_clone_reader().unwrap();
         let writer = pair.master.take_writer().unwrap();
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let hang_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = hang_up.clone();
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() || stop.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
             }
@@ -59,9 +64,11 @@ impl Session {
             parser: vt100::Parser::new(std::num::NonZero::new(24).unwrap(), std::num::NonZero::new(80).unwrap(), 0),
             raw: Vec::new(),
             rx,
-            writer,
+            writer: Some(writer),
             child,
-            _master: pair.master,
+            master: Some(pair.master),
+            hang_up,
+            reader: Some(reader),
         }
     }
 
@@ -87,8 +94,28 @@ impl Session {
     }
 
     fn send(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).unwrap();
-        self.writer.flush().unwrap();
+        let w = self.writer.as_mut().expect("the terminal is there");
+        w.write_all(keys.as_bytes()).unwrap();
+        w.flush().unwrap();
+    }
+
+    /// Closes the terminal under the cockpit, as a dropped SSH link does (every end of the
+    /// pseudo-terminal's master closed; the kernel hangs up its session), and returns how the
+    /// process ended.
+    fn drop_the_link(&mut self) -> portable_pty::ExitStatus {
+        self.hang_up.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.writer = None;
+        // The reader lets go at its next read (the cockpit draws at least once a second).
+        self.reader.take().unwrap().join().unwrap();
+        self.master = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the cockpit did not exit after its terminal went away");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits for the process to exit, draining its output, and returns its exit code.
@@ -179,7 +206,33 @@ fn sigterm_restores_the_terminal_and_keeps_the_data() {
     signal_restores_the_terminal_and_keeps_the_data("-TERM");
 }
 
-/// The SSH link drops.
+/// The SSH link drops for real: the terminal closes under the cockpit, with its stderr on
+/// it, in several views and during a prompt. It ends by itself with a normal status (no
+/// signal death), and the database holds what it had.
+#[test]
+fn a_terminal_that_goes_away_ends_the_cockpit_cleanly() {
+    let views: [(&str, &str, fn(&str) -> bool); 4] = [
+        ("", "overview", |sc| sc.contains("Revenue")),
+        ("4", "alerts", |sc| sc.contains(" FIRING ") || sc.contains("RESOLVED") || sc.contains("no alert")),
+        ("5", "optimize", |sc| sc.contains("journal")),
+        ("n", "note prompt", |sc| sc.contains(" note on ")),
+    ];
+    for (keys, what, shown) in views {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("demo.db");
+        let mut s = Session::start(dir.path(), &["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
+        s.wait_for("live data", |sc| sc.contains("data live") && sc.contains("Revenue"));
+        s.send(keys);
+        s.wait_for(what, shown);
+        let status = s.drop_the_link();
+        assert!(status.signal().is_none(), "{what}: died by {:?}", status.signal());
+        let store = campaign_cockpit::store::Store::open(&db).unwrap();
+        let cur = store.cursor(&campaign_cockpit::domain::ChannelKey::new("618-promo", "tmall-ztc")).unwrap();
+        assert!(cur.is_some_and(|c| c.totals.spend > 0.0), "{what}: samples were flushed");
+    }
+}
+
+/// A hang-up signal while the terminal is still there.
 #[test]
 fn sighup_restores_the_terminal_and_keeps_the_data() {
     signal_restores_the_terminal_and_keeps_the_data("-HUP");

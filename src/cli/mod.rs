@@ -793,9 +793,9 @@ async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -
     let running = crate::serve::Running::start(store, clock, &settings)?;
     let mut app = App::new(running.snapshots.borrow().clone(), ui.theme, os_user());
     app.bell = ui.bell;
-    let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
+    let mut terminal = crate::ui::terminal::init().wrap_err("setting up the terminal (is this a terminal?)")?;
     let outcome = crate::ui::run(&mut terminal, app, running.snapshots.clone(), running.commands.clone()).await;
-    ratatui::restore();
+    crate::ui::terminal::restore();
     running.stop().await?;
     let why = outcome.wrap_err("terminal input failed")?;
     tracing::info!("stopped: {why}");

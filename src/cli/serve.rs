@@ -397,9 +397,9 @@ fn attach_ui(cli: &Cli, sock: &Path) -> color_eyre::Result<()> {
         let attached = client::attach(sock, &os_user(), ui.read_only).await?;
         let mut app = crate::ui::app::App::new(attached.snapshots.borrow().clone(), ui.theme, os_user());
         app.bell = ui.bell;
-        let mut terminal = ratatui::try_init().wrap_err("setting up the terminal (is this a terminal?)")?;
+        let mut terminal = crate::ui::terminal::init().wrap_err("setting up the terminal (is this a terminal?)")?;
         let outcome = crate::ui::run(&mut terminal, app, attached.snapshots, attached.commands.clone()).await;
-        ratatui::restore();
+        crate::ui::terminal::restore();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         if attached.commands.send(crate::engine::Command::Shutdown(done_tx)).await.is_ok() {
             let _ = done_rx.await;

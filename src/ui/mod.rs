@@ -5,6 +5,7 @@
 pub mod app;
 pub mod keys;
 pub mod screens;
+pub mod terminal;
 pub mod theme;
 pub mod views;
 pub mod widgets;
@@ -212,6 +213,22 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(50);
 /// already be initialised; the caller restores it.
 pub async fn run(
     terminal: &mut ratatui::DefaultTerminal,
+    app: App,
+    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::engine::snapshot::Snapshot>>,
+    commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
+) -> std::io::Result<&'static str> {
+    match run_until(terminal, app, snapshots, commands).await {
+        // A dropped link: not an error of ours, and nobody left to tell but the log.
+        Err(e) if terminal::gone(&e) => {
+            tracing::info!("the terminal went away: {e}");
+            Ok("the terminal went away")
+        }
+        other => other,
+    }
+}
+
+async fn run_until(
+    terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
     mut snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::engine::snapshot::Snapshot>>,
     commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
@@ -300,7 +317,7 @@ pub async fn run(
 /// and redraw everything.
 fn suspend(terminal: &mut ratatui::DefaultTerminal) -> std::io::Result<()> {
     use crossterm::{cursor, execute, terminal as term};
-    ratatui::restore();
+    terminal::restore();
     execute!(std::io::stdout(), cursor::Show)?;
     signal_hook::low_level::raise(signal_hook::consts::SIGSTOP)?;
     // Continued.
