@@ -232,6 +232,31 @@ fn a_terminal_that_goes_away_ends_the_cockpit_cleanly() {
     }
 }
 
+/// The demo run a second time on its database goes on where the first stopped: the simulated
+/// platform's counters continue, they do not start again and count twice.
+#[test]
+fn the_demo_run_again_on_its_database_goes_on_from_its_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let key = campaign_cockpit::domain::ChannelKey::new("618-promo", "tmall-ztc");
+    let spend = || {
+        let store = campaign_cockpit::store::Store::open(&db).unwrap();
+        store.cursor(&key).unwrap().unwrap().totals.spend
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let mut s = Session::start(dir.path(), &["demo", "--db", db.to_str().unwrap(), "--speed", "600"]);
+        s.wait_for("live data", |sc| sc.contains("data live") && sc.contains("Revenue"));
+        s.send("q");
+        assert_eq!(s.wait_exit(), 0);
+        drop(s);
+        runs.push(spend());
+    }
+    let (first, second) = (runs[0], runs[1]);
+    assert!(first > 1_000.0, "the first run recorded its past: {first}");
+    assert!(second >= first && second < first * 1.2, "second run {second} after {first}: counted again");
+}
+
 /// A hang-up signal while the terminal is still there.
 #[test]
 fn sighup_restores_the_terminal_and_keeps_the_data() {

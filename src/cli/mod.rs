@@ -708,6 +708,9 @@ async fn demo(
         tokio::net::TcpListener::bind("127.0.0.1:0").await.wrap_err("binding a loopback port for the simulator")?;
     // A new database gets the campaigns' simulated past, so there is history to analyse.
     let (mut server, clock) = start_sim(listener, &loaded, start_ms, speed, (fresh && history).then_some(&store))?;
+    if !fresh {
+        resume_counters(&server, &store)?;
+    }
     let mut campaigns = loaded.campaigns.clone();
     crate::demo::rebase(&mut campaigns, &server.base_url());
     let exports = std::env::temp_dir().join(format!("cockpit-demo-exports-{}", std::process::id()));
@@ -784,6 +787,19 @@ fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
         token_over_http: cli.token_over_http,
         serve: None,
     })
+}
+
+/// A demo run again on its database: the simulated channels go on from the counters stored,
+/// as a real platform's would, instead of starting again from zero (which the cockpit would
+/// count as a reset and then as growth on top of what it had).
+fn resume_counters(server: &crate::sim::SimServer, store: &Store) -> color_eyre::Result<()> {
+    let mut net = server.network.lock().unwrap_or_else(|e| e.into_inner());
+    for ch in &mut net.channels {
+        if let Some(cur) = store.cursor(&crate::domain::ChannelKey::new(&ch.campaign, &ch.id))? {
+            ch.resume(&cur);
+        }
+    }
+    Ok(())
 }
 
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.

@@ -213,6 +213,22 @@ pub struct SimChannel {
 }
 
 impl SimChannel {
+    /// Goes on from the counters a cockpit last read from it (a demo run again on its
+    /// database), as a real platform's counters would, instead of from zero.
+    pub fn resume(&mut self, cur: &crate::domain::ChannelCursor) {
+        self.counters = cur.raw;
+        for v in &mut self.variant_counters {
+            if let Some(r) = cur.raw_variants.iter().find(|r| r.id == v.id) {
+                *v = r.clone();
+            }
+        }
+        for (p, c) in &mut self.segments {
+            if let Some(r) = cur.raw_segments.iter().find(|r| *r.dimension == *p.dimension && *r.value == *p.value) {
+                *c = r.counters;
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         campaign: &str,
