@@ -239,3 +239,99 @@ async fn commands_run_through_the_service_and_a_restart_is_attached_to_again() {
     quit(a).await;
     assert!(again.stop().success());
 }
+
+/// What a client sends that is not a message gets an error answer and a log line; a frame
+/// larger than allowed ends that client's connection; the service goes on serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_are_answered_and_never_stop_the_service() {
+    use campaign_cockpit::serve::wire::{self, Frame, ToClient, ToService};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let _sim = setup(dir.path()).await;
+    let svc = Service::start(dir.path());
+    let mut raw = tokio::net::UnixStream::connect(&svc.sock).await.unwrap();
+    // Not a hello: refused, named.
+    wire::write(&mut raw, &ToService::Watch).await.unwrap();
+    match wire::read::<_, ToClient>(&mut raw).await.unwrap() {
+        Some(Frame::Message(ToClient::Refused { reason })) => assert!(reason.contains("hello"), "{reason}"),
+        other => panic!("{:?}", other.map(|f| matches!(f, Frame::Message(_)))),
+    }
+    // After a hello, garbage gets an error answer and the connection stays.
+    let mut c = tokio::net::UnixStream::connect(&svc.sock).await.unwrap();
+    let hello = ToService::Hello { version: wire::API_VERSION, user: "mallory".into(), read_only: false, token: None };
+    wire::write(&mut c, &hello).await.unwrap();
+    assert!(matches!(wire::read::<_, ToClient>(&mut c).await.unwrap(), Some(Frame::Message(ToClient::Welcome { .. }))));
+    c.write_all(&7u32.to_be_bytes()).await.unwrap();
+    c.write_all(b"{\"type\"").await.unwrap();
+    match wire::read::<_, ToClient>(&mut c).await.unwrap() {
+        Some(Frame::Message(ToClient::Error { message })) => assert!(message.contains("not a message"), "{message}"),
+        _ => panic!("an error answer"),
+    }
+    wire::write(&mut c, &ToService::Run { id: 7, args: vec!["journal".into()] }).await.unwrap();
+    match wire::read::<_, ToClient>(&mut c).await.unwrap() {
+        Some(Frame::Message(ToClient::Done { id: 7, status: 0, .. })) => {}
+        _ => panic!("the connection goes on after a bad frame"),
+    }
+    // A wrong API version is refused with the one spoken.
+    let mut old = tokio::net::UnixStream::connect(&svc.sock).await.unwrap();
+    let hello = ToService::Hello { version: 99, user: "x".into(), read_only: false, token: None };
+    wire::write(&mut old, &hello).await.unwrap();
+    match wire::read::<_, ToClient>(&mut old).await.unwrap() {
+        Some(Frame::Message(ToClient::Refused { reason })) => assert!(reason.contains("version 1"), "{reason}"),
+        _ => panic!("refused"),
+    }
+    // An oversized frame ends that connection only.
+    c.write_all(&(wire::MAX_FRAME as u32 + 1).to_be_bytes()).await.unwrap();
+    loop {
+        match wire::read::<_, ToClient>(&mut c).await {
+            Ok(Some(Frame::Message(ToClient::Error { .. }))) | Ok(Some(Frame::Message(ToClient::Snapshot { .. }))) => {}
+            Ok(None) | Err(_) => break,
+            Ok(Some(_)) => {}
+        }
+    }
+    let mut a = client::attach(&svc.sock, "alice", false).await.unwrap();
+    until(&mut a, "the service still serving", |s| s.campaigns.len() == 3).await;
+    quit(a).await;
+    assert!(svc.stop().success());
+}
+
+/// `kill -9` of the service while a client is attached loses no acknowledged write: the ack
+/// and the note are there when a new service starts, and the client attaches to it by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_service_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let _sim = setup(dir.path()).await;
+    let svc = Service::start(dir.path());
+    let mut a = client::attach(&svc.sock, "alice", false).await.unwrap();
+    let firing = |s: &Snapshot| {
+        s.alerts
+            .iter()
+            .find(|a| a.key.rule == "health" && a.state == campaign_cockpit::alert::AlertState::Firing)
+            .cloned()
+    };
+    let alert = firing(&*until(&mut a, "the health alert", |s| firing(s).is_some()).await).unwrap();
+    a.commands.send(EngineCommand::Ack { key: alert.key.clone(), by: "alice".into() }).await.unwrap();
+    let note =
+        EngineCommand::Note { campaign: "618-promo".into(), channel: None, text: "kept".into(), by: "alice".into() };
+    a.commands.send(note).await.unwrap();
+    // Seen by the client: the engine has stored both.
+    until(&mut a, "the ack and the note", |s| {
+        s.alerts.iter().any(|x| x.key == alert.key && x.ack.is_some()) && s.notes.iter().any(|n| n.text == "kept")
+    })
+    .await;
+    let mut svc = svc;
+    let mut child = svc.child.take().unwrap();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed");
+    until(&mut a, "the service gone", |s| s.service.as_deref().is_some_and(|t| t.contains("SERVICE GONE"))).await;
+    let again = Service::start(dir.path());
+    let s = until(&mut a, "the new service's state", |s| {
+        s.service.as_deref().is_some_and(|t| t.starts_with("service ")) && s.notes.iter().any(|n| n.text == "kept")
+    })
+    .await;
+    let acked = s.alerts.iter().find(|x| x.key == alert.key).and_then(|x| x.ack.clone());
+    assert_eq!(acked.map(|k| k.by), Some("alice".into()), "the ack survived kill -9");
+    quit(a).await;
+    assert!(again.stop().success());
+}
