@@ -211,7 +211,8 @@ fn sigterm_restores_the_terminal_and_keeps_the_data() {
 /// signal death), and the database holds what it had.
 #[test]
 fn a_terminal_that_goes_away_ends_the_cockpit_cleanly() {
-    let views: [(&str, &str, fn(&str) -> bool); 4] = [
+    type Shown = fn(&str) -> bool;
+    let views: [(&str, &str, Shown); 4] = [
         ("", "overview", |sc| sc.contains("Revenue")),
         ("4", "alerts", |sc| sc.contains(" FIRING ") || sc.contains("RESOLVED") || sc.contains("no alert")),
         ("5", "optimize", |sc| sc.contains("journal")),
