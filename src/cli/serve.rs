@@ -130,62 +130,10 @@ pub async fn serve_on(
         stopping,
         replan: replan_tx,
     };
-    let mut tasks = Vec::new();
-    let mut notifiers: Vec<_> = opts
-        .paging
-        .map(|cfg| {
-            tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
-            tokio::spawn(crate::serve::alertmanager::run(cfg, snapshots.clone(), commands.clone(), clock.clone()))
-        })
-        .into_iter()
-        .collect();
-    for w in opts.webhooks {
-        tracing::info!("alerts go to a {:?} webhook", w.kind);
-        notifiers.push(tokio::spawn(crate::serve::webhook::run(w, snapshots.clone(), commands.clone(), clock.clone())));
-    }
+    let notifiers = notify(opts.paging, opts.webhooks, &snapshots, &commands, &clock);
+    let mut tasks = listen(&opts.listen, &ctx).await?;
     if let Some(addr) = &opts.metrics {
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| BadInput(format!("--metrics {addr}: {e}")))?;
-        eprintln!("cockpit serve: metrics on http://{}/metrics", listener.local_addr()?);
-        let snaps = snapshots.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let s = snaps.borrow().clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        crate::serve::metrics::exposition(&s),
-                    )
-                }
-            }),
-        );
-        let mut stop = ctx.stopping.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-        }));
-    }
-    for l in &opts.listen {
-        match l {
-            Listen::Unix(path) => {
-                let listener = server::bind_unix(path).await.map_err(BadInput)?;
-                tracing::info!("listening on {}", path.display());
-                eprintln!("cockpit serve: listening on {}", path.display());
-                tasks.push(tokio::spawn(server::accept_unix(listener, path.clone(), ctx.clone())));
-            }
-            Listen::Tcp(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| BadInput(format!("listening on {addr}: {e}")))?;
-                tracing::info!("listening on {addr}");
-                eprintln!("cockpit serve: listening on {addr} (token required)");
-                tasks.push(tokio::spawn(server::accept_tcp(listener, ctx.clone())));
-            }
-        }
+        tasks.push(serve_metrics(addr, snapshots.clone(), ctx.stopping.clone()).await?);
     }
     let why = loop {
         tokio::select! {
@@ -227,6 +175,83 @@ pub async fn serve_on(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+type Task = tokio::task::JoinHandle<()>;
+
+/// The notifiers: Alertmanager and each webhook, reading the state as it changes.
+fn notify(
+    paging: Option<crate::serve::alertmanager::Config>,
+    webhooks: Vec<crate::serve::webhook::Target>,
+    snapshots: &tokio::sync::watch::Receiver<Arc<crate::engine::snapshot::Snapshot>>,
+    commands: &tokio::sync::mpsc::Sender<crate::engine::Command>,
+    clock: &crate::clock::SharedClock,
+) -> Vec<Task> {
+    let mut out = Vec::new();
+    if let Some(cfg) = paging {
+        tracing::info!("alerts go to the Alertmanager at {}", cfg.url);
+        out.push(tokio::spawn(crate::serve::alertmanager::run(
+            cfg,
+            snapshots.clone(),
+            commands.clone(),
+            clock.clone(),
+        )));
+    }
+    for w in webhooks {
+        tracing::info!("alerts go to a {:?} webhook", w.kind);
+        out.push(tokio::spawn(crate::serve::webhook::run(w, snapshots.clone(), commands.clone(), clock.clone())));
+    }
+    out
+}
+
+/// Accepts clients on each address until the service stops.
+async fn listen(listen: &[Listen], ctx: &server::Ctx) -> color_eyre::Result<Vec<Task>> {
+    let mut tasks = Vec::new();
+    for l in listen {
+        match l {
+            Listen::Unix(path) => {
+                let listener = server::bind_unix(path).await.map_err(BadInput)?;
+                tracing::info!("listening on {}", path.display());
+                eprintln!("cockpit serve: listening on {}", path.display());
+                tasks.push(tokio::spawn(server::accept_unix(listener, path.clone(), ctx.clone())));
+            }
+            Listen::Tcp(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| BadInput(format!("listening on {addr}: {e}")))?;
+                tracing::info!("listening on {addr}");
+                eprintln!("cockpit serve: listening on {addr} (token required)");
+                tasks.push(tokio::spawn(server::accept_tcp(listener, ctx.clone())));
+            }
+        }
+    }
+    Ok(tasks)
+}
+
+/// `/metrics` on `addr` until the service stops.
+async fn serve_metrics(
+    addr: &str,
+    snapshots: tokio::sync::watch::Receiver<Arc<crate::engine::snapshot::Snapshot>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> color_eyre::Result<Task> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| BadInput(format!("--metrics {addr}: {e}")))?;
+    eprintln!("cockpit serve: metrics on http://{}/metrics", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let s = snapshots.borrow().clone();
+            async move {
+                ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], crate::serve::metrics::exposition(&s))
+            }
+        }),
+    );
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await;
+    }))
 }
 
 /// What the engine takes from the command line and the configuration.
