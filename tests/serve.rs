@@ -22,10 +22,20 @@ struct Service {
 }
 
 impl Service {
+    fn target(&self) -> client::Target {
+        client::Target::Unix(self.sock.clone())
+    }
+
     /// Starts `cockpit serve` on `db` and waits for the line saying where it listens.
     fn start(dir: &Path) -> Service {
+        Service::start_with(dir, &[], &[])
+    }
+
+    fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cockpit"))
             .args(["--db", &dir.join("db").display().to_string(), "--interval", "1s", "serve"])
+            .args(args)
+            .envs(env.iter().copied())
             .env_remove("COCKPIT_DB")
             .env("COCKPIT_CONFIG", dir.join("no-config.toml"))
             .env("XDG_STATE_HOME", dir)
@@ -126,9 +136,9 @@ async fn three_clients_see_one_state_and_what_one_does_shows_in_the_others() {
     let svc = Service::start(dir.path());
     let mut clients = Vec::new();
     for user in ["alice", "bob", "carol"] {
-        clients.push(client::attach(&svc.sock, user, false).await.unwrap());
+        clients.push(client::attach(&svc.target(), user, false).await.unwrap());
     }
-    let mut watcher = client::attach(&svc.sock, "eve", true).await.unwrap();
+    let mut watcher = client::attach(&svc.target(), "eve", true).await.unwrap();
     for c in &mut clients {
         let s = until(c, "the campaigns", |s| s.campaigns.len() == 3).await;
         assert!(s.service.as_deref().is_some_and(|t| t.starts_with("service ")), "{:?}", s.service);
@@ -188,7 +198,7 @@ async fn commands_run_through_the_service_and_a_restart_is_attached_to_again() {
     let dir = tempfile::tempdir().unwrap();
     let _sim = setup(dir.path()).await;
     let svc = Service::start(dir.path());
-    let mut a = client::attach(&svc.sock, "alice", false).await.unwrap();
+    let mut a = client::attach(&svc.target(), "alice", false).await.unwrap();
     until(&mut a, "the campaigns", |s| s.campaigns.len() == 3).await;
     let ok = |o: &Output| {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -289,7 +299,7 @@ async fn bad_messages_are_answered_and_never_stop_the_service() {
             Ok(Some(_)) => {}
         }
     }
-    let mut a = client::attach(&svc.sock, "alice", false).await.unwrap();
+    let mut a = client::attach(&svc.target(), "alice", false).await.unwrap();
     until(&mut a, "the service still serving", |s| s.campaigns.len() == 3).await;
     quit(a).await;
     assert!(svc.stop().success());
@@ -302,7 +312,7 @@ async fn a_killed_service_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let _sim = setup(dir.path()).await;
     let svc = Service::start(dir.path());
-    let mut a = client::attach(&svc.sock, "alice", false).await.unwrap();
+    let mut a = client::attach(&svc.target(), "alice", false).await.unwrap();
     let firing = |s: &Snapshot| {
         s.alerts
             .iter()
@@ -334,4 +344,41 @@ async fn a_killed_service_loses_no_acknowledged_write() {
     assert_eq!(acked.map(|k| k.by), Some("alice".into()), "the ack survived kill -9");
     quit(a).await;
     assert!(again.stop().success());
+}
+
+/// Over TCP a client must give the service's token; with it, the cockpit and the commands
+/// attach through `--service HOST:PORT` as through the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tcp_the_token_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let _sim = setup(dir.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let svc =
+        Service::start_with(dir.path(), &["--listen", &addr], &[("COCKPIT_SERVICE_TOKEN", "s3cr3t-service-token")]);
+    let tcp = |token: Option<&str>| client::Target::Tcp {
+        addr: addr.clone(),
+        token: token.map(campaign_cockpit::poll::Secret::new),
+    };
+    for bad in [None, Some("wrong")] {
+        match client::attach(&tcp(bad), "mallory", false).await {
+            Err(client::AttachError::Refused { reason, .. }) => assert!(reason.contains("token"), "{reason}"),
+            other => panic!("{bad:?}: {:?}", other.err()),
+        }
+    }
+    let mut a = client::attach(&tcp(Some("s3cr3t-service-token")), "alice", false).await.unwrap();
+    until(&mut a, "the campaigns over TCP", |s| s.campaigns.len() == 3).await;
+    let o = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--service", &addr, "campaign", "list"])
+        .env_remove("COCKPIT_DB")
+        .env("COCKPIT_CONFIG", dir.path().join("no-config.toml"))
+        .env("XDG_STATE_HOME", dir.path())
+        .env("COCKPIT_SERVICE_TOKEN", "s3cr3t-service-token")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("618-promo"));
+    quit(a).await;
+    assert!(svc.stop().success());
 }

@@ -58,6 +58,10 @@ pub struct Cli {
     /// Look, never touch: every action (apply, undo, pause, budget) is refused.
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// Attach to the service listening on HOST:PORT (`serve --listen HOST:PORT`), with the
+    /// token in COCKPIT_SERVICE_TOKEN, instead of the one holding --db.
+    #[arg(long, global = true, env = "COCKPIT_SERVICE")]
+    pub service: Option<String>,
     /// Bearer tokens for sources and control endpoints: `COCKPIT_SOURCE_TOKEN`,
     /// `COCKPIT_CONTROL_TOKEN`, or `source_token` / `control_token` in a config file only its
     /// owner can read.
@@ -359,7 +363,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
     let cli = layered(cli)?;
     if let Some(Cmd::Check { campaign, json }) = &cli.command {
         let db = cli.db.clone().unwrap_or_else(default_db);
-        let checked = match serve::served(&db) {
+        let checked = match serve::served(&cli, &db) {
             Some(sock) => serve::check_via_service(&sock, campaign.as_deref(), *json),
             None => open_store(&db).and_then(|store| {
                 runtime()?.block_on(check::run(
@@ -393,7 +397,7 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
     // A database a service holds is reached through the service.
     let on_db =
         matches!(&cli.command, None | Some(Cmd::Journal { .. } | Cmd::Report { .. } | Cmd::Note(_) | Cmd::Campaign(_)));
-    if on_db && let Some(sock) = serve::served(&db) {
+    if on_db && let Some(sock) = serve::served(&cli, &db) {
         return serve::via_service(&cli, &sock);
     }
     match &cli.command {

@@ -3,8 +3,8 @@
 //! list|show|export` are run by the service on its database.
 
 use super::{BadInput, CampaignCmd, Cli, Cmd, NoteCmd, os_user, runtime};
-use crate::serve::client::{self, AttachError};
-use crate::serve::wire::{self, Act, ToService};
+use crate::serve::client::{self, Target};
+use crate::serve::wire::{Act, ToService};
 use crate::serve::{Service, Settings, server};
 use crate::store::Store;
 use clap::Parser;
@@ -34,14 +34,19 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
     }
 }
 
-/// The socket of a service holding `db`, if one answers there.
-pub fn served(db: &Path) -> Option<PathBuf> {
+/// The service to go through: the one `--service` names, or the one holding `db` if one
+/// answers on its socket.
+pub fn served(cli: &Cli, db: &Path) -> Option<Target> {
+    if let Some(addr) = &cli.service {
+        let token = std::env::var("COCKPIT_SERVICE_TOKEN").ok().filter(|t| !t.trim().is_empty());
+        return Some(Target::Tcp { addr: addr.clone(), token: token.map(|t| crate::poll::Secret::new(t.trim())) });
+    }
     let sock = crate::serve::socket_path(db);
     if !sock.exists() {
         return None;
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    rt.block_on(client::is_served(&sock)).then_some(sock)
+    rt.block_on(client::is_served(&sock)).then_some(Target::Unix(sock))
 }
 
 /// How a service listens and pages, checked before it starts.
@@ -335,13 +340,13 @@ fn args_for_service() -> (Vec<String>, Option<PathBuf>) {
 }
 
 /// Runs a command through the service at `sock`; prints (or writes) what it answers.
-pub fn via_service(cli: &Cli, sock: &Path) -> color_eyre::Result<()> {
+pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
     let rt = runtime()?;
     match &cli.command {
         None => attach_ui(cli, sock),
         Some(Cmd::Note(NoteCmd::Add { campaign, channel, at: None, text })) => {
             let act = Act::Note { campaign: campaign.clone(), channel: channel.clone(), text: text.join(" ") };
-            rt.block_on(act_once(sock, act))?;
+            rt.block_on(client::act(sock, &os_user(), act))?;
             println!("noted on {campaign}");
             Ok(())
         }
@@ -387,7 +392,7 @@ fn answered((code, text): (u8, String), output: Option<PathBuf>) -> color_eyre::
 }
 
 /// `check` against a service: its state now, judged as a check judges it.
-pub fn check_via_service(sock: &Path, campaign: Option<&str>, json: bool) -> color_eyre::Result<(String, u8)> {
+pub fn check_via_service(sock: &Target, campaign: Option<&str>, json: bool) -> color_eyre::Result<(String, u8)> {
     let snap = runtime()?.block_on(client::snapshot(sock, &os_user()))?;
     if let Some(id) = campaign
         && snap.campaign(id).is_none()
@@ -398,24 +403,8 @@ pub fn check_via_service(sock: &Path, campaign: Option<&str>, json: bool) -> col
     Ok(super::check::report(&snap, campaign, json))
 }
 
-async fn act_once(sock: &Path, act: Act) -> Result<(), AttachError> {
-    let broken = |reason: String| AttachError::Broken { path: sock.to_path_buf(), reason };
-    let mut stream = tokio::net::UnixStream::connect(sock).await.map_err(|_| AttachError::NoService(sock.into()))?;
-    let hello = ToService::Hello { version: wire::API_VERSION, user: os_user(), read_only: false, token: None };
-    wire::write(&mut stream, &hello).await.map_err(|e| broken(e.to_string()))?;
-    wire::write(&mut stream, &ToService::Act { act }).await.map_err(|e| broken(e.to_string()))?;
-    // The welcome, then the service has the act once it reads on; closing is the end.
-    match wire::read::<_, wire::ToClient>(&mut stream).await.map_err(|e| broken(e.to_string()))? {
-        Some(wire::Frame::Message(wire::ToClient::Welcome { .. })) => Ok(()),
-        Some(wire::Frame::Message(wire::ToClient::Refused { reason })) => {
-            Err(AttachError::Refused { path: sock.into(), reason })
-        }
-        _ => Err(broken("no welcome".into())),
-    }
-}
-
 /// The cockpit attached to the service at `sock`.
-fn attach_ui(cli: &Cli, sock: &Path) -> color_eyre::Result<()> {
+fn attach_ui(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
     let ui = super::ui(cli)?;
     let _log = super::init_file_log();
     runtime()?.block_on(async {

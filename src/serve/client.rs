@@ -5,9 +5,10 @@
 use super::wire::{self, Act, Detail, Frame, ToClient, ToService};
 use crate::engine::Command;
 use crate::engine::snapshot::Snapshot;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
 
@@ -19,16 +20,36 @@ const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 pub enum AttachError {
     /// Nothing listens there: no service holds the database.
     #[error("no service at {0}")]
-    NoService(PathBuf),
+    NoService(Target),
     #[error("the service at {path} refused: {reason}")]
-    Refused { path: PathBuf, reason: String },
+    Refused { path: Target, reason: String },
     #[error("the service at {path}: {reason}")]
-    Broken { path: PathBuf, reason: String },
+    Broken { path: Target, reason: String },
 }
+
+/// Where a service is: its unix socket, or a TCP address with the service's token.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Unix(PathBuf),
+    Tcp { addr: String, token: Option<crate::poll::Secret> },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(p) => write!(f, "{}", p.display()),
+            Target::Tcp { addr, .. } => f.write_str(addr),
+        }
+    }
+}
+
+/// A connection to a service, over either.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// An open, welcomed connection.
 struct Link {
-    stream: UnixStream,
+    stream: Box<dyn Stream>,
     info: LinkInfo,
 }
 
@@ -40,10 +61,18 @@ struct LinkInfo {
     pid: u32,
 }
 
-async fn connect(path: &Path, user: &str, read_only: bool) -> Result<Link, AttachError> {
-    let broken = |reason: String| AttachError::Broken { path: path.to_path_buf(), reason };
-    let mut stream = UnixStream::connect(path).await.map_err(|_| AttachError::NoService(path.to_path_buf()))?;
-    let hello = ToService::Hello { version: wire::API_VERSION, user: user.into(), read_only, token: None };
+async fn connect(path: &Target, user: &str, read_only: bool) -> Result<Link, AttachError> {
+    let broken = |reason: String| AttachError::Broken { path: path.clone(), reason };
+    let none = |_| AttachError::NoService(path.clone());
+    let (mut stream, token): (Box<dyn Stream>, _) = match path {
+        Target::Unix(p) => (Box::new(UnixStream::connect(p).await.map_err(none)?), None),
+        Target::Tcp { addr, token } => {
+            let s = tokio::net::TcpStream::connect(addr).await.map_err(none)?;
+            let _ = s.set_nodelay(true);
+            (Box::new(s), token.as_ref().map(|t| t.expose().to_string()))
+        }
+    };
+    let hello = ToService::Hello { version: wire::API_VERSION, user: user.into(), read_only, token };
     wire::write(&mut stream, &hello).await.map_err(|e| broken(e.to_string()))?;
     match wire::read::<_, ToClient>(&mut stream).await.map_err(|e| broken(e.to_string()))? {
         Some(Frame::Message(ToClient::Welcome { version, read_only, db_path, pid }))
@@ -51,7 +80,7 @@ async fn connect(path: &Path, user: &str, read_only: bool) -> Result<Link, Attac
         {
             Ok(Link { stream, info: LinkInfo { read_only, db_path, pid } })
         }
-        Some(Frame::Message(ToClient::Refused { reason })) => Err(AttachError::Refused { path: path.into(), reason }),
+        Some(Frame::Message(ToClient::Refused { reason })) => Err(AttachError::Refused { path: path.clone(), reason }),
         Some(Frame::Message(other)) => Err(broken(format!("answered {other:?} to a hello"))),
         Some(Frame::Bad(e)) => Err(broken(format!("answered what is not a message: {e}"))),
         None => Err(broken("closed the connection".into())),
@@ -59,19 +88,19 @@ async fn connect(path: &Path, user: &str, read_only: bool) -> Result<Link, Attac
 }
 
 /// Whether a service listens at `path`.
-pub async fn is_served(path: &Path) -> bool {
+pub async fn is_served(path: &std::path::Path) -> bool {
     UnixStream::connect(path).await.is_ok()
 }
 
 /// Runs a command line on the service's database: its exit status and what it printed.
-pub async fn run(path: &Path, user: &str, args: Vec<String>) -> Result<(u8, String), AttachError> {
+pub async fn run(path: &Target, user: &str, args: Vec<String>) -> Result<(u8, String), AttachError> {
     request(path, user, true, ToService::Run { id: 1, args }).await
 }
 
 /// Sends one request (numbered 1) and waits for its answer: the exit status and the output.
-pub async fn request(path: &Path, user: &str, read_only: bool, msg: ToService) -> Result<(u8, String), AttachError> {
+pub async fn request(path: &Target, user: &str, read_only: bool, msg: ToService) -> Result<(u8, String), AttachError> {
     let mut link = connect(path, user, read_only).await?;
-    let broken = |reason: String| AttachError::Broken { path: path.to_path_buf(), reason };
+    let broken = |reason: String| AttachError::Broken { path: path.clone(), reason };
     wire::write(&mut link.stream, &msg).await.map_err(|e| broken(e.to_string()))?;
     loop {
         match wire::read::<_, ToClient>(&mut link.stream).await.map_err(|e| broken(e.to_string()))? {
@@ -84,10 +113,19 @@ pub async fn request(path: &Path, user: &str, read_only: bool, msg: ToService) -
     }
 }
 
+/// Sends an act as `user` (a note from the command line) and leaves once the service has
+/// welcomed it: the act is read before the connection's end.
+pub async fn act(path: &Target, user: &str, act: Act) -> Result<(), AttachError> {
+    let mut link = connect(path, user, false).await?;
+    wire::write(&mut link.stream, &ToService::Act { act })
+        .await
+        .map_err(|e| AttachError::Broken { path: path.clone(), reason: e.to_string() })
+}
+
 /// The service's state now, once.
-pub async fn snapshot(path: &Path, user: &str) -> Result<Snapshot, AttachError> {
+pub async fn snapshot(path: &Target, user: &str) -> Result<Snapshot, AttachError> {
     let mut link = connect(path, user, true).await?;
-    let broken = |reason: String| AttachError::Broken { path: path.to_path_buf(), reason };
+    let broken = |reason: String| AttachError::Broken { path: path.clone(), reason };
     wire::write(&mut link.stream, &ToService::Watch).await.map_err(|e| broken(e.to_string()))?;
     loop {
         match wire::read::<_, ToClient>(&mut link.stream).await.map_err(|e| broken(e.to_string()))? {
@@ -113,13 +151,13 @@ pub struct Attached {
 /// Attaches to the service at `path` as `user`; `read_only` refuses actions from this
 /// client. Once attached, a service that goes away is waited for and attached to again (the
 /// header says so meanwhile); the task ends when the UI sends `Shutdown`.
-pub async fn attach(path: &Path, user: &str, read_only: bool) -> Result<Attached, AttachError> {
+pub async fn attach(path: &Target, user: &str, read_only: bool) -> Result<Attached, AttachError> {
     let link = connect(path, user, read_only).await?;
     let mut state =
         State { base: Snapshot::default(), series: None, analysis: None, local_ro: read_only, generation: 0 };
     let (tx, snapshots) = watch::channel(Arc::new(state.view(&link.info, None)));
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (path, user) = (path.to_path_buf(), user.to_string());
+    let (path, user) = (path.clone(), user.to_string());
     let task = tokio::spawn(async move { keep_attached(link, path, user, &mut state, tx, cmd_rx).await });
     Ok(Attached { snapshots, commands: cmd_tx, task })
 }
@@ -161,7 +199,7 @@ enum End {
 
 async fn keep_attached(
     mut link: Link,
-    path: PathBuf,
+    path: Target,
     user: String,
     state: &mut State,
     tx: watch::Sender<Arc<Snapshot>>,
@@ -214,7 +252,7 @@ async fn session(
     commands: &mut mpsc::Receiver<Command>,
     detail: &mut Detail,
 ) -> End {
-    let (mut rd, mut wr) = link.stream.split();
+    let (mut rd, mut wr) = tokio::io::split(&mut link.stream);
     let mut out = vec![ToService::Watch];
     if *detail != Detail::None {
         out.push(ToService::Detail { detail: detail.clone() });
