@@ -227,6 +227,27 @@ async fn commands_run_through_the_service_and_a_restart_is_attached_to_again() {
     let bad = cockpit(dir.path(), &["report", "nope"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no campaign 'nope'"));
+    // A backup while the service runs, written where this side asked, by the service.
+    let backup = dir.path().join("backup.db");
+    let o = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--db", &dir.path().join("db").display().to_string(), "db", "backup", "backup.db"])
+        .current_dir(dir.path())
+        .env_remove("COCKPIT_DB")
+        .env("COCKPIT_CONFIG", dir.path().join("no-config.toml"))
+        .env("XDG_STATE_HOME", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(backup.exists());
+    assert!(ok(&cockpit(dir.path(), &["db", "check"])).contains("every record reads back"));
+    let copy = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--db", &backup.display().to_string(), "campaign", "list"])
+        .env("COCKPIT_CONFIG", dir.path().join("no-config.toml"))
+        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&copy.stdout).contains("618-promo"), "the backup opens on its own");
     // A campaign imported or removed shows at once in the attached cockpit.
     let past = &demo::past_campaigns()[0];
     let file = dir.path().join("past.toml");

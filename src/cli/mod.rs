@@ -184,6 +184,9 @@ pub enum Cmd {
     /// Annotations on a campaign's timeline.
     #[command(subcommand)]
     Note(NoteCmd),
+    /// The database itself: a backup, a check, a compaction.
+    #[command(subcommand)]
+    Db(DbCmd),
     /// Watch without a terminal: poll, store, judge alerts and run confirmed actions, and let
     /// any number of cockpits (and check, journal, report, note, campaign list|show|export)
     /// attach. SIGTERM or SIGINT flushes and stops.
@@ -223,6 +226,19 @@ pub enum SourceCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCmd {
+    /// A consistent copy at PATH (a new path), also while a cockpit or service runs on it.
+    Backup { path: PathBuf },
+    /// Read every record back; print the schema version, and counts and sizes by tree.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite the database into a fresh file, dropping what sled keeps of old versions.
+    Compact,
 }
 
 #[derive(Subcommand, Debug)]
@@ -395,8 +411,10 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
 fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db);
     // A database a service holds is reached through the service.
-    let on_db =
-        matches!(&cli.command, None | Some(Cmd::Journal { .. } | Cmd::Report { .. } | Cmd::Note(_) | Cmd::Campaign(_)));
+    let on_db = matches!(
+        &cli.command,
+        None | Some(Cmd::Journal { .. } | Cmd::Report { .. } | Cmd::Note(_) | Cmd::Campaign(_) | Cmd::Db(_))
+    );
     if on_db && let Some(sock) = serve::served(&cli, &db) {
         return serve::via_service(&cli, &sock);
     }
@@ -435,9 +453,55 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             report::run(&open_store(&db)?, id, *format, from.as_deref(), to.as_deref(), output.as_deref(), out)
         }),
         Some(Cmd::Note(cmd)) => printed(|out| note::run(cmd, &open_store(&db)?, out)),
+        Some(Cmd::Db(DbCmd::Compact)) => {
+            let c = open_store(&db)?.compact()?;
+            println!(
+                "compacted {}: {:.1} MiB → {:.1} MiB ({} records) in {:.1} s",
+                db.display(),
+                c.before_bytes as f64 / 1_048_576.0,
+                c.after_bytes as f64 / 1_048_576.0,
+                c.records,
+                c.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Some(Cmd::Db(cmd)) => printed(|out| db_command(cmd, &open_store(&db)?, out)),
         // Answered by `run`, which needs its own exit code.
         Some(Cmd::Check { .. }) => Ok(()),
     }
+}
+
+/// `cockpit db backup|check` on a store (here, or in the service that holds it).
+fn db_command(cmd: &DbCmd, store: &Store, out: &mut String) -> color_eyre::Result<()> {
+    match cmd {
+        DbCmd::Backup { path } => {
+            let records = store.backup(path)?;
+            say!(out, "backed up {} to {} ({records} records)", store.path().display(), path.display());
+        }
+        DbCmd::Check { json } => {
+            let r = store.check()?;
+            if *json {
+                say!(out, "{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                say!(out, "{}: schema {}, {:.1} MiB on disk", r.path, r.schema, r.bytes_on_disk as f64 / 1_048_576.0);
+                say!(
+                    out,
+                    "{} campaigns, {} channels, {} samples, {} alerts, {} journal entries, {} notes: every record reads back",
+                    r.campaigns,
+                    r.channels,
+                    r.samples,
+                    r.alerts,
+                    r.journal,
+                    r.notes
+                );
+                for (tree, n, bytes) in &r.trees {
+                    say!(out, "  {tree:<16} {n:>10} records {:>10.1} KiB", *bytes as f64 / 1024.0);
+                }
+            }
+        }
+        DbCmd::Compact => unreachable!("compacted above, with the store open for writing"),
+    }
+    Ok(())
 }
 
 /// Runs a command that writes its output to a buffer, and prints what it wrote (also when it

@@ -299,6 +299,9 @@ fn run_on_store(args: Vec<String>, store: &Store) -> (u8, String) {
         Some(Cmd::Campaign(
             cmd @ (CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { output: None, .. }),
         )) => super::campaign::run(cmd, store, &mut out),
+        Some(Cmd::Db(cmd @ (super::DbCmd::Backup { .. } | super::DbCmd::Check { .. }))) => {
+            super::db_command(cmd, store, &mut out)
+        }
         other => return (2, format!("error: the service does not run {other:?}\n")),
     };
     match done {
@@ -356,6 +359,17 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             let msg = ToService::Import { id: 1, campaigns };
             answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
         }
+        Some(Cmd::Db(super::DbCmd::Compact)) => Err(BadInput(format!(
+            "the service at {sock} holds this database and compacts it by itself once it has grown to twice its size"
+        ))
+        .into()),
+        Some(Cmd::Db(super::DbCmd::Backup { path })) => {
+            // The service writes it: a path of ours, made absolute.
+            let to = std::path::absolute(path)
+                .wrap_err_with(|| format!("{}: cannot make the path absolute", path.display()))?;
+            let args = vec!["db".into(), "backup".into(), to.display().to_string()];
+            answered(rt.block_on(client::run(sock, &os_user(), args))?, None)
+        }
         Some(Cmd::Campaign(CampaignCmd::Rm { id })) => {
             let msg = ToService::Remove { id: 1, campaign: id.clone() };
             answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
@@ -364,6 +378,7 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             Cmd::Journal { .. }
             | Cmd::Report { .. }
             | Cmd::Note(_)
+            | Cmd::Db(_)
             | Cmd::Campaign(CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { .. }),
         ) => {
             let (args, output) = args_for_service();

@@ -52,6 +52,9 @@ mod notes;
 mod periods;
 mod samples;
 mod schema;
+mod tools;
+
+pub use tools::CheckReport;
 
 use crate::domain::{ChannelKey, Counters, SegmentCounters};
 use compaction::recover_compaction;

@@ -165,6 +165,8 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, T)>> {
+        // Times are unix ms: nothing lies before 0 (and a window from `i64::MIN` stays in range).
+        let from = from.max(0);
         let t = self.t()?;
         let mut out: Vec<(i64, T)> = Vec::new();
         for kv in t.by_name(p.packed).range(key_at(key, from.div_euclid(p.block_ms) * p.block_ms)..key_at(key, to)) {
