@@ -139,7 +139,7 @@ impl CampaignView {
     }
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelView {
     pub key: ChannelKey,
     /// The plan's name, kind and source, shared by every view of the channel.

@@ -197,16 +197,39 @@ pub struct CampaignDelta {
     pub channels: Vec<Option<ChannelWire>>,
 }
 
-/// A channel's view as sent: its recent samples only from where the client's differ.
+/// A channel's view as sent: its recent samples only from where the client's differ, and,
+/// when only its figures moved (a reading came in), only those.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChannelWire {
-    /// The view, its `recent` left empty.
-    pub view: ChannelView,
+    /// The view, its `recent` left empty; `None` when the client's differs only in `moved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<ChannelView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Moved>,
     /// The client's samples from this time on are replaced by `recent` (all of them when
     /// `None`); then it keeps the last `recent_len`.
     pub recent_from: Option<i64>,
     pub recent: Vec<Entry>,
     pub recent_len: usize,
+}
+
+/// What a reading changes of a channel's view: totals and today's (as lists, in the order of
+/// `Entry`), the source's health and failures, the time of the reading.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Moved(Entry, Entry, Health, u32, Option<String>);
+
+/// The view without what a reading moves, for comparing the rest.
+fn fixed(v: &ChannelView) -> ChannelView {
+    ChannelView {
+        totals: Counters::default(),
+        today: Counters::default(),
+        recent: crate::domain::Recent::default(),
+        health: Health::default(),
+        failures: 0,
+        last_error: None,
+        last_at: 0,
+        ..v.clone()
+    }
 }
 
 /// A recent sample, as a list: `[end, impressions, clicks, leads, conversions, spend,
@@ -238,21 +261,52 @@ impl ChannelWire {
             .filter(|(t, _)| from.is_none_or(|f| *t >= f))
             .map(Entry::from)
             .collect();
-        let mut view = v.clone();
-        view.recent = crate::domain::Recent::default();
-        ChannelWire { view, recent_from: from, recent, recent_len: keep }
+        let (view, moved) = match old {
+            Some(o) if fixed(o) == fixed(v) => {
+                let moved = Moved(
+                    Entry::from(&(v.last_at, v.totals)),
+                    Entry::from(&(0, v.today)),
+                    v.health,
+                    v.failures,
+                    v.last_error.clone(),
+                );
+                (None, Some(moved))
+            }
+            _ => {
+                let mut view = v.clone();
+                view.recent = crate::domain::Recent::default();
+                (Some(view), None)
+            }
+        };
+        ChannelWire { view, moved, recent_from: from, recent, recent_len: keep }
     }
 
-    /// The view, with the client's samples `old` brought up to date.
-    fn view(self, old: Option<&ChannelView>) -> ChannelView {
+    /// The view, with the client's `old` brought up to date; `None` when the client lacks
+    /// the view the change applies to.
+    fn view(self, old: Option<&ChannelView>) -> Option<ChannelView> {
         let mut entries: Vec<(i64, Counters)> = match (self.recent_from, old) {
             (Some(from), Some(o)) => o.recent.iter().filter(|(t, _)| *t < from).copied().collect(),
             _ => Vec::new(),
         };
         entries.extend(self.recent.into_iter().map(<(i64, Counters)>::from));
-        let mut v = self.view;
+        let mut v = match (self.view, self.moved) {
+            (Some(v), _) => v,
+            (None, Some(Moved(totals, today, health, failures, last_error))) => {
+                let (last_at, totals) = totals.into();
+                ChannelView {
+                    totals,
+                    today: <(i64, Counters)>::from(today).1,
+                    health,
+                    failures,
+                    last_error,
+                    last_at,
+                    ..old?.clone()
+                }
+            }
+            (None, None) => old?.clone(),
+        };
         v.recent = crate::domain::Recent::from_entries(entries, self.recent_len);
-        v
+        Some(v)
     }
 }
 
@@ -399,7 +453,10 @@ pub fn apply(base: &Snapshot, d: Delta) -> Result<Snapshot, String> {
             // With a new plan the client's views are not this plan's.
             let old = if plan_new { None } else { prev.and_then(|p| p.channels.get(i)) };
             channels.push(match v {
-                Some(v) => Arc::new(v.view(old.map(|o| &**o))),
+                Some(v) => Arc::new(
+                    v.view(old.map(|o| &**o))
+                        .ok_or_else(|| format!("campaign {}: channel {i} changed without its view", c.id))?,
+                ),
                 None => prev
                     .and_then(|p| p.channels.get(i).cloned())
                     .ok_or_else(|| format!("campaign {}: channel {i} arrived without its view", c.id))?,
@@ -550,11 +607,16 @@ mod tests {
         assert_eq!(sent.iter().filter(|s| **s).count(), 1, "{sent:?}");
         let wire = d2.campaigns[0].channels[1].as_ref().unwrap();
         assert_eq!(wire.recent.len(), 2, "the recent samples from the client's last on");
+        assert!(wire.view.is_none() && wire.moved.is_some(), "only the figures that moved");
         assert!(d2.alerts.is_none() && d2.sources.is_none(), "lists that did not change stay out");
         let small = serde_json::to_vec(&d2).unwrap().len();
         assert!(small < json.len() / 2, "{small} vs {}", json.len());
         let client = apply(&client, serde_json::from_slice(&serde_json::to_vec(&d2).unwrap()).unwrap()).unwrap();
         assert_eq!(client.campaigns[0].channels[1].totals.clicks, 99);
+        assert_eq!(
+            *client.campaigns[0].channels[1], *s2.campaigns[0].channels[1],
+            "the client's view is the service's"
+        );
         let recent: Vec<_> = client.campaigns[0].channels[1].recent.iter().map(|(t, c)| (*t, c.clicks)).collect();
         assert_eq!(recent, [(60_000, 1), (120_000, 2), (180_000, 3), (240_000, 4)]);
         assert_eq!(client.campaigns[0].channels[0].totals.clicks, 5);
