@@ -25,6 +25,13 @@ pub struct AlertKey {
     pub rule: String,
 }
 
+impl AlertKey {
+    /// `campaign/channel`, or the campaign for a campaign-wide rule.
+    pub fn scope(&self) -> String {
+        if self.channel.is_empty() { self.campaign.clone() } else { format!("{}/{}", self.campaign, self.channel) }
+    }
+}
+
 /// How long a condition must hold before firing, and stay clear before resolving (ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {

@@ -188,6 +188,14 @@ pub struct Contingency {
 }
 
 impl Contingency {
+    /// The first step as the person on call reads it: the plan, and its owner.
+    pub fn first_step(&self) -> String {
+        match &self.owner {
+            Some(o) => format!("{} ({o})", self.plan),
+            None => self.plan.clone(),
+        }
+    }
+
     /// How specifically this plan matches an alert (None when it does not): an exact rule and
     /// a channel beat a rule kind, which beats "any".
     pub fn specificity(&self, channel: &str, rule: &str) -> Option<u8> {

@@ -18,6 +18,32 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// The counter called `name` (one of `source::COUNTERS`), counts as numbers.
+    pub fn get(&self, name: &str) -> f64 {
+        match name {
+            "impressions" => self.impressions as f64,
+            "clicks" => self.clicks as f64,
+            "leads" => self.leads as f64,
+            "conversions" => self.conversions as f64,
+            "spend" => self.spend,
+            _ => self.revenue,
+        }
+    }
+
+    /// Sets the counter called `name` (counts rounded).
+    pub fn set(&mut self, name: &str, v: f64) {
+        let count = v.round() as u64;
+        match name {
+            "impressions" => self.impressions = count,
+            "clicks" => self.clicks = count,
+            "leads" => self.leads = count,
+            "conversions" => self.conversions = count,
+            "spend" => self.spend = v,
+            "revenue" => self.revenue = v,
+            _ => debug_assert!(false, "no counter '{name}'"),
+        }
+    }
+
     pub fn add(&mut self, o: &Counters) {
         self.impressions += o.impressions;
         self.clicks += o.clicks;

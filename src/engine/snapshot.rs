@@ -61,6 +61,11 @@ impl Snapshot {
         crate::alert::silence::silenced_by(&self.silences, a, self.now_ms)
     }
 
+    /// The campaign's contingency plan for an alert, if it has one.
+    pub fn contingency_of(&self, a: &crate::alert::Alert) -> Option<&crate::domain::Contingency> {
+        self.campaign(&a.key.campaign)?.campaign.contingency_for(&a.key.channel, &a.key.rule)
+    }
+
     /// Firing alerts that are not silenced, by severity: (crit, warn, info).
     pub fn alert_counts(&self) -> (usize, usize, usize) {
         use crate::alert::{AlertState, Severity};

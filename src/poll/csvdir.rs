@@ -99,7 +99,7 @@ fn read_file(text: &str, name: &str, mapping: &Mapping, m: &MappedSource) -> Res
                     PollError::BadData(format!("{name}:{line}: {col_name}: '{raw}' is not a number ≥ 0"))
                 })?
             };
-            super::mapping::set_counter(&mut c, field, v * scale);
+            c.set(field, v * scale);
         }
         rows.push(Row { id: id.to_string(), period, counters: c });
     }

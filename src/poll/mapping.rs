@@ -4,9 +4,9 @@
 //! expression, the page and the row, and the value found.
 
 use super::json::{self, Expr, Json};
+use crate::domain::Counters;
 use crate::domain::source::{Mapping, Mode, PeriodLength, Resolved};
 use crate::domain::time::{DAY_MS, HOUR_MS};
-use crate::domain::{Counters, source::COUNTERS};
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -113,7 +113,7 @@ impl Compiled {
                 let n = number(&v).ok_or_else(|| {
                     format!("mapping.{name} `{}`: {}: {} is not a number ≥ 0", e.text, at(Some(i)), v.shown())
                 })? * scale;
-                set(&mut c, name, n);
+                c.set(name, n);
             }
             out.push(Row { id, period, counters: c });
         }
@@ -164,24 +164,6 @@ fn number(v: &Json) -> Option<f64> {
         n => n.as_f64()?,
     };
     (n.is_finite() && n >= 0.0).then_some(n)
-}
-
-/// Sets the counter called `name` (counts rounded).
-pub fn set_counter(c: &mut Counters, name: &str, v: f64) {
-    set(c, name, v)
-}
-
-fn set(c: &mut Counters, name: &str, v: f64) {
-    let count = v.round() as u64;
-    match name {
-        "impressions" => c.impressions = count,
-        "clicks" => c.clicks = count,
-        "leads" => c.leads = count,
-        "conversions" => c.conversions = count,
-        "spend" => c.spend = v,
-        "revenue" => c.revenue = v,
-        _ => debug_assert!(COUNTERS.contains(&name)),
-    }
 }
 
 /// `2026-06-01`, `20260601`, `2026-06-01 00:00:00` (in `tz`) or RFC 3339.

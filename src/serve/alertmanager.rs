@@ -64,10 +64,6 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// The posts for a snapshot: the firing alerts due (new, or last sent `resend` ago), and
 /// those told firing that no longer are (resolved now). `told` is updated as if the post
 /// succeeds: a caller whose post fails keeps the one from before, so the resolves are
@@ -93,7 +89,7 @@ fn due(snap: &Snapshot, told: &mut HashMap<AlertKey, Told>, cfg: &Config, now_ms
             Some(a) => post(snap, a, t.starts_ms, now_ms),
             // Gone from the list (a campaign removed): resolved with the labels it had.
             None => {
-                json!({ "labels": labels(&key, "info"), "startsAt": rfc3339(t.starts_ms), "endsAt": rfc3339(now_ms) })
+                json!({ "labels": labels(&key, "info"), "startsAt": super::rfc3339(t.starts_ms), "endsAt": super::rfc3339(now_ms) })
             }
         });
     }
@@ -112,25 +108,17 @@ fn labels(key: &AlertKey, severity: &str) -> Value {
 
 /// One alert as Alertmanager takes it.
 fn post(snap: &Snapshot, a: &crate::alert::Alert, starts_ms: i64, ends_ms: i64) -> Value {
-    let scope =
-        if a.key.channel.is_empty() { a.key.campaign.clone() } else { format!("{}/{}", a.key.campaign, a.key.channel) };
+    let scope = a.key.scope();
     let mut description = format!("{scope}: {} ({})", a.summary, a.key.rule);
     if let Some(ack) = &a.ack {
         description.push_str(&format!("; acknowledged by {}", ack.by));
     }
-    let runbook = snap
-        .campaign(&a.key.campaign)
-        .and_then(|c| c.campaign.contingency_for(&a.key.channel, &a.key.rule).cloned())
-        .map(|p| match p.owner {
-            Some(o) => format!("{} ({o})", p.plan),
-            None => p.plan,
-        })
-        .unwrap_or_default();
+    let runbook = snap.contingency_of(a).map(|p| p.first_step()).unwrap_or_default();
     json!({
         "labels": labels(&a.key, severity(a.severity)),
         "annotations": { "summary": a.summary, "description": description, "runbook": runbook },
-        "startsAt": rfc3339(starts_ms),
-        "endsAt": rfc3339(ends_ms),
+        "startsAt": super::rfc3339(starts_ms),
+        "endsAt": super::rfc3339(ends_ms),
     })
 }
 

@@ -35,19 +35,11 @@ fn number(v: f64) -> String {
 pub fn exposition(s: &Snapshot) -> String {
     let mut out = String::new();
     let channels = || s.campaigns.iter().flat_map(|c| c.channels.iter());
-    for name in ["impressions", "clicks", "leads", "conversions", "spend", "revenue"] {
+    for name in crate::domain::source::COUNTERS {
         let metric = format!("cockpit_channel_{name}_total");
         family(&mut out, &metric, "counter", &format!("The channel's {name} as its source reports them."));
         for v in channels() {
-            let t = &v.totals;
-            let x = match name {
-                "impressions" => t.impressions as f64,
-                "clicks" => t.clicks as f64,
-                "leads" => t.leads as f64,
-                "conversions" => t.conversions as f64,
-                "spend" => t.spend,
-                _ => t.revenue,
-            };
+            let x = v.totals.get(name);
             let _ = writeln!(
                 out,
                 "{metric}{{campaign=\"{}\",channel=\"{}\"}} {}",

@@ -129,6 +129,7 @@ impl Service {
 
     /// Makes `running` the engine the clients see.
     fn relay(&mut self, running: Running) {
+        self.relays.retain(|r| !r.is_finished());
         let mut from = running.snapshots.clone();
         let to = self.snapshots.clone();
         to.send_replace(from.borrow_and_update().clone());
@@ -183,6 +184,11 @@ pub fn socket_path(db: &Path) -> PathBuf {
 /// FNV-1a, 64 bits: a name that stays the same across builds.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// A time as the pagers take it (RFC 3339, UTC, milliseconds).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A client of another uid is refused.

@@ -79,15 +79,7 @@ pub struct Event {
 /// The alerts that fired or resolved since the last look: `told` holds those told firing (and
 /// when they fired).
 pub fn events(snap: &Snapshot, told: &mut HashMap<AlertKey, i64>, severities: &[Severity]) -> Vec<Event> {
-    let runbook = |a: &Alert| {
-        snap.campaign(&a.key.campaign)
-            .and_then(|c| c.campaign.contingency_for(&a.key.channel, &a.key.rule).cloned())
-            .map(|p| match p.owner {
-                Some(o) => format!("{} ({o})", p.plan),
-                None => p.plan,
-            })
-            .unwrap_or_default()
-    };
+    let runbook = |a: &Alert| snap.contingency_of(a).map(|p| p.first_step()).unwrap_or_default();
     let mut out = Vec::new();
     let firing: Vec<&Alert> = snap
         .alerts
@@ -126,8 +118,7 @@ pub fn events(snap: &Snapshot, told: &mut HashMap<AlertKey, i64>, severities: &[
 /// The message's text, as a person on call reads it.
 pub fn text(e: &Event) -> String {
     let a = &e.alert;
-    let scope =
-        if a.key.channel.is_empty() { a.key.campaign.clone() } else { format!("{}/{}", a.key.campaign, a.key.channel) };
+    let scope = a.key.scope();
     let head = if e.resolved { "RESOLVED".to_string() } else { format!("FIRING {}", a.severity) };
     let mut t = format!("[{head}] {scope} · {}: {}", a.key.rule, a.summary);
     if !e.resolved && !e.runbook.is_empty() {
@@ -151,10 +142,6 @@ pub fn feishu_sign(secret: &str, timestamp_s: i64) -> String {
     hmac_b64(format!("{timestamp_s}\n{secret}").as_bytes(), b"")
 }
 
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// The request for an event: its URL and body, signed at `now_ms` where the kind signs.
 pub fn request(t: &Target, e: &Event, now_ms: i64) -> Result<(url::Url, Value), String> {
     let mut url = url::Url::parse(&t.url).map_err(|err| format!("webhook URL: {err}"))?;
@@ -166,8 +153,8 @@ pub fn request(t: &Target, e: &Event, now_ms: i64) -> Result<(url::Url, Value), 
                 "status": if e.resolved { "resolved" } else { "firing" },
                 "campaign": a.key.campaign, "channel": a.key.channel, "rule": a.key.rule,
                 "severity": a.severity.to_string(), "summary": a.summary, "runbook": e.runbook,
-                "starts_at": rfc3339(a.fired_ms.unwrap_or(a.since_ms)),
-                "resolved_at": e.resolved.then(|| rfc3339(a.resolved_ms.unwrap_or(now_ms))),
+                "starts_at": super::rfc3339(a.fired_ms.unwrap_or(a.since_ms)),
+                "resolved_at": e.resolved.then(|| super::rfc3339(a.resolved_ms.unwrap_or(now_ms))),
                 "text": text,
             })
         }

@@ -162,15 +162,7 @@ pub fn prometheus_text(net: &Network) -> String {
         out.push_str(&format!("# HELP cockpit_sim_{name}_total The simulated channel's {name} since it started.\n"));
         out.push_str(&format!("# TYPE cockpit_sim_{name}_total counter\n"));
         for ch in &net.channels {
-            let c = &ch.counters;
-            let v = match name {
-                "impressions" => c.impressions as f64,
-                "clicks" => c.clicks as f64,
-                "leads" => c.leads as f64,
-                "conversions" => c.conversions as f64,
-                "spend" => c.spend,
-                _ => c.revenue,
-            };
+            let v = ch.counters.get(name);
             out.push_str(&format!(
                 "cockpit_sim_{name}_total{{campaign=\"{}\",channel=\"{}\"}} {v}\n",
                 ch.campaign, ch.id

@@ -111,20 +111,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 fn detail(app: &App, a: &crate::alert::Alert, width: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let snap = &app.snap;
-    let scope =
-        if a.key.channel.is_empty() { a.key.campaign.clone() } else { format!("{}/{}", a.key.campaign, a.key.channel) };
+    let scope = a.key.scope();
     let since = compact_age(snap.now_ms - a.since_ms);
     let head = format!("── {scope} · {} · {} · condition for {since} ", a.key.rule, a.severity);
-    let plan =
-        snap.campaign(&a.key.campaign).and_then(|c| c.campaign.contingency_for(&a.key.channel, &a.key.rule).cloned());
-    let step = match plan {
-        Some(p) => {
-            let owner = p.owner.map(|o| format!(" ({o})")).unwrap_or_default();
-            Line::from(vec![
-                Span::styled("first step: ", t.accent),
-                Span::raw(fit(&format!("{}{owner}", p.plan), width.saturating_sub(12))),
-            ])
-        }
+    let step = match snap.contingency_of(a) {
+        Some(p) => Line::from(vec![
+            Span::styled("first step: ", t.accent),
+            Span::raw(fit(&p.first_step(), width.saturating_sub(12))),
+        ]),
         None => Line::styled(fit("no contingency plan in the campaign file for this rule", width), t.muted),
     };
     vec![
