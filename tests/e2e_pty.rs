@@ -113,9 +113,29 @@ impl Session {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the cockpit did not exit after its terminal went away");
+            if Instant::now() >= deadline {
+                panic!("the cockpit did not exit after its terminal went away:\n{}", self.where_it_is());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Where a process that does not end is: its threads' stacks when gdb is there, else
+    /// what each thread waits in.
+    fn where_it_is(&self) -> String {
+        let Some(pid) = self.child.process_id() else { return "no pid".into() };
+        let gdb = std::process::Command::new("gdb")
+            .args(["-p", &pid.to_string(), "-batch", "-nx", "-ex", "thread apply all bt 30"])
+            .output();
+        if let Some(out) = gdb.ok().filter(|o| o.status.success()) {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        let mut waits = String::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+            waits.push_str(&format!("{} {} {}\n", read("comm").trim(), read("wchan"), read("stat")));
+        }
+        waits
     }
 
     /// Waits for the process to exit, draining its output, and returns its exit code.
@@ -225,6 +245,7 @@ fn a_terminal_that_goes_away_ends_the_cockpit_cleanly() {
         s.wait_for("live data", |sc| sc.contains("data live") && sc.contains("Revenue"));
         s.send(keys);
         s.wait_for(what, shown);
+        println!("dropping the link in the {what}");
         let status = s.drop_the_link();
         assert!(status.signal().is_none(), "{what}: died by {:?}", status.signal());
         let store = campaign_cockpit::store::Store::open(&db).unwrap();

@@ -233,10 +233,9 @@ async fn run_until(
     mut snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::engine::snapshot::Snapshot>>,
     commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
 ) -> std::io::Result<&'static str> {
-    use crossterm::event::{Event, EventStream, KeyEventKind};
-    use futures_util::StreamExt;
+    use crossterm::event::{Event, KeyEventKind};
     use tokio::signal::unix::{SignalKind, signal};
-    let mut events = EventStream::new();
+    let mut events = terminal::spawn_input();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -259,7 +258,7 @@ async fn run_until(
         }
         let wait = FRAME_INTERVAL.saturating_sub(last_draw.elapsed());
         tokio::select! {
-            ev = events.next() => match ev {
+            ev = events.recv() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                     assert!(!panic_on_key, "COCKPIT_FAULT=panic-on-key: a panic on request");
                     if k.code == crossterm::event::KeyCode::Char('z')

@@ -27,3 +27,64 @@ pub fn gone(e: &std::io::Error) -> bool {
     // EIO and ENXIO on Linux: a read or write on a terminal whose other end has closed.
     e.kind() == std::io::ErrorKind::BrokenPipe || matches!(e.raw_os_error(), Some(5 | 6))
 }
+
+/// What the terminal says: a key, a resize, or that it went away.
+pub type Input = std::io::Result<crossterm::event::Event>;
+
+/// Reads the terminal on a thread of its own and hands what it reads to the UI's loop.
+///
+/// crossterm (0.29) reads a terminal that has hung up again and again without end (a dropped
+/// SSH link leaves it readable with nothing to read: crossterm-rs/crossterm#793), inside the
+/// call that waits for input. On the UI's loop that call would keep the loop from ever seeing
+/// the SIGHUP the hang-up sends; here it can only hold this thread. Before each wait the
+/// terminal is checked for a hang-up, which ends the reading with an error the UI takes as
+/// "gone"; a hang-up during a wait ends the UI on its SIGHUP.
+pub fn spawn_input() -> tokio::sync::mpsc::Receiver<Input> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let spawned = std::thread::Builder::new().name("terminal input".into()).spawn(move || {
+        let fd = input_fd();
+        while !tx.is_closed() {
+            let event = match hung_up(fd.as_ref()) {
+                Err(e) => Err(e),
+                Ok(()) => match crossterm::event::poll(std::time::Duration::from_secs(1)) {
+                    Ok(false) => continue,
+                    Ok(true) => crossterm::event::read(),
+                    Err(e) => Err(e),
+                },
+            };
+            let failed = event.is_err();
+            if tx.blocking_send(event).is_err() || failed {
+                return;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        let (tx, failed) = tokio::sync::mpsc::channel(1);
+        let _ = tx.try_send(Err(e));
+        return failed;
+    }
+    rx
+}
+
+/// The descriptor crossterm reads: standard input when it is a terminal, else `/dev/tty`.
+fn input_fd() -> Option<std::os::fd::OwnedFd> {
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    if std::io::stdin().is_terminal() {
+        return std::io::stdin().as_fd().try_clone_to_owned().ok();
+    }
+    std::fs::File::open("/dev/tty").ok().map(std::os::fd::OwnedFd::from)
+}
+
+/// An error when the terminal has hung up or closed (asked without waiting).
+fn hung_up(fd: Option<&std::os::fd::OwnedFd>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let Some(fd) = fd else { return Err(std::io::Error::from_raw_os_error(libc::ENXIO)) };
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: 0, revents: 0 };
+    // SAFETY: one valid pollfd, for the length given; a zero timeout never waits.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    if n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    }
+    Ok(())
+}
