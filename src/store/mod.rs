@@ -46,6 +46,7 @@
 
 mod alerts;
 mod campaigns;
+mod codec;
 mod compaction;
 mod journal;
 mod notes;
@@ -57,15 +58,15 @@ mod tools;
 pub use tools::CheckReport;
 
 use crate::domain::{ChannelKey, Counters, SegmentCounters};
+use codec::Record;
 use compaction::recover_compaction;
 pub use compaction::{COMPACT_FLOOR_BYTES, COMPACT_GROWTH, Compaction};
 pub use samples::Ingest;
-use serde::{Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 
 /// The layout this build reads and writes. Older layouts are migrated on open; newer ones are
 /// refused untouched.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// sled's page cache (its default is 1 GiB). The hot data lives in the engine's memory; what is
 /// read from the database (history for a chart, a report) is read once, and the operating
@@ -174,7 +175,7 @@ struct Trees {
 
 impl Store {
     /// Every record of a tree, decoded, in key order.
-    fn all<T: DeserializeOwned>(&self, tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
+    fn all<T: Record>(&self, tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
         tree.iter()
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -185,7 +186,7 @@ impl Store {
 
     /// Every record of a tree keyed by campaign first, read in two halves side by side (see
     /// `scan_halves`), in key order.
-    fn all_in_halves<T: DeserializeOwned + Send>(&self, tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
+    fn all_in_halves<T: Record + Send>(&self, tree: &sled::Tree, name: &'static str) -> Result<Vec<T>> {
         let [mut lower, upper] = self.scan_halves(tree, |k, v| self.decode(name, k, v).map(Some))?;
         lower.extend(upper);
         Ok(lower)
@@ -315,17 +316,17 @@ impl Store {
         }
     }
 
-    fn decode<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8], v: &[u8]) -> Result<T> {
-        serde_json::from_slice(v).map_err(|e| StoreError::Decode {
+    fn decode<T: Record>(&self, tree: &'static str, key: &[u8], v: &[u8]) -> Result<T> {
+        T::from_bytes(v).map_err(|detail| StoreError::Decode {
             path: self.path.clone(),
             tree,
             key: String::from_utf8_lossy(key).replace('\0', "/"),
-            detail: e.to_string(),
+            detail,
         })
     }
 
-    fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-        serde_json::to_vec(v).expect("stored values always serialise")
+    fn encode<T: Record>(v: &T) -> Vec<u8> {
+        v.to_bytes()
     }
 
     /// Writes one record (`None` removes it), noted for a compaction under way. Returns whether

@@ -3,12 +3,11 @@
 //! live records with the packed blocks (see `Packing`); old samples are pruned and closed
 //! blocks packed.
 
+use super::codec::Timed;
 use super::{Hour, Result, Store, key_at, prefix};
 use crate::domain::counters::add_segments;
 use crate::domain::time::{DAY_MS, HOUR_MS};
 use crate::domain::{CampaignTotals, ChannelCursor, ChannelKey, Counters, Sample, SegmentCounters};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 impl Store {
     pub fn cursor(&self, key: &ChannelKey) -> Result<Option<ChannelCursor>> {
@@ -98,7 +97,7 @@ impl Store {
                 hour.segments_changed = true;
             }
         }
-        let cursors: Vec<(Vec<u8>, Vec<u8>)> = last_cursor.iter().map(|(k, c)| (prefix(k), Self::encode(c))).collect();
+        let cursors: Vec<(Vec<u8>, Vec<u8>)> = last_cursor.iter().map(|(k, c)| (prefix(k), Self::encode(*c))).collect();
         let mut campaign_totals: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             totals.iter().map(|(id, t)| (id.as_bytes().to_vec(), Some(Self::encode(t)))).collect();
         let moved: std::collections::BTreeSet<&str> = last_cursor.keys().map(|k| k.campaign.as_str()).collect();
@@ -158,13 +157,7 @@ impl Store {
 
     /// A channel's entries of a packed kind with `from <= time < to`, in time order: packed
     /// blocks first, then live records, so of two values for one time the live one comes last.
-    pub(super) fn entries<T: DeserializeOwned>(
-        &self,
-        p: &Packing,
-        key: &ChannelKey,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, T)>> {
+    pub(super) fn entries<T: Timed>(&self, p: &Packing, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, T)>> {
         // Times are unix ms: nothing lies before 0 (and a window from `i64::MIN` stays in range).
         let from = from.max(0);
         let t = self.t()?;
@@ -268,7 +261,7 @@ impl Store {
         let whole = before.div_euclid(HOUR_MS) * HOUR_MS;
         for kv in t.sample_hours.range(key_at(key, 0)..key_at(key, whole)) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
-            n += self.decode::<Vec<serde::de::IgnoredAny>>("sample_hours", &k, &v)?.len();
+            n += self.decode::<Vec<(i64, Sample)>>("sample_hours", &k, &v)?.len();
             self.logged("sample_hours", &k, None);
             batch.remove(k);
         }
@@ -289,7 +282,7 @@ impl Store {
         Ok(n)
     }
 
-    pub(super) fn pack_kind<T: Serialize + DeserializeOwned>(
+    pub(super) fn pack_kind<T: Timed>(
         &self,
         p: &Packing,
         key: &ChannelKey,

@@ -24,15 +24,70 @@ impl Store {
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::FutureSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
                 }
-                // 1 → 2 added the packed trees, filled by `pack` as blocks close; marked so
-                // that an older cockpit, which would not see packed records, refuses the file.
+                // 1 → 2 added the packed trees, filled by `pack` as blocks close; 2 → 3 writes
+                // the numbers compactly (see `codec`). The new version is marked first, so that
+                // an older cockpit refuses the file from then on; a migration cut short is
+                // finished on the next open (either form reads meanwhile).
                 if found < SCHEMA_VERSION {
+                    self.write("meta", b"migrating", Some(&found.to_be_bytes()))?;
                     self.write("meta", b"schema", Some(&SCHEMA_VERSION.to_be_bytes()))?;
                     self.flush()?;
+                }
+                if self.t()?.meta.contains_key("migrating").map_err(|e| self.err(e))? {
+                    self.migrate_to_compact()?;
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Rewrites every record of the number trees still in JSON in the compact form, a batch
+    /// at a time, then flushes and clears the mark. The records rewritten.
+    fn migrate_to_compact(&self) -> Result<u64> {
+        use crate::domain::{CampaignTotals, ChannelCursor, Counters, Sample, SegmentCounters};
+        let started = std::time::Instant::now();
+        let mut n = self.recode::<ChannelCursor>("channels")?;
+        n += self.recode::<Sample>("samples")?;
+        n += self.recode::<Counters>("rollups")?;
+        n += self.recode::<Vec<SegmentCounters>>("segment_rollups")?;
+        n += self.recode::<Vec<(i64, Sample)>>("sample_hours")?;
+        n += self.recode::<Vec<(i64, Counters)>>("rollup_days")?;
+        n += self.recode::<Vec<(i64, Vec<SegmentCounters>)>>("segment_rollup_days")?;
+        n += self.recode::<CampaignTotals>("campaign_totals")?;
+        n += self.recode::<Counters>("period_rows")?;
+        self.flush()?;
+        self.write("meta", b"migrating", None)?;
+        self.flush()?;
+        tracing::info!(
+            "database {}: {n} records rewritten compactly (schema {SCHEMA_VERSION}) in {} ms",
+            self.path.display(),
+            started.elapsed().as_millis()
+        );
+        Ok(n)
+    }
+
+    /// Rewrites one tree's JSON records compactly.
+    fn recode<T: super::codec::Record>(&self, tree: &'static str) -> Result<u64> {
+        let t = self.t()?.by_name(tree);
+        let mut n = 0;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for kv in t.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            if !super::codec::is_json(&v) {
+                continue;
+            }
+            let value: T = self.decode(tree, &k, &v)?;
+            batch.insert(k, value.to_bytes());
+            pending += 1;
+            if pending == 4096 {
+                t.apply_batch(std::mem::take(&mut batch)).map_err(|e| self.err(e))?;
+                n += pending;
+                pending = 0;
+            }
+        }
+        t.apply_batch(batch).map_err(|e| self.err(e))?;
+        Ok(n + pending)
     }
 
     pub fn schema_version(&self) -> Result<u32> {

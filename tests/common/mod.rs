@@ -123,3 +123,21 @@ impl Harness {
         self.snapshots.borrow().clone()
     }
 }
+
+/// Counters equal as stored: counts exactly, money to the millionth the store keeps it to.
+#[allow(dead_code)]
+pub fn same_amounts(a: &campaign_cockpit::domain::Counters, b: &campaign_cockpit::domain::Counters) -> bool {
+    (a.impressions, a.clicks, a.leads, a.conversions) == (b.impressions, b.clicks, b.leads, b.conversions)
+        && (a.spend - b.spend).abs() <= 1e-6
+        && (a.revenue - b.revenue).abs() <= 1e-6
+}
+
+/// Two series of timed counters equal as stored (see `same_amounts`).
+#[allow(dead_code)]
+pub fn same_series<'a>(
+    a: impl IntoIterator<Item = &'a (i64, campaign_cockpit::domain::Counters)>,
+    b: impl IntoIterator<Item = &'a (i64, campaign_cockpit::domain::Counters)>,
+) -> bool {
+    let (a, b): (Vec<_>, Vec<_>) = (a.into_iter().collect(), b.into_iter().collect());
+    a.len() == b.len() && a.iter().zip(&b).all(|((ta, ca), (tb, cb))| ta == tb && same_amounts(ca, cb))
+}
