@@ -1,5 +1,7 @@
 //! The sled store: round trips, reopening, retention, locking and schema versions.
 
+mod common;
+
 use campaign_cockpit::demo;
 use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::domain::{ChannelCursor, Counters};
@@ -350,4 +352,93 @@ fn many_campaigns_their_cursors_and_alerts_are_read_whole_and_in_order() {
     }
     alert_keys.sort();
     assert_eq!(store.alerts().unwrap().into_iter().map(|a| a.key).collect::<Vec<_>>(), alert_keys);
+}
+
+/// Every record of the number trees, raw: (tree, records, records still JSON).
+fn number_records(path: &std::path::Path) -> Vec<(String, usize, usize)> {
+    let raw = sled::open(path).unwrap();
+    let trees = ["channels", "samples", "rollups", "sample_hours", "rollup_days", "campaign_totals", "period_rows"];
+    trees
+        .iter()
+        .map(|name| {
+            let t = raw.open_tree(name).unwrap();
+            let values: Vec<sled::IVec> = t.iter().values().map(Result::unwrap).collect();
+            let json = values.iter().filter(|v| matches!(v.first(), Some(b'{' | b'['))).count();
+            (name.to_string(), values.len(), json)
+        })
+        .collect()
+}
+
+/// A database of schema 2, the numbers written as JSON (made here with that encoding, which
+/// the store keeps for reading): opened, it is rewritten compactly once and reads back the
+/// same numbers; a migration cut short is finished by the next open; the file shrinks.
+#[test]
+fn a_schema_2_database_is_migrated_once_and_reads_back_the_same_numbers() {
+    const MIN: i64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (keys, before, periods, totals, json_bytes) = {
+        let store = Store::open(&path).unwrap();
+        for c in demo::campaigns() {
+            store.put_campaign(&c).unwrap();
+        }
+        // More than a day: samples and rollups packed into blocks.
+        let keys = churn(&store, 4, 1600, 120);
+        for key in &keys {
+            store.pack(key, 1600 * MIN).unwrap();
+        }
+        store
+            .put_periods(&keys[0], &[(0, counters(5, "5339.50".parse().unwrap())), (86_400_000, counters(7, 0.3))], &[])
+            .unwrap();
+        let totals =
+            campaign_cockpit::domain::CampaignTotals { plan: 7, totals: counters(9, 0.1 + 0.2), ..Default::default() };
+        store.put_campaign_totals("churn", &totals).unwrap();
+        let before = state(&store, &keys);
+        let rewritten = store.rewrite_as_schema_2().unwrap();
+        assert!(rewritten > 100, "{rewritten} records rewritten as JSON");
+        (keys.clone(), before, store.periods(&keys[0]).unwrap(), store.campaign_totals().unwrap(), store.size_on_disk())
+    };
+    assert!(number_records(&path).iter().all(|(_, n, json)| n == json), "{:?}", number_records(&path));
+    let same = |store: &Store| {
+        let (channels, campaigns) = state(store, &keys);
+        assert_eq!(campaigns, before.1);
+        for ((cursor, samples, rollups), (cursor0, samples0, rollups0)) in channels.iter().zip(&before.0) {
+            assert_eq!(cursor, cursor0, "cursors read back exactly");
+            assert_eq!(samples.len(), samples0.len());
+            for (a, b) in samples.iter().zip(samples0) {
+                assert_eq!((a.at, a.reset, a.first), (b.at, b.reset, b.first));
+                assert!(common::same_amounts(&a.delta, &b.delta), "{a:?} vs {b:?}");
+            }
+            assert!(common::same_series(rollups, rollups0), "{rollups:?} vs {rollups0:?}");
+        }
+        assert_eq!(store.periods(&keys[0]).unwrap(), periods, "a source's decimals read back as they were");
+        assert_eq!(store.campaign_totals().unwrap(), totals);
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        same(&store);
+    }
+    let after = number_records(&path);
+    assert!(after.iter().all(|(_, n, json)| *n > 0 && *json == 0), "every record compact: {after:?}");
+    // Opened again: nothing left to migrate, the same numbers.
+    same(&Store::open(&path).unwrap());
+    assert_eq!(number_records(&path), after);
+
+    // Cut short: the version is marked and the mark left, the records still JSON.
+    Store::open(&path).unwrap().rewrite_as_schema_2().unwrap();
+    {
+        let raw = sled::open(&path).unwrap();
+        let meta = raw.open_tree("meta").unwrap();
+        meta.insert("schema", &SCHEMA_VERSION.to_be_bytes()).unwrap();
+        meta.insert("migrating", &2u32.to_be_bytes()).unwrap();
+        raw.flush().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    same(&store);
+    let mut compact = store;
+    compact.compact().unwrap();
+    assert!(compact.size_on_disk() < json_bytes, "{} bytes compact vs {json_bytes} as JSON", compact.size_on_disk());
+    drop(compact);
+    assert!(number_records(&path).iter().all(|(_, _, json)| *json == 0));
 }

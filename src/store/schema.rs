@@ -44,17 +44,8 @@ impl Store {
     /// Rewrites every record of the number trees still in JSON in the compact form, a batch
     /// at a time, then flushes and clears the mark. The records rewritten.
     fn migrate_to_compact(&self) -> Result<u64> {
-        use crate::domain::{CampaignTotals, ChannelCursor, Counters, Sample, SegmentCounters};
         let started = std::time::Instant::now();
-        let mut n = self.recode::<ChannelCursor>("channels")?;
-        n += self.recode::<Sample>("samples")?;
-        n += self.recode::<Counters>("rollups")?;
-        n += self.recode::<Vec<SegmentCounters>>("segment_rollups")?;
-        n += self.recode::<Vec<(i64, Sample)>>("sample_hours")?;
-        n += self.recode::<Vec<(i64, Counters)>>("rollup_days")?;
-        n += self.recode::<Vec<(i64, Vec<SegmentCounters>)>>("segment_rollup_days")?;
-        n += self.recode::<CampaignTotals>("campaign_totals")?;
-        n += self.recode::<Counters>("period_rows")?;
+        let n = self.each_number_tree(false)?;
         self.flush()?;
         self.write("meta", b"migrating", None)?;
         self.flush()?;
@@ -66,19 +57,47 @@ impl Store {
         Ok(n)
     }
 
-    /// Rewrites one tree's JSON records compactly.
-    fn recode<T: super::codec::Record>(&self, tree: &'static str) -> Result<u64> {
+    /// Rewrites the records of every number tree: compactly, or (`to_json`) as schema 2 wrote
+    /// them. The records rewritten.
+    fn each_number_tree(&self, to_json: bool) -> Result<u64> {
+        use crate::domain::{CampaignTotals, ChannelCursor, Counters, Sample, SegmentCounters};
+        let mut n = self.recode::<ChannelCursor>("channels", to_json)?;
+        n += self.recode::<Sample>("samples", to_json)?;
+        n += self.recode::<Counters>("rollups", to_json)?;
+        n += self.recode::<Vec<SegmentCounters>>("segment_rollups", to_json)?;
+        n += self.recode::<Vec<(i64, Sample)>>("sample_hours", to_json)?;
+        n += self.recode::<Vec<(i64, Counters)>>("rollup_days", to_json)?;
+        n += self.recode::<Vec<(i64, Vec<SegmentCounters>)>>("segment_rollup_days", to_json)?;
+        n += self.recode::<CampaignTotals>("campaign_totals", to_json)?;
+        n += self.recode::<Counters>("period_rows", to_json)?;
+        Ok(n)
+    }
+
+    /// For the migration's tests: the database as schema 2 wrote it (the numbers as JSON,
+    /// the version 2). The records rewritten.
+    #[doc(hidden)]
+    pub fn rewrite_as_schema_2(&self) -> Result<u64> {
+        let n = self.each_number_tree(true)?;
+        self.write("meta", b"schema", Some(&2u32.to_be_bytes()))?;
+        self.flush()?;
+        Ok(n)
+    }
+
+    /// Rewrites one tree's records that are not yet in the form asked for.
+    fn recode<T: super::codec::Record + serde::Serialize>(&self, tree: &'static str, to_json: bool) -> Result<u64> {
         let t = self.t()?.by_name(tree);
         let mut n = 0;
         let mut batch = sled::Batch::default();
         let mut pending = 0;
         for kv in t.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
-            if !super::codec::is_json(&v) {
+            if super::codec::is_json(&v) == to_json {
                 continue;
             }
             let value: T = self.decode(tree, &k, &v)?;
-            batch.insert(k, value.to_bytes());
+            let bytes =
+                if to_json { serde_json::to_vec(&value).expect("a record serialises") } else { value.to_bytes() };
+            batch.insert(k, bytes);
             pending += 1;
             if pending == 4096 {
                 t.apply_batch(std::mem::take(&mut batch)).map_err(|e| self.err(e))?;
