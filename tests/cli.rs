@@ -246,3 +246,98 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cpc.csv:3: value 'abc' is not a number"), "{}", stderr(&o));
 }
+
+/// Every file under a database directory with its bytes.
+fn file_bytes(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The commands that only read leave the database byte for byte as it was, on this schema
+/// and on schema 2 (read as it is, not migrated); an older layout is refused with the way to
+/// migrate it, and `db migrate` does.
+#[test]
+fn read_only_commands_never_write() {
+    use campaign_cockpit::domain::{ChannelCursor, ChannelKey, Counters};
+    use campaign_cockpit::store::{Ingest, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    assert!(cockpit(&db, &[&["campaign", "import"][..], &FIXTURES[..]].concat()).status.success());
+    {
+        let store = Store::open(&db).unwrap();
+        let key = ChannelKey::new("618-promo", "tmall-ztc");
+        let mut cursor = ChannelCursor::default();
+        for m in 1..=90i64 {
+            let raw = Counters {
+                impressions: m as u64 * 900,
+                clicks: m as u64 * 20,
+                spend: m as f64 * 12.5,
+                ..Default::default()
+            };
+            let s = cursor.advance(1_780_000_000_000 + m * 60_000, raw, &[]).unwrap();
+            store.ingest(&[Ingest { key: &key, sample: &s, cursor: &cursor }]).unwrap();
+        }
+    }
+    assert!(cockpit(&db, &["note", "add", "--campaign", "618-promo", "launch", "day"]).status.success());
+    let reads: [&[&str]; 7] = [
+        &["campaign", "list"],
+        &["campaign", "show", "618-promo"],
+        &["campaign", "show", "618-promo", "--json"],
+        &["campaign", "export", "618-promo"],
+        &["journal"],
+        &["report", "618-promo"],
+        &["note", "list"],
+    ];
+    let read_all = |what: &str| {
+        for args in reads {
+            let before = file_bytes(&db);
+            let o = cockpit(&db, args);
+            assert!(o.status.success(), "{what}: {args:?}: {}", stderr(&o));
+            let after = file_bytes(&db);
+            let changed: Vec<_> =
+                after.keys().chain(before.keys()).filter(|p| before.get(*p) != after.get(*p)).collect();
+            assert!(changed.is_empty(), "{what}: {args:?} changed {changed:?}");
+        }
+    };
+    read_all("schema 3");
+    Store::open(&db).unwrap().rewrite_as_schema_2().unwrap();
+    read_all("schema 2");
+    assert!(stdout(&cockpit(&db, &["campaign", "show", "618-promo"])).contains("tmall-ztc"));
+
+    // Schema 1 had no packed trees: a reader would have to create them.
+    {
+        let raw = sled::open(&db).unwrap();
+        for t in ["sample_hours", "rollup_days", "segment_rollup_days"] {
+            raw.drop_tree(t).unwrap();
+        }
+        raw.open_tree("meta").unwrap().insert("schema", &1u32.to_be_bytes()).unwrap();
+        raw.flush().unwrap();
+    }
+    // Left as a cockpit leaves it when it closes: opened once more, so that sled's snapshot
+    // is up to date (sled lets go of its lock a moment after the last handle).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sled::open(&db).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the database stays locked");
+        std::thread::yield_now();
+    }
+    let before = file_bytes(&db);
+    let o = cockpit(&db, &["journal"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("schema version 1") && stderr(&o).contains("cockpit db migrate"), "{}", stderr(&o));
+    assert!(file_bytes(&db) == before, "a refused read leaves the files too");
+    let o = cockpit(&db, &["db", "migrate"]);
+    assert!(o.status.success() && stdout(&o).contains("from schema 1 to 3"), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&cockpit(&db, &["db", "migrate"])).contains("nothing to migrate"));
+    read_all("migrated");
+}

@@ -188,7 +188,8 @@ fn a_token_in_a_config_file_others_can_read_is_refused() {
     let db = dir.path().join("db");
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_cockpit"))
-            .args(["--db", db.to_str().unwrap(), "campaign", "list"])
+            .args(["--db", db.to_str().unwrap(), "campaign", "import"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/618-promo.toml"))
             .env("COCKPIT_CONFIG", &config)
             .env("XDG_STATE_HOME", dir.path())
             .output()

@@ -239,6 +239,8 @@ pub enum DbCmd {
     },
     /// Rewrite the database into a fresh file, dropping what sled keeps of old versions.
     Compact,
+    /// Bring the database to this cockpit's schema (what opening it to write does anyway).
+    Migrate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -324,6 +326,11 @@ pub struct BadInput(pub String);
 
 fn open_store(path: &Path) -> color_eyre::Result<Store> {
     Ok(Store::open(path)?)
+}
+
+/// For a command that only reads: the file is left as it was.
+fn read_store(path: &Path) -> color_eyre::Result<Store> {
+    Ok(Store::open_read_only(path)?)
 }
 
 fn theme(cli: &Cli) -> color_eyre::Result<Theme> {
@@ -436,7 +443,10 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             print!("{text}");
             Ok(())
         }
-        Some(Cmd::Campaign(cmd)) => printed(|out| campaign::run(cmd, &open_store(&db)?, out)),
+        Some(Cmd::Campaign(cmd)) => {
+            let reads = matches!(cmd, CampaignCmd::Export { .. } | CampaignCmd::List { .. } | CampaignCmd::Show { .. });
+            printed(|out| campaign::run(cmd, &if reads { read_store(&db)? } else { open_store(&db)? }, out))
+        }
         Some(Cmd::Replay { csv, rule, season, threshold, min_change, window, min_history }) => {
             let settings = crate::alert::replay::ReplaySettings {
                 rule: *rule,
@@ -448,11 +458,27 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             };
             replay_command(csv, settings)
         }
-        Some(Cmd::Journal { json }) => printed(|out| journal_command(&open_store(&db)?, *json, out)),
+        Some(Cmd::Journal { json }) => printed(|out| journal_command(&read_store(&db)?, *json, out)),
         Some(Cmd::Report { id, format, from, to, output }) => printed(|out| {
-            report::run(&open_store(&db)?, id, *format, from.as_deref(), to.as_deref(), output.as_deref(), out)
+            report::run(&read_store(&db)?, id, *format, from.as_deref(), to.as_deref(), output.as_deref(), out)
         }),
-        Some(Cmd::Note(cmd)) => printed(|out| note::run(cmd, &open_store(&db)?, out)),
+        Some(Cmd::Note(cmd)) => {
+            let reads = matches!(cmd, NoteCmd::List { .. });
+            printed(|out| note::run(cmd, &if reads { read_store(&db)? } else { open_store(&db)? }, out))
+        }
+        Some(Cmd::Db(DbCmd::Migrate)) => {
+            let found = match Store::open_read_only(&db) {
+                Ok(s) => s.schema_version()?,
+                Err(crate::store::StoreError::NeedsMigration { found, .. }) => found,
+                Err(e) => return Err(e.into()),
+            };
+            let store = open_store(&db)?;
+            match found < crate::store::SCHEMA_VERSION {
+                true => println!("migrated {} from schema {found} to {}", db.display(), store.schema_version()?),
+                false => println!("{} is at schema {found}: nothing to migrate", db.display()),
+            }
+            Ok(())
+        }
         Some(Cmd::Db(DbCmd::Compact)) => {
             let c = open_store(&db)?.compact()?;
             println!(
@@ -499,7 +525,7 @@ fn db_command(cmd: &DbCmd, store: &Store, out: &mut String) -> color_eyre::Resul
                 }
             }
         }
-        DbCmd::Compact => unreachable!("compacted above, with the store open for writing"),
+        DbCmd::Compact | DbCmd::Migrate => unreachable!("done above, with the store open for writing"),
     }
     Ok(())
 }

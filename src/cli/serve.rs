@@ -363,6 +363,10 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             "the service at {sock} holds this database and compacts it by itself once it has grown to twice its size"
         ))
         .into()),
+        Some(Cmd::Db(super::DbCmd::Migrate)) => {
+            println!("the service at {sock} holds this database: it migrated it when it opened it");
+            Ok(())
+        }
         Some(Cmd::Db(super::DbCmd::Backup { path })) => {
             // The service writes it: a path of ours, made absolute.
             let to = std::path::absolute(path)

@@ -29,6 +29,7 @@ impl Store {
     /// copy (every logged write is the record's final value, so a record the copy read before
     /// it changed ends up right) and swaps the files.
     pub fn start_compaction(&mut self) -> Result<()> {
+        self.writable("a compaction")?;
         if self.copying.is_some() {
             return Ok(());
         }
@@ -214,6 +215,11 @@ pub(super) const COMPLETE_MARK: &str = "complete";
 /// Completes or abandons a compaction cut short: a complete new file with no database in place
 /// is moved in; an incomplete one is deleted; the replaced file is deleted once a database is
 /// in place.
+/// Whether `recover_compaction` has something to do.
+pub(super) fn needs_recovery(path: &Path) -> bool {
+    sibling(path, COMPACTING).exists() || sibling(path, REPLACED).exists()
+}
+
 pub(super) fn recover_compaction(path: &Path) -> std::io::Result<()> {
     let fresh = sibling(path, COMPACTING);
     if fresh.exists() {

@@ -86,6 +86,18 @@ pub enum StoreError {
     Corrupt { path: PathBuf, detail: String },
     #[error("the database at {path} is closed after a write error; it is opened again on the next write")]
     Closed { path: PathBuf },
+    #[error(
+        "the database at {path} has schema version {found}: this command only reads, so it leaves the file as it is; \
+         run `cockpit db migrate --db {path}` first (any cockpit that writes to it does the same)"
+    )]
+    NeedsMigration { path: PathBuf, found: u32 },
+    #[error(
+        "the database at {path} has an interrupted compaction to finish: this command only reads; \
+         run `cockpit db check --db {path}` first, which finishes it"
+    )]
+    NeedsRecovery { path: PathBuf },
+    #[error("the database at {path} is opened read-only here: {what} is not written")]
+    ReadOnly { path: PathBuf, what: &'static str },
     #[error("database at {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("database at {path}: record {key} in '{tree}' cannot be read: {detail}")]
@@ -123,6 +135,8 @@ pub struct Store {
     /// The latest hour of each channel written by `ingest`, as stored, so that the next sample
     /// of the hour is added without reading it back.
     hours: std::sync::Mutex<std::collections::HashMap<ChannelKey, Hour>>,
+    /// Opened by a command that only reads: nothing is written, not even a migration.
+    read_only: bool,
 }
 
 /// One channel's hourly rollup and segment rollup.
@@ -147,6 +161,26 @@ struct Copying {
     before_bytes: u64,
     started: std::time::Instant,
 }
+
+/// Every tree of this schema.
+const TREES: [&str; 16] = [
+    "meta",
+    "campaigns",
+    "channels",
+    "samples",
+    "rollups",
+    "alerts",
+    "silences",
+    "journal",
+    "snoozes",
+    "notes",
+    "segment_rollups",
+    "sample_hours",
+    "rollup_days",
+    "segment_rollup_days",
+    "campaign_totals",
+    "period_rows",
+];
 
 struct Trees {
     db: sled::Db,
@@ -228,13 +262,39 @@ impl Store {
         }
     }
 
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, migrating it to this schema.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_as(path, false)
+    }
+
+    /// Opens the database at `path` for reading only: the file is left byte for byte as it
+    /// was. A database of schema 2 is read as it is; one that needs more (an older schema, an
+    /// interrupted compaction) is refused with the command that prepares it.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
         let path = path.to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        if !path.join("db").is_file() {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "there is no database here yet (`cockpit campaign import FILE` makes one)",
+                ),
+            });
         }
-        recover_compaction(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        if compaction::needs_recovery(&path) {
+            return Err(StoreError::NeedsRecovery { path });
+        }
+        Store::open_as(&path, true)
+    }
+
+    fn open_as(path: &Path, read_only: bool) -> Result<Store> {
+        let path = path.to_path_buf();
+        if !read_only {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+            }
+            recover_compaction(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        }
         // A database with data but without its schema record was cut short or damaged: sled
         // would quietly start from an older state, so it is refused instead.
         let had_data = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
@@ -256,6 +316,20 @@ impl Store {
                 other => break other?,
             }
         };
+        if read_only {
+            // Opening a tree that is not there would create it.
+            let names = db.tree_names();
+            let has = |t: &str| names.iter().any(|n| n.as_ref() == t.as_bytes());
+            let found = has("meta").then(|| db.open_tree("meta").ok()).flatten();
+            let found = found.and_then(|m| m.get("schema").ok().flatten());
+            let found = found.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u32::from_be_bytes);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::FutureSchema { path, found, supported: SCHEMA_VERSION });
+            }
+            if found < 2 || !TREES.iter().all(|t| has(t)) {
+                return Err(StoreError::NeedsMigration { path, found });
+            }
+        }
         let tree = |name: &str| db.open_tree(name).map_err(|e| classify(&path, e));
         let trees = Trees {
             meta: tree("meta")?,
@@ -276,9 +350,12 @@ impl Store {
             period_rows: tree("period_rows")?,
             db,
         };
-        let mut store = Store { path, trees: Some(trees), id_base: 0, copying: None, hours: Default::default() };
+        let mut store =
+            Store { path, trees: Some(trees), id_base: 0, copying: None, hours: Default::default(), read_only };
         store.id_base = store.meta_u64("id_base")?;
-        store.check_schema(had_data)?;
+        if !read_only {
+            store.check_schema(had_data)?;
+        }
         store.check_manifest()?;
         Ok(store)
     }
@@ -332,6 +409,7 @@ impl Store {
     /// Writes one record (`None` removes it), noted for a compaction under way. Returns whether
     /// the record was there before.
     fn write(&self, tree: &'static str, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
+        self.writable(tree)?;
         let t = self.t()?.by_name(tree);
         let before = match value {
             Some(v) => t.insert(key, v),
@@ -340,6 +418,14 @@ impl Store {
         .map_err(|e| self.err(e))?;
         self.logged(tree, key, value);
         Ok(before.is_some())
+    }
+
+    /// An error when the store was opened read-only.
+    fn writable(&self, what: &'static str) -> Result<()> {
+        match self.read_only {
+            true => Err(StoreError::ReadOnly { path: self.path.clone(), what }),
+            false => Ok(()),
+        }
     }
 
     /// Notes a write for the compaction under way, if any.
@@ -387,6 +473,23 @@ impl Trees {
 impl Drop for Store {
     fn drop(&mut self) {
         self.abandon_compaction();
+        if self.read_only {
+            return;
+        }
+        // sled brings its snapshot up to the end of its log when it opens, which would be a
+        // write by the next command even if that command only reads. Opened once more here, as
+        // the writer closes, it is brought up to date now (and the next open has less to read).
+        if let Some(trees) = self.trees.take() {
+            drop(trees);
+            for _ in 0..10 {
+                match sled::Config::new().path(&self.path).cache_capacity(CACHE_BYTES).open() {
+                    Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    _ => break,
+                }
+            }
+        }
     }
 }
 

@@ -48,6 +48,7 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
+        self.writable("samples")?;
         let t = self.t()?;
         let samples: Vec<(Vec<u8>, Vec<u8>)> =
             items.iter().map(|i| (key_at(i.key, i.sample.at), Self::encode(i.sample))).collect();
@@ -246,6 +247,7 @@ impl Store {
     /// exactly, packed ones by whole hours, so up to an hour more may stay. Returns how many
     /// were removed.
     pub fn prune_samples(&self, key: &ChannelKey, before: i64) -> Result<usize> {
+        self.writable("samples")?;
         let t = self.t()?;
         let mut batch = sled::Batch::default();
         let mut n = 0;
@@ -290,6 +292,7 @@ impl Store {
         combine: impl Fn(&mut T, T),
     ) -> Result<usize> {
         use sled::Transactional;
+        self.writable(p.packed)?;
         let t = self.t()?;
         let (live, packed) = (t.by_name(p.live), t.by_name(p.packed));
         let before = (now - p.settle_ms).div_euclid(p.block_ms) * p.block_ms;
