@@ -311,6 +311,14 @@ fn read_only_commands_never_write() {
         }
     };
     read_all("schema 3");
+    // A dry check polls (the fixtures' sources are not there) and judges, and stores nothing.
+    let before = file_bytes(&db);
+    let o = cockpit(&db, &["check", "--dry-run", "--json"]);
+    assert!(matches!(o.status.code(), Some(0..=2)), "{}", stderr(&o));
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).is_ok(), "{}", stdout(&o));
+    let after = file_bytes(&db);
+    let changed: Vec<_> = after.keys().chain(before.keys()).filter(|p| before.get(*p) != after.get(*p)).collect();
+    assert!(changed.is_empty(), "check --dry-run changed {changed:?}: {}", stderr(&o));
     Store::open(&db).unwrap().rewrite_as_schema_2().unwrap();
     read_all("schema 2");
     assert!(stdout(&cockpit(&db, &["campaign", "show", "618-promo"])).contains("tmall-ztc"));

@@ -35,12 +35,12 @@ struct Row<'a> {
 }
 
 /// Polls the sources of `campaign` (every campaign when `None`) once, evaluates the rules, and
-/// returns the report to print and the exit code.
+/// returns the report to print and the exit code. A dry run (`json, dry_run`) stores nothing.
 pub async fn run(
     store: Store,
     clock: SharedClock,
     campaign: Option<&str>,
-    json: bool,
+    (json, dry_run): (bool, bool),
     interval: Duration,
     token: (Option<&crate::poll::Secret>, bool),
     secrets: &std::collections::BTreeMap<String, crate::poll::Secret>,
@@ -76,7 +76,9 @@ pub async fn run(
     for outcome in futures_util::future::join_all(polls).await {
         engine.on_poll(outcome);
     }
-    engine.commit();
+    if !dry_run {
+        engine.commit();
+    }
     engine.publish();
     let snap = snapshots.borrow().clone();
     Ok(report(&snap, campaign, json))

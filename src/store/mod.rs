@@ -376,7 +376,7 @@ impl Store {
         self.abandon_compaction();
         // Dropping the trees flushes what sled still can and lets go of the file lock.
         drop(self.trees.take());
-        let fresh = Store::open(&self.path)?;
+        let fresh = Store::open_as(&self.path, self.read_only)?;
         *self = fresh;
         Ok(())
     }

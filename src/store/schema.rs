@@ -152,6 +152,7 @@ impl Store {
 
     /// A new id for a journal entry or a note, increasing across restarts.
     pub fn next_id(&self) -> Result<u64> {
+        self.writable("an id")?;
         self.t()?.db.generate_id().map(|id| self.id_base + id + 1).map_err(|e| self.err(e))
     }
 
