@@ -129,11 +129,14 @@ impl Store {
         if let Ok(m) = std::fs::read(self.path.join("manifest.json")) {
             std::fs::write(fresh_path.join("manifest.json"), m).map_err(io_err(fresh_path))?;
         }
+        fault_point("compaction-copied");
         // The mark that the new file is whole: from here on, a crash keeps the new file.
         std::fs::write(fresh_path.join(COMPLETE_MARK), b"").map_err(io_err(fresh_path))?;
+        fault_point("compaction-marked");
         drop(self.trees.take());
         // sled lets go of its lock a moment after its handle is dropped; `open` waits for it.
         std::fs::rename(&self.path, sibling(&self.path, REPLACED)).map_err(io_err(&self.path))?;
+        fault_point("compaction-moved-aside");
         recover_compaction(&self.path).map_err(io_err(&self.path))?;
         *self = Store::open(&self.path)?;
         Ok(())
@@ -215,6 +218,15 @@ pub(super) const COMPLETE_MARK: &str = "complete";
 /// Completes or abandons a compaction cut short: a complete new file with no database in place
 /// is moved in; an incomplete one is deleted; the replaced file is deleted once a database is
 /// in place.
+/// For the `kill -9` tests: the process dies here, as by `kill -9`, when `COCKPIT_FAULT` names
+/// this point.
+fn fault_point(name: &str) {
+    if std::env::var("COCKPIT_FAULT").is_ok_and(|f| f == name) {
+        // SAFETY: raising a signal has no preconditions.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
 /// Whether `recover_compaction` has something to do.
 pub(super) fn needs_recovery(path: &Path) -> bool {
     sibling(path, COMPACTING).exists() || sibling(path, REPLACED).exists()
@@ -228,6 +240,7 @@ pub(super) fn recover_compaction(path: &Path) -> std::io::Result<()> {
         } else if !path.exists() {
             std::fs::remove_file(fresh.join(COMPLETE_MARK))?;
             std::fs::rename(&fresh, path)?;
+            fault_point("compaction-swapped");
         } else {
             // Both complete: the swap never started, the old file is still the database.
             std::fs::remove_dir_all(&fresh)?;
