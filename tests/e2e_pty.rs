@@ -47,16 +47,34 @@ impl Session {
         cmd.env_remove("COCKPIT_DB");
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().unwrap();
+        // The reader's own descriptor of the master, for polling and reading.
+        let mut reader: std::fs::File = {
+            use std::os::fd::{AsRawFd, BorrowedFd};
+            let fd = pair.master.as_raw_fd().expect("a pty master has a descriptor");
+            // SAFETY: the master's descriptor is open for as long as `pair.master` lives.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            let own = borrowed.try_clone_to_owned().unwrap();
+            assert!(own.as_raw_fd() >= 0);
+            own.into()
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
         let writer = pair.master.take_writer().unwrap();
         let (tx, rx) = mpsc::channel();
         let hang_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = hang_up.clone();
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() || stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
+            // Reads only what is there, so that a hang-up is seen within a poll's wait even
+            // when the program writes nothing.
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd for its length, of a descriptor this thread owns.
+                if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
+                    continue;
+                }
+                match reader.read(&mut buf) {
+                    Ok(n) if n > 0 && tx.send(buf[..n].to_vec()).is_ok() => {}
+                    _ => break,
                 }
             }
         });
@@ -105,7 +123,7 @@ impl Session {
     fn drop_the_link(&mut self) -> portable_pty::ExitStatus {
         self.hang_up.store(true, std::sync::atomic::Ordering::SeqCst);
         self.writer = None;
-        // The reader lets go at its next read (the cockpit draws at least once a second).
+        // The reader lets go within its poll's wait.
         self.reader.take().unwrap().join().unwrap();
         self.master = None;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -185,6 +203,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        self.hang_up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -617,4 +636,69 @@ fn keys_answer_while_every_source_hangs() {
     assert!(worst < Duration::from_secs(2), "{worst:?}");
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
+}
+
+/// A write that hangs (a stuck disk, as sled would show it): the header says what the database
+/// is writing and for how long while it lasts, the log says so, keys are answered meanwhile,
+/// and once the write is through the header is as before.
+#[test]
+fn a_stalled_write_shows_in_the_header_and_the_keys_still_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let mut s = Session::start_with(
+        dir.path(),
+        &["demo", "--db", db.to_str().unwrap(), "--speed", "60", "--no-history"],
+        &[("COCKPIT_FAULT", "stall-writes-of:samples:8")],
+    );
+    s.wait_for("the stall in the header", |sc| sc.contains("DB STALLED: writing samples for"));
+    s.send("?");
+    s.wait_for("the help, during the stall", |sc| sc.contains("Keys — ? or Esc to close"));
+    s.send("\x1b");
+    s.wait_for("the stall over", |sc| !sc.contains("DB STALLED") && sc.contains("data live"));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    let mut logged = String::new();
+    let mut todo = vec![dir.path().to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            match e.path() {
+                p if p.is_dir() => todo.push(p),
+                p if p.to_string_lossy().contains("log") => {
+                    logged.push_str(&std::fs::read_to_string(&p).unwrap_or_default())
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(logged.contains("has been writing samples for"), "{logged}");
+    assert!(logged.contains("finished writing samples"), "{logged}");
+}
+
+/// `cockpit serve` started in a terminal that then goes away (the SSH link drops): the
+/// session's end, not a SIGHUP to read the configuration again. It stops by itself with a
+/// normal status and the database holds its samples.
+#[test]
+fn a_service_whose_terminal_goes_away_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let mut s = Session::start_with(
+        dir.path(),
+        &["demo", "--serve", "--db", db.to_str().unwrap(), "--speed", "600"],
+        &[("XDG_RUNTIME_DIR", dir.path().to_str().unwrap())],
+    );
+    s.wait_for("the service's greeting", |sc| sc.contains("the demo is served"));
+    // Samples stored: a client sees the demo's data through the service.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--db", db.to_str().unwrap(), "campaign", "show", "618-promo", "--json"])
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env("COCKPIT_CONFIG", dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = s.drop_the_link();
+    assert!(status.signal().is_none() && status.success(), "died by {:?}: {status:?}", status.signal());
+    let store = campaign_cockpit::store::Store::open(&db).unwrap();
+    let cur = store.cursor(&campaign_cockpit::domain::ChannelKey::new("618-promo", "tmall-ztc")).unwrap();
+    assert!(cur.is_some_and(|c| c.totals.spend > 0.0), "samples were flushed");
 }

@@ -824,11 +824,13 @@ async fn demo(
         store.put_campaign(c)?;
     }
     let result = match ui.serve.take() {
-        Some(opts) => {
+        Some(mut opts) => {
             let db = store.path().to_path_buf();
             drop(store);
-            println!("the demo is served: attach from another terminal with `cockpit --db {}`", db.display());
-            println!("Ctrl-C stops it.");
+            opts.ready = Some(format!(
+                "the demo is served: attach from another terminal with `cockpit --db {}`\nCtrl-C stops it.\n",
+                db.display()
+            ));
             serve::serve_on(&db, clock, ui.settings(interval), opts).await
         }
         None => cockpit(store, clock, ui, interval).await,

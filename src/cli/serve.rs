@@ -57,6 +57,8 @@ pub struct ServeOpts {
     /// Where `/metrics` is served.
     metrics: Option<String>,
     token: Option<crate::poll::Secret>,
+    /// Printed once the service listens (`demo --serve`: how to attach).
+    pub ready: Option<String>,
 }
 
 /// The service's options from the command line and the configuration; a bad one is named.
@@ -95,7 +97,8 @@ pub fn serve_opts(
         url::Url::parse(&w.url).map_err(|e| BadInput(format!("notify.webhook[{i}].url '{}': {e}", w.url)))?;
     }
     let metrics = metrics.map(str::to_string);
-    Ok(ServeOpts { listen, paging, webhooks, metrics, token: token.map(|t| crate::poll::Secret::new(t.trim())) })
+    let token = token.map(|t| crate::poll::Secret::new(t.trim()));
+    Ok(ServeOpts { listen, paging, webhooks, metrics, token, ready: None })
 }
 
 /// `cockpit serve`: the engine and the API until SIGTERM or SIGINT (flushed, exit 0).
@@ -122,6 +125,7 @@ pub async fn serve_on(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let terminals = crate::ui::terminal::terminals();
     let (mut service, snapshots, commands) = Service::start(db, clock.clone(), &settings)?;
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let (replan_tx, mut replan) = tokio::sync::mpsc::channel(8);
@@ -140,11 +144,21 @@ pub async fn serve_on(
     if let Some(addr) = &opts.metrics {
         tasks.push(serve_metrics(addr, snapshots.clone(), ctx.stopping.clone()).await?);
     }
+    if let Some(text) = &opts.ready {
+        use std::io::Write;
+        // As far as standard output is there (it may be a terminal that has gone).
+        let _ = std::io::stdout().write_all(text.as_bytes()).and_then(|()| std::io::stdout().flush());
+    }
     let why = loop {
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
             _ = sighup.recv() => {
+                // Run in a terminal that went away (a dropped SSH link): the end of the session,
+                // not a request to read the configuration again.
+                if crate::ui::terminal::any_hung_up(&terminals) {
+                    break "the terminal went away";
+                }
                 // The configuration as at start, read again; the campaigns from the database.
                 match super::layered(Cli::parse_from(std::env::args())) {
                     Ok(cli) => {

@@ -26,6 +26,9 @@ pub struct Snapshot {
     /// Real time of the last sample taken in.
     pub last_data: Option<Instant>,
     pub store_error: Option<String>,
+    /// A write that has taken seconds so far: what it writes, and for how long (set by the
+    /// watchdog while the engine waits for it).
+    pub stall: Option<String>,
     /// The database is being rewritten into a fresh file: new data waits until it is done.
     pub compacting: bool,
     pub series: Option<Arc<SeriesView>>,

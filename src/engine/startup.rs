@@ -126,6 +126,12 @@ pub struct Starting {
 }
 
 impl Starting {
+    /// What a watchdog needs to show a write that stalls: the store's write watch, and the
+    /// state the clients read.
+    pub fn watchdog(&self) -> (Arc<crate::store::WriteWatch>, watch::Sender<Arc<Snapshot>>) {
+        (self.store.write_watch(), self.tx.clone())
+    }
+
     /// Refuses every action from the start (`--read-only`): the first frame says so already.
     pub fn set_read_only(&mut self, on: bool) {
         self.read_only = on;

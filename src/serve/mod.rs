@@ -58,10 +58,20 @@ impl Running {
         let (mut starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
         starting.set_read_only(s.read_only);
         starting.set_control_token(s.control_token.clone());
+        let watchdog = tokio::spawn(watch_writes(starting.watchdog()));
         let (poll_tx, poll_rx) = mpsc::channel(1024);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);
         let task = tokio::spawn(async move {
+            // The watchdog holds a sender of the state: it goes with the engine, so that the
+            // clients see the state end when the engine does.
+            struct Abort(tokio::task::JoinHandle<()>);
+            impl Drop for Abort {
+                fn drop(&mut self) {
+                    self.0.abort();
+                }
+            }
+            let _watchdog = Abort(watchdog);
             let loaded = tokio::task::spawn_blocking(move || starting.load()).await;
             // A panic while loading is a bug: passed on as it is.
             let engine = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
@@ -82,6 +92,36 @@ impl Running {
             let _ = done_rx.await;
         }
         self.task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+}
+
+/// Once a second: a write under way for `STALL_AFTER` or more is put in the state the
+/// clients see (the engine, waiting for it, publishes nothing meanwhile) and logged with what
+/// it writes; the store logs its end, and the engine's next state clears it.
+async fn watch_writes((watch, snapshots): (Arc<crate::store::WriteWatch>, watch::Sender<Arc<Snapshot>>)) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stalled: Option<(&'static str, Duration)> = None;
+    loop {
+        tick.tick().await;
+        match watch.stalled(crate::store::STALL_AFTER) {
+            Some((what, took)) => {
+                if stalled.is_none_or(|(w, _)| w != what) {
+                    tracing::warn!(
+                        "the database has been writing {what} for {} s and has not finished",
+                        took.as_secs()
+                    );
+                }
+                stalled = Some((what, took));
+                let text = format!("writing {what} for {}s", took.as_secs());
+                snapshots.send_modify(|s| Arc::make_mut(s).stall = Some(text));
+            }
+            None => {
+                if stalled.take().is_some() {
+                    snapshots.send_if_modified(|s| Arc::make_mut(s).stall.take().is_some());
+                }
+            }
+        }
     }
 }
 

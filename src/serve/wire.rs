@@ -167,6 +167,8 @@ pub struct Delta {
     /// Milliseconds since the last sample came in.
     pub data_age_ms: Option<u64>,
     pub store_error: Option<String>,
+    #[serde(default)]
+    pub stall: Option<String>,
     pub compacting: bool,
     pub read_only: bool,
     pub notice: Option<(u64, String)>,
@@ -412,6 +414,7 @@ impl Encoder {
             speed: s.speed,
             data_age_ms: age(s.last_data),
             store_error: s.store_error.clone(),
+            stall: s.stall.clone(),
             compacting: s.compacting,
             read_only: s.read_only,
             notice: s.notice.clone(),
@@ -498,6 +501,7 @@ pub fn apply(base: &Snapshot, d: Delta) -> Result<Snapshot, String> {
     s.speed = d.speed;
     s.last_data = instant(d.data_age_ms);
     s.store_error = d.store_error;
+    s.stall = d.stall;
     s.compacting = d.compacting;
     s.read_only = d.read_only;
     s.notice = d.notice;

@@ -138,7 +138,9 @@ impl Store {
         std::fs::rename(&self.path, sibling(&self.path, REPLACED)).map_err(io_err(&self.path))?;
         fault_point("compaction-moved-aside");
         recover_compaction(&self.path).map_err(io_err(&self.path))?;
-        *self = Store::open(&self.path)?;
+        let mut fresh = Store::open(&self.path)?;
+        fresh.watch = self.watch.clone();
+        *self = fresh;
         Ok(())
     }
 

@@ -123,8 +123,40 @@ fn key_at(key: &ChannelKey, ms: i64) -> Vec<u8> {
     k
 }
 
+/// What the store is writing and since when, for a watchdog outside the writer: a write
+/// that takes seconds (a stuck disk, a sled stall) is seen while it lasts.
+#[derive(Default)]
+pub struct WriteWatch(std::sync::Mutex<Option<(&'static str, std::time::Instant)>>);
+
+impl WriteWatch {
+    /// The write under way for at least `after`: what, and for how long.
+    pub fn stalled(&self, after: std::time::Duration) -> Option<(&'static str, std::time::Duration)> {
+        let w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        w.map(|(what, since)| (what, since.elapsed())).filter(|(_, d)| *d >= after)
+    }
+}
+
+/// Whether the injected stall (`COCKPIT_FAULT=stall-writes-of:WHAT:SECS`) has happened.
+static STALLED_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Clears the watch when the write ends.
+struct Writing<'a>(&'a WriteWatch);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let ended = self.0.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((what, since)) = ended.filter(|(_, since)| since.elapsed() >= STALL_AFTER) {
+            tracing::info!("the database finished writing {what} after {:.1} s", since.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// A write that takes longer than this is a stall: shown in the header and logged.
+pub const STALL_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub struct Store {
     path: PathBuf,
+    watch: std::sync::Arc<WriteWatch>,
     /// `None` only between dropping a handle that hit a write error and opening it again.
     trees: Option<Trees>,
     /// Ids handed out before the file was last compacted: sled counts ids per file, so a
@@ -350,8 +382,15 @@ impl Store {
             period_rows: tree("period_rows")?,
             db,
         };
-        let mut store =
-            Store { path, trees: Some(trees), id_base: 0, copying: None, hours: Default::default(), read_only };
+        let mut store = Store {
+            path,
+            watch: Default::default(),
+            trees: Some(trees),
+            id_base: 0,
+            copying: None,
+            hours: Default::default(),
+            read_only,
+        };
         store.id_base = store.meta_u64("id_base")?;
         if !read_only {
             store.check_schema(had_data)?;
@@ -376,7 +415,8 @@ impl Store {
         self.abandon_compaction();
         // Dropping the trees flushes what sled still can and lets go of the file lock.
         drop(self.trees.take());
-        let fresh = Store::open_as(&self.path, self.read_only)?;
+        let mut fresh = Store::open_as(&self.path, self.read_only)?;
+        fresh.watch = self.watch.clone();
         *self = fresh;
         Ok(())
     }
@@ -410,6 +450,7 @@ impl Store {
     /// the record was there before.
     fn write(&self, tree: &'static str, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         self.writable(tree)?;
+        let _writing = self.writing(tree);
         let t = self.t()?.by_name(tree);
         let before = match value {
             Some(v) => t.insert(key, v),
@@ -418,6 +459,26 @@ impl Store {
         .map_err(|e| self.err(e))?;
         self.logged(tree, key, value);
         Ok(before.is_some())
+    }
+
+    /// Marks a write under way until the guard is dropped (see `WriteWatch`).
+    fn writing(&self, what: &'static str) -> Writing<'_> {
+        *self.watch.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((what, std::time::Instant::now()));
+        if let Ok(f) = std::env::var("COCKPIT_FAULT")
+            && let Some(secs) = f.strip_prefix("stall-writes-of:").and_then(|r| r.split_once(':'))
+            && secs.0 == what
+            && !STALLED_ONCE.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            // Fault injection for the stall test: the first write of this kind hangs the given
+            // seconds.
+            std::thread::sleep(std::time::Duration::from_secs(secs.1.parse().unwrap_or(5)));
+        }
+        Writing(&self.watch)
+    }
+
+    /// What is being written, for a watchdog.
+    pub fn write_watch(&self) -> std::sync::Arc<WriteWatch> {
+        self.watch.clone()
     }
 
     /// An error when the store was opened read-only.
@@ -437,6 +498,7 @@ impl Store {
     }
 
     pub fn flush(&self) -> Result<()> {
+        let _writing = (!self.read_only).then(|| self.writing("a flush"));
         self.t()?.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 

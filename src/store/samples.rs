@@ -49,6 +49,7 @@ impl Store {
             return Ok(());
         }
         self.writable("samples")?;
+        let _writing = self.writing("samples");
         let t = self.t()?;
         let samples: Vec<(Vec<u8>, Vec<u8>)> =
             items.iter().map(|i| (key_at(i.key, i.sample.at), Self::encode(i.sample))).collect();
@@ -293,6 +294,7 @@ impl Store {
     ) -> Result<usize> {
         use sled::Transactional;
         self.writable(p.packed)?;
+        let _writing = self.writing(p.packed);
         let t = self.t()?;
         let (live, packed) = (t.by_name(p.live), t.by_name(p.packed));
         let before = (now - p.settle_ms).div_euclid(p.block_ms) * p.block_ms;

@@ -75,7 +75,9 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
         tail.insert_str(0, &format!(" │ {service}"));
     }
     // Ahead of the counts, which matter less than data that is not being saved.
-    if snap.store_error.is_some() {
+    if let Some(stall) = &snap.stall {
+        tail.insert_str(0, &format!(" │ DB STALLED: {stall}"));
+    } else if snap.store_error.is_some() {
         tail.insert_str(0, " │ DB WRITE FAILING");
     } else if snap.compacting {
         tail.insert_str(0, " │ compacting DB…");

@@ -76,6 +76,24 @@ fn input_fd() -> Option<std::os::fd::OwnedFd> {
     std::fs::File::open("/dev/tty").ok().map(std::os::fd::OwnedFd::from)
 }
 
+/// Standard input, output and error as far as they are terminals (asked at start: a
+/// terminal that has hung up no longer says it is one).
+pub fn terminals() -> Vec<std::os::fd::OwnedFd> {
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    let fds = [
+        std::io::stdin().is_terminal().then(|| std::io::stdin().as_fd().try_clone_to_owned()),
+        std::io::stdout().is_terminal().then(|| std::io::stdout().as_fd().try_clone_to_owned()),
+        std::io::stderr().is_terminal().then(|| std::io::stderr().as_fd().try_clone_to_owned()),
+    ];
+    fds.into_iter().flatten().flatten().collect()
+}
+
+/// Whether one of `terminals` has hung up.
+pub fn any_hung_up(terminals: &[std::os::fd::OwnedFd]) -> bool {
+    terminals.iter().any(|fd| hung_up(Some(fd)).is_err())
+}
+
 /// An error when the terminal has hung up or closed (asked without waiting).
 fn hung_up(fd: Option<&std::os::fd::OwnedFd>) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
