@@ -270,6 +270,21 @@ fn bench_dbsize() {
     let t = Instant::now();
     store.finish_compaction().unwrap();
     println!("replay and swap with no writes meanwhile: {}", ms(t.elapsed()));
+    // Where the bytes are: what the records hold, by tree, against the file.
+    let report = store.check().unwrap();
+    let held: u64 = report.trees.iter().map(|(_, _, b)| b).sum();
+    let by_tree: Vec<String> = report
+        .trees
+        .iter()
+        .filter(|(_, n, _)| *n > 0)
+        .map(|(t, n, b)| format!("{t} {n} records {:.1} MiB", mib(*b)))
+        .collect();
+    println!(
+        "  the records hold {:.1} MiB of keys and values ({}); the file after a compaction {:.1} MiB",
+        mib(held),
+        by_tree.join(", "),
+        mib(store.size_on_disk())
+    );
     println!("dbsize: {:.1} MiB for {n} channels after {days} days", mib(peak.max(files)));
 }
 
