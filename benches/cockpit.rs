@@ -188,6 +188,7 @@ fn bench_dbsize() {
     let mut cursors = vec![ChannelCursor::default(); n];
     let days: usize = std::env::var("DBSIZE_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let minutes = days * 24 * 60;
+    let compact = std::env::var("DBSIZE_COMPACT").map_or(true, |v| v != "0");
     let t = Instant::now();
     // Ten minutes of readings per transaction (the engine writes one per 100 ms window).
     for block in 0..minutes / 10 {
@@ -208,7 +209,9 @@ fn bench_dbsize() {
                 store.pack(key, now_ms).unwrap();
             }
             peak = peak.max(walk_size(dir.path()));
-            if store.compaction_copied() {
+            if !compact {
+                // `DBSIZE_COMPACT=0`: sled's file as it grows by itself.
+            } else if store.compaction_copied() {
                 let t = Instant::now();
                 let c = store.finish_compaction().unwrap();
                 compactions.push((c, t.elapsed()));
