@@ -464,14 +464,19 @@ impl Store {
     /// Marks a write under way until the guard is dropped (see `WriteWatch`).
     fn writing(&self, what: &'static str) -> Writing<'_> {
         *self.watch.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((what, std::time::Instant::now()));
-        if let Ok(f) = std::env::var("COCKPIT_FAULT")
-            && let Some(secs) = f.strip_prefix("stall-writes-of:").and_then(|r| r.split_once(':'))
-            && secs.0 == what
+        // Fault injection for the stall test: the first write of this kind hangs the given
+        // seconds (`COCKPIT_FAULT=stall-writes-of:WHAT:SECS`, read once).
+        static STALL: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+        let stall = STALL.get_or_init(|| {
+            let f = std::env::var("COCKPIT_FAULT").ok()?;
+            let (tree, secs) = f.strip_prefix("stall-writes-of:")?.split_once(':')?;
+            Some((tree.to_string(), secs.parse().unwrap_or(5)))
+        });
+        if let Some((tree, secs)) = stall
+            && tree == what
             && !STALLED_ONCE.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            // Fault injection for the stall test: the first write of this kind hangs the given
-            // seconds.
-            std::thread::sleep(std::time::Duration::from_secs(secs.1.parse().unwrap_or(5)));
+            std::thread::sleep(std::time::Duration::from_secs(*secs));
         }
         Writing(&self.watch)
     }
