@@ -89,7 +89,11 @@ pub fn kpi(
     };
     let active = !effective.holds(v);
     let off = if limit.value != 0.0 { (v - limit.value).abs() / limit.value.abs() } else { 0.0 };
-    let severity = if off > 0.25 { Severity::Crit } else { Severity::Warn };
+    // Critical only on evidence: a cost per result over its ceiling on a handful of results
+    // may be chance (2 conversions where the limit expects 7 happen 4 times in 100): a page
+    // needs fewer than 1 in 100.
+    let evident = chance_within_ceiling(limit, window).is_none_or(|p| p < CRIT_EVIDENCE);
+    let severity = if off > 0.25 && evident { Severity::Crit } else { Severity::Warn };
     let verdict =
         |summary| Verdict { active, severity, observed: Some(v), expected: Some((limit.value, 0.0)), summary };
     // A clear check of a limit that was not breached shows nowhere: nothing to word.
@@ -104,6 +108,37 @@ pub fn kpi(
         _ => format!("{} {results_word}", if m == Metric::Cpl { window.leads } else { window.conversions }),
     };
     Some(verdict(format!("{} {} vs limit {limit} over {span}, {volume}", m.label(), m.format(Some(v)))))
+}
+
+/// How unlikely, at most, a critical KPI breach may be under the limit.
+pub const CRIT_EVIDENCE: f64 = 0.01;
+
+/// For a ceiling on a cost per result (CPA, CPL): the chance of as few results as seen, or
+/// fewer, had the channel paid exactly the ceiling for each (results arriving as a Poisson
+/// process, `spend / ceiling` expected). `None` for other limits.
+pub fn chance_within_ceiling(limit: &KpiLimit, window: &Counters) -> Option<f64> {
+    let ceiling = matches!(limit.op, crate::domain::Op::Le | crate::domain::Op::Lt) && limit.value > 0.0;
+    let results = match limit.metric {
+        Metric::Cpa => window.conversions,
+        Metric::Cpl => window.leads,
+        _ => return None,
+    };
+    (ceiling && window.spend > 0.0).then(|| poisson_cdf(results, window.spend / limit.value))
+}
+
+/// P(X ≤ k) for X ~ Poisson(λ), summed in log space (no underflow for large λ).
+pub fn poisson_cdf(k: u64, lambda: f64) -> f64 {
+    if lambda <= 0.0 {
+        return 1.0;
+    }
+    // log of each term λ^i e^-λ / i!, added with log-sum-exp against the largest so far.
+    let (mut log_term, mut log_sum) = (-lambda, -lambda);
+    for i in 1..=k.min(100_000) {
+        log_term += lambda.ln() - (i as f64).ln();
+        let (hi, lo) = if log_term > log_sum { (log_term, log_sum) } else { (log_sum, log_term) };
+        log_sum = hi + (lo - hi).exp().ln_1p();
+    }
+    log_sum.exp().min(1.0)
 }
 
 /// Wilson score interval for `successes` out of `trials` at `z` standard deviations.
@@ -261,6 +296,35 @@ mod tests {
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand_distr::{Binomial, Distribution, Normal, Poisson};
+
+    #[test]
+    fn poisson_tails_match_their_sums_and_stay_finite() {
+        // e^-λ (1 + λ + λ²/2) for λ = 6.75: 0.0356.
+        let direct = (-6.75f64).exp() * (1.0 + 6.75 + 6.75 * 6.75 / 2.0);
+        assert!((poisson_cdf(2, 6.75) - direct).abs() < 1e-12);
+        assert_eq!(poisson_cdf(0, 0.0), 1.0);
+        assert!((poisson_cdf(1_000, 1_000.0) - 0.5084).abs() < 1e-3, "{}", poisson_cdf(1_000, 1_000.0));
+        assert!(poisson_cdf(10, 5_000.0) < 1e-300 && poisson_cdf(10, 5_000.0) >= 0.0);
+        // Monotone in k and in λ.
+        assert!(poisson_cdf(3, 6.75) > poisson_cdf(2, 6.75));
+        assert!(poisson_cdf(2, 7.0) < poisson_cdf(2, 6.75));
+    }
+
+    /// The demo's case: CPA 303.65 against a ceiling of 90 on 2 conversions is a warning, not
+    /// a page; the same CPA on 20 conversions is critical.
+    #[test]
+    fn a_cost_ceiling_breached_on_a_handful_of_results_is_no_page() {
+        let limit = KpiLimit { metric: Metric::Cpa, op: crate::domain::Op::Le, value: 90.0 };
+        let guard = VolumeGuard::default();
+        let few = Counters { conversions: 2, spend: 607.3, clicks: 400, impressions: 20_000, ..Default::default() };
+        let v = kpi(&limit, &few, &guard, 0.05, false, "3h").unwrap();
+        assert!(v.active && v.severity == Severity::Warn, "{v:?}");
+        let p = chance_within_ceiling(&limit, &few).unwrap();
+        assert!((0.03..0.04).contains(&p), "{p}");
+        let many = Counters { conversions: 20, spend: 6_073.0, ..few };
+        let v = kpi(&limit, &many, &guard, 0.05, false, "3h").unwrap();
+        assert!(v.active && v.severity == Severity::Crit, "{v:?}");
+    }
 
     fn window(impressions: u64, clicks: u64, leads: u64, spend: f64) -> Counters {
         Counters { impressions, clicks, leads, conversions: leads / 2, spend, revenue: 0.0 }
