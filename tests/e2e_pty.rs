@@ -207,6 +207,25 @@ impl Drop for Session {
     }
 }
 
+/// Every log file under `dir` (the cockpit's XDG directories in the tests): how many, and
+/// their text one after the other.
+fn logs_under(dir: &std::path::Path) -> (usize, String) {
+    let (mut n, mut text) = (0, String::new());
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.to_string_lossy().contains("log") {
+                text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+                n += 1;
+            }
+        }
+    }
+    (n, text)
+}
+
 fn gauge_line(screen: &str, label: &str) -> String {
     screen.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or("").to_string()
 }
@@ -586,20 +605,9 @@ fn tokens_never_show_anywhere() {
         seen.push_str(&String::from_utf8_lossy(&out.stdout));
         seen.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    let mut files = vec![dir.path().to_path_buf()];
-    let mut logs = 0;
-    while let Some(p) = files.pop() {
-        for e in std::fs::read_dir(&p).unwrap().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                files.push(path);
-            } else if path.to_string_lossy().contains("log") || path.extension().is_some_and(|x| x == "log") {
-                seen.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-                logs += 1;
-            }
-        }
-    }
+    let (logs, logged) = logs_under(dir.path());
     assert!(logs > 0, "no log file was read");
+    seen.push_str(&logged);
     assert!(seen.contains("618-promo"), "the outputs were read");
     for t in [SOURCE, CONTROL] {
         assert!(!seen.contains(t), "the token {t} shows");
@@ -657,19 +665,7 @@ fn a_stalled_write_shows_in_the_header_and_the_keys_still_answer() {
     s.wait_for("the stall over", |sc| !sc.contains("DB STALLED") && sc.contains("data live"));
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
-    let mut logged = String::new();
-    let mut todo = vec![dir.path().to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            match e.path() {
-                p if p.is_dir() => todo.push(p),
-                p if p.to_string_lossy().contains("log") => {
-                    logged.push_str(&std::fs::read_to_string(&p).unwrap_or_default())
-                }
-                _ => {}
-            }
-        }
-    }
+    let (_, logged) = logs_under(dir.path());
     assert!(logged.contains("has been writing samples for"), "{logged}");
     assert!(logged.contains("finished writing samples"), "{logged}");
 }

@@ -101,18 +101,18 @@ impl Running {
 async fn watch_writes((watch, snapshots): (Arc<crate::store::WriteWatch>, watch::Sender<Arc<Snapshot>>)) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stalled: Option<(&'static str, Duration)> = None;
+    let mut stalled: Option<&'static str> = None;
     loop {
         tick.tick().await;
         match watch.stalled(crate::store::STALL_AFTER) {
             Some((what, took)) => {
-                if stalled.is_none_or(|(w, _)| w != what) {
+                if stalled != Some(what) {
                     tracing::warn!(
                         "the database has been writing {what} for {} s and has not finished",
                         took.as_secs()
                     );
                 }
-                stalled = Some((what, took));
+                stalled = Some(what);
                 let text = format!("writing {what} for {}s", took.as_secs());
                 snapshots.send_modify(|s| Arc::make_mut(s).stall = Some(text));
             }

@@ -87,7 +87,7 @@ macro_rules! compact_records {
     )*};
 }
 
-compact_records!(ChannelCursor, CampaignTotals, Sample, Counters, Vec<SegmentCounters>);
+compact_records!(ChannelCursor, CampaignTotals, Sample);
 
 /// Money to whole millionths of the currency, and back (the nearest float to that decimal).
 fn micros(x: f64) -> i64 {
@@ -250,26 +250,6 @@ impl Compact for Sample {
     }
 }
 
-impl Compact for Counters {
-    type M = Amounts;
-    fn pack(&self) -> Amounts {
-        self.into()
-    }
-    fn unpack(m: Amounts) -> Self {
-        m.into()
-    }
-}
-
-impl Compact for Vec<SegmentCounters> {
-    type M = Vec<Segment<Amounts>>;
-    fn pack(&self) -> Self::M {
-        segments(self)
-    }
-    fn unpack(m: Self::M) -> Self {
-        from_segments(m)
-    }
-}
-
 /// A value that packed blocks hold by time: its compact form without the time.
 pub(super) trait Timed: Record + DeserializeOwned {
     type M: Serialize + DeserializeOwned;
@@ -306,6 +286,25 @@ impl Timed for Vec<SegmentCounters> {
         from_segments(m)
     }
 }
+
+/// Values whose record is their timed form (they hold no time of their own).
+macro_rules! timeless_records {
+    ($($t:ty),*) => {$(
+        impl Record for $t {
+            fn to_bytes(&self) -> Vec<u8> {
+                tagged(&self.pack_timed())
+            }
+            fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+                if is_json(bytes) {
+                    return json(bytes);
+                }
+                untagged(bytes).map(|m| <$t>::unpack_timed(0, m))
+            }
+        }
+    )*};
+}
+
+timeless_records!(Counters, Vec<SegmentCounters>);
 
 /// A packed block: the first time in full, then each time as the gap from the one before.
 impl<T: Timed> Record for Vec<(i64, T)> {

@@ -330,24 +330,7 @@ impl Store {
         // A database with data but without its schema record was cut short or damaged: sled
         // would quietly start from an older state, so it is refused instead.
         let had_data = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
-        // sled lets go of its file lock from a background thread a moment after the last
-        // handle is dropped: a lock still held is retried briefly before "in use" is reported.
-        let mut tries = 0;
-        let db = loop {
-            match sled::Config::new()
-                .path(&path)
-                .cache_capacity(CACHE_BYTES)
-                .flush_every_ms(Some(1000))
-                .open()
-                .map_err(|e| classify(&path, e))
-            {
-                Err(StoreError::Locked { .. }) if tries < 10 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => break other?,
-            }
-        };
+        let db = open_sled(&path)?;
         if read_only {
             // Opening a tree that is not there would create it.
             let names = db.tree_names();
@@ -548,14 +531,7 @@ impl Drop for Store {
         // the writer closes, it is brought up to date now (and the next open has less to read).
         if let Some(trees) = self.trees.take() {
             drop(trees);
-            for _ in 0..10 {
-                match sled::Config::new().path(&self.path).cache_capacity(CACHE_BYTES).open() {
-                    Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                    }
-                    _ => break,
-                }
-            }
+            let _ = open_sled(&self.path);
         }
     }
 }
@@ -577,6 +553,28 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     name.push(".");
     name.push(suffix);
     path.with_file_name(name)
+}
+
+/// sled's database at `path`. sled lets go of its file lock from a background thread a
+/// moment after the last handle is dropped: a lock still held is retried briefly before "in
+/// use" is reported.
+fn open_sled(path: &Path) -> Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| classify(path, e))
+        {
+            Err(StoreError::Locked { .. }) if tries < 10 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn classify(path: &Path, e: sled::Error) -> StoreError {
