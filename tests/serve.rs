@@ -403,3 +403,61 @@ async fn over_tcp_the_token_is_required() {
     quit(a).await;
     assert!(svc.stop().success());
 }
+
+/// A client that asks and never reads fills its socket; the service goes on for everyone else
+/// (each client has its own task, and a frame is built from the latest state only when its
+/// socket can take it), and the stalled client, once it reads, gets every answer and then the
+/// state as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_slows_nobody() {
+    use campaign_cockpit::serve::wire::{self, Frame, ToClient, ToService};
+    let dir = tempfile::tempdir().unwrap();
+    let _sim = setup(dir.path()).await;
+    let svc = Service::start(dir.path());
+    let (mut stalled, mut asking) = tokio::net::UnixStream::connect(&svc.sock).await.unwrap().into_split();
+    // Reports it never reads: far more than a socket holds. Asked from a task of its own, as
+    // the service stops reading them too once its answers back up.
+    const ASKED: u64 = 400;
+    let asker = tokio::spawn(async move {
+        let hello = ToService::Hello { version: wire::API_VERSION, user: "slow".into(), read_only: false, token: None };
+        wire::write(&mut asking, &hello).await.unwrap();
+        wire::write(&mut asking, &ToService::Watch).await.unwrap();
+        for id in 0..ASKED {
+            let run = ToService::Run { id, args: vec!["report".into(), "618-promo".into()] };
+            wire::write(&mut asking, &run).await.unwrap();
+        }
+        asking
+    });
+    // Meanwhile another client sees the state move and acts.
+    let mut other = client::attach(&svc.target(), "alice", false).await.unwrap();
+    let first = until(&mut other, "the campaigns", |s| s.campaigns.len() == 3).await;
+    let moved = |s: &Snapshot| s.now_ms >= first.now_ms + 3_000;
+    until(&mut other, "three more seconds of data", moved).await;
+    let note =
+        EngineCommand::Note { campaign: "618-promo".into(), channel: None, text: "still here".into(), by: "x".into() };
+    other.commands.send(note).await.unwrap();
+    until(&mut other, "the note", |s| s.notes.iter().any(|n| n.text == "still here")).await;
+    // The stalled client's answers waited in its socket: it reads them all, then the state.
+    let mut pending = 0i32;
+    // SAFETY: FIONREAD on a socket this test owns writes one int.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(stalled.as_ref()), libc::FIONREAD, &mut pending) };
+    assert_eq!(r, 0);
+    assert!(pending > 64 * 1024, "the socket filled up: {pending} bytes waiting");
+    let (mut done, mut notes_seen) = (0, false);
+    while done < ASKED || !notes_seen {
+        match tokio::time::timeout(Duration::from_secs(60), wire::read::<_, ToClient>(&mut stalled)).await {
+            Ok(Ok(Some(Frame::Message(ToClient::Done { status, output, .. })))) => {
+                assert_eq!(status, 0, "{output}");
+                done += 1;
+            }
+            Ok(Ok(Some(Frame::Message(ToClient::Snapshot { delta })))) => {
+                notes_seen |= delta.notes.is_some_and(|n| n.0.iter().any(|n| n.text == "still here"));
+            }
+            Ok(Ok(Some(Frame::Message(_)))) => {}
+            other => panic!("the stalled client's stream: {:?}", other.map(|r| r.map(|f| f.is_some()))),
+        }
+    }
+    drop((stalled, asker.await.unwrap()));
+    quit(other).await;
+    assert!(svc.stop().success());
+}

@@ -70,6 +70,9 @@ pub enum Command {
     Series { key: ChannelKey, window: Window },
     /// The view needs neither a series nor an analysis any more: stop computing them.
     ClearDetail,
+    /// The campaign whose channels the screen shows (`None`: none). An engine in the same
+    /// process has every figure at hand; a service sends a client that campaign's first.
+    Focus(Option<String>),
     /// Silence an alert for `for_ms` of campaign time.
     Silence { key: crate::alert::AlertKey, for_ms: i64, by: String },
     /// Acknowledge an alert as `by`.
@@ -291,6 +294,7 @@ impl Engine {
                 self.series_req = Some((key, window));
                 self.load_series();
             }
+            Command::Focus(_) => {}
             Command::ClearDetail => {
                 self.clear_analysis();
                 self.series_req = None;

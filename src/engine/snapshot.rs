@@ -259,7 +259,7 @@ impl Window {
 }
 
 /// A channel's counters bucketed over a window, for the detail chart.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeriesView {
     pub key: ChannelKey,
     pub window: Window,

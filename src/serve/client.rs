@@ -293,7 +293,9 @@ async fn session(
                             Ok(s) => state.base = s,
                             Err(e) => return End::Lost(e),
                         },
-                        ToClient::Series { series } => state.series = series.map(Arc::new),
+                        ToClient::Series { series } => {
+                            state.series = series.map(|d| Arc::new(d.apply(state.series.as_deref())));
+                        }
                         ToClient::Analysis { analysis } => state.analysis = analysis.map(Arc::new),
                         ToClient::Bye { reason } => return End::Lost(reason),
                         ToClient::Error { message } => {
@@ -351,6 +353,7 @@ fn to_service(
         Command::Series { key, window } => Detail::Series { key, window },
         Command::Analyze { campaign, window, against } => Detail::Analysis { campaign, window, against },
         Command::ClearDetail => Detail::None,
+        Command::Focus(campaign) => return Ok(Some(ToService::Focus { campaign })),
         // Asked of an engine by its own service, never by a UI.
         Command::SeriesFor { .. } | Command::AnalysisFor { .. } | Command::WithStore(_) | Command::Paging(_) => {
             return Ok(None);

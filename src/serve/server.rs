@@ -197,8 +197,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, tcp: 
             }
         }
     });
-    let mut session =
-        Session { ctx: ctx.clone(), client, enc: Encoder::default(), detail: Detail::None, detail_at: None };
+    let mut session = Session {
+        ctx: ctx.clone(),
+        client,
+        enc: Encoder::default(),
+        detail: Detail::None,
+        detail_at: None,
+        series: None,
+    };
     let mut snapshots = ctx.snapshots.clone();
     let mut stopping = ctx.stopping.clone();
     let mut watching = false;
@@ -222,6 +228,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, tcp: 
                         watching = true;
                         let snap = snapshots.borrow_and_update().clone();
                         session.send_state(&mut wr, &snap).await?;
+                    }
+                    Some(Ok(Frame::Message(ToService::Focus { campaign }))) => {
+                        // What the new screen shows comes at once.
+                        session.enc.focus = campaign;
+                        if watching {
+                            let snap = snapshots.borrow().clone();
+                            session.send_state(&mut wr, &snap).await?;
+                        }
                     }
                     Some(Ok(Frame::Message(m))) => session.handle(m, &mut wr).await?,
                 },
@@ -296,11 +310,13 @@ struct Session {
     detail: Detail,
     /// When the detail was last sent.
     detail_at: Option<Instant>,
+    /// The chart the client holds.
+    series: Option<crate::engine::snapshot::SeriesView>,
 }
 
 impl Session {
     async fn send_state<W: AsyncWrite + Unpin>(&mut self, wr: &mut W, snap: &Snapshot) -> std::io::Result<()> {
-        let delta = self.enc.delta(snap);
+        let delta = self.enc.delta(snap, Instant::now());
         wire::write(wr, &ToClient::Snapshot { delta: Box::new(delta) }).await
     }
 
@@ -309,8 +325,10 @@ impl Session {
             ToService::Hello { .. } => {
                 wire::write(wr, &ToClient::Error { message: "already said hello".into() }).await?;
             }
-            ToService::Watch => {}
+            ToService::Watch | ToService::Focus { .. } => {}
             ToService::Detail { detail } => {
+                // The client drops its chart when it asks for another detail.
+                self.series = None;
                 self.detail = detail;
                 self.refresh_detail(wr, true).await?;
             }
@@ -405,7 +423,12 @@ impl Session {
                     return Ok(());
                 }
                 let series = rx.await.ok();
-                wire::write(wr, &ToClient::Series { series }).await
+                if series.is_some() && series == self.series {
+                    return Ok(());
+                }
+                let delta = series.as_ref().map(|s| wire::SeriesDelta::new(s, self.series.as_ref()));
+                self.series = series;
+                wire::write(wr, &ToClient::Series { series: delta }).await
             }
             Detail::Analysis { campaign, window, against } => {
                 let (reply, rx) = oneshot::channel();

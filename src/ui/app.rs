@@ -186,6 +186,14 @@ impl App {
             .collect()
     }
 
+    /// The campaign whose channels are on screen: none on the overview and the alerts list.
+    pub fn focus(&self) -> Option<String> {
+        match self.view {
+            View::Overview | View::Alerts => None,
+            _ => self.campaign().map(|c| c.campaign.id.clone()),
+        }
+    }
+
     pub fn campaign(&self) -> Option<&Arc<CampaignView>> {
         self.snap.campaigns.get(self.campaign_sel)
     }

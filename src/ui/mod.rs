@@ -229,6 +229,19 @@ pub async fn run(
     }
 }
 
+/// Tells the engine when the campaign on screen changes.
+async fn follow_focus(
+    app: &App,
+    focus: &mut Option<String>,
+    commands: &tokio::sync::mpsc::Sender<crate::engine::Command>,
+) {
+    let now = app.focus();
+    if now != *focus {
+        *focus = now.clone();
+        let _ = commands.send(crate::engine::Command::Focus(now)).await;
+    }
+}
+
 async fn run_until(
     terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
@@ -249,6 +262,7 @@ async fn run_until(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_header = String::new();
+    let mut focus = None;
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
     loop {
@@ -273,6 +287,7 @@ async fn run_until(
                     if let Some(cmd) = app.key(k) {
                         let _ = commands.send(cmd).await;
                     }
+                    follow_focus(&app, &mut focus, &commands).await;
                     dirty = true;
                     // A key is answered at once; the frame cap is for bursts of data.
                     last_draw = Instant::now() - FRAME_INTERVAL;
@@ -289,6 +304,7 @@ async fn run_until(
                 Ok(()) => {
                     let snap = snapshots.borrow_and_update().clone();
                     app.set_snapshot(snap);
+                    follow_focus(&app, &mut focus, &commands).await;
                     dirty = true;
                 }
                 // The engine stopped (it could not load): the caller reports why.
