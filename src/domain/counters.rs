@@ -102,6 +102,33 @@ impl Counters {
     }
 }
 
+/// Money to whole millionths of the currency: what any source's decimal figures hold exactly
+/// (Google Ads reports micros), as stored and sent.
+pub fn micros(x: f64) -> i64 {
+    (x * 1e6).round() as i64
+}
+
+/// Whole millionths back to money (the nearest float to that decimal).
+pub fn from_micros(m: i64) -> f64 {
+    m as f64 / 1e6
+}
+
+/// Millionths with their trailing decimal zeros folded into the low bits, so that amounts in
+/// whole cents take a byte or two as a varint: `m = k·10^e` becomes `k·8 + e` (`e ≤ 6`).
+pub fn pack_micros(mut m: i64) -> i64 {
+    let mut e = 0;
+    while e < 6 && m != 0 && m % 10 == 0 {
+        m /= 10;
+        e += 1;
+    }
+    m.wrapping_mul(8).wrapping_add(e)
+}
+
+pub fn unpack_micros(p: i64) -> i64 {
+    let e = p.rem_euclid(8);
+    ((p - e) / 8).saturating_mul(10i64.pow(e.min(6) as u32))
+}
+
 /// Counters of one A/B variant of a channel's creative.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VariantCounters {
@@ -509,6 +536,14 @@ impl PartialEq for Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_packs_its_trailing_zeros_and_comes_back_whole() {
+        for m in [0, 1, -1, 4_500_000, -4_500_000, 123_456_789, 10, 1_000_000_000_000, i64::MAX / 16, i64::MIN / 16] {
+            assert_eq!(unpack_micros(pack_micros(m)), m, "{m}");
+        }
+        assert!(pack_micros(4_500_000).unsigned_abs() < 1 << 13, "whole cents take two bytes");
+    }
 
     #[test]
     fn recent_keeps_the_last_samples_and_shares_full_blocks_with_views() {

@@ -26,6 +26,7 @@
 use crate::alert::{Alert, AlertKey, Silence};
 use crate::analyze::WindowKind;
 use crate::analyze::data::Analysis;
+use crate::domain::counters::{from_micros, micros, pack_micros, unpack_micros};
 use crate::domain::note::Note;
 use crate::domain::{Campaign, ChannelKey, Counters, Health};
 use crate::engine::snapshot::{CampaignView, ChannelView, SeriesView, Snapshot, SourceView, Window};
@@ -288,31 +289,6 @@ pub enum RecentMove {
 /// counts and its money in packed millionths.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Entry(i64, u64, u64, u64, u64, i64, i64);
-
-/// Money to whole millionths, and back.
-fn micros(x: f64) -> i64 {
-    (x * 1e6).round() as i64
-}
-
-fn from_micros(m: i64) -> f64 {
-    m as f64 / 1e6
-}
-
-/// Millionths with their trailing decimal zeros folded into the low bits, so that amounts in
-/// whole cents take a byte or two: `m = k·10^e` becomes `k·8 + e` (`e ≤ 6`).
-fn pack_micros(mut m: i64) -> i64 {
-    let mut e = 0;
-    while e < 6 && m != 0 && m % 10 == 0 {
-        m /= 10;
-        e += 1;
-    }
-    m.wrapping_mul(8).wrapping_add(e)
-}
-
-fn unpack_micros(p: i64) -> i64 {
-    let e = p.rem_euclid(8);
-    (p - e) / 8 * 10i64.pow(e.min(6) as u32)
-}
 
 /// The counters as a client holds them: money to whole millionths.
 fn held(c: &Counters) -> Counters {
@@ -1057,14 +1033,6 @@ mod tests {
         let (d, _) = sent(enc.delta(&s4, at));
         assert_eq!(d.campaigns[0].channels.len(), 1);
         assert_eq!(apply(&client, d).unwrap().campaigns[0].channels[0].totals.clicks, 7);
-    }
-
-    #[test]
-    fn money_packs_its_trailing_zeros_and_comes_back_whole() {
-        for m in [0, 1, -1, 4_500_000, -4_500_000, 123_456_789, 10, 1_000_000_000_000, i64::MAX / 16, i64::MIN / 16] {
-            assert_eq!(unpack_micros(pack_micros(m)), m, "{m}");
-        }
-        assert!(pack_micros(4_500_000).unsigned_abs() < 1 << 13, "whole cents take two bytes");
     }
 
     /// A chart sends the points that changed at its end.

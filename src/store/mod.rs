@@ -66,7 +66,7 @@ use std::path::{Path, PathBuf};
 
 /// The layout this build reads and writes. Older layouts are migrated on open; newer ones are
 /// refused untouched.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// sled's page cache (its default is 1 GiB). The hot data lives in the engine's memory; what is
 /// read from the database (history for a chart, a report) is read once, and the operating

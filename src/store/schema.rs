@@ -25,7 +25,7 @@ impl Store {
                     return Err(StoreError::FutureSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
                 }
                 // 1 → 2 added the packed trees, filled by `pack` as blocks close; 2 → 3 writes
-                // the numbers compactly (see `codec`). The new version is marked first, so that
+                // the numbers compactly (see `codec`); 3 → 4 packs the blocks tighter. The new version is marked first, so that
                 // an older cockpit refuses the file from then on; a migration cut short is
                 // finished on the next open (either form reads meanwhile).
                 if found < SCHEMA_VERSION {
@@ -91,7 +91,8 @@ impl Store {
         let mut pending = 0;
         for kv in t.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
-            if super::codec::is_json(&v) == to_json {
+            let skip = if to_json { super::codec::is_json(&v) } else { T::is_current(&v) };
+            if skip {
                 continue;
             }
             let value: T = self.decode(tree, &k, &v)?;
