@@ -355,3 +355,42 @@ fn read_only_commands_never_write() {
     assert!(stdout(&cockpit(&db, &["db", "migrate"])).contains("nothing to migrate"));
     read_all("migrated");
 }
+
+/// Completions for three shells, a starting config that is kept once written, the commit in
+/// `--version`.
+#[test]
+fn completions_config_init_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for shell in ["bash", "zsh", "fish"] {
+        let o = cockpit(&db, &["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        assert!(script.contains("serve") && script.contains("campaign") && script.contains("--db"), "{shell}");
+    }
+    let config = dir.path().join("conf").join("config.toml");
+    let init = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cockpit"))
+            .args(["config", "init"])
+            .args(args)
+            .env("COCKPIT_CONFIG", &config)
+            .output()
+            .unwrap()
+    };
+    let o = init(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("# interval = \"10s\"") && written.contains("[[notify.webhook]]"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::write(&config, "bell = true\n").unwrap();
+    let o = init(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("exists") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "bell = true\n", "kept");
+    assert!(init(&["--force"]).status.success());
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
+    assert_eq!(stdout(&init(&["--stdout"])), written);
+    let v = stdout(&cockpit(&db, &["--version"]));
+    assert!(v.starts_with("cockpit ") && v.contains('(') && v.trim_end().ends_with(')'), "{v}");
+}

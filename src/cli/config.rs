@@ -74,6 +74,52 @@ pub struct AlertmanagerConf {
     pub resend: Option<String>,
 }
 
+/// What `cockpit config init` writes: every key, commented out at its default.
+pub const TEMPLATE: &str = r#"# Campaign Cockpit configuration. Every key is optional; the command line and the
+# environment (COCKPIT_DB, COCKPIT_THEME, ...) win over what is written here.
+
+# The database (default: the XDG data directory, campaign-cockpit/cockpit.db).
+# db = "~/.local/share/campaign-cockpit/cockpit.db"
+
+# Colour theme: default, light, high-contrast, mono, or a .toml file. NO_COLOR selects mono.
+# theme = "default"
+
+# How often sources are polled whose channels set no poll_interval (10s; the demo 1s).
+# interval = "10s"
+
+# Ring the terminal bell when a critical alert fires.
+# bell = false
+
+# Take no actions: budgets, pauses and undos are refused.
+# read_only = false
+
+# Bearer tokens for the stats and control endpoints. A file holding them must be readable by
+# its owner only (chmod 600); COCKPIT_SOURCE_TOKEN and COCKPIT_CONTROL_TOKEN win.
+# source_token = ""
+# control_token = ""
+# Send the source token over plain http to hosts other than this one.
+# token_over_http = false
+
+# Values for {secret:NAME} in mapped sources' requests (an environment variable NAME wins).
+# [secrets]
+# meta_token = ""
+
+# Where `cockpit serve` sends its alerts.
+# [notify.alertmanager]
+# url = "http://127.0.0.1:9093"
+# How often a firing alert is posted again.
+# resend = "1m"
+
+# Chat bots: kind is json, feishu, dingtalk (secret: its signing secret), wecom or slack.
+# [[notify.webhook]]
+# kind = "feishu"
+# url = "https://open.feishu.cn/open-apis/bot/v2/hook/..."
+# secret = ""
+# severities = ["crit", "warn"]
+# At most this many messages a minute to this target.
+# per_minute = 20
+"#;
+
 impl Config {
     pub fn path() -> Option<PathBuf> {
         std::env::var_os("COCKPIT_CONFIG").map(PathBuf::from).or_else(|| {
@@ -122,4 +168,36 @@ pub fn state_dir() -> PathBuf {
     directories::ProjectDirs::from("", "", "campaign-cockpit")
         .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
         .unwrap_or_else(std::env::temp_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key the template names is a key of the config file: uncommented, it parses (an
+    /// unknown one would be refused), and its values are the defaults it claims.
+    #[test]
+    fn the_template_names_real_keys_at_their_defaults() {
+        let uncommented: String = TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: Config = toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(c.interval.as_deref(), Some("10s"));
+        assert_eq!((c.bell, c.read_only, c.token_over_http), (Some(false), Some(false), Some(false)));
+        assert_eq!(c.notify.webhook.len(), 1);
+        assert_eq!(c.notify.webhook[0].per_minute, 20);
+        assert!(c.notify.alertmanager.is_some() && c.secrets.contains_key("meta_token"));
+        let keys = uncommented.lines().filter(|l| l.contains(" = ") && !l.starts_with('#')).count();
+        // Eight top-level keys, a secret, two of Alertmanager, five of a webhook.
+        assert_eq!(keys, 16, "every key is in the template once");
+    }
 }

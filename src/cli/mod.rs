@@ -39,7 +39,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(
     name = "cockpit",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("COCKPIT_COMMIT"), ")"),
     about = "A terminal cockpit for marketing campaigns: live KPIs, goal pacing and source health."
 )]
 pub struct Cli {
@@ -187,6 +187,11 @@ pub enum Cmd {
     /// The database itself: a backup, a check, a compaction.
     #[command(subcommand)]
     Db(DbCmd),
+    /// The config file.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print shell completions: `cockpit completions bash > ~/.local/share/bash-completion/completions/cockpit`.
+    Completions { shell: clap_complete::Shell },
     /// Watch without a terminal: poll, store, judge alerts and run confirmed actions, and let
     /// any number of cockpits (and check, journal, report, note, campaign list|show|export)
     /// attach. SIGTERM or SIGINT flushes and stops.
@@ -228,6 +233,19 @@ pub enum SourceCmd {
         channel: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Write a commented config.toml with every key at its default (where `COCKPIT_CONFIG`
+    /// or the XDG config directory says; an existing file is kept unless --force).
+    Init {
+        /// Print it instead.
+        #[arg(long)]
+        stdout: bool,
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -497,6 +515,16 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
         Some(Cmd::Db(cmd)) => printed(|out| db_command(cmd, &open_store(&db)?, out)),
         // Answered by `run`, which needs its own exit code.
         Some(Cmd::Check { .. }) => Ok(()),
+        Some(Cmd::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "cockpit", &mut script);
+            printed(|out| {
+                out.push_str(&String::from_utf8_lossy(&script));
+                Ok(())
+            })
+        }
+        Some(Cmd::Config(ConfigCmd::Init { stdout, force })) => config_init(*stdout, *force),
     }
 }
 
@@ -538,7 +566,11 @@ fn db_command(cmd: &DbCmd, store: &Store, out: &mut String) -> color_eyre::Resul
 fn printed(f: impl FnOnce(&mut String) -> color_eyre::Result<()>) -> color_eyre::Result<()> {
     let mut out = String::new();
     let done = f(&mut out);
-    print!("{out}");
+    // A reader that went away (`| head`) has what it wanted: no panic, no error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).wrap_err("writing to stdout")?,
+        _ => {}
+    }
     done
 }
 
@@ -723,6 +755,36 @@ fn with_scale(mut loaded: LoadedScenario, scale: &Scale) -> LoadedScenario {
         loaded.scenario.events.clear();
     }
     loaded
+}
+
+/// `cockpit config init`: the commented template, printed or written (never over a file
+/// without `--force`), readable by its owner only since it may come to hold tokens.
+fn config_init(stdout: bool, force: bool) -> color_eyre::Result<()> {
+    if stdout {
+        return printed(|out| {
+            out.push_str(config::TEMPLATE);
+            Ok(())
+        });
+    }
+    let path = Config::path().ok_or_else(|| BadInput("no config directory: set COCKPIT_CONFIG".into()))?;
+    if path.exists() && !force {
+        return Err(BadInput(format!("{} exists: keep it, or write over it with --force", path.display())).into());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .wrap_err_with(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut f, config::TEMPLATE.as_bytes())
+        .wrap_err_with(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 pub fn read_campaign(path: &Path) -> color_eyre::Result<Campaign> {
