@@ -103,6 +103,25 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
 }
 
+/// The chart's points (minutes into the window, value) and the bucket still being filled,
+/// apart: a count or an amount in it is scaled to the whole bucket at its pace so far (so it
+/// does not plunge toward zero), and left out while under a tenth of the bucket has passed.
+fn chart_points(s: &crate::engine::snapshot::SeriesView, m: Metric) -> (Vec<(f64, f64)>, Option<(f64, f64)>) {
+    let x = |at: i64| (at - s.from_ms) as f64 / 60_000.0;
+    let filling = |at: i64| at + s.bucket_ms > s.to_ms;
+    let pts = s.points.iter().filter(|(at, _)| !filling(*at)).filter_map(|(at, c)| Some((x(*at), m.value(c)?)));
+    let partial = s.points.last().filter(|(at, _)| filling(*at)).and_then(|(at, c)| {
+        let done = (s.to_ms - at) as f64 / s.bucket_ms.max(1) as f64;
+        let v = m.value(c)?;
+        match m.is_cumulative() {
+            _ if done < 0.1 => None,
+            true => Some((x(*at), v / done.min(1.0))),
+            false => Some((x(*at), v)),
+        }
+    });
+    (pts.collect(), partial)
+}
+
 fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
     let t = &app.theme;
     let m = app.chart.metric;
@@ -121,9 +140,8 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
         f.render_widget(Paragraph::new("loading…").style(t.muted).block(block), area);
         return;
     };
-    let pts: Vec<(f64, f64)> =
-        s.points.iter().filter_map(|(at, c)| m.value(c).map(|v| (((at - s.from_ms) as f64) / 60_000.0, v))).collect();
-    if pts.is_empty() {
+    let (pts, partial) = chart_points(s, m);
+    if pts.is_empty() && partial.is_none() {
         f.render_widget(
             Paragraph::new(format!("no {} data in this window yet", m.label())).style(t.muted).block(block),
             area,
@@ -131,8 +149,10 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
         return;
     }
     let span_min = ((s.to_ms - s.from_ms) as f64 / 60_000.0).max(1.0);
-    let max = pts.iter().map(|p| p.1).fold(f64::MIN, f64::max);
-    let min = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min).min(0.0);
+    // The bucket being filled, joined to the last full one: drawn apart, in the muted colour.
+    let tail: Vec<(f64, f64)> = pts.last().copied().into_iter().chain(partial).collect();
+    let max = pts.iter().chain(&partial).map(|p| p.1).fold(f64::MIN, f64::max);
+    let min = pts.iter().chain(&partial).map(|p| p.1).fold(f64::MAX, f64::min).min(0.0);
     let top = if max > min { max * 1.1 } else { min + 1.0 };
     let fmt_t = |ms: i64| {
         DateTime::from_timestamp_millis(ms).map_or(String::new(), |d| {
@@ -161,8 +181,10 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
             [(x, min), (x, top)]
         })
         .collect();
-    let mut data =
-        vec![Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.accent).data(&pts)];
+    let mut data = vec![
+        Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.accent).data(&pts),
+        Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.muted).data(&tail),
+    ];
     for mark in &marks {
         data.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(t.warn).data(mark));
     }
@@ -187,4 +209,36 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
         )
         .y_axis(Axis::default().bounds([min, top]).labels([m.format(Some(min)), m.format(Some(top))]).style(t.muted));
     f.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChannelKey, Counters};
+    use crate::engine::snapshot::{SeriesView, Window};
+
+    fn series(to_ms: i64) -> SeriesView {
+        let spend = |s: f64| Counters { spend: s, clicks: 10, impressions: 1000, ..Default::default() };
+        SeriesView {
+            key: ChannelKey::new("c", "a"),
+            window: Window::Hour,
+            from_ms: 0,
+            to_ms,
+            bucket_ms: 60_000,
+            points: vec![(0, spend(60.0)), (60_000, spend(60.0)), (120_000, spend(15.0))],
+        }
+    }
+
+    /// A quarter of the last minute gone with a quarter of its spend: drawn at the full pace,
+    /// apart from the full minutes; a rate as it is; under a tenth gone, not drawn.
+    #[test]
+    fn the_bucket_being_filled_is_scaled_not_a_plunge() {
+        let (full, partial) = chart_points(&series(135_000), Metric::Spend);
+        assert_eq!(full, [(0.0, 60.0), (1.0, 60.0)]);
+        assert_eq!(partial, Some((2.0, 60.0)));
+        assert_eq!(chart_points(&series(135_000), Metric::Ctr).1, Some((2.0, 0.01)));
+        assert_eq!(chart_points(&series(125_000), Metric::Spend).1, None);
+        let (full, partial) = chart_points(&series(180_000), Metric::Spend);
+        assert_eq!((full.len(), partial), (3, None), "a closed bucket is a full one");
+    }
 }
