@@ -103,10 +103,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
 }
 
+/// A point of a chart: minutes into the window, value.
+type Point = (f64, f64);
+
 /// The chart's points (minutes into the window, value) and the bucket still being filled,
 /// apart: a count or an amount in it is scaled to the whole bucket at its pace so far (so it
 /// does not plunge toward zero), and left out while under a tenth of the bucket has passed.
-fn chart_points(s: &crate::engine::snapshot::SeriesView, m: Metric) -> (Vec<(f64, f64)>, Option<(f64, f64)>) {
+fn chart_points(s: &crate::engine::snapshot::SeriesView, m: Metric) -> (Vec<Point>, Option<Point>) {
     let x = |at: i64| (at - s.from_ms) as f64 / 60_000.0;
     let filling = |at: i64| at + s.bucket_ms > s.to_ms;
     let pts = s.points.iter().filter(|(at, _)| !filling(*at)).filter_map(|(at, c)| Some((x(*at), m.value(c)?)));
