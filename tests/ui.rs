@@ -372,3 +372,25 @@ fn read_only_cannot_be_bypassed_from_any_view_or_key() {
     assert_eq!(before, after);
     assert!(app.snap.journal.is_empty());
 }
+
+/// Without colour (mono, NO_COLOR) a value outside its limit and a change for the worse read
+/// from a mark; with colour, the table is as it was.
+#[test]
+fn without_colour_breaches_and_better_or_worse_read_from_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Open);
+    let coloured = render_to_string(&mut app, 132, 30);
+    assert!(!coloured.contains('✗'), "{coloured}");
+    app.theme = Theme::mono();
+    let mono = render_to_string(&mut app, 132, 30);
+    // Douyin's CPA is over the campaign's limit (cpa <= 90).
+    let douyin = mono.lines().find(|l| l.contains("Douyin")).expect("douyin's row");
+    assert!(douyin.contains('✗'), "{douyin}");
+    let tmall = mono.lines().find(|l| l.contains("Tmall")).expect("tmall's row");
+    assert!(!tmall.contains('✗'), "within its limits: {tmall}");
+    act(&mut h, &mut app, Action::AnalyzeView);
+    let screen = render_to_string(&mut app, 132, 30);
+    assert!(screen.contains("✓ better, ✗ worse"), "{screen}");
+    h.engine.command(Command::ClearDetail);
+}

@@ -56,6 +56,17 @@ impl Theme {
         Err(format!("unknown theme '{name_or_path}' (built in: {}; or give a .toml path)", names.join(", ")))
     }
 
+    /// Whether colour alone cannot tell good from bad (`mono`, `NO_COLOR`, a theme that gives
+    /// both one colour): breaches and better/worse then carry a mark (✗, ✓) as well.
+    pub fn colourless(&self) -> bool {
+        self.good.fg == self.bad.fg
+    }
+
+    /// The mark after a value that breaks a limit, where colour cannot say so.
+    pub fn breach_mark(&self, breached: bool) -> char {
+        if breached && self.colourless() { '✗' } else { ' ' }
+    }
+
     pub fn mono() -> Theme {
         Theme::load("mono").expect("built-in theme")
     }

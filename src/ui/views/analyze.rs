@@ -92,7 +92,15 @@ fn change_span(app: &App, change: Option<f64>, improved: Option<bool>) -> Span<'
         '='
     };
     let pct = (ch * 100.0).abs();
-    let text = if pct >= 999.5 { format!("{arrow}>999%") } else { format!("{arrow}{pct:.0}%") };
+    let text = match (t.colourless(), improved) {
+        // Where colour cannot say better or worse, a mark does (in the same five columns).
+        (true, Some(better)) => {
+            let n = if pct >= 99.5 { "99+".to_string() } else { format!("{pct:.0}%") };
+            format!("{arrow}{n}{}", if better { '✓' } else { '✗' })
+        }
+        _ if pct >= 999.5 => format!("{arrow}>999%"),
+        _ => format!("{arrow}{pct:.0}%"),
+    };
     let style = match improved {
         Some(true) => t.good,
         Some(false) => t.bad,
@@ -128,7 +136,8 @@ fn compare(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
                 Some(false) => t.bad,
                 _ => t.base,
             };
-            spans.push(Span::styled(format!("{:>8} ", m.format(x.value)), style));
+            let mark = t.breach_mark(x.meets == Some(false));
+            spans.push(Span::styled(format!("{:>8}{mark}", m.format(x.value)), style));
             spans.push(change_span(app, x.change, x.improved));
         }
         lines.push(Line::from(spans));
@@ -138,10 +147,13 @@ fn compare(f: &mut Frame, area: Rect, app: &App, a: &Analysis) {
         lines.push(Line::styled(fit(&format!("(wider terminal for {})", hidden.join(", ")), width), t.muted));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        fit("red: outside the limit · ▲▼ vs the window before: green better, grey too few to tell", width),
-        t.muted,
-    ));
+    let legend = match t.colourless() {
+        true => {
+            "✗ after a value: outside the limit · ▲▼ vs the window before: ✓ better, ✗ worse, no mark too few to tell"
+        }
+        false => "red: outside the limit · ▲▼ vs the window before: green better, grey too few to tell",
+    };
+    lines.push(Line::styled(fit(legend, width), t.muted));
     f.render_widget(Paragraph::new(lines).style(t.base), area);
 }
 
@@ -325,4 +337,27 @@ fn past(f: &mut Frame, area: Rect, app: &App, a: &Analysis, c: &crate::domain::C
         lines.push(Line::from(spans));
     }
     f.render_widget(Paragraph::new(lines).style(t.base), table_area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::theme::Theme;
+
+    /// Better or worse reads from colour, or, where there is none, from a mark in the same
+    /// five columns.
+    #[test]
+    fn a_change_says_better_or_worse_without_colour_too() {
+        let mut app = App::new(std::sync::Arc::default(), Theme::load("default").unwrap(), "t");
+        let text = |app: &App, ch: f64, better: Option<bool>| change_span(app, Some(ch), better).content.to_string();
+        assert_eq!(text(&app, 0.12, Some(false)), " ▲12%");
+        app.theme = Theme::mono();
+        assert_eq!(text(&app, 0.12, Some(false)), "▲12%✗");
+        assert_eq!(text(&app, -0.3, Some(true)), "▼30%✓");
+        assert_eq!(text(&app, 4.0, Some(true)), "▲99+✓");
+        assert_eq!(text(&app, 0.05, None), "  ▲5%", "too few to tell: no mark");
+        for ch in [0.0, 0.5, 12.0, -0.99] {
+            assert_eq!(text(&app, ch, Some(true)).chars().count(), 5);
+        }
+    }
 }

@@ -162,7 +162,11 @@ fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crat
                 let m = k.metric().expect("data columns have a metric");
                 let v = m.value(&ch.totals);
                 let style = kpi_style(c, m, v, t);
-                Cell::from(Line::from(Span::styled(m.format(v), style)).alignment(ratatui::layout::Alignment::Right))
+                let text = match t.breach_mark(breached(c, m, v)) {
+                    ' ' => m.format(v),
+                    mark => format!("{}{mark}", m.format(v)),
+                };
+                Cell::from(Line::from(Span::styled(text, style)).alignment(ratatui::layout::Alignment::Right))
             }
             Col::Trend(w) => {
                 Cell::from(Span::styled(sparkline(&ch.spark(Metric::Spend, *w as usize), *w as usize), t.accent))
@@ -172,10 +176,12 @@ fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crat
     Row::new(cells)
 }
 
+/// Whether the value breaks one of the campaign's KPI limits on that metric.
+fn breached(c: &CampaignView, m: Metric, v: Option<f64>) -> bool {
+    v.is_some_and(|v| c.campaign.kpis.iter().any(|k| k.metric == m && !k.holds(v)))
+}
+
 /// Red when the value breaks one of the campaign's KPI limits on that metric.
 fn kpi_style(c: &CampaignView, m: Metric, v: Option<f64>, t: &crate::ui::theme::Theme) -> Style {
-    match v {
-        Some(v) if c.campaign.kpis.iter().any(|k| k.metric == m && !k.holds(v)) => t.bad,
-        _ => t.base,
-    }
+    if breached(c, m, v) { t.bad } else { t.base }
 }
