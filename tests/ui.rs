@@ -394,3 +394,66 @@ fn without_colour_breaches_and_better_or_worse_read_from_marks() {
     assert!(screen.contains("✓ better, ✗ worse"), "{screen}");
     h.engine.command(Command::ClearDetail);
 }
+
+/// `:` opens the command line: Tab completes commands and ids, Enter runs, ↑ recalls, a
+/// mistake is said; `:q` quits.
+#[test]
+fn the_command_line_completes_runs_and_remembers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    let press = |h: &mut Harness, app: &mut App, code: KeyCode| {
+        if let Some(cmd) = app.key(KeyEvent::from(code)) {
+            h.engine.command(cmd);
+            h.engine.publish();
+            app.set_snapshot(fixed(&h.snapshot()));
+        }
+    };
+    let typed = |h: &mut Harness, app: &mut App, s: &str| {
+        for c in s.chars() {
+            press(h, app, KeyCode::Char(c));
+        }
+    };
+    let line = |app: &App| match &app.modal {
+        Some(campaign_cockpit::ui::app::Modal::Prompt(p)) => p.text.clone(),
+        _ => panic!("the command line is open"),
+    };
+    typed(&mut h, &mut app, ":camp");
+    press(&mut h, &mut app, KeyCode::Tab);
+    assert_eq!(line(&app), "campaign ");
+    typed(&mut h, &mut app, "618");
+    press(&mut h, &mut app, KeyCode::Tab);
+    assert_eq!(line(&app), "campaign 618-promo ", "the one campaign whose id starts so");
+    let screen = render_to_string(&mut app, 80, 24);
+    assert!(screen.contains(":campaign 618-promo") && screen.contains("Tab complete"), "{screen}");
+    press(&mut h, &mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Campaign);
+    assert_eq!(app.campaign().unwrap().campaign.id, "618-promo");
+    typed(&mut h, &mut app, ":channel douyin");
+    press(&mut h, &mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Channel);
+    assert_eq!(app.channel.as_ref().unwrap().channel, "douyin");
+    assert_eq!(app.snap.series.as_ref().map(|s| s.key.channel.as_str()), Some("douyin"), "its chart is asked for");
+    typed(&mut h, &mut app, ":window 6h");
+    press(&mut h, &mut app, KeyCode::Enter);
+    assert_eq!(app.chart.window.label(), "6h");
+    typed(&mut h, &mut app, ":theme mono");
+    press(&mut h, &mut app, KeyCode::Enter);
+    assert_eq!(app.theme.name, "mono");
+    typed(&mut h, &mut app, ":frobnicate");
+    press(&mut h, &mut app, KeyCode::Enter);
+    assert!(app.message.as_deref().is_some_and(|m| m.contains("no command ':frobnicate'")), "{:?}", app.message);
+    // ↑ goes back through what was run, newest first.
+    press(&mut h, &mut app, KeyCode::Char(':'));
+    press(&mut h, &mut app, KeyCode::Up);
+    assert_eq!(line(&app), "frobnicate");
+    press(&mut h, &mut app, KeyCode::Up);
+    assert_eq!(line(&app), "theme mono");
+    press(&mut h, &mut app, KeyCode::Esc);
+    typed(&mut h, &mut app, ":note launch checked");
+    press(&mut h, &mut app, KeyCode::Enter);
+    assert!(app.snap.notes.iter().any(|n| n.text == "launch checked" && n.channel.as_deref() == Some("douyin")));
+    typed(&mut h, &mut app, ":q");
+    press(&mut h, &mut app, KeyCode::Enter);
+    assert!(app.quit);
+    h.engine.command(Command::ClearDetail);
+}

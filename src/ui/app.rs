@@ -84,12 +84,14 @@ pub enum PromptKind {
     Note { campaign: String, channel: Option<String> },
     /// A custom window for the analyze view: FROM..TO.
     Window,
+    /// The `:` command line (see `commands`).
+    Command,
 }
 
 impl PromptKind {
     /// Free text (anything printable) rather than a duration or a number.
     fn free_text(&self) -> bool {
-        matches!(self, PromptKind::Note { .. } | PromptKind::Window)
+        matches!(self, PromptKind::Note { .. } | PromptKind::Window | PromptKind::Command)
     }
 }
 
@@ -120,6 +122,9 @@ pub struct App {
     pub user: String,
     /// The last engine notice shown.
     notice_seen: u64,
+    /// Command lines run, oldest first, and where ↑/↓ stand in them.
+    pub history: Vec<String>,
+    pub history_at: Option<usize>,
 }
 
 impl App {
@@ -145,6 +150,8 @@ impl App {
             seen_critical: HashSet::new(),
             user: user.into(),
             notice_seen: 0,
+            history: Vec::new(),
+            history_at: None,
         };
         app.notice_seen = app.snap.notice.as_ref().map_or(0, |(n, _)| *n);
         app.seen_critical = app.firing_critical();
@@ -252,6 +259,10 @@ impl App {
             Action::OptimizeView => return self.goto(View::Optimize),
             Action::AnalyzeView => return self.goto(View::Analyze),
             Action::AddNote => self.prompt_note(),
+            Action::CommandLine => {
+                self.history_at = None;
+                self.modal = Some(Modal::Prompt(Prompt { kind: PromptKind::Command, text: String::new() }));
+            }
             _ => {
                 let handled = match self.view {
                     View::Overview => self.overview_action(action),
@@ -347,6 +358,42 @@ impl App {
     fn prompt_key(&mut self, key: crossterm::event::KeyEvent) -> Option<Command> {
         use crossterm::event::KeyCode;
         let Some(Modal::Prompt(p)) = self.modal.as_mut() else { return None };
+        if p.kind == PromptKind::Command {
+            match key.code {
+                KeyCode::Tab => {
+                    let line = super::commands::complete(&p.text.clone(), self);
+                    if let Some(Modal::Prompt(p)) = self.modal.as_mut() {
+                        p.text = line;
+                    }
+                    return None;
+                }
+                KeyCode::Up | KeyCode::Down => {
+                    let n = self.history.len();
+                    let at = match (key.code, self.history_at) {
+                        (_, _) if n == 0 => return None,
+                        (KeyCode::Up, None) => n - 1,
+                        (KeyCode::Up, Some(i)) => i.saturating_sub(1),
+                        (_, None) => return None,
+                        (_, Some(i)) if i + 1 >= n => {
+                            self.history_at = None;
+                            if let Some(Modal::Prompt(p)) = self.modal.as_mut() {
+                                p.text.clear();
+                            }
+                            return None;
+                        }
+                        (_, Some(i)) => i + 1,
+                    };
+                    self.history_at = Some(at);
+                    let line = self.history[at].clone();
+                    if let Some(Modal::Prompt(p)) = self.modal.as_mut() {
+                        p.text = line;
+                    }
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        let Some(Modal::Prompt(p)) = self.modal.as_mut() else { return None };
         match key.code {
             KeyCode::Esc => {
                 self.modal = None;
@@ -372,6 +419,13 @@ impl App {
             PromptKind::Silence { whole_channel } => self.silence(&p.text, whole_channel),
             PromptKind::Snooze { rec, what } => self.snooze(&p.text, rec, &what),
             PromptKind::Window => self.custom_window(&p.text),
+            PromptKind::Command => {
+                let line = p.text.trim().to_string();
+                if !line.is_empty() && self.history.last() != Some(&line) {
+                    self.history.push(line.clone());
+                }
+                super::commands::run(&line, self)
+            }
             PromptKind::Note { campaign, channel } => {
                 if p.text.trim().is_empty() {
                     self.message = Some("an empty note is not saved".into());

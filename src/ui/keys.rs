@@ -44,6 +44,7 @@ pub enum Action {
     AnalyzeMode,
     CompareWith,
     CustomWindow,
+    CommandLine,
 }
 
 /// Where a binding applies.
@@ -104,6 +105,7 @@ pub const BINDINGS: &[Binding] = &[
     b("5", Action::OptimizeView, Scope::Global, "optimize", None),
     b("6", Action::AnalyzeView, Scope::Global, "analyze", None),
     b("n", Action::AddNote, Scope::Global, "add a note (now)", None),
+    b(":", Action::CommandLine, Scope::Global, "command line (see Commands)", None),
     b("j ↓", Action::Down, Scope::Lists, "move down", None),
     b("k ↑", Action::Up, Scope::Lists, "move up", None),
     b("PgDn Ctrl-d", Action::PageDown, Scope::Lists, "page down", None),
@@ -181,6 +183,7 @@ pub fn action_for(k: KeyEvent, scope: Scope) -> Option<Action> {
         _ if ctrl => return None,
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
+        KeyCode::Char(':') => Action::CommandLine,
         KeyCode::Tab => Action::NextView,
         KeyCode::BackTab => Action::PrevView,
         KeyCode::Char('1') => Action::Overview,

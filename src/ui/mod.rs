@@ -3,6 +3,7 @@
 //! each frame is wrapped in synchronized output so slow links never show half frames.
 
 pub mod app;
+pub mod commands;
 pub mod keys;
 pub mod screens;
 pub mod terminal;
@@ -162,6 +163,7 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
                 app::PromptKind::Budget { channel, .. } => {
                     (format!(" daily budget for {channel}: "), "  Enter ok · Esc cancel")
                 }
+                app::PromptKind::Command => (":".into(), "  Enter run · Tab complete · ↑↓ history · Esc cancel"),
                 app::PromptKind::Window => {
                     (" window FROM..TO (06-05..06-07, 06-05 09:00..18:00): ".into(), "  Enter ok · Esc cancel")
                 }

@@ -34,6 +34,21 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         (Scope::Alerts, "Alerts view"),
     ]);
     right.push(Line::raw(""));
+    right.push(Line::styled("Commands (:, Tab completes)", t.accent));
+    let mut line = String::from(" ");
+    for (name, arg, _) in crate::ui::commands::COMMANDS {
+        let item = if arg.is_empty() {
+            format!(" :{name}")
+        } else {
+            format!(" :{name} {}", arg.split('|').next().unwrap_or(arg))
+        };
+        if line.chars().count() + item.chars().count() > 46 {
+            right.push(Line::styled(std::mem::replace(&mut line, String::from(" ")), t.muted));
+        }
+        line.push_str(&item);
+    }
+    right.push(Line::styled(line, t.muted));
+    right.push(Line::raw(""));
     right.push(Line::styled("Health", t.accent));
     right.push(Line::styled("  ● ok  ◐ slow  ◌ stale  … pending", t.muted));
     right.push(Line::styled("  ◔ throttled  ? bad data", t.muted));

@@ -1,0 +1,139 @@
+//! The `:` command line: what each command does, and Tab completion of command names,
+//! campaign and channel ids, themes and windows.
+
+use super::app::{App, View};
+use crate::engine::Command;
+use crate::engine::snapshot::Window;
+
+/// Every command: its name, what it takes, what it does (for `:help` and the help screen).
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("campaign", "ID", "open a campaign"),
+    ("channel", "ID", "open a channel of the campaign on screen (or CAMPAIGN/ID)"),
+    ("overview", "", "the overview"),
+    ("alerts", "", "the alerts"),
+    ("optimize", "", "the optimize panel"),
+    ("analyze", "", "the analyze view"),
+    ("window", "1h|6h|24h|7d|all", "the chart's window"),
+    ("theme", "NAME", "another colour theme"),
+    ("note", "TEXT", "a note on the campaign (and channel) on screen, now"),
+    ("silence", "DURATION", "silence the selected alert"),
+    ("help", "", "the keys and these commands"),
+    ("q", "", "quit"),
+];
+
+/// Runs a command line; a mistake is said in the status line.
+pub fn run(line: &str, app: &mut App) -> Option<Command> {
+    let (name, arg) = line.split_once(' ').map_or((line, ""), |(n, a)| (n, a.trim()));
+    let found: Vec<&str> = COMMANDS.iter().map(|c| c.0).filter(|c| c.starts_with(name)).collect();
+    let name = match (name, found.as_slice()) {
+        ("", _) => return None,
+        ("quit" | "q", _) => "q",
+        (_, [one]) => one,
+        (_, []) => return say(app, format!("no command ':{name}' (:help lists them)")),
+        (_, many) => return say(app, format!("':{name}' is one of {}", many.join(", "))),
+    };
+    let needs = |app: &mut App, what: &str| say(app, format!(":{name} needs {what}"));
+    match name {
+        "q" => {
+            app.quit = true;
+            None
+        }
+        "help" => {
+            app.help = true;
+            None
+        }
+        "overview" => app.goto(View::Overview),
+        "alerts" => app.goto(View::Alerts),
+        "optimize" => app.goto(View::Optimize),
+        "analyze" => app.goto(View::Analyze),
+        "campaign" if arg.is_empty() => needs(app, "a campaign id"),
+        "campaign" => match app.snap.campaigns.iter().position(|c| c.campaign.id == arg) {
+            Some(i) => {
+                app.campaign_sel = i;
+                app.goto(View::Campaign)
+            }
+            None => say(app, format!("no campaign '{arg}'")),
+        },
+        "channel" if arg.is_empty() => needs(app, "a channel id"),
+        "channel" => {
+            let (campaign, channel) = match arg.split_once('/') {
+                Some((c, ch)) => (Some(c), ch),
+                None => (app.campaign().map(|c| c.campaign.id.as_str()), arg),
+            };
+            let Some(i) = campaign.and_then(|id| app.snap.campaigns.iter().position(|c| c.campaign.id == id)) else {
+                return say(app, format!("no campaign for channel '{arg}': open one first, or say CAMPAIGN/{arg}"));
+            };
+            let Some(key) =
+                app.snap.campaigns[i].channels.iter().find(|v| v.key.channel == channel).map(|v| v.key.clone())
+            else {
+                return say(app, format!("no channel '{channel}' in {}", app.snap.campaigns[i].campaign.id));
+            };
+            app.campaign_sel = i;
+            app.channel = Some(key);
+            app.view = View::Channel;
+            app.series_command()
+        }
+        "window" => match Window::ALL.iter().find(|w| w.label() == arg || (arg == "all" && **w == Window::ToDate)) {
+            Some(w) => {
+                app.chart.window = *w;
+                if app.view == View::Channel { app.series_command() } else { None }
+            }
+            None => needs(app, "1h, 6h, 24h, 7d or all"),
+        },
+        "theme" => match crate::ui::theme::Theme::load(arg) {
+            Ok(t) => {
+                app.theme = t;
+                None
+            }
+            Err(e) => say(app, e),
+        },
+        "note" if arg.is_empty() => needs(app, "its text"),
+        "note" => {
+            let Some(c) = app.campaign() else { return say(app, "no campaign on screen to note on".into()) };
+            let campaign = c.campaign.id.clone();
+            let channel =
+                (app.view == View::Channel).then(|| app.channel.as_ref().map(|k| k.channel.clone())).flatten();
+            Some(Command::Note { campaign, channel, text: arg.to_string(), by: app.user.clone() })
+        }
+        "silence" if app.view != View::Alerts => {
+            say(app, ":silence works on the selected alert: open the alerts (4)".into())
+        }
+        "silence" => app.silence(if arg.is_empty() { "1h" } else { arg }, false),
+        _ => None,
+    }
+}
+
+fn say(app: &mut App, text: String) -> Option<Command> {
+    app.message = Some(text);
+    None
+}
+
+/// The line with its last word completed as far as the candidates agree (a whole word gets a
+/// space after it).
+pub fn complete(line: &str, app: &App) -> String {
+    let (head, word) = match line.rsplit_once(' ') {
+        Some((h, w)) => (Some(h), w),
+        None => (None, line),
+    };
+    let candidates: Vec<String> = match head.map(str::trim) {
+        None => COMMANDS.iter().map(|c| c.0.to_string()).collect(),
+        Some("campaign") => app.snap.campaigns.iter().map(|c| c.campaign.id.clone()).collect(),
+        Some("channel") => {
+            app.campaign().map_or(Vec::new(), |c| c.channels.iter().map(|v| v.key.channel.clone()).collect())
+        }
+        Some("theme") => crate::ui::theme::BUILT_IN.iter().map(|(n, _)| n.to_string()).collect(),
+        Some("window") => ["1h", "6h", "24h", "7d", "all"].map(String::from).to_vec(),
+        Some(_) => Vec::new(),
+    };
+    let matching: Vec<&String> = candidates.iter().filter(|c| c.starts_with(word)).collect();
+    let Some(first) = matching.first() else { return line.to_string() };
+    let common = matching.iter().fold(first.as_str(), |acc, c| {
+        let n = acc.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
+        &acc[..acc.char_indices().nth(n).map_or(acc.len(), |(i, _)| i)]
+    });
+    let done = if matching.len() == 1 { " " } else { "" };
+    match head {
+        Some(h) => format!("{h} {common}{done}"),
+        None => format!("{common}{done}"),
+    }
+}
