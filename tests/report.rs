@@ -141,3 +141,35 @@ fn a_period_report_sums_its_days() {
         assert_eq!(seg, r.totals.conversions, "{dim}");
     }
 }
+
+/// Labour and fees besides media spend: the summary counts them in the full cost, profit and
+/// ROI, over the whole run and by the day for a period; a campaign without them shows none.
+#[test]
+fn other_costs_count_in_profit_and_roi() {
+    use campaign_cockpit::domain::campaign::{Cost, CostPer};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, campaigns) = fixture(dir.path());
+    let mut c = campaigns.iter().find(|c| c.id == "618-promo").unwrap().clone();
+    assert!(review().other_costs.is_none());
+    c.costs = vec![
+        Cost { name: "agency".into(), amount: 20_000.0, per: None, channel: None },
+        Cost { name: "ops team".into(), amount: 1_000.0, per: Some(CostPer::Day), channel: None },
+    ];
+    let r = build(&store, &c, &campaigns, None, None).unwrap();
+    // The report runs to the last data.
+    let to = chrono::DateTime::parse_from_rfc3339(&r.to).unwrap().timestamp_millis();
+    let days = (to.min(c.end_ms()) - c.start_ms()) as f64 / 86_400_000.0;
+    let other = r.other_costs.unwrap();
+    // (The period's end is printed to the second.)
+    assert!((other - (20_000.0 + 1_000.0 * days)).abs() < 0.05, "{other} vs {days} days");
+    let md = render(&r, ReportFormat::Md);
+    for row in ["other costs", "full cost", "profit", "ROI over the full cost"] {
+        assert!(md.contains(row), "{row}:\n{md}");
+    }
+    let roi = (r.totals.revenue - r.spend - other) / (r.spend + other);
+    assert!(md.contains(&format!("| ROI over the full cost | {:.2}% |", roi * 100.0)), "{md}");
+    // Three days in the middle: three days of the ops team, no agency fee.
+    let day = 86_400_000;
+    let p = build(&store, &c, &campaigns, Some(c.start_ms() + 2 * day), Some(c.start_ms() + 5 * day)).unwrap();
+    assert_eq!(p.other_costs, Some(3_000.0));
+}

@@ -81,6 +81,68 @@ pub struct Campaign {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contingency: Vec<Contingency>,
     pub channels: Vec<Channel>,
+    /// What the campaign costs besides media spend: labour, tools, agency and KOL fees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub costs: Vec<Cost>,
+}
+
+/// A cost besides media spend, counted in ROI and profit: once, or by the day from the
+/// campaign's start to now (to its end at most); of one channel or the whole campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    pub name: String,
+    pub amount: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<CostPer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostPer {
+    Day,
+}
+
+impl Cost {
+    /// What it has cost by `now_ms`.
+    pub fn so_far(&self, campaign: &Campaign, now_ms: i64) -> f64 {
+        let (start, end) = (campaign.start.timestamp_millis(), campaign.end_ms());
+        match self.per {
+            None if now_ms >= start => self.amount,
+            None => 0.0,
+            Some(CostPer::Day) => {
+                let days = (now_ms.min(end) - start).max(0) as f64 / crate::domain::time::DAY_MS as f64;
+                self.amount * days
+            }
+        }
+    }
+}
+
+/// The full cost of a campaign (or a channel) so far: media spend and the other costs, and
+/// what is left of revenue after both.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FullCost {
+    pub spend: f64,
+    pub other: f64,
+    pub revenue: f64,
+}
+
+impl FullCost {
+    pub fn total(&self) -> f64 {
+        self.spend + self.other
+    }
+
+    pub fn profit(&self) -> f64 {
+        self.revenue - self.total()
+    }
+
+    /// ROI over the whole cost: (revenue − media spend − other costs) / (media spend + other
+    /// costs); `None` before anything is spent.
+    pub fn roi(&self) -> Option<f64> {
+        (self.total() > 0.0).then(|| self.profit() / self.total())
+    }
 }
 
 fn default_currency() -> String {
@@ -306,6 +368,18 @@ impl Campaign {
     }
 
     /// Checks the plan makes sense; the error is (field path, reason).
+    /// The full cost so far of the campaign (`channel: None`) or of one channel, given its
+    /// counters: a campaign-wide cost counts toward the campaign only.
+    pub fn full_cost(&self, totals: &crate::domain::Counters, channel: Option<&str>, now_ms: i64) -> FullCost {
+        let other = self
+            .costs
+            .iter()
+            .filter(|c| channel.is_none() || c.channel.as_deref() == channel)
+            .map(|c| c.so_far(self, now_ms))
+            .sum();
+        FullCost { spend: totals.spend, other, revenue: totals.revenue }
+    }
+
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
         if !valid_id(&self.id) {
@@ -333,6 +407,17 @@ impl Campaign {
         }
         if self.channels.is_empty() {
             return bad("channels", "a campaign needs at least one channel");
+        }
+        for (i, c) in self.costs.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return Err((format!("costs[{i}].name"), "must not be empty".into()));
+            }
+            if !(c.amount.is_finite() && c.amount >= 0.0) {
+                return Err((format!("costs[{i}].amount"), "must be a number ≥ 0".into()));
+            }
+            if let Some(ch) = c.channel.as_deref().filter(|ch| !self.channels.iter().any(|x| x.id == *ch)) {
+                return Err((format!("costs[{i}].channel"), format!("'{ch}' is not a channel of this campaign")));
+            }
         }
         self.alerts.validate().map_err(|(f, m)| (format!("alerts.{f}"), m))?;
         for (i, c) in self.contingency.iter().enumerate() {
@@ -557,6 +642,36 @@ poll_interval = "5s"
         assert_eq!(c, again);
         let from_json = Campaign::parse(&c.to_json(), Format::Json, "x.json").unwrap();
         assert_eq!(c, from_json);
+    }
+
+    /// Labour by the day and a one-off fee count in the full cost; ROI is over it.
+    #[test]
+    fn other_costs_count_by_the_day_and_once() {
+        let text = format!(
+            "{GOOD}\n[[costs]]\nname = \"agency\"\namount = 3000.0\n\n[[costs]]\nname = \"KOL notes\"\namount = 100.0\nper = \"day\"\nchannel = \"baidu\"\n"
+        );
+        let c = Campaign::parse(&text, Format::Toml, "spring.toml").unwrap();
+        assert_eq!(c.costs.len(), 2);
+        assert_eq!(Campaign::parse(&c.to_toml(), Format::Toml, "x.toml").unwrap(), c, "round trip");
+        let day = crate::domain::time::DAY_MS;
+        let ten_days = c.start.timestamp_millis() + 10 * day;
+        let totals = crate::domain::Counters { spend: 7000.0, revenue: 20_000.0, ..Default::default() };
+        let full = c.full_cost(&totals, None, ten_days);
+        assert_eq!((full.other, full.total()), (4000.0, 11_000.0));
+        assert_eq!(full.profit(), 9000.0);
+        assert!((full.roi().unwrap() - 9000.0 / 11_000.0).abs() < 1e-12);
+        assert_eq!(c.full_cost(&totals, Some("baidu"), ten_days).other, 1000.0, "a channel's own costs");
+        assert_eq!(c.full_cost(&totals, None, c.start.timestamp_millis() - day).other, 0.0, "nothing before the start");
+        let after = c.full_cost(&totals, None, c.end_ms() + 30 * day).other;
+        assert!(
+            (after - (3000.0 + 100.0 * (c.end_ms() - c.start.timestamp_millis()) as f64 / day as f64)).abs() < 1e-6,
+            "by the day to the end only"
+        );
+        let bad = text.replace("channel = \"baidu\"", "channel = \"tiktok\"");
+        let e = Campaign::parse(&bad, Format::Toml, "spring.toml").unwrap_err().to_string();
+        assert!(e.contains("costs[1].channel") && e.contains("tiktok"), "{e}");
+        let e = Campaign::parse(&text.replace("3000.0", "-1.0"), Format::Toml, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("costs[0].amount"), "{e}");
     }
 
     #[test]

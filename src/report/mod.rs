@@ -46,6 +46,23 @@ pub enum ReportFormat {
     Json,
 }
 
+/// Other costs over a period: by-the-day ones for its days, one-off ones when it starts
+/// with the campaign.
+fn other_costs(c: &Campaign, span: Span) -> Option<f64> {
+    (!c.costs.is_empty()).then(|| {
+        let sum: f64 = c
+            .costs
+            .iter()
+            .map(|k| match k.per {
+                Some(_) => k.so_far(c, span.to) - k.so_far(c, span.from),
+                None if span.from <= c.start_ms() => k.amount,
+                None => 0.0,
+            })
+            .sum();
+        (sum * 100.0).round() / 100.0
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Review {
     pub campaign: String,
@@ -78,6 +95,9 @@ pub struct Review {
     pub actions: Vec<ActionRow>,
     pub notes: Vec<NoteRow>,
     pub previous: Option<Previous>,
+    /// The campaign's costs besides media spend over the period, where it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_costs: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -270,6 +290,7 @@ pub fn build(
         actions: action_rows(store, c, span)?,
         notes: note_rows,
         previous: previous(store, c, all, &days_all, to)?,
+        other_costs: other_costs(c, span),
     })
 }
 

@@ -151,6 +151,15 @@ fn summary(r: &Review) -> Table {
             ),
         ]
         .into_iter()
+        .chain(r.other_costs.into_iter().flat_map(|other| {
+            let full = crate::domain::campaign::FullCost { spend: r.spend, other, revenue: r.totals.revenue };
+            [
+                ("other costs", Cell::money(other)),
+                ("full cost", Cell::money(full.total())),
+                ("profit", Cell::money(full.profit())),
+                ("ROI over the full cost", Cell::num(Metric::Roi, full.roi())),
+            ]
+        }))
         .map(|(k, v)| Row { item: k.replace(' ', "_"), cells: vec![Cell::text(k), v] })
         .collect(),
         empty: "",

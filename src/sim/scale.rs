@@ -77,6 +77,7 @@ pub fn campaigns(
                 alerts: Default::default(),
                 contingency: Vec::new(),
                 channels: chans,
+                costs: Vec::new(),
                 id,
             }
         })

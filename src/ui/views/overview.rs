@@ -195,7 +195,7 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
             gauge_line(label, *ratio, *marker, text, *style, t, label_w, bar_w, width)
         })
         .collect();
-    lines.push(kpi_line(camp, c, t, width));
+    lines.push(kpi_line(camp, c, now, t, width));
     if let Some(l) = trouble_line(c, t, width) {
         lines.push(l);
     }
@@ -233,7 +233,7 @@ fn trouble_line(c: &CampaignView, t: &Theme, width: usize) -> Option<Line<'stati
     Some(Line::from(vec![Span::styled(format!("  {sym} "), style), Span::styled(text, style)]))
 }
 
-fn kpi_line(camp: &Campaign, c: &CampaignView, t: &Theme, width: usize) -> Line<'static> {
+fn kpi_line(camp: &Campaign, c: &CampaignView, now: i64, t: &Theme, width: usize) -> Line<'static> {
     let mut spans = vec![Span::styled(format!("  {:<w$}", "KPIs", w = 7), t.muted)];
     for k in &camp.kpis {
         let v = k.metric.value(&c.totals);
@@ -249,7 +249,14 @@ fn kpi_line(camp: &Campaign, c: &CampaignView, t: &Theme, width: usize) -> Line<
     if camp.kpis.iter().all(|k| k.metric != Metric::Roas) && c.totals.revenue > 0.0 {
         spans.push(Span::styled(format!("ROAS {}  ", Metric::Roas.format(Metric::Roas.value(&c.totals))), t.base));
     }
-    if c.totals.revenue > 0.0 {
+    if !camp.costs.is_empty() {
+        // Over the whole cost: media spend and the campaign's other costs.
+        let full = camp.full_cost(&c.totals, None, now);
+        spans.push(Span::styled(
+            format!("ROI {} full cost  profit {}", Metric::Roi.format(full.roi()), money_short(full.profit())),
+            t.base,
+        ));
+    } else if c.totals.revenue > 0.0 {
         spans.push(Span::styled(format!("ROI {}", Metric::Roi.format(roi)), t.base));
     }
     let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
