@@ -107,7 +107,7 @@ pub fn kpi(
         Metric::Cvr | Metric::Cpc => format!("{} clicks", crate::domain::format::count(window.clicks as i64)),
         _ => format!("{} {results_word}", if m == Metric::Cpl { window.leads } else { window.conversions }),
     };
-    Some(verdict(format!("{} {} vs limit {limit} over {span}, {volume}", m.label(), m.format(Some(v)))))
+    Some(verdict(format!("{} {} vs limit {} over {span}, {volume}", m.label(), m.format(Some(v)), limit.readable())))
 }
 
 /// How unlikely, at most, a critical KPI breach may be under the limit.
@@ -337,7 +337,7 @@ mod tests {
         assert!(kpi(&ctr, &window(40, 0, 0, 1.0), &g, 0.05, false, "3h").is_none(), "no verdict on 40 impressions");
         let v = kpi(&ctr, &window(18_400, 166, 0, 50.0), &g, 0.05, false, "3h").unwrap();
         assert!(v.active);
-        assert_eq!(v.summary, "CTR 0.9% vs limit ctr >= 0.02 over 3h, 18,400 impressions");
+        assert_eq!(v.summary, "CTR 0.9% vs limit CTR ≥ 2.0% over 3h, 18,400 impressions");
         assert_eq!(v.severity, Severity::Crit);
         // 2.05 % clears a fresh check but not a firing one (needs ≥ 2.1 %).
         let w = window(10_000, 205, 0, 50.0);

@@ -270,6 +270,19 @@ impl KpiLimit {
     }
 }
 
+impl KpiLimit {
+    /// The limit in the user's units, for people: `CTR ≥ 1.0%`, `CPA ≤ 90.00`, `ROAS ≥ 3.50×`
+    /// (the display form `ctr >= 0.01` is how a campaign file writes it).
+    pub fn readable(&self) -> String {
+        let op = match self.op.as_str() {
+            "<=" => "≤",
+            ">=" => "≥",
+            other => other,
+        };
+        format!("{} {op} {}", self.metric.label(), self.metric.format(Some(self.value)))
+    }
+}
+
 impl fmt::Display for KpiLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.metric, self.op.as_str(), self.value)
