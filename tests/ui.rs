@@ -428,6 +428,15 @@ fn the_command_line_completes_runs_and_remembers() {
     press(&mut h, &mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Campaign);
     assert_eq!(app.campaign().unwrap().campaign.id, "618-promo");
+    // Another campaign, with fewer channels: its own table.
+    typed(&mut h, &mut app, ":campaign app-launch");
+    press(&mut h, &mut app, KeyCode::Enter);
+    let screen = render_to_string(&mut app, 80, 24);
+    assert!(screen.contains("Finch"), "{screen}");
+    assert_eq!(app.table.rows.len(), app.campaign().unwrap().channels.len());
+    typed(&mut h, &mut app, ":campaign 618-promo");
+    press(&mut h, &mut app, KeyCode::Enter);
+    render_to_string(&mut app, 80, 24);
     typed(&mut h, &mut app, ":channel douyin");
     press(&mut h, &mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Channel);

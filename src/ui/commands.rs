@@ -49,7 +49,7 @@ pub fn run(line: &str, app: &mut App) -> Option<Command> {
         "campaign" if arg.is_empty() => needs(app, "a campaign id"),
         "campaign" => match app.snap.campaigns.iter().position(|c| c.campaign.id == arg) {
             Some(i) => {
-                app.campaign_sel = i;
+                select(app, i);
                 app.goto(View::Campaign)
             }
             None => say(app, format!("no campaign '{arg}'")),
@@ -68,8 +68,10 @@ pub fn run(line: &str, app: &mut App) -> Option<Command> {
             else {
                 return say(app, format!("no channel '{channel}' in {}", app.snap.campaigns[i].campaign.id));
             };
-            app.campaign_sel = i;
+            select(app, i);
             app.channel = Some(key);
+            // The campaign table's cursor follows, for Esc.
+            app.refresh_rows();
             app.view = View::Channel;
             app.series_command()
         }
@@ -101,6 +103,14 @@ pub fn run(line: &str, app: &mut App) -> Option<Command> {
         "silence" => app.silence(if arg.is_empty() { "1h" } else { arg }, false),
         _ => None,
     }
+}
+
+/// Another campaign on screen: its table sorted afresh, unfiltered, from its top.
+fn select(app: &mut App, i: usize) {
+    app.campaign_sel = i;
+    app.table.filter.clear();
+    app.table.row = 0;
+    app.refresh_rows();
 }
 
 fn say(app: &mut App, text: String) -> Option<Command> {

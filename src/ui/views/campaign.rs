@@ -126,10 +126,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
         .skip(offset)
         .take(visible)
         .enumerate()
-        .map(|(i, idx)| {
-            let ch = &c.channels[*idx];
-            let row = channel_row(ch, &c, &cols, &t);
-            if offset + i == app.table.row { row.style(t.selected) } else { row }
+        // Rows sorted for another state of the campaign are left out, never a panic.
+        .filter_map(|(i, idx)| {
+            let row = channel_row(c.channels.get(*idx)?, &c, &cols, &t);
+            Some(if offset + i == app.table.row { row.style(t.selected) } else { row })
         })
         .collect();
     if rows.is_empty() {
