@@ -428,8 +428,10 @@ fn the_command_line_completes_runs_and_remembers() {
     press(&mut h, &mut app, KeyCode::Enter);
     assert_eq!(app.view, View::Campaign);
     assert_eq!(app.campaign().unwrap().campaign.id, "618-promo");
-    // Another campaign, with fewer channels: its own table.
-    typed(&mut h, &mut app, ":campaign app-launch");
+    // Another campaign, with fewer channels, found by its name: its own table.
+    typed(&mut h, &mut app, ":campaign finch");
+    press(&mut h, &mut app, KeyCode::Tab);
+    assert_eq!(line(&app), "campaign app-launch ");
     press(&mut h, &mut app, KeyCode::Enter);
     let screen = render_to_string(&mut app, 80, 24);
     assert!(screen.contains("Finch"), "{screen}");

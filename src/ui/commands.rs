@@ -47,12 +47,12 @@ pub fn run(line: &str, app: &mut App) -> Option<Command> {
         "optimize" => app.goto(View::Optimize),
         "analyze" => app.goto(View::Analyze),
         "campaign" if arg.is_empty() => needs(app, "a campaign id"),
-        "campaign" => match app.snap.campaigns.iter().position(|c| c.campaign.id == arg) {
-            Some(i) => {
+        "campaign" => match find_campaign(app, arg) {
+            Ok(i) => {
                 select(app, i);
                 app.goto(View::Campaign)
             }
-            None => say(app, format!("no campaign '{arg}'")),
+            Err(e) => say(app, e),
         },
         "channel" if arg.is_empty() => needs(app, "a channel id"),
         "channel" => {
@@ -105,6 +105,30 @@ pub fn run(line: &str, app: &mut App) -> Option<Command> {
     }
 }
 
+/// The campaign an argument names: its id, else the one campaign whose id starts so or whose
+/// name holds the words (any case).
+fn find_campaign(app: &App, arg: &str) -> Result<usize, String> {
+    let cs = &app.snap.campaigns;
+    if let Some(i) = cs.iter().position(|c| c.campaign.id == arg) {
+        return Ok(i);
+    }
+    let needle = arg.to_lowercase();
+    let found: Vec<usize> = (0..cs.len())
+        .filter(|i| {
+            let c = &cs[*i].campaign;
+            c.id.starts_with(arg) || c.name.to_lowercase().contains(&needle)
+        })
+        .collect();
+    match found.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(format!("no campaign '{arg}'")),
+        many => {
+            let ids: Vec<&str> = many.iter().map(|i| cs[*i].campaign.id.as_str()).collect();
+            Err(format!("'{arg}' could be {}", ids.join(", ")))
+        }
+    }
+}
+
 /// Another campaign on screen: its table sorted afresh, unfiltered, from its top.
 fn select(app: &mut App, i: usize) {
     app.campaign_sel = i;
@@ -135,7 +159,13 @@ pub fn complete(line: &str, app: &App) -> String {
         Some("window") => ["1h", "6h", "24h", "7d", "all"].map(String::from).to_vec(),
         Some(_) => Vec::new(),
     };
-    let matching: Vec<&String> = candidates.iter().filter(|c| c.starts_with(word)).collect();
+    let mut matching: Vec<&String> = candidates.iter().filter(|c| c.starts_with(word)).collect();
+    if matching.is_empty() && head.map(str::trim) == Some("campaign") {
+        // No id starts so: the campaign whose name holds the word, by its id.
+        if let Ok(i) = find_campaign(app, word) {
+            matching = candidates.iter().filter(|c| **c == app.snap.campaigns[i].campaign.id).collect();
+        }
+    }
     let Some(first) = matching.first() else { return line.to_string() };
     let common = matching.iter().fold(first.as_str(), |acc, c| {
         let n = acc.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
