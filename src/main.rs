@@ -1,4 +1,3 @@
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,7 +9,7 @@ fn main() -> ExitCode {
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
     tune_malloc();
-    let cli = campaign_cockpit::cli::Cli::parse();
+    let cli = campaign_cockpit::cli::Cli::from_env();
     match campaign_cockpit::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -19,7 +18,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit.code);
             }
             let bad_input = e.chain().any(|c| c.is::<campaign_cockpit::cli::BadInput>());
-            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // Each cause once: an error that prints its source already is not followed by it.
+            let mut msg: Vec<String> = Vec::new();
+            for c in e.chain().map(|c| c.to_string()) {
+                if !msg.last().is_some_and(|last| last.ends_with(&c)) {
+                    msg.push(c);
+                }
+            }
             say(&format!("error: {}\n", msg.join(": ")));
             ExitCode::from(if bad_input { 2 } else { 1 })
         }

@@ -394,3 +394,24 @@ fn completions_config_init_and_version() {
     let v = stdout(&cockpit(&db, &["--version"]));
     assert!(v.starts_with("cockpit ") && v.contains('(') && v.trim_end().ends_with(')'), "{v}");
 }
+
+/// The global options are listed once, in `cockpit --help`, and still work after a
+/// subcommand.
+#[test]
+fn global_options_are_listed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let top = stdout(&cockpit(&db, &["--help"]));
+    assert!(top.contains("--theme") && top.contains("--interval"), "{top}");
+    let sub = stdout(&cockpit(&db, &["campaign", "--help"]));
+    let listed = |o: &str| sub.lines().any(|l| l.trim_start().starts_with(o));
+    assert!(!listed("--theme") && !listed("--interval") && listed("-h, --help"), "{sub}");
+    assert!(sub.contains("cockpit --help"), "{sub}");
+    let after = Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["campaign", "list", "--db"])
+        .arg(&db)
+        .env("COCKPIT_CONFIG", db.with_extension("no-config.toml"))
+        .output()
+        .unwrap();
+    assert!(stderr(&after).contains(&db.display().to_string()), "{}", stderr(&after));
+}

@@ -757,6 +757,32 @@ fn with_scale(mut loaded: LoadedScenario, scale: &Scale) -> LoadedScenario {
     loaded
 }
 
+impl Cli {
+    /// The command line of this process. The global options (`--db`, `--theme`, …) are listed
+    /// once, in `cockpit --help`; each subcommand's help names only its own and points there.
+    pub fn from_env() -> Cli {
+        use clap::FromArgMatches;
+        let matches = Cli::command_once().get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// The command with the global options hidden under the subcommands.
+    pub fn command_once() -> clap::Command {
+        use clap::CommandFactory;
+        fn hide_globals(c: clap::Command) -> clap::Command {
+            let c = c.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a });
+            let names: Vec<String> = c.get_subcommands().map(|s| s.get_name().to_string()).collect();
+            names.into_iter().fold(c, |c, n| c.mut_subcommand(n, hide_globals)).after_help(
+                "Global options (--db, --theme, --interval, --bell, --read-only, --service) are listed in `cockpit --help`.",
+            )
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+        names.into_iter().fold(cmd, |c, n| c.mut_subcommand(n, hide_globals))
+    }
+}
+
 /// `cockpit config init`: the commented template, printed or written (never over a file
 /// without `--force`), readable by its owner only since it may come to hold tokens.
 fn config_init(stdout: bool, force: bool) -> color_eyre::Result<()> {
