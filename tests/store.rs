@@ -139,7 +139,9 @@ fn compaction_keeps_every_record_and_gives_back_the_space() {
     let first_id = store.next_id().unwrap();
     let before = state(&store, &keys);
     let done = store.compact().unwrap();
-    assert!(done.after_bytes < done.before_bytes / 2, "{done:?}");
+    // The copy is about 3 MiB; what sled's file had grown to by then varies with its own
+    // background work (5.5–9 MiB here): well over the copy either way.
+    assert!(done.after_bytes < done.before_bytes * 2 / 3, "{done:?}");
     assert!(done.records > 20 * 6 * 60, "{done:?}");
     assert_eq!(state(&store, &keys), before);
     assert!(store.next_id().unwrap() > first_id, "ids keep increasing across a compaction");
