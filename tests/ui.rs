@@ -459,6 +459,10 @@ fn the_command_line_completes_runs_and_remembers() {
     assert_eq!(line(&app), "frobnicate");
     press(&mut h, &mut app, KeyCode::Up);
     assert_eq!(line(&app), "theme mono");
+    press(&mut h, &mut app, KeyCode::Down);
+    assert_eq!(line(&app), "frobnicate");
+    press(&mut h, &mut app, KeyCode::Down);
+    assert_eq!(line(&app), "", "past the newest, an empty line");
     press(&mut h, &mut app, KeyCode::Esc);
     typed(&mut h, &mut app, ":note launch checked");
     press(&mut h, &mut app, KeyCode::Enter);

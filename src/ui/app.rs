@@ -359,38 +359,17 @@ impl App {
         use crossterm::event::KeyCode;
         let Some(Modal::Prompt(p)) = self.modal.as_mut() else { return None };
         if p.kind == PromptKind::Command {
-            match key.code {
-                KeyCode::Tab => {
-                    let line = super::commands::complete(&p.text.clone(), self);
-                    if let Some(Modal::Prompt(p)) = self.modal.as_mut() {
-                        p.text = line;
-                    }
-                    return None;
+            let text = match key.code {
+                KeyCode::Tab => Some(super::commands::complete(&p.text.clone(), self)),
+                KeyCode::Up => self.history_step(true),
+                KeyCode::Down => self.history_step(false),
+                _ => None,
+            };
+            if let Some(text) = text {
+                if let Some(Modal::Prompt(p)) = self.modal.as_mut() {
+                    p.text = text;
                 }
-                KeyCode::Up | KeyCode::Down => {
-                    let n = self.history.len();
-                    let at = match (key.code, self.history_at) {
-                        (_, _) if n == 0 => return None,
-                        (KeyCode::Up, None) => n - 1,
-                        (KeyCode::Up, Some(i)) => i.saturating_sub(1),
-                        (_, None) => return None,
-                        (_, Some(i)) if i + 1 >= n => {
-                            self.history_at = None;
-                            if let Some(Modal::Prompt(p)) = self.modal.as_mut() {
-                                p.text.clear();
-                            }
-                            return None;
-                        }
-                        (_, Some(i)) => i + 1,
-                    };
-                    self.history_at = Some(at);
-                    let line = self.history[at].clone();
-                    if let Some(Modal::Prompt(p)) = self.modal.as_mut() {
-                        p.text = line;
-                    }
-                    return None;
-                }
-                _ => {}
+                return None;
             }
         }
         let Some(Modal::Prompt(p)) = self.modal.as_mut() else { return None };
@@ -411,6 +390,25 @@ impl App {
             _ => {}
         }
         None
+    }
+
+    /// ↑ (`up`) or ↓ at the command line: the line to show, `None` where there is nothing to
+    /// move to; past the newest, an empty line.
+    fn history_step(&mut self, up: bool) -> Option<String> {
+        let n = self.history.len();
+        let at = match (up, self.history_at) {
+            _ if n == 0 => return None,
+            (true, None) => n - 1,
+            (true, Some(i)) => i.saturating_sub(1),
+            (false, None) => return None,
+            (false, Some(i)) if i + 1 >= n => {
+                self.history_at = None;
+                return Some(String::new());
+            }
+            (false, Some(i)) => i + 1,
+        };
+        self.history_at = Some(at);
+        Some(self.history[at].clone())
     }
 
     /// Enter at a prompt: what the typed text asks for.

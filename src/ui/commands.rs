@@ -75,7 +75,7 @@ pub fn run(line: &str, app: &mut App) -> Option<Command> {
             app.view = View::Channel;
             app.series_command()
         }
-        "window" => match Window::ALL.iter().find(|w| w.label() == arg || (arg == "all" && **w == Window::ToDate)) {
+        "window" => match Window::ALL.iter().find(|w| window_name(**w) == arg) {
             Some(w) => {
                 app.chart.window = *w;
                 if app.view == View::Channel { app.series_command() } else { None }
@@ -137,6 +137,11 @@ fn select(app: &mut App, i: usize) {
     app.refresh_rows();
 }
 
+/// A chart window as typed: its label, one word for the whole campaign.
+fn window_name(w: Window) -> &'static str {
+    if w == Window::ToDate { "all" } else { w.label() }
+}
+
 fn say(app: &mut App, text: String) -> Option<Command> {
     app.message = Some(text);
     None
@@ -156,7 +161,7 @@ pub fn complete(line: &str, app: &App) -> String {
             app.campaign().map_or(Vec::new(), |c| c.channels.iter().map(|v| v.key.channel.clone()).collect())
         }
         Some("theme") => crate::ui::theme::BUILT_IN.iter().map(|(n, _)| n.to_string()).collect(),
-        Some("window") => ["1h", "6h", "24h", "7d", "all"].map(String::from).to_vec(),
+        Some("window") => Window::ALL.iter().map(|w| window_name(*w).to_string()).collect(),
         Some(_) => Vec::new(),
     };
     let mut matching: Vec<&String> = candidates.iter().filter(|c| c.starts_with(word)).collect();
