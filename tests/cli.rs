@@ -154,6 +154,11 @@ fn the_config_file_fills_in_what_the_command_line_leaves_open() {
     let o = run(&["campaign", "list"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("config.toml:2:") && stderr(&o).contains("colour"), "{}", stderr(&o));
+    std::fs::write(&config, "db = \"x\"\n\n[keys]\nnote = \"N\"\nack = \"j\"\n").unwrap();
+    let o = run(&["campaign", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+    let want = "config.toml:5: keys: j for 'ack' is already 'move down' (down) in the alerts view";
+    assert!(stderr(&o).contains(want), "{}", stderr(&o));
 }
 
 /// The demo's simulated network on a loopback port, `offset_ms` into the demo scenario; the

@@ -472,3 +472,31 @@ fn the_command_line_completes_runs_and_remembers() {
     assert!(app.quit);
     h.engine.command(Command::ClearDetail);
 }
+
+#[test]
+fn a_rebound_key_does_its_action_and_help_and_footer_show_it() {
+    use campaign_cockpit::ui::keys::{Keymap, Override};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    let rebind = |action: &str, keys: &[&str]| Override {
+        scope: None,
+        action: action.into(),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        line: 1,
+    };
+    app.keys = Keymap::with_overrides(&[rebind("ack", &["A"]), rebind("alerts_view", &["F4", "4"])]).unwrap();
+    let press = |app: &mut App, code| app.key(KeyEvent::from(code));
+    assert!(press(&mut app, KeyCode::F(4)).is_none());
+    assert_eq!(app.view, View::Alerts);
+    let footer = render_to_string(&mut app, 100, 30);
+    assert!(footer.lines().last().unwrap().contains(" A ack"), "{footer}");
+    assert!(press(&mut app, KeyCode::Char('a')).is_none(), "the old key does nothing");
+    let cmd = press(&mut app, KeyCode::Char('A')).expect("an ack");
+    assert!(matches!(cmd, Command::Ack { .. }), "{cmd:?}");
+    h.engine.command(cmd);
+    act(&mut h, &mut app, Action::Help);
+    let screen = render_to_string(&mut app, 100, 40);
+    let line = screen.lines().find(|l| l.contains("acknowledge the alert")).unwrap();
+    assert!(line.contains("  A ") && !line.contains("  a "), "{line}");
+    assert!(screen.contains("F4 4"), "{screen}");
+}

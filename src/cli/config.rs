@@ -54,6 +54,12 @@ pub struct Config {
     /// Where `cockpit serve` sends its alerts.
     #[serde(default)]
     pub notify: Notify,
+    /// Rebound keys: `action = "KEY ..."` (or a list), or a `[keys.SCOPE]` table of them.
+    #[serde(default)]
+    keys: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+    /// The bindings with `keys` applied.
+    #[serde(skip)]
+    pub keymap: crate::ui::keys::Keymap,
 }
 
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -118,6 +124,19 @@ pub const TEMPLATE: &str = r#"# Campaign Cockpit configuration. Every key is opt
 # severities = ["crit", "warn"]
 # At most this many messages a minute to this target.
 # per_minute = 20
+
+# Your own keys: an action and its keys ("j Down" or ["j", "Down"]) wherever it is bound, or
+# in one view under [keys.VIEW] (global, lists, campaign, channel, alerts, optimize, analyze).
+# Actions: quit help next_view prev_view overview campaign_view channel_view alerts_view
+# optimize_view analyze_view note command_line up down page_up page_down top bottom open back
+# filter sort sort_reverse metric_next metric_prev window ack silence silence_channel
+# severity_filter state_filter pause budget apply undo dismiss journal analyze_mode
+# compare_with custom_window. Keys: a character, Ctrl-x, Alt-x, F1-F12, Tab, S-Tab, Enter,
+# Esc, Backspace, Space, PgUp, PgDn, Home, End, Up, Down, Left, Right.
+# [keys]
+# ack = "a"
+# [keys.analyze]
+# window = "w"
 "#;
 
 impl Config {
@@ -141,6 +160,9 @@ impl Config {
             let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             BadInput(format!("{name}:{line}: {}", e.message().lines().next().unwrap_or("")))
         })?;
+        let mut config = config;
+        config.keymap =
+            keymap(&config.keys, &text).map_err(|(line, e)| BadInput(format!("{name}:{line}: keys: {e}")))?;
         if let Some(i) = &config.interval {
             parse_duration(i).map_err(|e| BadInput(format!("{name}: interval = \"{i}\": {e}")))?;
         }
@@ -156,6 +178,68 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The keys of a `[keys]` entry: `"j Down"` or `["j", "Down"]`.
+fn key_list(v: &toml::Value) -> Result<Vec<String>, String> {
+    match v {
+        toml::Value::String(s) => Ok(s.split_whitespace().map(str::to_string).collect()),
+        toml::Value::Array(a) => a
+            .iter()
+            .map(|k| {
+                k.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{k} is not a key (write \"j\" or [\"j\", \"Down\"])"))
+            })
+            .collect(),
+        other => Err(format!("{other} is not a key (write \"j\" or [\"j\", \"Down\"])")),
+    }
+}
+
+/// The bindings that `[keys]` asks for; an error names its line.
+fn keymap(
+    keys: &std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+    text: &str,
+) -> Result<crate::ui::keys::Keymap, (usize, String)> {
+    use crate::ui::keys::{Keymap, Override, Scope};
+    let mut overrides = Vec::new();
+    for (name, v) in keys {
+        let line = line_at(text, v.span().start);
+        match v.get_ref() {
+            toml::Value::Table(t) => {
+                let scope = Scope::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+                    let names: Vec<&str> = Scope::ALL.iter().map(|s| s.name()).collect();
+                    (line, format!("[keys.{name}]: not a view (views: {})", names.join(", ")))
+                })?;
+                for (action, v) in t {
+                    // The line of the entry within the table.
+                    let at = text
+                        .lines()
+                        .enumerate()
+                        .skip(line - 1)
+                        .find(|(_, l)| {
+                            l.trim_start()
+                                .strip_prefix(action.as_str())
+                                .is_some_and(|r| r.trim_start().starts_with('='))
+                        })
+                        .map_or(line, |(i, _)| i + 1);
+                    let keys = key_list(v).map_err(|e| (at, format!("{name}.{action}: {e}")))?;
+                    overrides.push(Override { scope: Some(scope), action: action.clone(), keys, line: at });
+                }
+            }
+            other => {
+                let keys = key_list(other).map_err(|e| (line, format!("{name}: {e}")))?;
+                overrides.push(Override { scope: None, action: name.clone(), keys, line });
+            }
+        }
+    }
+    overrides.sort_by_key(|o| o.line);
+    Keymap::with_overrides(&overrides)
 }
 
 pub fn default_db() -> PathBuf {
@@ -196,8 +280,45 @@ mod tests {
         assert_eq!(c.notify.webhook.len(), 1);
         assert_eq!(c.notify.webhook[0].per_minute, 20);
         assert!(c.notify.alertmanager.is_some() && c.secrets.contains_key("meta_token"));
+        // The keys it shows are the defaults.
+        let map = keymap(&c.keys, &uncommented).unwrap();
+        assert_eq!(map.bindings.len(), crate::ui::keys::Keymap::default().bindings.len());
+        for (a, b) in map.bindings.iter().zip(crate::ui::keys::Keymap::default().bindings) {
+            assert_eq!(a.keys, b.keys);
+        }
         let keys = uncommented.lines().filter(|l| l.contains(" = ") && !l.starts_with('#')).count();
-        // Eight top-level keys, a secret, two of Alertmanager, five of a webhook.
-        assert_eq!(keys, 16, "every key is in the template once");
+        // Eight top-level keys, a secret, two of Alertmanager, five of a webhook, two keys.
+        assert_eq!(keys, 18, "every key is in the template once");
+        // Every action is named in the template.
+        for (_, name) in crate::ui::keys::ACTION_NAMES {
+            assert!(TEMPLATE.split(|c: char| c.is_whitespace() || c == '.').any(|w| w == *name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_keys_table_rebinds_and_a_mistake_names_its_line() {
+        use crate::ui::keys::{Action, Scope};
+        use crossterm::event::{KeyCode, KeyEvent};
+        let parse = |text: &str| {
+            let c: Config = toml::from_str(text).unwrap();
+            keymap(&c.keys, text)
+        };
+        let map = parse("bell = true\n[keys]\nack = \"A\"\ndown = [\"n\", \"Down\"]\nnote = \"N\"\n[keys.analyze]\n\nwindow = \"o\"\n").unwrap();
+        let key = |c| KeyEvent::from(KeyCode::Char(c));
+        assert_eq!(map.action(key('A'), Scope::Alerts), Some(Action::Ack));
+        assert_eq!(map.action(key('n'), Scope::Lists), Some(Action::Down));
+        assert_eq!(map.action(key('o'), Scope::Analyze), Some(Action::WindowNext));
+        let err = parse("bell = true\n[keys]\nnote = \"N\"\nack = \"j\"\n").unwrap_err();
+        assert_eq!(err, (4, "j for 'ack' is already 'move down' (down) in the alerts view".to_string()));
+        let err = parse("[keys]\nack = \"a\"\n\n[keys.alerts]\nack = \"b\"\nfoo = \"c\"\n").unwrap_err();
+        assert_eq!(err.0, 6, "{err:?}");
+        assert!(err.1.starts_with("'foo' is not an action"), "{err:?}");
+        let err = parse("[keys.popup]\nack = \"b\"\n").unwrap_err();
+        assert_eq!(
+            err.1,
+            "[keys.popup]: not a view (views: global, lists, campaign, channel, alerts, optimize, analyze)"
+        );
+        let err = parse("[keys]\nack = 3\n").unwrap_err();
+        assert_eq!(err, (2, "ack: 3 is not a key (write \"j\" or [\"j\", \"Down\"])".to_string()));
     }
 }

@@ -77,6 +77,9 @@ pub struct Cli {
     /// `[notify]` of the config file.
     #[arg(skip)]
     pub notify: config::Notify,
+    /// The key bindings, `[keys]` of the config file applied.
+    #[arg(skip)]
+    pub keys: crate::ui::keys::Keymap,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -377,6 +380,7 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
     cli.token_over_http = config.token_over_http.unwrap_or(false);
     cli.secrets = config.secrets.iter().map(|(k, v)| (k.clone(), crate::poll::Secret::new(v.trim()))).collect();
     cli.notify = config.notify;
+    cli.keys = config.keymap;
     Ok(cli)
 }
 
@@ -939,6 +943,7 @@ fn check_dialect(d: &str) -> color_eyre::Result<()> {
 /// How the screen looks and sounds.
 struct Ui {
     theme: Theme,
+    keys: crate::ui::keys::Keymap,
     bell: bool,
     read_only: bool,
     source_token: Option<crate::poll::Secret>,
@@ -966,6 +971,7 @@ impl Ui {
 fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
     Ok(Ui {
         theme: theme(cli)?,
+        keys: cli.keys.clone(),
         bell: cli.bell,
         read_only: cli.read_only,
         source_token: cli.source_token.clone(),
@@ -996,6 +1002,7 @@ async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -
     let running = crate::serve::Running::start(store, clock, &settings)?;
     let mut app = App::new(running.snapshots.borrow().clone(), ui.theme, os_user());
     app.bell = ui.bell;
+    app.keys = ui.keys;
     let mut terminal = crate::ui::terminal::init().wrap_err("setting up the terminal (is this a terminal?)")?;
     let outcome = crate::ui::run(&mut terminal, app, running.snapshots.clone(), running.commands.clone()).await;
     crate::ui::terminal::restore();

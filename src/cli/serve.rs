@@ -444,6 +444,7 @@ fn attach_ui(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
         let attached = client::attach(sock, &os_user(), ui.read_only).await?;
         let mut app = crate::ui::app::App::new(attached.snapshots.borrow().clone(), ui.theme, os_user());
         app.bell = ui.bell;
+        app.keys = ui.keys;
         let mut terminal = crate::ui::terminal::init().wrap_err("setting up the terminal (is this a terminal?)")?;
         let outcome = crate::ui::run(&mut terminal, app, attached.snapshots, attached.commands.clone()).await;
         crate::ui::terminal::restore();

@@ -125,6 +125,8 @@ pub struct App {
     /// Command lines run, oldest first, and where ↑/↓ stand in them.
     pub history: Vec<String>,
     pub history_at: Option<usize>,
+    /// The key bindings in force (the defaults with `[keys]` from the config).
+    pub keys: super::keys::Keymap,
 }
 
 impl App {
@@ -152,6 +154,7 @@ impl App {
             notice_seen: 0,
             history: Vec::new(),
             history_at: None,
+            keys: super::keys::Keymap::default(),
         };
         app.notice_seen = app.snap.notice.as_ref().map_or(0, |(n, _)| *n);
         app.seen_critical = app.firing_critical();
@@ -327,7 +330,7 @@ impl App {
         if self.modal.is_some() {
             return self.modal_key(key);
         }
-        let action = super::keys::action_for(key, self.scope())?;
+        let action = self.keys.action(key, self.scope())?;
         self.apply(action)
     }
 

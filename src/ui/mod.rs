@@ -12,7 +12,7 @@ pub mod views;
 pub mod widgets;
 
 use app::{App, View};
-use keys::{BINDINGS, Scope};
+use keys::Scope;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
@@ -197,8 +197,8 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         spans.push(Span::styled(format!(" filter: {} ", app.table.filter), t.warn));
     }
     let mut used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-    for (b, hint) in BINDINGS.iter().filter(|b| scope_ok(b.scope)).filter_map(|b| b.hint.map(|h| (b, h))) {
-        let key = b.keys.split(' ').next().unwrap_or(b.keys);
+    for (b, hint) in app.keys.bindings.iter().filter(|b| scope_ok(b.scope)).filter_map(|b| b.hint.map(|h| (b, h))) {
+        let Some(key) = b.keys.first() else { continue };
         let item = format!(" {key} {hint}");
         if used + item.chars().count() + 1 > width {
             break;

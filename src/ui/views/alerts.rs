@@ -29,7 +29,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Severity::Crit => "critical",
         };
         let hidden = snap.alerts.len() - app.alerts.rows.len();
-        let text = format!("showing {sev}, {} ({hidden} hidden; v, t to change)", app.alerts.states.label());
+        use crate::ui::keys::Action;
+        let (v, st) = (app.keys.key_of(Action::SeverityFilter), app.keys.key_of(Action::StateFilter));
+        let text = format!("showing {sev}, {} ({hidden} hidden; {v}, {st} to change)", app.alerts.states.label());
         lines.push(Line::styled(fit(&text, width), t.muted));
     }
     let mut selected_line = 0;

@@ -81,7 +81,9 @@ fn col_width(c: Col) -> u16 {
 
 pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
     let Some(c) = app.campaign().cloned() else {
-        f.render_widget(Paragraph::new("No campaign selected: press 1 for the overview.").style(app.theme.muted), area);
+        let key = app.keys.key_of(crate::ui::keys::Action::Overview);
+        let text = format!("No campaign selected: press {key} for the overview.");
+        f.render_widget(Paragraph::new(text).style(app.theme.muted), area);
         return;
     };
     let t = app.theme.clone();

@@ -1,7 +1,7 @@
 //! The `?` help: every key, from the same table the key handler uses.
 
 use crate::ui::app::App;
-use crate::ui::keys::{BINDINGS, Scope};
+use crate::ui::keys::Scope;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -13,9 +13,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         let mut lines = Vec::new();
         for (scope, title) in scopes {
             lines.push(Line::styled(*title, t.accent));
-            for b in BINDINGS.iter().filter(|b| b.scope == *scope) {
+            for b in app.keys.bindings.iter().filter(|b| b.scope == *scope) {
                 lines.push(Line::from(vec![
-                    Span::styled(format!("  {:<13}", b.keys), t.good),
+                    Span::styled(format!("  {:<13}", b.keys_text()), t.good),
                     Span::styled(b.help, t.base),
                 ]));
             }
@@ -64,7 +64,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Clear, popup);
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(Span::styled(" Keys — ? or Esc to close ", t.accent))
+        .title(Span::styled(
+            format!(" Keys — {} or Esc to close ", app.keys.key_of(crate::ui::keys::Action::Help)),
+            t.accent,
+        ))
         .border_style(t.muted);
     let inner = block.inner(popup);
     f.render_widget(block, popup);

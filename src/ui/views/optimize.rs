@@ -117,11 +117,14 @@ fn detail(app: &App, r: &Recommendation, full: bool, width: usize) -> Vec<Line<'
     }
     if full {
         out.push(Line::raw(""));
+        use crate::ui::keys::Action;
+        let k = |a| app.keys.key_of(a);
+        let back = k(Action::Back);
         out.push(Line::styled(
             if r.info_only {
-                "nothing to apply yet · Esc back"
+                format!("nothing to apply yet · {back} back")
             } else {
-                "y apply (asks to confirm) · d dismiss · Esc back"
+                format!("{} apply (asks to confirm) · {} dismiss · {back} back", k(Action::ApplyRec), k(Action::Snooze))
             },
             t.muted,
         ));
