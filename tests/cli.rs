@@ -420,3 +420,93 @@ fn global_options_are_listed_once() {
         .unwrap();
     assert!(stderr(&after).contains(&db.display().to_string()), "{}", stderr(&after));
 }
+
+/// An editor that runs `script` (sh) on the file it is given.
+fn editor(dir: &Path, name: &str, script: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+fn edit(db: &Path, editor: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--db", &db.display().to_string(), "campaign", "edit", "app-launch"])
+        .env_remove("COCKPIT_DB")
+        .env_remove("VISUAL")
+        .env("EDITOR", editor)
+        .env("COCKPIT_CONFIG", db.with_extension("no-config.toml"))
+        .env("XDG_STATE_HOME", db.parent().unwrap())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn campaign_edit_checks_what_is_saved_and_reopens_it_with_the_error_on_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    assert!(cockpit(&db, &["campaign", "import", FIXTURES[2]]).status.success());
+    let exported = || stdout(&cockpit(&db, &["campaign", "export", "app-launch"]));
+    let before = exported();
+    // A good edit.
+    let good = editor(dir.path(), "good.sh", "sed -i 's/^total_budget = .*/total_budget = 350000.0/' \"$1\"");
+    let o = edit(&db, &good);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("updated app-launch"), "{}", stdout(&o));
+    assert!(exported().contains("total_budget = 350000.0"));
+    // A bad one, then fixed: the second opening shows the error, on the line it names.
+    let seen = dir.path().join("seen.txt");
+    let script = format!(
+        "if [ -e {seen}.1 ]; then cp \"$1\" {seen}; sed -i 's/^total_budget = .*/total_budget = 320000.0/' \"$1\"; \
+         else touch {seen}.1; sed -i 's/^total_budget = .*/total_budget = -5.0/' \"$1\"; fi",
+        seen = seen.display()
+    );
+    let o = edit(&db, &editor(dir.path(), "bad-then-good.sh", &script));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown = std::fs::read_to_string(&seen).unwrap();
+    let error = shown.lines().find(|l| l.starts_with("# error: ")).expect("the error on top");
+    assert!(error.ends_with("total_budget: must be a number ≥ 0"), "{error}");
+    let line: usize = error["# error: line ".len()..].split(':').next().unwrap().parse().unwrap();
+    assert_eq!(shown.lines().nth(line - 1), Some("total_budget = -5.0"), "{shown}");
+    assert!(exported().contains("total_budget = 320000.0"));
+    // A failing editor, or a file saved as it was, changes nothing.
+    let after = exported();
+    let o =
+        edit(&db, &editor(dir.path(), "fails.sh", "sed -i 's/^total_budget = .*/total_budget = 1.0/' \"$1\"; exit 3"));
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("the editor exited with exit status: 3: nothing changed"), "{}", stdout(&o));
+    let o = edit(&db, &editor(dir.path(), "same.sh", "true"));
+    assert!(stdout(&o).contains("saved unchanged: nothing changed"), "{}", stdout(&o));
+    assert_eq!(exported(), after);
+    assert_ne!(after, before);
+    // Nothing is left behind in the temporary directory.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("cockpit-edit-app-launch-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn campaign_new_writes_a_template_that_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for template in ["ecommerce", "webinar", "app-install"] {
+        let file = dir.path().join(format!("{template}.toml"));
+        let id = format!("new-{template}");
+        let o = cockpit(&db, &["campaign", "new", "--template", template, &id, "-o", file.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = cockpit(&db, &["campaign", "import", file.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let again = cockpit(&db, &["campaign", "new", "--template", template, &id, "-o", file.to_str().unwrap()]);
+        assert_eq!(again.status.code(), Some(2));
+        assert!(stderr(&again).contains("exists: --force replaces it"));
+    }
+    let o = cockpit(&db, &["campaign", "new", "--template", "b2b"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no template 'b2b' (templates: ecommerce, webinar, app-install)"));
+    let o = cockpit(&db, &["campaign", "new", "-o", "-", "x y"]);
+    assert!(stderr(&o).contains("'x y' is not a campaign id"));
+    assert!(stdout(&cockpit(&db, &["task", "list"])).contains("new-webinar"));
+}

@@ -95,9 +95,14 @@ async fn setup(dir: &Path) -> SimServer {
 }
 
 fn cockpit(dir: &Path, args: &[&str]) -> Output {
+    cockpit_with(dir, args, &[])
+}
+
+fn cockpit_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cockpit"))
         .args(["--db", &dir.join("db").display().to_string()])
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("COCKPIT_DB")
         .env("COCKPIT_CONFIG", dir.join("no-config.toml"))
         .env("XDG_STATE_HOME", dir)
@@ -260,6 +265,25 @@ async fn commands_run_through_the_service_and_a_restart_is_attached_to_again() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("past.toml"));
     assert!(ok(&cockpit(dir.path(), &["campaign", "rm", &past.id])).contains("removed"));
     until(&mut a, "the removal", |s| s.campaign(&past.id).is_none() && s.campaigns.len() == 3).await;
+    // A campaign edited in $EDITOR and a task marked done show at once too.
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^total_budget = .*/total_budget = 777000.0/' \"$1\"\n").unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env = [("VISUAL", editor.to_str().unwrap())];
+    assert!(ok(&cockpit_with(dir.path(), &["campaign", "edit", "app-launch"], &env)).contains("updated"));
+    until(&mut a, "the edit", |s| s.campaign("app-launch").is_some_and(|c| c.campaign.total_budget == 777000.0)).await;
+    let done = ok(&cockpit(dir.path(), &["task", "done", "app-launch", "week-2", "budget"]));
+    assert_eq!(done.trim(), "task done: Week-2 budget increase signed off on app-launch");
+    let s = until(&mut a, "the task done", |s| {
+        s.campaign("app-launch").is_some_and(|c| c.campaign.tasks[3].done_by.as_deref() == Some("dana"))
+    })
+    .await;
+    assert!(s.notes.iter().any(|n| n.text.starts_with("task done: Week-2") && n.by == "dana"));
+    let listed = ok(&cockpit(dir.path(), &["task", "list", "--campaign", "app-launch"]));
+    assert!(listed.lines().any(|l| l.contains(" 4  done") && l.contains("by dana")), "{listed}");
+    let nope = cockpit(dir.path(), &["task", "done", "app-launch", "launch", "party"]);
+    assert_eq!(nope.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nope.stderr).contains("has no task 'launch party'"));
     // The service stops: the client says so, and attaches again to the next one.
     assert!(svc.stop().success());
     until(&mut a, "the service gone", |s| s.service.as_deref().is_some_and(|t| t.contains("SERVICE GONE"))).await;

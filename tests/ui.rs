@@ -500,3 +500,30 @@ fn a_rebound_key_does_its_action_and_help_and_footer_show_it() {
     assert!(line.contains("  A ") && !line.contains("  a "), "{line}");
     assert!(screen.contains("F4 4"), "{screen}");
 }
+
+#[test]
+fn the_checklist_shows_on_the_campaign_and_x_marks_the_selected_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    let at = app.snap.campaigns.iter().position(|c| c.campaign.id == "app-launch").unwrap();
+    app.campaign_sel = at;
+    act(&mut h, &mut app, Action::CampaignView);
+    act(&mut h, &mut app, Action::Checklist);
+    insta::assert_snapshot!(render_to_string(&mut app, 80, 24));
+    act(&mut h, &mut app, Action::Down);
+    let Some(Command::Task { task, done: true, .. }) = app.apply(Action::TaskDone) else { panic!("a task command") };
+    assert_eq!(task, "Week-2 budget increase signed off");
+    act(&mut h, &mut app, Action::TaskDone);
+    // Done, it moves down the list, and stays selected: x again opens it.
+    let Some(Command::Task { task, done: false, .. }) = app.apply(Action::TaskDone) else { panic!("a task command") };
+    assert_eq!(task, "Week-2 budget increase signed off");
+    let screen = render_to_string(&mut app, 120, 30);
+    assert!(
+        screen.contains("Tasks   3/4 done · next: Creative B cleared by legal (陈静 brand, due in 30m)"),
+        "{screen}"
+    );
+    assert!(screen.contains("by tester"), "{screen}");
+    // Back to the channels.
+    act(&mut h, &mut app, Action::Checklist);
+    assert!(render_to_string(&mut app, 80, 24).contains("Spend trend"));
+}

@@ -5,7 +5,8 @@
 //! - **pacing**: spend against the total budget and time, goal progress against time, a
 //!   channel's daily budget gone before the evening;
 //! - **anomaly**: a channel against its own baseline (see `anomaly`);
-//! - **health**: the source failing, stale or returning bad data, and counter resets.
+//! - **health**: the source failing, stale or returning bad data, and counter resets;
+//! - **task**: a task of the launch checklist not done by its due time (`tasks`).
 //!
 //! Pure: views, settings and the time in, verdicts out.
 
@@ -251,6 +252,39 @@ pub fn evaluate(
     out
 }
 
+/// How long past due a task's alert turns critical.
+pub const TASK_CRITICAL_AFTER_MS: i64 = crate::domain::time::DAY_MS;
+
+/// The launch checklist's verdicts at `now`: a task not done by its due time fires (warning,
+/// critical a day later), with its owner in the summary so that it routes like any alert;
+/// done, it resolves. Like the channel rules, a clear verdict is left out unless `listed`
+/// (its alert is kept).
+pub fn tasks(campaign: &Campaign, now: i64, listed: &dyn Fn(&AlertKey) -> bool) -> Vec<Outcome> {
+    let timing = Timing { for_ms: 0, keep_firing_for_ms: 0 };
+    let mut out = Vec::new();
+    for t in &campaign.tasks {
+        let key =
+            AlertKey { campaign: campaign.id.clone(), channel: t.channel.clone().unwrap_or_default(), rule: t.rule() };
+        let active = t.overdue(now);
+        if !active && !listed(&key) {
+            continue;
+        }
+        let due = t.due.format("%-d %b %H:%M");
+        let summary = if active {
+            format!("task overdue: {} (owner {}, due {due})", t.title, t.owner)
+        } else if t.done {
+            let by = t.done_by.as_deref().map(|b| format!(", by {b}")).unwrap_or_default();
+            format!("task done: {} (owner {}{by})", t.title, t.owner)
+        } else {
+            format!("task not due yet: {} (owner {}, due {due})", t.title, t.owner)
+        };
+        // Worded without the time gone by, which would change the alert at every judging.
+        let severity = if now - t.due_ms() >= TASK_CRITICAL_AFTER_MS { Severity::Crit } else { Severity::Warn };
+        out.push((key, Some(Verdict { active, severity, observed: None, expected: None, summary }), timing));
+    }
+    out
+}
+
 /// A channel's counters since `from`: its recent samples, or where the window reaches further
 /// back than they do, the whole hours of its history standing in for the older part (the
 /// window's edge is then within an hour; the samples alone when an hour is missing).
@@ -421,6 +455,30 @@ daily_budget = 1000.0
 
     fn find<'a>(out: &'a [Outcome], rule: &str) -> Option<&'a Outcome> {
         out.iter().find(|(k, _, _)| k.rule == rule)
+    }
+
+    #[test]
+    fn a_task_fires_when_overdue_turns_critical_a_day_later_and_resolves_when_done() {
+        let mut c =
+            campaign("[[tasks]]\ntitle = \"Pixel verified\"\nowner = \"ana\"\ndue = \"2026-06-02T10:00:00+08:00\"\n");
+        let due = c.tasks[0].due_ms();
+        let kept = |_: &AlertKey| false;
+        assert!(tasks(&c, due, &kept).is_empty(), "on time: nothing, and no key");
+        let out = tasks(&c, due + MINUTE_MS, &kept);
+        let (key, v, timing) = &out[0];
+        assert_eq!((key.channel.as_str(), key.rule.as_str()), ("", "task: Pixel verified"));
+        let v = v.as_ref().unwrap();
+        assert!(v.active && v.severity == Severity::Warn && timing.for_ms == 0);
+        assert_eq!(v.summary, "task overdue: Pixel verified (owner ana, due 2 Jun 10:00)");
+        // The same words an hour later: the alert is not rewritten at each judging.
+        assert_eq!(tasks(&c, due + HOUR_MS, &kept)[0].1.as_ref().unwrap().summary, v.summary);
+        let late = tasks(&c, due + TASK_CRITICAL_AFTER_MS, &kept);
+        assert_eq!(late[0].1.as_ref().unwrap().severity, Severity::Crit);
+        assert!(c.set_task_done(0, true, "bo", due + 2 * HOUR_MS));
+        assert!(tasks(&c, due + 3 * HOUR_MS, &kept).is_empty(), "done, and never fired: nothing");
+        let out = tasks(&c, due + 3 * HOUR_MS, &|_| true);
+        let v = out[0].1.as_ref().unwrap();
+        assert!(!v.active && v.summary == "task done: Pixel verified (owner ana, by bo)", "{v:?}");
     }
 
     #[test]

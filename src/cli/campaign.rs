@@ -124,6 +124,35 @@ pub fn run(cmd: &CampaignCmd, store: &Store, out: &mut String) -> color_eyre::Re
             }
             say!(out, "removed {id}");
         }
+        CampaignCmd::Edit { id } => match super::edit::edit(&get(id)?, &super::edit::editor())? {
+            super::edit::Edited::Changed(c) => {
+                store.put_campaign(&c)?;
+                say!(out, "updated {} ({} channels): {}", c.id, c.channels.len(), c.name);
+            }
+            super::edit::Edited::Unchanged(why) => say!(out, "{id}: {why}"),
+        },
+        CampaignCmd::New { .. } => unreachable!("written without a database (new_campaign)"),
     }
+    Ok(())
+}
+
+/// `campaign new`: a template filled in, written where asked (never over a file unless
+/// `force`).
+pub fn new_campaign(template: &str, id: &str, output: Option<&std::path::Path>, force: bool) -> color_eyre::Result<()> {
+    if !crate::domain::campaign::valid_id(id) {
+        return Err(BadInput(format!("'{id}' is not a campaign id: 1–64 letters, digits, '-', '_' or '.'")).into());
+    }
+    let now = chrono::Local::now();
+    let text = super::edit::template(template, id, now.date_naive(), *now.offset()).map_err(BadInput)?;
+    let path = output.map_or_else(|| std::path::PathBuf::from(format!("{id}.toml")), std::path::Path::to_path_buf);
+    if path.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(());
+    }
+    if path.exists() && !force {
+        return Err(BadInput(format!("{} exists: --force replaces it", path.display())).into());
+    }
+    std::fs::write(&path, text).wrap_err_with(|| format!("writing {}", path.display()))?;
+    println!("wrote {}: edit it, then cockpit campaign import {}", path.display(), path.display());
     Ok(())
 }

@@ -14,10 +14,12 @@ macro_rules! say {
 mod campaign;
 pub mod check;
 pub mod config;
+mod edit;
 mod note;
 mod report;
 mod serve;
 pub(crate) mod source;
+mod task;
 
 pub use serve::Exit;
 
@@ -187,6 +189,9 @@ pub enum Cmd {
     /// Annotations on a campaign's timeline.
     #[command(subcommand)]
     Note(NoteCmd),
+    /// The launch checklists (`[[tasks]]` in the campaign files).
+    #[command(subcommand)]
+    Task(TaskCmd),
     /// The database itself: a backup, a check, a compaction.
     #[command(subcommand)]
     Db(DbCmd),
@@ -291,6 +296,27 @@ pub enum NoteCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TaskCmd {
+    /// List the tasks, each campaign's overdue first, then by due time.
+    List {
+        #[arg(long)]
+        campaign: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a task done (journaled as a note with who and when).
+    Done {
+        campaign: String,
+        /// Its number in the campaign file (from 1, as `task list` shows), its title, or words of it.
+        #[arg(required = true)]
+        task: Vec<String>,
+        /// Open it again instead.
+        #[arg(long)]
+        reopen: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum CampaignCmd {
     /// Add or replace campaigns from TOML or JSON files.
     Import {
@@ -321,6 +347,21 @@ pub enum CampaignCmd {
     },
     /// Remove a campaign and everything recorded for it.
     Rm { id: String },
+    /// Write a commented starting campaign to ID.toml (or -o FILE; - for standard output).
+    New {
+        /// ecommerce, webinar or app-install.
+        #[arg(long, default_value = "ecommerce")]
+        template: String,
+        #[arg(default_value = "new-campaign")]
+        id: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Open a campaign in $VISUAL or $EDITOR; checked when saved, it takes effect at once.
+    Edit { id: String },
 }
 
 /// Synthetic campaigns instead of the demo set, for load tests.
@@ -442,10 +483,15 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
 
 fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let db = cli.db.clone().unwrap_or_else(default_db);
+    if let Some(Cmd::Campaign(CampaignCmd::New { template, id, output, force })) = &cli.command {
+        return campaign::new_campaign(template, id, output.as_deref(), *force);
+    }
     // A database a service holds is reached through the service.
     let on_db = matches!(
         &cli.command,
-        None | Some(Cmd::Journal { .. } | Cmd::Report { .. } | Cmd::Note(_) | Cmd::Campaign(_) | Cmd::Db(_))
+        None | Some(
+            Cmd::Journal { .. } | Cmd::Report { .. } | Cmd::Note(_) | Cmd::Task(_) | Cmd::Campaign(_) | Cmd::Db(_)
+        )
     );
     if on_db && let Some(sock) = serve::served(&cli, &db) {
         return serve::via_service(&cli, &sock);
@@ -490,6 +536,10 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
         Some(Cmd::Note(cmd)) => {
             let reads = matches!(cmd, NoteCmd::List { .. });
             printed(|out| note::run(cmd, &if reads { read_store(&db)? } else { open_store(&db)? }, out))
+        }
+        Some(Cmd::Task(cmd)) => {
+            let reads = matches!(cmd, TaskCmd::List { .. });
+            printed(|out| task::run(cmd, &if reads { read_store(&db)? } else { open_store(&db)? }, out))
         }
         Some(Cmd::Db(DbCmd::Migrate)) => {
             let found = match Store::open_read_only(&db) {

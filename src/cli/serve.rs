@@ -2,7 +2,8 @@
 //! `check` reads the service's state, `journal`, `report`, `note` and `campaign
 //! list|show|export` are run by the service on its database.
 
-use super::{BadInput, CampaignCmd, Cli, Cmd, NoteCmd, os_user, runtime};
+use super::{BadInput, CampaignCmd, Cli, Cmd, NoteCmd, TaskCmd, os_user, runtime};
+use crate::domain::Campaign;
 use crate::serve::client::{self, Target};
 use crate::serve::wire::{Act, ToService};
 use crate::serve::{Service, Settings, server};
@@ -310,6 +311,7 @@ fn run_on_store(args: Vec<String>, store: &Store) -> (u8, String) {
             super::report::run(store, id, *format, from.as_deref(), to.as_deref(), None, &mut out)
         }
         Some(Cmd::Note(cmd @ (NoteCmd::List { .. } | NoteCmd::Add { .. }))) => super::note::run(cmd, store, &mut out),
+        Some(Cmd::Task(cmd @ TaskCmd::List { .. })) => super::task::run(cmd, store, &mut out),
         Some(Cmd::Campaign(
             cmd @ (CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { output: None, .. }),
         )) => super::campaign::run(cmd, store, &mut out),
@@ -367,6 +369,26 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             println!("noted on {campaign}");
             Ok(())
         }
+        Some(Cmd::Task(TaskCmd::Done { campaign, task, reopen })) => {
+            // Found here, against the plan the service holds, so that a task that is not there
+            // is said at once; the engine marks it (and every attached cockpit shows it).
+            let args = vec!["campaign".into(), "export".into(), campaign.clone()];
+            let (code, text) = rt.block_on(client::run(sock, &os_user(), args))?;
+            if code != 0 {
+                return answered((code, text), None);
+            }
+            let plan = Campaign::parse(&text, crate::domain::campaign::Format::Toml, campaign)?;
+            let i = plan.find_task(&task.join(" ")).map_err(BadInput)?;
+            let title = plan.tasks[i].title.clone();
+            if plan.tasks[i].done != *reopen {
+                println!("'{title}' is {} already", if *reopen { "open" } else { "done" });
+                return Ok(());
+            }
+            let act = Act::Task { campaign: campaign.clone(), task: title.clone(), done: !*reopen };
+            rt.block_on(client::act(sock, &os_user(), act))?;
+            println!("{}: {title} on {campaign}", if *reopen { "task reopened" } else { "task done" });
+            Ok(())
+        }
         Some(Cmd::Campaign(CampaignCmd::Import { files })) => {
             // Read and checked here, with file:line errors, before anything is sent.
             let campaigns = files.iter().map(|f| super::read_campaign(f)).collect::<color_eyre::Result<Vec<_>>>()?;
@@ -388,6 +410,26 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             let args = vec!["db".into(), "backup".into(), to.display().to_string()];
             answered(rt.block_on(client::run(sock, &os_user(), args))?, None)
         }
+        Some(Cmd::Campaign(CampaignCmd::Edit { id })) => {
+            // The plan the service holds, edited here; saved through the service, which plans
+            // its channels again and shows it to every attached cockpit.
+            let args = vec!["campaign".into(), "export".into(), id.clone()];
+            let (code, text) = rt.block_on(client::run(sock, &os_user(), args))?;
+            if code != 0 {
+                return answered((code, text), None);
+            }
+            let plan = Campaign::parse(&text, crate::domain::campaign::Format::Toml, id)?;
+            match super::edit::edit(&plan, &super::edit::editor())? {
+                super::edit::Edited::Changed(c) => {
+                    let msg = ToService::Import { id: 1, campaigns: vec![*c] };
+                    answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
+                }
+                super::edit::Edited::Unchanged(why) => {
+                    println!("{id}: {why}");
+                    Ok(())
+                }
+            }
+        }
         Some(Cmd::Campaign(CampaignCmd::Rm { id })) => {
             let msg = ToService::Remove { id: 1, campaign: id.clone() };
             answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
@@ -396,6 +438,7 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             Cmd::Journal { .. }
             | Cmd::Report { .. }
             | Cmd::Note(_)
+            | Cmd::Task(_)
             | Cmd::Db(_)
             | Cmd::Campaign(CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { .. }),
         ) => {

@@ -84,6 +84,57 @@ pub struct Campaign {
     /// What the campaign costs besides media spend: labour, tools, agency and KOL fees.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub costs: Vec<Cost>,
+    /// The launch checklist: what has to be done by when, and by whom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<Task>,
+}
+
+/// A task of the launch checklist (landing page live, tracking verified, budget approved).
+/// Marked done in the cockpit, it keeps who and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub title: String,
+    pub owner: String,
+    pub due: DateTime<FixedOffset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<DateTime<FixedOffset>>,
+}
+
+impl Task {
+    pub fn due_ms(&self) -> i64 {
+        self.due.timestamp_millis()
+    }
+
+    /// Not done and past its due time at `now_ms`.
+    pub fn overdue(&self, now_ms: i64) -> bool {
+        !self.done && now_ms > self.due_ms()
+    }
+
+    /// The alert rule of this task.
+    pub fn rule(&self) -> String {
+        format!("task: {}", self.title)
+    }
+}
+
+/// The order a checklist is shown in: overdue first, then open by due time, then done.
+pub fn task_order(tasks: &[Task], now_ms: i64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| (!tasks[i].overdue(now_ms), tasks[i].done, tasks[i].due_ms()));
+    order
+}
+
+/// How a campaign's checklist stands: (done, open, overdue) at `now_ms`.
+pub fn task_counts(tasks: &[Task], now_ms: i64) -> (usize, usize, usize) {
+    let done = tasks.iter().filter(|t| t.done).count();
+    let overdue = tasks.iter().filter(|t| t.overdue(now_ms)).count();
+    (done, tasks.len() - done, overdue)
 }
 
 /// A cost besides media spend, counted in ROI and profit: once, or by the day from the
@@ -393,6 +444,54 @@ impl Campaign {
         FullCost { spend: totals.spend, other, revenue: totals.revenue }
     }
 
+    /// The task a person means: its number (from 1, in the file's order), its title, or
+    /// words of its title that only one task has.
+    pub fn find_task(&self, which: &str) -> Result<usize, String> {
+        let which = which.trim();
+        let listed = || {
+            let titles: Vec<String> =
+                self.tasks.iter().enumerate().map(|(i, t)| format!("{} {}", i + 1, t.title)).collect();
+            if titles.is_empty() { "it has none".to_string() } else { format!("its tasks: {}", titles.join(", ")) }
+        };
+        if let Ok(n) = which.parse::<usize>() {
+            return (1..=self.tasks.len())
+                .contains(&n)
+                .then(|| n - 1)
+                .ok_or_else(|| format!("campaign '{}' has no task {n} ({})", self.id, listed()));
+        }
+        if let Some(i) = self.tasks.iter().position(|t| t.title.eq_ignore_ascii_case(which)) {
+            return Ok(i);
+        }
+        let words: Vec<String> = which.split_whitespace().map(str::to_lowercase).collect();
+        let hits: Vec<usize> = (0..self.tasks.len())
+            .filter(|&i| {
+                let title = self.tasks[i].title.to_lowercase();
+                !words.is_empty() && words.iter().all(|w| title.contains(w.as_str()))
+            })
+            .collect();
+        match hits.as_slice() {
+            [i] => Ok(*i),
+            [] => Err(format!("campaign '{}' has no task '{which}' ({})", self.id, listed())),
+            many => {
+                let titles: Vec<&str> = many.iter().map(|&i| self.tasks[i].title.as_str()).collect();
+                Err(format!("'{which}' could be any of: {} (give its number or more words)", titles.join(", ")))
+            }
+        }
+    }
+
+    /// Marks task `i` done (or open again) as `by` at `at_ms`; whether that changed anything.
+    pub fn set_task_done(&mut self, i: usize, done: bool, by: &str, at_ms: i64) -> bool {
+        let offset = *self.start.offset();
+        let Some(t) = self.tasks.get_mut(i) else { return false };
+        if t.done == done {
+            return false;
+        }
+        t.done = done;
+        t.done_by = done.then(|| by.to_string());
+        t.done_at = if done { DateTime::from_timestamp_millis(at_ms).map(|d| d.with_timezone(&offset)) } else { None };
+        true
+    }
+
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
         if !valid_id(&self.id) {
@@ -430,6 +529,21 @@ impl Campaign {
             }
             if let Some(ch) = c.channel.as_deref().filter(|ch| !self.channels.iter().any(|x| x.id == *ch)) {
                 return Err((format!("costs[{i}].channel"), format!("'{ch}' is not a channel of this campaign")));
+            }
+        }
+        for (i, t) in self.tasks.iter().enumerate() {
+            let f = |name: &str| format!("tasks[{i}].{name}");
+            if t.title.trim().is_empty() {
+                return Err((f("title"), "must not be empty".into()));
+            }
+            if self.tasks[..i].iter().any(|o| o.title.eq_ignore_ascii_case(&t.title)) {
+                return Err((f("title"), format!("'{}' is the title of an earlier task", t.title)));
+            }
+            if t.owner.trim().is_empty() {
+                return Err((f("owner"), "must name who does it".into()));
+            }
+            if let Some(ch) = t.channel.as_deref().filter(|ch| !self.channels.iter().any(|x| x.id == *ch)) {
+                return Err((f("channel"), format!("'{ch}' is not a channel of this campaign")));
             }
         }
         self.alerts.validate().map_err(|(f, m)| (format!("alerts.{f}"), m))?;
@@ -544,7 +658,7 @@ impl Campaign {
     }
 }
 
-fn valid_id(s: &str) -> bool {
+pub fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 

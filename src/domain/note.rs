@@ -41,3 +41,19 @@ pub struct Note {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fired: Option<bool>,
 }
+
+/// The note that journals a task marked done (or open again), by whom, at `at_ms`.
+pub fn task_note(campaign: &str, task: &crate::domain::campaign::Task, by: String, at_ms: i64) -> Note {
+    let verb = if task.done { "task done" } else { "task reopened" };
+    Note {
+        id: 0,
+        at_ms,
+        campaign: campaign.to_string(),
+        channel: task.channel.clone(),
+        kind: NoteKind::Action,
+        text: format!("{verb}: {} (owner {})", task.title, task.owner),
+        by,
+        rule: None,
+        fired: None,
+    }
+}

@@ -78,7 +78,27 @@ impl Engine {
                 st.windows_judged = judged;
             }
         }
+        verdicts.extend(self.judge_tasks(now));
         verdicts
+    }
+
+    /// The checklists' verdicts: every campaign with tasks, whatever its channels did (a task
+    /// falls due before launch, with nothing read yet).
+    fn judge_tasks(&self, now: i64) -> Vec<Outcome> {
+        let kept = |k: &AlertKey| self.alerts.contains_key(k);
+        self.campaigns
+            .iter()
+            .filter(|c| !c.tasks.is_empty())
+            .flat_map(|c| crate::alert::rules::tasks(c, now, &kept))
+            .collect()
+    }
+
+    /// Judges the checklists alone and moves their alerts (a task marked done resolves at once).
+    pub(super) fn evaluate_tasks(&mut self) {
+        let now = self.clock.now_ms();
+        let verdicts = self.judge_tasks(now);
+        let moved = step_alerts(&mut self.alerts, verdicts, now);
+        self.persist_alerts(moved, now);
     }
 
     /// Step 3: writes what moved, and notes on the campaign's timeline the alerts that fired or

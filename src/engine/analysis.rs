@@ -64,6 +64,41 @@ impl Engine {
         self.notify("note saved".into());
     }
 
+    /// A task marked done (or open again): the plan is changed where it is stored and in every
+    /// view, the change noted on the timeline with who and when, and its alert judged again.
+    pub(super) fn mark_task(&mut self, campaign: &str, which: &str, done: bool, by: &str) {
+        let Some(i) = self.campaigns.iter().position(|c| c.id == campaign) else {
+            return self.notify(format!("no campaign '{campaign}'"));
+        };
+        let mut plan = (*self.campaigns[i]).clone();
+        let t = match plan.find_task(which) {
+            Ok(t) => t,
+            Err(e) => return self.notify(e),
+        };
+        let now = self.clock.now_ms();
+        let title = plan.tasks[t].title.clone();
+        if !plan.set_task_done(t, done, by, now) {
+            return self.notify(format!("'{title}' is {} already", if done { "done" } else { "open" }));
+        }
+        if let Err(e) = self.writer.store().put_campaign(&plan) {
+            tracing::error!("saving the checklist of {campaign} failed: {e}");
+            self.writer.failed(&e);
+        }
+        let task = plan.tasks[t].clone();
+        let plan = Arc::new(plan);
+        for key in &self.keys[i] {
+            if let Some(st) = self.channels.get_mut(key) {
+                st.campaign = plan.clone();
+            }
+        }
+        self.campaigns[i] = plan;
+        let note = crate::domain::note::task_note(campaign, &task, by.to_string(), now);
+        let told = note.text.clone();
+        self.add_note(note);
+        self.evaluate_tasks();
+        self.notify(told);
+    }
+
     /// An applied action, on the timeline.
     pub(super) fn note_action(&mut self, e: &crate::optimize::journal::JournalEntry) {
         let verb = if e.undo_of.is_some() { "undo" } else { "action" };

@@ -88,6 +88,9 @@ pub enum Command {
     Undo { entry: Option<u64>, campaign: Option<String>, by: String },
     /// Add an annotation at the present moment (campaign time).
     Note { campaign: String, channel: Option<String>, text: String, by: String },
+    /// Mark a task of a campaign's checklist done (or open again) as `by`: `task` is its
+    /// number, title or words of it (`Campaign::find_task`).
+    Task { campaign: String, task: String, done: bool, by: String },
     /// Compute the analysis of a campaign over a window, compared with an earlier campaign
     /// (an index into its candidates; the first when `None`), and keep it fresh.
     Analyze { campaign: String, window: crate::analyze::WindowKind, against: usize },
@@ -326,6 +329,7 @@ impl Engine {
             Command::Undo { entry, campaign, by } => self.undo(entry, campaign.as_deref(), &by),
             Command::Snooze { recommendation, for_ms } => self.snooze(&recommendation, for_ms),
             Command::Note { campaign, channel, text, by } => self.note(campaign, channel, text, by),
+            Command::Task { campaign, task, done, by } => self.mark_task(&campaign, &task, done, &by),
             Command::Analyze { campaign, window, against } => {
                 self.series_req = None;
                 self.snapshot.series = None;
@@ -348,6 +352,10 @@ impl Engine {
 
     fn on_tick(&mut self) {
         self.close_open_samples(Some(self.clock.now_ms()));
+        // A task falls due whether or not its channels report.
+        if self.campaigns.iter().any(|c| !c.tasks.is_empty()) {
+            self.evaluate_tasks();
+        }
         let now = Instant::now();
         for src in self.sources.values_mut() {
             if src.refresh(now) {

@@ -345,6 +345,7 @@ fn to_service(
         Command::Ack { key, .. } => return act(Act::Ack { key }),
         Command::Silence { key, for_ms, .. } => return act(Act::Silence { key, for_ms }),
         Command::Note { campaign, channel, text, .. } => return act(Act::Note { campaign, channel, text }),
+        Command::Task { campaign, task, done, .. } => return act(Act::Task { campaign, task, done }),
         Command::Apply { campaign, changes, recommendation, .. } => {
             return act(Act::Apply { campaign, changes, recommendation });
         }

@@ -107,12 +107,37 @@ pub enum Detail {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Act {
-    Ack { key: AlertKey },
-    Silence { key: AlertKey, for_ms: i64 },
-    Note { campaign: String, channel: Option<String>, text: String },
-    Apply { campaign: String, changes: Vec<Change>, recommendation: Option<String> },
-    Undo { entry: Option<u64>, campaign: Option<String> },
-    Snooze { recommendation: String, for_ms: i64 },
+    Ack {
+        key: AlertKey,
+    },
+    Silence {
+        key: AlertKey,
+        for_ms: i64,
+    },
+    Note {
+        campaign: String,
+        channel: Option<String>,
+        text: String,
+    },
+    /// A task of the checklist done (or open again).
+    Task {
+        campaign: String,
+        task: String,
+        done: bool,
+    },
+    Apply {
+        campaign: String,
+        changes: Vec<Change>,
+        recommendation: Option<String>,
+    },
+    Undo {
+        entry: Option<u64>,
+        campaign: Option<String>,
+    },
+    Snooze {
+        recommendation: String,
+        for_ms: i64,
+    },
 }
 
 impl Act {
@@ -128,6 +153,7 @@ impl Act {
             Act::Ack { key } => C::Ack { key, by },
             Act::Silence { key, for_ms } => C::Silence { key, for_ms, by },
             Act::Note { campaign, channel, text } => C::Note { campaign, channel, text, by },
+            Act::Task { campaign, task, done } => C::Task { campaign, task, done, by },
             Act::Apply { campaign, changes, recommendation } => C::Apply { campaign, changes, recommendation, by },
             Act::Undo { entry, campaign } => C::Undo { entry, campaign, by },
             Act::Snooze { recommendation, for_ms } => C::Snooze { recommendation, for_ms },

@@ -78,6 +78,7 @@ pub fn campaigns(
                 contingency: Vec::new(),
                 channels: chans,
                 costs: Vec::new(),
+                tasks: Vec::new(),
                 id,
             }
         })

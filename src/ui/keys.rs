@@ -47,6 +47,8 @@ pub enum Action {
     CompareWith,
     CustomWindow,
     CommandLine,
+    Checklist,
+    TaskDone,
 }
 
 /// Every action by the name a `[keys]` table gives it.
@@ -91,6 +93,8 @@ pub const ACTION_NAMES: &[(Action, &str)] = &[
     (Action::CompareWith, "compare_with"),
     (Action::CustomWindow, "custom_window"),
     (Action::CommandLine, "command_line"),
+    (Action::Checklist, "checklist"),
+    (Action::TaskDone, "task_done"),
 ];
 
 impl Action {
@@ -205,6 +209,8 @@ pub const BINDINGS: &[Binding] = &[
     b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
     b("p", Action::PauseChannel, Scope::Campaign, "pause or resume", Some("pause")),
     b("b", Action::SetBudget, Scope::Campaign, "set daily budget", Some("budget")),
+    b("t", Action::Checklist, Scope::Campaign, "the launch checklist / channels", Some("tasks")),
+    b("x", Action::TaskDone, Scope::Campaign, "mark the task done (or open)", None),
     b("y", Action::ApplyRec, Scope::Optimize, "apply (after confirming)", Some("apply")),
     b("u", Action::Undo, Scope::Optimize, "undo the last action", Some("undo")),
     b("d", Action::Snooze, Scope::Optimize, "dismiss for a while", Some("dismiss")),

@@ -71,6 +71,10 @@ pub struct CampaignScreen {
     rows_for: (u64, Column, bool, String, usize),
     /// Rows visible in the last drawn table, for paging.
     pub page: usize,
+    /// The launch checklist is shown instead of the channels, with this task (by title)
+    /// selected: it stays selected when marking it done moves it down the list.
+    pub tasks: bool,
+    pub task: Option<String>,
 }
 
 impl Default for CampaignScreen {
@@ -83,13 +87,19 @@ impl Default for CampaignScreen {
             rows: Vec::new(),
             rows_for: (u64::MAX, Column::Name, false, String::new(), usize::MAX),
             page: 10,
+            tasks: false,
+            task: None,
         }
     }
 }
 
 impl App {
     pub(crate) fn campaign_action(&mut self, action: Action) -> Handled {
+        if self.table.tasks || action == Action::TaskDone {
+            return self.checklist_action(action);
+        }
         match action {
+            Action::Checklist => return self.checklist_action(action),
             Action::Filter => self.modal = Some(Modal::Filter),
             Action::SortNext => {
                 let i = Column::SORTABLE.iter().position(|c| *c == self.table.sort).unwrap_or(0);
@@ -114,6 +124,61 @@ impl App {
                 Some(d) => {
                     move_cursor(&mut self.table.row, self.table.rows.len(), d);
                     self.channel = self.selected_channel().map(|c| c.key.clone());
+                }
+                None => return Handled::No,
+            },
+        }
+        Handled::Yes(None)
+    }
+
+    /// The campaign's tasks in the order the checklist shows them, and the row selected.
+    pub fn task_rows(&self) -> (Vec<usize>, usize) {
+        let Some(c) = self.campaign() else { return (Vec::new(), 0) };
+        let rows = crate::domain::campaign::task_order(&c.campaign.tasks, self.snap.now_ms);
+        let at =
+            self.table.task.as_ref().and_then(|title| rows.iter().position(|&i| c.campaign.tasks[i].title == *title));
+        (rows, at.unwrap_or(0))
+    }
+
+    /// A key while the checklist is shown (or `x` on the channels, which shows it).
+    fn checklist_action(&mut self, action: Action) -> Handled {
+        let Some(c) = self.campaign().cloned() else { return Handled::No };
+        let (rows, row) = self.task_rows();
+        let key = |a| self.keys.key_of(a);
+        match action {
+            _ if rows.is_empty() && matches!(action, Action::Checklist | Action::TaskDone) => {
+                self.message = Some(format!("{} has no tasks: add [[tasks]] to its file", c.campaign.id));
+            }
+            Action::Checklist if self.table.tasks => self.table.tasks = false,
+            Action::Checklist => self.table.tasks = true,
+            Action::TaskDone if !self.table.tasks => {
+                self.table.tasks = true;
+                self.message = Some(format!("choose a task, then {} marks it done", key(Action::TaskDone)));
+            }
+            Action::TaskDone => {
+                let Some(&i) = rows.get(row) else { return Handled::No };
+                let t = &c.campaign.tasks[i];
+                return Handled::Yes(Some(Command::Task {
+                    campaign: c.campaign.id.clone(),
+                    task: t.title.clone(),
+                    done: !t.done,
+                    by: self.user.clone(),
+                }));
+            }
+            Action::Open => {
+                let channel = rows.get(row).and_then(|&i| c.campaign.tasks[i].channel.clone());
+                if let Some(pos) = channel.and_then(|ch| c.channels.iter().position(|v| v.key.channel == ch)) {
+                    self.table.tasks = false;
+                    self.channel = Some(c.channels[pos].key.clone());
+                    return self.goto(View::Channel).into();
+                }
+            }
+            Action::Back => self.table.tasks = false,
+            _ => match self.step_of(action) {
+                Some(d) => {
+                    let mut row = row;
+                    move_cursor(&mut row, rows.len(), d);
+                    self.table.task = rows.get(row).map(|&i| c.campaign.tasks[i].title.clone());
                 }
                 None => return Handled::No,
             },

@@ -102,6 +102,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
     let [top, table_area] = Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Min(0)]).areas(area);
     f.render_widget(Paragraph::new(head).style(t.base), top);
 
+    if app.table.tasks {
+        return checklist(f, table_area, app, &c);
+    }
     let cols = columns(table_area.width, &c);
     let header = Row::new(std::iter::once(Cell::from("Channel")).chain(cols.iter().map(|col| {
         let (label, col_id) = match col {
@@ -146,6 +149,57 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
     let widths: Vec<Constraint> =
         std::iter::once(Constraint::Min(14)).chain(cols.iter().map(|c| Constraint::Length(col_width(*c)))).collect();
     f.render_widget(Table::new(rows, widths).header(header).column_spacing(1), table_area);
+}
+
+/// The launch checklist in place of the channel table: overdue first, then open tasks by due
+/// time, then those done (with who and when).
+fn checklist(f: &mut Frame, area: Rect, app: &mut App, c: &CampaignView) {
+    use crate::domain::format::span_short;
+    let t = &app.theme;
+    let now = app.snap.now_ms;
+    let (rows, selected) = app.task_rows();
+    let visible = area.height.saturating_sub(1) as usize;
+    app.table.page = visible.max(1);
+    let offset = (selected + 1).saturating_sub(visible);
+    let wide = area.width >= 100;
+    let body: Vec<Row> = rows
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(visible)
+        .map(|(n, &i)| {
+            let task = &c.campaign.tasks[i];
+            let (state, style) = if task.done {
+                let when = task.done_at.map(|d| d.format(" %m-%d").to_string()).unwrap_or_default();
+                (format!("✓ done{when}"), t.good)
+            } else if task.overdue(now) {
+                (format!("✗ {} late", span_short(now - task.due_ms())), t.bad)
+            } else {
+                (format!("○ in {}", span_short(task.due_ms() - now)), t.base)
+            };
+            let mut cells = vec![
+                Cell::from(Span::styled(state, style)),
+                Cell::from(task.title.clone()),
+                Cell::from(task.owner.clone()),
+                Cell::from(Span::styled(task.due.format("%m-%d %H:%M").to_string(), t.muted)),
+            ];
+            if wide {
+                let by = task.done_by.as_deref().map(|b| format!("by {b}")).unwrap_or_default();
+                cells.push(Cell::from(Span::styled(task.channel.clone().unwrap_or_default(), t.muted)));
+                cells.push(Cell::from(Span::styled(by, t.muted)));
+            }
+            let row = Row::new(cells);
+            if n == selected { row.style(t.selected) } else { row }
+        })
+        .collect();
+    let mut head = vec!["", "Task", "Owner", "Due"];
+    let mut widths = vec![Constraint::Length(12), Constraint::Min(16), Constraint::Length(12), Constraint::Length(11)];
+    if wide {
+        head.extend(["Channel", "Done"]);
+        widths.extend([Constraint::Length(16), Constraint::Length(14)]);
+    }
+    let header = Row::new(head).style(t.muted);
+    f.render_widget(Table::new(body, widths).header(header).column_spacing(1), area);
 }
 
 fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crate::ui::theme::Theme) -> Row<'a> {

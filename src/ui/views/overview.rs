@@ -196,10 +196,42 @@ pub fn campaign_lines(c: &CampaignView, now: i64, t: &Theme, width: usize) -> Ve
         })
         .collect();
     lines.push(kpi_line(camp, c, now, t, width));
+    if let Some(l) = task_line(camp, now, t, width) {
+        lines.push(l);
+    }
     if let Some(l) = trouble_line(c, t, width) {
         lines.push(l);
     }
     lines
+}
+
+/// The launch checklist in a line: how many are done, and the most urgent open task (in the
+/// bad colour and marked `✗` when overdue).
+fn task_line(camp: &Campaign, now: i64, t: &Theme, width: usize) -> Option<Line<'static>> {
+    use crate::domain::campaign::{task_counts, task_order};
+    use crate::domain::format::span_short;
+    if camp.tasks.is_empty() {
+        return None;
+    }
+    let (done, open, overdue) = task_counts(&camp.tasks, now);
+    let head = format!("  {:<7} {done}/{} done", "Tasks", done + open);
+    let next = task_order(&camp.tasks, now).into_iter().map(|i| &camp.tasks[i]).find(|t| !t.done);
+    let (text, style) = match next {
+        None => (String::new(), t.good),
+        Some(task) if overdue > 0 => {
+            let late = span_short(now - task.due_ms());
+            (format!(" · {overdue} overdue ✗ {} ({}, {late} late)", task.title, task.owner), t.bad)
+        }
+        Some(task) => {
+            let left = span_short(task.due_ms() - now);
+            (format!(" · next: {} ({}, due in {left})", task.title, task.owner), t.muted)
+        }
+    };
+    let head_w = head.chars().count();
+    Some(Line::from(vec![
+        Span::styled(head, if overdue > 0 { t.warn } else { t.muted }),
+        Span::styled(crate::ui::widgets::truncate(&text, width.saturating_sub(head_w)), style),
+    ]))
 }
 
 /// Names the channels whose data is not to be trusted right now, worst first, with the reason,
