@@ -474,7 +474,7 @@ fn campaign_edit_checks_what_is_saved_and_reopens_it_with_the_error_on_top() {
     let o =
         edit(&db, &editor(dir.path(), "fails.sh", "sed -i 's/^total_budget = .*/total_budget = 1.0/' \"$1\"; exit 3"));
     assert!(o.status.success());
-    assert!(stdout(&o).contains("the editor exited with exit status: 3: nothing changed"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("the editor failed (exit status: 3): nothing changed"), "{}", stdout(&o));
     let o = edit(&db, &editor(dir.path(), "same.sh", "true"));
     assert!(stdout(&o).contains("saved unchanged: nothing changed"), "{}", stdout(&o));
     assert_eq!(exported(), after);

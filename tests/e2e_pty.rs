@@ -698,3 +698,41 @@ fn a_service_whose_terminal_goes_away_stops_cleanly() {
     let cur = store.cursor(&campaign_cockpit::domain::ChannelKey::new("618-promo", "tmall-ztc")).unwrap();
     assert!(cur.is_some_and(|c| c.totals.spend > 0.0), "samples were flushed");
 }
+
+#[test]
+fn the_command_line_the_editor_and_the_checklist_from_the_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^total_budget = .*/total_budget = 333000.0/' \"$1\"\n").unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let args = ["demo", "--db", db.to_str().unwrap(), "--speed", "60"];
+    let mut s = Session::start_with(dir.path(), &args, &[("VISUAL", editor.to_str().unwrap())]);
+    s.wait_for("the demo", |sc| sc.contains("Install launch") && sc.contains("data live"));
+    // `:campaign fin` completes to the app launch by words of its name.
+    s.send(":campaign fin\t");
+    s.wait_for("the completion", |sc| sc.contains(":campaign app-launch"));
+    s.send("\r");
+    s.wait_for("the campaign", |sc| sc.contains("06-05 → 06-25  app-launch"));
+    // `e`: the plan in the editor, saved, in force at once.
+    s.send("e");
+    s.wait_for("the new budget", |sc| sc.contains(" / 333.0k") && sc.contains("updated app-launch"));
+    // The checklist, and a task marked done.
+    s.send("t");
+    s.wait_for("the checklist", |sc| sc.contains("Creative B cleared by legal") && sc.contains("Owner"));
+    s.send("x");
+    s.wait_for("the task done", |sc| sc.contains("task done: Creative B cleared by legal") && sc.contains("3/4 done"));
+    s.send(":q\r");
+    assert_eq!(s.wait_exit(), 0);
+    assert!(s.restored_terminal(), "terminal not restored");
+    let stored = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["--db", db.to_str().unwrap(), "campaign", "export", "app-launch"])
+        .env("COCKPIT_CONFIG", dir.path().join("no-config.toml"))
+        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+        .output()
+        .unwrap();
+    use campaign_cockpit::domain::{Campaign, campaign::Format};
+    let plan = Campaign::parse(&String::from_utf8_lossy(&stored.stdout), Format::Toml, "export").unwrap();
+    assert_eq!(plan.total_budget, 333000.0);
+    assert!(plan.tasks[2].done && plan.tasks[2].done_by.is_some(), "{:?}", plan.tasks[2]);
+}

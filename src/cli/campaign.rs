@@ -124,12 +124,12 @@ pub fn run(cmd: &CampaignCmd, store: &Store, out: &mut String) -> color_eyre::Re
             }
             say!(out, "removed {id}");
         }
-        CampaignCmd::Edit { id } => match super::edit::edit(&get(id)?, &super::edit::editor())? {
-            super::edit::Edited::Changed(c) => {
+        CampaignCmd::Edit { id } => match crate::ui::editor::edit(&get(id)?, &crate::ui::editor::editor())? {
+            crate::ui::editor::Edited::Changed(c) => {
                 store.put_campaign(&c)?;
                 say!(out, "updated {} ({} channels): {}", c.id, c.channels.len(), c.name);
             }
-            super::edit::Edited::Unchanged(why) => say!(out, "{id}: {why}"),
+            crate::ui::editor::Edited::Unchanged(why) => say!(out, "{id}: {why}"),
         },
         CampaignCmd::New { .. } => unreachable!("written without a database (new_campaign)"),
     }
@@ -143,7 +143,7 @@ pub fn new_campaign(template: &str, id: &str, output: Option<&std::path::Path>, 
         return Err(BadInput(format!("'{id}' is not a campaign id: 1–64 letters, digits, '-', '_' or '.'")).into());
     }
     let now = chrono::Local::now();
-    let text = super::edit::template(template, id, now.date_naive(), *now.offset()).map_err(BadInput)?;
+    let text = super::template::template(template, id, now.date_naive(), *now.offset()).map_err(BadInput)?;
     let path = output.map_or_else(|| std::path::PathBuf::from(format!("{id}.toml")), std::path::Path::to_path_buf);
     if path.as_os_str() == "-" {
         print!("{text}");

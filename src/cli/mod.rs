@@ -14,12 +14,12 @@ macro_rules! say {
 mod campaign;
 pub mod check;
 pub mod config;
-mod edit;
 mod note;
 mod report;
 mod serve;
 pub(crate) mod source;
 mod task;
+mod template;
 
 pub use serve::Exit;
 

@@ -419,12 +419,12 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
                 return answered((code, text), None);
             }
             let plan = Campaign::parse(&text, crate::domain::campaign::Format::Toml, id)?;
-            match super::edit::edit(&plan, &super::edit::editor())? {
-                super::edit::Edited::Changed(c) => {
+            match crate::ui::editor::edit(&plan, &crate::ui::editor::editor())? {
+                crate::ui::editor::Edited::Changed(c) => {
                     let msg = ToService::Import { id: 1, campaigns: vec![*c] };
                     answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
                 }
-                super::edit::Edited::Unchanged(why) => {
+                crate::ui::editor::Edited::Unchanged(why) => {
                     println!("{id}: {why}");
                     Ok(())
                 }

@@ -492,6 +492,20 @@ impl Campaign {
         true
     }
 
+    /// Whether `other` polls the same channels the same way (ids, sources, formats, requests,
+    /// mappings, intervals and control endpoints): a plan changed only in what is judged and
+    /// shown (budgets, limits, goals, names, costs, tasks) can replace this one where it runs.
+    pub fn polls_as(&self, other: &Campaign) -> bool {
+        let same = |a: &Channel, b: &Channel| {
+            (&a.id, &a.source, &a.source_id, &a.format, &a.control, a.poll_interval)
+                == (&b.id, &b.source, &b.source_id, &b.format, &b.control, b.poll_interval)
+                && a.request == b.request
+                && a.mapping == b.mapping
+        };
+        self.channels.len() == other.channels.len()
+            && self.channels.iter().zip(&other.channels).all(|(a, b)| same(a, b))
+    }
+
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
         if !valid_id(&self.id) {

@@ -64,6 +64,45 @@ impl Engine {
         self.notify("note saved".into());
     }
 
+    /// Campaign `i`'s plan replaced where it is stored and where it runs (every channel's view
+    /// is built again from it).
+    fn swap_plan(&mut self, i: usize, plan: crate::domain::Campaign) {
+        if let Err(e) = self.writer.store().put_campaign(&plan) {
+            tracing::error!("saving the plan of {} failed: {e}", plan.id);
+            self.writer.failed(&e);
+        }
+        let plan = Arc::new(plan);
+        for (key, ch) in self.keys[i].iter().zip(&plan.channels) {
+            if let Some(st) = self.channels.get_mut(key) {
+                st.campaign = plan.clone();
+                st.labels = (ch.name.as_str().into(), ch.kind.as_deref().map(Arc::from), ch.source.as_str().into());
+                st.dirty = true;
+            }
+        }
+        self.campaigns[i] = plan;
+        self.dirty = true;
+    }
+
+    /// An edited plan: in force at once when it polls as before; else stored, for the next
+    /// start (a service plans again on an import instead).
+    pub(super) fn replace_plan(&mut self, plan: crate::domain::Campaign, by: &str) {
+        let Some(i) = self.campaigns.iter().position(|c| c.id == plan.id) else {
+            return self.notify(format!("no campaign '{}' here", plan.id));
+        };
+        tracing::info!("{by} edited the plan of {}", plan.id);
+        if self.campaigns[i].polls_as(&plan) {
+            let id = plan.id.clone();
+            self.swap_plan(i, plan);
+            self.evaluate_tasks();
+            return self.notify(format!("updated {id}"));
+        }
+        if let Err(e) = self.writer.store().put_campaign(&plan) {
+            self.writer.failed(&e);
+            return self.notify(format!("saving {} failed: {e}", plan.id));
+        }
+        self.notify(format!("saved {}: its channels or sources changed, polled so from the next start", plan.id));
+    }
+
     /// A task marked done (or open again): the plan is changed where it is stored and in every
     /// view, the change noted on the timeline with who and when, and its alert judged again.
     pub(super) fn mark_task(&mut self, campaign: &str, which: &str, done: bool, by: &str) {
@@ -80,18 +119,8 @@ impl Engine {
         if !plan.set_task_done(t, done, by, now) {
             return self.notify(format!("'{title}' is {} already", if done { "done" } else { "open" }));
         }
-        if let Err(e) = self.writer.store().put_campaign(&plan) {
-            tracing::error!("saving the checklist of {campaign} failed: {e}");
-            self.writer.failed(&e);
-        }
         let task = plan.tasks[t].clone();
-        let plan = Arc::new(plan);
-        for key in &self.keys[i] {
-            if let Some(st) = self.channels.get_mut(key) {
-                st.campaign = plan.clone();
-            }
-        }
-        self.campaigns[i] = plan;
+        self.swap_plan(i, plan);
         let note = crate::domain::note::task_note(campaign, &task, by.to_string(), now);
         let told = note.text.clone();
         self.add_note(note);

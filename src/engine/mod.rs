@@ -88,6 +88,9 @@ pub enum Command {
     Undo { entry: Option<u64>, campaign: Option<String>, by: String },
     /// Add an annotation at the present moment (campaign time).
     Note { campaign: String, channel: Option<String>, text: String, by: String },
+    /// A campaign's plan edited (`e` in the cockpit): stored, and in force at once when it polls
+    /// as before (else from the next start).
+    Plan { campaign: Box<crate::domain::Campaign>, by: String },
     /// Mark a task of a campaign's checklist done (or open again) as `by`: `task` is its
     /// number, title or words of it (`Campaign::find_task`).
     Task { campaign: String, task: String, done: bool, by: String },
@@ -330,6 +333,7 @@ impl Engine {
             Command::Snooze { recommendation, for_ms } => self.snooze(&recommendation, for_ms),
             Command::Note { campaign, channel, text, by } => self.note(campaign, channel, text, by),
             Command::Task { campaign, task, done, by } => self.mark_task(&campaign, &task, done, &by),
+            Command::Plan { campaign, by } => self.replace_plan(*campaign, &by),
             Command::Analyze { campaign, window, against } => {
                 self.series_req = None;
                 self.snapshot.series = None;

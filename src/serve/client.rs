@@ -302,6 +302,12 @@ async fn session(
                             let n = state.base.notice.as_ref().map_or(1, |(n, _)| n + 1);
                             state.base.notice = Some((n, message));
                         }
+                        // What this client asked of the service (an edited plan) and how it went.
+                        ToClient::Done { status, output, .. } => {
+                            let n = state.base.notice.as_ref().map_or(1, |(n, _)| n + 1);
+                            let said = output.lines().last().unwrap_or(if status == 0 { "done" } else { "failed" });
+                            state.base.notice = Some((n, said.trim_start_matches("error: ").to_string()));
+                        }
                         _ => continue,
                     }
                     tx.send_replace(Arc::new(state.view(&info, None)));
@@ -346,6 +352,8 @@ fn to_service(
         Command::Silence { key, for_ms, .. } => return act(Act::Silence { key, for_ms }),
         Command::Note { campaign, channel, text, .. } => return act(Act::Note { campaign, channel, text }),
         Command::Task { campaign, task, done, .. } => return act(Act::Task { campaign, task, done }),
+        // The service plans again with it, and every client sees it.
+        Command::Plan { campaign, .. } => return Ok(Some(ToService::Import { id: 0, campaigns: vec![*campaign] })),
         Command::Apply { campaign, changes, recommendation, .. } => {
             return act(Act::Apply { campaign, changes, recommendation });
         }

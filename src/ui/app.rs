@@ -127,6 +127,8 @@ pub struct App {
     pub history_at: Option<usize>,
     /// The key bindings in force (the defaults with `[keys]` from the config).
     pub keys: super::keys::Keymap,
+    /// A plan to open in the user's editor (`e`): the UI's loop hands the terminal over.
+    pub edit: Option<crate::domain::Campaign>,
 }
 
 impl App {
@@ -155,6 +157,7 @@ impl App {
             history: Vec::new(),
             history_at: None,
             keys: super::keys::Keymap::default(),
+            edit: None,
         };
         app.notice_seen = app.snap.notice.as_ref().map_or(0, |(n, _)| *n);
         app.seen_critical = app.firing_critical();
@@ -262,6 +265,11 @@ impl App {
             Action::OptimizeView => return self.goto(View::Optimize),
             Action::AnalyzeView => return self.goto(View::Analyze),
             Action::AddNote => self.prompt_note(),
+            Action::Edit => match self.campaign() {
+                _ if self.snap.read_only => self.message = Some("read-only: plans are not edited here".into()),
+                Some(c) => self.edit = Some((*c.campaign).clone()),
+                None => self.message = Some("no campaign to edit".into()),
+            },
             Action::CommandLine => {
                 self.history_at = None;
                 self.modal = Some(Modal::Prompt(Prompt { kind: PromptKind::Command, text: String::new() }));

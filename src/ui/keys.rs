@@ -49,6 +49,7 @@ pub enum Action {
     CommandLine,
     Checklist,
     TaskDone,
+    Edit,
 }
 
 /// Every action by the name a `[keys]` table gives it.
@@ -95,6 +96,7 @@ pub const ACTION_NAMES: &[(Action, &str)] = &[
     (Action::CommandLine, "command_line"),
     (Action::Checklist, "checklist"),
     (Action::TaskDone, "task_done"),
+    (Action::Edit, "edit"),
 ];
 
 impl Action {
@@ -201,6 +203,7 @@ pub const BINDINGS: &[Binding] = &[
     b("S", Action::SortReverse, Scope::Campaign, "reverse the sort order", None),
     b("m", Action::MetricNext, Scope::Channel, "chart the next KPI", Some("KPI")),
     b("M", Action::MetricPrev, Scope::Channel, "chart the previous KPI", None),
+    b("e", Action::Edit, Scope::Channel, "edit the campaign's plan", None),
     b("a", Action::Ack, Scope::Alerts, "acknowledge the alert", Some("ack")),
     b("s", Action::Silence, Scope::Alerts, "silence the alert", Some("silence")),
     b("S", Action::SilenceChannel, Scope::Alerts, "silence its channel", None),
@@ -209,6 +212,7 @@ pub const BINDINGS: &[Binding] = &[
     b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
     b("p", Action::PauseChannel, Scope::Campaign, "pause or resume", Some("pause")),
     b("b", Action::SetBudget, Scope::Campaign, "set daily budget", Some("budget")),
+    b("e", Action::Edit, Scope::Campaign, "edit the plan in $EDITOR", Some("edit")),
     b("t", Action::Checklist, Scope::Campaign, "the launch checklist / channels", Some("tasks")),
     b("x", Action::TaskDone, Scope::Campaign, "mark the task done (or open)", None),
     b("y", Action::ApplyRec, Scope::Optimize, "apply (after confirming)", Some("apply")),

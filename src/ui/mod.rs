@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod commands;
+pub mod editor;
 pub mod keys;
 pub mod screens;
 pub mod terminal;
@@ -252,7 +253,7 @@ async fn run_until(
 ) -> std::io::Result<&'static str> {
     use crossterm::event::{Event, KeyEventKind};
     use tokio::signal::unix::{SignalKind, signal};
-    let mut events = terminal::spawn_input();
+    let mut input = terminal::spawn_input();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -276,7 +277,7 @@ async fn run_until(
         }
         let wait = FRAME_INTERVAL.saturating_sub(last_draw.elapsed());
         tokio::select! {
-            ev = events.recv() => match ev {
+            ev = input.events.recv() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                     assert!(!panic_on_key, "COCKPIT_FAULT=panic-on-key: a panic on request");
                     if k.code == crossterm::event::KeyCode::Char('z')
@@ -288,6 +289,9 @@ async fn run_until(
                     }
                     if let Some(cmd) = app.key(k) {
                         let _ = commands.send(cmd).await;
+                    }
+                    if let Some(plan) = app.edit.take() {
+                        edit(terminal, &input, &mut app, &plan, &commands).await?;
                     }
                     follow_focus(&app, &mut focus, &commands).await;
                     dirty = true;
@@ -335,16 +339,33 @@ async fn run_until(
 /// Ctrl-Z or SIGTSTP: give the terminal back, stop until `fg` (SIGCONT), then take it again
 /// and redraw everything.
 fn suspend(terminal: &mut ratatui::DefaultTerminal) -> std::io::Result<()> {
-    use crossterm::{cursor, execute, terminal as term};
+    use crossterm::{cursor, execute};
     terminal::restore();
     execute!(std::io::stdout(), cursor::Show)?;
     signal_hook::low_level::raise(signal_hook::consts::SIGSTOP)?;
     // Continued.
-    term::enable_raw_mode()?;
-    execute!(std::io::stdout(), term::EnterAlternateScreen, term::Clear(term::ClearType::All), cursor::Hide)?;
-    // A blank frame makes ratatui's idea of the screen blank too, so the next frame is drawn
-    // whole (`Terminal::clear` would ask the terminal where its cursor is, and wait).
-    terminal.draw(|f| f.render_widget(ratatui::widgets::Clear, f.area()))?;
+    terminal::take_back(terminal)
+}
+
+/// `e`: the campaign's plan in the user's editor, the terminal handed over meanwhile; saved
+/// and valid, it goes to the engine (or the service), which puts it in force.
+async fn edit(
+    terminal: &mut ratatui::DefaultTerminal,
+    input: &terminal::InputReader,
+    app: &mut App,
+    plan: &crate::domain::Campaign,
+    commands: &tokio::sync::mpsc::Sender<crate::engine::Command>,
+) -> std::io::Result<()> {
+    let (plan, editor) = (plan.clone(), editor::editor());
+    let edited = terminal::hand_over(terminal, input, move || editor::edit(&plan, &editor)).await?;
+    match edited {
+        Ok(editor::Edited::Changed(c)) => {
+            app.message = Some(format!("saving {}…", c.id));
+            let _ = commands.send(crate::engine::Command::Plan { campaign: c, by: app.user.clone() }).await;
+        }
+        Ok(editor::Edited::Unchanged(why)) => app.message = Some(why),
+        Err(e) => app.message = Some(format!("{e:#}")),
+    }
     Ok(())
 }
 

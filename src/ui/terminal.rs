@@ -39,14 +39,19 @@ pub type Input = std::io::Result<crossterm::event::Event>;
 /// the SIGHUP the hang-up sends; here it can only hold this thread. Before each wait the
 /// terminal is checked for a hang-up, which ends the reading with an error the UI takes as
 /// "gone"; a hang-up during a wait ends the UI on its SIGHUP.
-pub fn spawn_input() -> tokio::sync::mpsc::Receiver<Input> {
+pub fn spawn_input() -> InputReader {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let gate = std::sync::Arc::new(Gate::default());
+    let thread_gate = gate.clone();
     let spawned = std::thread::Builder::new().name("terminal input".into()).spawn(move || {
+        let gate = thread_gate;
         let fd = input_fd();
         while !tx.is_closed() {
+            gate.park_if_asked();
             let event = match hung_up(fd.as_ref()) {
                 Err(e) => Err(e),
-                Ok(()) => match crossterm::event::poll(std::time::Duration::from_secs(1)) {
+                // A short wait, so that a pause is answered quickly (see `InputReader::pause`).
+                Ok(()) => match crossterm::event::poll(std::time::Duration::from_millis(250)) {
                     Ok(false) => continue,
                     Ok(true) => crossterm::event::read(),
                     Err(e) => Err(e),
@@ -54,16 +59,111 @@ pub fn spawn_input() -> tokio::sync::mpsc::Receiver<Input> {
             };
             let failed = event.is_err();
             if tx.blocking_send(event).is_err() || failed {
-                return;
+                break;
             }
         }
+        gate.exited();
     });
     if let Err(e) = spawned {
         let (tx, failed) = tokio::sync::mpsc::channel(1);
         let _ = tx.try_send(Err(e));
-        return failed;
+        gate.exited();
+        return InputReader { events: failed, gate };
     }
-    rx
+    InputReader { events: rx, gate }
+}
+
+/// The terminal's input as read on its own thread, which can be paused while another program
+/// (an editor) has the terminal.
+pub struct InputReader {
+    pub events: tokio::sync::mpsc::Receiver<Input>,
+    gate: std::sync::Arc<Gate>,
+}
+
+impl InputReader {
+    /// Stops reading the terminal, and returns once the reader has stopped (within a quarter
+    /// of a second): from then on every key is the other program's.
+    pub fn pause(&self) {
+        let mut st = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.asked = true;
+        self.gate.cv.notify_all();
+        while !st.parked && !st.exited {
+            st = self.gate.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Reads the terminal again.
+    pub fn resume(&self) {
+        let mut st = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.asked = false;
+        self.gate.cv.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct Gate {
+    state: std::sync::Mutex<GateState>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    asked: bool,
+    parked: bool,
+    exited: bool,
+}
+
+impl Gate {
+    /// Waits here while a pause is asked for.
+    fn park_if_asked(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.asked {
+            return;
+        }
+        st.parked = true;
+        self.cv.notify_all();
+        while st.asked {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.parked = false;
+    }
+
+    fn exited(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.exited = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Gives the terminal to another program (an editor) while `run` runs, and takes it back:
+/// input is not read meanwhile, and the screen is drawn whole after.
+pub async fn hand_over<T: Send + 'static>(
+    terminal: &mut ratatui::DefaultTerminal,
+    input: &InputReader,
+    run: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    input.pause();
+    restore();
+    let out = tokio::task::spawn_blocking(run).await;
+    let back = take_back(terminal);
+    input.resume();
+    back?;
+    out.map_err(std::io::Error::other)
+}
+
+/// The terminal taken again after another program had it (an editor, a shell after Ctrl-Z):
+/// raw mode, the alternate screen, and a blank frame, so that the next frame is drawn whole
+/// (`Terminal::clear` would ask the terminal where its cursor is, and wait).
+pub fn take_back(terminal: &mut ratatui::DefaultTerminal) -> std::io::Result<()> {
+    terminal::enable_raw_mode()?;
+    execute!(
+        std::io::stdout(),
+        terminal::EnterAlternateScreen,
+        terminal::Clear(terminal::ClearType::All),
+        cursor::Hide
+    )?;
+    terminal.draw(|f| f.render_widget(ratatui::widgets::Clear, f.area()))?;
+    Ok(())
 }
 
 /// The descriptor crossterm reads: standard input when it is a terminal, else `/dev/tty`.

@@ -1,40 +1,12 @@
-//! `cockpit campaign new` and `campaign edit`: a commented starting campaign from a template,
-//! and a campaign opened in `$VISUAL` / `$EDITOR` as TOML, checked when saved. On an error the
-//! file is opened again with the error as a comment on top (as `kubectl edit` does); an editor
-//! that fails, or a file saved unchanged, changes nothing.
+//! A campaign opened in `$VISUAL` / `$EDITOR` as TOML, checked when saved (`cockpit campaign
+//! edit`, `e` in the cockpit). On an error the file is opened again with the error as a comment
+//! on top (as `kubectl edit` does); an editor that fails, or a file saved unchanged, changes
+//! nothing.
 
 use crate::domain::Campaign;
 use crate::domain::campaign::{CampaignError, Format};
-use color_eyre::eyre::WrapErr;
+use color_eyre::eyre::{WrapErr, eyre};
 use std::path::Path;
-
-/// The starting campaigns `campaign new --template` writes.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    ("ecommerce", include_str!("templates/ecommerce.toml")),
-    ("webinar", include_str!("templates/webinar.toml")),
-    ("app-install", include_str!("templates/app-install.toml")),
-];
-
-/// A template filled in for `id`: it starts tomorrow at midnight (in `offset`) and runs 30
-/// days; its tasks are due the day before it starts.
-pub fn template(name: &str, id: &str, today: chrono::NaiveDate, offset: chrono::FixedOffset) -> Result<String, String> {
-    let Some((_, text)) = TEMPLATES.iter().find(|(n, _)| *n == name) else {
-        let names: Vec<&str> = TEMPLATES.iter().map(|(n, _)| *n).collect();
-        return Err(format!("no template '{name}' (templates: {})", names.join(", ")));
-    };
-    let at = |date: chrono::NaiveDate, h, m, s| {
-        date.and_hms_opt(h, m, s)
-            .and_then(|d| d.and_local_timezone(offset).single())
-            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
-            .unwrap_or_default()
-    };
-    let start = today + chrono::Days::new(1);
-    Ok(text
-        .replace("{{id}}", id)
-        .replace("{{start}}", &at(start, 0, 0, 0))
-        .replace("{{end}}", &at(start + chrono::Days::new(29), 23, 59, 59))
-        .replace("{{due}}", &at(today, 18, 0, 0)))
-}
 
 /// How an edit ended.
 #[derive(Debug, PartialEq)]
@@ -61,7 +33,7 @@ pub fn editor() -> Vec<String> {
 /// The lines above the campaign in the file being edited.
 fn header(id: &str, error: Option<&str>) -> String {
     let mut h = format!(
-        "# Editing campaign {id}. Save and quit to apply; quit without saving to change nothing.\n# Lines starting with # are comments.\n"
+        "# Editing campaign {id}: save and quit to apply; quit unsaved to change nothing.\n# Lines starting with # are comments.\n"
     );
     if let Some(e) = error {
         h.push_str(&format!("# error: {e}\n"));
@@ -117,14 +89,15 @@ pub fn edit(campaign: &Campaign, editor: &[String]) -> color_eyre::Result<Edited
     let mut written = header(id, None) + &campaign.to_toml();
     f.write_all(written.as_bytes()).wrap_err_with(|| format!("writing {}", path.display()))?;
     drop(f);
-    let (program, args) = editor.split_first().ok_or_else(|| super::BadInput("no editor: set $EDITOR".into()))?;
+    let (program, args) = editor.split_first().ok_or_else(|| eyre!("no editor: set $VISUAL or $EDITOR"))?;
     loop {
-        let status =
-            std::process::Command::new(program).args(args).arg(&path).status().map_err(|e| {
-                super::BadInput(format!("cannot run the editor '{program}': {e} (set $VISUAL or $EDITOR)"))
-            })?;
+        let status = std::process::Command::new(program)
+            .args(args)
+            .arg(&path)
+            .status()
+            .map_err(|e| eyre!("cannot run the editor '{program}': {e} (set $VISUAL or $EDITOR)"))?;
         if !status.success() {
-            return Ok(Edited::Unchanged(format!("the editor exited with {status}: nothing changed")));
+            return Ok(Edited::Unchanged(format!("the editor failed ({status}): nothing changed")));
         }
         let saved = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
         if saved == written {
@@ -148,39 +121,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_template_is_a_valid_campaign_with_tasks_and_costs() {
-        let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
-        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-        for (name, _) in TEMPLATES {
-            let text = template(name, "spring", today, offset).unwrap();
-            let c = Campaign::parse(&text, Format::Toml, name).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(c.id, "spring");
-            assert_eq!(c.start.to_rfc3339(), "2026-12-02T00:00:00+08:00");
-            assert_eq!(c.end.to_rfc3339(), "2026-12-31T23:59:59+08:00");
-            assert!(!c.tasks.is_empty() && !c.costs.is_empty() && c.channels.len() >= 2, "{name}");
-            assert!(text.lines().filter(|l| l.starts_with('#')).count() >= 2, "{name} is commented");
-        }
-        assert!(
-            template("b2b", "x", today, offset).unwrap_err().contains("templates: ecommerce, webinar, app-install")
-        );
-    }
-
-    #[test]
     fn an_error_names_the_line_of_the_file_that_shows_it() {
-        let offset = chrono::FixedOffset::east_opt(0).unwrap();
-        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         let text =
-            template("webinar", "w", today, offset).unwrap().replace("total_budget = 30000.0", "total_budget = -1.0");
-        let lines_above = header("w", Some("")).lines().count();
-        let e = check(&text, "w", "w.toml", lines_above).unwrap_err();
-        let shown = header("w", Some(&e)) + &text;
+            include_str!("../../fixtures/q2-webinar.toml").replace("total_budget = 90000.0", "total_budget = -1.0");
+        let w = "q2-webinar";
+        let lines_above = header(w, Some("")).lines().count();
+        let e = check(&text, w, "w.toml", lines_above).unwrap_err();
+        let shown = header(w, Some(&e)) + &text;
         let line: usize = e.strip_prefix("line ").unwrap().split(':').next().unwrap().parse().unwrap();
         assert!(shown.lines().nth(line - 1).unwrap().starts_with("total_budget = -1.0"), "{e}");
         assert_eq!(body(&shown), text);
-        let other = text.replace("id = \"w\"", "id = \"v\"").replace("-1.0", "1.0");
+        let other = text.replace("id = \"q2-webinar\"", "id = \"v\"").replace("-1.0", "1.0");
         assert_eq!(
-            check(&other, "w", "w.toml", 0).unwrap_err(),
-            "id: this is campaign 'w' (to make another one, use cockpit campaign new)"
+            check(&other, w, "w.toml", 0).unwrap_err(),
+            "id: this is campaign 'q2-webinar' (to make another one, use cockpit campaign new)"
         );
     }
 }
