@@ -172,4 +172,15 @@ fn other_costs_count_in_profit_and_roi() {
     let day = 86_400_000;
     let p = build(&store, &c, &campaigns, Some(c.start_ms() + 2 * day), Some(c.start_ms() + 5 * day)).unwrap();
     assert_eq!(p.other_costs, Some(3_000.0));
+    // A gross margin: profit on revenue times it, and gross profit on ad spend.
+    c.gross_margin = Some(0.35);
+    let r = build(&store, &c, &campaigns, None, None).unwrap();
+    let md = render(&r, ReportFormat::Md);
+    let other = r.other_costs.unwrap();
+    let profit = r.totals.revenue * 0.35 - r.spend - other;
+    let roi = profit / (r.spend + other);
+    assert!(md.contains(&format!("| ROI over the full cost | {:.2}% |", roi * 100.0)), "{md}");
+    assert!(md.contains("| gross margin | 35.0% |"), "{md}");
+    let poas = r.totals.revenue * 0.35 / r.spend;
+    assert!(md.contains(&format!("| POAS (gross profit / ad spend) | {poas:.2}× |")), "{md}");
 }

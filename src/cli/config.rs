@@ -132,7 +132,7 @@ pub const TEMPLATE: &str = r#"# Campaign Cockpit configuration. Every key is opt
 # filter sort sort_reverse metric_next metric_prev window ack silence silence_channel
 # severity_filter state_filter pause budget edit checklist task_done apply undo dismiss
 # journal analyze_mode compare_with custom_window. Keys: a character, Ctrl-x, Alt-x, F1-F12, Tab, S-Tab, Enter,
-# Esc, Backspace, Space, PgUp, PgDn, Home, End, Up, Down, Left, Right.
+# Esc, BS (Backspace), Space, PgUp, PgDn, Home, End, Up, Down, Left, Right.
 # [keys]
 # ack = "a"
 # [keys.analyze]

@@ -87,6 +87,10 @@ pub struct Campaign {
     /// The launch checklist: what has to be done by when, and by whom.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<Task>,
+    /// The share of revenue that is gross profit (0.35 = 35 %): profit and ROI count revenue
+    /// times it, and POAS (gross profit on ad spend) is shown beside ROAS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gross_margin: Option<f64>,
 }
 
 /// A task of the launch checklist (landing page live, tracking verified, budget approved).
@@ -178,6 +182,8 @@ pub struct FullCost {
     pub spend: f64,
     pub other: f64,
     pub revenue: f64,
+    /// The campaign's gross margin, if it has one (revenue counts whole without).
+    pub margin: Option<f64>,
 }
 
 impl FullCost {
@@ -185,14 +191,24 @@ impl FullCost {
         self.spend + self.other
     }
 
-    pub fn profit(&self) -> f64 {
-        self.revenue - self.total()
+    /// What revenue leaves after the cost of goods: revenue times the gross margin.
+    pub fn gross(&self) -> f64 {
+        self.revenue * self.margin.unwrap_or(1.0)
     }
 
-    /// ROI over the whole cost: (revenue − media spend − other costs) / (media spend + other
-    /// costs); `None` before anything is spent.
+    pub fn profit(&self) -> f64 {
+        self.gross() - self.total()
+    }
+
+    /// ROI over the whole cost: (revenue × margin − media spend − other costs) / (media spend
+    /// + other costs); `None` before anything is spent.
     pub fn roi(&self) -> Option<f64> {
         (self.total() > 0.0).then(|| self.profit() / self.total())
+    }
+
+    /// Gross profit on ad spend, with a margin only; `None` before anything is spent.
+    pub fn poas(&self) -> Option<f64> {
+        self.margin.filter(|_| self.spend > 0.0).map(|m| self.revenue * m / self.spend)
     }
 }
 
@@ -441,7 +457,12 @@ impl Campaign {
             .filter(|c| channel.is_none() || c.channel.as_deref() == channel)
             .map(|c| c.so_far(self, now_ms))
             .sum();
-        FullCost { spend: totals.spend, other, revenue: totals.revenue }
+        FullCost { spend: totals.spend, other, revenue: totals.revenue, margin: self.gross_margin }
+    }
+
+    /// Whether profit is worth showing apart from ROAS: other costs, or a gross margin.
+    pub fn has_full_cost(&self) -> bool {
+        !self.costs.is_empty() || self.gross_margin.is_some()
     }
 
     /// The task a person means: its number (from 1, in the file's order), its title, or
@@ -544,6 +565,9 @@ impl Campaign {
             if let Some(ch) = c.channel.as_deref().filter(|ch| !self.channels.iter().any(|x| x.id == *ch)) {
                 return Err((format!("costs[{i}].channel"), format!("'{ch}' is not a channel of this campaign")));
             }
+        }
+        if self.gross_margin.is_some_and(|m| !(m > 0.0 && m <= 1.0)) {
+            return bad("gross_margin", "must be a share of revenue: more than 0, at most 1 (0.35 = 35 %)");
         }
         for (i, t) in self.tasks.iter().enumerate() {
             let f = |name: &str| format!("tasks[{i}].{name}");
@@ -813,6 +837,20 @@ poll_interval = "5s"
         assert!(e.contains("costs[1].channel") && e.contains("tiktok"), "{e}");
         let e = Campaign::parse(&text.replace("3000.0", "-1.0"), Format::Toml, "s.toml").unwrap_err().to_string();
         assert!(e.contains("costs[0].amount"), "{e}");
+        // A gross margin: profit and ROI on revenue times it, and POAS.
+        let with_margin = text.replacen("total_budget = 60000.0\n", "total_budget = 60000.0\ngross_margin = 0.4\n", 1);
+        let m = Campaign::parse(&with_margin, Format::Toml, "m.toml").unwrap();
+        let full = m.full_cost(&totals, None, ten_days);
+        assert_eq!((full.gross(), full.profit()), (8000.0, -3000.0));
+        assert!((full.roi().unwrap() + 3000.0 / 11_000.0).abs() < 1e-12);
+        assert!((full.poas().unwrap() - 8000.0 / 7000.0).abs() < 1e-12);
+        assert_eq!(c.full_cost(&totals, None, ten_days).poas(), None, "no margin, no POAS");
+        assert_eq!(Campaign::parse(&m.to_toml(), Format::Toml, "x.toml").unwrap(), m, "round trip");
+        let e =
+            Campaign::parse(&with_margin.replace("gross_margin = 0.4", "gross_margin = 35"), Format::Toml, "m.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("gross_margin: must be a share of revenue"), "{e}");
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub struct Review {
     /// The campaign's costs besides media spend over the period, where it has any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_costs: Option<f64>,
+    /// The campaign's gross margin, where it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gross_margin: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -291,6 +294,7 @@ pub fn build(
         notes: note_rows,
         previous: previous(store, c, all, &days_all, to)?,
         other_costs: other_costs(c, span),
+        gross_margin: c.gross_margin,
     })
 }
 

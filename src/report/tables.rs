@@ -151,15 +151,33 @@ fn summary(r: &Review) -> Table {
             ),
         ]
         .into_iter()
-        .chain(r.other_costs.into_iter().flat_map(|other| {
-            let full = crate::domain::campaign::FullCost { spend: r.spend, other, revenue: r.totals.revenue };
-            [
-                ("other costs", Cell::money(other)),
-                ("full cost", Cell::money(full.total())),
-                ("profit", Cell::money(full.profit())),
-                ("ROI over the full cost", Cell::num(Metric::Roi, full.roi())),
-            ]
-        }))
+        .chain(
+            (r.other_costs.is_some() || r.gross_margin.is_some())
+                .then(|| {
+                    let other = r.other_costs.unwrap_or(0.0);
+                    let margin = r.gross_margin;
+                    let full =
+                        crate::domain::campaign::FullCost { spend: r.spend, other, revenue: r.totals.revenue, margin };
+                    let mut rows = Vec::new();
+                    if r.other_costs.is_some() {
+                        rows.extend([("other costs", Cell::money(other)), ("full cost", Cell::money(full.total()))]);
+                    }
+                    if let Some(m) = margin {
+                        rows.extend([
+                            ("gross margin", Cell::share(m)),
+                            ("gross profit", Cell::money(full.gross())),
+                            ("POAS (gross profit / ad spend)", Cell::num(Metric::Roas, full.poas())),
+                        ]);
+                    }
+                    rows.extend([
+                        ("profit", Cell::money(full.profit())),
+                        ("ROI over the full cost", Cell::num(Metric::Roi, full.roi())),
+                    ]);
+                    rows
+                })
+                .into_iter()
+                .flatten(),
+        )
         .map(|(k, v)| Row { item: k.replace(' ', "_"), cells: vec![Cell::text(k), v] })
         .collect(),
         empty: "",

@@ -79,6 +79,7 @@ pub fn campaigns(
                 channels: chans,
                 costs: Vec::new(),
                 tasks: Vec::new(),
+                gross_margin: None,
                 id,
             }
         })

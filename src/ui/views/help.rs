@@ -9,13 +9,15 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
+    // The key column as wide as the widest keys (rebound keys may be longer), within reason.
+    let key_w = app.keys.bindings.iter().map(|b| b.keys_text().chars().count()).max().unwrap_or(0).clamp(11, 20) + 2;
     let section = |scopes: &[(Scope, &'static str)]| {
         let mut lines = Vec::new();
         for (scope, title) in scopes {
             lines.push(Line::styled(*title, t.accent));
             for b in app.keys.bindings.iter().filter(|b| b.scope == *scope) {
                 lines.push(Line::from(vec![
-                    Span::styled(format!("  {:<13}", b.keys_text()), t.good),
+                    Span::styled(format!("  {:<key_w$}", b.keys_text()), t.good),
                     Span::styled(b.help, t.base),
                 ]));
             }

@@ -32,6 +32,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(Paragraph::new(lines).style(t.base), Rect { y, height: h.min(area.height), ..area });
         return;
     }
+    let area = match blended_line(app, area.width as usize) {
+        Some(line) if area.height > 4 => {
+            f.render_widget(Paragraph::new(line), Rect { height: 1, ..area });
+            Rect { y: area.y + 1, height: area.height - 1, ..area }
+        }
+        _ => area,
+    };
     // Wide terminals get campaigns side by side, about 100 columns each.
     let cols = (area.width as usize / 100).clamp(1, 3).min(snap.campaigns.len());
     if cols > 1 {
@@ -45,6 +52,46 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     let all: Vec<usize> = (0..snap.campaigns.len()).collect();
     render_column(f, area, app, &all);
+}
+
+/// The running campaigns blended, for each currency: all spend (and today's), all revenue and
+/// ROAS over them (not a cost per result: campaigns count different results); only with two
+/// or more running.
+fn blended_line(app: &App, width: usize) -> Option<Line<'static>> {
+    let (snap, t) = (&app.snap, &app.theme);
+    let running: Vec<&CampaignView> = snap
+        .campaigns
+        .iter()
+        .map(|c| &**c)
+        .filter(|c| (c.campaign.start_ms()..c.campaign.end_ms()).contains(&snap.now_ms))
+        .collect();
+    if running.len() < 2 {
+        return None;
+    }
+    let mut currencies: Vec<&str> = running.iter().map(|c| c.campaign.currency.as_str()).collect();
+    currencies.dedup();
+    currencies.sort_unstable();
+    currencies.dedup();
+    let mut spans = vec![Span::styled(format!("  All {} running", running.len()), t.muted)];
+    for cur in currencies {
+        let of_cur = || running.iter().filter(|c| c.campaign.currency == cur);
+        let sum = crate::domain::Counters::sum(of_cur().map(|c| &c.totals));
+        let today: f64 = of_cur().map(|c| c.today.spend).sum();
+        let revenue = if sum.revenue > 0.0 {
+            format!(" · revenue {} · ROAS {}", money_short(sum.revenue), Metric::Roas.format(Metric::Roas.value(&sum)))
+        } else {
+            String::new()
+        };
+        spans.push(Span::styled(
+            format!(" │ {cur} spend {} (today {}){revenue}", money_short(sum.spend), money_short(today)),
+            t.base,
+        ));
+    }
+    let text: String = spans.iter().map(|s| s.content.as_ref()).collect();
+    if unicode_width::UnicodeWidthStr::width(text.as_str()) > width {
+        return Some(Line::styled(truncate(&text, width), t.base));
+    }
+    Some(Line::from(spans))
 }
 
 /// The campaigns `picks` (indexes) one under another, scrolled to keep the selection visible.
@@ -281,9 +328,12 @@ fn kpi_line(camp: &Campaign, c: &CampaignView, now: i64, t: &Theme, width: usize
     if camp.kpis.iter().all(|k| k.metric != Metric::Roas) && c.totals.revenue > 0.0 {
         spans.push(Span::styled(format!("ROAS {}  ", Metric::Roas.format(Metric::Roas.value(&c.totals))), t.base));
     }
-    if !camp.costs.is_empty() {
-        // Over the whole cost: media spend and the campaign's other costs.
+    if camp.has_full_cost() {
+        // Over the whole cost (media spend and the campaign's other costs), on gross profit.
         let full = camp.full_cost(&c.totals, None, now);
+        if let Some(p) = full.poas() {
+            spans.push(Span::styled(format!("POAS {}  ", Metric::Roas.format(Some(p))), t.base));
+        }
         spans.push(Span::styled(
             format!("ROI {} full cost  profit {}", Metric::Roi.format(full.roi()), money_short(full.profit())),
             t.base,
