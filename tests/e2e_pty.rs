@@ -704,7 +704,14 @@ fn the_command_line_the_editor_and_the_checklist_from_the_keyboard() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
     let editor = dir.path().join("editor.sh");
-    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^total_budget = .*/total_budget = 333000.0/' \"$1\"\n").unwrap();
+    // The first edit changes the budget; the second adds a channel.
+    let second = dir.path().join("edited-once");
+    let script = format!(
+        "#!/bin/sh\nif [ -e {s} ]; then printf '\\n[[channels]]\\nid = \"bilibili\"\\nname = \"哔哩哔哩 Bilibili\"\\nsource = \"http://127.0.0.1:9/stats\"\\ndaily_budget = 500.0\\n' >> \"$1\"; \
+         else touch {s}; sed -i 's/^total_budget = .*/total_budget = 333000.0/' \"$1\"; fi\n",
+        s = second.display()
+    );
+    std::fs::write(&editor, script).unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let args = ["demo", "--db", db.to_str().unwrap(), "--speed", "60"];
     let mut s = Session::start_with(dir.path(), &args, &[("VISUAL", editor.to_str().unwrap())]);
@@ -722,6 +729,10 @@ fn the_command_line_the_editor_and_the_checklist_from_the_keyboard() {
     s.wait_for("the checklist", |sc| sc.contains("Creative B cleared by legal") && sc.contains("Owner"));
     s.send("x");
     s.wait_for("the task done", |sc| sc.contains("task done: Creative B cleared by legal") && sc.contains("3/4 done"));
+    // A new channel: the engine starts again with it, under the same screen.
+    s.send("t");
+    s.send("e");
+    s.wait_for("the new channel", |sc| sc.contains("哔哩哔哩 Bilibil") && sc.contains("planned again"));
     s.send(":q\r");
     assert_eq!(s.wait_exit(), 0);
     assert!(s.restored_terminal(), "terminal not restored");
@@ -735,4 +746,5 @@ fn the_command_line_the_editor_and_the_checklist_from_the_keyboard() {
     let plan = Campaign::parse(&String::from_utf8_lossy(&stored.stdout), Format::Toml, "export").unwrap();
     assert_eq!(plan.total_budget, 333000.0);
     assert!(plan.tasks[2].done && plan.tasks[2].done_by.is_some(), "{:?}", plan.tasks[2]);
+    assert!(plan.channel("bilibili").is_some());
 }

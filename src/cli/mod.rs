@@ -1048,13 +1048,35 @@ fn resume_counters(server: &crate::sim::SimServer, store: &Store) -> color_eyre:
 /// The cockpit proper: pollers → engine → UI, until the user quits or a signal arrives.
 async fn cockpit(store: Store, clock: SharedClock, ui: Ui, interval: Duration) -> color_eyre::Result<()> {
     let settings = ui.settings(interval);
+    let path = store.path().to_path_buf();
     // The first frame shows the campaigns' stored totals while every channel's state is read.
-    let running = crate::serve::Running::start(store, clock, &settings)?;
+    let mut running = crate::serve::Running::start(store, clock.clone(), &settings)?;
     let mut app = App::new(running.snapshots.borrow().clone(), ui.theme, os_user());
     app.bell = ui.bell;
     app.keys = ui.keys;
     let mut terminal = crate::ui::terminal::init().wrap_err("setting up the terminal (is this a terminal?)")?;
-    let outcome = crate::ui::run(&mut terminal, app, running.snapshots.clone(), running.commands.clone()).await;
+    let outcome = loop {
+        let outcome =
+            crate::ui::run(&mut terminal, &mut app, running.snapshots.clone(), running.commands.clone()).await;
+        if !matches!(outcome, Ok(crate::ui::REPLAN)) {
+            break outcome;
+        }
+        // An edited campaign polls differently: the engine starts again (with it) under the
+        // same screen.
+        let restarted = async {
+            running.stop().await?;
+            crate::serve::Running::start(Store::open(&path)?, clock.clone(), &settings)
+        };
+        match restarted.await {
+            Ok(r) => running = r,
+            Err(e) => {
+                crate::ui::terminal::restore();
+                return Err(e).wrap_err("starting the engine again with the edited campaign");
+            }
+        }
+        app.engine_restarted(running.snapshots.borrow().clone());
+        app.message = Some("planned again with the edited campaign".into());
+    };
     crate::ui::terminal::restore();
     running.stop().await?;
     let why = outcome.wrap_err("terminal input failed")?;

@@ -489,7 +489,7 @@ fn attach_ui(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
         app.bell = ui.bell;
         app.keys = ui.keys;
         let mut terminal = crate::ui::terminal::init().wrap_err("setting up the terminal (is this a terminal?)")?;
-        let outcome = crate::ui::run(&mut terminal, app, attached.snapshots, attached.commands.clone()).await;
+        let outcome = crate::ui::run(&mut terminal, &mut app, attached.snapshots, attached.commands.clone()).await;
         crate::ui::terminal::restore();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         if attached.commands.send(crate::engine::Command::Shutdown(done_tx)).await.is_ok() {

@@ -129,6 +129,8 @@ pub struct App {
     pub keys: super::keys::Keymap,
     /// A plan to open in the user's editor (`e`): the UI's loop hands the terminal over.
     pub edit: Option<crate::domain::Campaign>,
+    /// The campaign selected when a state without campaigns came, to select again after it.
+    sticky: Option<String>,
 }
 
 impl App {
@@ -158,6 +160,7 @@ impl App {
             history_at: None,
             keys: super::keys::Keymap::default(),
             edit: None,
+            sticky: None,
         };
         app.notice_seen = app.snap.notice.as_ref().map_or(0, |(n, _)| *n);
         app.seen_critical = app.firing_critical();
@@ -167,7 +170,15 @@ impl App {
     }
 
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        // The campaign on screen stays on screen when the list changes around it (or is empty
+        // for a moment, as a new engine's first state may be).
+        let selected = self.campaign().map(|c| c.campaign.id.clone()).or(self.sticky.take());
         self.snap = snap;
+        match selected.as_ref().and_then(|id| self.snap.campaigns.iter().position(|c| c.campaign.id == *id)) {
+            Some(i) => self.campaign_sel = i,
+            None if self.snap.campaigns.is_empty() => self.sticky = selected,
+            None => {}
+        }
         let critical = self.firing_critical();
         if self.bell && critical.iter().any(|k| !self.seen_critical.contains(k)) {
             self.ring = true;
@@ -185,6 +196,12 @@ impl App {
             self.campaign_sel = self.snap.campaigns.len().saturating_sub(1);
         }
         self.refresh_rows();
+    }
+
+    /// A new engine's state: its notices count from the start again.
+    pub fn engine_restarted(&mut self, snap: Arc<Snapshot>) {
+        self.notice_seen = 0;
+        self.set_snapshot(snap);
     }
 
     /// Firing, unsilenced critical alerts now.

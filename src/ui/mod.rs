@@ -214,11 +214,15 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
 /// Frames are at least this far apart (bursts of data coalesce into one frame).
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Runs the UI until the user quits or a terminating signal arrives. The terminal must
-/// already be initialised; the caller restores it.
+/// Why `run` ended when the engine is to be planned again (an edited campaign polls
+/// differently): the caller starts a new engine and runs the UI again with the same `App`.
+pub const REPLAN: &str = "a campaign's channels changed";
+
+/// Runs the UI until the user quits or a terminating signal arrives (or `REPLAN`). The
+/// terminal must already be initialised; the caller restores it.
 pub async fn run(
     terminal: &mut ratatui::DefaultTerminal,
-    app: App,
+    app: &mut App,
     snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::engine::snapshot::Snapshot>>,
     commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
 ) -> std::io::Result<&'static str> {
@@ -247,7 +251,7 @@ async fn follow_focus(
 
 async fn run_until(
     terminal: &mut ratatui::DefaultTerminal,
-    mut app: App,
+    app: &mut App,
     mut snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::engine::snapshot::Snapshot>>,
     commands: tokio::sync::mpsc::Sender<crate::engine::Command>,
 ) -> std::io::Result<&'static str> {
@@ -270,8 +274,8 @@ async fn run_until(
     let mut last_draw = Instant::now() - FRAME_INTERVAL;
     loop {
         if dirty && last_draw.elapsed() >= FRAME_INTERVAL {
-            draw_synced(terminal, &mut app)?;
-            last_header = header_line(&app, 200).to_string();
+            draw_synced(terminal, app)?;
+            last_header = header_line(app, 200).to_string();
             last_draw = Instant::now();
             dirty = false;
         }
@@ -290,10 +294,12 @@ async fn run_until(
                     if let Some(cmd) = app.key(k) {
                         let _ = commands.send(cmd).await;
                     }
-                    if let Some(plan) = app.edit.take() {
-                        edit(terminal, &input, &mut app, &plan, &commands).await?;
+                    if let Some(plan) = app.edit.take()
+                        && edit(terminal, &input, app, &plan, &commands).await?
+                    {
+                        return Ok(REPLAN);
                     }
-                    follow_focus(&app, &mut focus, &commands).await;
+                    follow_focus(app, &mut focus, &commands).await;
                     dirty = true;
                     // A key is answered at once; the frame cap is for bursts of data.
                     last_draw = Instant::now() - FRAME_INTERVAL;
@@ -310,14 +316,14 @@ async fn run_until(
                 Ok(()) => {
                     let snap = snapshots.borrow_and_update().clone();
                     app.set_snapshot(snap);
-                    follow_focus(&app, &mut focus, &commands).await;
+                    follow_focus(app, &mut focus, &commands).await;
                     dirty = true;
                 }
                 // The engine stopped (it could not load): the caller reports why.
                 Err(_) => return Ok("engine stopped"),
             },
             _ = tick.tick() => {
-                if header_line(&app, 200).to_string() != last_header {
+                if header_line(app, 200).to_string() != last_header {
                     dirty = true;
                 }
             }
@@ -348,25 +354,36 @@ fn suspend(terminal: &mut ratatui::DefaultTerminal) -> std::io::Result<()> {
 }
 
 /// `e`: the campaign's plan in the user's editor, the terminal handed over meanwhile; saved
-/// and valid, it goes to the engine (or the service), which puts it in force.
+/// and valid, it goes to the engine (or the service), which puts it in force. `true` when
+/// this process's engine is to be planned again for it (its channels or sources changed).
 async fn edit(
     terminal: &mut ratatui::DefaultTerminal,
     input: &terminal::InputReader,
     app: &mut App,
     plan: &crate::domain::Campaign,
     commands: &tokio::sync::mpsc::Sender<crate::engine::Command>,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     let (plan, editor) = (plan.clone(), editor::editor());
     let edited = terminal::hand_over(terminal, input, move || editor::edit(&plan, &editor)).await?;
-    match edited {
+    let replan = match edited {
         Ok(editor::Edited::Changed(c)) => {
             app.message = Some(format!("saving {}…", c.id));
+            // A service plans again by itself; an engine here is started again by the caller.
+            let here = app.snap.service.is_none();
+            let replan = here && app.snap.campaign(&c.id).is_some_and(|v| !v.campaign.polls_as(&c));
             let _ = commands.send(crate::engine::Command::Plan { campaign: c, by: app.user.clone() }).await;
+            replan
         }
-        Ok(editor::Edited::Unchanged(why)) => app.message = Some(why),
-        Err(e) => app.message = Some(format!("{e:#}")),
-    }
-    Ok(())
+        Ok(editor::Edited::Unchanged(why)) => {
+            app.message = Some(why);
+            false
+        }
+        Err(e) => {
+            app.message = Some(format!("{e:#}"));
+            false
+        }
+    };
+    Ok(replan)
 }
 
 fn draw_synced(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> std::io::Result<()> {
