@@ -87,13 +87,19 @@ pub fn kpi(
     } else {
         limit.clone()
     };
-    let active = !effective.holds(v);
     let off = if limit.value != 0.0 { (v - limit.value).abs() / limit.value.abs() } else { 0.0 };
-    // Critical only on evidence: a cost per result over its ceiling on a handful of results
-    // may be chance (2 conversions where the limit expects 7 happen 4 times in 100): a page
-    // needs fewer than 1 in 100.
-    let evident = chance_within_ceiling(limit, window).is_none_or(|p| p < CRIT_EVIDENCE);
-    let severity = if off > 0.25 && evident { Severity::Crit } else { Severity::Warn };
+    // Where the counts say how sure the breach is, it fires only when likely enough and
+    // pages only when near certain and far past the limit (see `evidence`); ROAS and ROI
+    // are judged on their value.
+    let evidence = super::evidence::evidence(&effective, window);
+    let (active, severity) = match evidence {
+        Some(e) => {
+            let active = e.p_breach >= if was_active { super::evidence::CLEAR_BELOW } else { super::evidence::FIRE_AT };
+            let crit = e.p_breach >= super::evidence::CRIT_AT && off > 0.25;
+            (active, if crit { Severity::Crit } else { Severity::Warn })
+        }
+        None => (!effective.holds(v), if off > 0.25 { Severity::Crit } else { Severity::Warn }),
+    };
     let verdict =
         |summary| Verdict { active, severity, observed: Some(v), expected: Some((limit.value, 0.0)), summary };
     // A clear check of a limit that was not breached shows nowhere: nothing to word.
@@ -107,23 +113,28 @@ pub fn kpi(
         Metric::Cvr | Metric::Cpc => format!("{} clicks", crate::domain::format::count(window.clicks as i64)),
         _ => format!("{} {results_word}", if m == Metric::Cpl { window.leads } else { window.conversions }),
     };
-    Some(verdict(format!("{} {} vs limit {} over {span}, {volume}", m.label(), m.format(Some(v)), limit.readable())))
-}
-
-/// How unlikely, at most, a critical KPI breach may be under the limit.
-pub const CRIT_EVIDENCE: f64 = 0.01;
-
-/// For a ceiling on a cost per result (CPA, CPL): the chance of as few results as seen, or
-/// fewer, had the channel paid exactly the ceiling for each (results arriving as a Poisson
-/// process, `spend / ceiling` expected). `None` for other limits.
-pub fn chance_within_ceiling(limit: &KpiLimit, window: &Counters) -> Option<f64> {
-    let ceiling = matches!(limit.op, crate::domain::Op::Le | crate::domain::Op::Lt) && limit.value > 0.0;
-    let results = match limit.metric {
-        Metric::Cpa => window.conversions,
-        Metric::Cpl => window.leads,
-        _ => return None,
+    // Worded against the limit as written (the margin only decides when it clears).
+    let sure = match super::evidence::evidence(limit, window) {
+        Some(e) => {
+            let side = if matches!(limit.op, crate::domain::Op::Le | crate::domain::Op::Lt) { ">" } else { "<" };
+            format!(
+                ", {:.0} % interval {}–{}, P({} {side} {}) {}",
+                super::evidence::INTERVAL * 100.0,
+                m.format(Some(e.low)),
+                m.format(Some(e.high)),
+                m.label(),
+                m.format(Some(limit.value)),
+                super::evidence::odds(e.p_breach)
+            )
+        }
+        None => String::new(),
     };
-    (ceiling && window.spend > 0.0).then(|| poisson_cdf(results, window.spend / limit.value))
+    Some(verdict(format!(
+        "{} {} vs limit {} over {span}: {volume}{sure}",
+        m.label(),
+        m.format(Some(v)),
+        limit.readable()
+    )))
 }
 
 /// P(X ≤ k) for X ~ Poisson(λ), summed in log space (no underflow for large λ).
@@ -319,8 +330,10 @@ mod tests {
         let few = Counters { conversions: 2, spend: 607.3, clicks: 400, impressions: 20_000, ..Default::default() };
         let v = kpi(&limit, &few, &guard, 0.05, false, "3h").unwrap();
         assert!(v.active && v.severity == Severity::Warn, "{v:?}");
-        let p = chance_within_ceiling(&limit, &few).unwrap();
-        assert!((0.03..0.04).contains(&p), "{p}");
+        assert_eq!(
+            v.summary,
+            "CPA 303.65 vs limit CPA ≤ 90.00 over 3h: 2 conversions, 90 % interval 109.72–1,060, P(CPA > 90.00) 0.98"
+        );
         let many = Counters { conversions: 20, spend: 6_073.0, ..few };
         let v = kpi(&limit, &many, &guard, 0.05, false, "3h").unwrap();
         assert!(v.active && v.severity == Severity::Crit, "{v:?}");
@@ -337,7 +350,10 @@ mod tests {
         assert!(kpi(&ctr, &window(40, 0, 0, 1.0), &g, 0.05, false, "3h").is_none(), "no verdict on 40 impressions");
         let v = kpi(&ctr, &window(18_400, 166, 0, 50.0), &g, 0.05, false, "3h").unwrap();
         assert!(v.active);
-        assert_eq!(v.summary, "CTR 0.9% vs limit CTR ≥ 2.0% over 3h, 18,400 impressions");
+        assert_eq!(
+            v.summary,
+            "CTR 0.9% vs limit CTR ≥ 2.0% over 3h: 18,400 impressions, 90 % interval 0.8%–1.0%, P(CTR < 2.0%) > 0.99"
+        );
         assert_eq!(v.severity, Severity::Crit);
         // 2.05 % clears a fresh check but not a firing one (needs ≥ 2.1 %).
         let w = window(10_000, 205, 0, 50.0);

@@ -74,6 +74,7 @@
 
 pub mod anomaly;
 pub mod detect;
+pub mod evidence;
 pub mod replay;
 pub mod rules;
 pub mod silence;

@@ -489,8 +489,8 @@ daily_budget = 1000.0
         assert_eq!(s.timing.keep_firing_for_ms, 30 * MINUTE_MS);
         assert_eq!(s.guard.min_results, 3);
         let now = c.start_ms() + 24 * HOUR_MS;
-        // 4 leads for 800: CPL 200 > 100, judged on 3 results, reported as crit.
-        let recent = [(now - MINUTE_MS, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
+        // 12 leads for 2,400: CPL 200 > 100, surely (P > 0.99), reported as the file's crit.
+        let recent = [(now - MINUTE_MS, Counters { leads: 12, spend: 2400.0, ..Counters::default() })];
         let out = evaluate(
             &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
             &[input(&Recent::from_entries(recent, 100))],
@@ -510,7 +510,7 @@ daily_budget = 1000.0
         let c = campaign("");
         let now = c.start_ms() + 24 * HOUR_MS;
         // The last 30 minutes: 10 leads for 900 (CPL 90, within 100); the hours before them,
-        // in the history: 5 leads for 1,100. Over the 3-hour window: CPL 133.
+        // in the history: 20 leads for 4,400. Over the 3-hour window: CPL 176.67, surely over.
         let lead = |leads, spend| Counters { leads, spend, ..Counters::default() };
         let minute = |m: i64| (now - 30 * MINUTE_MS + m * MINUTE_MS, lead(u64::from(m % 3 == 0), 30.0));
         let recent = Recent::from_entries((1..=30).map(minute), 120);
@@ -518,8 +518,8 @@ daily_budget = 1000.0
         for (at, c) in recent.iter() {
             history.push(*at, c);
         }
-        history.push(now - 3 * HOUR_MS + 1, &lead(2, 500.0));
-        history.push(now - 2 * HOUR_MS + 1, &lead(3, 600.0));
+        history.push(now - 3 * HOUR_MS + 1, &lead(8, 2000.0));
+        history.push(now - 2 * HOUR_MS + 1, &lead(12, 2400.0));
         let judge = |history| {
             let out = evaluate(
                 &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
@@ -531,7 +531,7 @@ daily_budget = 1000.0
             find(&out, "kpi: cpl <= 100").unwrap().1.clone().unwrap()
         };
         let v = judge(Some(&history));
-        assert!(v.active && v.observed.is_some_and(|o| (o - 2000.0 / 15.0).abs() < 1e-9), "{v:?}");
+        assert!(v.active && v.observed.is_some_and(|o| (o - 5300.0 / 30.0).abs() < 1e-9), "{v:?}");
         assert!(!judge(None).active, "the recent samples alone are within the limit");
         // Between judgements of the windows, only the source's health is judged.
         let out = evaluate(
@@ -649,7 +649,7 @@ daily_budget = 1000.0
         let (_, v, _) = find(&kept, "kpi: cpl <= 100").unwrap();
         assert!(!v.as_ref().unwrap().active, "a channel with alerts hears the all-clear");
         // A breach is reported either way, worded.
-        let bad = [(now - MINUTE_MS, Counters { leads: 4, spend: 800.0, ..Counters::default() })];
+        let bad = [(now - MINUTE_MS, Counters { leads: 12, spend: 2400.0, ..Counters::default() })];
         let (_, v, _) = find(&judge(&bad, false), "kpi: cpl <= 100").cloned().unwrap();
         let v = v.unwrap();
         assert!(v.active && v.summary.contains("CPL"), "{}", v.summary);

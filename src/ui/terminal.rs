@@ -46,13 +46,19 @@ pub fn spawn_input() -> InputReader {
     let spawned = std::thread::Builder::new().name("terminal input".into()).spawn(move || {
         let gate = thread_gate;
         let fd = input_fd();
-        while !tx.is_closed() {
-            gate.park_if_asked();
+        loop {
+            // Stopped for good (`InputReader` dropped): never read another key, which is the
+            // next reader's or another program's.
+            if tx.is_closed() || !gate.park_if_asked() {
+                break;
+            }
             let event = match hung_up(fd.as_ref()) {
                 Err(e) => Err(e),
                 // A short wait, so that a pause is answered quickly (see `InputReader::pause`).
                 Ok(()) => match crossterm::event::poll(std::time::Duration::from_millis(250)) {
                     Ok(false) => continue,
+                    // A key that came as a pause was asked for is left where it is.
+                    Ok(true) if gate.asked() => continue,
                     Ok(true) => crossterm::event::read(),
                     Err(e) => Err(e),
                 },
@@ -80,16 +86,29 @@ pub struct InputReader {
     gate: std::sync::Arc<Gate>,
 }
 
+impl Drop for InputReader {
+    /// The reader stops before this returns, so that no key typed next is read (and lost)
+    /// by it: a new reader, or another program, has the terminal.
+    fn drop(&mut self) {
+        self.events.close();
+        self.gate.state.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
+        self.pause();
+    }
+}
+
 impl InputReader {
     /// Stops reading the terminal, and returns once the reader has stopped (within a quarter
-    /// of a second): from then on every key is the other program's.
+    /// of a second): from then on every key is the other program's. A reader held by a
+    /// terminal that has hung up (see `spawn_input`) is not waited for past a second.
     pub fn pause(&self) {
         let mut st = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
         st.asked = true;
         self.gate.cv.notify_all();
-        while !st.parked && !st.exited {
-            st = self.gate.cv.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
+        let _ = self
+            .gate
+            .cv
+            .wait_timeout_while(st, std::time::Duration::from_secs(1), |st| !st.parked && !st.exited)
+            .unwrap_or_else(|e| e.into_inner());
     }
 
     /// Reads the terminal again.
@@ -111,21 +130,32 @@ struct GateState {
     asked: bool,
     parked: bool,
     exited: bool,
+    /// The reader is to end, not wait.
+    stopped: bool,
 }
 
 impl Gate {
-    /// Waits here while a pause is asked for.
-    fn park_if_asked(&self) {
+    /// Waits here while a pause is asked for; `false` when the reader is to end instead.
+    fn park_if_asked(&self) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.stopped {
+            return false;
+        }
         if !st.asked {
-            return;
+            return true;
         }
         st.parked = true;
         self.cv.notify_all();
-        while st.asked {
+        while st.asked && !st.stopped {
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.parked = false;
+        !st.stopped
+    }
+
+    fn asked(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.asked || st.stopped
     }
 
     fn exited(&self) {
