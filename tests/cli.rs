@@ -510,3 +510,40 @@ fn campaign_new_writes_a_template_that_imports() {
     assert!(stderr(&o).contains("'x y' is not a campaign id"));
     assert!(stdout(&cockpit(&db, &["task", "list"])).contains("new-webinar"));
 }
+
+#[test]
+fn replay_runs_the_live_rules_over_a_campaign_files_counters_or_a_stored_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let rows = dir.path().join("rows.csv");
+    let mut text = String::from("timestamp,impressions,clicks,leads,conversions,spend,revenue\n");
+    // 30 hours from 26 May; hours 10–15 cost 400 a lead against a limit of 200.
+    let first = chrono::DateTime::parse_from_rfc3339("2026-05-26T00:00:00+08:00").unwrap();
+    for h in 0..30 {
+        let leads = if (10..16).contains(&h) { 2 } else { 8 };
+        let at = (first + chrono::Duration::hours(h)).to_rfc3339();
+        text.push_str(&format!("{at},20000,400,{leads},40,800.00,0\n"));
+    }
+    std::fs::write(&rows, text).unwrap();
+    let o = cockpit(
+        &db,
+        &["replay", "--campaign-file", FIXTURES[0], "--channel", "baidu-search", "--csv", rows.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("timestamp,rule,state,severity,summary\n"), "{out}");
+    assert!(out.lines().any(|l| l.contains("kpi: cpl <= 200,firing,")), "{out}");
+    let bad = cockpit(
+        &db,
+        &["replay", "--campaign-file", FIXTURES[0], "--channel", "tiktok", "--csv", rows.to_str().unwrap()],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("no channel 'tiktok'"), "{}", stderr(&bad));
+    // A stored channel: the campaign's samples (none yet here, so only the header).
+    assert!(cockpit(&db, &["campaign", "import", FIXTURES[0]]).status.success());
+    let o = cockpit(&db, &["replay", "--campaign", "q2-webinar", "--channel", "baidu-search"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "timestamp,rule,state,severity,summary\n");
+    let o = cockpit(&db, &["replay", "--campaign", "q2-webinar"]);
+    assert_eq!(o.status.code(), Some(2), "--channel is required");
+}

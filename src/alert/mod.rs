@@ -73,6 +73,7 @@
 //! on a channel with ~30 clicks an hour); the same week without incidents raises no anomaly alert.
 
 pub mod anomaly;
+pub mod backtest;
 pub mod detect;
 pub mod evidence;
 pub mod replay;

@@ -155,6 +155,42 @@ pub fn step(
     }
 }
 
+/// An alert the state machine moved: what it is now (`None`: gone) and how it got there.
+pub struct Moved {
+    pub key: AlertKey,
+    pub after: Option<Alert>,
+    pub transition: Transition,
+    pub summary: String,
+}
+
+/// Step 2: moves each alert by its verdict (pure: the state machine and the clock). A verdict
+/// of `None` is too little to judge, and the alert stays as it is. An alert that fires again
+/// loses its ack.
+pub fn step_all(
+    alerts: &mut std::collections::BTreeMap<AlertKey, Alert>,
+    verdicts: Vec<super::rules::Outcome>,
+    now: i64,
+) -> Vec<Moved> {
+    let mut moved = Vec::new();
+    for (key, verdict, timing) in verdicts {
+        let Some(verdict) = verdict else { continue };
+        let before = alerts.remove(&key);
+        let (mut after, transition) = step(before.clone(), &key, &verdict, timing, now);
+        if transition == Transition::Fired
+            && let Some(a) = &mut after
+        {
+            a.ack = None;
+        }
+        if let Some(a) = &after {
+            alerts.insert(key.clone(), a.clone());
+        }
+        if after != before {
+            moved.push(Moved { key, after, transition, summary: verdict.summary });
+        }
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,12 +141,31 @@ pub enum Cmd {
     /// Manage campaigns in the database.
     #[command(subcommand)]
     Campaign(CampaignCmd),
-    /// Run the anomaly detectors over a historical series (CSV) for back-testing: each row is
-    /// judged on the rows before it; prints `timestamp,value,score,alert`.
+    /// Back-test: the live rules over a channel's history, a stored one (--campaign ID
+    /// --channel CH) or a CSV of its counters (--campaign-file FILE --channel CH --csv ROWS),
+    /// print `timestamp,rule,state,severity,summary` per alert state change; a bare series
+    /// (--csv alone) runs the anomaly detectors and prints `timestamp,value,score,alert`.
     Replay {
-        /// `timestamp,value` or `timestamp,numerator,denominator` rows; `-` reads standard input.
+        /// A bare series (`timestamp,value` or `timestamp,numerator,denominator`), or with
+        /// --campaign-file the channel's counters per interval
+        /// (`timestamp,impressions,clicks,leads,conversions,spend,revenue`); `-` reads stdin.
+        #[arg(long, required_unless_present = "campaign")]
+        csv: Option<PathBuf>,
+        /// The campaign file whose limits, goals and rule settings apply to --csv.
+        #[arg(long, requires_all = ["channel", "csv"], conflicts_with = "campaign")]
+        campaign_file: Option<PathBuf>,
+        /// A stored campaign, replayed from the database.
+        #[arg(long, requires = "channel", conflicts_with = "csv")]
+        campaign: Option<String>,
+        /// The channel replayed.
         #[arg(long)]
-        csv: PathBuf,
+        channel: Option<String>,
+        /// From this time (RFC 3339, or a date in the campaign's time zone); a stored channel only.
+        #[arg(long, requires = "campaign")]
+        from: Option<String>,
+        /// To this time (exclusive); a stored channel only.
+        #[arg(long, requires = "campaign")]
+        to: Option<String>,
         #[arg(long, value_enum, default_value_t = crate::alert::replay::ReplayRule::Anomaly)]
         rule: crate::alert::replay::ReplayRule,
         /// Compare with the same phase of earlier seasons (e.g. 24h, 7d).
@@ -490,7 +509,13 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
     let on_db = matches!(
         &cli.command,
         None | Some(
-            Cmd::Journal { .. } | Cmd::Report { .. } | Cmd::Note(_) | Cmd::Task(_) | Cmd::Campaign(_) | Cmd::Db(_)
+            Cmd::Journal { .. }
+                | Cmd::Report { .. }
+                | Cmd::Note(_)
+                | Cmd::Task(_)
+                | Cmd::Campaign(_)
+                | Cmd::Db(_)
+                | Cmd::Replay { campaign: Some(_), .. }
         )
     );
     if on_db && let Some(sock) = serve::served(&cli, &db) {
@@ -518,7 +543,25 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             let reads = matches!(cmd, CampaignCmd::Export { .. } | CampaignCmd::List { .. } | CampaignCmd::Show { .. });
             printed(|out| campaign::run(cmd, &if reads { read_store(&db)? } else { open_store(&db)? }, out))
         }
-        Some(Cmd::Replay { csv, rule, season, threshold, min_change, window, min_history }) => {
+        Some(Cmd::Replay { campaign: Some(id), channel: Some(ch), from, to, .. }) => {
+            printed(|out| replay_stored(&read_store(&db)?, id, ch, from.as_deref(), to.as_deref(), out))
+        }
+        Some(Cmd::Replay { campaign_file: Some(file), channel: Some(ch), csv: Some(csv), .. }) => {
+            let campaign = read_campaign(file)?;
+            let mut r = crate::alert::backtest::ChannelReplay::new(&campaign, ch).map_err(BadInput)?;
+            let rows = crate::alert::backtest::read_counters_csv(&read_input(csv)?, &csv.display().to_string())
+                .map_err(|e| BadInput(e.to_string()))?;
+            let out = crate::alert::backtest::replay_lines(&mut r, rows.into_iter().map(|(at, c)| (at, c, false)));
+            printed(|o| {
+                o.push_str(&out);
+                Ok(())
+            })
+        }
+        // clap requires --csv or --campaign (with --channel).
+        Some(Cmd::Replay { csv: None, .. }) => {
+            Err(BadInput("replay: give --csv FILE or --campaign ID --channel CH".into()).into())
+        }
+        Some(Cmd::Replay { csv: Some(csv), rule, season, threshold, min_change, window, min_history, .. }) => {
             let settings = crate::alert::replay::ReplaySettings {
                 rule: *rule,
                 season_ms: season.map(|d| d.as_millis() as i64),
@@ -722,6 +765,35 @@ fn absolute(p: &Path) -> color_eyre::Result<PathBuf> {
 const EXPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// `cockpit replay`: a detector over a CSV series (`-` reads standard input).
+/// A file given on the command line, or standard input for `-`.
+fn read_input(path: &Path) -> color_eyre::Result<String> {
+    let name = path.display().to_string();
+    Ok(if name == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| BadInput(format!("standard input: {e}")))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| BadInput(format!("{name}: {e}")))?
+    })
+}
+
+/// `replay --campaign ID --channel CH`: the stored samples of a channel through the live rules.
+fn replay_stored(
+    store: &Store,
+    id: &str,
+    channel: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    out: &mut String,
+) -> color_eyre::Result<()> {
+    let c = store.campaign(id)?.ok_or_else(|| BadInput(format!("no campaign '{id}'")))?;
+    let mut r = crate::alert::backtest::ChannelReplay::new(&c, channel).map_err(BadInput)?;
+    let from = from.map(|t| report::parse_time(t, &c, "--from")).transpose()?.unwrap_or(i64::MIN);
+    let to = to.map(|t| report::parse_time(t, &c, "--to")).transpose()?.unwrap_or(i64::MAX);
+    let samples = store.samples(&crate::domain::ChannelKey::new(id, channel), from, to)?;
+    let rows = samples.into_iter().map(|s| (s.at, s.delta, s.first));
+    out.push_str(&crate::alert::backtest::replay_lines(&mut r, rows));
+    Ok(())
+}
+
 fn replay_command(csv: &Path, settings: crate::alert::replay::ReplaySettings) -> color_eyre::Result<()> {
     use crate::alert::replay::{read_csv, replay};
     let threshold = settings.threshold;
@@ -729,11 +801,7 @@ fn replay_command(csv: &Path, settings: crate::alert::replay::ReplaySettings) ->
         return Err(BadInput(format!("--threshold {threshold}: must lie strictly between 0 and 1")).into());
     }
     let name = csv.display().to_string();
-    let text = if name == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| BadInput(format!("standard input: {e}")))?
-    } else {
-        std::fs::read_to_string(csv).map_err(|e| BadInput(format!("{name}: {e}")))?
-    };
+    let text = read_input(csv)?;
     let rows = read_csv(&text, &name).map_err(|e| BadInput(e.to_string()))?;
     print!("{}", replay(&rows, settings));
     Ok(())

@@ -312,6 +312,9 @@ fn run_on_store(args: Vec<String>, store: &Store) -> (u8, String) {
         }
         Some(Cmd::Note(cmd @ (NoteCmd::List { .. } | NoteCmd::Add { .. }))) => super::note::run(cmd, store, &mut out),
         Some(Cmd::Task(cmd @ TaskCmd::List { .. })) => super::task::run(cmd, store, &mut out),
+        Some(Cmd::Replay { campaign: Some(id), channel: Some(ch), from, to, .. }) => {
+            super::replay_stored(store, id, ch, from.as_deref(), to.as_deref(), &mut out)
+        }
         Some(Cmd::Campaign(
             cmd @ (CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { output: None, .. }),
         )) => super::campaign::run(cmd, store, &mut out),
@@ -439,6 +442,7 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             | Cmd::Report { .. }
             | Cmd::Note(_)
             | Cmd::Task(_)
+            | Cmd::Replay { .. }
             | Cmd::Db(_)
             | Cmd::Campaign(CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { .. }),
         ) => {

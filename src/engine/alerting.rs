@@ -3,20 +3,12 @@
 
 use super::{ChannelState, Engine};
 use crate::alert::rules::{CampaignInput, ChannelInput, JUDGE_WINDOWS_EVERY_MS, Outcome, evaluate};
-use crate::alert::state::{Transition, step};
-use crate::alert::{Alert, AlertKey, AlertState};
+use crate::alert::state::{Moved, Transition, step_all as step_alerts};
+use crate::alert::{AlertKey, AlertState};
 use crate::domain::time::DAY_MS;
 use crate::domain::{ChannelKey, ChannelStatus, Note, NoteKind};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-
-/// An alert the state machine moved: what it is now (`None`: gone) and how it got there.
-pub(super) struct Moved {
-    pub key: AlertKey,
-    pub after: Option<Alert>,
-    pub transition: Transition,
-    pub summary: String,
-}
 
 impl Engine {
     /// Judges the channels that changed, moves their alerts, writes and notes what moved, and
@@ -181,28 +173,4 @@ pub(super) fn sorted_alerts(
         ))
     });
     Arc::new(alerts)
-}
-
-/// Step 2: moves each alert by its verdict (pure: the state machine and the clock). A verdict
-/// of `None` is too little to judge, and the alert stays as it is. An alert that fires again
-/// loses its ack.
-pub(super) fn step_alerts(alerts: &mut BTreeMap<AlertKey, Alert>, verdicts: Vec<Outcome>, now: i64) -> Vec<Moved> {
-    let mut moved = Vec::new();
-    for (key, verdict, timing) in verdicts {
-        let Some(verdict) = verdict else { continue };
-        let before = alerts.remove(&key);
-        let (mut after, transition) = step(before.clone(), &key, &verdict, timing, now);
-        if transition == Transition::Fired
-            && let Some(a) = &mut after
-        {
-            a.ack = None;
-        }
-        if let Some(a) = &after {
-            alerts.insert(key.clone(), a.clone());
-        }
-        if after != before {
-            moved.push(Moved { key, after, transition, summary: verdict.summary });
-        }
-    }
-    moved
 }
