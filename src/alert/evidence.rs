@@ -94,6 +94,26 @@ fn gamma_quantile(p: f64, shape: f64) -> f64 {
     (lo + hi) / 2.0
 }
 
+/// Where a value stands against a limit, as the screens show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    Holds,
+    /// Past the limit, but the counts do not show it yet (under `FIRE_AT`): not enough data.
+    Unsure,
+    Breached,
+}
+
+/// `c`'s value of the limit's metric against it: breached when the counts make it likely
+/// (or, for ROAS and ROI, when the value is past it); `None` without a value.
+pub fn standing(limit: &KpiLimit, c: &Counters) -> Option<Standing> {
+    let v = limit.metric.value(c)?;
+    Some(match evidence(limit, c) {
+        _ if limit.holds(v) => Standing::Holds,
+        Some(e) if e.p_breach < FIRE_AT => Standing::Unsure,
+        _ => Standing::Breached,
+    })
+}
+
 /// The probability as the verdicts write it: two decimals, never a flat 0 or 1.
 pub fn odds(p: f64) -> String {
     match p {
@@ -161,6 +181,20 @@ mod tests {
         assert_eq!(evidence(&cvr, &over), None, "more conversions than clicks: not a rate");
         let roas: KpiLimit = "roas >= 3".parse().unwrap();
         assert_eq!(evidence(&roas, &c), None);
+    }
+
+    #[test]
+    fn a_value_past_its_limit_on_thin_counts_is_unsure() {
+        let thin = Counters { conversions: 1, spend: 150.0, ..Default::default() };
+        assert_eq!(standing(&cpa(90.0), &thin), Some(Standing::Unsure));
+        let thick = Counters { conversions: 100, spend: 15_000.0, ..Default::default() };
+        assert_eq!(standing(&cpa(90.0), &thick), Some(Standing::Breached));
+        let fine = Counters { conversions: 3, spend: 150.0, ..Default::default() };
+        assert_eq!(standing(&cpa(90.0), &fine), Some(Standing::Holds));
+        assert_eq!(standing(&cpa(90.0), &Counters::default()), None);
+        let roas: KpiLimit = "roas >= 3".parse().unwrap();
+        let low = Counters { spend: 100.0, revenue: 200.0, ..Default::default() };
+        assert_eq!(standing(&roas, &low), Some(Standing::Breached), "judged on its value");
     }
 
     #[test]

@@ -67,6 +67,17 @@ impl Theme {
         if breached && self.colourless() { '✗' } else { ' ' }
     }
 
+    /// The mark after a value against its limits, where colour cannot say so: `✗` breached,
+    /// `?` past a limit on too little data yet.
+    pub fn standing_mark(&self, s: crate::alert::evidence::Standing) -> char {
+        use crate::alert::evidence::Standing;
+        match s {
+            Standing::Breached => self.breach_mark(true),
+            Standing::Unsure if self.colourless() => '?',
+            _ => ' ',
+        }
+    }
+
     pub fn mono() -> Theme {
         Theme::load("mono").expect("built-in theme")
     }

@@ -2,6 +2,7 @@
 //! sparklines. Only the rows on screen are built (the table may hold thousands).
 
 use super::overview::{campaign_lines, health_symbol};
+use crate::alert::evidence::Standing;
 use crate::domain::ChannelStatus;
 use crate::domain::Metric;
 use crate::engine::snapshot::{CampaignView, ChannelView};
@@ -9,7 +10,6 @@ use crate::ui::app::{App, Column};
 use crate::ui::widgets::{sparkline, truncate};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
@@ -217,8 +217,13 @@ fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crat
             Col::Data(k, _) => {
                 let m = k.metric().expect("data columns have a metric");
                 let v = m.value(&ch.totals);
-                let style = kpi_style(c, m, v, t);
-                let text = match t.breach_mark(breached(c, m, v)) {
+                let standing = standing(c, m, &ch.totals);
+                let style = match standing {
+                    Standing::Breached => t.bad,
+                    Standing::Unsure => t.warn,
+                    Standing::Holds => t.base,
+                };
+                let text = match t.standing_mark(standing) {
                     ' ' => m.format(v),
                     mark => format!("{}{mark}", m.format(v)),
                 };
@@ -232,12 +237,14 @@ fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crat
     Row::new(cells)
 }
 
-/// Whether the value breaks one of the campaign's KPI limits on that metric.
-fn breached(c: &CampaignView, m: Metric, v: Option<f64>) -> bool {
-    v.is_some_and(|v| c.campaign.kpis.iter().any(|k| k.metric == m && !k.holds(v)))
-}
-
-/// Red when the value breaks one of the campaign's KPI limits on that metric.
-fn kpi_style(c: &CampaignView, m: Metric, v: Option<f64>, t: &crate::ui::theme::Theme) -> Style {
-    if breached(c, m, v) { t.bad } else { t.base }
+/// The worst standing of the counters against the campaign's KPI limits on that metric: a
+/// breach in red, a value past a limit on too little data yet in the warning colour.
+fn standing(c: &CampaignView, m: Metric, counters: &crate::domain::Counters) -> Standing {
+    c.campaign
+        .kpis
+        .iter()
+        .filter(|k| k.metric == m)
+        .filter_map(|k| crate::alert::evidence::standing(k, counters))
+        .max()
+        .unwrap_or(Standing::Holds)
 }

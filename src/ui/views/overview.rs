@@ -315,10 +315,13 @@ fn trouble_line(c: &CampaignView, t: &Theme, width: usize) -> Option<Line<'stati
 fn kpi_line(camp: &Campaign, c: &CampaignView, now: i64, t: &Theme, width: usize) -> Line<'static> {
     let mut spans = vec![Span::styled(format!("  {:<w$}", "KPIs", w = 7), t.muted)];
     for k in &camp.kpis {
+        use crate::alert::evidence::Standing;
         let v = k.metric.value(&c.totals);
-        let (mark, style) = match v.map(|v| k.holds(v)) {
-            Some(true) => ("✓", t.good),
-            Some(false) => ("✗", t.bad),
+        let (mark, style) = match crate::alert::evidence::standing(k, &c.totals) {
+            Some(Standing::Holds) => ("✓", t.good),
+            Some(Standing::Breached) => ("✗", t.bad),
+            // Past the limit, on too little data to say yet.
+            Some(Standing::Unsure) => ("?", t.warn),
             None => ("·", t.muted),
         };
         spans.push(Span::styled(format!("{} {} {mark}", k.metric.label(), k.metric.format(v)), style));
