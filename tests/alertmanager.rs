@@ -1,7 +1,8 @@
 //! A real Alertmanager (the Debian package `prometheus-alertmanager`, which `.ci/run`
 //! installs) gets `cockpit serve`'s alerts: a failing source's alert shows in its
 //! `GET /api/v2/alerts` with our labels and the contingency plan, and resolves when the
-//! source is back; an Alertmanager that is down is reported and retried. Without the binary a
+//! source is back; a silence made in an attached cockpit becomes an Alertmanager silence that
+//! suppresses it; an Alertmanager that is down is reported and retried. Without the binary a
 //! plain `cargo test` says the test was skipped; with `CI` set it fails instead.
 
 use campaign_cockpit::clock::SystemClock;
@@ -137,8 +138,12 @@ async fn a_failing_source_pages_through_alertmanager_and_resolves_when_it_is_bac
             let _ = log_tx.send(l);
         }
     });
+    let mut sock = None;
     let waited = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(l) = log_rx.recv().await {
+            if let Some(p) = l.split("cockpit serve: listening on ").nth(1) {
+                sock = Some(PathBuf::from(p.trim()));
+            }
             if l.contains(&format!("Alertmanager {am_url}/api/v2/alerts")) {
                 return l;
             }
@@ -147,6 +152,7 @@ async fn a_failing_source_pages_through_alertmanager_and_resolves_when_it_is_bac
     })
     .await
     .expect("a failed delivery is logged");
+    let sock = sock.expect("the service said where it listens");
     assert!(waited.contains("again in"), "{waited}");
     let _am = start_alertmanager(&bin, dir.path(), am_port);
     let alerts = format!("{am_url}/api/v2/alerts");
@@ -158,6 +164,37 @@ async fn a_failing_source_pages_through_alertmanager_and_resolves_when_it_is_bac
     assert_eq!(a["annotations"]["runbook"], "read spend in the platform console (@ops)");
     assert!(a["annotations"]["summary"].as_str().is_some_and(|s| !s.is_empty()));
     assert_eq!(a["status"]["state"], "active");
+    // Silenced in an attached cockpit: a silence in Alertmanager, by the user, which
+    // suppresses the alert there.
+    let target = campaign_cockpit::serve::client::Target::Unix(sock);
+    let attached = campaign_cockpit::serve::client::attach(&target, "dana", false).await.unwrap();
+    let key = campaign_cockpit::alert::AlertKey {
+        campaign: "618-promo".into(),
+        channel: c.channels[0].id.clone(),
+        rule: "health".into(),
+    };
+    let cmd = campaign_cockpit::engine::Command::Silence { key, for_ms: 3_600_000, by: "dana".into() };
+    attached.commands.send(cmd).await.unwrap();
+    let silences = until(&format!("{am_url}/api/v2/silences"), "the silence", |v| {
+        v.as_array().is_some_and(|s| s.iter().any(|s| s["status"]["state"] == "active"))
+    })
+    .await;
+    let silence = silences.as_array().unwrap().iter().find(|s| s["status"]["state"] == "active").unwrap();
+    assert_eq!(silence["createdBy"], "dana");
+    let matchers: Vec<(String, String)> = silence["matchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(matchers.contains(&("campaign".into(), "618-promo".into())), "{matchers:?}");
+    assert!(matchers.contains(&("channel".into(), c.channels[0].id.clone())), "{matchers:?}");
+    assert!(matchers.contains(&("rule".into(), "health".into())), "{matchers:?}");
+    let ends = chrono::DateTime::parse_from_rfc3339(silence["endsAt"].as_str().unwrap()).unwrap().timestamp_millis();
+    let left = ends - chrono::Utc::now().timestamp_millis();
+    assert!((3_500_000..=3_600_000).contains(&left), "an hour: {left} ms left");
+    until(&alerts, "the alert suppressed", |v| ours(v).iter().any(|a| a["status"]["state"] == "suppressed")).await;
+    drop(attached);
     // The source comes up: the alert resolves, and Alertmanager hears of it.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", source_port)).await.unwrap();
     let _sim = sim::serve(listener, net, Arc::new(SystemClock)).unwrap();

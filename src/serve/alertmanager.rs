@@ -1,17 +1,20 @@
 //! Alerts to a Prometheus Alertmanager (API v2), so that a critical alert pages whoever is on
 //! call whether or not a terminal is open.
 //!
-//! Every firing alert that no silence covers is posted to `<url>/api/v2/alerts` with the
+//! Every firing alert is posted to `<url>/api/v2/alerts` with the
 //! labels `alertname` (`Cockpit` and the rule's kind: `CockpitKpi`, `CockpitHealth`, …),
 //! `campaign`, `channel` (empty for a campaign-wide rule), `rule` and `severity` (`critical`,
 //! `warning`, `info`), and the annotations `summary`, `description` and `runbook` (the
 //! campaign's contingency plan for it: the first step and its owner). `startsAt` is when it
 //! fired; `endsAt` lies `resend` plus three poll intervals ahead, and the alert is posted again
 //! every `resend` while it fires, so that Alertmanager resolves it by itself if the service
-//! dies. An alert that resolves (or is silenced here) is posted once more with `endsAt` now,
-//! and retried until Alertmanager has it: a resolve is never lost. Failed deliveries are
-//! retried with back-off and reported to the engine, which shows them in the header. The
-//! notifier reads the engine's snapshots and never holds the engine up.
+//! dies. An alert that resolves is posted once more with `endsAt` now, and retried until
+//! Alertmanager has it: a resolve is never lost. A silence made in a cockpit becomes an
+//! Alertmanager silence (`/api/v2/silences`) with the same matchers (`campaign`, and
+//! `channel` and `rule` where it names them), who made it and until when, so that the alerts
+//! it covers show there as suppressed and page nobody; it is expired there when it ends here
+//! early. Failed deliveries are retried with back-off and reported to the engine, which shows
+//! them in the header. The notifier reads the engine's snapshots and never holds the engine up.
 
 use crate::alert::{AlertKey, AlertState};
 use crate::domain::Severity;
@@ -72,7 +75,7 @@ fn due(snap: &Snapshot, told: &mut HashMap<AlertKey, Told>, cfg: &Config, now_ms
     let ends = cfg.resend + cfg.interval * 3;
     let mut out = Vec::new();
     let mut firing = std::collections::HashSet::new();
-    for a in snap.alerts.iter().filter(|a| a.state == AlertState::Firing && snap.silence_of(a).is_none()) {
+    for a in snap.alerts.iter().filter(|a| a.state == AlertState::Firing) {
         firing.insert(a.key.clone());
         let starts_ms = a.fired_ms.unwrap_or(a.since_ms);
         if told.get(&a.key).is_some_and(|t| t.sent.elapsed() < cfg.resend && t.starts_ms == starts_ms) {
@@ -122,6 +125,77 @@ fn post(snap: &Snapshot, a: &crate::alert::Alert, starts_ms: i64, ends_ms: i64) 
     })
 }
 
+/// A cockpit silence as Alertmanager takes it, ending `ends_ms` (wall-clock).
+fn silence_body(s: &crate::alert::Silence, starts_ms: i64, ends_ms: i64) -> Value {
+    let matcher = |name: &str, value: &str| json!({ "name": name, "value": value, "isRegex": false, "isEqual": true });
+    let mut matchers = vec![matcher("campaign", &s.campaign)];
+    if !s.channel.is_empty() {
+        matchers.push(matcher("channel", &s.channel));
+    }
+    if !s.rule.is_empty() {
+        matchers.push(matcher("rule", &s.rule));
+    }
+    json!({
+        "matchers": matchers,
+        "startsAt": super::rfc3339(starts_ms),
+        "endsAt": super::rfc3339(ends_ms),
+        "createdBy": s.by,
+        "comment": format!("silenced in Campaign Cockpit ({})", s.id),
+    })
+}
+
+/// A cockpit silence mirrored in Alertmanager: its id there, and when it ends (wall-clock).
+struct Mirrored {
+    id: String,
+    ends_ms: i64,
+}
+
+/// Mirrors the cockpit's silences in force: new ones are created there, ones gone here
+/// before their end are expired there. An error says what failed, to be tried again.
+async fn mirror_silences(
+    client: &reqwest::Client,
+    base: &str,
+    snap: &Snapshot,
+    mirrored: &mut HashMap<String, Mirrored>,
+) -> Result<(), String> {
+    let wall = chrono::Utc::now().timestamp_millis();
+    let new: Vec<&crate::alert::Silence> =
+        snap.silences.iter().filter(|s| s.until_ms > snap.now_ms && !mirrored.contains_key(&s.id)).collect();
+    for s in new {
+        // Campaign time may run faster than the wall's (the demo): the same time left.
+        let ends_ms = wall + ((s.until_ms - snap.now_ms) as f64 / snap.speed.max(1e-9)) as i64;
+        let url = format!("{base}/api/v2/silences");
+        let answer = client
+            .post(&url)
+            .json(&silence_body(s, wall, ends_ms))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("Alertmanager {url}: {}", crate::poll::root_cause(&e)))?;
+        if !answer.status().is_success() {
+            return Err(format!("Alertmanager {url}: HTTP {}", answer.status().as_u16()));
+        }
+        let body: Value = answer.json().await.map_err(|e| format!("Alertmanager {url}: {e}"))?;
+        let id = body["silenceID"].as_str().unwrap_or_default().to_string();
+        tracing::info!("silence {} is Alertmanager's {id}", s.id);
+        mirrored.insert(s.id.clone(), Mirrored { id, ends_ms });
+    }
+    let gone: Vec<String> = mirrored.keys().filter(|id| !snap.silences.iter().any(|s| s.id == **id)).cloned().collect();
+    for id in gone {
+        let m = mirrored.remove(&id).expect("listed above");
+        if m.ends_ms > wall && !m.id.is_empty() {
+            let url = format!("{base}/api/v2/silence/{}", m.id);
+            // Expired there by itself otherwise; a failure here is logged, not retried.
+            match client.delete(&url).timeout(Duration::from_secs(10)).send().await {
+                Ok(r) if r.status().is_success() => tracing::info!("silence {id} ended early: expired {}", m.id),
+                Ok(r) => tracing::warn!("Alertmanager {url}: HTTP {}", r.status().as_u16()),
+                Err(e) => tracing::warn!("Alertmanager {url}: {}", crate::poll::root_cause(&e)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Posts alerts until the snapshots end. The engine hears when deliveries start failing and
 /// when they work again.
 pub async fn run(
@@ -137,8 +211,10 @@ pub async fn run(
         }
     };
     let client = crate::poll::client();
-    let url = format!("{}/api/v2/alerts", cfg.url.trim_end_matches('/'));
+    let base = cfg.url.trim_end_matches('/').to_string();
+    let url = format!("{base}/api/v2/alerts");
     let mut told: HashMap<AlertKey, Told> = HashMap::new();
+    let mut mirrored: HashMap<String, Mirrored> = HashMap::new();
     let mut backoff = Duration::from_secs(1);
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut failing = false;
@@ -155,15 +231,24 @@ pub async fn run(
         let snap = snapshots.borrow_and_update().clone();
         let mut next = told.clone();
         let batch = due(&snap, &mut next, &cfg, clock.now_ms());
-        if batch.is_empty() {
+        let silences_due = snap.silences.len() != mirrored.len()
+            || snap.silences.iter().any(|s| s.until_ms > snap.now_ms && !mirrored.contains_key(&s.id));
+        if batch.is_empty() && !silences_due {
             continue;
         }
-        let sent = client.post(&url).json(&batch).timeout(Duration::from_secs(10)).send().await;
-        let error = match sent {
-            Ok(r) if r.status().is_success() => None,
-            Ok(r) => Some(format!("Alertmanager {url}: HTTP {}", r.status().as_u16())),
-            Err(e) => Some(format!("Alertmanager {url}: {}", crate::poll::root_cause(&e))),
+        // Silences first, so that an alert they cover arrives suppressed.
+        let mut error = match silences_due {
+            true => mirror_silences(&client, &base, &snap, &mut mirrored).await.err(),
+            false => None,
         };
+        if error.is_none() && !batch.is_empty() {
+            let sent = client.post(&url).json(&batch).timeout(Duration::from_secs(10)).send().await;
+            error = match sent {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("Alertmanager {url}: HTTP {}", r.status().as_u16())),
+                Err(e) => Some(format!("Alertmanager {url}: {}", crate::poll::root_cause(&e))),
+            };
+        }
         match error {
             None => {
                 told = next;
