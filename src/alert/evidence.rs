@@ -2,15 +2,17 @@
 //! money over a count that arrives as a Poisson process in the money spent: the rate of counts
 //! per unit of spend has a Gamma posterior. A rate (CTR, CVR) is a count of successes out of
 //! trials: a Beta posterior. Both start from Jeffreys' prior (half a success), so two
-//! conversions say little and two thousand say a lot. ROAS and ROI divide amounts, not
-//! counts: they are judged on their value alone.
+//! conversions say little and two thousand say a lot. ROAS and ROI are revenue over spend:
+//! the number of conversions (as above) times the value of an order, itself known only from
+//! the orders seen (taken to vary as much as its mean, as order values do); on a log scale the
+//! two uncertainties add, and the ROAS is judged on a log-normal posterior.
 //!
 //! A breach fires when it is at least `FIRE_AT` likely, and once firing clears when it is no
 //! longer even odds (`CLEAR_BELOW`); it is critical when `CRIT_AT` likely and the value is more
 //! than a quarter past the limit. Pure.
 
 use crate::domain::{Counters, KpiLimit, Metric, Op};
-use special::{Beta, Gamma};
+use special::{Beta, Error, Gamma};
 
 /// How likely a breach must be to fire.
 pub const FIRE_AT: f64 = 0.95;
@@ -32,8 +34,7 @@ pub struct Evidence {
 }
 
 /// The posterior of a KPI's true value against `limit`, from the window's counters; `None`
-/// for metrics that are not a count over money or trials (ROAS, ROI, totals), or with nothing
-/// to go on.
+/// for totals, or with nothing to go on (no spend, no trials, no order seen).
 pub fn evidence(limit: &KpiLimit, c: &Counters) -> Option<Evidence> {
     let ceiling = matches!(limit.op, Op::Le | Op::Lt);
     let tail = (1.0 - INTERVAL) / 2.0;
@@ -76,8 +77,34 @@ pub fn evidence(limit: &KpiLimit, c: &Counters) -> Option<Evidence> {
                 high: (1.0 - tail).inv_inc_beta(a, b, ln_beta),
             })
         }
+        Metric::Roas | Metric::Roi => {
+            let k = c.conversions;
+            if k == 0 || !(c.spend > 0.0 && c.revenue > 0.0) {
+                return None;
+            }
+            // ROI = ROAS − 1: judged as the ROAS against the limit plus one.
+            let shift = if limit.metric == Metric::Roi { 1.0 } else { 0.0 };
+            let roas = c.revenue / c.spend;
+            let bound = limit.value + shift;
+            // Log-variance: the count's (Gamma, ~1/(k + ½)) plus the mean order value's
+            // (coefficient of variation 1 over k orders, ~1/k).
+            let sigma = (1.0 / (k as f64 + 0.5) + 1.0 / k as f64).sqrt();
+            let z_of = |x: f64| (x.ln() - roas.ln()) / sigma;
+            let below = if bound > 0.0 { normal_cdf(z_of(bound)) } else { 0.0 };
+            let z = std::f64::consts::SQRT_2 * (2.0 * INTERVAL - 1.0).inv_error();
+            Some(Evidence {
+                p_breach: if ceiling { 1.0 - below } else { below },
+                low: roas * (-z * sigma).exp() - shift,
+                high: roas * (z * sigma).exp() - shift,
+            })
+        }
         _ => None,
     }
+}
+
+/// P(Z ≤ z) for a standard normal Z.
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * (1.0 + (z / std::f64::consts::SQRT_2).error())
 }
 
 /// The `p` quantile of Gamma(shape, 1), by bisection on its distribution function.
@@ -180,7 +207,24 @@ mod tests {
         let over = Counters { clicks: 10, conversions: 12, ..Default::default() };
         assert_eq!(evidence(&cvr, &over), None, "more conversions than clicks: not a rate");
         let roas: KpiLimit = "roas >= 3".parse().unwrap();
-        assert_eq!(evidence(&roas, &c), None);
+        assert_eq!(evidence(&roas, &c), None, "no order seen");
+    }
+
+    /// The demo's case: ROAS 1.36 against a floor of 3.5 on 5 orders is not yet sure; on 50
+    /// orders it is, and pages.
+    #[test]
+    fn a_roas_floor_needs_orders_as_much_as_money() {
+        let roas: KpiLimit = "roas >= 3.5".parse().unwrap();
+        let few = Counters { conversions: 5, spend: 1_000.0, revenue: 1_360.0, ..Default::default() };
+        let e = evidence(&roas, &few).unwrap();
+        assert!((0.85..FIRE_AT).contains(&e.p_breach), "{e:?}");
+        assert!(e.low < 1.36 && e.high > 1.36 && e.high < 3.5 * 1.5, "{e:?}");
+        let many = Counters { conversions: 50, spend: 10_000.0, revenue: 13_600.0, ..Default::default() };
+        assert!(evidence(&roas, &many).unwrap().p_breach > CRIT_AT);
+        let roi: KpiLimit = "roi >= 1".parse().unwrap();
+        let e = evidence(&roi, &many).unwrap();
+        assert!(e.p_breach > 0.9 && (e.low + 1.0) < 1.36 && (e.high + 1.0) > 1.36, "ROI is ROAS − 1: {e:?}");
+        assert_eq!(evidence(&roas, &Counters { spend: 100.0, ..Default::default() }), None);
     }
 
     #[test]
@@ -194,7 +238,9 @@ mod tests {
         assert_eq!(standing(&cpa(90.0), &Counters::default()), None);
         let roas: KpiLimit = "roas >= 3".parse().unwrap();
         let low = Counters { spend: 100.0, revenue: 200.0, ..Default::default() };
-        assert_eq!(standing(&roas, &low), Some(Standing::Breached), "judged on its value");
+        assert_eq!(standing(&roas, &low), Some(Standing::Breached), "no order counted: judged on its value");
+        let thin = Counters { conversions: 2, ..low };
+        assert_eq!(standing(&roas, &thin), Some(Standing::Unsure));
     }
 
     #[test]

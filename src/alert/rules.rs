@@ -196,13 +196,7 @@ pub fn evaluate(
                 let rule = || format!("kpi: {limit}");
                 // A paused channel spends nothing: its limits hold (and its alerts clear).
                 let v = if ch.paused {
-                    Some(Verdict {
-                        active: false,
-                        severity: Severity::Info,
-                        observed: None,
-                        expected: None,
-                        summary: "channel paused".into(),
-                    })
+                    Some(paused_verdict())
                 } else {
                     kpi(limit, &window, &s.guard, s.threshold, was(&rule), span)
                 };
@@ -236,6 +230,9 @@ pub fn evaluate(
                 min_results: s.guard.min_results,
             };
             for (rule, v) in anomaly::evaluate(&input, &a) {
+                // A paused channel has nothing to compare with its baseline: its anomalies
+                // clear, as its limits do.
+                let v = if ch.paused { Some(paused_verdict()) } else { v };
                 push(&|| rule.into(), v, &s);
             }
         }
@@ -283,6 +280,17 @@ pub fn tasks(campaign: &Campaign, now: i64, listed: &dyn Fn(&AlertKey) -> bool) 
         out.push((key, Some(Verdict { active, severity, observed: None, expected: None, summary }), timing));
     }
     out
+}
+
+/// The all-clear of a rule over a channel's samples while it is paused.
+fn paused_verdict() -> Verdict {
+    Verdict {
+        active: false,
+        severity: Severity::Info,
+        observed: None,
+        expected: None,
+        summary: "channel paused".into(),
+    }
 }
 
 /// A channel's counters since `from`: its recent samples, or where the window reaches further
