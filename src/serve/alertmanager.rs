@@ -4,7 +4,8 @@
 //! Every firing alert is posted to `<url>/api/v2/alerts` with the
 //! labels `alertname` (`Cockpit` and the rule's kind: `CockpitKpi`, `CockpitHealth`, …),
 //! `campaign`, `channel` (empty for a campaign-wide rule), `rule` and `severity` (`critical`,
-//! `warning`, `info`), and the annotations `summary`, `description` and `runbook` (the
+//! `warning`, `info`), `owner` for a task of the launch checklist (so that a route can send it
+//! to whoever does it), and the annotations `summary`, `description` and `runbook` (the
 //! campaign's contingency plan for it: the first step and its owner). `startsAt` is when it
 //! fired; `endsAt` lies `resend` plus three poll intervals ahead, and the alert is posted again
 //! every `resend` while it fires, so that Alertmanager resolves it by itself if the service
@@ -109,6 +110,17 @@ fn labels(key: &AlertKey, severity: &str) -> Value {
     })
 }
 
+/// The labels, with the task's owner for an alert of the launch checklist.
+fn with_owner(mut labels: Value, snap: &Snapshot, key: &AlertKey) -> Value {
+    let owner = snap
+        .campaign(&key.campaign)
+        .and_then(|c| c.campaign.tasks.iter().find(|t| t.rule() == key.rule).map(|t| t.owner.clone()));
+    if let (Some(owner), Some(map)) = (owner, labels.as_object_mut()) {
+        map.insert("owner".into(), Value::String(owner));
+    }
+    labels
+}
+
 /// One alert as Alertmanager takes it.
 fn post(snap: &Snapshot, a: &crate::alert::Alert, starts_ms: i64, ends_ms: i64) -> Value {
     let scope = a.key.scope();
@@ -118,7 +130,7 @@ fn post(snap: &Snapshot, a: &crate::alert::Alert, starts_ms: i64, ends_ms: i64) 
     }
     let runbook = snap.contingency_of(a).map(|p| p.first_step()).unwrap_or_default();
     json!({
-        "labels": labels(&a.key, severity(a.severity)),
+        "labels": with_owner(labels(&a.key, severity(a.severity)), snap, &a.key),
         "annotations": { "summary": a.summary, "description": description, "runbook": runbook },
         "startsAt": super::rfc3339(starts_ms),
         "endsAt": super::rfc3339(ends_ms),
@@ -279,5 +291,22 @@ mod tests {
         assert_eq!(alertname("kpi: cpa <= 90"), "CockpitKpi");
         assert_eq!(alertname("health"), "CockpitHealth");
         assert_eq!(alertname("anomaly: spend"), "CockpitAnomaly");
+        assert_eq!(alertname("task: Creative B cleared by legal"), "CockpitTask");
+    }
+
+    /// A task's alert carries its owner as a label, for routing; others do not.
+    #[test]
+    fn a_task_alert_names_its_owner() {
+        use crate::engine::snapshot::CampaignView;
+        let plan = crate::demo::campaigns().into_iter().find(|c| c.id == "app-launch").unwrap();
+        let view = CampaignView::new(Arc::new(plan.clone()), Vec::new(), plan.start_ms());
+        let snap = Snapshot { campaigns: vec![Arc::new(view)], ..Snapshot::default() };
+        let task = &plan.tasks[2];
+        let key = AlertKey { campaign: plan.id.clone(), channel: "douyin-feed".into(), rule: task.rule() };
+        let l = with_owner(labels(&key, "warning"), &snap, &key);
+        assert_eq!(l["owner"], "陈静 brand");
+        assert_eq!(l["alertname"], "CockpitTask");
+        let kpi = AlertKey { rule: "kpi: cpa <= 6".into(), ..key };
+        assert!(with_owner(labels(&kpi, "warning"), &snap, &kpi).get("owner").is_none());
     }
 }

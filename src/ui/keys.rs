@@ -214,7 +214,7 @@ pub const BINDINGS: &[Binding] = &[
     b("b", Action::SetBudget, Scope::Campaign, "set daily budget", Some("budget")),
     b("e", Action::Edit, Scope::Campaign, "edit the plan ($EDITOR)", Some("edit")),
     b("t", Action::Checklist, Scope::Campaign, "checklist / channels", Some("tasks")),
-    b("x", Action::TaskDone, Scope::Campaign, "task done / open again", None),
+    b("x", Action::TaskDone, Scope::Campaign, "task done / open again", Some("done")),
     b("y", Action::ApplyRec, Scope::Optimize, "apply (after confirming)", Some("apply")),
     b("u", Action::Undo, Scope::Optimize, "undo the last action", Some("undo")),
     b("d", Action::Snooze, Scope::Optimize, "dismiss for a while", Some("dismiss")),

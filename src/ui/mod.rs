@@ -198,7 +198,16 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
         spans.push(Span::styled(format!(" filter: {} ", app.table.filter), t.warn));
     }
     let mut used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-    for (b, hint) in app.keys.bindings.iter().filter(|b| scope_ok(b.scope)).filter_map(|b| b.hint.map(|h| (b, h))) {
+    // The checklist in place of the channel table: its own keys, not the table's.
+    let checklist = app.view == View::Campaign && app.table.tasks;
+    let shown = |b: &&keys::Bound| {
+        use keys::Action;
+        scope_ok(b.scope)
+            && (!checklist
+                || b.scope != Scope::Campaign
+                || matches!(b.action, Action::Checklist | Action::TaskDone | Action::Edit))
+    };
+    for (b, hint) in app.keys.bindings.iter().filter(shown).filter_map(|b| b.hint.map(|h| (b, h))) {
         let Some(key) = b.keys.first() else { continue };
         let item = format!(" {key} {hint}");
         if used + item.chars().count() + 1 > width {
