@@ -1,6 +1,8 @@
 //! `cargo bench`: the figures of DESIGN.md §7 that can be measured in-process, printed as
 //! median and p99. `BENCH_SCALE=0.1` shrinks the start-up database for a quick run.
 
+mod quality;
+
 use campaign_cockpit::clock::{ManualClock, SharedClock};
 use campaign_cockpit::domain::ChannelKey;
 use campaign_cockpit::domain::Health;
@@ -918,7 +920,7 @@ fn bench_latency() {
 /// per channel evaluation (8 rules, up to 5 windows each, a week of hourly history).
 fn bench_detectors() {
     use campaign_cockpit::alert::anomaly::{self, AnomalySettings, HourlyHistory};
-    use campaign_cockpit::alert::replay::{Point, ReplaySettings, SeriesDetector};
+    use campaign_cockpit::alert::replay::{Point, ReplaySettings, Season, SeriesDetector};
     const N: usize = 100_000;
     for (label, season, rate) in [
         ("value series, last 48 points", None, false),
@@ -927,7 +929,8 @@ fn bench_detectors() {
     ] {
         let mut per = Vec::new();
         for round in 0..7 {
-            let mut d = SeriesDetector::new(ReplaySettings { season_ms: season, ..ReplaySettings::default() });
+            let season = season.map_or(Season::Off, Season::Every);
+            let mut d = SeriesDetector::new(ReplaySettings { season, ..ReplaySettings::default() });
             let t0 = Instant::now();
             for i in 0..N {
                 let wobble = ((i * 7919 + round) % 97) as f64 / 97.0;
@@ -1132,6 +1135,9 @@ fn main() {
     }
     if run("detectors") {
         bench_detectors();
+    }
+    if run("quality") {
+        quality::bench_quality();
     }
     if run("latency") {
         bench_latency();

@@ -251,6 +251,44 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cpc.csv:3: value 'abc' is not a number"), "{}", stderr(&o));
+    // What the replay found out about the series is said on stderr.
+    std::fs::write(&csv, &text).unwrap();
+    let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("replay: rows every 5m (median gap); the first 8 rows are the baseline"),
+        "{}",
+        stderr(&o)
+    );
+    // Against labels: the spike found at once, nothing else raised.
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(
+        &labels,
+        format!("from,to,label\n{},{},cpc spike\n", 1_780_880_400 + 50 * 300, 1_780_880_400 + 51 * 300),
+    )
+    .unwrap();
+    let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap(), "--labels", labels.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(
+            "label,from,to,found,delay\ncpc spike,2026-06-08T05:10:00+00:00,2026-06-08T05:15:00+00:00,yes,0s\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "# recall 1.00 (1 of 1 incidents), precision 1.00 (1 of 1 alarms in an incident), median delay 0s"
+        ),
+        "{out}"
+    );
+    std::fs::write(&labels, "from,to,label\n2026-06-08 02:00:00,2026-06-08 01:00:00,backwards\n").unwrap();
+    let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap(), "--labels", labels.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("labels.csv:2: to 2026-06-08 01:00:00 is before from"), "{}", stderr(&o));
+    // A threshold written as the probability it once was is refused with the scale it is on.
+    let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap(), "--threshold", "0.99999"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--threshold 0.99999: a score is −log₁₀ of the tail probability"), "{}", stderr(&o));
 }
 
 /// Every file under a database directory with its bytes.
@@ -533,6 +571,27 @@ fn replay_runs_the_live_rules_over_a_campaign_files_counters_or_a_stored_channel
     let out = stdout(&o);
     assert!(out.starts_with("timestamp,rule,state,severity,summary\n"), "{out}");
     assert!(out.lines().any(|l| l.contains("kpi: cpl <= 200,firing,")), "{out}");
+    // The same alarms against labels: the costly hours are one incident, found.
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(&labels, "from,to,label\n2026-05-26T10:00:00+08:00,2026-05-26T16:00:00+08:00,lead cost\n").unwrap();
+    let o = cockpit(
+        &db,
+        &[
+            "replay",
+            "--campaign-file",
+            FIXTURES[0],
+            "--channel",
+            "baidu-search",
+            "--csv",
+            rows.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("lead cost,2026-05-26T02:00:00+00:00,2026-05-26T08:00:00+00:00,yes,"), "{out}");
+    assert!(out.contains("# recall 1.00 (1 of 1 incidents)"), "{out}");
     let bad = cockpit(
         &db,
         &["replay", "--campaign-file", FIXTURES[0], "--channel", "tiktok", "--csv", rows.to_str().unwrap()],

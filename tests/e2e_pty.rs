@@ -158,7 +158,7 @@ impl Session {
 
     /// Waits for the process to exit, draining its output, and returns its exit code.
     fn wait_exit(&mut self) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 while let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(200)) {
@@ -166,7 +166,9 @@ impl Session {
                 }
                 return status.exit_code();
             }
-            assert!(Instant::now() < deadline, "the cockpit did not exit");
+            if Instant::now() >= deadline {
+                panic!("the cockpit did not exit; its screen:\n{}\n{}", self.screen(), self.where_it_is());
+            }
             if let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(100)) {
                 self.raw.extend_from_slice(&bytes);
             }

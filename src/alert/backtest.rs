@@ -114,14 +114,18 @@ pub struct ChannelReplay<'a> {
     judged: i64,
 }
 
+/// Every change of the rows replayed.
+pub fn replay_changes(r: &mut ChannelReplay<'_>, rows: impl IntoIterator<Item = (i64, Counters, bool)>) -> Vec<Change> {
+    rows.into_iter().flat_map(|(at, c, first)| r.push(at, &c, first)).collect()
+}
+
 /// Every change of the rows replayed, as CSV lines with a header.
 pub fn replay_lines(r: &mut ChannelReplay<'_>, rows: impl IntoIterator<Item = (i64, Counters, bool)>) -> String {
+    let changes = replay_changes(r, rows);
     let mut out = String::from("timestamp,rule,state,severity,summary\n");
-    for (at, c, first) in rows {
-        for change in r.push(at, &c, first) {
-            out.push_str(&change.csv(r.campaign));
-            out.push('\n');
-        }
+    for change in changes {
+        out.push_str(&change.csv(r.campaign));
+        out.push('\n');
     }
     out
 }

@@ -76,6 +76,7 @@ pub mod anomaly;
 pub mod backtest;
 pub mod detect;
 pub mod evidence;
+pub mod labels;
 pub mod replay;
 pub mod rules;
 pub mod silence;

@@ -1,10 +1,30 @@
-//! Offline back-testing: the anomaly detectors run over a historical series, one row at a time,
-//! each row judged only on the rows before it (no look-ahead). Used by `cockpit replay` to tune
-//! rules: `timestamp,value` (a money or rate series) or `timestamp,numerator,denominator` (a
-//! rate with its volume) in, `timestamp,value,score,alert` out.
+//! Offline back-testing of a bare series: one row at a time, each judged only on the rows
+//! before it (no look-ahead). Used by `cockpit replay --csv` to tune detectors:
+//! `timestamp,value` (a money or count series) or `timestamp,numerator,denominator` (a rate
+//! with its volume) in, `timestamp,value,score,alert` out.
+//!
+//! The model works at any rate, from 1 s polls to daily rows, with missing and irregular
+//! timestamps, at any scale:
+//!
+//! - a positive series is judged on a log scale (a change is a ratio, heavy right tails become
+//!   symmetric), anything else on its own;
+//! - the baseline is the median of the last `window` points with the season taken out, its
+//!   spread their MAD: one wild point in the history moves neither;
+//! - the season (hour of day for rows up to two hours apart, day of week for daily rows) is
+//!   learnt from the completed seasons, each one's profile against its own mean and their
+//!   median across seasons, and, with `Season::Auto`, used only once three seasons show it
+//!   (it must explain a fifth of the spread, judged season by season on the others); until
+//!   then the series is judged without it and the replay says how much more it needs;
+//! - a rate is judged with its denominator (binomial), the spread between periods beyond what
+//!   the volume explains added on top;
+//! - a shift that holds for `confirm` points in a row on one side becomes the new normal: the
+//!   baseline restarts from those points, instead of alerting until the window has moved on;
+//! - the score is −log₁₀ of the two-sided tail probability of the point under the baseline:
+//!   continuous, monotone in the deviation and unbounded, so a sweep of the threshold ranks
+//!   points (5 is 1 in 100,000).
 
-use super::anomaly::rate_test;
-use super::detect::{Cusum, median_mad, p_two_sided};
+use super::detect::{Cusum, median_mad};
+use crate::domain::time::{DAY_MS, HOUR_MS};
 use std::collections::VecDeque;
 
 /// Which tests raise an alert.
@@ -18,30 +38,48 @@ pub enum ReplayRule {
     Drift,
 }
 
+/// The season a series is compared within.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Season {
+    /// Found from the data: hour of day (rows up to 2 h apart) or day of week (rows further
+    /// apart), used once three seasons show it.
+    Auto,
+    /// None: every point against the recent level.
+    Off,
+    /// This period (ms), used once three periods are complete.
+    Every(i64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplaySettings {
     pub rule: ReplayRule,
-    /// Season length in ms (e.g. a day): the baseline is the same phase of earlier seasons.
-    pub season_ms: Option<i64>,
-    /// Score (1 − p) at or above which a point is anomalous.
+    pub season: Season,
+    /// Score (−log₁₀ p) at or above which a point is anomalous.
     pub threshold: f64,
     /// Smallest relative change that counts.
     pub min_change: f64,
-    /// Points in the baseline without a season.
+    /// Points in the baseline.
     pub window: usize,
-    /// Baseline points needed before any verdict.
+    /// Points seen before any verdict.
     pub min_history: usize,
+    /// Points in a row beyond the baseline on one side that make a new normal.
+    pub confirm: usize,
+    /// Weight of the newest point in the moving average of the residuals that catches a
+    /// sustained change no single point shows (0: off).
+    pub smooth: f64,
 }
 
 impl Default for ReplaySettings {
     fn default() -> Self {
         ReplaySettings {
             rule: ReplayRule::Anomaly,
-            season_ms: None,
-            threshold: 0.99999,
+            season: Season::Auto,
+            threshold: 5.0,
             min_change: 0.3,
             window: 48,
             min_history: 8,
+            confirm: 6,
+            smooth: 0.0,
         }
     }
 }
@@ -68,109 +106,578 @@ impl Point {
     }
 }
 
-/// Phase buckets per season.
-const PHASES: i64 = 48;
-/// Seasons of history kept.
-const SEASONS: i64 = 7;
+/// −log₁₀ of the two-sided tail probability of a standard normal statistic: 0 at z = 0,
+/// about 5 at |z| = 4.42, and on without bound (asymptotic past where erfc underflows).
+pub fn score_of_z(z: f64) -> f64 {
+    use special::Error;
+    let a = z.abs();
+    if a.is_nan() {
+        return 0.0;
+    }
+    if a < 30.0 {
+        return -(a / std::f64::consts::SQRT_2).compl_error().log10();
+    }
+    // 2·φ(z)/z·(1 − 1/z² + 3/z⁴), in logs.
+    let ln_p = std::f64::consts::LN_2 - a * a / 2.0 - 0.5 * (2.0 * std::f64::consts::PI).ln() - a.ln()
+        + (1.0 - 1.0 / (a * a) + 3.0 / a.powi(4)).ln();
+    -ln_p / std::f64::consts::LN_10
+}
+
+/// The tails a series' residuals are scored with: Student t with ν degrees of freedom
+/// (`None`: normal), each with its upper quartile (its MAD: z is in MAD-σ units).
+const TAILS: [(Option<f64>, f64); 7] = [
+    (Some(2.0), 0.8165),
+    (Some(3.0), 0.7649),
+    (Some(4.0), 0.7407),
+    (Some(6.0), 0.7176),
+    (Some(10.0), 0.6998),
+    (Some(30.0), 0.6828),
+    (None, 0.674_49),
+];
+/// Residuals the tail is learnt from, and the weight (in residuals) of the normal prior.
+const TAIL_MEMORY: usize = 1_000;
+const TAIL_PRIOR: f64 = 300.0;
+
+/// −log₁₀ of the two-sided tail probability of `z` (in MAD-σ units) under Student t with `nu`
+/// degrees of freedom scaled to the same MAD (`None`: normal).
+pub fn score_of_t(z: f64, tail: (Option<f64>, f64)) -> f64 {
+    use special::Beta;
+    let Some(nu) = tail.0 else { return score_of_z(z) };
+    let t = z.abs() * 1.4826 * tail.1;
+    if t.is_nan() {
+        return 0.0;
+    }
+    let (a, b) = (nu / 2.0, 0.5);
+    let x = nu / (nu + t * t);
+    let p = x.inc_beta(a, b, a.ln_beta(b));
+    if p > 1e-300 {
+        -p.log10()
+    } else {
+        // Past what the incomplete beta resolves: its polynomial tail, kept increasing.
+        300.0 + nu * t.max(1.0).log10()
+    }
+}
+
+/// Learns how heavy a series' tails are from its residuals: the share beyond 3 σ, shrunk
+/// toward the normal's, matched to the nearest of `TAILS`.
+#[derive(Debug, Clone)]
+struct Tails {
+    recent: VecDeque<bool>,
+    beyond: usize,
+    chosen: (Option<f64>, f64),
+    since: usize,
+}
+
+impl Tails {
+    fn new() -> Self {
+        Tails { recent: VecDeque::new(), beyond: 0, chosen: TAILS[TAILS.len() - 1], since: 0 }
+    }
+
+    /// The share of a tail beyond 3 MAD-σ.
+    fn share(tail: (Option<f64>, f64)) -> f64 {
+        10f64.powf(-score_of_t(3.0, tail))
+    }
+
+    fn push(&mut self, z: f64) {
+        let out = z.abs() > 3.0;
+        self.recent.push_back(out);
+        self.beyond += usize::from(out);
+        if self.recent.len() > TAIL_MEMORY && self.recent.pop_front() == Some(true) {
+            self.beyond -= 1;
+        }
+        self.since += 1;
+        if self.since >= 50 {
+            self.since = 0;
+            let normal = Self::share(TAILS[TAILS.len() - 1]);
+            let seen = (self.beyond as f64 + normal * TAIL_PRIOR) / (self.recent.len() as f64 + TAIL_PRIOR);
+            self.chosen = TAILS
+                .iter()
+                .copied()
+                .min_by(|a, b| (Self::share(*a) / seen).ln().abs().total_cmp(&(Self::share(*b) / seen).ln().abs()))
+                .unwrap_or(self.chosen);
+        }
+    }
+
+    fn score(&self, z: f64) -> f64 {
+        score_of_t(z, self.chosen)
+    }
+}
+
+/// Seasons of history the profile is learnt from.
+const SEASONS: usize = 7;
+/// Complete seasons needed before a profile is used.
+const MIN_SEASONS: usize = 3;
+/// With `Season::Auto`, the share of the spread a profile must leave (at most) to be used.
+const SEASON_EXPLAINS: f64 = 0.8;
+/// A point this many σ out, on the same side as the ones before it, adds to their run: the
+/// run's evidence together scores too, and a run of `confirm` is a new normal.
+const RUN_Z: f64 = 2.0;
 /// CUSUM slack and threshold (σ) for drifts.
 const DRIFT_K: f64 = 1.0;
 const DRIFT_H: f64 = 8.0;
 
+/// A seasonal profile: per bucket of the season, how far its values lie from the season's
+/// mean (in the detector's scale), learnt from the completed seasons.
+#[derive(Debug, Clone)]
+struct Profile {
+    period: i64,
+    width: i64,
+    /// Per season (its index), the sum and count of values per bucket; the last is filling.
+    seasons: VecDeque<(i64, Vec<(f64, u32)>)>,
+    /// In force: the offset of each bucket.
+    offsets: Option<Vec<f64>>,
+    /// When it came into force, and the share of the spread it leaves.
+    found: Option<(i64, f64)>,
+    /// The share it left at the last fit that did not use it.
+    last_ratio: Option<f64>,
+}
+
+impl Profile {
+    fn new(period: i64, width: i64) -> Self {
+        Profile { period, width, seasons: VecDeque::new(), offsets: None, found: None, last_ratio: None }
+    }
+
+    fn buckets(&self) -> usize {
+        (self.period / self.width).max(1) as usize
+    }
+
+    /// The bucket whose centre is nearest (a row stamped 13:58 is the 14:00 row, late).
+    fn bucket(&self, t: i64) -> usize {
+        ((t + self.width / 2).rem_euclid(self.period) / self.width) as usize % self.buckets()
+    }
+
+    fn offset(&self, t: i64) -> f64 {
+        self.offsets.as_ref().map_or(0.0, |o| o[self.bucket(t)])
+    }
+
+    /// Completed seasons with at least half their buckets seen.
+    fn complete(&self) -> usize {
+        self.completed().count()
+    }
+
+    fn completed(&self) -> impl Iterator<Item = &Vec<(f64, u32)>> {
+        let done = self.seasons.len().saturating_sub(1);
+        let half = self.buckets().div_ceil(2);
+        self.seasons
+            .iter()
+            .take(done)
+            .map(|(_, acc)| acc)
+            .filter(move |acc| acc.iter().filter(|(_, n)| *n > 0).count() >= half)
+    }
+
+    /// Adds a value; a season that completes refits the profile (`auto`: used only if it
+    /// explains enough).
+    fn add(&mut self, t: i64, y: f64, auto: bool) {
+        let k = t.div_euclid(self.period);
+        if self.seasons.back().is_none_or(|(last, _)| *last < k) {
+            let n = self.buckets();
+            self.seasons.push_back((k, vec![(0.0, 0); n]));
+            while self.seasons.len() > SEASONS + 1 {
+                self.seasons.pop_front();
+            }
+            if self.seasons.len() > 1 {
+                self.refit(t, auto);
+            }
+        }
+        let b = self.bucket(t);
+        if let Some((_, acc)) = self.seasons.back_mut() {
+            acc[b].0 += y;
+            acc[b].1 += 1;
+        }
+    }
+
+    /// Each completed season's bucket means against its own mean.
+    fn deviations(&self) -> Vec<Vec<Option<f64>>> {
+        self.completed()
+            .map(|acc| {
+                let means: Vec<Option<f64>> = acc.iter().map(|(s, n)| (*n > 0).then(|| s / f64::from(*n))).collect();
+                let filled: Vec<f64> = means.iter().flatten().copied().collect();
+                let mean = filled.iter().sum::<f64>() / filled.len().max(1) as f64;
+                means.into_iter().map(|m| m.map(|m| m - mean)).collect()
+            })
+            .collect()
+    }
+
+    fn refit(&mut self, at: i64, auto: bool) {
+        if self.complete() < MIN_SEASONS {
+            return;
+        }
+        let devs = self.deviations();
+        let median_of = |skip: Option<usize>, b: usize| {
+            let v: Vec<f64> =
+                devs.iter().enumerate().filter(|(k, _)| Some(*k) != skip).filter_map(|(_, d)| d[b]).collect();
+            if v.len() >= 2 { median_mad(&v).map(|(m, _)| m) } else { None }
+        };
+        let n = self.buckets();
+        let seen: Vec<Option<f64>> = (0..n).map(|b| median_of(None, b)).collect();
+        // A bucket seen too rarely takes the nearest ones seen on either side.
+        let offsets: Vec<f64> = (0..n)
+            .map(|b| {
+                seen[b].unwrap_or_else(|| {
+                    let near = |step: usize| (1..n).map(|k| (b + step * k) % n).find_map(|i| seen[i]);
+                    match (near(1), near(n - 1)) {
+                        (Some(a), Some(c)) => (a + c) / 2.0,
+                        (a, c) => a.or(c).unwrap_or(0.0),
+                    }
+                })
+            })
+            .collect();
+        // Judged season by season on the others: a profile of noise leaves more than it takes.
+        let (mut raw, mut left) = (Vec::new(), Vec::new());
+        for (k, d) in devs.iter().enumerate() {
+            for (b, x) in d.iter().enumerate() {
+                if let (Some(x), Some(m)) = (x, median_of(Some(k), b)) {
+                    raw.push(*x);
+                    left.push(x - m);
+                }
+            }
+        }
+        let spread = |v: &[f64]| median_mad(v).map_or(0.0, |(_, mad)| mad);
+        let ratio = if spread(&raw) > 0.0 { spread(&left) / spread(&raw) } else { 1.0 };
+        if !auto || ratio <= SEASON_EXPLAINS {
+            self.found.get_or_insert((at, ratio));
+            self.offsets = Some(offsets);
+        } else {
+            self.offsets = None;
+            self.found = None;
+            self.last_ratio = Some(ratio);
+        }
+    }
+}
+
+/// How values are compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scale {
+    /// Logarithms, values at or below `floor` taken as it.
+    Log {
+        floor: f64,
+    },
+    Linear,
+}
+
+impl Scale {
+    fn of(self, x: f64) -> f64 {
+        match self {
+            Scale::Log { floor } => x.max(floor).ln(),
+            Scale::Linear => x,
+        }
+    }
+}
+
 /// A streaming detector over one series.
 pub struct SeriesDetector {
     s: ReplaySettings,
-    /// Without a season: the last `window` points. With one: per phase bucket, the points of
-    /// the last seasons.
-    recent: VecDeque<(i64, Point)>,
-    phases: Vec<VecDeque<(i64, Point)>>,
+    /// The first points, until the scale is chosen.
+    warmup: Vec<(i64, Point)>,
+    scale: Option<Scale>,
+    /// The baseline: the last points (time, value in the scale, denominator of a rate).
+    window: VecDeque<(i64, f64, f64)>,
+    /// Points needed in the window before a verdict (`min_history`, then `confirm` after a shift).
+    need: usize,
+    /// Gaps between the first points, for the rate of the series.
+    gaps: Vec<i64>,
+    last_t: Option<i64>,
+    profile: Option<Profile>,
+    /// The run of points beyond the baseline on one side: its sign, the sum of their z and
+    /// the points.
+    run: (f64, f64, Vec<(i64, f64, f64)>, f64),
+    /// EWMA of z and of the relative change.
+    ewma: (f64, f64),
+    tails: Tails,
+    shifts: Vec<i64>,
     cusum: Cusum,
+    points: usize,
+}
+
+/// What a point was judged to be.
+struct Judged {
+    z: f64,
+    /// Change against the baseline, relative.
+    rel: f64,
 }
 
 impl SeriesDetector {
     pub fn new(s: ReplaySettings) -> Self {
-        let buckets = if s.season_ms.is_some() { PHASES as usize } else { 0 };
         SeriesDetector {
             s,
-            recent: VecDeque::new(),
-            phases: vec![VecDeque::new(); buckets],
+            warmup: Vec::new(),
+            scale: None,
+            window: VecDeque::new(),
+            need: s.min_history.max(2),
+            gaps: Vec::new(),
+            last_t: None,
+            profile: None,
+            run: (0.0, 0.0, Vec::new(), 0.0),
+            ewma: (0.0, 0.0),
+            tails: Tails::new(),
+            shifts: Vec::new(),
             cusum: Cusum { k: DRIFT_K, h: DRIFT_H, ..Cusum::default() },
+            points: 0,
         }
     }
 
-    fn phase(&self, t: i64) -> usize {
-        let season = self.s.season_ms.unwrap_or(1).max(1);
-        (t.rem_euclid(season) * PHASES / season) as usize
+    /// The median gap between the first rows (ms).
+    pub fn interval(&self) -> Option<i64> {
+        let mut g = self.gaps.clone();
+        g.sort_unstable();
+        g.get(g.len() / 2).copied()
     }
 
-    /// Judges a point against what came before, then adds it. Returns (score in [0, 1], alert).
+    /// Judges a point against what came before, then adds it. Returns (score, alert).
     pub fn push(&mut self, t: i64, p: Point) -> (f64, bool) {
-        let baseline: Vec<(i64, Point)> = match self.s.season_ms {
-            Some(season) => {
-                self.phases[self.phase(t)].iter().filter(|(at, _)| *at >= t - SEASONS * season).copied().collect()
-            }
-            None => self.recent.iter().copied().collect(),
-        };
-        let judged = self.judge(p, &baseline);
-        let (score, rel, z) = judged.unwrap_or((0.0, 0.0, 0.0));
-        let level = judged.is_some() && score >= self.s.threshold && rel.abs() >= self.s.min_change;
-        let drift = judged.is_some() && self.cusum.push(z.clamp(-4.0, 4.0));
-        let alert = match self.s.rule {
-            ReplayRule::Anomaly => level || drift,
-            ReplayRule::Level => level,
-            ReplayRule::Drift => drift,
-        };
-        match self.s.season_ms {
-            Some(season) => {
-                let i = self.phase(t);
-                let q = &mut self.phases[i];
-                q.push_back((t, p));
-                while q.front().is_some_and(|(at, _)| *at < t - SEASONS * season) {
-                    q.pop_front();
-                }
-            }
-            None => {
-                self.recent.push_back((t, p));
-                while self.recent.len() > self.s.window {
-                    self.recent.pop_front();
-                }
-            }
+        self.points += 1;
+        if let Some(last) = self.last_t
+            && self.gaps.len() < 64
+            && t > last
+        {
+            self.gaps.push(t - last);
         }
+        self.last_t = Some(t);
+        let Some(scale) = self.scale else {
+            self.warmup.push((t, p));
+            if self.warmup.len() >= self.s.min_history.max(2) {
+                self.start();
+            }
+            return (0.0, false);
+        };
+        let Some(y) = self.value(scale, p) else { return (0.0, false) };
+        let den = if let Point::Rate { den, .. } = p { den } else { 0.0 };
+        // A season given is a season known: no verdict until its profile is learnt.
+        let season_pending =
+            matches!(self.s.season, Season::Every(_)) && self.profile.as_ref().is_some_and(|p| p.offsets.is_none());
+        let judged = if self.window.len() >= self.need && !season_pending { self.judge(t, y, p) } else { None };
+        let (score, alert) = match &judged {
+            Some(j) => {
+                // The point alone; with the run it extends (Stouffer: their z together); or
+                // the recent points' drift (an EWMA of z, each held to ±4, and of the change):
+                // each with the change it stands for.
+                let run = if j.z.abs() >= RUN_Z && self.run.0 == j.z.signum() {
+                    let n = (self.run.2.len() + 1) as f64;
+                    ((self.run.1 + j.z) / n.sqrt(), (self.run.3 + j.rel) / n)
+                } else {
+                    (0.0, 0.0)
+                };
+                let (ez, er) = self.ewma;
+                let w = self.s.smooth.clamp(0.0, 1.0);
+                self.ewma = (w * j.z.clamp(-4.0, 4.0) + (1.0 - w) * ez, w * j.rel.clamp(-1.0, 4.0) + (1.0 - w) * er);
+                let ewma_sd = (w / (2.0 - w)).sqrt().max(f64::MIN_POSITIVE);
+                let gated = |score: f64, rel: f64| if rel.abs() >= self.s.min_change { score } else { 0.0 };
+                let candidates = [
+                    (self.tails.score(j.z), j.rel),
+                    (self.tails.score(run.0), run.1),
+                    (if w > 0.0 { score_of_z(self.ewma.0 / ewma_sd) } else { 0.0 }, self.ewma.1),
+                ];
+                let score = candidates.iter().map(|(s, _)| *s).fold(0.0, f64::max);
+                let level = candidates.iter().any(|(s, r)| gated(*s, *r) >= self.s.threshold);
+                let drift = self.cusum.push(j.z.clamp(-4.0, 4.0));
+                let alert = match self.s.rule {
+                    ReplayRule::Anomaly => level || drift,
+                    ReplayRule::Level => level,
+                    ReplayRule::Drift => drift,
+                };
+                self.tails.push(j.z);
+                (score, alert)
+            }
+            None => (0.0, false),
+        };
+        self.add(t, y, den, judged.map(|j| (j.z, j.rel)));
         (score, alert)
     }
 
-    /// (score, relative change, z) of `p` against `baseline`; `None` without enough history.
-    fn judge(&self, p: Point, baseline: &[(i64, Point)]) -> Option<(f64, f64, f64)> {
-        if baseline.len() < self.s.min_history {
-            return None;
-        }
+    /// The value in the scale; `None` for a rate without volume.
+    fn value(&self, scale: Scale, p: Point) -> Option<f64> {
         match p {
-            Point::Value(x) => {
-                let values: Vec<f64> = baseline.iter().map(|(_, b)| b.value()).collect();
-                let (med, mad) = median_mad(&values)?;
-                // The median of a few points is itself uncertain: widen the band for it.
-                let small = (1.0 + std::f64::consts::FRAC_PI_2 / values.len() as f64).sqrt();
-                let sigma = (1.4826 * mad).max(0.01 * med.abs()).max(1e-12) * small;
-                let z = (x - med) / sigma;
-                let rel = if med != 0.0 { x / med - 1.0 } else { f64::INFINITY.copysign(x) };
-                Some((1.0 - p_two_sided(z), rel, z))
+            Point::Rate { den, .. } if den <= 0.0 => None,
+            _ => Some(scale.of(p.value())).filter(|y| y.is_finite()),
+        }
+    }
+
+    /// Chooses the scale and the season from the first points, and takes them in.
+    fn start(&mut self) {
+        let values: Vec<f64> = self.warmup.iter().map(|(_, p)| p.value()).filter(|v| v.is_finite()).collect();
+        let positive = values.iter().all(|v| *v > 0.0) || matches!(self.warmup[0].1, Point::Rate { .. });
+        let typical = median_mad(&values.iter().copied().filter(|v| *v > 0.0).collect::<Vec<_>>()).map(|(m, _)| m);
+        let scale = match typical {
+            Some(m) if positive && m > 0.0 => Scale::Log { floor: m * 1e-3 },
+            _ => Scale::Linear,
+        };
+        self.scale = Some(scale);
+        let interval = self.interval().unwrap_or(HOUR_MS);
+        self.profile = match self.s.season {
+            Season::Off => None,
+            Season::Auto if interval <= 2 * HOUR_MS => Some(Profile::new(DAY_MS, HOUR_MS)),
+            Season::Auto if interval <= 2 * DAY_MS => Some(Profile::new(7 * DAY_MS, DAY_MS)),
+            Season::Auto => None,
+            Season::Every(period) => {
+                let buckets = if period >= 7 * DAY_MS && interval < DAY_MS {
+                    7 * 24
+                } else if period >= 7 * DAY_MS {
+                    7
+                } else {
+                    24
+                };
+                Some(Profile::new(period.max(1), (period / buckets).max(1)))
             }
-            Point::Rate { num, den } => {
-                let rates: Vec<f64> = baseline
-                    .iter()
-                    .filter_map(|(_, b)| match b {
-                        Point::Rate { num, den } if *den > 0.0 => Some(num / den),
-                        _ => None,
-                    })
-                    .collect();
-                let base_den: f64 =
-                    baseline.iter().map(|(_, b)| if let Point::Rate { den, .. } = b { *den } else { 0.0 }).sum();
-                let (p0, _) = median_mad(&rates)?;
-                let (z, score, _) = rate_test(num, den, p0 * base_den, base_den)?;
-                let rel = if p0 > 0.0 { (num / den) / p0 - 1.0 } else { 0.0 };
-                Some((score, rel, z))
+        };
+        for (t, p) in std::mem::take(&mut self.warmup) {
+            if let Some(y) = self.value(scale, p) {
+                let den = if let Point::Rate { den, .. } = p { den } else { 0.0 };
+                self.add(t, y, den, None);
             }
         }
     }
+
+    fn offset(&self, t: i64) -> f64 {
+        self.profile.as_ref().map_or(0.0, |p| p.offset(t))
+    }
+
+    /// (z, relative change) of a point against the baseline.
+    fn judge(&self, t: i64, y: f64, p: Point) -> Option<Judged> {
+        let d: Vec<f64> = self.window.iter().map(|(at, v, _)| v - self.offset(*at)).collect();
+        let (med, mad) = median_mad(&d)?;
+        let expected = med + self.offset(t);
+        let n = d.len() as f64;
+        // The median of a few points is itself uncertain: widen the band for it.
+        let small = 1.0 + std::f64::consts::FRAC_PI_2 / n;
+        let spread = 1.4826 * mad;
+        let log = matches!(self.scale, Some(Scale::Log { .. }));
+        match p {
+            Point::Value(x) => {
+                let floor = if log { 0.005 } else { (0.005 * med.abs()).max(1e-12) };
+                let sigma = spread.max(floor) * small.sqrt();
+                let rel = if log {
+                    (y - expected).exp() - 1.0
+                } else if expected != 0.0 {
+                    x / expected - 1.0
+                } else {
+                    f64::INFINITY.copysign(x)
+                };
+                Some(Judged { z: (y - expected) / sigma, rel })
+            }
+            Point::Rate { num, den } => {
+                // Binomial at the baseline's rate, with the spread between periods that the
+                // baseline's own volumes do not explain on top (relative, from the log scale).
+                let p0 = expected.exp().min(1.0);
+                let binomial: Vec<f64> = self.window.iter().map(|(_, _, bd)| (1.0 - p0) / (p0 * bd.max(1.0))).collect();
+                let (typical_binomial, _) = median_mad(&binomial)?;
+                let extra = (spread * spread - typical_binomial).max(0.0) + spread * spread * (small - 1.0);
+                let mean = p0 * den;
+                if mean < 5.0 {
+                    return None;
+                }
+                let var = mean * (1.0 - p0) + extra * mean * mean;
+                let dev = num - mean;
+                let corrected = (dev.abs() - 0.5).max(0.0).copysign(dev);
+                Some(Judged { z: corrected / var.sqrt(), rel: (num / den) / p0 - 1.0 })
+            }
+        }
+    }
+
+    /// Takes a point into the baseline and the season; a run beyond the baseline that holds
+    /// becomes the new normal.
+    fn add(&mut self, t: i64, y: f64, den: f64, judged: Option<(f64, f64)>) {
+        let auto = self.s.season == Season::Auto;
+        if let Some(p) = self.profile.as_mut() {
+            p.add(t, y, auto);
+        }
+        let point = (t, y, den);
+        match judged {
+            Some((z, rel)) if z.abs() >= RUN_Z && (self.run.2.is_empty() || self.run.0 == z.signum()) => {
+                self.run.0 = z.signum();
+                self.run.1 += z;
+                self.run.2.push(point);
+                self.run.3 += rel;
+            }
+            _ => self.run = (0.0, 0.0, Vec::new(), 0.0),
+        }
+        if self.run.2.len() >= self.s.confirm.max(1) {
+            self.shifts.push(self.run.2[0].0);
+            self.window = std::mem::take(&mut self.run.2).into();
+            self.run = (0.0, 0.0, Vec::new(), 0.0);
+            self.ewma = (0.0, 0.0);
+            self.need = self.window.len().min(self.s.min_history.max(2));
+            self.cusum.up = 0.0;
+            self.cusum.down = 0.0;
+            return;
+        }
+        self.window.push_back(point);
+        while self.window.len() > self.s.window.max(2) {
+            self.window.pop_front();
+        }
+    }
+
+    /// What the replay should say about its model: the rate, the season and what it still
+    /// needs, the shifts taken as a new normal.
+    pub fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(interval) = self.interval() else {
+            out.push(format!(
+                "{} rows: too few to judge (the first {} are the baseline)",
+                self.points, self.s.min_history
+            ));
+            return out;
+        };
+        let every = crate::domain::format::span(interval);
+        out.push(format!(
+            "rows every {every} (median gap); the first {} rows are the baseline and are not judged",
+            self.s.min_history.max(2)
+        ));
+        if self.scale.is_none() {
+            out.push(format!("{} rows: too few to judge", self.points));
+        }
+        if let Some(p) = &self.profile {
+            let what = match (p.period, p.width) {
+                (DAY_MS, HOUR_MS) => "hour-of-day",
+                (_, DAY_MS) => "day-of-week",
+                (_, HOUR_MS) => "hour-of-week",
+                _ => "phase",
+            };
+            let unit = if p.period == DAY_MS {
+                "day"
+            } else if p.period == 7 * DAY_MS {
+                "week"
+            } else {
+                "season"
+            };
+            let plural = |n: usize| if n == 1 { unit.to_string() } else { format!("{unit}s") };
+            match (p.found, p.last_ratio) {
+                (Some((at, ratio)), _) => out.push(format!(
+                    "{what} baselines in use from {} (the profile leaves {:.0} % of the spread)",
+                    stamp(at),
+                    ratio * 100.0
+                )),
+                (None, Some(ratio)) => out.push(format!(
+                    "no {what} cycle found in {} complete {}: a profile would leave {:.0} % of the spread; judged against the last {} rows",
+                    p.complete(),
+                    plural(p.complete()),
+                    ratio * 100.0,
+                    self.s.window
+                )),
+                (None, None) => {
+                    let more = MIN_SEASONS - p.complete().min(MIN_SEASONS);
+                    let meanwhile = if matches!(self.s.season, Season::Every(_)) {
+                        "nothing judged until then".to_string()
+                    } else {
+                        format!("judged against the last {} rows alone", self.s.window)
+                    };
+                    out.push(format!(
+                        "needs {more} more {} for {what} baselines ({} complete of {MIN_SEASONS}); {meanwhile}",
+                        plural(more),
+                        p.complete(),
+                    ))
+                }
+            }
+        }
+        for at in &self.shifts {
+            out.push(format!("a shift from {} held for {} rows and became the new normal", stamp(*at), self.s.confirm));
+        }
+        out
+    }
+}
+
+fn stamp(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 /// Why a replay input was refused: the line and the reason.
@@ -262,15 +769,40 @@ pub fn read_csv(text: &str, file: &str) -> Result<Vec<Row>, ReplayError> {
     Ok(rows)
 }
 
+/// A bare series replayed: each row's score and alert, and what the detector has to say.
+pub struct Replayed {
+    pub scores: Vec<(f64, bool)>,
+    pub notes: Vec<String>,
+    /// The median gap between rows (ms).
+    pub interval: Option<i64>,
+}
+
+/// Runs the detector over the rows.
+pub fn run(rows: &[Row], s: ReplaySettings) -> Replayed {
+    let mut d = SeriesDetector::new(s);
+    let scores = rows.iter().map(|r| d.push(r.at_ms, r.point)).collect();
+    Replayed { scores, notes: d.notes(), interval: d.interval() }
+}
+
+impl Replayed {
+    /// `timestamp,value,score,alert` per row, with a header.
+    pub fn csv(&self, rows: &[Row]) -> String {
+        let mut out = String::from("timestamp,value,score,alert\n");
+        for (r, (score, alert)) in rows.iter().zip(&self.scores) {
+            out.push_str(&format!("{},{},{score:.3},{}\n", r.stamp, r.point.value(), u8::from(*alert)));
+        }
+        out
+    }
+
+    /// The runs of alerting rows.
+    pub fn alarms(&self, rows: &[Row]) -> Vec<super::labels::Alarm> {
+        super::labels::alarms_of_rows(rows.iter().zip(&self.scores).map(|(r, (_, a))| (r.at_ms, *a)))
+    }
+}
+
 /// Runs the detector over the rows and writes `timestamp,value,score,alert`.
 pub fn replay(rows: &[Row], s: ReplaySettings) -> String {
-    let mut d = SeriesDetector::new(s);
-    let mut out = String::from("timestamp,value,score,alert\n");
-    for r in rows {
-        let (score, alert) = d.push(r.at_ms, r.point);
-        out.push_str(&format!("{},{},{score:.6},{}\n", r.stamp, r.point.value(), u8::from(alert)));
-    }
-    out
+    run(rows, s).csv(rows)
 }
 
 #[cfg(test)]
@@ -323,10 +855,15 @@ mod tests {
     fn seasonality_is_not_an_anomaly_but_a_break_in_it_is() {
         // Hourly points, a strong daily cycle: the evening peak is normal.
         let day = 24 * 60 * MIN;
-        let s = ReplaySettings { season_ms: Some(day), min_history: 5, ..ReplaySettings::default() };
+        let s = ReplaySettings { season: Season::Every(day), min_history: 5, ..ReplaySettings::default() };
         let cycle = |i: usize| 1.0 + 0.8 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
         let pts: Vec<(i64, Point)> = noisy(5, 24 * 10, cycle).into_iter().map(|(t, p)| (t * 60, p)).collect();
-        assert!(alerts(s, &pts).iter().all(|a| !a), "a daily cycle alone");
+        let a = alerts(s, &pts);
+        assert!(
+            a.iter().all(|a| !a),
+            "a daily cycle alone: {:?}",
+            a.iter().enumerate().filter(|x| *x.1).map(|x| x.0).collect::<Vec<_>>()
+        );
         let broken = noisy(5, 24 * 10, |i| if i == 24 * 9 + 6 { cycle(i) * 0.3 } else { cycle(i) });
         let broken: Vec<(i64, Point)> = broken.into_iter().map(|(t, p)| (t * 60, p)).collect();
         assert!(alerts(s, &broken)[24 * 9 + 6]);
@@ -346,6 +883,95 @@ mod tests {
         let a = alerts(s, &pts);
         assert!(!a[70], "40 trials prove nothing");
         assert!(a[71], "5,000 trials at half the rate do");
+    }
+
+    #[test]
+    fn scores_rank_on_a_log_scale_without_saturating() {
+        // Where 1 − p reads 1.000000, the score still tells 8 σ from 9 σ from 40 σ.
+        let grid: Vec<f64> = (0..4000).map(|k| k as f64 * 0.05).collect();
+        for tail in TAILS {
+            let scores: Vec<f64> = grid.iter().map(|z| score_of_t(*z, tail)).collect();
+            assert!(scores.windows(2).all(|w| w[1] >= w[0]), "{tail:?} not monotone");
+            assert!(scores[0].abs() < 1e-9 && scores.last().unwrap().is_finite());
+        }
+        assert!((score_of_z(4.417) - 5.0).abs() < 0.01, "{}", score_of_z(4.417));
+        let (s8, s9, s40) = (score_of_z(8.0), score_of_z(9.0), score_of_z(40.0));
+        assert!(s8 > 14.0 && s9 > s8 + 3.0 && s40 > 300.0, "{s8} {s9} {s40}");
+        // Across the switch to the asymptote.
+        assert!(score_of_z(29.999) < score_of_z(30.0) && score_of_z(30.0) < score_of_z(30.001));
+        // Heavier tails, the same point less surprising.
+        assert!(
+            score_of_t(10.0, TAILS[0]) < score_of_t(10.0, TAILS[3]) && score_of_t(10.0, TAILS[3]) < score_of_z(10.0)
+        );
+    }
+
+    /// Hourly points with a strong daily cycle (low at night) over `days`.
+    fn cycle_hours(seed: u64, days: usize, scale: f64, event: impl Fn(usize) -> f64) -> Vec<(i64, Point)> {
+        let cycle = |i: usize| 1.0 + 0.7 * (((i % 24) as f64 - 15.0) / 24.0 * std::f64::consts::TAU).cos();
+        noisy(seed, 24 * days, |i| scale * cycle(i) * event(i)).into_iter().map(|(t, p)| (t * 60, p)).collect()
+    }
+
+    fn notes(s: ReplaySettings, points: &[(i64, Point)]) -> Vec<String> {
+        let mut d = SeriesDetector::new(s);
+        for (t, p) in points {
+            d.push(*t, *p);
+        }
+        d.notes()
+    }
+
+    #[test]
+    fn the_daily_cycle_is_found_or_how_much_more_it_needs_is_said() {
+        let s = ReplaySettings::default();
+        let short = notes(s, &cycle_hours(7, 1, 1.0, |_| 1.0));
+        assert_eq!(short[0], "rows every 1h (median gap); the first 8 rows are the baseline and are not judged");
+        assert!(
+            short[1].starts_with(
+                "needs 3 more days for hour-of-day baselines (0 complete of 3); judged against the last 48 rows alone"
+            ),
+            "{short:?}"
+        );
+        let two = notes(s, &cycle_hours(7, 2, 1.0, |_| 1.0));
+        assert!(two[1].starts_with("needs 2 more days"), "{two:?}");
+        let long = notes(s, &cycle_hours(7, 6, 1.0, |_| 1.0));
+        assert!(long[1].starts_with("hour-of-day baselines in use from 1970-01-04 00:00 UTC"), "{long:?}");
+        // Noise alone has no cycle to find.
+        let flat: Vec<(i64, Point)> = noisy(8, 24 * 6, |_| 1.0).into_iter().map(|(t, p)| (t * 60, p)).collect();
+        let none = notes(s, &flat);
+        assert!(none[1].starts_with("no hour-of-day cycle found in 5 complete days"), "{none:?}");
+        // Daily rows: the week.
+        let daily: Vec<(i64, Point)> =
+            noisy(9, 40, |i| if i % 7 >= 5 { 0.6 } else { 1.0 }).into_iter().map(|(t, p)| (t * 1440, p)).collect();
+        assert!(notes(s, &daily)[1].starts_with("day-of-week baselines in use"), "{:?}", notes(s, &daily));
+    }
+
+    #[test]
+    fn with_the_cycle_learnt_a_night_drop_is_caught_and_the_evening_peak_is_not() {
+        let s = ReplaySettings::default();
+        // A 60 % drop for 3 h at night on day 8 (a night is low anyway).
+        let drop = |i: usize| if (24 * 8 + 2..24 * 8 + 5).contains(&i) { 0.4 } else { 1.0 };
+        for scale in [0.004, 1.0, 3.0e6] {
+            let a = alerts(s, &cycle_hours(10, 10, scale, drop));
+            let at: Vec<usize> = a.iter().enumerate().filter(|x| *x.1).map(|x| x.0).collect();
+            assert!(at.contains(&(24 * 8 + 2)), "scale {scale}: {at:?}");
+            assert!(at.iter().all(|i| (24 * 8 + 2..24 * 8 + 6).contains(i) || *i < 24 * 3), "scale {scale}: {at:?}");
+        }
+    }
+
+    #[test]
+    fn a_shift_that_holds_becomes_the_new_normal() {
+        let s = ReplaySettings::default();
+        let shift = noisy(11, 300, |i| if i >= 100 { 1.35 } else { 1.0 });
+        let mut d = SeriesDetector::new(s);
+        let a: Vec<bool> = shift.iter().map(|(t, p)| d.push(*t, *p).1).collect();
+        let at: Vec<usize> = a.iter().enumerate().filter(|x| *x.1).map(|x| x.0).collect();
+        // Flagged as it starts, then taken as the level: not for the 48 rows of a window.
+        assert!(at.first() == Some(&100) && at.iter().all(|i| *i < 100 + s.confirm), "{at:?}");
+        assert!(
+            d.notes().iter().any(|n| n.starts_with("a shift from 1970-01-01 01:")
+                && n.ends_with("held for 6 rows and became the new normal")),
+            "{:?}",
+            d.notes()
+        );
     }
 
     #[test]
@@ -379,7 +1005,7 @@ mod tests {
         let out = replay(&rows, ReplaySettings::default());
         assert_eq!(
             out.lines().collect::<Vec<_>>(),
-            ["timestamp,value,score,alert", "1,1,0.000000,0", "2,1,0.000000,0", "3,1,0.000000,0"]
+            ["timestamp,value,score,alert", "1,1,0.000,0", "2,1,0.000,0", "3,1,0.000,0"]
         );
     }
 

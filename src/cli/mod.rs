@@ -168,21 +168,34 @@ pub enum Cmd {
         to: Option<String>,
         #[arg(long, value_enum, default_value_t = crate::alert::replay::ReplayRule::Anomaly)]
         rule: crate::alert::replay::ReplayRule,
-        /// Compare with the same phase of earlier seasons (e.g. 24h, 7d).
-        #[arg(long, value_parser = parse_duration)]
-        season: Option<Duration>,
-        /// Score (1 − p) at or above which a point is anomalous.
-        #[arg(long, default_value_t = 0.99999)]
+        /// The season: `auto` (hour of day for rows up to 2 h apart, day of week for daily
+        /// rows, used once three seasons show it), `off`, or a period (24h, 7d).
+        #[arg(long, default_value = "auto", value_parser = parse_season)]
+        season: crate::alert::replay::Season,
+        /// Score at or above which a point is anomalous: −log₁₀ of its tail probability
+        /// (5 = 1 in 100,000; `replay --labels` shows how a threshold does).
+        #[arg(long, default_value_t = 5.0)]
         threshold: f64,
         /// Smallest relative change that counts (0.3 = 30 %).
         #[arg(long, default_value_t = 0.3)]
         min_change: f64,
-        /// Points in the baseline when there is no season.
+        /// Points in the baseline.
         #[arg(long, default_value_t = 48)]
         window: usize,
-        /// Baseline points needed before any verdict.
+        /// Points seen before any verdict.
         #[arg(long, default_value_t = 8)]
         min_history: usize,
+        /// Points in a row beyond the baseline on one side that make a new normal.
+        #[arg(long, default_value_t = 6)]
+        confirm: usize,
+        /// Weight of the newest point in the moving average of residuals that catches a
+        /// sustained change no single point shows, e.g. 0.1 (0, the default, turns it off).
+        #[arg(long, default_value_t = 0.0)]
+        smooth: f64,
+        /// Labelled incidents (`from,to,label` rows): print how the replayed alerts match them
+        /// (precision, recall, delay, false alarms a week) instead of the rows.
+        #[arg(long)]
+        labels: Option<PathBuf>,
     },
     /// List every action sent to a control endpoint, oldest first, with its outcome.
     Journal {
@@ -543,34 +556,48 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             let reads = matches!(cmd, CampaignCmd::Export { .. } | CampaignCmd::List { .. } | CampaignCmd::Show { .. });
             printed(|out| campaign::run(cmd, &if reads { read_store(&db)? } else { open_store(&db)? }, out))
         }
-        Some(Cmd::Replay { campaign: Some(id), channel: Some(ch), from, to, .. }) => {
-            printed(|out| replay_stored(&read_store(&db)?, id, ch, from.as_deref(), to.as_deref(), out))
+        Some(Cmd::Replay { campaign: Some(id), channel: Some(ch), from, to, labels, .. }) => {
+            let labels = labels.as_deref().map(read_labels).transpose()?;
+            printed(|out| {
+                replay_stored(&read_store(&db)?, id, ch, (from.as_deref(), to.as_deref()), labels.as_deref(), out)
+            })
         }
-        Some(Cmd::Replay { campaign_file: Some(file), channel: Some(ch), csv: Some(csv), .. }) => {
+        Some(Cmd::Replay { campaign_file: Some(file), channel: Some(ch), csv: Some(csv), labels, .. }) => {
+            let labels = labels.as_deref().map(read_labels).transpose()?;
             let campaign = read_campaign(file)?;
-            let mut r = crate::alert::backtest::ChannelReplay::new(&campaign, ch).map_err(BadInput)?;
             let rows = crate::alert::backtest::read_counters_csv(&read_input(csv)?, &csv.display().to_string())
                 .map_err(|e| BadInput(e.to_string()))?;
-            let out = crate::alert::backtest::replay_lines(&mut r, rows.into_iter().map(|(at, c)| (at, c, false)));
-            printed(|o| {
-                o.push_str(&out);
-                Ok(())
-            })
+            let rows = rows.into_iter().map(|(at, c)| (at, c, false)).collect();
+            printed(|out| replay_live(&campaign, ch, rows, labels.as_deref(), out))
         }
         // clap requires --csv or --campaign (with --channel).
         Some(Cmd::Replay { csv: None, .. }) => {
             Err(BadInput("replay: give --csv FILE or --campaign ID --channel CH".into()).into())
         }
-        Some(Cmd::Replay { csv: Some(csv), rule, season, threshold, min_change, window, min_history, .. }) => {
+        Some(Cmd::Replay {
+            csv: Some(csv),
+            rule,
+            season,
+            threshold,
+            min_change,
+            window,
+            min_history,
+            confirm,
+            smooth,
+            labels,
+            ..
+        }) => {
             let settings = crate::alert::replay::ReplaySettings {
                 rule: *rule,
-                season_ms: season.map(|d| d.as_millis() as i64),
+                season: *season,
                 threshold: *threshold,
                 min_change: *min_change,
-                window: (*window).max(1),
+                window: (*window).max(2),
                 min_history: *min_history,
+                confirm: *confirm,
+                smooth: *smooth,
             };
-            replay_command(csv, settings)
+            replay_command(csv, settings, labels.as_deref())
         }
         Some(Cmd::Journal { json }) => printed(|out| journal_command(&read_store(&db)?, *json, out)),
         Some(Cmd::Report { id, format, from, to, output }) => printed(|out| {
@@ -780,31 +807,106 @@ fn replay_stored(
     store: &Store,
     id: &str,
     channel: &str,
-    from: Option<&str>,
-    to: Option<&str>,
+    (from, to): (Option<&str>, Option<&str>),
+    labels: Option<&[crate::alert::labels::Label]>,
     out: &mut String,
 ) -> color_eyre::Result<()> {
     let c = store.campaign(id)?.ok_or_else(|| BadInput(format!("no campaign '{id}'")))?;
-    let mut r = crate::alert::backtest::ChannelReplay::new(&c, channel).map_err(BadInput)?;
     let from = from.map(|t| report::parse_time(t, &c, "--from")).transpose()?.unwrap_or(i64::MIN);
     let to = to.map(|t| report::parse_time(t, &c, "--to")).transpose()?.unwrap_or(i64::MAX);
     let samples = store.samples(&crate::domain::ChannelKey::new(id, channel), from, to)?;
-    let rows = samples.into_iter().map(|s| (s.at, s.delta, s.first));
-    out.push_str(&crate::alert::backtest::replay_lines(&mut r, rows));
+    let rows = samples.into_iter().map(|s| (s.at, s.delta, s.first)).collect();
+    replay_live(&c, channel, rows, labels, out)
+}
+
+/// How long after a labelled incident's end an alert of the live rules still belongs to it:
+/// their longest default window (the KPI rule's 3 h).
+const LIVE_GRACE_MS: i64 = 3 * 3_600_000;
+
+/// A channel's rows through the live rules: the state changes as CSV, or with labels how the
+/// alarms match them.
+fn replay_live(
+    campaign: &crate::domain::Campaign,
+    channel: &str,
+    rows: Vec<(i64, crate::domain::Counters, bool)>,
+    labels: Option<&[crate::alert::labels::Label]>,
+    out: &mut String,
+) -> color_eyre::Result<()> {
+    use crate::alert::{backtest, labels as l};
+    let mut r = backtest::ChannelReplay::new(campaign, channel).map_err(BadInput)?;
+    let span = rows.first().zip(rows.last()).map_or((0, 0), |(a, b)| (a.0, b.0));
+    let changes = backtest::replay_changes(&mut r, rows);
+    match labels {
+        Some(labels) => {
+            let alarms = l::alarms_of_changes(&changes, span.1);
+            out.push_str(&l::judge(&alarms, labels, span.1 - span.0, LIVE_GRACE_MS).report());
+        }
+        None => {
+            out.push_str("timestamp,rule,state,severity,summary\n");
+            for c in &changes {
+                out.push_str(&c.csv(campaign));
+                out.push('\n');
+            }
+        }
+    }
     Ok(())
 }
 
-fn replay_command(csv: &Path, settings: crate::alert::replay::ReplaySettings) -> color_eyre::Result<()> {
-    use crate::alert::replay::{read_csv, replay};
-    let threshold = settings.threshold;
-    if !(threshold > 0.0 && threshold < 1.0) {
-        return Err(BadInput(format!("--threshold {threshold}: must lie strictly between 0 and 1")).into());
+fn read_labels(path: &Path) -> color_eyre::Result<Vec<crate::alert::labels::Label>> {
+    let text = read_input(path)?;
+    Ok(crate::alert::labels::read_labels(&text, &path.display().to_string()).map_err(|e| BadInput(e.to_string()))?)
+}
+
+/// `--season auto|off|PERIOD`.
+fn parse_season(s: &str) -> Result<crate::alert::replay::Season, String> {
+    use crate::alert::replay::Season;
+    match s {
+        "auto" => Ok(Season::Auto),
+        "off" | "none" => Ok(Season::Off),
+        _ => match config::parse_duration(s) {
+            Ok(d) if d.as_millis() >= 2 => Ok(Season::Every(d.as_millis() as i64)),
+            Ok(_) => Err(format!("'{s}': a season must be longer than that")),
+            Err(e) => Err(format!("'{s}' is not auto, off or a period: {e}")),
+        },
     }
+}
+
+/// Rows of a bare series, with how the grace after a label is measured: three rows.
+const SERIES_GRACE_ROWS: i64 = 3;
+
+fn replay_command(
+    csv: &Path,
+    settings: crate::alert::replay::ReplaySettings,
+    labels: Option<&Path>,
+) -> color_eyre::Result<()> {
+    use crate::alert::replay::{read_csv, run};
+    let threshold = settings.threshold;
+    if !(threshold.is_finite() && threshold >= 1.0) {
+        return Err(BadInput(format!(
+            "--threshold {threshold}: a score is −log₁₀ of the tail probability (5 = 1 in 100,000); give 1 or more"
+        ))
+        .into());
+    }
+    let labels = labels.map(read_labels).transpose()?;
     let name = csv.display().to_string();
     let text = read_input(csv)?;
     let rows = read_csv(&text, &name).map_err(|e| BadInput(e.to_string()))?;
-    print!("{}", replay(&rows, settings));
-    Ok(())
+    let replayed = run(&rows, settings);
+    for note in &replayed.notes {
+        eprintln!("replay: {note}");
+    }
+    let out = match labels {
+        Some(labels) => {
+            let span = rows.first().zip(rows.last()).map_or(0, |(a, b)| b.at_ms - a.at_ms);
+            let grace = SERIES_GRACE_ROWS * replayed.interval.unwrap_or(0);
+            crate::alert::labels::judge(&replayed.alarms(&rows), &labels, span, grace).report()
+        }
+        None => replayed.csv(&rows),
+    };
+    printed(|o| {
+        o.push_str(&out);
+        Ok(())
+    })
 }
 
 /// `cockpit journal`: every action sent, oldest first.

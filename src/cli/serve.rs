@@ -312,8 +312,13 @@ fn run_on_store(args: Vec<String>, store: &Store) -> (u8, String) {
         }
         Some(Cmd::Note(cmd @ (NoteCmd::List { .. } | NoteCmd::Add { .. }))) => super::note::run(cmd, store, &mut out),
         Some(Cmd::Task(cmd @ TaskCmd::List { .. })) => super::task::run(cmd, store, &mut out),
-        Some(Cmd::Replay { campaign: Some(id), channel: Some(ch), from, to, .. }) => {
-            super::replay_stored(store, id, ch, from.as_deref(), to.as_deref(), &mut out)
+        Some(Cmd::Replay { campaign: Some(id), channel: Some(ch), from, to, labels, .. }) => {
+            match labels.as_deref().map(super::read_labels).transpose() {
+                Ok(labels) => {
+                    super::replay_stored(store, id, ch, (from.as_deref(), to.as_deref()), labels.as_deref(), &mut out)
+                }
+                Err(e) => Err(e),
+            }
         }
         Some(Cmd::Campaign(
             cmd @ (CampaignCmd::List { .. } | CampaignCmd::Show { .. } | CampaignCmd::Export { output: None, .. }),
@@ -342,7 +347,8 @@ pub struct Exit {
 }
 
 /// The command line of this process, as the service should run it: what it writes to a file
-/// is left to this side (the service's working directory is not ours).
+/// is left to this side, a file it reads is named by its absolute path (the service's working
+/// directory is not ours).
 fn args_for_service() -> (Vec<String>, Option<PathBuf>) {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut output = None;
@@ -354,6 +360,11 @@ fn args_for_service() -> (Vec<String>, Option<PathBuf>) {
         } else if let Some(p) = args[i].strip_prefix("--output=") {
             output = Some(PathBuf::from(p));
             args.remove(i);
+        } else if args[i] == "--labels"
+            && let Some(p) = args.get(i + 1).and_then(|p| std::path::absolute(p).ok())
+        {
+            args[i + 1] = p.display().to_string();
+            i += 2;
         } else {
             i += 1;
         }

@@ -87,7 +87,6 @@ pub fn count(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
-/// A span of time in whole minutes ("3h", "1h 30m"), or seconds below a minute ("45s").
 /// A span in its largest unit, for tight columns: `45m`, `5h`, `3d`.
 pub fn span_short(ms: i64) -> String {
     let m = ms.max(0) / 60_000;
@@ -98,6 +97,7 @@ pub fn span_short(ms: i64) -> String {
     }
 }
 
+/// A span of time in whole minutes ("3h", "1h 30m"), or seconds below a minute ("45s").
 pub fn span(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
     let secs = if secs >= 60 { secs / 60 * 60 } else { secs };
