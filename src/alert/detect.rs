@@ -62,20 +62,33 @@ pub fn kpi(
     let value = m.value(window);
     let results_word = if m == Metric::Cpl { "leads" } else { "conversions" };
     let Some(v) = value else {
-        // Spend with no results at all: the cost per result is beyond any limit.
-        if matches!(m, Metric::Cpl | Metric::Cpa) && window.spend > 0.0 {
-            return Some(Verdict {
-                active: true,
-                severity: Severity::Crit,
-                observed: None,
-                expected: Some((limit.value, 0.0)),
-                summary: format!(
-                    "{} spent over {span} with no {results_word} (limit {limit})",
-                    Metric::Spend.format(Some(window.spend))
-                ),
-            });
+        // Spend with no results at all: the cost per result is beyond any limit, once the
+        // spend makes it likely that a result was due (the chance of none at the limit's price
+        // is under 5 %; a page under 1 %).
+        let sure = super::evidence::evidence(limit, window).map_or(0.0, |e| e.p_breach);
+        let fire = if was_active { super::evidence::CLEAR_BELOW } else { super::evidence::FIRE_AT };
+        if !(matches!(m, Metric::Cpl | Metric::Cpa) && window.spend > 0.0) {
+            return None;
         }
-        return None;
+        let active = sure >= fire;
+        return Some(Verdict {
+            active,
+            severity: if sure >= super::evidence::CRIT_AT { Severity::Crit } else { Severity::Warn },
+            observed: None,
+            expected: Some((limit.value, 0.0)),
+            summary: if active || was_active {
+                format!(
+                    "{} spent over {span} with no {results_word} (limit {}): P({} > {}) {}",
+                    Metric::Spend.format(Some(window.spend)),
+                    limit.readable(),
+                    m.label(),
+                    m.format(Some(limit.value)),
+                    super::evidence::odds(sure)
+                )
+            } else {
+                String::new()
+            },
+        });
     };
     // A breached limit clears only once the value is back inside by the margin.
     let effective = if was_active {
@@ -368,7 +381,18 @@ mod tests {
         let g = VolumeGuard::default();
         assert!(kpi(&cpl, &window(5000, 100, 2, 300.0), &g, 0.05, false, "1d").is_none());
         let v = kpi(&cpl, &window(50_000, 900, 0, 800.0), &g, 0.05, false, "1d").unwrap();
-        assert!(v.active && v.summary.contains("with no leads"), "{}", v.summary);
+        assert!(v.active && v.severity == Severity::Crit, "800 spent is 6.7 leads due at 120: {}", v.summary);
+        assert_eq!(v.summary, "800.00 spent over 1d with no leads (limit CPL ≤ 120.00): P(CPL > 120.00) > 0.99");
+        // 540 at a limit of 200 is 2.7 leads due: none is likely a breach, not yet a page.
+        let cpl200: KpiLimit = "cpl <= 200".parse().unwrap();
+        let v = kpi(&cpl200, &window(50_000, 900, 0, 540.0), &g, 0.05, false, "3h").unwrap();
+        assert!(v.active && v.severity == Severity::Warn, "{}", v.summary);
+        // 520 against a limit of 300: 1.7 due, none seen is not yet evidence enough.
+        let cpl300: KpiLimit = "cpl <= 300".parse().unwrap();
+        assert!(!kpi(&cpl300, &window(50_000, 900, 0, 520.0), &g, 0.05, false, "3h").unwrap().active);
+        // Against 5,000 a tenth of a lead is due: a firing one clears.
+        let cpl5k: KpiLimit = "cpl <= 5000".parse().unwrap();
+        assert!(!kpi(&cpl5k, &window(50_000, 900, 0, 520.0), &g, 0.05, true, "3h").unwrap().active);
         let v = kpi(&cpl, &window(50_000, 900, 12, 1200.0), &g, 0.05, false, "1d").unwrap();
         assert!(!v.active, "CPL 100 is within 120");
     }
