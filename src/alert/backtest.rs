@@ -55,12 +55,7 @@ pub fn read_counters_csv(text: &str, file: &str) -> Result<Vec<(i64, Counters)>,
     let err = |line: usize, msg: String| super::replay::ReplayError { file: file.to_string(), line, msg };
     let mut rows: Vec<(i64, Counters)> = Vec::new();
     let mut header = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
+    for (line, l) in super::replay::data_lines(text) {
         let fields: Vec<&str> = l.split(',').map(str::trim).collect();
         if !header {
             if fields != COUNTER_COLUMNS {
@@ -119,12 +114,11 @@ pub fn replay_changes(r: &mut ChannelReplay<'_>, rows: impl IntoIterator<Item = 
     rows.into_iter().flat_map(|(at, c, first)| r.push(at, &c, first)).collect()
 }
 
-/// Every change of the rows replayed, as CSV lines with a header.
-pub fn replay_lines(r: &mut ChannelReplay<'_>, rows: impl IntoIterator<Item = (i64, Counters, bool)>) -> String {
-    let changes = replay_changes(r, rows);
+/// Changes as CSV lines with a header.
+pub fn changes_csv(changes: &[Change], campaign: &Campaign) -> String {
     let mut out = String::from("timestamp,rule,state,severity,summary\n");
     for change in changes {
-        out.push_str(&change.csv(r.campaign));
+        out.push_str(&change.csv(campaign));
         out.push('\n');
     }
     out
@@ -238,7 +232,7 @@ mod tests {
         let rows = read_counters_csv(&text, "rows.csv").unwrap();
         assert_eq!(rows.len(), 30);
         let mut r = ChannelReplay::new(&c, "baidu-search").unwrap();
-        let out = replay_lines(&mut r, rows.into_iter().map(|(at, c)| (at, c, false)));
+        let out = changes_csv(&replay_changes(&mut r, rows.into_iter().map(|(at, c)| (at, c, false))), &c);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "timestamp,rule,state,severity,summary");
         let cpl: Vec<&str> = lines.iter().copied().filter(|l| l.contains("kpi: cpl <= 200")).collect();

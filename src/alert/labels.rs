@@ -5,7 +5,7 @@
 //! true alarm, precision true alarms among all; the delay runs from an incident's start to its
 //! first alarm (0 when one was already under way). Pure.
 
-use super::replay::{ReplayError, parse_time};
+use super::replay::{ReplayError, data_lines, parse_time};
 
 /// A labelled incident.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,12 +19,7 @@ pub struct Label {
 pub fn read_labels(text: &str, file: &str) -> Result<Vec<Label>, ReplayError> {
     let err = |line: usize, msg: String| ReplayError { file: file.to_string(), line, msg };
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
+    for (line, l) in data_lines(text) {
         let fields: Vec<&str> = l.splitn(3, ',').map(str::trim).collect();
         if out.is_empty() && fields.first().is_some_and(|f| f.eq_ignore_ascii_case("from")) {
             continue;

@@ -712,18 +712,19 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     }
 }
 
+/// The lines of a CSV that hold data, numbered from 1 and trimmed: empty lines and `#`
+/// comments left out.
+pub fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().map(|(i, raw)| (i + 1, raw.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
 /// Reads the CSV: an optional header, then `timestamp,value` or `timestamp,numerator,denominator`
 /// rows in time order. Empty lines and lines starting with `#` are skipped.
 pub fn read_csv(text: &str, file: &str) -> Result<Vec<Row>, ReplayError> {
     let err = |line: usize, msg: String| ReplayError { file: file.to_string(), line, msg };
     let mut rows: Vec<Row> = Vec::new();
     let mut columns = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
+    for (line, l) in data_lines(text) {
         let fields: Vec<&str> = l.split(',').map(str::trim).collect();
         let number = |k: usize, what: &str| -> Result<f64, ReplayError> {
             let v: f64 = fields[k].parse().map_err(|_| err(line, format!("{what} '{}' is not a number", fields[k])))?;

@@ -841,13 +841,7 @@ fn replay_live(
             let alarms = l::alarms_of_changes(&changes, span.1);
             out.push_str(&l::judge(&alarms, labels, span.1 - span.0, LIVE_GRACE_MS).report());
         }
-        None => {
-            out.push_str("timestamp,rule,state,severity,summary\n");
-            for c in &changes {
-                out.push_str(&c.csv(campaign));
-                out.push('\n');
-            }
-        }
+        None => out.push_str(&backtest::changes_csv(&changes, campaign)),
     }
     Ok(())
 }
