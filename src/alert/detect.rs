@@ -65,7 +65,7 @@ pub fn kpi(
         // Spend with no results at all: the cost per result is beyond any limit, once the
         // spend makes it likely that a result was due (the chance of none at the limit's price
         // is under 5 %; a page under 1 %).
-        let sure = super::evidence::evidence(limit, window).map_or(0.0, |e| e.p_breach);
+        let sure = super::evidence::p_breach(limit, window).unwrap_or(0.0);
         let fire = if was_active { super::evidence::CLEAR_BELOW } else { super::evidence::FIRE_AT };
         if !(matches!(m, Metric::Cpl | Metric::Cpa) && window.spend > 0.0) {
             return None;
@@ -102,13 +102,15 @@ pub fn kpi(
     };
     let off = if limit.value != 0.0 { (v - limit.value).abs() / limit.value.abs() } else { 0.0 };
     // Where the counts say how sure the breach is, it fires only when likely enough and
-    // pages only when near certain and far past the limit (see `evidence`); ROAS and ROI
-    // are judged on their value.
-    let evidence = super::evidence::evidence(&effective, window);
-    let (active, severity) = match evidence {
-        Some(e) => {
-            let active = e.p_breach >= if was_active { super::evidence::CLEAR_BELOW } else { super::evidence::FIRE_AT };
-            let crit = e.p_breach >= super::evidence::CRIT_AT && off > 0.25;
+    // pages only when near certain and far past the limit (see `evidence`). A value inside
+    // the limit is never likely past it: no posterior to weigh.
+    let quiet = effective.holds(v) && !was_active;
+    let p_breach = if quiet { None } else { super::evidence::p_breach(&effective, window) };
+    let (active, severity) = match p_breach {
+        _ if quiet => (false, Severity::Warn),
+        Some(p) => {
+            let active = p >= if was_active { super::evidence::CLEAR_BELOW } else { super::evidence::FIRE_AT };
+            let crit = p >= super::evidence::CRIT_AT && off > 0.25;
             (active, if crit { Severity::Crit } else { Severity::Warn })
         }
         None => (!effective.holds(v), if off > 0.25 { Severity::Crit } else { Severity::Warn }),

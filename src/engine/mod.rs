@@ -54,11 +54,7 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// over (or `PUBLISH_EVERY` after it began): sources polled on the same beat answer a few
 /// milliseconds apart, and one snapshot (one frame) for all of them costs half of two.
 pub const BURST_GAP: Duration = Duration::from_millis(20);
-/// Samples are stored at this resolution: the readings of a channel within one such period of
-/// source time are folded into one stored sample (the screen and the alert rules see every
-/// reading, folded the same way in `RECENT`). A channel polled every second then costs one
-/// write a minute, not sixty.
-pub const STORE_RESOLUTION_MS: i64 = 60_000;
+pub use crate::domain::time::STORE_RESOLUTION_MS;
 /// Stored samples are written at most this often (see `ingest_pending`). A crash loses at most
 /// the resolution of the last minute or so, never counts: the cursor written is the one of the
 /// last sample written, and the sources' counters are cumulative, so the next reading after a

@@ -228,7 +228,7 @@ pub async fn fetch_at(
     let body = tokio::time::timeout(spec.timeout, fetch_body(client, spec))
         .await
         .map_err(|_| PollError::Timeout(spec.timeout))??;
-    wire::parse_stats_with(&body, names).map_err(PollError::BadData)
+    wire::parse_stats_at(&body, names, now_ms).map_err(PollError::BadData)
 }
 
 async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
@@ -316,6 +316,7 @@ async fn poll_source(
     // A mapped source reads every period since its campaign began until one read succeeds.
     let mut from_start = true;
     let mut names = wire::Names::default();
+    names.skim_segments(spec.interval, crate::domain::time::STORE_RESOLUTION_MS);
     let mut next = tokio::time::Instant::now();
     loop {
         tokio::time::sleep_until(next).await;

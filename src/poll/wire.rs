@@ -73,16 +73,20 @@ impl ChannelStats {
 
 /// The document as it arrives: numbers as JSON numbers of any kind, checked before use; names
 /// borrowed from the body where they carry no escapes.
+/// `S` is how the segments are read: `Vec<RawSegment>`, or skipped over (`IgnoredAny`, see
+/// `Names::skim_segments`).
 #[derive(Deserialize)]
-struct RawDoc<'a> {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+struct RawDoc<'a, S> {
     version: Option<u32>,
     generated_at: Option<DateTime<Utc>>,
     #[serde(borrow)]
-    channels: Vec<RawChannel<'a>>,
+    channels: Vec<RawChannel<'a, S>>,
 }
 
 #[derive(Deserialize)]
-struct RawChannel<'a> {
+#[serde(bound(deserialize = "S: Deserialize<'de> + Default"))]
+struct RawChannel<'a, S> {
     #[serde(borrow)]
     id: Cow<'a, str>,
     #[serde(borrow)]
@@ -94,8 +98,25 @@ struct RawChannel<'a> {
     totals: RawCounters,
     #[serde(default)]
     variants: Vec<RawVariant>,
-    #[serde(default, borrow)]
-    segments: Vec<RawSegment<'a>>,
+    #[serde(default)]
+    segments: S,
+}
+
+/// The segments of a channel as read: every one, or none (skipped over).
+trait RawSegments<'a> {
+    fn into_list(self) -> Vec<RawSegment<'a>>;
+}
+
+impl<'a> RawSegments<'a> for Vec<RawSegment<'a>> {
+    fn into_list(self) -> Vec<RawSegment<'a>> {
+        self
+    }
+}
+
+impl<'a> RawSegments<'a> for serde::de::IgnoredAny {
+    fn into_list(self) -> Vec<RawSegment<'a>> {
+        Vec::new()
+    }
 }
 
 /// A segment's counters sit beside its names (spelled out rather than flattened: serde's
@@ -200,9 +221,54 @@ pub struct Names {
     last: Vec<Arc<str>>,
     now: Vec<Arc<str>>,
     all: HashSet<Arc<str>>,
+    skim: Option<Skim>,
+}
+
+/// Segments read only where they change what is stored (see `Names::skim_segments`).
+struct Skim {
+    interval_ms: i64,
+    period_ms: i64,
+    /// The storage period of the last answer whose segments were read.
+    read_in: Option<i64>,
+    /// Each channel's totals in the last answer, in its order.
+    totals: Vec<(Arc<str>, Counters)>,
+}
+
+impl Skim {
+    /// Whether the segments of an answer standing for `at` (unix ms) with these channels are
+    /// to be read: the first answer of a storage period, one that may be its last (the next
+    /// poll, half an interval late, would fall in the next), or one in which any channel's
+    /// counters went back (a restarted source: what the segments held before is counted then).
+    fn wants(&mut self, at: i64, channels: &[ChannelStats]) -> bool {
+        let period = at.div_euclid(self.period_ms);
+        let ending = (at + self.interval_ms * 3 / 2).div_euclid(self.period_ms) != period;
+        let same = self.totals.len() == channels.len()
+            && self.totals.iter().zip(channels).all(|((id, t), c)| *id == c.id && !c.totals.went_backwards(t));
+        self.totals.clear();
+        self.totals.extend(channels.iter().map(|c| (c.id.clone(), c.totals)));
+        let read = self.read_in != Some(period) || ending || !same;
+        if read {
+            self.read_in = Some(period);
+        }
+        read
+    }
 }
 
 impl Names {
+    /// For a source polled every `interval`: its answers' audience segments are read only
+    /// where they change what is stored, samples of `period_ms` (a minute) — the first answer
+    /// of a period, the last one, and one after a restart of the source — and skipped over in
+    /// between. The cursor keeps each segment's last value, so the segments read next cover
+    /// the answers skipped: the same numbers, for a fraction of the work at one poll a second
+    /// (segments are most of an answer's bytes). A segment's bad data is then seen within a
+    /// period, and a restart of the source loses the segments' gains since the last read (at
+    /// most a period's; the totals lose nothing). At an interval of half a period or more,
+    /// every answer is read whole.
+    pub fn skim_segments(&mut self, interval: std::time::Duration, period_ms: i64) {
+        self.skim =
+            Some(Skim { interval_ms: interval.as_millis() as i64, period_ms, read_in: None, totals: Vec::new() });
+    }
+
     /// `s` (without surrounding blanks) as a shared name.
     fn get(&mut self, s: &str) -> Arc<str> {
         let s = s.trim();
@@ -241,7 +307,23 @@ pub fn parse_stats(body: &[u8]) -> Result<StatsDoc, String> {
 
 /// `parse_stats`, sharing names with the source's earlier answers.
 pub fn parse_stats_with(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
-    let doc = parse_raw(body, names);
+    parse_stats_at(body, names, chrono::Utc::now().timestamp_millis())
+}
+
+/// `parse_stats_with` for an answer received at `now_ms` (the time it stands for unless it says
+/// when it was generated): its segments are skipped over when `Names::skim_segments` says so.
+pub fn parse_stats_at(body: &[u8], names: &mut Names, now_ms: i64) -> Result<StatsDoc, String> {
+    if names.skim.is_some() {
+        let skimmed = finished(parse_raw::<serde::de::IgnoredAny>(body, names), names)?;
+        let at = skimmed.generated_at.map_or(now_ms, |g| g.timestamp_millis());
+        if !names.skim.as_mut().is_some_and(|s| s.wants(at, &skimmed.channels)) {
+            return Ok(skimmed);
+        }
+    }
+    finished(parse_raw::<Vec<RawSegment<'_>>>(body, names), names)
+}
+
+fn finished(doc: Result<StatsDoc, String>, names: &mut Names) -> Result<StatsDoc, String> {
     match doc {
         Ok(_) => names.finish(),
         // A refused answer leaves the last good one's names to be tried first.
@@ -250,17 +332,20 @@ pub fn parse_stats_with(body: &[u8], names: &mut Names) -> Result<StatsDoc, Stri
     doc
 }
 
-fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
+fn parse_raw<'a, S>(body: &'a [u8], names: &mut Names) -> Result<StatsDoc, String>
+where
+    S: RawSegments<'a> + Deserialize<'a> + Default,
+{
     // The text is checked for UTF-8 once, as a whole, rather than string by string.
     let text = std::str::from_utf8(body)
         .map_err(|e| format!("not a stats document: invalid UTF-8 at byte {}", e.valid_up_to()))?;
     // The plain parser is the fast path; only a document it refuses is read again to name the
     // field: "channels[0].totals.clicks: invalid type …".
-    let raw: RawDoc = match serde_json::from_str(text) {
+    let raw: RawDoc<'a, S> = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(plain) => {
             let mut de = serde_json::Deserializer::from_str(text);
-            let named = serde_path_to_error::deserialize::<_, RawDoc>(&mut de).map_err(|e| {
+            let named = serde_path_to_error::deserialize::<_, RawDoc<'a, S>>(&mut de).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 if path == "." {
@@ -286,8 +371,9 @@ fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
             return Err("a channel has an empty id".into());
         }
         let totals = counters(&id, Place::Totals, &c.totals)?;
-        let mut segments: Vec<SegmentCounters> = Vec::with_capacity(c.segments.len());
-        for seg in c.segments {
+        let raw_segments = c.segments.into_list();
+        let mut segments: Vec<SegmentCounters> = Vec::with_capacity(raw_segments.len());
+        for seg in raw_segments {
             let (dimension, value) = (names.get(&seg.dimension), names.get(&seg.value));
             if dimension.is_empty() || value.is_empty() {
                 return Err(format!("channel '{id}': a segment has an empty dimension or value"));
@@ -352,6 +438,7 @@ fn parse_raw(body: &[u8], names: &mut Names) -> Result<StatsDoc, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn parses_the_documented_example() {
@@ -367,6 +454,72 @@ mod tests {
         assert_eq!(d.channels[0].variants[0].conversions, 22);
         assert_eq!(d.channels[0].status, Some(ChannelStatus::Active));
         assert!(d.channels[0].segments.is_empty(), "segments are optional");
+    }
+
+    /// At one poll a second, the segments are read at the first and last answers of each
+    /// minute and after a restart of the source, skipped over in between; the gains a cursor
+    /// takes from them sum up, minute by minute, to what reading every answer gives (but for
+    /// the minute of a restart, and the one under way, whose segments are read as it ends).
+    #[test]
+    fn skimmed_segments_add_up_to_the_same_minutes() {
+        use crate::domain::ChannelCursor;
+        let t0 = 1_780_000_000_000i64;
+        let answer = |i: i64| {
+            // A restart of the source at 150 s: its counters begin again.
+            let n = if i < 150 { i * 7 } else { (i - 150) * 7 };
+            let at = chrono::DateTime::from_timestamp_millis(t0 + i * 1000).unwrap().to_rfc3339();
+            format!(
+                r#"{{"generated_at":"{at}","channels":[{{"id":"a","totals":{{"clicks":{}}},
+                    "segments":[{{"dimension":"device","value":"mobile","clicks":{}}},
+                                {{"dimension":"device","value":"desktop","clicks":{}}}]}}]}}"#,
+                n,
+                n - n / 7 * 2,
+                n / 7 * 2
+            )
+        };
+        let (mut whole, mut skimmed) = (Names::default(), Names::default());
+        skimmed.skim_segments(std::time::Duration::from_secs(1), 60_000);
+        let (mut a, mut b) = (ChannelCursor::default(), ChannelCursor::default());
+        let (mut by_minute_a, mut by_minute_b) = (BTreeMap::new(), BTreeMap::new());
+        let mut read = Vec::new();
+        for i in 0..300 {
+            let body = answer(i);
+            let now = t0 + i * 1000 + 40;
+            let (da, db) = (
+                parse_stats_at(body.as_bytes(), &mut whole, now).unwrap(),
+                parse_stats_at(body.as_bytes(), &mut skimmed, now).unwrap(),
+            );
+            assert_eq!(da.channels[0].totals, db.channels[0].totals, "the totals are read every time");
+            if !db.channels[0].segments.is_empty() {
+                read.push(i);
+            }
+            for (d, cursor, minutes) in [(&da, &mut a, &mut by_minute_a), (&db, &mut b, &mut by_minute_b)] {
+                let at = t0 + i * 1000;
+                cursor.advance(at, d.channels[0].totals, &[]).unwrap();
+                if !d.channels[0].segments.is_empty() {
+                    let gains: &mut Vec<SegmentCounters> = minutes.entry(at.div_euclid(60_000)).or_default();
+                    cursor.advance_segments_into(&d.channels[0].segments, gains);
+                }
+            }
+        }
+        let sums = |m: &BTreeMap<i64, Vec<SegmentCounters>>| -> Vec<(i64, Vec<(String, u64)>)> {
+            m.iter().map(|(k, v)| (*k, v.iter().map(|s| (s.value.to_string(), s.counters.clicks)).collect())).collect()
+        };
+        // Every minute the same but the restart's: the gains since the last read before it
+        // (here 10 s of them) are gone with the counters they were in.
+        // The minute under way at the end is read at its end, which is still to come.
+        let (restart_minute, open_minute) = ((t0 + 150_000).div_euclid(60_000), (t0 + 299_000).div_euclid(60_000));
+        let (sa, sb) = (sums(&by_minute_a), sums(&by_minute_b));
+        assert_eq!(sa.len(), sb.len());
+        for ((ka, va), (kb, vb)) in sa.iter().zip(&sb) {
+            assert_eq!(ka, kb);
+            if *ka != restart_minute && *ka != open_minute {
+                assert_eq!(va, vb, "minute {ka}");
+            }
+        }
+        // Three or four reads a minute of the 60 (the first, the last two), and the restart.
+        assert!(read.len() < 30, "{} of 300 answers read whole: {read:?}", read.len());
+        assert!(read.contains(&0) && read.contains(&150), "{read:?}");
     }
 
     #[test]
