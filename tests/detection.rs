@@ -1,6 +1,6 @@
 //! Detection quality on simulated incidents: every incident of `fixtures/scenarios/incidents.toml`
-//! is alerted within a stated number of polls, a week without incidents raises no anomaly
-//! alert, and the figures (precision, recall, median delay) are printed.
+//! is alerted within a stated number of polls, a week without incidents raises no anomaly or
+//! invalid-traffic alert, and the figures (precision, recall, median delay) are printed.
 
 mod common;
 
@@ -51,7 +51,7 @@ fn listing(fired: &BTreeMap<(String, String, i64), String>, start: i64) -> Strin
 }
 
 fn is_detector(rule: &str) -> bool {
-    matches!(RuleKind::of_rule(rule), Some(RuleKind::Anomaly | RuleKind::Health))
+    matches!(RuleKind::of_rule(rule), Some(RuleKind::Anomaly | RuleKind::Traffic | RuleKind::Health))
 }
 
 #[test]
@@ -77,6 +77,22 @@ fn incidents_are_caught_quickly_and_quiet_weeks_stay_quiet() {
         println!("{:<34} {:<14} alerted by '{}' after {polls} polls", inc.target, format!("{:?}", inc.effect), hit.1);
         assert!(polls <= MAX_DELAY_POLLS, "{} took {polls} polls", inc.target);
         delays.push(polls);
+        // Bots are told apart from a genuine rush: the invalid-traffic rule names them.
+        if matches!(inc.effect, campaign_cockpit::sim::model::Effect::Bots(_)) {
+            let traffic = fired
+                .keys()
+                .find(|(ch, rule, at)| ch == &inc.target && rule == "traffic" && (inc.at_ms..=until).contains(at));
+            let Some(t) = traffic else {
+                panic!("{}: bots raised no traffic alert; detectors fired:\n{}", inc.target, listing(&fired, start))
+            };
+            println!(
+                "{:<34} {:<14} and by 'traffic' after {} polls: {}",
+                inc.target,
+                "",
+                (t.2 - inc.at_ms + POLL_MS - 1) / POLL_MS,
+                fired[t]
+            );
+        }
         for f in fired
             .keys()
             .filter(|(ch, rule, at)| ch == &inc.target && is_detector(rule) && (inc.at_ms..=until).contains(at))
@@ -107,6 +123,7 @@ fn incidents_are_caught_quickly_and_quiet_weeks_stay_quiet() {
     // The same week without incidents: no anomaly alert at all.
     let quiet = Scenario { events: Vec::new(), ..sc };
     let fired = run(quiet, 7);
-    let anomalies: Vec<_> = fired.keys().filter(|(_, rule, _)| rule.starts_with("anomaly")).collect();
-    assert!(anomalies.is_empty(), "anomaly alerts in a quiet week:\n{}", listing(&fired, start));
+    let anomalies: Vec<_> =
+        fired.keys().filter(|(_, rule, _)| rule.starts_with("anomaly") || rule.starts_with("traffic")).collect();
+    assert!(anomalies.is_empty(), "anomaly or traffic alerts in a quiet week:\n{}", listing(&fired, start));
 }

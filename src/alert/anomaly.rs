@@ -149,7 +149,7 @@ pub struct Window<'a> {
     pub to_ms: i64,
     pub offset_ms: i64,
     pub counts_explained: bool,
-    base: &'a Baselines,
+    pub(super) base: &'a Baselines,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,12 +162,12 @@ struct CacheKey {
 
 /// What every window of a channel is judged against, from its complete hours.
 #[derive(Debug)]
-struct Baselines {
+pub(super) struct Baselines {
     /// CTR, CVR: the median hour's rate over two days, and the volume behind it.
-    rate: [Option<(f64, f64)>; 2],
+    pub(super) rate: [Option<(f64, f64)>; 2],
     /// Clicks, conversions, leads by local hour of day: (median per ms, spread beyond Poisson
     /// as a coefficient of variation, days behind it), from earlier days only.
-    seasonal: [[Option<(f64, f64, usize)>; 24]; 3],
+    pub(super) seasonal: [[Option<(f64, f64, usize)>; 24]; 3],
     /// CPC, CPM: median and robust spread of the last two days' hours, and how many hours.
     money: [Option<(f64, f64, usize)>; 2],
     drift: Option<Verdict>,
@@ -273,6 +273,16 @@ impl HourlyHistory {
 }
 
 impl Input<'_> {
+    /// The baselines the windows are judged against (computed once an hour).
+    pub(super) fn baselines(&self, s: &AnomalySettings) -> Arc<Baselines> {
+        self.history.baselines(self, s)
+    }
+
+    /// The windows judged: the shortest, then twice as long, up to sixteen times.
+    pub(super) fn windows<'b>(&self, base: &'b Baselines) -> Vec<Window<'b>> {
+        (0..5).filter_map(|k| self.window(self.window_ms << k, base)).collect()
+    }
+
     /// The samples of the last `span` ms. Where they do not reach back that far, the whole
     /// hours of the history stand in for the older part (see `HourlyHistory::reaching_back`);
     /// `None` when the history lacks an hour of it.
@@ -311,7 +321,7 @@ type Rule = fn(&Window<'_>, &AnomalySettings, usize) -> Option<Judged>;
 /// stands. A rule with too little volume or history gives `None` (its alert stays as it is).
 pub fn evaluate(input: &Input<'_>, s: &AnomalySettings) -> Vec<(&'static str, Option<Verdict>)> {
     let base = input.history.baselines(input, s);
-    let windows: Vec<Window<'_>> = (0..5).filter_map(|k| input.window(input.window_ms << k, &base)).collect();
+    let windows = input.windows(&base);
     let rules: [(&'static str, Rule, usize); 7] = [
         ("anomaly: ctr", rate, 0),
         ("anomaly: cvr", rate, 1),
@@ -424,7 +434,7 @@ fn rate(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
 /// The expected count over the window (each hour it overlaps at that hour's usual rate), the
 /// day-to-day spread as a coefficient of variation, and the fewest days behind any hour.
 /// `None` without three earlier days for every hour.
-fn seasonal_expectation(w: &Window<'_>, i: usize) -> Option<(f64, f64, usize)> {
+pub(super) fn seasonal_expectation(w: &Window<'_>, i: usize) -> Option<(f64, f64, usize)> {
     let (mut mu, mut extra_var, mut days) = (0.0, 0.0, usize::MAX);
     let mut hour = w.from_ms.div_euclid(HOUR_MS) * HOUR_MS;
     while hour < w.to_ms {
@@ -438,6 +448,12 @@ fn seasonal_expectation(w: &Window<'_>, i: usize) -> Option<(f64, f64, usize)> {
     (mu > 0.0).then(|| (mu, extra_var.sqrt() / mu, days))
 }
 
+/// The spread of a count expected to be `mu`: Poisson noise, the day-to-day spread (`cv`) on
+/// top, and the baseline's own error (a median of `days` days).
+pub(super) fn count_sd(mu: f64, cv: f64, days: usize) -> f64 {
+    ((mu + (cv * mu).powi(2)) * (1.0 + std::f64::consts::FRAC_PI_2 / days as f64)).sqrt()
+}
+
 fn count(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
     if w.counts_explained {
         return None;
@@ -447,8 +463,7 @@ fn count(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
     if mu < s.min_results as f64 {
         return None;
     }
-    // The baseline is a median of a few days: its own error widens the band.
-    let sd = ((mu + (cv * mu).powi(2)) * (1.0 + std::f64::consts::FRAC_PI_2 / days as f64)).sqrt();
+    let sd = count_sd(mu, cv, days);
     let x = m.value(&w.counters).unwrap_or(0.0);
     let z = (x - mu) / sd;
     let score = 1.0 - p_two_sided(z);

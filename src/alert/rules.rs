@@ -5,6 +5,7 @@
 //! - **pacing**: spend against the total budget and time, goal progress against time, a
 //!   channel's daily budget gone before the evening;
 //! - **anomaly**: a channel against its own baseline (see `anomaly`);
+//! - **traffic**: invalid-traffic patterns against the same baselines (see `traffic`);
 //! - **health**: the source failing, stale or returning bad data, and counter resets;
 //! - **task**: a task of the launch checklist not done by its due time (`tasks`).
 //!
@@ -36,7 +37,7 @@ pub fn defaults(kind: RuleKind) -> Resolved {
     let (window_ms, timing, threshold) = match kind {
         RuleKind::Kpi => (3 * HOUR_MS, timing(15, 30), 0.05),
         RuleKind::Pacing => (24 * HOUR_MS, timing(30, 60), 0.15),
-        RuleKind::Anomaly => (30 * MINUTE_MS, timing(10, 30), AnomalySettings::default().threshold),
+        RuleKind::Anomaly | RuleKind::Traffic => (30 * MINUTE_MS, timing(10, 30), AnomalySettings::default().threshold),
         RuleKind::Health => (0, timing(0, 0), 1.0),
     };
     Resolved {
@@ -211,8 +212,10 @@ pub fn evaluate(
             push(&rule, v, &s);
         }
 
-        let s = settings(campaign, plan, RuleKind::Anomaly);
-        if let (true, Some(history)) = (s.enabled && ch.windows, ch.history) {
+        // The channel against its own baselines: anomalies, and traffic no real audience makes.
+        for kind in [RuleKind::Anomaly, RuleKind::Traffic] {
+            let s = settings(campaign, plan, kind);
+            let (true, Some(history)) = (s.enabled && ch.windows, ch.history) else { continue };
             let input = anomaly::Input {
                 recent: ch.recent,
                 now_ms: now,
@@ -229,9 +232,13 @@ pub fn evaluate(
                 min_clicks: s.guard.min_clicks,
                 min_results: s.guard.min_results,
             };
-            for (rule, v) in anomaly::evaluate(&input, &a) {
-                // A paused channel has nothing to compare with its baseline: its anomalies
-                // clear, as its limits do.
+            let verdicts = match kind {
+                RuleKind::Traffic => vec![(super::traffic::RULE, super::traffic::evaluate(&input, &a))],
+                _ => anomaly::evaluate(&input, &a),
+            };
+            for (rule, v) in verdicts {
+                // A paused channel has nothing to compare with its baseline: its alerts clear,
+                // as its limits do.
                 let v = if ch.paused { Some(paused_verdict()) } else { v };
                 push(&|| rule.into(), v, &s);
             }

@@ -29,17 +29,20 @@ pub enum RuleKind {
     Kpi,
     Pacing,
     Anomaly,
+    Traffic,
     Health,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 4] = [RuleKind::Kpi, RuleKind::Pacing, RuleKind::Anomaly, RuleKind::Health];
+    pub const ALL: [RuleKind; 5] =
+        [RuleKind::Kpi, RuleKind::Pacing, RuleKind::Anomaly, RuleKind::Traffic, RuleKind::Health];
 
     pub fn name(self) -> &'static str {
         match self {
             RuleKind::Kpi => "kpi",
             RuleKind::Pacing => "pacing",
             RuleKind::Anomaly => "anomaly",
+            RuleKind::Traffic => "traffic",
             RuleKind::Health => "health",
         }
     }
@@ -112,13 +115,13 @@ impl RuleSettings {
         let f = |name: &str| format!("{}.{name}", kind.name());
         if let Some(t) = self.threshold {
             let ok = match kind {
-                RuleKind::Anomaly => t > 0.0 && t < 1.0,
+                RuleKind::Anomaly | RuleKind::Traffic => t > 0.0 && t < 1.0,
                 RuleKind::Health => t >= 1.0,
                 _ => t.is_finite() && (0.0..1.0).contains(&t),
             };
             if !ok {
                 let range = match kind {
-                    RuleKind::Anomaly => "a score strictly between 0 and 1 (e.g. 0.9999)",
+                    RuleKind::Anomaly | RuleKind::Traffic => "a score strictly between 0 and 1 (e.g. 0.9999)",
                     RuleKind::Health => "a number of polls ≥ 1",
                     _ => "a fraction in [0, 1) (e.g. 0.05)",
                 };
@@ -149,6 +152,8 @@ pub struct AlertRules {
     #[serde(default, skip_serializing_if = "RuleSettings::is_empty")]
     pub anomaly: RuleSettings,
     #[serde(default, skip_serializing_if = "RuleSettings::is_empty")]
+    pub traffic: RuleSettings,
+    #[serde(default, skip_serializing_if = "RuleSettings::is_empty")]
     pub health: RuleSettings,
 }
 
@@ -162,6 +167,7 @@ impl AlertRules {
             RuleKind::Kpi => &self.kpi,
             RuleKind::Pacing => &self.pacing,
             RuleKind::Anomaly => &self.anomaly,
+            RuleKind::Traffic => &self.traffic,
             RuleKind::Health => &self.health,
         }
     }
@@ -220,7 +226,7 @@ impl Contingency {
         if let Some(r) = &self.rule
             && RuleKind::of_rule(r).is_none()
         {
-            return Err(("rule".into(), format!("unknown rule '{r}' (kpi, pacing, anomaly or health)")));
+            return Err(("rule".into(), format!("unknown rule '{r}' (kpi, pacing, anomaly, traffic or health)")));
         }
         Ok(())
     }

@@ -24,7 +24,8 @@
 //! [[events]]
 //! at = "+2h"                                   # or an RFC 3339 time
 //! target = "618-promo/douyin"                  # or "618-promo/*", "*"
-//! kind = "ctr"                                 # ctr | cvr | cpm (factor), http_error (status), hang, reset, pause
+//! kind = "ctr"                                 # ctr | cvr | cpm | traffic | lead_rate | bots (factor),
+//!                                              # http_error (status), hang, reset, pause
 //! factor = 0.4
 //! duration = "4h"                              # optional
 //! ```

@@ -165,6 +165,9 @@ pub enum Effect {
     Traffic(f64),
     /// Leads per click (a broken lead form).
     LeadRate(f64),
+    /// Invalid clicks: bots click the channel's ads, this many times its genuine clicks in
+    /// all (2 = as many invalid clicks as real ones); they never lead or convert.
+    Bots(f64),
     /// Every request covering the channel answers with this HTTP status.
     HttpError(u16),
     /// Requests covering the channel never answer.
@@ -199,6 +202,7 @@ pub struct SimChannel {
     cpm_factor: f64,
     traffic_factor: f64,
     lead_factor: f64,
+    bots_factor: f64,
     pub http_error: Option<u16>,
     pub hang: bool,
     /// The A/B split before a winner was declared.
@@ -261,6 +265,7 @@ impl SimChannel {
             cpm_factor: 1.0,
             traffic_factor: 1.0,
             lead_factor: 1.0,
+            bots_factor: 1.0,
             http_error: None,
             hang: false,
             split: None,
@@ -325,6 +330,7 @@ impl SimChannel {
             Effect::Cpm(x) => self.cpm_factor = f(x),
             Effect::Traffic(x) => self.traffic_factor = f(x),
             Effect::LeadRate(x) => self.lead_factor = f(x),
+            Effect::Bots(x) => self.bots_factor = f(x),
             Effect::HttpError(s) => self.http_error = on.then_some(s),
             Effect::Hang => self.hang = on,
             Effect::Reset => {
@@ -402,6 +408,10 @@ impl SimChannel {
             }
         }
         let leads = binomial(&mut self.rng, clicks, (self.params.lead_rate * self.lead_factor).clamp(0.0, 1.0));
+        // Invalid clicks come on top of the genuine ones and bring nothing.
+        if self.bots_factor > 1.0 {
+            clicks += binomial(&mut self.rng, impressions, (ctr * (self.bots_factor - 1.0)).clamp(0.0, 1.0));
+        }
         let revenue = if conversions > 0 {
             let spread =
                 LogNormal::new(0.0, 0.35 / (conversions as f64).sqrt()).map_or(1.0, |d| d.sample(&mut self.rng));

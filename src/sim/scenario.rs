@@ -137,6 +137,7 @@ impl EventSpec {
             "cpm" => Effect::Cpm(factor()?),
             "traffic" => Effect::Traffic(factor()?),
             "lead_rate" => Effect::LeadRate(factor()?),
+            "bots" => Effect::Bots(factor()?),
             "http_error" => {
                 Effect::HttpError(self.status.filter(|s| (400..600).contains(s)).ok_or("needs status 400–599")?)
             }
@@ -145,7 +146,7 @@ impl EventSpec {
             "pause" => Effect::Pause,
             k => {
                 return Err(format!(
-                    "unknown kind '{k}' (ctr, cvr, cpm, traffic, lead_rate, http_error, hang, reset, pause)"
+                    "unknown kind '{k}' (ctr, cvr, cpm, traffic, lead_rate, bots, http_error, hang, reset, pause)"
                 ));
             }
         };
