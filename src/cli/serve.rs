@@ -410,7 +410,7 @@ pub fn via_service(cli: &Cli, sock: &Target) -> color_eyre::Result<()> {
             answered(rt.block_on(client::request(sock, &os_user(), cli.read_only, msg))?, None)
         }
         Some(Cmd::Db(super::DbCmd::Compact)) => Err(BadInput(format!(
-            "the service at {sock} holds this database and compacts it by itself once it has grown to twice its size"
+            "the service at {sock} holds this database and compacts it by itself once it has grown by a quarter"
         ))
         .into()),
         Some(Cmd::Db(super::DbCmd::Migrate)) => {

@@ -38,7 +38,7 @@
 //! samples per channel are read in the background.
 //!
 //! sled does not give back the space of records that were overwritten or deleted when their
-//! lifetimes mix, so the database is compacted: once its file is twice its size after the last
+//! lifetimes mix, so the database is compacted: once its file is a quarter larger than after the last
 //! compaction (64 MiB at least), every record is copied into `<db>.compacting` on a background
 //! thread while data keeps coming in (the header says `compacting DB…`); the writes made
 //! meanwhile are replayed onto the copy, which is then put in place of the old file. A copy cut
