@@ -104,16 +104,17 @@ pub fn kpi(
     // Where the counts say how sure the breach is, it fires only when likely enough and
     // pages only when near certain and far past the limit (see `evidence`). A value inside
     // the limit is never likely past it: no posterior to weigh.
-    let quiet = effective.holds(v) && !was_active;
-    let p_breach = if quiet { None } else { super::evidence::p_breach(&effective, window) };
-    let (active, severity) = match p_breach {
-        _ if quiet => (false, Severity::Warn),
-        Some(p) => {
-            let active = p >= if was_active { super::evidence::CLEAR_BELOW } else { super::evidence::FIRE_AT };
-            let crit = p >= super::evidence::CRIT_AT && off > 0.25;
-            (active, if crit { Severity::Crit } else { Severity::Warn })
+    let (active, severity) = if effective.holds(v) && !was_active {
+        (false, Severity::Warn)
+    } else {
+        match super::evidence::p_breach(&effective, window) {
+            Some(p) => {
+                let active = p >= if was_active { super::evidence::CLEAR_BELOW } else { super::evidence::FIRE_AT };
+                let crit = p >= super::evidence::CRIT_AT && off > 0.25;
+                (active, if crit { Severity::Crit } else { Severity::Warn })
+            }
+            None => (!effective.holds(v), if off > 0.25 { Severity::Crit } else { Severity::Warn }),
         }
-        None => (!effective.holds(v), if off > 0.25 { Severity::Crit } else { Severity::Warn }),
     };
     let verdict =
         |summary| Verdict { active, severity, observed: Some(v), expected: Some((limit.value, 0.0)), summary };

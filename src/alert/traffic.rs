@@ -63,14 +63,12 @@ pub fn evaluate(input: &anomaly::Input<'_>, s: &AnomalySettings) -> Option<Verdi
     }
     let active: Vec<&Finding> = findings.iter().filter(|f| f.active).collect();
     let clicks = windows.first().map_or(0.0, |w| w.counters.clicks as f64);
-    let summary = if active.is_empty() {
-        format!(
-            "no invalid-traffic pattern: {}",
-            findings.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join("; ")
-        )
-    } else {
-        format!("suspicious traffic: {}", active.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join("; "))
+    // Firing, what was found; clear, what each pattern saw.
+    let (head, said): (&str, Vec<&Finding>) = match active.is_empty() {
+        true => ("no invalid-traffic pattern", findings.iter().collect()),
+        false => ("suspicious traffic", active.clone()),
     };
+    let summary = format!("{head}: {}", said.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join("; "));
     Some(Verdict {
         active: !active.is_empty(),
         severity: if active.len() >= 2 { Severity::Crit } else { Severity::Warn },
@@ -81,17 +79,17 @@ pub fn evaluate(input: &anomaly::Input<'_>, s: &AnomalySettings) -> Option<Verdi
 }
 
 /// The window's clicks against what the hours it covers usually bring: (clicks, expected,
-/// the band's sd, score 1 − p of a rise).
-fn clicks_vs_usual(w: &Window<'_>) -> Option<(f64, f64, f64, f64)> {
+/// score 1 − p of a rise).
+fn clicks_vs_usual(w: &Window<'_>) -> Option<(f64, f64, f64)> {
     let (mu, cv, days) = anomaly::seasonal_expectation(w, 0)?;
     let sd = anomaly::count_sd(mu.max(1.0), cv, days);
     let x = w.counters.clicks as f64;
     let z = (x - mu) / sd;
-    Some((x, mu, sd, if z > 0.0 { 1.0 - p_two_sided(z) } else { 0.0 }))
+    Some((x, mu, if z > 0.0 { 1.0 - p_two_sided(z) } else { 0.0 }))
 }
 
 fn no_conversions(w: &Window<'_>, s: &AnomalySettings) -> Option<Finding> {
-    let (x, mu, _, surge_score) = clicks_vs_usual(w)?;
+    let (x, mu, surge_score) = clicks_vs_usual(w)?;
     let (p0, bn) = w.base.rate[1]?;
     if mu < s.min_results as f64 || x * p0 < MIN_EXPECTED_CONVERSIONS || p0 <= 0.0 {
         return None;
@@ -116,7 +114,7 @@ fn no_conversions(w: &Window<'_>, s: &AnomalySettings) -> Option<Finding> {
 }
 
 fn quiet_hour_burst(w: &Window<'_>, s: &AnomalySettings) -> Option<Finding> {
-    let (x, mu, _, score) = clicks_vs_usual(w)?;
+    let (x, mu, score) = clicks_vs_usual(w)?;
     // The channel's typical hour: the median of its usual clicks by hour of day.
     let mut usual: Vec<f64> = w.base.seasonal[0].iter().flatten().map(|(per_ms, _, _)| *per_ms).collect();
     if usual.len() < 12 {
