@@ -239,3 +239,66 @@ async fn tokens_reach_the_source_but_not_a_redirect_to_another_host() {
     assert_eq!(format!("{:?}", with_token("/echo").token), "Some([hidden])");
     task.abort();
 }
+
+/// Polled every second, a source is asked for its segments only where they change what is
+/// stored: the answers in between come without (`segments=0`), and a source that refuses the
+/// parameter is asked for everything whole from then on.
+#[tokio::test]
+async fn answers_between_minute_edges_are_asked_for_without_segments() {
+    let clock = Arc::new(ManualClock::new(demo_start()));
+    let sim = demo_sim(clock.clone()).await;
+    let client = poll::client();
+    let promo = spec(format!("{}/stats/618-promo", sim.base_url()));
+    let mut names = poll::wire::Names::default();
+    names.skim_segments(Duration::from_secs(1), MIN);
+    let mut with_segments = Vec::new();
+    for i in 0..120 {
+        clock.set(demo_start() + i * 1000);
+        let doc = poll::fetch_at(&client, &promo, &mut names, clock.now_ms(), false).await.unwrap();
+        assert_eq!(doc.channels.len(), 6, "answer {i}");
+        assert!(doc.channels.iter().all(|c| c.totals.impressions > 0), "answer {i}");
+        if doc.channels.iter().any(|c| !c.segments.is_empty()) {
+            with_segments.push(i);
+        }
+    }
+    // The demo starts on the minute: the first and the last answer of each minute.
+    assert_eq!(with_segments, [0, 59, 60, 119], "answers with segments");
+
+    // A source that answers 400 to the parameter.
+    use axum::routing::get;
+    let asked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = asked.clone();
+    let app = axum::Router::new().route(
+        "/stats",
+        get(move |uri: axum::http::Uri| {
+            let log = log.clone();
+            async move {
+                let q = uri.query().unwrap_or("").to_string();
+                let n = {
+                    let mut l = log.lock().unwrap();
+                    l.push(q.clone());
+                    l.len()
+                };
+                if q.contains("segments=0") {
+                    return (axum::http::StatusCode::BAD_REQUEST, "unknown parameter segments".to_string());
+                }
+                let body = format!(r#"{{"version":1,"channels":[{{"id":"a","totals":{{"clicks":{n}}}}}]}}"#);
+                (axum::http::StatusCode::OK, body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/stats?key=1", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let strict = spec(url);
+    let mut names = poll::wire::Names::default();
+    names.skim_segments(Duration::from_secs(1), MIN);
+    let t0 = demo_start();
+    for i in 0..5 {
+        let doc = poll::fetch_at(&client, &strict, &mut names, t0 + 10_000 + i * 1000, false).await.unwrap();
+        assert_eq!(doc.channels[0].id.as_ref(), "a");
+    }
+    server.abort();
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked, ["key=1", "key=1&segments=0", "key=1", "key=1", "key=1", "key=1"], "requests made");
+}

@@ -225,14 +225,37 @@ pub async fn fetch_at(
     if let Some(m) = &spec.mapped {
         return request::fetch_mapped(client, spec, m, now_ms, from_start).await;
     }
-    let body = tokio::time::timeout(spec.timeout, fetch_body(client, spec))
-        .await
-        .map_err(|_| PollError::Timeout(spec.timeout))??;
+    let mut refused = None;
+    if names.asks_lean(now_ms) && !spec.url.contains('#') {
+        let sep = if spec.url.contains('?') { '&' } else { '?' };
+        match fetch_body(client, spec, &format!("{}{sep}segments=0", spec.url)).await {
+            Ok(body) => match wire::parse_lean_at(&body, names, now_ms).map_err(PollError::BadData)? {
+                Some(doc) => return Ok(doc),
+                // The counters went back: asked for again whole, for the segments.
+                None => {}
+            },
+            Err(PollError::Status(code)) if (400..500).contains(&code) && code != 429 => refused = Some(code),
+            Err(e) => return Err(e),
+        }
+    }
+    let body = fetch_body(client, spec, &spec.url).await?;
+    if let Some(code) = refused {
+        tracing::info!(url = %spec.url, "the source answers {code} to segments=0: every answer is asked for whole");
+        names.refuse_lean();
+    }
     wire::parse_stats_at(&body, names, now_ms).map_err(PollError::BadData)
 }
 
-async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec) -> Result<Vec<u8>, PollError> {
-    let mut req = client.get(&spec.url);
+/// The body of a GET of `url` (the source's, perhaps with a query added), within the source's
+/// timeout.
+async fn fetch_body(client: &reqwest::Client, spec: &SourceSpec, url: &str) -> Result<Vec<u8>, PollError> {
+    tokio::time::timeout(spec.timeout, fetch_body_untimed(client, spec, url))
+        .await
+        .map_err(|_| PollError::Timeout(spec.timeout))?
+}
+
+async fn fetch_body_untimed(client: &reqwest::Client, spec: &SourceSpec, url: &str) -> Result<Vec<u8>, PollError> {
+    let mut req = client.get(url);
     if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || may_carry_token(&spec.url)) {
         req = req.bearer_auth(t.expose());
     }

@@ -232,6 +232,11 @@ struct Skim {
     read_in: Option<i64>,
     /// Each channel's totals in the last answer, in its order.
     totals: Vec<(Arc<str>, Counters)>,
+    /// The source's clock less ours at the last answer: where the next answer will stand.
+    offset_ms: i64,
+    /// Whether answers between the reads may be asked for without segments (`segments=0`);
+    /// false once the source refused such a request.
+    lean: bool,
 }
 
 impl Skim {
@@ -240,17 +245,31 @@ impl Skim {
     /// poll, half an interval late, would fall in the next), or one in which any channel's
     /// counters went back (a restarted source: what the segments held before is counted then).
     fn wants(&mut self, at: i64, channels: &[ChannelStats]) -> bool {
-        let period = at.div_euclid(self.period_ms);
-        let ending = (at + self.interval_ms * 3 / 2).div_euclid(self.period_ms) != period;
-        let same = self.totals.len() == channels.len()
-            && self.totals.iter().zip(channels).all(|((id, t), c)| *id == c.id && !c.totals.went_backwards(t));
-        self.totals.clear();
-        self.totals.extend(channels.iter().map(|c| (c.id.clone(), c.totals)));
-        let read = self.read_in != Some(period) || ending || !same;
+        let read = self.due(at) || self.went_back(channels);
+        self.note(channels);
         if read {
-            self.read_in = Some(period);
+            self.read_in = Some(at.div_euclid(self.period_ms));
         }
         read
+    }
+
+    /// Whether an answer standing for `at` is the first of its storage period or may be its
+    /// last (the next poll, half an interval late, would fall in the next).
+    fn due(&self, at: i64) -> bool {
+        let period = at.div_euclid(self.period_ms);
+        let ending = (at + self.interval_ms * 3 / 2).div_euclid(self.period_ms) != period;
+        self.read_in != Some(period) || ending
+    }
+
+    /// Whether any channel's counters went back since the last answer, or the channels changed.
+    fn went_back(&self, channels: &[ChannelStats]) -> bool {
+        self.totals.len() != channels.len()
+            || !self.totals.iter().zip(channels).all(|((id, t), c)| *id == c.id && !c.totals.went_backwards(t))
+    }
+
+    fn note(&mut self, channels: &[ChannelStats]) {
+        self.totals.clear();
+        self.totals.extend(channels.iter().map(|c| (c.id.clone(), c.totals)));
     }
 }
 
@@ -265,8 +284,28 @@ impl Names {
     /// most a period's; the totals lose nothing). At an interval of half a period or more,
     /// every answer is read whole.
     pub fn skim_segments(&mut self, interval: std::time::Duration, period_ms: i64) {
-        self.skim =
-            Some(Skim { interval_ms: interval.as_millis() as i64, period_ms, read_in: None, totals: Vec::new() });
+        self.skim = Some(Skim {
+            interval_ms: interval.as_millis() as i64,
+            period_ms,
+            read_in: None,
+            totals: Vec::new(),
+            offset_ms: 0,
+            lean: true,
+        });
+    }
+
+    /// Whether a request at `now_ms` (our clock) may ask for an answer without segments: one
+    /// whose segments would be skipped over anyway (see `skim_segments`). The source's clock
+    /// is taken to be as far from ours as at its last answer.
+    pub fn asks_lean(&self, now_ms: i64) -> bool {
+        self.skim.as_ref().is_some_and(|s| s.lean && !s.totals.is_empty() && !s.due(now_ms + s.offset_ms))
+    }
+
+    /// The source refused a request without segments: every answer is asked for whole from now.
+    pub fn refuse_lean(&mut self) {
+        if let Some(s) = &mut self.skim {
+            s.lean = false;
+        }
     }
 
     /// `s` (without surrounding blanks) as a shared name.
@@ -315,12 +354,35 @@ pub fn parse_stats_with(body: &[u8], names: &mut Names) -> Result<StatsDoc, Stri
 pub fn parse_stats_at(body: &[u8], names: &mut Names, now_ms: i64) -> Result<StatsDoc, String> {
     if names.skim.is_some() {
         let skimmed = finished(parse_raw::<serde::de::IgnoredAny>(body, names), names)?;
-        let at = skimmed.generated_at.map_or(now_ms, |g| g.timestamp_millis());
+        let at = answer_time(&skimmed, names, now_ms);
         if !names.skim.as_mut().is_some_and(|s| s.wants(at, &skimmed.channels)) {
             return Ok(skimmed);
         }
     }
     finished(parse_raw::<Vec<RawSegment<'_>>>(body, names), names)
+}
+
+/// Parses an answer asked for without segments (`Names::asks_lean`), received at `now_ms`.
+/// `None` when a channel's counters went back or the channels changed: the source restarted,
+/// and its segments are to be read now, from an answer asked for whole.
+pub fn parse_lean_at(body: &[u8], names: &mut Names, now_ms: i64) -> Result<Option<StatsDoc>, String> {
+    let doc = finished(parse_raw::<serde::de::IgnoredAny>(body, names), names)?;
+    answer_time(&doc, names, now_ms);
+    let Some(skim) = names.skim.as_mut() else { return Ok(Some(doc)) };
+    if skim.went_back(&doc.channels) {
+        return Ok(None);
+    }
+    skim.note(&doc.channels);
+    Ok(Some(doc))
+}
+
+/// The time an answer received at `now_ms` stands for; the source's clock offset is kept.
+fn answer_time(doc: &StatsDoc, names: &mut Names, now_ms: i64) -> i64 {
+    let at = doc.generated_at.map_or(now_ms, |g| g.timestamp_millis());
+    if let Some(s) = names.skim.as_mut() {
+        s.offset_ms = at - now_ms;
+    }
+    at
 }
 
 fn finished(doc: Result<StatsDoc, String>, names: &mut Names) -> Result<StatsDoc, String> {
@@ -462,33 +524,61 @@ mod tests {
     /// the minute of a restart, and the one under way, whose segments are read as it ends).
     #[test]
     fn skimmed_segments_add_up_to_the_same_minutes() {
+        segments_read_at_minute_edges_add_up(false);
+    }
+
+    /// The same, with the answers in between asked for without segments (`segments=0`): they
+    /// come without, and the restart is seen in a lean answer, then asked for again whole.
+    #[test]
+    fn lean_answers_add_up_to_the_same_minutes() {
+        segments_read_at_minute_edges_add_up(true);
+    }
+
+    fn segments_read_at_minute_edges_add_up(lean: bool) {
         use crate::domain::ChannelCursor;
         let t0 = 1_780_000_000_000i64;
-        let answer = |i: i64| {
+        let answer = |i: i64, segments: bool| {
             // A restart of the source at 150 s: its counters begin again.
             let n = if i < 150 { i * 7 } else { (i - 150) * 7 };
             let at = chrono::DateTime::from_timestamp_millis(t0 + i * 1000).unwrap().to_rfc3339();
             format!(
-                r#"{{"generated_at":"{at}","channels":[{{"id":"a","totals":{{"clicks":{}}},
-                    "segments":[{{"dimension":"device","value":"mobile","clicks":{}}},
-                                {{"dimension":"device","value":"desktop","clicks":{}}}]}}]}}"#,
+                r#"{{"generated_at":"{at}","channels":[{{"id":"a","totals":{{"clicks":{}}}{}}}]}}"#,
                 n,
-                n - n / 7 * 2,
-                n / 7 * 2
+                if segments {
+                    format!(
+                        r#","segments":[{{"dimension":"device","value":"mobile","clicks":{}}},
+                                {{"dimension":"device","value":"desktop","clicks":{}}}]"#,
+                        n - n / 7 * 2,
+                        n / 7 * 2
+                    )
+                } else {
+                    String::new()
+                }
             )
         };
         let (mut whole, mut skimmed) = (Names::default(), Names::default());
         skimmed.skim_segments(std::time::Duration::from_secs(1), 60_000);
         let (mut a, mut b) = (ChannelCursor::default(), ChannelCursor::default());
         let (mut by_minute_a, mut by_minute_b) = (BTreeMap::new(), BTreeMap::new());
-        let mut read = Vec::new();
+        let (mut read, mut lean_asked, mut asked_again) = (Vec::new(), 0, Vec::new());
         for i in 0..300 {
-            let body = answer(i);
+            let body = answer(i, true);
             let now = t0 + i * 1000 + 40;
-            let (da, db) = (
-                parse_stats_at(body.as_bytes(), &mut whole, now).unwrap(),
-                parse_stats_at(body.as_bytes(), &mut skimmed, now).unwrap(),
-            );
+            let da = parse_stats_at(body.as_bytes(), &mut whole, now).unwrap();
+            let lean_doc = if lean && skimmed.asks_lean(now - 40) {
+                lean_asked += 1;
+                let d = parse_lean_at(answer(i, false).as_bytes(), &mut skimmed, now).unwrap();
+                if d.is_none() {
+                    asked_again.push(i);
+                }
+                d
+            } else {
+                None
+            };
+            let db = match lean_doc {
+                Some(d) => d,
+                None => parse_stats_at(body.as_bytes(), &mut skimmed, now).unwrap(),
+            };
             assert_eq!(da.channels[0].totals, db.channels[0].totals, "the totals are read every time");
             if !db.channels[0].segments.is_empty() {
                 read.push(i);
@@ -520,6 +610,14 @@ mod tests {
         // Three or four reads a minute of the 60 (the first, the last two), and the restart.
         assert!(read.len() < 30, "{} of 300 answers read whole: {read:?}", read.len());
         assert!(read.contains(&0) && read.contains(&150), "{read:?}");
+        if lean {
+            assert_eq!(
+                lean_asked + read.len() - asked_again.len(),
+                300,
+                "every answer asked for once, but the restart"
+            );
+            assert_eq!(asked_again, [150], "the restart is asked for again whole");
+        }
     }
 
     #[test]

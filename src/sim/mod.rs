@@ -80,8 +80,18 @@ impl Shared {
         net
     }
 
-    fn stats(&self, campaign: Option<&str>, channel: Option<&str>) -> Result<Option<Vec<u8>>, u16> {
-        self.network().stats(campaign, channel).map(|d| d.map(|d| serde_json::to_vec(&d).expect("stats serialise")))
+    /// A stats answer; `segments`: with the channels' audience segments (a request with
+    /// `segments=0` leaves them out).
+    fn stats(&self, campaign: Option<&str>, channel: Option<&str>, segments: bool) -> Result<Option<Vec<u8>>, u16> {
+        let doc = self.network().stats(campaign, channel);
+        doc.map(|d| {
+            d.map(|mut d| {
+                if !segments {
+                    d.channels.iter_mut().for_each(|c| c.segments = Vec::new());
+                }
+                serde_json::to_vec(&d).expect("stats serialise")
+            })
+        })
     }
 }
 
@@ -167,8 +177,9 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
     Ok(SimServer { addr, network: net, throttle, clock, task, exporter: None })
 }
 
-async fn respond(shared: Shared, campaign: Option<String>, channel: Option<String>) -> Response {
-    match shared.stats(campaign.as_deref(), channel.as_deref()) {
+async fn respond(shared: Shared, campaign: Option<String>, channel: Option<String>, q: &StatsQuery) -> Response {
+    let segments = q.segments.as_deref().is_none_or(|v| !matches!(v, "0" | "false"));
+    match shared.stats(campaign.as_deref(), channel.as_deref(), segments) {
         Ok(Some(body)) => ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
         Ok(None) => std::future::pending().await,
         Err(status) => {
@@ -178,16 +189,30 @@ async fn respond(shared: Shared, campaign: Option<String>, channel: Option<Strin
     }
 }
 
-async fn all_stats(State(s): State<Shared>) -> Response {
-    respond(s, None, None).await
+/// The stats protocol's one query parameter: `segments=0` asks for an answer without segments.
+#[derive(serde::Deserialize, Default)]
+struct StatsQuery {
+    segments: Option<String>,
 }
 
-async fn campaign_stats(State(s): State<Shared>, Path(campaign): Path<String>) -> Response {
-    respond(s, Some(campaign), None).await
+async fn all_stats(State(s): State<Shared>, q: axum::extract::Query<StatsQuery>) -> Response {
+    respond(s, None, None, &q).await
 }
 
-async fn channel_stats(State(s): State<Shared>, Path((campaign, channel)): Path<(String, String)>) -> Response {
-    respond(s, Some(campaign), Some(channel)).await
+async fn campaign_stats(
+    State(s): State<Shared>,
+    Path(campaign): Path<String>,
+    q: axum::extract::Query<StatsQuery>,
+) -> Response {
+    respond(s, Some(campaign), None, &q).await
+}
+
+async fn channel_stats(
+    State(s): State<Shared>,
+    Path((campaign, channel)): Path<(String, String)>,
+    q: axum::extract::Query<StatsQuery>,
+) -> Response {
+    respond(s, Some(campaign), Some(channel), &q).await
 }
 
 async fn control(State(s): State<Shared>, Path(campaign): Path<String>, body: axum::body::Bytes) -> Response {
