@@ -10,7 +10,6 @@ use crate::optimize::control::ControlRequest;
 use crate::optimize::control::{ControlError, Dispatch};
 use crate::optimize::journal::{JournalEntry, Outcome, last_undoable};
 use crate::optimize::recommend::{Change, ChannelFacts, Recommendation, recommend};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// How far back recommendations look (campaign time).
@@ -188,14 +187,14 @@ impl Engine {
 
     /// Recomputes the recommendations of campaigns whose channels changed (all of them after a
     /// journal or snooze change).
-    pub(super) fn refresh_recommendations(&mut self, changed: &HashSet<ChannelKey>) {
+    pub(super) fn refresh_recommendations(&mut self, changed: &super::Marks) {
         let now = self.clock.now_ms();
         let all = std::mem::take(&mut self.recs_stale);
         let mut any = false;
-        for view in &self.snapshot.campaigns {
+        for (view, span) in self.snapshot.campaigns.iter().zip(&self.spans) {
             let c = &view.campaign;
             let due = self.recs_at.get(&c.id).is_none_or(|at| now - at >= RECOMPUTE_EVERY_MS);
-            let touched = due && view.channels.iter().any(|v| changed.contains(&v.key));
+            let touched = due && changed.any_in(span.clone());
             if !all && !touched {
                 continue;
             }

@@ -1,19 +1,19 @@
 //! Alert evaluation in three steps: the rules judge the channels that changed, the state
 //! machine moves each alert by its verdict, and what moved is written and noted.
 
-use super::{ChannelState, Engine};
+use super::{ChannelState, Engine, Marks};
 use crate::alert::rules::{CampaignInput, ChannelInput, JUDGE_WINDOWS_EVERY_MS, Outcome, evaluate};
 use crate::alert::state::{Moved, Transition, step_all as step_alerts};
 use crate::alert::{AlertKey, AlertState};
 use crate::domain::time::DAY_MS;
-use crate::domain::{ChannelKey, ChannelStatus, Note, NoteKind};
+use crate::domain::{ChannelStatus, Note, NoteKind};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 impl Engine {
     /// Judges the channels that changed, moves their alerts, writes and notes what moved, and
     /// lets expired silences and day-old resolved alerts go.
-    pub(super) fn evaluate_alerts(&mut self, changed: &HashSet<ChannelKey>) {
+    pub(super) fn evaluate_alerts(&mut self, changed: &Marks) {
         let now = self.clock.now_ms();
         let verdicts = self.judge(changed, now);
         let moved = step_alerts(&mut self.alerts, verdicts, now);
@@ -23,21 +23,19 @@ impl Engine {
 
     /// Step 1: the rules' verdicts on the channels that changed (a channel without new data or
     /// a new health state would get the same verdicts, so only those are judged again).
-    fn judge(&mut self, changed: &HashSet<ChannelKey>, now: i64) -> Vec<Outcome> {
+    fn judge(&mut self, changed: &Marks, now: i64) -> Vec<Outcome> {
         let judged = now.div_euclid(JUDGE_WINDOWS_EVERY_MS);
         let mut verdicts = Vec::new();
         let listed: HashSet<(&str, &str)> =
             self.alerts.keys().map(|k| (k.campaign.as_str(), k.channel.as_str())).collect();
-        for view in &self.snapshot.campaigns {
+        for (view, span) in self.snapshot.campaigns.iter().zip(&self.spans) {
             let c = &view.campaign;
-            if !view.channels.iter().any(|v| changed.contains(&v.key)) {
-                continue;
-            }
             let inputs: Vec<ChannelInput<'_>> = view
                 .channels
                 .iter()
-                .filter(|v| changed.contains(&v.key))
-                .map(|v| (v, self.channels.get(&v.key)))
+                .zip(span.clone())
+                .filter(|(_, slot)| changed.has(*slot))
+                .map(|(v, slot)| (v, self.channels.get_index(slot).map(|(_, st)| st)))
                 .map(|(v, st)| ChannelInput {
                     id: &v.key.channel,
                     plan: st.map(ChannelState::plan),
@@ -53,6 +51,9 @@ impl Engine {
                     windows: st.is_none_or(|st| st.windows_judged != judged),
                 })
                 .collect();
+            if inputs.is_empty() {
+                continue;
+            }
             let active = |k: &AlertKey| {
                 self.alerts.get(k).is_some_and(|a| matches!(a.state, AlertState::Pending | AlertState::Firing))
             };
@@ -65,8 +66,8 @@ impl Engine {
                 &|channel| listed.contains(&(c.id.as_str(), channel)),
             ));
         }
-        for key in changed {
-            if let Some(st) = self.channels.get_mut(key) {
+        for slot in changed.slots() {
+            if let Some((_, st)) = self.channels.get_index_mut(slot) {
                 st.windows_judged = judged;
             }
         }

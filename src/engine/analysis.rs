@@ -72,8 +72,8 @@ impl Engine {
             self.writer.failed(&e);
         }
         let plan = Arc::new(plan);
-        for (key, ch) in self.keys[i].iter().zip(&plan.channels) {
-            if let Some(st) = self.channels.get_mut(key) {
+        for (slot, ch) in self.spans[i].clone().zip(&plan.channels) {
+            if let Some((_, st)) = self.channels.get_index_mut(slot) {
                 st.campaign = plan.clone();
                 st.labels = (ch.name.as_str().into(), ch.kind.as_deref().map(Arc::from), ch.source.as_str().into());
                 st.dirty = true;

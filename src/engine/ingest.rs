@@ -3,7 +3,6 @@
 //! queued for the writer when the period closes.
 
 use super::{Engine, RECENT, STORE_RESOLUTION_MS};
-use crate::domain::ChannelKey;
 use crate::domain::Counters;
 use crate::poll::wire::{ChannelStats, StatsDoc};
 use crate::poll::{PollError, PollOutcome};
@@ -14,9 +13,10 @@ impl Engine {
     /// Takes in one poll's outcome.
     pub fn on_poll(&mut self, o: PollOutcome) {
         tracing::trace!(url = %o.url, latency = ?o.latency, "poll outcome");
-        let keys = self.by_source.get(&o.url).cloned().unwrap_or_else(|| Arc::from([]));
+        let slots = self.by_source.get(&o.url).cloned().unwrap_or_else(|| Arc::from([]));
         let Some(src) = self.sources.get_mut(&o.url) else { return };
         let was = (src.health, src.last_error.clone());
+        let read = o.result.is_ok();
         match o.result {
             Err(e @ PollError::Throttled { .. }) => {
                 tracing::warn!(url = %o.url, "poll throttled: {e}");
@@ -31,9 +31,9 @@ impl Engine {
                 let (at, skew) = sample_time(&doc, o.fetched_at);
                 let mut missing = Vec::new();
                 let by_id = ById::new(&doc);
-                for key in keys.iter() {
-                    if !self.take_reading(key, &by_id, at) {
-                        missing.push(key.channel.clone());
+                for &slot in slots.iter() {
+                    if !self.take_reading(slot, &by_id, at) {
+                        missing.extend(self.channels.get_index(slot).map(|(key, _)| key.channel.clone()));
                     }
                 }
                 // A channel missing from the answer is that channel's problem (it shows as bad
@@ -49,17 +49,22 @@ impl Engine {
         let src = self.sources.get_mut(&o.url).expect("checked above");
         src.refresh(o.received);
         self.sources_changed |= was != (src.health, src.last_error.clone());
-        for key in keys.iter() {
-            if let Some(ch) = self.channels.get_mut(key) {
-                ch.dirty = true;
+        // A reading marks its channel; a failed poll all of the source's.
+        if !read {
+            for &slot in slots.iter() {
+                if let Some((_, ch)) = self.channels.get_index_mut(slot) {
+                    ch.dirty = true;
+                }
             }
         }
         self.dirty = true;
     }
 
-    /// Finds a channel in a document and advances its cursor; false when it is not there.
-    pub(super) fn take_reading(&mut self, key: &ChannelKey, doc: &ById<'_>, at: i64) -> bool {
-        let Some(st) = self.channels.get_mut(key) else { return true };
+    /// Finds a channel in a document and advances its cursor (its view is then to be built
+    /// again); false when it is not there.
+    pub(super) fn take_reading(&mut self, slot: usize, doc: &ById<'_>, at: i64) -> bool {
+        let Some((key, st)) = self.channels.get_index_mut(slot) else { return true };
+        st.dirty = true;
         let campaign = st.campaign.clone();
         let sid = campaign.channels[st.index].source_id();
         // A document may carry several campaigns: prefer the entry labelled with ours.

@@ -123,6 +123,35 @@ impl std::fmt::Debug for StoreJob {
     }
 }
 
+/// Every planned channel's state, campaign by campaign in plan order: a channel is found by its
+/// key, or by its slot (its index here), as the work done at every poll does.
+type Channels = indexmap::IndexMap<ChannelKey, ChannelState, foldhash::fast::RandomState>;
+
+/// Channels marked by slot (see `Channels`).
+#[derive(Debug, Default)]
+struct Marks(Vec<bool>);
+
+impl Marks {
+    fn set(&mut self, slot: usize) {
+        if self.0.len() <= slot {
+            self.0.resize(slot + 1, false);
+        }
+        self.0[slot] = true;
+    }
+
+    fn has(&self, slot: usize) -> bool {
+        self.0.get(slot).copied().unwrap_or(false)
+    }
+
+    fn any_in(&self, span: std::ops::Range<usize>) -> bool {
+        span.into_iter().any(|slot| self.has(slot))
+    }
+
+    fn slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().filter(|(_, m)| **m).map(|(slot, _)| slot)
+    }
+}
+
 struct ChannelState {
     /// The campaign and the index of this channel's plan in it (shared, not copied).
     campaign: Arc<Campaign>,
@@ -167,15 +196,16 @@ pub struct Engine {
     writer: persist::Writer,
     clock: SharedClock,
     campaigns: Vec<Arc<Campaign>>,
-    channels: HashMap<ChannelKey, ChannelState>,
+    channels: Channels,
     sources: BTreeMap<String, SourceState>,
-    by_source: HashMap<String, Arc<[ChannelKey]>>,
-    /// Each campaign's channel keys, in the order of `campaigns`.
-    keys: Vec<Vec<ChannelKey>>,
+    /// The slots (in `channels`) of each source's channels.
+    by_source: HashMap<String, Arc<[usize]>>,
+    /// The slots of each campaign's channels, in the order of `campaigns` and of its plan.
+    spans: Vec<std::ops::Range<usize>>,
     /// Set until the first snapshot has gone out (see `publish`).
     first_snapshot: bool,
     /// Channels whose rules and recommendations wait for the next snapshot.
-    unjudged: std::collections::HashSet<ChannelKey>,
+    unjudged: Marks,
     /// The alerts or silences changed since the last snapshot (their lists are rebuilt then).
     alerts_changed: bool,
     /// When the sources' list in the snapshot was last rebuilt, and whether a health changed.
@@ -360,8 +390,8 @@ impl Engine {
         for src in self.sources.values_mut() {
             if src.refresh(now) {
                 self.sources_changed = true;
-                for key in self.by_source.get(&src.url).into_iter().flat_map(|k| k.iter()) {
-                    if let Some(ch) = self.channels.get_mut(key) {
+                for &slot in self.by_source.get(&src.url).into_iter().flat_map(|s| s.iter()) {
+                    if let Some((_, ch)) = self.channels.get_index_mut(slot) {
                         ch.dirty = true;
                     }
                 }

@@ -5,12 +5,12 @@
 //! compacted. The snapshot copies the writer's state (`error`, `compacting`); nothing reads it
 //! back from there.
 
-use super::{ChannelState, Engine};
+use super::Engine;
 use crate::alert::{Alert, AlertKey, Silence};
 use crate::domain::time::{HOUR_MS, RAW_RETENTION_MS};
 use crate::domain::{Campaign, CampaignTotals, ChannelCursor, ChannelKey, Counters, Note, Sample};
 use crate::store::{Ingest, Store};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,13 +37,13 @@ impl Engine {
     }
 
     pub(super) fn write_pending(&mut self) {
-        let planned = Planned { campaigns: &self.campaigns, keys: &self.keys, channels: &mut self.channels };
+        let planned = Planned { campaigns: &self.campaigns, spans: &self.spans, channels: &mut self.channels };
         let resident = Resident { alerts: &self.alerts, silences: &self.silences, notes: &self.notes };
         self.dirty |= self.writer.write_pending(planned, resident);
     }
 
     pub(super) fn compact_store(&mut self, check_size: bool) {
-        let planned = Planned { campaigns: &self.campaigns, keys: &self.keys, channels: &mut self.channels };
+        let planned = Planned { campaigns: &self.campaigns, spans: &self.spans, channels: &mut self.channels };
         let resident = Resident { alerts: &self.alerts, silences: &self.silences, notes: &self.notes };
         self.dirty |= self.writer.compact(check_size, planned, resident);
     }
@@ -52,8 +52,8 @@ impl Engine {
 /// The planned channels, whose stored cursors the written samples move.
 pub(super) struct Planned<'a> {
     pub campaigns: &'a [Arc<Campaign>],
-    pub keys: &'a [Vec<ChannelKey>],
-    pub channels: &'a mut HashMap<ChannelKey, ChannelState>,
+    pub spans: &'a [std::ops::Range<usize>],
+    pub channels: &'a mut super::Channels,
 }
 
 /// What lives in the engine's memory and is written back after the store is opened again.
@@ -176,7 +176,7 @@ impl Writer {
             {
                 end += 1;
             }
-            if let Err(e) = self.ingest_batch(done..end, planned.campaigns, planned.keys, planned.channels) {
+            if let Err(e) = self.ingest_batch(done..end, planned.campaigns, planned.spans, planned.channels) {
                 self.pending.drain(..done);
                 return Err(e);
             }
@@ -191,8 +191,8 @@ impl Writer {
         &self,
         batch: std::ops::Range<usize>,
         campaigns: &[Arc<Campaign>],
-        keys: &[Vec<ChannelKey>],
-        channels: &mut HashMap<ChannelKey, ChannelState>,
+        spans: &[std::ops::Range<usize>],
+        channels: &mut super::Channels,
     ) -> crate::store::Result<()> {
         let mut moved = BTreeSet::new();
         for (key, _, cursor) in &self.pending[batch.clone()] {
@@ -201,9 +201,9 @@ impl Writer {
                 moved.insert(key.campaign.as_str());
             }
         }
-        let totals: Vec<(&str, CampaignTotals)> = (campaigns.iter().zip(keys))
+        let totals: Vec<(&str, CampaignTotals)> = (campaigns.iter().zip(spans))
             .filter(|(c, _)| moved.contains(c.id.as_str()))
-            .map(|(c, keys)| (c.id.as_str(), stored_totals(c, keys, channels)))
+            .map(|(c, span)| (c.id.as_str(), stored_totals(c, span.clone(), channels)))
             .collect();
         let items: Vec<Ingest<'_>> = self.pending[batch]
             .iter()
@@ -315,10 +315,10 @@ impl Writer {
 /// A campaign's channels summed up as the store holds their cursors.
 pub(super) fn stored_totals(
     campaign: &Campaign,
-    keys: &[ChannelKey],
-    channels: &HashMap<ChannelKey, ChannelState>,
+    span: std::ops::Range<usize>,
+    channels: &super::Channels,
 ) -> CampaignTotals {
-    let stored = keys.iter().filter_map(|k| channels.get(k)).map(|st| &st.stored);
+    let stored = channels.get_range(span).into_iter().flat_map(|s| s.values()).map(|st| &st.stored);
     CampaignTotals::sum(campaign.plan_print(), stored.map(|s| (&s.totals, &s.today, s.day_start)))
 }
 

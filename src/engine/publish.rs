@@ -25,9 +25,11 @@ impl Engine {
         let mut changed = std::mem::take(&mut self.unjudged);
         if self.first_snapshot {
             // Start-up waits for every channel's view: built on two threads.
-            let mut dirty: Vec<(&ChannelKey, &mut ChannelState)> =
-                self.channels.iter_mut().filter(|(_, st)| st.dirty).collect();
-            changed.extend(dirty.iter().map(|(k, _)| (*k).clone()));
+            let mut dirty: Vec<(&ChannelKey, &mut ChannelState)> = Vec::new();
+            for (slot, (key, st)) in self.channels.iter_mut().enumerate().filter(|(_, (_, st))| st.dirty) {
+                changed.set(slot);
+                dirty.push((key, st));
+            }
             let half = dirty.len() / 2;
             let (a, b) = dirty.split_at_mut(half);
             let build = |part: &mut [(&ChannelKey, &mut ChannelState)]| {
@@ -41,13 +43,14 @@ impl Engine {
                 build(b);
             });
         }
-        for (c, keys) in self.campaigns.iter().zip(&self.keys) {
-            let mut views = Vec::with_capacity(c.channels.len());
-            for (ch, key) in c.channels.iter().zip(keys.iter()) {
-                let Some(st) = self.channels.get_mut(key) else { continue };
+        for (c, span) in self.campaigns.iter().zip(&self.spans) {
+            let mut views = Vec::with_capacity(span.len());
+            for slot in span.clone() {
+                let Some((key, st)) = self.channels.get_index_mut(slot) else { continue };
                 if st.dirty {
-                    st.rebuild_view(key, health_of(&ch.source));
-                    changed.insert(key.clone());
+                    let source = health_of(&st.plan().source);
+                    st.rebuild_view(key, source);
+                    changed.set(slot);
                 }
                 views.push(st.view.clone());
             }
@@ -85,7 +88,7 @@ impl Engine {
 
     /// Campaign `i`'s channels summed up as the store holds their cursors.
     pub(super) fn stored_totals(&self, i: usize) -> CampaignTotals {
-        super::persist::stored_totals(&self.campaigns[i], &self.keys[i], &self.channels)
+        super::persist::stored_totals(&self.campaigns[i], self.spans[i].clone(), &self.channels)
     }
 }
 

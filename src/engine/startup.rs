@@ -162,12 +162,12 @@ impl Starting {
             control_token,
         } = self;
         let now = clock.now_ms();
-        let PlannedChannels { channels, by_source, keys } =
+        let PlannedChannels { channels, by_source, spans } =
             plan_channels(&campaigns, store.cursors()?, store.all_periods()?, now);
         // Popped from the end: first campaigns first.
-        let backfill: Vec<ChannelKey> = keys.iter().flatten().rev().cloned().collect();
+        let backfill: Vec<ChannelKey> = channels.keys().rev().cloned().collect();
         let mut engine = Engine {
-            keys,
+            spans,
             first_snapshot: true,
             unjudged: Default::default(),
             writer: Writer::new(store),
@@ -175,7 +175,7 @@ impl Starting {
             campaigns,
             channels,
             sources,
-            by_source: by_source.into_iter().map(|(url, keys)| (url, keys.into())).collect(),
+            by_source: by_source.into_iter().map(|(url, slots)| (url, slots.into())).collect(),
             alerts_changed: true,
             sources_built: None,
             sources_changed: true,
@@ -215,12 +215,12 @@ impl Starting {
     }
 }
 
-/// Every planned channel's state, keyed; the channels of each source; each campaign's keys in
-/// its plan's order.
+/// Every planned channel's state, campaign by campaign in plan order; the slots of each
+/// source's channels and of each campaign's.
 struct PlannedChannels {
-    channels: HashMap<ChannelKey, ChannelState>,
-    by_source: HashMap<String, Vec<ChannelKey>>,
-    keys: Vec<Vec<ChannelKey>>,
+    channels: super::Channels,
+    by_source: HashMap<String, Vec<usize>>,
+    spans: Vec<std::ops::Range<usize>>,
 }
 
 /// The state of every planned channel from its stored cursor (today's counters start afresh
@@ -231,26 +231,27 @@ fn plan_channels(
     mut periods: HashMap<ChannelKey, BTreeMap<i64, Counters>>,
     now: i64,
 ) -> PlannedChannels {
-    let mut channels = HashMap::with_capacity(campaigns.iter().map(|c| c.channels.len()).sum());
-    let mut by_source: HashMap<String, Vec<ChannelKey>> = HashMap::new();
-    let mut keys: Vec<Vec<ChannelKey>> = Vec::with_capacity(campaigns.len());
+    let mut channels =
+        super::Channels::with_capacity_and_hasher(campaigns.iter().map(|c| c.channels.len()).sum(), Default::default());
+    let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut spans = Vec::with_capacity(campaigns.len());
     // Until the first publish builds the views (every channel starts dirty).
     let no_view = Arc::new(ChannelView::default());
     for c in campaigns {
         let day_start = c.day_start_ms(now);
-        let mut campaign_keys = Vec::with_capacity(c.channels.len());
+        let first = channels.len();
         for (index, ch) in c.channels.iter().enumerate() {
             let key = ChannelKey::new(&c.id, &ch.id);
-            campaign_keys.push(key.clone());
             let mut cursor = cursors.remove(&key).unwrap_or_default();
             let stored = Stored::of(&cursor);
             if cursor.day_start != day_start {
                 cursor.day_start = day_start;
                 cursor.today = Counters::default();
             }
+            let slot = channels.len();
             match by_source.get_mut(&ch.source) {
-                Some(keys) => keys.push(key.clone()),
-                None => drop(by_source.insert(ch.source.clone(), vec![key.clone()])),
+                Some(slots) => slots.push(slot),
+                None => drop(by_source.insert(ch.source.clone(), vec![slot])),
             }
             let st = ChannelState {
                 campaign: c.clone(),
@@ -270,9 +271,11 @@ fn plan_channels(
                 dirty: true,
                 windows_judged: i64::MIN,
             };
-            channels.insert(key, st);
+            // Plans have unique channel ids and campaigns unique ids: every key takes a new slot.
+            let (at, _) = channels.insert_full(key, st);
+            debug_assert_eq!(at, slot, "a channel planned twice");
         }
-        keys.push(campaign_keys);
+        spans.push(first..channels.len());
     }
-    PlannedChannels { channels, by_source, keys }
+    PlannedChannels { channels, by_source, spans }
 }
