@@ -423,14 +423,16 @@ pub fn plan_print<'a>(ids: impl IntoIterator<Item = &'a str>) -> u64 {
 }
 
 /// A channel's last samples (end time, delta), oldest first, at most as many as asked for.
-/// Kept in blocks shared between the engine and the views it publishes: a new view of a
-/// channel copies at most the block being filled, not the whole window.
+/// Shared with the views the engine publishes: the newest sample, which every reading of its
+/// storage period changes, is kept apart; the older ones sit in blocks that a new view shares
+/// as they are (a new sample copies at most the list of blocks and the block being filled).
 #[derive(Debug, Clone, Default)]
 pub struct Recent {
-    /// Every block but the last is full.
-    blocks: std::collections::VecDeque<Arc<Vec<(i64, Counters)>>>,
+    /// Every sample but the newest; every block but the last is full.
+    blocks: Arc<std::collections::VecDeque<Arc<Vec<(i64, Counters)>>>>,
     /// Entries at the start of the first block that have left the window.
     skip: usize,
+    newest: Option<(i64, Counters)>,
     len: usize,
 }
 
@@ -473,20 +475,27 @@ impl Recent {
 
     /// Adds a sample at the end; the oldest leaves once there are more than `cap`.
     pub fn push(&mut self, e: (i64, Counters), cap: usize) {
-        match self.blocks.back_mut() {
-            Some(last) if last.len() < RECENT_BLOCK => writable(last).push(e),
-            _ => {
-                let mut block = Vec::with_capacity(RECENT_BLOCK);
-                block.push(e);
-                self.blocks.push_back(Arc::new(block));
+        if let Some(older) = self.newest.replace(e) {
+            let blocks = Arc::make_mut(&mut self.blocks);
+            match blocks.back_mut() {
+                Some(last) if last.len() < RECENT_BLOCK => writable(last).push(older),
+                _ => {
+                    let mut block = Vec::with_capacity(RECENT_BLOCK);
+                    block.push(older);
+                    blocks.push_back(Arc::new(block));
+                }
             }
         }
         self.len += 1;
         while self.len > cap {
             self.len -= 1;
+            if self.len < usize::from(self.newest.is_some()) {
+                self.newest = None;
+                continue;
+            }
             self.skip += 1;
             if self.blocks.front().is_some_and(|b| self.skip >= b.len()) {
-                self.blocks.pop_front();
+                Arc::make_mut(&mut self.blocks).pop_front();
                 self.skip = 0;
             }
         }
@@ -495,18 +504,17 @@ impl Recent {
     /// Adds a sample into the last one, which then ends at `at` (a reading joining the sample
     /// of its storage period); pushed as a sample of its own when there is none.
     pub fn add_to_last(&mut self, at: i64, delta: &Counters, cap: usize) {
-        match self.blocks.back_mut() {
-            Some(block) if self.len > 0 => {
-                let last = writable(block).last_mut().expect("blocks are never empty");
+        match &mut self.newest {
+            Some(last) => {
                 last.0 = at;
                 last.1.add(delta);
             }
-            _ => self.push((at, *delta), cap),
+            None => self.push((at, *delta), cap),
         }
     }
 
     pub fn last(&self) -> Option<&(i64, Counters)> {
-        self.iter().next_back()
+        self.newest.as_ref()
     }
 
     pub fn len(&self) -> usize {
@@ -519,7 +527,9 @@ impl Recent {
 
     /// Oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &(i64, Counters)> + Clone + '_ {
-        self.blocks.iter().enumerate().flat_map(move |(i, b)| b[if i == 0 { self.skip } else { 0 }..].iter())
+        let older =
+            self.blocks.iter().enumerate().flat_map(move |(i, b)| b[if i == 0 { self.skip } else { 0 }..].iter());
+        older.chain(self.newest.iter())
     }
 
     pub fn first(&self) -> Option<&(i64, Counters)> {
@@ -568,9 +578,45 @@ mod tests {
         r.add_to_last(55, &c(7), 20);
         assert_eq!(r.last(), Some(&(55, c(57))));
         assert_eq!((view.last(), r.len()), (Some(&(50, c(50))), 20));
+        assert!(Arc::ptr_eq(&r.blocks, &view.blocks), "a reading joining the newest sample copies nothing");
         let mut empty = Recent::default();
         empty.add_to_last(9, &c(1), 20);
         assert_eq!(empty.iter().copied().collect::<Vec<_>>(), vec![(9, c(1))]);
+    }
+
+    /// Against a plain list: any mix of new samples and readings joining the newest, at any
+    /// cap, with views taken along the way that keep what they saw.
+    #[test]
+    fn recent_is_the_last_entries_of_a_list() {
+        let c = |n: u64| Counters { clicks: n, ..Default::default() };
+        for cap in [0, 1, 2, 15, 16, 17, 40] {
+            let (mut r, mut model) = (Recent::default(), std::collections::VecDeque::new());
+            let mut views = Vec::new();
+            for i in 0..200u64 {
+                if i % 3 == 1 {
+                    r.add_to_last(i as i64, &c(i), cap);
+                    match model.back_mut() {
+                        Some((at, n)) => (*at, *n) = (i as i64, *n + i),
+                        None => model.push_back((i as i64, i)),
+                    }
+                } else {
+                    r.push((i as i64, c(i)), cap);
+                    model.push_back((i as i64, i));
+                }
+                while model.len() > cap {
+                    model.pop_front();
+                }
+                let got: Vec<(i64, u64)> = r.iter().map(|(at, n)| (*at, n.clicks)).collect();
+                assert_eq!(got, model.iter().copied().collect::<Vec<_>>(), "cap {cap} after {i}");
+                assert_eq!((r.len(), r.last().map(|e| e.0)), (model.len(), model.back().map(|e| e.0)));
+                if i % 7 == 0 {
+                    views.push((r.clone(), got));
+                }
+            }
+            for (view, saw) in views {
+                assert_eq!(view.iter().map(|(at, n)| (*at, n.clicks)).collect::<Vec<_>>(), saw, "cap {cap}");
+            }
+        }
     }
 
     use proptest::prelude::*;
