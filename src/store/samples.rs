@@ -250,6 +250,7 @@ impl Store {
     pub fn prune_samples(&self, key: &ChannelKey, before: i64) -> Result<usize> {
         self.writable("samples")?;
         let t = self.t()?;
+        // An empty batch is not applied: sled would still log it, and flush the log for it.
         let mut batch = sled::Batch::default();
         let mut n = 0;
         for k in t.samples.range(key_at(key, 0)..key_at(key, before)).keys() {
@@ -258,8 +259,11 @@ impl Store {
             batch.remove(k);
             n += 1;
         }
-        t.samples.apply_batch(batch).map_err(|e| self.err(e))?;
+        if n > 0 {
+            t.samples.apply_batch(batch).map_err(|e| self.err(e))?;
+        }
         let mut batch = sled::Batch::default();
+        let mut blocks = 0;
         // Blocks that end by `before`.
         let whole = before.div_euclid(HOUR_MS) * HOUR_MS;
         for kv in t.sample_hours.range(key_at(key, 0)..key_at(key, whole)) {
@@ -267,8 +271,11 @@ impl Store {
             n += self.decode::<Vec<(i64, Sample)>>("sample_hours", &k, &v)?.len();
             self.logged("sample_hours", &k, None);
             batch.remove(k);
+            blocks += 1;
         }
-        t.sample_hours.apply_batch(batch).map_err(|e| self.err(e))?;
+        if blocks > 0 {
+            t.sample_hours.apply_batch(batch).map_err(|e| self.err(e))?;
+        }
         Ok(n)
     }
 
