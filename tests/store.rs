@@ -48,6 +48,12 @@ fn campaigns_and_samples_survive_a_reopen() {
     assert_eq!(store.prune_samples(&key, 6 * 60_000).unwrap(), 5);
     assert_eq!(store.samples(&key, 0, i64::MAX).unwrap().len(), 5);
     assert_eq!(store.rollups(&key, 0, i64::MAX).unwrap()[0].1.impressions, 9_000);
+    // With nothing left to prune, pruning writes nothing (done for every channel each minute).
+    store.flush().unwrap();
+    for _ in 0..100 {
+        assert_eq!(store.prune_samples(&key, 6 * 60_000).unwrap(), 0);
+    }
+    assert_eq!(store.flush_bytes().unwrap(), 0, "pruning nothing wrote to the log");
     // Removing a campaign removes what was recorded for it.
     assert!(store.remove_campaign("618-promo").unwrap());
     assert!(store.cursor(&key).unwrap().is_none());

@@ -486,8 +486,13 @@ impl Store {
     }
 
     pub fn flush(&self) -> Result<()> {
+        self.flush_bytes().map(|_| ())
+    }
+
+    /// `flush`, saying how many bytes it wrote to the log.
+    pub fn flush_bytes(&self) -> Result<usize> {
         let _writing = (!self.read_only).then(|| self.writing("a flush"));
-        self.t()?.db.flush().map(|_| ()).map_err(|e| self.err(e))
+        self.t()?.db.flush().map_err(|e| self.err(e))
     }
 
     /// Bytes the database occupies on disk.
