@@ -429,7 +429,7 @@ pub fn plan_print<'a>(ids: impl IntoIterator<Item = &'a str>) -> u64 {
 #[derive(Debug, Clone, Default)]
 pub struct Recent {
     /// Every sample but the newest; every block but the last is full.
-    blocks: Arc<std::collections::VecDeque<Arc<Vec<(i64, Counters)>>>>,
+    blocks: Arc<std::collections::VecDeque<Block>>,
     /// Entries at the start of the first block that have left the window.
     skip: usize,
     newest: Option<(i64, Counters)>,
@@ -437,6 +437,9 @@ pub struct Recent {
 }
 
 const RECENT_BLOCK: usize = 16;
+
+/// Up to `RECENT_BLOCK` samples of a `Recent`, shared.
+type Block = Arc<Vec<(i64, Counters)>>;
 
 /// Sent as its entries, oldest first.
 impl serde::Serialize for Recent {
@@ -454,7 +457,7 @@ impl<'de> serde::Deserialize<'de> for Recent {
 }
 
 /// The block to change: still in a published view, it is copied (the others stay shared).
-fn writable(block: &mut Arc<Vec<(i64, Counters)>>) -> &mut Vec<(i64, Counters)> {
+fn writable(block: &mut Block) -> &mut Vec<(i64, Counters)> {
     if Arc::get_mut(block).is_none() {
         let mut copy = Vec::with_capacity(RECENT_BLOCK);
         copy.extend_from_slice(block);

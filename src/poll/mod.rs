@@ -229,11 +229,13 @@ pub async fn fetch_at(
     if names.asks_lean(now_ms) && !spec.url.contains('#') {
         let sep = if spec.url.contains('?') { '&' } else { '?' };
         match fetch_body(client, spec, &format!("{}{sep}segments=0", spec.url)).await {
-            Ok(body) => match wire::parse_lean_at(&body, names, now_ms).map_err(PollError::BadData)? {
-                Some(doc) => return Ok(doc),
-                // The counters went back: asked for again whole, for the segments.
-                None => {}
-            },
+            Ok(body) => {
+                // None: the counters went back, and the answer is asked for again whole, for
+                // the segments.
+                if let Some(doc) = wire::parse_lean_at(&body, names, now_ms).map_err(PollError::BadData)? {
+                    return Ok(doc);
+                }
+            }
             Err(PollError::Status(code)) if (400..500).contains(&code) && code != 429 => refused = Some(code),
             Err(e) => return Err(e),
         }

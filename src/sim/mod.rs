@@ -2,8 +2,8 @@
 //! DESIGN.md §3 and a control endpoint it obeys. Used by `cockpit demo`, `cockpit sim`, tests
 //! and benchmarks.
 //!
-//! `cockpit sim` serves `GET /stats`, `/stats/{campaign}`, `/stats/{campaign}/{channel}`,
-//! `POST /control/{campaign}` and `GET /healthz`. Channels spend their daily budget along a
+//! `cockpit sim` serves `GET /stats`, `/stats/{campaign}`, `/stats/{campaign}/{channel}` (with
+//! `?segments=0`: without the audience segments), `POST /control/{campaign}` and `GET /healthz`. Channels spend their daily budget along a
 //! Chinese-traffic hour-of-day curve (quiet before dawn, evening peak) and stop at the cap; spend
 //! becomes impressions at the CPM, then clicks, leads and conversions by binomial draws (noise
 //! proportional to volume), revenue per conversion with log-normal spread; A/B variants split
