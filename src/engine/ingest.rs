@@ -16,7 +16,6 @@ impl Engine {
         let slots = self.by_source.get(&o.url).cloned().unwrap_or_else(|| Arc::from([]));
         let Some(src) = self.sources.get_mut(&o.url) else { return };
         let was = (src.health, src.last_error.clone());
-        let read = o.result.is_ok();
         match o.result {
             Err(e @ PollError::Throttled { .. }) => {
                 tracing::warn!(url = %o.url, "poll throttled: {e}");
@@ -49,22 +48,17 @@ impl Engine {
         let src = self.sources.get_mut(&o.url).expect("checked above");
         src.refresh(o.received);
         self.sources_changed |= was != (src.health, src.last_error.clone());
-        // A reading marks its channel; a failed poll all of the source's.
-        if !read {
-            for &slot in slots.iter() {
-                if let Some((_, ch)) = self.channels.get_index_mut(slot) {
-                    ch.dirty = true;
-                }
+        for &slot in slots.iter() {
+            if let Some((_, ch)) = self.channels.get_index_mut(slot) {
+                ch.dirty = true;
             }
         }
         self.dirty = true;
     }
 
-    /// Finds a channel in a document and advances its cursor (its view is then to be built
-    /// again); false when it is not there.
+    /// Finds a channel in a document and advances its cursor; false when it is not there.
     pub(super) fn take_reading(&mut self, slot: usize, doc: &ById<'_>, at: i64) -> bool {
         let Some((key, st)) = self.channels.get_index_mut(slot) else { return true };
-        st.dirty = true;
         let campaign = st.campaign.clone();
         let sid = campaign.channels[st.index].source_id();
         // A document may carry several campaigns: prefer the entry labelled with ours.
