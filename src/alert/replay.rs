@@ -6,6 +6,8 @@
 //! The model works at any rate, from 1 s polls to daily rows, with missing and irregular
 //! timestamps, at any scale:
 //!
+//! - rows closer than 30 s (1 s polls) are judged a minute at a time, their mean (a rate: its
+//!   sums), each row carrying the verdict of the last complete minute;
 //! - a positive series is judged on a log scale (a change is a ratio, heavy right tails become
 //!   symmetric), anything else on its own;
 //! - the baseline is the median of the last `window` points with the season taken out, its
@@ -222,6 +224,8 @@ const DRIFT_H: f64 = 8.0;
 struct Profile {
     period: i64,
     width: i64,
+    /// Added to a time before it is put in its bucket.
+    round: i64,
     /// Per season (its index), the sum and count of values per bucket; the last is filling.
     seasons: VecDeque<(i64, Vec<(f64, u32)>)>,
     /// In force: the offset of each bucket.
@@ -233,17 +237,20 @@ struct Profile {
 }
 
 impl Profile {
-    fn new(period: i64, width: i64) -> Self {
-        Profile { period, width, seasons: VecDeque::new(), offsets: None, found: None, last_ratio: None }
+    /// A profile of `period` in buckets of `width`, for rows `interval` apart.
+    fn new(period: i64, width: i64, interval: i64) -> Self {
+        let round = if interval * 2 >= width { width / 2 } else { 0 };
+        Profile { period, width, round, seasons: VecDeque::new(), offsets: None, found: None, last_ratio: None }
     }
 
     fn buckets(&self) -> usize {
         (self.period / self.width).max(1) as usize
     }
 
-    /// The bucket whose centre is nearest (a row stamped 13:58 is the 14:00 row, late).
+    /// The bucket of a row: for rows a bucket apart, the one whose centre is nearest (a row
+    /// stamped 13:58 is the 14:00 row, late); for closer rows, the one it falls in.
     fn bucket(&self, t: i64) -> usize {
-        ((t + self.width / 2).rem_euclid(self.period) / self.width) as usize % self.buckets()
+        ((t + self.round).rem_euclid(self.period) / self.width) as usize % self.buckets()
     }
 
     fn offset(&self, t: i64) -> f64 {
@@ -364,9 +371,137 @@ impl Scale {
     }
 }
 
-/// A streaming detector over one series.
+/// Rows closer together than this are judged a bucket of `DENSE_BUCKET` at a time.
+const DENSE_GAP: i64 = 30_000;
+const DENSE_BUCKET: i64 = 60_000;
+/// Buckets of dense rows in a row beyond the baseline that make a new normal, per `confirm`.
+const DENSE_CONFIRM: usize = 5;
+
+/// A streaming detector over one series. Rows polled every few seconds say little one by one
+/// (a count of 3 a second drops to 1 by chance): they are judged a minute at a time, each row
+/// carrying the verdict of the last complete minute.
 pub struct SeriesDetector {
+    core: Core,
+    rows: Rows,
+}
+
+/// How the rows reach the detector, decided from the gaps between the first of them.
+enum Rows {
+    /// The first rows, until their gaps are known.
+    Undecided(Vec<(i64, Point)>),
+    Each,
+    Packed(Pack),
+}
+
+/// The rows of the bucket being filled, and the verdict the last complete one got.
+struct Pack {
+    bucket: i64,
+    sum: (f64, f64),
+    rows: u32,
+    rate: bool,
+    last: (f64, bool),
+}
+
+impl Pack {
+    /// The bucket's point: the mean of its values, or its successes out of its trials.
+    fn point(&self) -> Point {
+        if self.rate {
+            Point::Rate { num: self.sum.0, den: self.sum.1 }
+        } else {
+            Point::Value(self.sum.0 / f64::from(self.rows.max(1)))
+        }
+    }
+}
+
+impl SeriesDetector {
+    pub fn new(s: ReplaySettings) -> Self {
+        SeriesDetector { core: Core::new(s), rows: Rows::Undecided(Vec::new()) }
+    }
+
+    /// The median gap between the first rows (ms).
+    pub fn interval(&self) -> Option<i64> {
+        match &self.rows {
+            Rows::Undecided(first) => median_gap(first.iter().map(|(t, _)| *t)),
+            Rows::Packed(_) => self.core.row_interval,
+            Rows::Each => self.core.interval(),
+        }
+    }
+
+    /// Judges a row against what came before, then adds it. Returns (score, alert).
+    pub fn push(&mut self, t: i64, p: Point) -> (f64, bool) {
+        match &mut self.rows {
+            Rows::Each => self.core.push(t, p),
+            Rows::Packed(pack) => {
+                let bucket = t.div_euclid(DENSE_BUCKET);
+                if bucket > pack.bucket {
+                    if pack.rows > 0 {
+                        let point = pack.point();
+                        pack.last = self.core.push(pack.bucket * DENSE_BUCKET, point);
+                    }
+                    (pack.bucket, pack.sum, pack.rows) = (bucket, (0.0, 0.0), 0);
+                }
+                let (num, den) = match p {
+                    Point::Value(v) => (v, 0.0),
+                    Point::Rate { num, den } => (num, den),
+                };
+                if num.is_finite() && den.is_finite() {
+                    pack.sum.0 += num;
+                    pack.sum.1 += den;
+                    pack.rows += 1;
+                }
+                pack.last
+            }
+            Rows::Undecided(first) => {
+                first.push((t, p));
+                if first.len() < self.core.s.min_history.max(2) {
+                    return (0.0, false);
+                }
+                let first = std::mem::take(first);
+                let gap = median_gap(first.iter().map(|(t, _)| *t));
+                if gap.is_some_and(|g| g < DENSE_GAP) {
+                    self.core.row_interval = gap;
+                    // A minute is no hour: a shift is the new normal once it holds for five
+                    // times as many minutes (half an hour at the default).
+                    self.core.s.confirm *= DENSE_CONFIRM;
+                    let rate = matches!(first[0].1, Point::Rate { .. });
+                    let bucket = first[0].0.div_euclid(DENSE_BUCKET);
+                    self.rows = Rows::Packed(Pack { bucket, sum: (0.0, 0.0), rows: 0, rate, last: (0.0, false) });
+                } else {
+                    self.rows = Rows::Each;
+                }
+                first.into_iter().map(|(t, p)| self.push(t, p)).last().unwrap_or((0.0, false))
+            }
+        }
+    }
+
+    /// What the replay should say about its model: the rate, the season and what it still
+    /// needs, the shifts taken as a new normal.
+    pub fn notes(&self) -> Vec<String> {
+        match &self.rows {
+            Rows::Undecided(first) => vec![format!(
+                "{} rows: too few to judge (the first {} are the baseline)",
+                first.len(),
+                self.core.s.min_history
+            )],
+            Rows::Each => self.core.notes(None),
+            Rows::Packed(_) => self.core.notes(self.core.row_interval),
+        }
+    }
+}
+
+/// The median gap between increasing times.
+fn median_gap(times: impl Iterator<Item = i64>) -> Option<i64> {
+    let times: Vec<i64> = times.collect();
+    let mut gaps: Vec<i64> = times.windows(2).filter(|w| w[1] > w[0]).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len() / 2).copied()
+}
+
+/// The detector proper, over rows or over buckets of dense rows.
+struct Core {
     s: ReplaySettings,
+    /// The median gap between the rows themselves, when they are judged by the bucket.
+    row_interval: Option<i64>,
     /// The first points, until the scale is chosen.
     warmup: Vec<(i64, Point)>,
     scale: Option<Scale>,
@@ -396,10 +531,11 @@ struct Judged {
     rel: f64,
 }
 
-impl SeriesDetector {
-    pub fn new(s: ReplaySettings) -> Self {
-        SeriesDetector {
+impl Core {
+    fn new(s: ReplaySettings) -> Self {
+        Core {
             s,
+            row_interval: None,
             warmup: Vec::new(),
             scale: None,
             window: VecDeque::new(),
@@ -416,15 +552,15 @@ impl SeriesDetector {
         }
     }
 
-    /// The median gap between the first rows (ms).
-    pub fn interval(&self) -> Option<i64> {
+    /// The median gap between the first points (ms).
+    fn interval(&self) -> Option<i64> {
         let mut g = self.gaps.clone();
         g.sort_unstable();
         g.get(g.len() / 2).copied()
     }
 
     /// Judges a point against what came before, then adds it. Returns (score, alert).
-    pub fn push(&mut self, t: i64, p: Point) -> (f64, bool) {
+    fn push(&mut self, t: i64, p: Point) -> (f64, bool) {
         self.points += 1;
         if let Some(last) = self.last_t
             && self.gaps.len() < 64
@@ -505,8 +641,8 @@ impl SeriesDetector {
         let interval = self.interval().unwrap_or(HOUR_MS);
         self.profile = match self.s.season {
             Season::Off => None,
-            Season::Auto if interval <= 2 * HOUR_MS => Some(Profile::new(DAY_MS, HOUR_MS)),
-            Season::Auto if interval <= 2 * DAY_MS => Some(Profile::new(7 * DAY_MS, DAY_MS)),
+            Season::Auto if interval <= 2 * HOUR_MS => Some(Profile::new(DAY_MS, HOUR_MS, interval)),
+            Season::Auto if interval <= 2 * DAY_MS => Some(Profile::new(7 * DAY_MS, DAY_MS, interval)),
             Season::Auto => None,
             Season::Every(period) => {
                 let buckets = if period >= 7 * DAY_MS && interval < DAY_MS {
@@ -516,7 +652,7 @@ impl SeriesDetector {
                 } else {
                     24
                 };
-                Some(Profile::new(period.max(1), (period / buckets).max(1)))
+                Some(Profile::new(period.max(1), (period / buckets).max(1), interval))
             }
         };
         for (t, p) in std::mem::take(&mut self.warmup) {
@@ -606,9 +742,9 @@ impl SeriesDetector {
         }
     }
 
-    /// What the replay should say about its model: the rate, the season and what it still
-    /// needs, the shifts taken as a new normal.
-    pub fn notes(&self) -> Vec<String> {
+    /// What the replay says about the model; `rows`: the gap between the rows themselves, when
+    /// they are judged by the bucket.
+    fn notes(&self, rows: Option<i64>) -> Vec<String> {
         let mut out = Vec::new();
         let Some(interval) = self.interval() else {
             out.push(format!(
@@ -617,11 +753,14 @@ impl SeriesDetector {
             ));
             return out;
         };
-        let every = crate::domain::format::span(interval);
-        out.push(format!(
-            "rows every {every} (median gap); the first {} rows are the baseline and are not judged",
-            self.s.min_history.max(2)
-        ));
+        let (every, need) = (crate::domain::format::span(interval), self.s.min_history.max(2));
+        out.push(match rows {
+            Some(gap) => format!(
+                "rows every {} (median gap), judged {every} at a time (their mean, or their sum for a rate), each row with the verdict of the last complete {every}; the first {need} are the baseline and are not judged",
+                crate::domain::format::span(gap)
+            ),
+            None => format!("rows every {every} (median gap); the first {need} rows are the baseline and are not judged"),
+        });
         if self.scale.is_none() {
             out.push(format!("{} rows: too few to judge", self.points));
         }
@@ -669,7 +808,11 @@ impl SeriesDetector {
             }
         }
         for at in &self.shifts {
-            out.push(format!("a shift from {} held for {} rows and became the new normal", stamp(*at), self.s.confirm));
+            let held = match rows {
+                Some(_) => crate::domain::format::span(interval * self.s.confirm as i64),
+                None => format!("{} rows", self.s.confirm),
+            };
+            out.push(format!("a shift from {} held for {held} and became the new normal", stamp(*at)));
         }
         out
     }
@@ -973,6 +1116,34 @@ mod tests {
             "{:?}",
             d.notes()
         );
+    }
+
+    #[test]
+    fn rows_a_second_apart_are_judged_by_the_minute() {
+        // Clicks polled every second, about 3 a second; 60 % fewer for 10 minutes from 2:00.
+        let mut rng = StdRng::seed_from_u64(12);
+        let drop = 120 * MIN..130 * MIN;
+        let pts: Vec<(i64, Point)> = (0..4 * 3600)
+            .map(|i| {
+                let t = i * 1_000;
+                let mean = if drop.contains(&t) { 1.2 } else { 3.0 };
+                (t, Point::Value(rand_distr::Poisson::new(mean).unwrap().sample(&mut rng)))
+            })
+            .collect();
+        let mut d = SeriesDetector::new(ReplaySettings::default());
+        let a: Vec<bool> = pts.iter().map(|(t, p)| d.push(*t, *p).1).collect();
+        let alerting: Vec<i64> = pts.iter().zip(&a).filter(|(_, a)| **a).map(|((t, _), _)| *t).collect();
+        // Each minute's verdict is given as the next begins, and held through it.
+        let first = *alerting.first().expect("the drop is caught");
+        assert!((drop.start + MIN..=drop.start + 2 * MIN).contains(&first), "first alert at {first}");
+        let minutes: std::collections::BTreeSet<i64> = alerting.iter().map(|t| t / MIN).collect();
+        assert!(
+            alerting.iter().all(|t| (drop.start..drop.end + 2 * MIN).contains(t)),
+            "alerting in minutes {minutes:?}"
+        );
+        assert_eq!(d.interval(), Some(1_000));
+        let notes = d.notes();
+        assert!(notes[0].starts_with("rows every 1s (median gap), judged 1m at a time"), "{notes:?}");
     }
 
     #[test]
