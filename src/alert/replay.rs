@@ -478,15 +478,15 @@ impl SeriesDetector {
     /// needs, the shifts taken as a new normal.
     pub fn notes(&self) -> Vec<String> {
         match &self.rows {
-            Rows::Undecided(first) => vec![format!(
-                "{} rows: too few to judge (the first {} are the baseline)",
-                first.len(),
-                self.core.s.min_history
-            )],
+            Rows::Undecided(first) => vec![too_few(first.len(), self.core.s.min_history)],
             Rows::Each => self.core.notes(None),
             Rows::Packed(_) => self.core.notes(self.core.row_interval),
         }
     }
+}
+
+fn too_few(rows: usize, min_history: usize) -> String {
+    format!("{rows} rows: too few to judge (the first {min_history} are the baseline)")
 }
 
 /// The median gap between increasing times.
@@ -747,19 +747,22 @@ impl Core {
     fn notes(&self, rows: Option<i64>) -> Vec<String> {
         let mut out = Vec::new();
         let Some(interval) = self.interval() else {
-            out.push(format!(
-                "{} rows: too few to judge (the first {} are the baseline)",
-                self.points, self.s.min_history
-            ));
+            out.push(too_few(self.points, self.s.min_history));
             return out;
         };
-        let (every, need) = (crate::domain::format::span(interval), self.s.min_history.max(2));
+        let every = crate::domain::format::span(interval);
+        // So many of what is judged: rows, or the time their buckets cover.
+        let judged = |n: usize| match rows {
+            Some(_) => crate::domain::format::span(interval * n as i64),
+            None => format!("{n} rows"),
+        };
+        let need = judged(self.s.min_history.max(2));
         out.push(match rows {
             Some(gap) => format!(
                 "rows every {} (median gap), judged {every} at a time (their mean, or their sum for a rate), each row with the verdict of the last complete {every}; the first {need} are the baseline and are not judged",
                 crate::domain::format::span(gap)
             ),
-            None => format!("rows every {every} (median gap); the first {need} rows are the baseline and are not judged"),
+            None => format!("rows every {every} (median gap); the first {need} are the baseline and are not judged"),
         });
         if self.scale.is_none() {
             out.push(format!("{} rows: too few to judge", self.points));
@@ -786,18 +789,18 @@ impl Core {
                     ratio * 100.0
                 )),
                 (None, Some(ratio)) => out.push(format!(
-                    "no {what} cycle found in {} complete {}: a profile would leave {:.0} % of the spread; judged against the last {} rows",
+                    "no {what} cycle found in {} complete {}: a profile would leave {:.0} % of the spread; judged against the last {}",
                     p.complete(),
                     plural(p.complete()),
                     ratio * 100.0,
-                    self.s.window
+                    judged(self.s.window)
                 )),
                 (None, None) => {
                     let more = MIN_SEASONS - p.complete().min(MIN_SEASONS);
                     let meanwhile = if matches!(self.s.season, Season::Every(_)) {
                         "nothing judged until then".to_string()
                     } else {
-                        format!("judged against the last {} rows alone", self.s.window)
+                        format!("judged against the last {} alone", judged(self.s.window))
                     };
                     out.push(format!(
                         "needs {more} more {} for {what} baselines ({} complete of {MIN_SEASONS}); {meanwhile}",
@@ -808,11 +811,11 @@ impl Core {
             }
         }
         for at in &self.shifts {
-            let held = match rows {
-                Some(_) => crate::domain::format::span(interval * self.s.confirm as i64),
-                None => format!("{} rows", self.s.confirm),
-            };
-            out.push(format!("a shift from {} held for {held} and became the new normal", stamp(*at)));
+            out.push(format!(
+                "a shift from {} held for {} and became the new normal",
+                stamp(*at),
+                judged(self.s.confirm)
+            ));
         }
         out
     }
