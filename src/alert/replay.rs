@@ -395,6 +395,8 @@ enum Rows {
 
 /// The rows of the bucket being filled, and the verdict the last complete one got.
 struct Pack {
+    /// The median gap between the rows themselves.
+    gap: i64,
     bucket: i64,
     sum: (f64, f64),
     rows: u32,
@@ -421,8 +423,8 @@ impl SeriesDetector {
     /// The median gap between the first rows (ms).
     pub fn interval(&self) -> Option<i64> {
         match &self.rows {
-            Rows::Undecided(first) => median_gap(first.iter().map(|(t, _)| *t)),
-            Rows::Packed(_) => self.core.row_interval,
+            Rows::Undecided(first) => median(gaps(first)),
+            Rows::Packed(pack) => Some(pack.gap),
             Rows::Each => self.core.interval(),
         }
     }
@@ -457,15 +459,13 @@ impl SeriesDetector {
                     return (0.0, false);
                 }
                 let first = std::mem::take(first);
-                let gap = median_gap(first.iter().map(|(t, _)| *t));
-                if gap.is_some_and(|g| g < DENSE_GAP) {
-                    self.core.row_interval = gap;
+                if let Some(gap) = median(gaps(&first)).filter(|g| *g < DENSE_GAP) {
                     // A minute is no hour: a shift is the new normal once it holds for five
                     // times as many minutes (half an hour at the default).
                     self.core.s.confirm *= DENSE_CONFIRM;
                     let rate = matches!(first[0].1, Point::Rate { .. });
                     let bucket = first[0].0.div_euclid(DENSE_BUCKET);
-                    self.rows = Rows::Packed(Pack { bucket, sum: (0.0, 0.0), rows: 0, rate, last: (0.0, false) });
+                    self.rows = Rows::Packed(Pack { gap, bucket, sum: (0.0, 0.0), rows: 0, rate, last: (0.0, false) });
                 } else {
                     self.rows = Rows::Each;
                 }
@@ -480,7 +480,7 @@ impl SeriesDetector {
         match &self.rows {
             Rows::Undecided(first) => vec![too_few(first.len(), self.core.s.min_history)],
             Rows::Each => self.core.notes(None),
-            Rows::Packed(_) => self.core.notes(self.core.row_interval),
+            Rows::Packed(pack) => self.core.notes(Some(pack.gap)),
         }
     }
 }
@@ -489,10 +489,13 @@ fn too_few(rows: usize, min_history: usize) -> String {
     format!("{rows} rows: too few to judge (the first {min_history} are the baseline)")
 }
 
-/// The median gap between increasing times.
-fn median_gap(times: impl Iterator<Item = i64>) -> Option<i64> {
-    let times: Vec<i64> = times.collect();
-    let mut gaps: Vec<i64> = times.windows(2).filter(|w| w[1] > w[0]).map(|w| w[1] - w[0]).collect();
+/// The gaps between rows, where time goes forward.
+fn gaps(rows: &[(i64, Point)]) -> Vec<i64> {
+    rows.windows(2).filter(|w| w[1].0 > w[0].0).map(|w| w[1].0 - w[0].0).collect()
+}
+
+/// The median of gaps (ms).
+fn median(mut gaps: Vec<i64>) -> Option<i64> {
     gaps.sort_unstable();
     gaps.get(gaps.len() / 2).copied()
 }
@@ -500,8 +503,6 @@ fn median_gap(times: impl Iterator<Item = i64>) -> Option<i64> {
 /// The detector proper, over rows or over buckets of dense rows.
 struct Core {
     s: ReplaySettings,
-    /// The median gap between the rows themselves, when they are judged by the bucket.
-    row_interval: Option<i64>,
     /// The first points, until the scale is chosen.
     warmup: Vec<(i64, Point)>,
     scale: Option<Scale>,
@@ -535,7 +536,6 @@ impl Core {
     fn new(s: ReplaySettings) -> Self {
         Core {
             s,
-            row_interval: None,
             warmup: Vec::new(),
             scale: None,
             window: VecDeque::new(),
@@ -554,9 +554,7 @@ impl Core {
 
     /// The median gap between the first points (ms).
     fn interval(&self) -> Option<i64> {
-        let mut g = self.gaps.clone();
-        g.sort_unstable();
-        g.get(g.len() / 2).copied()
+        median(self.gaps.clone())
     }
 
     /// Judges a point against what came before, then adds it. Returns (score, alert).
