@@ -658,7 +658,7 @@ fn a_stalled_write_shows_in_the_header_and_the_keys_still_answer() {
     let mut s = Session::start_with(
         dir.path(),
         &["demo", "--db", db.to_str().unwrap(), "--speed", "60", "--no-history"],
-        &[("COCKPIT_FAULT", "stall-writes-of:samples:8")],
+        &[("COCKPIT_FAULT", "stall-writes-of:samples:15")],
     );
     s.wait_for("the stall in the header", |sc| sc.contains("DB STALLED: writing samples for"));
     s.send("?");

@@ -173,14 +173,14 @@ fn series(sc: &Scenario, seed: u64) -> Labelled {
     (out, labels)
 }
 
-/// A detector over one series: a score per point, higher is more anomalous, and the usual
-/// threshold.
+/// A detector over one series: which points it alerts on at a threshold, its usual threshold
+/// and the thresholds swept.
 trait Detector {
     fn name(&self) -> &'static str;
     fn threshold(&self) -> f64;
     fn sweep(&self) -> Vec<f64>;
-    /// Score per point (0 where nothing is judged).
-    fn scores(&self, rows: &[(i64, Point)]) -> Vec<f64>;
+    /// Per series, per point: alerted at each threshold (in the order given).
+    fn alerts(&self, rows: &[(i64, Point)], thresholds: &[f64]) -> Vec<Vec<bool>>;
 }
 
 struct Ours(f64);
@@ -192,16 +192,17 @@ impl Detector for Ours {
         ReplaySettings::default().threshold
     }
     fn sweep(&self) -> Vec<f64> {
-        (2..=40).map(|k| k as f64 * 0.5).collect()
+        (2..=20).map(f64::from).collect()
     }
-    fn scores(&self, rows: &[(i64, Point)]) -> Vec<f64> {
-        // The detector's own gate (the 30 % change) stays; the score is swept.
-        let s = ReplaySettings { threshold: 0.0, smooth: self.0, ..ReplaySettings::default() };
-        let mut d = SeriesDetector::new(s);
-        rows.iter()
-            .map(|(t, p)| match d.push(*t, *p) {
-                (score, true) => score.max(1e-9),
-                _ => 0.0,
+    /// The replay run at each threshold, as `cockpit replay --threshold` runs it: its gates
+    /// (the 30 % change) and its drift alarms included.
+    fn alerts(&self, rows: &[(i64, Point)], thresholds: &[f64]) -> Vec<Vec<bool>> {
+        thresholds
+            .iter()
+            .map(|th| {
+                let s = ReplaySettings { threshold: *th, smooth: self.0, ..ReplaySettings::default() };
+                let mut d = SeriesDetector::new(s);
+                rows.iter().map(|(t, p)| d.push(*t, *p).1).collect()
             })
             .collect()
     }
@@ -221,6 +222,13 @@ impl Detector for Windowed {
     fn sweep(&self) -> Vec<f64> {
         (4..=60).map(|k| k as f64 * 0.25).collect()
     }
+    fn alerts(&self, rows: &[(i64, Point)], thresholds: &[f64]) -> Vec<Vec<bool>> {
+        let scores = self.scores(rows);
+        thresholds.iter().map(|th| scores.iter().map(|s| *s >= *th && *s > 0.0).collect()).collect()
+    }
+}
+
+impl Windowed {
     fn scores(&self, rows: &[(i64, Point)]) -> Vec<f64> {
         let mut window: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
         rows.iter()
@@ -280,14 +288,14 @@ impl Figures {
     }
 }
 
-fn figures(all: &[Labelled], scores: &[Vec<f64>], threshold: f64, step: i64) -> Figures {
+/// `alerts`: per series, per point, whether it alerted.
+fn figures(all: &[Labelled], alerts: &[&Vec<bool>], step: i64) -> Figures {
     let mut f = Figures::default();
     let mut delays = Vec::new();
     let mut weeks = 0.0;
     let mut false_alarms = 0;
-    for ((rows, labels), sc) in all.iter().zip(scores) {
-        let alarms: Vec<Alarm> =
-            alarms_of_rows(rows.iter().zip(sc).map(|((t, _), s)| (*t, *s >= threshold && *s > 0.0)));
+    for ((rows, labels), alerted) in all.iter().zip(alerts) {
+        let alarms: Vec<Alarm> = alarms_of_rows(rows.iter().zip(alerted.iter()).map(|((t, _), a)| (*t, *a)));
         let span = rows.last().map_or(0, |r| r.0) - rows.first().map_or(0, |r| r.0);
         let q = judge(&alarms, labels, span, 3 * step);
         f.alarms += q.alarms;
@@ -327,12 +335,14 @@ pub fn bench_quality() {
         println!("  {}", sc.name);
         let all: Vec<_> = (0..SERIES).map(|k| series(sc, k)).collect();
         for (i, d) in detectors.iter().enumerate() {
-            let scores: Vec<Vec<f64>> = all.iter().map(|(rows, _)| d.scores(rows)).collect();
-            let at_default = figures(&all, &scores, d.threshold(), sc.step);
-            let best = d
-                .sweep()
-                .into_iter()
-                .map(|th| (th, figures(&all, &scores, th, sc.step)))
+            let mut thresholds = d.sweep();
+            thresholds.insert(0, d.threshold());
+            // Per series, per threshold.
+            let alerts: Vec<Vec<Vec<bool>>> = all.iter().map(|(rows, _)| d.alerts(rows, &thresholds)).collect();
+            let at = |k: usize| figures(&all, &alerts.iter().map(|a| &a[k]).collect::<Vec<_>>(), sc.step);
+            let at_default = at(0);
+            let best = (1..thresholds.len())
+                .map(|k| (thresholds[k], at(k)))
                 .max_by(|a, b| a.1.f1().total_cmp(&b.1.f1()))
                 .unwrap();
             println!("{}", line(&format!("{} at {}", d.name(), d.threshold()), &at_default));

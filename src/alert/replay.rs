@@ -522,6 +522,9 @@ struct Core {
     tails: Tails,
     shifts: Vec<i64>,
     cusum: Cusum,
+    /// Per side of the CUSUM (up, down): the sum of the relative changes it is built on, and
+    /// how many.
+    drift_change: [(f64, usize); 2],
     points: usize,
 }
 
@@ -548,6 +551,7 @@ impl Core {
             tails: Tails::new(),
             shifts: Vec::new(),
             cusum: Cusum { k: DRIFT_K, h: DRIFT_H, ..Cusum::default() },
+            drift_change: [(0.0, 0); 2],
             points: 0,
         }
     }
@@ -576,10 +580,7 @@ impl Core {
         };
         let Some(y) = self.value(scale, p) else { return (0.0, false) };
         let den = if let Point::Rate { den, .. } = p { den } else { 0.0 };
-        // A season given is a season known: no verdict until its profile is learnt.
-        let season_pending =
-            matches!(self.s.season, Season::Every(_)) && self.profile.as_ref().is_some_and(|p| p.offsets.is_none());
-        let judged = if self.window.len() >= self.need && !season_pending { self.judge(t, y, p) } else { None };
+        let judged = if self.window.len() >= self.need && !self.season_pending() { self.judge(t, y, p) } else { None };
         let (score, alert) = match &judged {
             Some(j) => {
                 // The point alone; with the run it extends (Stouffer: their z together); or
@@ -602,8 +603,8 @@ impl Core {
                     (if w > 0.0 { score_of_z(self.ewma.0 / ewma_sd) } else { 0.0 }, self.ewma.1),
                 ];
                 let score = candidates.iter().map(|(s, _)| *s).fold(0.0, f64::max);
-                let level = candidates.iter().any(|(s, r)| gated(*s, *r) >= self.s.threshold);
-                let drift = self.cusum.push(j.z.clamp(-4.0, 4.0));
+                let level = candidates.iter().any(|(s, r)| gated(*s, *r) >= self.s.threshold.max(f64::MIN_POSITIVE));
+                let drift = self.drift(j);
                 let alert = match self.s.rule {
                     ReplayRule::Anomaly => level || drift,
                     ReplayRule::Level => level,
@@ -616,6 +617,41 @@ impl Core {
         };
         self.add(t, y, den, judged.map(|j| (j.z, j.rel)));
         (score, alert)
+    }
+
+    /// Whether verdicts wait for the season: a season given is a season known, so none until
+    /// its profile is learnt; a season looked for, until it is found or ruled out, when the
+    /// baseline spans enough of it that a cycle not taken out would be judged as anomalies
+    /// (hourly rows over two days; not minutes over the last hour).
+    fn season_pending(&self) -> bool {
+        let Some(p) = &self.profile else { return false };
+        match self.s.season {
+            Season::Every(_) => p.offsets.is_none(),
+            Season::Auto => {
+                let spans = self.s.window as i64 * self.interval().unwrap_or(HOUR_MS);
+                p.found.is_none() && p.last_ratio.is_none() && spans * 4 >= p.period
+            }
+            Season::Off => false,
+        }
+    }
+
+    /// Adds a point to the CUSUM: whether a drift is signalled, as large a change on average
+    /// over the points it built up on as the smallest that counts (a weekend's dip of 15 %
+    /// builds it up too, and is no drift to page for).
+    fn drift(&mut self, j: &Judged) -> bool {
+        let z = j.z.clamp(-4.0, 4.0);
+        let c = self.cusum;
+        let sides = [(c.up + z - c.k).max(0.0), (c.down - z - c.k).max(0.0)];
+        for (side, next) in self.drift_change.iter_mut().zip(sides) {
+            *side = if next > 0.0 { (side.0 + j.rel, side.1 + 1) } else { (0.0, 0) };
+        }
+        if !self.cusum.push(z) {
+            return false;
+        }
+        let side = usize::from(sides[1] > sides[0]);
+        let (sum, n) = self.drift_change[side];
+        self.drift_change = [(0.0, 0); 2];
+        n > 0 && (sum / n as f64).abs() >= self.s.min_change
     }
 
     /// The value in the scale; `None` for a rate without volume.
@@ -732,6 +768,7 @@ impl Core {
             self.need = self.window.len().min(self.s.min_history.max(2));
             self.cusum.up = 0.0;
             self.cusum.down = 0.0;
+            self.drift_change = [(0.0, 0); 2];
             return;
         }
         self.window.push_back(point);
@@ -795,7 +832,7 @@ impl Core {
                 )),
                 (None, None) => {
                     let more = MIN_SEASONS - p.complete().min(MIN_SEASONS);
-                    let meanwhile = if matches!(self.s.season, Season::Every(_)) {
+                    let meanwhile = if self.season_pending() {
                         "nothing judged until then".to_string()
                     } else {
                         format!("judged against the last {} alone", judged(self.s.window))
@@ -985,15 +1022,33 @@ mod tests {
 
     #[test]
     fn a_slow_drift_is_caught_by_cusum_and_not_by_points() {
-        // +0.4 % a point: no point stands out, the drift adds up (without a baseline that
-        // follows it: a long window).
-        let s = ReplaySettings { window: 400, ..ReplaySettings::default() };
-        let drift = noisy(4, 400, |i| if i < 100 { 1.0 } else { 1.0 + 0.004 * (i - 100) as f64 });
+        // +1 % a point under 12 % noise: no point stands out until the level is up 70 %, the
+        // drift adds up before (without a baseline that follows it: a long window).
+        let s = ReplaySettings { window: 400, season: Season::Off, ..ReplaySettings::default() };
+        let mut rng = StdRng::seed_from_u64(4);
+        let noise = Normal::new(0.0, 0.12).unwrap();
+        let drift: Vec<(i64, Point)> = (0..400)
+            .map(|i| {
+                let level = if i < 100 { 1.0 } else { 1.0 + 0.01 * (i - 100) as f64 };
+                (i as i64 * MIN, Point::Value(level * f64::exp(noise.sample(&mut rng))))
+            })
+            .collect();
         let level = alerts(ReplaySettings { rule: ReplayRule::Level, ..s }, &drift);
         let drifted = alerts(ReplaySettings { rule: ReplayRule::Drift, ..s }, &drift);
         let first_drift = drifted.iter().position(|a| *a).expect("drift caught");
         let first_level = level.iter().position(|a| *a).unwrap_or(usize::MAX);
         assert!(first_drift > 100 && first_drift < first_level, "drift at {first_drift}, level at {first_level}");
+    }
+
+    #[test]
+    fn a_drift_smaller_than_the_change_that_counts_raises_nothing() {
+        // +0.4 % a point for 40 points, then held: 16 % is under the 30 % that counts.
+        let s =
+            ReplaySettings { window: 400, season: Season::Off, rule: ReplayRule::Drift, ..ReplaySettings::default() };
+        let drift = noisy(4, 400, |i| 1.0 + 0.004 * (i.clamp(100, 140) - 100) as f64);
+        assert!(!alerts(s, &drift).contains(&true));
+        let counts = alerts(ReplaySettings { min_change: 0.1, ..s }, &drift);
+        assert!(counts.iter().position(|a| *a).is_some_and(|i| i > 100), "caught once 10 % counts");
     }
 
     #[test]
@@ -1071,7 +1126,7 @@ mod tests {
         assert_eq!(short[0], "rows every 1h (median gap); the first 8 rows are the baseline and are not judged");
         assert!(
             short[1].starts_with(
-                "needs 3 more days for hour-of-day baselines (0 complete of 3); judged against the last 48 rows alone"
+                "needs 3 more days for hour-of-day baselines (0 complete of 3); nothing judged until then"
             ),
             "{short:?}"
         );

@@ -15,6 +15,10 @@ use tokio::sync::{mpsc, watch};
 /// How often a client whose service went away tries again.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a one-shot command waits for the service's answer: a report or a backup of a
+/// large database takes seconds; a service that says nothing for this long is stuck.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(120);
+
 /// Why attaching failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -99,18 +103,34 @@ pub async fn run(path: &Target, user: &str, args: Vec<String>) -> Result<(u8, St
 
 /// Sends one request (numbered 1) and waits for its answer: the exit status and the output.
 pub async fn request(path: &Target, user: &str, read_only: bool, msg: ToService) -> Result<(u8, String), AttachError> {
-    let mut link = connect(path, user, read_only).await?;
+    request_within(path, user, read_only, msg, ANSWER_WITHIN).await
+}
+
+/// [`request`], waiting at most `within` for the answer.
+pub async fn request_within(
+    path: &Target,
+    user: &str,
+    read_only: bool,
+    msg: ToService,
+    within: Duration,
+) -> Result<(u8, String), AttachError> {
     let broken = |reason: String| AttachError::Broken { path: path.clone(), reason };
-    wire::write(&mut link.stream, &msg).await.map_err(|e| broken(e.to_string()))?;
-    loop {
-        match wire::read::<_, ToClient>(&mut link.stream).await.map_err(|e| broken(e.to_string()))? {
-            Some(Frame::Message(ToClient::Done { id: 1, status, output })) => return Ok((status, output)),
-            Some(Frame::Message(ToClient::Error { message })) => return Err(broken(message)),
-            Some(Frame::Message(ToClient::Bye { reason })) => return Err(broken(reason)),
-            Some(_) => {}
-            None => return Err(broken("closed the connection before answering".into())),
+    let asked = async {
+        let mut link = connect(path, user, read_only).await?;
+        wire::write(&mut link.stream, &msg).await.map_err(|e| broken(e.to_string()))?;
+        loop {
+            match wire::read::<_, ToClient>(&mut link.stream).await.map_err(|e| broken(e.to_string()))? {
+                Some(Frame::Message(ToClient::Done { id: 1, status, output })) => return Ok((status, output)),
+                Some(Frame::Message(ToClient::Error { message })) => return Err(broken(message)),
+                Some(Frame::Message(ToClient::Bye { reason })) => return Err(broken(reason)),
+                Some(_) => {}
+                None => return Err(broken("closed the connection before answering".into())),
+            }
         }
-    }
+    };
+    tokio::time::timeout(within, asked).await.unwrap_or_else(|_| {
+        Err(broken(format!("no answer within {} s: the service's log says what it is doing", within.as_secs())))
+    })
 }
 
 /// Sends an act as `user` (a note from the command line) and leaves once the service has
@@ -376,4 +396,37 @@ fn to_service(
     }
     *detail = new_detail.clone();
     Ok(Some(ToService::Detail { detail: new_detail }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service that welcomes a client and then never answers its command.
+    async fn mute_service(path: PathBuf) -> tokio::task::JoinHandle<()> {
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _hello = wire::read::<_, ToService>(&mut s).await.unwrap();
+            let hi = ToClient::Welcome { version: wire::API_VERSION, read_only: false, db_path: "db".into(), pid: 1 };
+            wire::write(&mut s, &hi).await.unwrap();
+            let _run = wire::read::<_, ToService>(&mut s).await.unwrap();
+            // Holds the connection open, saying nothing.
+            std::future::pending::<()>().await;
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_that_does_not_answer_is_an_error_naming_its_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.sock");
+        let service = mute_service(sock.clone()).await;
+        let target = Target::Unix(sock.clone());
+        let msg = ToService::Run { id: 1, args: vec!["journal".into()] };
+        let err = request_within(&target, "dana", true, msg, Duration::from_secs(120)).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&sock.display().to_string()), "{text}");
+        assert!(text.contains("no answer within 120 s"), "{text}");
+        service.abort();
+    }
 }
