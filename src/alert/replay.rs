@@ -136,9 +136,11 @@ const TAILS: [(Option<f64>, f64); 7] = [
     (Some(30.0), 0.6828),
     (None, 0.674_49),
 ];
-/// Residuals the tail is learnt from, and the weight (in residuals) of the normal prior.
+/// Residuals the tail is learnt from, the weight (in residuals) of the normal prior, and how
+/// far out (MAD-σ) one residual counts: an incident's point is not noise.
 const TAIL_MEMORY: usize = 1_000;
 const TAIL_PRIOR: f64 = 300.0;
+const TAIL_CAP: f64 = 8.0;
 
 /// −log₁₀ of the two-sided tail probability of `z` (in MAD-σ units) under Student t with `nu`
 /// degrees of freedom scaled to the same MAD (`None`: normal).
@@ -160,44 +162,87 @@ pub fn score_of_t(z: f64, tail: (Option<f64>, f64)) -> f64 {
     }
 }
 
-/// Learns how heavy a series' tails are from its residuals: the share beyond 3 σ, shrunk
-/// toward the normal's, matched to the nearest of `TAILS`.
+/// The log density of `z` (in MAD-σ units) under a tail of `TAILS`, less its constant
+/// (`ln_norm`).
+fn ln_kernel(z: f64, tail: (Option<f64>, f64)) -> f64 {
+    match tail.0 {
+        None => -0.5 * z * z,
+        Some(nu) => {
+            let t = 1.4826 * tail.1 * z;
+            -(nu + 1.0) / 2.0 * (t * t / nu).ln_1p()
+        }
+    }
+}
+
+/// The log of the constant of a tail's density.
+fn ln_norm(tail: (Option<f64>, f64)) -> f64 {
+    use special::Beta;
+    match tail.0 {
+        None => -0.5 * (2.0 * std::f64::consts::PI).ln(),
+        Some(nu) => (1.4826 * tail.1).ln() - (nu / 2.0).ln_beta(0.5) - 0.5 * nu.ln(),
+    }
+}
+
+/// Learns how heavy a series' tails are from its residuals: of `TAILS`, the one most likely
+/// to have given them (each held to `TAIL_CAP`), with `TAIL_PRIOR` residuals of a normal's
+/// added, so that a few outliers in a short history do not make every tail heavy.
 #[derive(Debug, Clone)]
 struct Tails {
-    recent: VecDeque<bool>,
-    beyond: usize,
+    recent: VecDeque<f64>,
+    /// Per tail, the log of its density's constant, and the expected log density of a normal
+    /// residual under it.
+    norm: [f64; TAILS.len()],
+    prior: [f64; TAILS.len()],
     chosen: (Option<f64>, f64),
     since: usize,
 }
 
 impl Tails {
     fn new() -> Self {
-        Tails { recent: VecDeque::new(), beyond: 0, chosen: TAILS[TAILS.len() - 1], since: 0 }
-    }
-
-    /// The share of a tail beyond 3 MAD-σ.
-    fn share(tail: (Option<f64>, f64)) -> f64 {
-        10f64.powf(-score_of_t(3.0, tail))
+        // ∫ φ(z) ln f(z) dz by the midpoint rule over ±TAIL_CAP.
+        let step = 0.01;
+        let n = (2.0 * TAIL_CAP / step) as usize;
+        let normal = TAILS[TAILS.len() - 1];
+        let norm = TAILS.map(ln_norm);
+        let prior = TAILS.map(|tail| {
+            (0..n)
+                .map(|i| {
+                    let z = -TAIL_CAP + (i as f64 + 0.5) * step;
+                    (ln_kernel(z, normal) + ln_norm(normal)).exp() * (ln_kernel(z, tail) + ln_norm(tail)) * step
+                })
+                .sum()
+        });
+        Tails { recent: VecDeque::new(), norm, prior, chosen: normal, since: 0 }
     }
 
     fn push(&mut self, z: f64) {
-        let out = z.abs() > 3.0;
-        self.recent.push_back(out);
-        self.beyond += usize::from(out);
-        if self.recent.len() > TAIL_MEMORY && self.recent.pop_front() == Some(true) {
-            self.beyond -= 1;
+        if z.is_nan() {
+            return;
+        }
+        self.recent.push_back(z.clamp(-TAIL_CAP, TAIL_CAP));
+        if self.recent.len() > TAIL_MEMORY {
+            self.recent.pop_front();
         }
         self.since += 1;
         if self.since >= 50 {
             self.since = 0;
-            let normal = Self::share(TAILS[TAILS.len() - 1]);
-            let seen = (self.beyond as f64 + normal * TAIL_PRIOR) / (self.recent.len() as f64 + TAIL_PRIOR);
-            self.chosen = TAILS
-                .iter()
-                .copied()
-                .min_by(|a, b| (Self::share(*a) / seen).ln().abs().total_cmp(&(Self::share(*b) / seen).ln().abs()))
-                .unwrap_or(self.chosen);
+            let likelihood = |k: usize| {
+                let n = self.recent.len() as f64;
+                self.recent.iter().map(|z| ln_kernel(*z, TAILS[k])).sum::<f64>()
+                    + n * self.norm[k]
+                    + TAIL_PRIOR * self.prior[k]
+            };
+            self.chosen = (0..TAILS.len())
+                .map(|k| (k, likelihood(k)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(self.chosen, |(k, _)| TAILS[k]);
         }
+    }
+
+    /// Takes back the last `n` residuals: they were a change of level, not noise.
+    fn forget(&mut self, n: usize) {
+        let keep = self.recent.len().saturating_sub(n);
+        self.recent.truncate(keep);
     }
 
     fn score(&self, z: f64) -> f64 {
@@ -762,6 +807,7 @@ impl Core {
         }
         if self.run.2.len() >= self.s.confirm.max(1) {
             self.shifts.push(self.run.2[0].0);
+            self.tails.forget(self.run.2.len());
             self.window = std::mem::take(&mut self.run.2).into();
             self.run = (0.0, 0.0, Vec::new(), 0.0);
             self.ewma = (0.0, 0.0);

@@ -169,7 +169,9 @@ pub enum Cmd {
         #[arg(long, value_enum, default_value_t = crate::alert::replay::ReplayRule::Anomaly)]
         rule: crate::alert::replay::ReplayRule,
         /// The season: `auto` (hour of day for rows up to 2 h apart, day of week for daily
-        /// rows, used once three seasons show it), `off`, or a period (24h, 7d).
+        /// rows, used once three seasons show it; rows whose window spans a quarter of the
+        /// season, hourly ones, wait for it, closer rows are judged against the window
+        /// meanwhile), `off`, or a period (24h, 7d).
         #[arg(long, default_value = "auto", value_parser = parse_season)]
         season: crate::alert::replay::Season,
         /// Score at or above which a point is anomalous: −log₁₀ of its tail probability
