@@ -1138,6 +1138,7 @@ fn main() {
     }
     if run("quality") {
         quality::bench_quality();
+        quality::bench_kpi_quiet();
     }
     if run("latency") {
         bench_latency();

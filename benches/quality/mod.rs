@@ -361,3 +361,153 @@ pub fn bench_quality() {
         );
     }
 }
+
+/// A quiet channel for the KPI rule: about 200 spent an hour (500 in 3 h at the day's peak
+/// and trough alike, so that the volume guard lets the rule judge), a daily cycle, and
+/// conversions that arrive as a Poisson process at the channel's true cost per conversion.
+const KPI_CAMPAIGN: &str = r#"
+id = "quiet"
+name = "A quiet channel"
+start = "2026-06-01T00:00:00+00:00"
+end = "2026-07-31T00:00:00+00:00"
+currency = "USD"
+total_budget = 1000000.0
+kpis = ["cpa <= 90"]
+
+[alerts.anomaly]
+enabled = false
+[alerts.traffic]
+enabled = false
+
+[[channels]]
+id = "search"
+name = "Search"
+kind = "search"
+source = "http://127.0.0.1:9/stats"
+daily_budget = 10000.0
+"#;
+
+/// Minute rows of the quiet channel over `days`, at a true CPA of `cpa`.
+fn quiet_rows(cpa: f64, days: i64, seed: u64) -> Vec<(i64, campaign_cockpit::domain::Counters)> {
+    use rand_distr::Poisson;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let t0 = 1_780_272_000_000; // 2026-06-01T00:00Z
+    (0..days * 24 * 60)
+        .map(|m| {
+            let at = t0 + (m + 1) * MIN;
+            let hour = (m / 60 % 24) as f64;
+            // 0.6× at night to 1.4× in the afternoon.
+            let spend = 200.0 / 60.0 * (1.0 - 0.4 * (std::f64::consts::TAU * (hour - 3.0) / 24.0).cos());
+            let count = |mean: f64, rng: &mut StdRng| {
+                if mean > 0.0 { Poisson::new(mean).unwrap().sample(rng) as u64 } else { 0 }
+            };
+            let c = campaign_cockpit::domain::Counters {
+                impressions: count(spend * 100.0, &mut rng),
+                clicks: count(spend / 2.0, &mut rng),
+                leads: 0,
+                conversions: count(spend / cpa, &mut rng),
+                spend,
+                revenue: 0.0,
+            };
+            (at, c)
+        })
+        .collect()
+}
+
+/// The rule as it was: the observed CPA over the window against the limit, once the volume
+/// guard is met, through the same state machine and timing.
+fn kpi_as_it_was(
+    campaign: &campaign_cockpit::domain::Campaign,
+    rows: &[(i64, campaign_cockpit::domain::Counters)],
+) -> Vec<(i64, bool)> {
+    use campaign_cockpit::alert::rules::defaults;
+    use campaign_cockpit::alert::state::{AlertKey, Severity, Transition, Verdict, step_all};
+    use campaign_cockpit::domain::RuleKind;
+    let d = defaults(RuleKind::Kpi);
+    let limit = &campaign.kpis[0];
+    let key = AlertKey { campaign: campaign.id.clone(), channel: "search".into(), rule: format!("kpi: {limit}") };
+    let mut alerts = std::collections::BTreeMap::new();
+    let window = (d.window_ms / MIN) as usize;
+    let mut fired = Vec::new();
+    for i in 0..rows.len() {
+        let mut w = campaign_cockpit::domain::Counters::default();
+        rows[i.saturating_sub(window - 1)..=i].iter().for_each(|(_, c)| w.add(c));
+        let at = rows[i].0;
+        let active = alerts.get(&key).is_some_and(|a: &campaign_cockpit::alert::state::Alert| {
+            matches!(
+                a.state,
+                campaign_cockpit::alert::AlertState::Pending | campaign_cockpit::alert::AlertState::Firing
+            )
+        });
+        let verdict = d.guard.enough(limit.metric, &w).ok().map(|()| {
+            let v = limit.metric.value(&w).unwrap_or(f64::INFINITY);
+            let bound = if active { limit.value * (1.0 - d.threshold) } else { limit.value };
+            let off = (v - limit.value) / limit.value;
+            Verdict {
+                active: v > bound,
+                severity: if off > 0.25 { Severity::Crit } else { Severity::Warn },
+                observed: Some(v),
+                expected: Some((limit.value, 0.0)),
+                summary: String::new(),
+            }
+        });
+        for m in step_all(&mut alerts, vec![(key.clone(), verdict, d.timing)], at) {
+            if m.transition == Transition::Fired {
+                fired.push((at, m.after.is_some_and(|a| a.severity == Severity::Crit)));
+            }
+        }
+    }
+    fired
+}
+
+/// The KPI rule on a quiet channel: how often it fires, and pages, where the true CPA is
+/// inside its limit, and how soon where it is not; as it runs, and as it was.
+pub fn bench_kpi_quiet() {
+    use campaign_cockpit::alert::backtest::ChannelReplay;
+    use campaign_cockpit::alert::{AlertState, Severity};
+    use campaign_cockpit::domain::campaign::{Campaign, Format};
+    let campaign = Campaign::parse(KPI_CAMPAIGN, Format::Toml, "quiet.toml").unwrap();
+    const DAYS: i64 = 28;
+    const SEEDS: u64 = 4;
+    let weeks = (DAYS * SEEDS as i64) as f64 / 7.0;
+    println!(
+        "KPI rule `cpa <= 90` on a quiet channel (~200 spent and ~2.5 conversions an hour), minute rows, {SEEDS} × {DAYS} days"
+    );
+    for cpa in [60.0, 80.0, 85.0, 120.0] {
+        let (mut now, mut was) = ((0usize, 0usize, Vec::new()), (0usize, 0usize, Vec::new()));
+        for seed in 0..SEEDS {
+            let rows = quiet_rows(cpa, DAYS, seed);
+            let t0 = rows[0].0;
+            let mut r = ChannelReplay::new(&campaign, "search").unwrap();
+            let mut first = None;
+            for (at, c) in &rows {
+                for ch in r.push(*at, c, false) {
+                    if ch.rule.starts_with("kpi") && ch.state == AlertState::Firing {
+                        now.0 += 1;
+                        now.1 += usize::from(ch.severity == Severity::Crit);
+                        first.get_or_insert(ch.at_ms - t0);
+                    }
+                }
+            }
+            now.2.extend(first);
+            let old = kpi_as_it_was(&campaign, &rows);
+            was.0 += old.len();
+            was.1 += old.iter().filter(|f| f.1).count();
+            was.2.extend(old.first().map(|f| f.0 - t0));
+        }
+        let say = |(fires, crits, firsts): &(usize, usize, Vec<i64>)| {
+            let mut firsts = firsts.clone();
+            firsts.sort_unstable();
+            let first = firsts
+                .get(firsts.len() / 2)
+                .map_or_else(|| "never".to_string(), |d| campaign_cockpit::domain::format::span(*d));
+            format!(
+                "{:5.1} firings/week, {:4.1} critical/week, first after {first}",
+                *fires as f64 / weeks,
+                *crits as f64 / weeks
+            )
+        };
+        println!("  true CPA {cpa:>3}: as it runs {}", say(&now));
+        println!("  {:>12}  as it was {}", "", say(&was));
+    }
+}

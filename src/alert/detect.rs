@@ -368,7 +368,7 @@ mod tests {
         assert!(v.active);
         assert_eq!(
             v.summary,
-            "CTR 0.9% vs limit CTR ≥ 2.0% over 3h: 18,400 impressions, 90 % interval 0.8%–1.0%, P(CTR < 2.0%) > 0.99"
+            "CTR 0.9% vs limit CTR ≥ 2.0% over 3h: 18,400 impressions, 90 % interval 0.8%–1.0%, P(CTR < 2.0%) > 0.999"
         );
         assert_eq!(v.severity, Severity::Crit);
         // 2.05 % clears a fresh check but not a firing one (needs ≥ 2.1 %).
@@ -385,7 +385,7 @@ mod tests {
         assert!(kpi(&cpl, &window(5000, 100, 2, 300.0), &g, 0.05, false, "1d").is_none());
         let v = kpi(&cpl, &window(50_000, 900, 0, 800.0), &g, 0.05, false, "1d").unwrap();
         assert!(v.active && v.severity == Severity::Crit, "800 spent is 6.7 leads due at 120: {}", v.summary);
-        assert_eq!(v.summary, "800.00 spent over 1d with no leads (limit CPL ≤ 120.00): P(CPL > 120.00) > 0.99");
+        assert_eq!(v.summary, "800.00 spent over 1d with no leads (limit CPL ≤ 120.00): P(CPL > 120.00) > 0.999");
         // 540 at a limit of 200 is 2.7 leads due: none is likely a breach, not yet a page.
         let cpl200: KpiLimit = "cpl <= 200".parse().unwrap();
         let v = kpi(&cpl200, &window(50_000, 900, 0, 540.0), &g, 0.05, false, "3h").unwrap();

@@ -19,7 +19,7 @@ pub const FIRE_AT: f64 = 0.95;
 /// Once firing, how likely a breach must stay for the alert to go on.
 pub const CLEAR_BELOW: f64 = 0.5;
 /// How likely a breach must be for a page (critical).
-pub const CRIT_AT: f64 = 0.99;
+pub const CRIT_AT: f64 = 0.999;
 /// The credible interval the verdicts state.
 pub const INTERVAL: f64 = 0.90;
 
@@ -166,6 +166,7 @@ pub fn standing(limit: &KpiLimit, c: &Counters) -> Option<Standing> {
 /// The probability as the verdicts write it: two decimals, never a flat 0 or 1.
 pub fn odds(p: f64) -> String {
     match p {
+        p if p >= 0.9995 => "> 0.999".to_string(),
         p if p >= 0.995 => "> 0.99".to_string(),
         p if p < 0.005 => "< 0.01".to_string(),
         p => format!("{p:.2}"),
@@ -271,7 +272,7 @@ mod tests {
         let c = Counters { impressions: 50_000, spend: 2_500.0, ..Default::default() };
         let e = evidence(&cpm, &c).unwrap();
         assert!(e.p_breach > 0.999 && e.low > 45.0 && e.high < 55.0, "{e:?}");
-        assert_eq!(odds(e.p_breach), "> 0.99");
+        assert_eq!(odds(e.p_breach), "> 0.999");
         assert_eq!(odds(0.5), "0.50");
     }
 }

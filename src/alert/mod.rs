@@ -7,9 +7,13 @@
 //! - **kpi** — each KPI limit (campaign-wide and per channel) judged per channel over the last 3 h
 //!   of campaign time (the two hours of minute samples in memory, and the channel's whole hours
 //!   before them). No verdict without volume: 1,000 impressions for CTR/CPM, 100 clicks for
-//!   CVR/CPC, 10 results or 500 spent for CPL/CPA/ROAS (spend with no results at all is critical).
-//!   A breach must hold 15 min before firing and, once firing, clears only when the value is back
-//!   inside the limit by 5 % and stays so for 30 min. More than 25 % beyond the limit is critical.
+//!   CVR/CPC, 10 results or 500 spent for CPL/CPA/ROAS. A quiet channel's cost per result is
+//!   judged over a window doubled (up to a day) until it holds 10 results or what 10 cost at the
+//!   limit. A breach fires when the counts make it at least 95 % likely (Gamma–Poisson for a cost
+//!   per result, Beta for a rate: see `evidence`) and has held 15 min; once firing it clears when
+//!   no longer even odds and stays so for 30 min; it is critical when 99.9 % likely and more than
+//!   25 % beyond the limit. Spend with no results at all is judged on the chance of none at the
+//!   limit's price.
 //! - **pacing** — spend against the total budget and the time gone (±15 points; the alert says
 //!   when the budget runs out at this pace), each counted goal (leads, conversions, revenue…)
 //!   against its time, and a channel whose daily budget is gone with more than 15 % of the day

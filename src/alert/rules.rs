@@ -182,24 +182,34 @@ pub fn evaluate(
         let plan = ch.plan.or_else(|| campaign.channel(ch.id));
         let s = settings(campaign, plan, RuleKind::Kpi);
         if s.enabled && ch.windows {
-            let window = kpi_window(ch, now - s.window_ms);
-            // Most channels share a window: worded once.
-            let span = match spans.iter().position(|(w, _)| *w == s.window_ms) {
-                Some(i) => i,
-                None => {
-                    spans.push((s.window_ms, crate::domain::format::span(s.window_ms)));
-                    spans.len() - 1
-                }
-            };
-            let span = spans[span].1.as_str();
+            // The rule's window, and the wider ones a quiet channel's limits need.
+            let mut windows = vec![(s.window_ms, kpi_window(ch, now - s.window_ms))];
             let limits = campaign.kpis.iter().chain(plan.into_iter().flat_map(|p| p.kpis.iter()));
             for limit in limits {
+                let mut i = 0;
+                while i < KPI_WIDENINGS && !holds_its_worth(limit, &windows[i].1, &s.guard) {
+                    i += 1;
+                    if windows.len() == i {
+                        let w = s.window_ms << i;
+                        windows.push((w, kpi_window(ch, now - w)));
+                    }
+                }
+                let (w, window) = &windows[i];
+                // Most channels share a window: worded once.
+                let span = match spans.iter().position(|(s, _)| s == w) {
+                    Some(i) => i,
+                    None => {
+                        spans.push((*w, crate::domain::format::span(*w)));
+                        spans.len() - 1
+                    }
+                };
+                let span = spans[span].1.as_str();
                 let rule = || format!("kpi: {limit}");
                 // A paused channel spends nothing: its limits hold (and its alerts clear).
                 let v = if ch.paused {
                     Some(paused_verdict())
                 } else {
-                    kpi(limit, &window, &s.guard, s.threshold, was(&rule), span)
+                    kpi(limit, window, &s.guard, s.threshold, was(&rule), span)
                 };
                 push(&rule, v, &s);
             }
@@ -298,6 +308,23 @@ fn paused_verdict() -> Verdict {
         expected: None,
         summary: "channel paused".into(),
     }
+}
+
+/// How many times a KPI window is doubled for a quiet channel (3 h to a day by default).
+const KPI_WIDENINGS: usize = 3;
+
+/// Whether a window holds enough to judge a limit on: the volume guard's, and for a cost per
+/// result, the spend that buys `min_results` at the limit's price (unless that many came).
+/// Judged on less, a quiet channel's every window is a fresh chance of a few unlucky hours
+/// passing for a breach.
+fn holds_its_worth(limit: &crate::domain::KpiLimit, c: &Counters, guard: &VolumeGuard) -> bool {
+    let results = match limit.metric {
+        Metric::Cpl => c.leads,
+        Metric::Cpa => c.conversions,
+        _ => return guard.enough(limit.metric, c).is_ok(),
+    };
+    guard.enough(limit.metric, c).is_ok()
+        && (results >= guard.min_results || c.spend >= guard.min_results as f64 * limit.value)
 }
 
 /// A channel's counters since `from`: its recent samples, or where the window reaches further
@@ -559,6 +586,39 @@ daily_budget = 1000.0
         let rules: Vec<&str> =
             out.iter().filter(|(k, _, _)| !k.channel.is_empty()).map(|(k, _, _)| k.rule.as_str()).collect();
         assert_eq!(rules, ["health", "health: counter reset"]);
+    }
+
+    #[test]
+    fn a_quiet_channel_is_judged_over_a_window_that_holds_the_limits_worth() {
+        let c = campaign("");
+        let now = c.start_ms() + 24 * HOUR_MS;
+        // Hourly rows, 200 spent an hour. The last 3 hours: 2 leads for 600, CPL 300 and on
+        // its own "likely" over 100 (P 0.96); but 600 buys only 6 leads at the limit, short of
+        // the 10 a verdict needs, so the window doubles to 6 hours.
+        let judge = |before: [u64; 3]| {
+            let leads = [1, 0, 1, before[0], before[1], before[2], 0];
+            let rows = (0..7)
+                .rev()
+                .map(|k| (now - k as i64 * HOUR_MS, Counters { leads: leads[k], spend: 200.0, ..Counters::default() }));
+            let recent = Recent::from_entries(rows, 120);
+            let out = evaluate(
+                &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
+                &[input(&recent)],
+                now,
+                &|_| false,
+                &|_| true,
+            );
+            find(&out, "kpi: cpl <= 100").unwrap().1.clone().unwrap()
+        };
+        let lead = Counters { leads: 2, spend: 600.0, ..Counters::default() };
+        assert!(crate::alert::evidence::p_breach(&c.kpis[0], &lead).unwrap() > 0.95);
+        // The 3 hours before: 10 leads. Over 6 hours, CPL 100: nothing to say.
+        let v = judge([4, 3, 3]);
+        assert!(!v.active && v.observed == Some(100.0), "{v:?}");
+        // The 3 hours before as bad: 4 leads for 1,200 over 6 hours, surely over.
+        let v = judge([1, 0, 1]);
+        assert!(v.active && v.observed == Some(300.0), "{v:?}");
+        assert!(v.summary.contains("over 6h: 4 leads"), "{}", v.summary);
     }
 
     #[test]
