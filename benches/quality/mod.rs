@@ -421,7 +421,7 @@ fn kpi_as_it_was(
     rows: &[(i64, campaign_cockpit::domain::Counters)],
 ) -> Vec<(i64, bool)> {
     use campaign_cockpit::alert::rules::defaults;
-    use campaign_cockpit::alert::state::{AlertKey, Severity, Transition, Verdict, step_all};
+    use campaign_cockpit::alert::state::{Alert, AlertKey, AlertState, Severity, Transition, Verdict, step_all};
     use campaign_cockpit::domain::RuleKind;
     let d = defaults(RuleKind::Kpi);
     let limit = &campaign.kpis[0];
@@ -433,12 +433,8 @@ fn kpi_as_it_was(
         let mut w = campaign_cockpit::domain::Counters::default();
         rows[i.saturating_sub(window - 1)..=i].iter().for_each(|(_, c)| w.add(c));
         let at = rows[i].0;
-        let active = alerts.get(&key).is_some_and(|a: &campaign_cockpit::alert::state::Alert| {
-            matches!(
-                a.state,
-                campaign_cockpit::alert::AlertState::Pending | campaign_cockpit::alert::AlertState::Firing
-            )
-        });
+        let active =
+            alerts.get(&key).is_some_and(|a: &Alert| matches!(a.state, AlertState::Pending | AlertState::Firing));
         let verdict = d.guard.enough(limit.metric, &w).ok().map(|()| {
             let v = limit.metric.value(&w).unwrap_or(f64::INFINITY);
             let bound = if active { limit.value * (1.0 - d.threshold) } else { limit.value };

@@ -44,6 +44,20 @@ impl VolumeGuard {
             _ => Ok(()),
         }
     }
+
+    /// Whether a window holds enough to judge `limit` on: `enough`, and for a cost per result,
+    /// the spend that buys `min_results` at the limit's price (unless that many came). Judged
+    /// on less, a quiet channel's every window is a fresh chance for a few unlucky hours to
+    /// pass for a breach.
+    pub fn holds_its_worth(&self, limit: &KpiLimit, c: &Counters) -> bool {
+        let results = match limit.metric {
+            Metric::Cpl => Some(c.leads),
+            Metric::Cpa => Some(c.conversions),
+            _ => None,
+        };
+        self.enough(limit.metric, c).is_ok()
+            && results.is_none_or(|r| r >= self.min_results || c.spend >= self.min_results as f64 * limit.value)
+    }
 }
 
 /// Judges a KPI limit over a window. `hysteresis` is the relative margin by which a breached

@@ -189,30 +189,37 @@ fn ln_norm(tail: (Option<f64>, f64)) -> f64 {
 #[derive(Debug, Clone)]
 struct Tails {
     recent: VecDeque<f64>,
-    /// Per tail, the log of its density's constant, and the expected log density of a normal
-    /// residual under it.
-    norm: [f64; TAILS.len()],
-    prior: [f64; TAILS.len()],
     chosen: (Option<f64>, f64),
     since: usize,
 }
 
 impl Tails {
     fn new() -> Self {
-        // ∫ φ(z) ln f(z) dz by the midpoint rule over ±TAIL_CAP.
-        let step = 0.01;
-        let n = (2.0 * TAIL_CAP / step) as usize;
-        let normal = TAILS[TAILS.len() - 1];
-        let norm = TAILS.map(ln_norm);
-        let prior = TAILS.map(|tail| {
-            (0..n)
-                .map(|i| {
-                    let z = -TAIL_CAP + (i as f64 + 0.5) * step;
-                    (ln_kernel(z, normal) + ln_norm(normal)).exp() * (ln_kernel(z, tail) + ln_norm(tail)) * step
-                })
-                .sum()
-        });
-        Tails { recent: VecDeque::new(), norm, prior, chosen: normal, since: 0 }
+        Tails { recent: VecDeque::new(), chosen: TAILS[TAILS.len() - 1], since: 0 }
+    }
+
+    /// Per tail, the log of its density's constant, and the expected log density of a normal
+    /// residual under it (∫ φ(z) ln f(z) dz by the midpoint rule over ±`TAIL_CAP`): the same
+    /// for every series, worked out once.
+    fn constants() -> &'static ([f64; TAILS.len()], [f64; TAILS.len()]) {
+        static CONSTANTS: std::sync::LazyLock<([f64; TAILS.len()], [f64; TAILS.len()])> =
+            std::sync::LazyLock::new(|| {
+                let step = 0.01;
+                let n = (2.0 * TAIL_CAP / step) as usize;
+                let norm = TAILS.map(ln_norm);
+                let normal = TAILS.len() - 1;
+                let prior = std::array::from_fn(|k| {
+                    (0..n)
+                        .map(|i| {
+                            let z = -TAIL_CAP + (i as f64 + 0.5) * step;
+                            let density = (ln_kernel(z, TAILS[normal]) + norm[normal]).exp();
+                            density * (ln_kernel(z, TAILS[k]) + norm[k]) * step
+                        })
+                        .sum()
+                });
+                (norm, prior)
+            });
+        &CONSTANTS
     }
 
     fn push(&mut self, z: f64) {
@@ -226,11 +233,10 @@ impl Tails {
         self.since += 1;
         if self.since >= 50 {
             self.since = 0;
+            let (norm, prior) = Self::constants();
             let likelihood = |k: usize| {
                 let n = self.recent.len() as f64;
-                self.recent.iter().map(|z| ln_kernel(*z, TAILS[k])).sum::<f64>()
-                    + n * self.norm[k]
-                    + TAIL_PRIOR * self.prior[k]
+                self.recent.iter().map(|z| ln_kernel(*z, TAILS[k])).sum::<f64>() + n * norm[k] + TAIL_PRIOR * prior[k]
             };
             self.chosen = (0..TAILS.len())
                 .map(|k| (k, likelihood(k)))

@@ -187,7 +187,7 @@ pub fn evaluate(
             let limits = campaign.kpis.iter().chain(plan.into_iter().flat_map(|p| p.kpis.iter()));
             for limit in limits {
                 let mut i = 0;
-                while i < KPI_WIDENINGS && !holds_its_worth(limit, &windows[i].1, &s.guard) {
+                while i < KPI_WIDENINGS && !s.guard.holds_its_worth(limit, &windows[i].1) {
                     i += 1;
                     if windows.len() == i {
                         let w = s.window_ms << i;
@@ -196,7 +196,7 @@ pub fn evaluate(
                 }
                 let (w, window) = &windows[i];
                 // Most channels share a window: worded once.
-                let span = match spans.iter().position(|(s, _)| s == w) {
+                let span = match spans.iter().position(|(ms, _)| ms == w) {
                     Some(i) => i,
                     None => {
                         spans.push((*w, crate::domain::format::span(*w)));
@@ -312,20 +312,6 @@ fn paused_verdict() -> Verdict {
 
 /// How many times a KPI window is doubled for a quiet channel (3 h to a day by default).
 const KPI_WIDENINGS: usize = 3;
-
-/// Whether a window holds enough to judge a limit on: the volume guard's, and for a cost per
-/// result, the spend that buys `min_results` at the limit's price (unless that many came).
-/// Judged on less, a quiet channel's every window is a fresh chance of a few unlucky hours
-/// passing for a breach.
-fn holds_its_worth(limit: &crate::domain::KpiLimit, c: &Counters, guard: &VolumeGuard) -> bool {
-    let results = match limit.metric {
-        Metric::Cpl => c.leads,
-        Metric::Cpa => c.conversions,
-        _ => return guard.enough(limit.metric, c).is_ok(),
-    };
-    guard.enough(limit.metric, c).is_ok()
-        && (results >= guard.min_results || c.spend >= guard.min_results as f64 * limit.value)
-}
 
 /// A channel's counters since `from`: its recent samples, or where the window reaches further
 /// back than they do, the whole hours of its history standing in for the older part (the
