@@ -109,7 +109,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-/// Four lines on one alert: what and since when, the explanation, the first step to take.
+/// Four lines on one alert: what and since when, the explanation (two lines), the first step
+/// to take.
 fn detail(app: &App, a: &crate::alert::Alert, width: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let snap = &app.snap;
@@ -123,20 +124,19 @@ fn detail(app: &App, a: &crate::alert::Alert, width: usize) -> Vec<Line<'static>
         ]),
         None => Line::styled(fit("no contingency plan in the campaign file for this rule", width), t.muted),
     };
-    vec![
-        Line::styled(
-            fit(
-                &format!(
-                    "{head}{}",
-                    "─".repeat(width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str())))
-                ),
-                width,
+    let head = Line::styled(
+        fit(
+            &format!(
+                "{head}{}",
+                "─".repeat(width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str())))
             ),
-            t.muted,
+            width,
         ),
-        Line::raw(fit(&a.summary, width)),
-        step,
-    ]
+        t.muted,
+    );
+    // The explanation over two lines: a KPI verdict's evidence comes at its end.
+    let (first, rest) = crate::ui::widgets::split_at_width(&a.summary, width);
+    vec![head, Line::raw(fit(first, width)), Line::raw(fit(rest, width)), step]
 }
 
 /// "45s", "31m", "18h53m", "2d4h": at most six columns.

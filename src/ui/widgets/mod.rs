@@ -101,6 +101,29 @@ pub fn fit(s: &str, width: usize) -> String {
     format!("{t}{}", " ".repeat(pad))
 }
 
+/// `s` split where its first `width` columns end, at the last space before them when there
+/// is one: the head, and the rest without its leading spaces.
+pub fn split_at_width(s: &str, width: usize) -> (&str, &str) {
+    if s.width() <= width {
+        return (s, "");
+    }
+    let mut w = 0;
+    let mut cut = 0;
+    let mut space = None;
+    for (i, ch) in s.char_indices() {
+        w += ch.width().unwrap_or(0);
+        if ch == ' ' {
+            space = Some(i);
+        }
+        if w > width {
+            break;
+        }
+        cut = i + ch.len_utf8();
+    }
+    let at = space.filter(|&i| i > 0).unwrap_or(cut);
+    (&s[..at], s[at..].trim_start())
+}
+
 /// Like `truncate` but keeps the end (for paths).
 pub fn truncate_left(s: &str, width: usize) -> String {
     if s.width() <= width {
@@ -119,6 +142,15 @@ mod tests {
 
     fn text(spans: &[Span<'_>]) -> String {
         spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn a_line_splits_at_the_last_space_that_fits() {
+        assert_eq!(split_at_width("CPA 303.65 vs limit", 12), ("CPA 303.65", "vs limit"));
+        assert_eq!(split_at_width("CPA 303.65 vs limit", 10), ("CPA 303.65", "vs limit"));
+        assert_eq!(split_at_width("short", 12), ("short", ""));
+        assert_eq!(split_at_width("unbrokenword", 4), ("unbr", "okenword"));
+        assert_eq!(split_at_width("微信朋友圈 广告", 6), ("微信朋", "友圈 广告"));
     }
 
     #[test]
