@@ -7,7 +7,8 @@ use campaign_cockpit::demo;
 use campaign_cockpit::domain::source::Request;
 use campaign_cockpit::domain::time::{DAY_MS, HOUR_MS};
 use campaign_cockpit::domain::{Campaign, ChannelKey, Counters, Health};
-use campaign_cockpit::engine::Engine;
+use campaign_cockpit::engine::{Command, Engine, StoreJob};
+use campaign_cockpit::{analyze, report};
 use campaign_cockpit::engine::snapshot::Snapshot;
 use campaign_cockpit::poll::{self, PollError, PollOutcome, Secret, SourceSpec, wire::Names};
 use campaign_cockpit::sim::{self, SimServer, dialect, model::Network};
@@ -123,20 +124,93 @@ impl Rig {
 
     /// What the platform reports now for a channel, summed over its days.
     fn platform_totals(&self, campaign: &str, channel: &str) -> Counters {
+        Counters::sum(self.platform_days(campaign, channel).values())
+    }
+
+    /// What the platform reports now for each day (its start) of a channel.
+    fn platform_days(&self, campaign: &str, channel: &str) -> BTreeMap<i64, Counters> {
         let net = self.sim.network.lock().unwrap();
         let now = self.clock.now_ms();
         let ch = net.channels.iter().find(|c| c.campaign == campaign && c.id == channel).unwrap();
-        let mut sum = Counters::default();
-        for (day, c) in &ch.days {
-            let m = dialect::maturity((now - day).div_euclid(DAY_MS));
-            sum.add(&Counters {
-                conversions: (c.conversions as f64 * m).floor() as u64,
-                revenue: (c.revenue * m * 100.0).round() / 100.0,
-                ..*c
-            });
-        }
-        sum
+        ch.days
+            .iter()
+            .map(|(day, c)| {
+                let m = dialect::maturity((now - day).div_euclid(DAY_MS));
+                let c = Counters {
+                    conversions: (c.conversions as f64 * m).floor() as u64,
+                    revenue: (c.revenue * m * 100.0).round() / 100.0,
+                    ..*c
+                };
+                (*day, c)
+            })
+            .collect()
     }
+
+    /// Runs `job` on the engine's store and returns what it gives.
+    fn with_store<T: Send + 'static>(&mut self, job: impl FnOnce(&Store) -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.engine.commit();
+        self.engine.command(Command::WithStore(StoreJob(Box::new(move |store| tx.send(job(store)).unwrap()))));
+        rx.recv().unwrap()
+    }
+
+    /// Checks that each of a campaign's channels has the platform's figures of each day on
+    /// that day, as the review, the analysis and `report --from/--to` read them.
+    fn assert_days_are_the_platforms(&mut self, campaign: &str, mapped: &[&str], what: &str) {
+        let c = self.campaigns.iter().find(|c| c.id == campaign).unwrap().clone();
+        let all = self.campaigns.clone();
+        let now = self.clock.now_ms();
+        let first = c.day_start_ms(c.start_ms());
+        let mut want_total: BTreeMap<i64, Counters> = BTreeMap::new();
+        for ch in &c.channels {
+            let want: BTreeMap<i64, Counters> =
+                self.platform_days(campaign, &ch.id).into_iter().map(|(d, w)| (d, only(&w, mapped))).collect();
+            let (c2, id) = (c.clone(), ch.id.clone());
+            let got = self.with_store(move |s| analyze::data::channel_days(s, &c2, &id, now).unwrap());
+            for (day, w) in &want {
+                want_total.entry(*day).or_default().add(w);
+                let i = ((day - first) / DAY_MS) as usize;
+                let g = got.get(i).copied().unwrap_or_default();
+                assert!(same_day(&g, w), "{what}: {} day {}: {g:?} vs the platform's {w:?}", ch.id, i + 1);
+            }
+            let extra: Vec<usize> =
+                (0..got.len()).filter(|i| !got[*i].is_zero() && !want.contains_key(&(first + *i as i64 * DAY_MS))).collect();
+            assert!(extra.is_empty(), "{what}: {}: figures on days the platform has none: {extra:?}", ch.id);
+        }
+        // The review by day, and one day asked for by its dates.
+        let (c2, all2) = (c.clone(), all.clone());
+        let review = self.with_store(move |s| report::build(s, &c2, &all2, None, None).unwrap());
+        for d in &review.days {
+            let w = want_total.get(&(first + (d.day as i64 - 1) * DAY_MS)).copied().unwrap_or_default();
+            assert!(same_day_of(&d.counters, &w, c.channels.len()), "{what}: review day {}: {:?} vs {w:?}", d.day, d.counters);
+        }
+        assert!(review.days.last().is_some_and(|d| d.partial), "{what}: today is shown as partial");
+        let (day, w) = want_total.iter().next().map(|(d, w)| (*d, *w)).unwrap();
+        let (c2, all2) = (c.clone(), all.clone());
+        let one = self.with_store(move |s| report::build(s, &c2, &all2, Some(day), Some(day + DAY_MS)).unwrap());
+        assert!(same_day_of(&one.totals, &w, c.channels.len()), "{what}: report of day 1 alone: {:?} vs {w:?}", one.totals);
+    }
+}
+
+/// The counters named in `mapped`, the others 0.
+fn only(c: &Counters, mapped: &[&str]) -> Counters {
+    let mut out = Counters::default();
+    for name in mapped {
+        out.set(name, c.get(name));
+    }
+    out
+}
+
+/// Counts equal, money to the cent (of each of `n` channels summed, each reported in cents).
+fn same_day_of(a: &Counters, b: &Counters, n: usize) -> bool {
+    let cents = 0.006 * n as f64;
+    (a.impressions, a.clicks, a.leads, a.conversions) == (b.impressions, b.clicks, b.leads, b.conversions)
+        && (a.spend - b.spend).abs() < cents
+        && (a.revenue - b.revenue).abs() < cents
+}
+
+fn same_day(a: &Counters, b: &Counters) -> bool {
+    same_day_of(a, b, 1)
 }
 
 fn totals(s: &Snapshot, key: &ChannelKey) -> Counters {
@@ -181,6 +255,13 @@ async fn presets_read_the_platforms_and_restated_days_replace_what_was_known() {
         }
     }
     assert!(grew, "conversions came in");
+    // Restated days replace what was known of them on those days, not at the poll.
+    r.assert_days_are_the_platforms("618-promo", &campaign_cockpit::domain::source::COUNTERS, "meta-insights");
+    r.assert_days_are_the_platforms(
+        "app-launch",
+        &["impressions", "clicks", "conversions", "spend", "revenue"],
+        "google-ads",
+    );
     let s = r.snapshot();
     assert!(
         s.sources.iter().all(|src| src.health == Health::Ok),
@@ -548,5 +629,6 @@ async fn every_preset_reads_the_simulator_speaking_its_platform() {
             }
             assert!(got.clicks > 0 || !mapped.contains(&"clicks"), "{d}: {} had traffic", ch.id);
         }
+        r.assert_days_are_the_platforms("618-promo", &mapped, d);
     }
 }

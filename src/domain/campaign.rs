@@ -277,6 +277,18 @@ impl Channel {
     pub fn source_format(&self) -> Option<super::source::Resolved> {
         super::source::resolve(self.format.as_deref(), self.request.as_ref(), self.mapping.as_ref()).ok().flatten()
     }
+
+    /// The length of this channel's periods (ms) when its source is read by periods (`rows`):
+    /// each figure such a source gives is kept on the day or hour it describes. `None` for a
+    /// source of cumulative counters.
+    pub fn period_ms(&self) -> Option<i64> {
+        use super::source::{Mode, PeriodLength};
+        let r = self.source_format()?;
+        (r.mode() == Mode::Rows).then(|| match r.mapping.period_length.unwrap_or_default() {
+            PeriodLength::Day => DAY_MS,
+            PeriodLength::Hour => crate::domain::time::HOUR_MS,
+        })
+    }
 }
 
 /// A polling interval written the human way ("500ms", "5s", "1m").

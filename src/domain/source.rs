@@ -97,6 +97,15 @@ pub struct Mapping {
     /// or RFC 3339; dates are in the campaign's time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<String>,
+    /// How the period is written, as strftime (`%Y/%m/%d`, `%Y%m%d`, `%d/%m/%Y`,
+    /// `%Y-%m-%d %H:%M`), where it is none of the forms read without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_format: Option<String>,
+    /// `csv` sources: the files' text encoding (`utf-8`, `gbk`, `gb18030`, `utf-16`); without
+    /// it a byte-order mark decides, then UTF-8, then GB18030 where the mapping's column
+    /// names are found with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impressions: Option<Field>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +132,8 @@ impl Mapping {
             rows: pick(&self.rows, &over.rows),
             id: pick(&self.id, &over.id),
             period: pick(&self.period, &over.period),
+            date_format: pick(&self.date_format, &over.date_format),
+            encoding: pick(&self.encoding, &over.encoding),
             impressions: field(&self.impressions, &over.impressions),
             clicks: field(&self.clicks, &over.clicks),
             leads: field(&self.leads, &over.leads),
@@ -334,6 +345,23 @@ impl Resolved {
     /// Every expression compiles, the fields a mode needs are there, placeholders are known.
     fn check(&self) -> Result<(), (String, String)> {
         let m = &self.mapping;
+        if let Some(f) = &m.date_format
+            && (f.trim().is_empty()
+                || chrono::format::StrftimeItems::new(f).any(|i| matches!(i, chrono::format::Item::Error)))
+        {
+            return Err(("mapping.date_format".into(), format!("'{f}' is not a strftime format (like %Y/%m/%d)")));
+        }
+        if let Some(e) = &m.encoding {
+            if self.format != "csv" {
+                return Err(("mapping.encoding".into(), "is for csv sources (answers over HTTP say theirs)".into()));
+            }
+            if encoding_rs::Encoding::for_label(e.trim().as_bytes()).is_none() {
+                return Err((
+                    "mapping.encoding".into(),
+                    format!("unknown encoding '{e}' (known: utf-8, gbk, gb18030, utf-16, utf-16be, big5, shift_jis, windows-1252, …)"),
+                ));
+            }
+        }
         if self.format == "csv" {
             if m.id.is_none() || (self.mode() == Mode::Rows && m.period.is_none()) {
                 return Err((

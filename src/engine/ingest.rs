@@ -42,6 +42,9 @@ impl Engine {
                 }
                 let src = self.sources.get_mut(&o.url).expect("checked above");
                 src.record_ok(o.received, o.latency, skew);
+                if src.last_error.is_none() {
+                    src.last_error = doc.note.clone();
+                }
                 self.snapshot.last_data = Some(o.received);
             }
         }
@@ -95,7 +98,14 @@ impl Engine {
                     let saved = self.writer.store().put_periods(key, &changed, &removed);
                     self.writer.saved(saved);
                 }
-                st.cursor.advance_restated(at, Counters::sum(st.periods.values()))
+                // What the periods gained belongs to them, not to the moment of the poll: the
+                // reading moves the totals, its sample carries nothing (see `follow_periods`).
+                st.cursor.advance_restated(at, Counters::sum(st.periods.values())).map(|mut s| {
+                    if !s.first {
+                        s.delta = Counters::default();
+                    }
+                    s
+                })
             }
             None if doc.doc.restating => st.cursor.advance_restated(at, stats.totals),
             None => st.cursor.advance(at, stats.totals, &stats.variants),
@@ -113,7 +123,7 @@ impl Engine {
             if sample.reset {
                 st.last_reset_ms = Some(sample.at);
             }
-            if !sample.first {
+            if !sample.first && restated_from.is_none() {
                 st.history.push(sample.at, &sample.delta);
                 // Readings are kept by storage period, as they are stored: the window then
                 // reaches as far back whether the source is polled every second or every
@@ -131,6 +141,9 @@ impl Engine {
                 Some(open) => open.absorb(&sample),
                 None => st.open = Some(sample),
             }
+        }
+        if restated_from.is_some() {
+            st.follow_periods(st.period_ms.unwrap_or(crate::domain::time::DAY_MS), at);
         }
         true
     }

@@ -171,6 +171,8 @@ struct ChannelState {
     last_reset_ms: Option<i64>,
     /// A `rows` source's periods (start → counters), whose sum is the channel's reading.
     periods: BTreeMap<i64, Counters>,
+    /// Their length (ms) for a channel read by periods (see `Channel::period_ms`).
+    period_ms: Option<i64>,
     /// Hourly counters for the anomaly rules' baselines.
     history: crate::alert::anomaly::HourlyHistory,
     view: Arc<ChannelView>,
@@ -182,6 +184,23 @@ struct ChannelState {
 impl ChannelState {
     fn plan(&self) -> &crate::domain::Channel {
         &self.campaign.channels[self.index]
+    }
+
+    /// A channel read by periods takes its figures from them, each on the period it describes:
+    /// today's counters are today's periods, the recent samples its latest periods (each
+    /// standing at its end, or at `now` while under way), and for hourly periods the hourly
+    /// history of the anomaly rules. Daily periods give those rules no hours: a day is not
+    /// judged by the hour.
+    fn follow_periods(&mut self, len: i64, now: i64) {
+        let day = self.campaign.day_start_ms(now);
+        self.cursor.day_start = day;
+        self.cursor.today = Counters::sum(self.periods.range(day..day + crate::domain::time::DAY_MS).map(|(_, c)| c));
+        let skip = self.periods.len().saturating_sub(RECENT);
+        let ends = self.periods.iter().skip(skip).map(|(p, c)| ((p + len).min(now).max(*p), *c));
+        self.recent = crate::domain::Recent::from_entries(ends, RECENT);
+        let since = now - crate::alert::anomaly::HISTORY_HOURS as i64 * crate::domain::time::HOUR_MS;
+        let hours = self.periods.range(since..).map(|(p, c)| (*p, *c)).filter(|_| len <= crate::domain::time::HOUR_MS);
+        self.history.reset_from(hours);
     }
 
     /// Builds the view from the state as it is now.

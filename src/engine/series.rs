@@ -21,6 +21,10 @@ impl Engine {
         for _ in 0..n {
             let Some(key) = self.backfill.pop() else { break };
             let Some(st) = self.channels.get_mut(&key) else { continue };
+            // A channel read by periods has them all in memory already.
+            if st.period_ms.is_some() {
+                continue;
+            }
             let before = st.recent.first().map_or(i64::MAX, |(at, _)| *at);
             let want = RECENT.saturating_sub(st.recent.len());
             match self.writer.store().recent_samples(&key, before, want) {
@@ -57,11 +61,13 @@ impl Engine {
         let start = self.campaigns.iter().find(|c| c.id == key.campaign).map_or(now, |c| c.start_ms());
         let from = window.span_ms().map_or(start, |s| now - s);
         let span = (now - from).max(60_000);
-        let raw = window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
-        let bucket_ms = if raw { (span / 120).max(60_000) } else { HOUR_MS };
+        // A channel read by periods is drawn by its periods, whatever the window.
+        let period_ms = self.channels.get(&key).and_then(|st| st.period_ms);
+        let raw = period_ms.is_none() && window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
+        let bucket_ms = if raw { (span / 120).max(60_000) } else { period_ms.unwrap_or(HOUR_MS) };
         // Samples not yet written count too: they are newer than every stored one.
         let open = self.channels.get(&key).and_then(|st| st.open.clone());
-        let fresh = self.writer.pending_of(&key).cloned().chain(open);
+        let fresh: Vec<crate::domain::Sample> = self.writer.pending_of(&key).cloned().chain(open).collect();
         // (start, end, counters) of each interval: a sample runs from the one before it.
         let rows: Result<Vec<(i64, i64, Counters)>, _> = if raw {
             // An hour more, for the start of the first sample's interval.
@@ -75,10 +81,15 @@ impl Engine {
                     })
                     .collect()
             })
+        } else if let Some(len) = period_ms {
+            // Each period from the one under way at `from`, as it stands (see `Store::rollups`).
+            self.writer.store().rollups(&key, from - len, i64::MAX).map(|v| {
+                v.into_iter().filter(|(p, _)| p + len > from).map(|(p, c)| (p, p, c)).collect()
+            })
         } else {
             self.writer.store().rollups(&key, from.div_euclid(HOUR_MS) * HOUR_MS, i64::MAX).map(|v| {
                 let mut hours: BTreeMap<i64, Counters> = v.into_iter().collect();
-                for s in fresh.filter(|s| !s.first) {
+                for s in fresh.into_iter().filter(|s| !s.first) {
                     hours.entry(s.at.div_euclid(HOUR_MS) * HOUR_MS).or_default().add(&s.delta);
                 }
                 hours.into_iter().map(|(h, c)| (h, h + 3_599_999, c)).collect()
@@ -91,7 +102,10 @@ impl Engine {
                 Vec::new()
             }
         };
-        let points = crate::analyze::buckets(&rows, bucket_ms, from);
+        let points = match period_ms {
+            Some(_) => rows.into_iter().map(|(p, _, c)| (p, c)).collect(),
+            None => crate::analyze::buckets(&rows, bucket_ms, from),
+        };
         SeriesView { key, window, from_ms: from, to_ms: now, bucket_ms, points }
     }
 }

@@ -253,7 +253,7 @@ fn plan_channels(
                 Some(slots) => slots.push(slot),
                 None => drop(by_source.insert(ch.source.clone(), vec![slot])),
             }
-            let st = ChannelState {
+            let mut st = ChannelState {
                 campaign: c.clone(),
                 index,
                 labels: (ch.name.as_str().into(), ch.kind.as_deref().map(Arc::from), ch.source.as_str().into()),
@@ -267,10 +267,14 @@ fn plan_channels(
                 last_reset_ms: None,
                 history: Default::default(),
                 periods: periods.remove(&key).unwrap_or_default(),
+                period_ms: ch.period_ms(),
                 view: no_view.clone(),
                 dirty: true,
                 windows_judged: i64::MIN,
             };
+            if let Some(len) = st.period_ms.filter(|_| !st.periods.is_empty()) {
+                st.follow_periods(len, now);
+            }
             // Plans have unique channel ids and campaigns unique ids: every key takes a new slot.
             let (at, _) = channels.insert_full(key, st);
             debug_assert_eq!(at, slot, "a channel planned twice");

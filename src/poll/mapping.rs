@@ -28,6 +28,8 @@ pub struct Compiled {
     rows: Expr,
     id: Expr,
     period: Option<Expr>,
+    /// How the period is written, when it is not a form `parse_period` reads by itself.
+    pub date_format: Option<String>,
     counters: Vec<(&'static str, Expr, f64)>,
 }
 
@@ -53,6 +55,7 @@ impl Compiled {
             rows: Expr::new("rows", &need("rows", &m.rows)?)?,
             id: Expr::new("id", &need("id", &m.id)?)?,
             period: m.period.as_deref().map(|p| Expr::new("period", p)).transpose()?,
+            date_format: m.date_format.clone(),
             counters,
         })
     }
@@ -100,8 +103,13 @@ impl Compiled {
                 Some(p) if self.mode == Mode::Rows => {
                     let v = eval(1, "period", p)?;
                     let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.shown());
-                    Some(parse_period(&text, tz).ok_or_else(|| {
-                        format!("mapping.period `{}`: {}: {text} is not a date or time", p.text, at(Some(i)))
+                    Some(parse_period_as(&text, tz, self.date_format.as_deref()).ok_or_else(|| {
+                        format!(
+                            "mapping.period `{}`: {}: {text} is not a date or time{}",
+                            p.text,
+                            at(Some(i)),
+                            expected_form(self.date_format.as_deref())
+                        )
                     })?)
                 }
                 _ => None,
@@ -147,6 +155,35 @@ impl Compiled {
     }
 }
 
+/// Of `names`, the one nearest to `wanted` by edit distance, when it is near enough to be a
+/// likely slip (a letter or two, or a third of the name): what an error suggests instead.
+pub fn nearest<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let w: Vec<char> = wanted.to_lowercase().chars().collect();
+    let far = (w.len() / 3).max(2);
+    names
+        .into_iter()
+        .filter(|n| !n.is_empty() && *n != wanted)
+        .map(|n| (edit_distance(&w, &n.to_lowercase().chars().collect::<Vec<_>>()), n))
+        .filter(|(d, _)| *d <= far)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance between two strings of characters.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (up + 1).min(row[j] + 1).min(diag + usize::from(ca != cb));
+            diag = up;
+        }
+    }
+    row[b.len()]
+}
+
 /// The start of the campaign-local period of `len` ms (a day, an hour) that `t` falls in.
 pub fn local_start(t: i64, tz: FixedOffset, len: i64) -> i64 {
     let off = i64::from(tz.local_minus_utc()) * 1000;
@@ -166,7 +203,26 @@ fn number(v: &Json) -> Option<f64> {
     (n.is_finite() && n >= 0.0).then_some(n)
 }
 
-/// `2026-06-01`, `20260601`, `2026-06-01 00:00:00` (in `tz`) or RFC 3339.
+/// A period written as `format` (strftime; a date, or a date and time) in `tz`, or without a
+/// format as `parse_period` reads it.
+pub fn parse_period_as(text: &str, tz: FixedOffset, format: Option<&str>) -> Option<i64> {
+    let Some(f) = format else { return parse_period(text, tz) };
+    let t = text.trim();
+    let naive = NaiveDateTime::parse_from_str(t, f)
+        .or_else(|_| NaiveDate::parse_from_str(t, f).map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists")))
+        .ok()?;
+    tz.from_local_datetime(&naive).single().map(|d| d.timestamp_millis())
+}
+
+/// The words an error about an unreadable period ends with: the form expected.
+pub fn expected_form(format: Option<&str>) -> String {
+    match format {
+        Some(f) => format!(" (date_format is '{f}')"),
+        None => " (expected 2026-06-01, 2026/06/01, 20260601 or 2026-06-01 09:00:00; set mapping.date_format for another form, e.g. %d/%m/%Y)".into(),
+    }
+}
+
+/// `2026-06-01`, `2026/06/01`, `20260601`, `2026-06-01 00:00:00` (in `tz`) or RFC 3339.
 pub fn parse_period(text: &str, tz: FixedOffset) -> Option<i64> {
     let t = text.trim();
     // `YYYY-MM-DD`, the platforms' usual day, without a format parser.
@@ -182,8 +238,13 @@ pub fn parse_period(text: &str, tz: FixedOffset) -> Option<i64> {
     }
     let naive = NaiveDate::parse_from_str(t, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(t, "%Y%m%d"))
+        .or_else(|_| NaiveDate::parse_from_str(t, "%Y/%m/%d"))
+        .or_else(|_| NaiveDate::parse_from_str(t, "%Y年%m月%d日"))
         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists"))
         .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y/%m/%d %H:%M:%S"))
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M"))
+        .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y/%m/%d %H:%M"))
         .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
         .ok()?;
     tz.from_local_datetime(&naive).single().map(|d| d.timestamp_millis())

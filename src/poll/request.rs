@@ -114,11 +114,13 @@ pub async fn fetch_mapped(
             .ok()
             .and_then(|u| u.to_file_path().ok())
             .ok_or_else(|| PollError::Config(format!("source {}: not a directory URL (file:///path)", spec.url)))?;
-        let rows = super::csvdir::read_dir(&dir, m, std::time::SystemTime::now())?;
+        let read = super::csvdir::read_dir(&dir, m, std::time::SystemTime::now())?;
+        let note = read.settling_note();
         let mode = m.mappings.mode();
-        let mut d = doc(mapping::group(rows), mode, i64::MIN);
+        let mut d = doc(mapping::group(read.rows), mode, i64::MIN);
         // A file removed keeps what it contributed: the answer's periods replace, none is dropped.
         d.partial = true;
+        d.note = note;
         return Ok(d);
     }
     if !m.mappings.prometheus.is_empty() {
@@ -271,6 +273,7 @@ fn doc(grouped: BTreeMap<String, BTreeMap<i64, Counters>>, mode: Mode, since_ms:
         restated_from: (mode == Mode::Rows).then_some(since_ms),
         restating: mode != Mode::Cumulative,
         partial: false,
+        note: None,
     }
 }
 

@@ -29,6 +29,10 @@ pub struct StatsDoc {
     /// from which a file was removed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+    /// Something the source's health line says although the answer is good ("2 files still
+    /// being written; read in 2 s").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -494,6 +498,7 @@ where
         restated_from: None,
         restating: false,
         partial: false,
+        note: None,
     })
 }
 

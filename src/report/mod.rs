@@ -146,6 +146,9 @@ pub struct DayRow {
     pub day: usize,
     pub date: String,
     pub counters: Counters,
+    /// The day was still under way at the end of the review: its figures are not final.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -410,6 +413,7 @@ fn day_rows(c: &Campaign, days: &[Counters], span: Span) -> Vec<DayRow> {
                 .map(|t| t.with_timezone(c.start.offset()).format("%Y-%m-%d").to_string())
                 .unwrap_or_default(),
             counters: round_counters(*counters),
+            partial: first_day + (d as i64 + 1) * DAY_MS > span.to,
         })
         .collect()
 }

@@ -349,7 +349,8 @@ fn days(r: &Review) -> Table {
             .days
             .iter()
             .map(|d| {
-                let mut cells = vec![Cell::count(d.day as u64), Cell::text(&d.date)];
+                let date = if d.partial { format!("{} so far", d.date) } else { d.date.clone() };
+                let mut cells = vec![Cell::count(d.day as u64), Cell::text(&date)];
                 cells.extend(counter_cells(&d.counters));
                 Row { item: d.day.to_string(), cells }
             })

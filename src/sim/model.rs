@@ -633,6 +633,7 @@ impl Network {
             restated_from: None,
             restating: false,
             partial: false,
+            note: None,
         }))
     }
 

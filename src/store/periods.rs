@@ -30,6 +30,25 @@ impl Store {
         Ok(out)
     }
 
+    /// A `rows` channel's periods starting in `[from, to)`, oldest first, or `None` for a
+    /// channel with no period at all (its source gives cumulative counters). These are its
+    /// figures on the days or hours they describe, each as last restated: they stand in for
+    /// the channel's hourly rollups (see `rollups`).
+    pub fn period_figures(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Option<Vec<(i64, Counters)>>> {
+        let t = self.t()?;
+        let p = prefix(key);
+        if t.period_rows.scan_prefix(&p).next().is_none() {
+            return Ok(None);
+        }
+        let (from, to) = (from.max(0), to.max(0));
+        let mut out = Vec::new();
+        for kv in t.period_rows.range(key_at(key, from)..key_at(key, to)) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            out.push((super::samples::key_time(&k, p.len()), self.decode("period_rows", &k, &v)?));
+        }
+        Ok(Some(out))
+    }
+
     /// Every channel's periods (the channels of `rows` sources; empty for the others).
     pub fn all_periods(&self) -> Result<HashMap<ChannelKey, BTreeMap<i64, Counters>>> {
         let t = self.t()?;

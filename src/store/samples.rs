@@ -230,8 +230,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Hourly rollups of a channel with `from <= hour < to`: (hour start ms, counters).
+    /// Hourly rollups of a channel with `from <= hour < to`: (hour start ms, counters). A
+    /// channel read by periods (a platform's rows per day or hour) has its periods instead,
+    /// each at its start: a daily row is one entry at the start of its day, not smeared over
+    /// hours, and a restated period stands in place of what was known of it.
     pub fn rollups(&self, key: &ChannelKey, from: i64, to: i64) -> Result<Vec<(i64, Counters)>> {
+        if let Some(periods) = self.period_figures(key, from, to)? {
+            return Ok(periods);
+        }
         Ok(merge_same_times(self.entries::<Counters>(&ROLLUP_DAYS, key, from, to)?, |a, b| a.add(&b)))
     }
 
