@@ -150,6 +150,21 @@ async fn counters_read_from_a_real_prometheus_match_the_simulator() {
     let spec = sources.iter().find(|s| s.url == prom.url).unwrap();
     let e = poll::fetch_at(&client, spec, &mut Names::default(), 0, true).await.unwrap_err().to_string();
     assert!(e.starts_with("bad data: spend `sum by (channel (`:") && e.contains("parse error"), "{e}");
+    // A metric Prometheus has never seen is bad data naming it and the nearest it has, not 0.
+    through_prometheus(&mut campaigns, &prom.url, "sum by (channel) (cockpit_sim_spend_totl{campaign=\"618-promo\"})");
+    let sources = poll::sources_for(&campaigns, Duration::from_secs(1));
+    let spec = sources.iter().find(|s| s.url == prom.url).unwrap();
+    let e = poll::fetch_at(&client, spec, &mut Names::default(), 0, true).await.unwrap_err().to_string();
+    assert!(
+        e.contains("Prometheus has no metric `cockpit_sim_spend_totl`; did you mean `cockpit_sim_spend_total`?"),
+        "{e}"
+    );
+    // A known metric whose labels match no series yet is a counter that has not counted.
+    through_prometheus(&mut campaigns, &prom.url, "sum by (channel) (cockpit_sim_spend_total{campaign=\"none\"})");
+    let sources = poll::sources_for(&campaigns, Duration::from_secs(1));
+    let spec = sources.iter().find(|s| s.url == prom.url).unwrap();
+    let doc = poll::fetch_at(&client, spec, &mut Names::default(), 0, true).await.unwrap();
+    assert!(doc.channels.iter().all(|c| c.totals.spend == 0.0) && !doc.channels.is_empty());
     drop(prom);
 }
 

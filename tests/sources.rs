@@ -7,12 +7,12 @@ use campaign_cockpit::demo;
 use campaign_cockpit::domain::source::Request;
 use campaign_cockpit::domain::time::{DAY_MS, HOUR_MS};
 use campaign_cockpit::domain::{Campaign, ChannelKey, Counters, Health};
-use campaign_cockpit::engine::{Command, Engine, StoreJob};
-use campaign_cockpit::{analyze, report};
 use campaign_cockpit::engine::snapshot::Snapshot;
+use campaign_cockpit::engine::{Command, Engine, StoreJob};
 use campaign_cockpit::poll::{self, PollError, PollOutcome, Secret, SourceSpec, wire::Names};
 use campaign_cockpit::sim::{self, SimServer, dialect, model::Network};
 use campaign_cockpit::store::Store;
+use campaign_cockpit::{analyze, report};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,8 +173,9 @@ impl Rig {
                 let g = got.get(i).copied().unwrap_or_default();
                 assert!(same_day(&g, w), "{what}: {} day {}: {g:?} vs the platform's {w:?}", ch.id, i + 1);
             }
-            let extra: Vec<usize> =
-                (0..got.len()).filter(|i| !got[*i].is_zero() && !want.contains_key(&(first + *i as i64 * DAY_MS))).collect();
+            let extra: Vec<usize> = (0..got.len())
+                .filter(|i| !got[*i].is_zero() && !want.contains_key(&(first + *i as i64 * DAY_MS)))
+                .collect();
             assert!(extra.is_empty(), "{what}: {}: figures on days the platform has none: {extra:?}", ch.id);
         }
         // The review by day, and one day asked for by its dates.
@@ -182,13 +183,22 @@ impl Rig {
         let review = self.with_store(move |s| report::build(s, &c2, &all2, None, None).unwrap());
         for d in &review.days {
             let w = want_total.get(&(first + (d.day as i64 - 1) * DAY_MS)).copied().unwrap_or_default();
-            assert!(same_day_of(&d.counters, &w, c.channels.len()), "{what}: review day {}: {:?} vs {w:?}", d.day, d.counters);
+            assert!(
+                same_day_of(&d.counters, &w, c.channels.len()),
+                "{what}: review day {}: {:?} vs {w:?}",
+                d.day,
+                d.counters
+            );
         }
         assert!(review.days.last().is_some_and(|d| d.partial), "{what}: today is shown as partial");
         let (day, w) = want_total.iter().next().map(|(d, w)| (*d, *w)).unwrap();
         let (c2, all2) = (c.clone(), all.clone());
         let one = self.with_store(move |s| report::build(s, &c2, &all2, Some(day), Some(day + DAY_MS)).unwrap());
-        assert!(same_day_of(&one.totals, &w, c.channels.len()), "{what}: report of day 1 alone: {:?} vs {w:?}", one.totals);
+        assert!(
+            same_day_of(&one.totals, &w, c.channels.len()),
+            "{what}: report of day 1 alone: {:?} vs {w:?}",
+            one.totals
+        );
     }
 }
 

@@ -106,6 +106,11 @@ pub struct Mapping {
     /// names are found with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// Counters the platform leaves out of a row when they are zero (Meta omits `actions`
+    /// with nothing in them; Google Ads omits zero metrics): found in no row, they are 0. Any
+    /// other counter found in no row of an answer is a mapping that reads nothing, and bad data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_when_absent: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impressions: Option<Field>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +139,7 @@ impl Mapping {
             period: pick(&self.period, &over.period),
             date_format: pick(&self.date_format, &over.date_format),
             encoding: pick(&self.encoding, &over.encoding),
+            zero_when_absent: over.zero_when_absent.clone().or_else(|| self.zero_when_absent.clone()),
             impressions: field(&self.impressions, &over.impressions),
             clicks: field(&self.clicks, &over.clicks),
             leads: field(&self.leads, &over.leads),
@@ -351,6 +357,14 @@ impl Resolved {
         {
             return Err(("mapping.date_format".into(), format!("'{f}' is not a strftime format (like %Y/%m/%d)")));
         }
+        for name in m.zero_when_absent.iter().flatten() {
+            if !COUNTERS.contains(&name.as_str()) {
+                return Err((
+                    "mapping.zero_when_absent".into(),
+                    format!("'{name}' is not a counter (counters: {})", COUNTERS.join(", ")),
+                ));
+            }
+        }
         if let Some(e) = &m.encoding {
             if self.format != "csv" {
                 return Err(("mapping.encoding".into(), "is for csv sources (answers over HTTP say theirs)".into()));
@@ -358,7 +372,9 @@ impl Resolved {
             if encoding_rs::Encoding::for_label(e.trim().as_bytes()).is_none() {
                 return Err((
                     "mapping.encoding".into(),
-                    format!("unknown encoding '{e}' (known: utf-8, gbk, gb18030, utf-16, utf-16be, big5, shift_jis, windows-1252, …)"),
+                    format!(
+                        "unknown encoding '{e}' (known: utf-8, gbk, gb18030, utf-16, utf-16be, big5, shift_jis, windows-1252, …)"
+                    ),
                 ));
             }
         }

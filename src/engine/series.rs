@@ -83,9 +83,10 @@ impl Engine {
             })
         } else if let Some(len) = period_ms {
             // Each period from the one under way at `from`, as it stands (see `Store::rollups`).
-            self.writer.store().rollups(&key, from - len, i64::MAX).map(|v| {
-                v.into_iter().filter(|(p, _)| p + len > from).map(|(p, c)| (p, p, c)).collect()
-            })
+            self.writer
+                .store()
+                .rollups(&key, from - len, i64::MAX)
+                .map(|v| v.into_iter().filter(|(p, _)| p + len > from).map(|(p, c)| (p, p, c)).collect())
         } else {
             self.writer.store().rollups(&key, from.div_euclid(HOUR_MS) * HOUR_MS, i64::MAX).map(|v| {
                 let mut hours: BTreeMap<i64, Counters> = v.into_iter().collect();

@@ -110,9 +110,9 @@ pub fn decode<'a>(bytes: &'a [u8], name: &str, mapping: &Mapping) -> Result<Cow<
         });
     }
     if let Some((enc, skip)) = Encoding::for_bom(bytes) {
-        return enc
-            .decode_without_bom_handling_and_without_replacement(&bytes[skip..])
-            .ok_or_else(|| PollError::BadData(format!("{name}: not valid {} text after its byte-order mark", enc.name())));
+        return enc.decode_without_bom_handling_and_without_replacement(&bytes[skip..]).ok_or_else(|| {
+            PollError::BadData(format!("{name}: not valid {} text after its byte-order mark", enc.name()))
+        });
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Ok(Cow::Borrowed(text));
@@ -213,7 +213,8 @@ fn read_file(text: &str, name: &str, mapping: &Mapping, m: &MappedSource) -> Res
     let body: String = text.lines().skip(skip).collect::<Vec<_>>().join("\n");
     let mut reader = csv::ReaderBuilder::new().flexible(true).delimiter(sep).from_reader(body.as_bytes());
     let headers = reader.headers().map_err(|e| PollError::BadData(format!("{name}: {e}")))?.clone();
-    let column = |col: &str| headers.iter().position(|h| h.trim() == col.trim()).expect("the header holds every column");
+    let column =
+        |col: &str| headers.iter().position(|h| h.trim() == col.trim()).expect("the header holds every column");
     let id_col = column(mapping.id.as_deref().unwrap_or(""));
     let period_col = match (&mapping.period, m.mappings.mode()) {
         (Some(p), Mode::Rows) => Some(column(p)),
@@ -255,12 +256,11 @@ fn read_file(text: &str, name: &str, mapping: &Mapping, m: &MappedSource) -> Res
         let mut c = Counters::default();
         for (field, col_name, col, scale) in &counters {
             let raw = rec.get(*col).unwrap_or("").trim();
-            let v = export_number(raw).ok_or_else(|| {
-                PollError::BadData(format!("{name}:{line}: {col_name}: '{raw}' is not a number ≥ 0"))
-            })?;
+            let v = export_number(raw)
+                .ok_or_else(|| PollError::BadData(format!("{name}:{line}: {col_name}: '{raw}' is not a number ≥ 0")))?;
             c.set(field, v * scale);
         }
-        rows.push(Row { id: id.to_string(), period, counters: c });
+        rows.push(Row { id: id.to_string(), period, counters: c, absent: 0 });
     }
     Ok(rows)
 }

@@ -5,7 +5,7 @@
 
 use super::json::{self, Expr, Json};
 use crate::domain::Counters;
-use crate::domain::source::{Mapping, Mode, PeriodLength, Resolved};
+use crate::domain::source::{COUNTERS, Mapping, Mode, PeriodLength, Resolved};
 use crate::domain::time::{DAY_MS, HOUR_MS};
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +18,9 @@ pub struct Row {
     /// The period's start (unix ms), in `rows` mode.
     pub period: Option<i64>,
     pub counters: Counters,
+    /// The counters whose expression found nothing in the row (bit `i` for `COUNTERS[i]`): a
+    /// counter found in no row of an answer is a mapping that reads nothing, not a zero.
+    pub absent: u8,
 }
 
 /// A mapping with its expressions compiled.
@@ -116,16 +119,30 @@ impl Compiled {
             };
             let first_counter = 1 + usize::from(self.period.is_some());
             let mut c = Counters::default();
+            let mut absent = 0u8;
             for (k, (name, e, scale)) in self.counters.iter().enumerate() {
                 let v = eval(first_counter + k, name, e)?;
+                if v.is_null() {
+                    absent |= counter_bit(name);
+                }
                 let n = number(&v).ok_or_else(|| {
                     format!("mapping.{name} `{}`: {}: {} is not a number ≥ 0", e.text, at(Some(i)), v.shown())
                 })? * scale;
                 c.set(name, n);
             }
-            out.push(Row { id, period, counters: c });
+            out.push(Row { id, period, counters: c, absent });
         }
         Ok(out)
+    }
+
+    /// The counters mapped, with their expressions.
+    pub fn counter_exprs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.counters.iter().map(|(name, e, _)| (*name, e.text.as_str()))
+    }
+
+    /// The row selection's expression.
+    pub fn rows_expr(&self) -> &str {
+        &self.rows.text
     }
 
     /// The row's expressions in slot order: the id, the period, the counters.
@@ -361,6 +378,130 @@ impl Mappings {
     }
 }
 
+/// The metric names a PromQL query reads: its identifiers outside label matchers, strings,
+/// ranges and grouping clauses, less functions, aggregations and keywords.
+pub fn promql_metrics(query: &str) -> Vec<String> {
+    const KEYWORDS: [&str; 10] =
+        ["by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset"];
+    // Blank out what holds no metric name: "…" and '…', {…}, […], and the lists after the
+    // grouping keywords.
+    let mut plain = String::with_capacity(query.len());
+    let mut depth_brace = 0;
+    let mut depth_bracket = 0;
+    let mut quote: Option<char> = None;
+    for c in query.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            (None, '{') => depth_brace += 1,
+            (None, '}') => depth_brace -= 1,
+            (None, '[') => depth_bracket += 1,
+            (None, ']') => depth_bracket -= 1,
+            (None, c) if depth_brace == 0 && depth_bracket == 0 => {
+                plain.push(c);
+                continue;
+            }
+            _ => {}
+        }
+        plain.push(' ');
+    }
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < plain.len() {
+        let c = plain[i..].chars().next().expect("within the text");
+        if c.is_ascii_digit() || c == '.' {
+            // A number or a duration (`1h`, `1e3`).
+            i += plain[i..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(plain.len() - i);
+            continue;
+        }
+        if !is_ident(c) {
+            i += c.len_utf8();
+            continue;
+        }
+        let j = i + plain[i..].find(|c: char| !is_ident(c)).unwrap_or(plain.len() - i);
+        let tok = &plain[i..j];
+        let after = plain[j..].trim_start();
+        let lower = tok.to_ascii_lowercase();
+        i = j;
+        if KEYWORDS.contains(&lower.as_str()) {
+            // The label list of a grouping clause holds no metric.
+            if after.starts_with('(') {
+                let open = plain.len() - after.len();
+                i = open + plain[open..].find(')').map_or(plain.len() - open, |k| k + 1);
+            }
+            continue;
+        }
+        let aggregation = after.starts_with("by") || after.starts_with("without");
+        if after.starts_with('(') || aggregation || matches!(lower.as_str(), "bool" | "inf" | "nan") {
+            continue;
+        }
+        if !out.iter().any(|o| o == tok) {
+            out.push(tok.to_string());
+        }
+    }
+    out
+}
+
+/// The bit of the counter called `name` in `Row::absent`.
+pub fn counter_bit(name: &str) -> u8 {
+    COUNTERS.iter().position(|c| *c == name).map_or(0, |i| 1 << i)
+}
+
+/// The counters of `mapped` (bits) that every one of `rows` lacks, when there are rows.
+pub fn absent_everywhere(rows: &[Row], mapped: u8) -> u8 {
+    if rows.is_empty() {
+        return 0;
+    }
+    rows.iter().fold(mapped, |all, r| all & r.absent)
+}
+
+/// Why a row expression finds nothing, said from the rows of an answer: the first step of a
+/// dotted path that no row has, what the rows have there, and the nearest of those names
+/// (true when there is one: a likely slip of the keyboard).
+pub fn why_nothing(rows: &[&Json<'_>], expr: &str) -> (String, bool) {
+    // The dotted path the expression starts with (`metrics.clicks`, `actions[?…]` → `actions`).
+    let path: Vec<&str> = expr
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .take_while(|s| !s.is_empty())
+        .collect();
+    let mut level: Vec<&Json<'_>> = rows.to_vec();
+    for (depth, step) in path.iter().enumerate() {
+        let next: Vec<&Json<'_>> = level.iter().filter_map(|v| v.get(step)).collect();
+        if next.is_empty() {
+            let mut names: Vec<&str> = Vec::new();
+            for v in &level {
+                if let Json::Object(members) = v {
+                    for (k, _) in members {
+                        if !names.contains(&k.as_ref()) {
+                            names.push(k.as_ref());
+                        }
+                    }
+                }
+            }
+            let at =
+                if depth == 0 { "the rows have".to_string() } else { format!("`{}` has", path[..depth].join(".")) };
+            let near = nearest(step, names.iter().copied())
+                .map(|n| {
+                    format!(
+                        "; did you mean `{}`?",
+                        path[..depth].iter().copied().chain([n]).collect::<Vec<_>>().join(".")
+                    )
+                })
+                .unwrap_or_default();
+            names.truncate(20);
+            let slip = !near.is_empty();
+            return (format!("no row has `{step}` ({at}: {}{near})", names.join(", ")), slip);
+        }
+        level = next;
+    }
+    ("it gives nothing (null) in every row".into(), false)
+}
+
 /// Rows summed by id, and by period in `rows` mode.
 pub fn group(rows: Vec<Row>) -> BTreeMap<String, BTreeMap<i64, Counters>> {
     let mut out: BTreeMap<String, BTreeMap<i64, Counters>> = BTreeMap::new();
@@ -470,6 +611,32 @@ mod tests {
             let r = resolve(Some(preset), None, None).unwrap().unwrap();
             Mappings::new(&[(String::new(), r)]).unwrap();
         }
+    }
+
+    #[test]
+    fn the_metrics_a_query_reads() {
+        assert_eq!(
+            promql_metrics(r#"sum by (channel) (cockpit_sim_spend_total{campaign="618-promo", job=~"a|b"})"#),
+            ["cockpit_sim_spend_total"]
+        );
+        assert_eq!(
+            promql_metrics(
+                "sum without (instance) (rate(ad_clicks_total[5m])) / on (channel) group_left ad:impressions:sum"
+            ),
+            ["ad_clicks_total", "ad:impressions:sum"]
+        );
+        assert_eq!(promql_metrics(r#"{__name__="x"} * 100 + ad_spend offset 1h"#), ["ad_spend"]);
+        assert!(promql_metrics("vector(1)").is_empty());
+    }
+
+    #[test]
+    fn slips_are_near_and_other_names_are_not() {
+        assert_eq!(nearest("metric", ["campaign_id", "metrics", "date"]), Some("metrics"));
+        assert_eq!(
+            nearest("cockpit_sim_click_total", ["cockpit_sim_clicks_total", "up"]),
+            Some("cockpit_sim_clicks_total")
+        );
+        assert_eq!(nearest("leads", ["campaign_id", "date"]), None);
     }
 
     #[test]

@@ -144,6 +144,8 @@ pub async fn fetch_mapped(
     let max_pages = paging.max_pages.unwrap_or(MAX_PAGES).max(1);
     let mut rows = Vec::new();
     let mut page_no = 1u32;
+    // A page with rows, kept to say what the rows hold when a counter is found in none.
+    let mut sample_page: Option<Vec<u8>> = None;
     loop {
         let mut rb = if post { client.post(url.clone()) } else { client.get(url.clone()) };
         for (k, v) in &headers {
@@ -161,6 +163,9 @@ pub async fn fetch_mapped(
         }
         let found = m.mappings.rows(&page, page_no as usize, m.tz).map_err(PollError::BadData)?;
         let empty = found.is_empty();
+        if !empty && sample_page.is_none() {
+            sample_page = Some(raw.to_vec());
+        }
         rows.extend(found);
         // The next page, if the paging rule finds one.
         let next: Option<url::Url> = if let Some(e) = &paging.next {
@@ -195,7 +200,41 @@ pub async fn fetch_mapped(
         url = next;
         page_no += 1;
     }
+    check_found(m, &rows, sample_page.as_deref())?;
     Ok(doc(mapping::group(rows), m.mappings.mode(), dates.since_ms))
+}
+
+/// A counter whose expression finds nothing in any row of an answer is a mapping that reads
+/// nothing (`metric.clicks` where the rows have `metrics`), never a measured zero: bad data
+/// naming the expression and what the rows hold. A counter the platform leaves out when it is
+/// zero (`zero_when_absent`) is 0, unless a name in the rows is a likely slip for its path.
+fn check_found(m: &MappedSource, rows: &[mapping::Row], page: Option<&[u8]>) -> Result<(), PollError> {
+    let d = m.mappings.default();
+    let mapped = d.counter_exprs().fold(0u8, |bits, (name, _)| bits | mapping::counter_bit(name));
+    let missing = mapping::absent_everywhere(rows, mapped);
+    if missing == 0 {
+        return Ok(());
+    }
+    let may_lack = m.mappings.resolved.mapping.zero_when_absent.clone().unwrap_or_default();
+    let full = page.and_then(|p| mapping::parse_page(p).ok());
+    let found = full.as_ref().and_then(|p| json::lookup(p, d.rows_expr()));
+    let listed: Vec<&Json<'_>> = match found.as_deref() {
+        Some(Json::Array(items)) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    for (name, expr) in d.counter_exprs() {
+        if missing & mapping::counter_bit(name) == 0 {
+            continue;
+        }
+        let (why, slip) = mapping::why_nothing(&listed, expr);
+        if slip || !may_lack.iter().any(|n| n == name) {
+            return Err(PollError::BadData(format!(
+                "mapping.{name} `{expr}` matches nothing in any of the {} rows: {why}",
+                rows.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a Prometheus-compatible source: one instant query per counter.
@@ -206,6 +245,7 @@ async fn fetch_prometheus(
 ) -> Result<StatsDoc, PollError> {
     let base = spec.url.trim_end_matches('/');
     let mut rows = Vec::new();
+    let mut known: Option<Vec<String>> = None;
     for (name, query, mapping) in &m.mappings.prometheus {
         let mut url = url::Url::parse(&format!("{base}/api/v1/query"))
             .map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))?;
@@ -236,9 +276,45 @@ async fn fetch_prometheus(
         if kind != "vector" {
             return Err(PollError::BadData(format!("{name} `{query}`: a {kind} answer, not an instant vector")));
         }
-        rows.extend(mapping.rows(&page, 1, m.tz).map_err(|e| PollError::BadData(format!("{name} `{query}`: {e}")))?);
+        let found = mapping.rows(&page, 1, m.tz).map_err(|e| PollError::BadData(format!("{name} `{query}`: {e}")))?;
+        if found.is_empty() {
+            // No series: a counter that has not counted yet, or a metric name that is wrong.
+            if known.is_none() {
+                known = Some(metric_names(client, spec, base).await?);
+            }
+            let known = known.as_deref().unwrap_or_default();
+            // A Prometheus that holds no metric at all has not scraped yet: nothing to judge by.
+            if !known.is_empty()
+                && let Some(unknown) = mapping::promql_metrics(query).into_iter().find(|n| !known.contains(n))
+            {
+                let near = mapping::nearest(&unknown, known.iter().map(String::as_str))
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                return Err(PollError::BadData(format!(
+                    "{name} `{query}`: Prometheus has no metric `{unknown}`{near}"
+                )));
+            }
+        }
+        rows.extend(found);
     }
     Ok(doc(mapping::group(rows), Mode::Cumulative, 0))
+}
+
+/// The names of every metric a Prometheus holds (`/api/v1/label/__name__/values`).
+async fn metric_names(client: &reqwest::Client, spec: &SourceSpec, base: &str) -> Result<Vec<String>, PollError> {
+    let url = format!("{base}/api/v1/label/__name__/values");
+    let mut rb = client.get(&url);
+    if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || super::may_carry_token(&spec.url)) {
+        rb = rb.bearer_auth(t.expose());
+    }
+    let body = tokio::time::timeout(spec.timeout, send_prometheus(rb, spec))
+        .await
+        .map_err(|_| PollError::Timeout(spec.timeout))??;
+    let page = mapping::parse_page(&body).map_err(PollError::BadData)?;
+    Ok(match page.get("data") {
+        Some(Json::Array(names)) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// One Prometheus query: its JSON answer, an error answer included (it says what is wrong).
@@ -414,4 +490,76 @@ fn error_in_body(page: &Json, platform: Option<&str>) -> Option<PollError> {
         return Some(PollError::Throttled { retry_after: None, detail });
     }
     Some(PollError::Platform { status: 200, detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::source::{Field, Mapping, resolve};
+
+    fn source(format: &str, mapping: Mapping) -> MappedSource {
+        let r = resolve(Some(format), None, Some(&mapping)).unwrap().unwrap();
+        MappedSource {
+            mappings: Mappings::new(&[("238".to_string(), r)]).unwrap(),
+            tz: FixedOffset::east_opt(8 * 3600).unwrap(),
+            start_ms: 0,
+        }
+    }
+
+    /// Maps a page and checks that every counter was found, as a poll does.
+    fn read(m: &MappedSource, body: &str) -> Result<Vec<mapping::Row>, PollError> {
+        let page = m.mappings.parse(body.as_bytes()).unwrap();
+        let rows = m.mappings.rows(&page, 1, m.tz).map_err(PollError::BadData)?;
+        check_found(m, &rows, Some(body.as_bytes())).map(|()| rows)
+    }
+
+    #[test]
+    fn a_mapping_that_reads_nothing_is_bad_data_naming_it_and_what_the_rows_hold() {
+        let body = r#"{"data":[{"id":"238","metrics":{"clicks":"12","impressions":"400"}},
+                               {"id":"238","metrics":{"clicks":"3"}}]}"#;
+        let mapping = |clicks: &str| Mapping {
+            rows: Some("data".into()),
+            id: Some("id".into()),
+            clicks: Some(Field::Expr(clicks.into())),
+            impressions: Some(Field::Expr("metrics.impressions".into())),
+            ..Default::default()
+        };
+        let e = read(&source("json", mapping("metric.clicks")), body).unwrap_err().to_string();
+        assert!(
+            e.contains("mapping.clicks `metric.clicks` matches nothing in any of the 2 rows")
+                && e.contains("did you mean `metrics`?"),
+            "{e}"
+        );
+        let e = read(&source("json", mapping("metrics.click")), body).unwrap_err().to_string();
+        assert!(e.contains("`metrics` has: clicks, impressions; did you mean `metrics.clicks`?"), "{e}");
+        // Found in one row of two: the other row's absence is a zero.
+        let rows = read(&source("json", mapping("metrics.clicks")), body).unwrap();
+        assert_eq!(rows.iter().map(|r| r.counters.impressions).sum::<u64>(), 400);
+        // An answer without rows says nothing of the mapping.
+        assert!(read(&source("json", mapping("metric.clicks")), r#"{"data":[]}"#).is_ok());
+    }
+
+    #[test]
+    fn a_counter_the_platform_leaves_out_when_zero_is_zero_unless_its_path_is_a_slip() {
+        // Meta leaves `actions` out of a row with none.
+        let meta = source("meta-insights", Mapping::default());
+        let body = r#"{"data":[{"campaign_id":"238","date_start":"2026-06-01","impressions":"10","clicks":"1","spend":"2.50"}]}"#;
+        let rows = read(&meta, body).unwrap();
+        assert_eq!((rows[0].counters.leads, rows[0].counters.conversions), (0, 0));
+        // Without the preset's word for it, the same absence is bad data.
+        let strict = source("meta-insights", Mapping { zero_when_absent: Some(Vec::new()), ..Default::default() });
+        let e = read(&strict, body).unwrap_err().to_string();
+        assert!(e.contains("mapping.leads") && e.contains("no row has `actions`"), "{e}");
+        // A slip stays a slip: `action` where the rows have `actions`.
+        let slip = source(
+            "meta-insights",
+            Mapping {
+                leads: Some(Field::Expr("action[?action_type=='lead'].value | [0]".into())),
+                ..Default::default()
+            },
+        );
+        let body = r#"{"data":[{"campaign_id":"238","date_start":"2026-06-01","impressions":"10","clicks":"1","spend":"1","actions":[]}]}"#;
+        let e = read(&slip, body).unwrap_err().to_string();
+        assert!(e.contains("did you mean `actions`?"), "{e}");
+    }
 }
