@@ -269,6 +269,8 @@ pub enum SourceCmd {
     /// Fetch a campaign's sources once and print, per channel, the cumulative counters the
     /// cockpit would record (for a source read by periods: the sum since the campaign began).
     Test {
+        /// A stored campaign's id, or a campaign file (tried without importing it and without
+        /// a database).
         campaign: String,
         /// Only this channel.
         #[arg(long)]
@@ -549,8 +551,22 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             sim_command(listen, scenario.as_deref(), *speed, scale, out, exports.as_deref())
         }
         Some(Cmd::Source(SourceCmd::Test { campaign, channel, json })) => {
-            let store = open_store(&db)?;
-            let text = runtime()?.block_on(source::test(&store, &cli, campaign, channel.as_deref(), *json))?;
+            // A campaign file is tried as it is, before any import and without a database.
+            let path = Path::new(campaign);
+            let looks_like_file = [".toml", ".json"].iter().any(|x| campaign.ends_with(x)) || path.is_file();
+            let c = if looks_like_file {
+                read_campaign(path)?
+            } else {
+                let store = open_store(&db)?;
+                store.campaign(campaign)?.ok_or_else(|| {
+                    BadInput(format!(
+                        "no campaign '{campaign}' in {} (see `cockpit campaign list`; a campaign file is tried \
+                         by its path, e.g. `cockpit source test winter.toml`)",
+                        store.path().display()
+                    ))
+                })?
+            };
+            let text = runtime()?.block_on(source::test(&c, &cli, channel.as_deref(), *json))?;
             print!("{text}");
             Ok(())
         }

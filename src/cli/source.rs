@@ -3,9 +3,9 @@
 
 use super::{BadInput, Cli};
 use crate::clock::{Clock, SystemClock};
+use crate::domain::Campaign;
 use crate::domain::Counters;
 use crate::poll::wire::{Names, StatsDoc};
-use crate::store::Store;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub struct Recorded {
     conversions: u64,
     spend: f64,
     revenue: f64,
+    /// Counters the channel's mapping does not read: unknown, not zero.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_mapped: Vec<&'static str>,
 }
 
 impl Recorded {
@@ -31,7 +34,21 @@ impl Recorded {
             conversions: c.conversions,
             spend: (c.spend * 100.0).round() / 100.0,
             revenue: (c.revenue * 100.0).round() / 100.0,
+            not_mapped: Vec::new(),
         }
+    }
+
+    /// The counters as printed: "not mapped" for one the mapping does not read.
+    fn cells(&self) -> Vec<String> {
+        let shown = |name: &str, text: String| if self.not_mapped.contains(&name) { "not mapped".into() } else { text };
+        vec![
+            shown("impressions", self.impressions.to_string()),
+            shown("clicks", self.clicks.to_string()),
+            shown("leads", self.leads.to_string()),
+            shown("conversions", self.conversions.to_string()),
+            shown("spend", format!("{:.2}", self.spend)),
+            shown("revenue", format!("{:.2}", self.revenue)),
+        ]
     }
 }
 
@@ -40,13 +57,14 @@ struct Answer {
     channels: Vec<Recorded>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     problems: Vec<String>,
+    /// What a source says although it answered ("2 files still being written; read in 2 s").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 /// Reads the campaign's sources once; the text to print, and whether every channel was found.
-pub async fn test(store: &Store, cli: &Cli, id: &str, channel: Option<&str>, json: bool) -> color_eyre::Result<String> {
-    let c = store.campaign(id)?.ok_or_else(|| {
-        BadInput(format!("no campaign '{id}' in {} (see `cockpit campaign list`)", store.path().display()))
-    })?;
+pub async fn test(c: &Campaign, cli: &Cli, channel: Option<&str>, json: bool) -> color_eyre::Result<String> {
+    let id = &c.id;
     if let Some(ch) = channel
         && c.channel(ch).is_none()
     {
@@ -55,7 +73,7 @@ pub async fn test(store: &Store, cli: &Cli, id: &str, channel: Option<&str>, jso
     }
     let interval = cli.interval.unwrap_or(Duration::from_secs(10));
     let sources = crate::poll::sources_with_token(
-        std::slice::from_ref(&c),
+        std::slice::from_ref(c),
         interval,
         cli.source_token.as_ref(),
         cli.token_over_http,
@@ -63,7 +81,7 @@ pub async fn test(store: &Store, cli: &Cli, id: &str, channel: Option<&str>, jso
     let sources = crate::poll::with_secrets(sources, &cli.secrets);
     let client = crate::poll::client();
     let now = SystemClock.now_ms();
-    let mut answer = Answer { channels: Vec::new(), problems: Vec::new() };
+    let mut answer = Answer { channels: Vec::new(), problems: Vec::new(), notes: Vec::new() };
     for spec in &sources {
         let served: Vec<_> =
             c.channels.iter().filter(|ch| ch.source == spec.url && channel.is_none_or(|x| x == ch.id)).collect();
@@ -77,9 +95,19 @@ pub async fn test(store: &Store, cli: &Cli, id: &str, channel: Option<&str>, jso
                 continue;
             }
         };
+        if let Some(note) = &doc.note {
+            answer.notes.push(format!("{}: {note}", spec.url));
+        }
         for ch in served {
             match recorded(&doc, ch.source_id(), &c.id) {
-                Some(counters) => answer.channels.push(Recorded::new(&ch.id, &counters)),
+                Some(counters) => {
+                    let mut r = Recorded::new(&ch.id, &counters);
+                    if let Some(f) = ch.source_format() {
+                        r.not_mapped =
+                            f.mapping.counters().into_iter().filter(|(_, e)| e.is_none()).map(|(n, _)| n).collect();
+                    }
+                    answer.channels.push(r);
+                }
                 None => answer.problems.push(not_found(&doc, ch, spec)),
             }
         }
@@ -92,10 +120,14 @@ pub async fn test(store: &Store, cli: &Cli, id: &str, channel: Option<&str>, jso
             "channel", "impressions", "clicks", "leads", "conversions", "spend", "revenue"
         );
         for r in &answer.channels {
+            let c = r.cells();
             t.push_str(&format!(
-                "{:<22} {:>12} {:>10} {:>8} {:>11} {:>12.2} {:>12.2}\n",
-                r.id, r.impressions, r.clicks, r.leads, r.conversions, r.spend, r.revenue
+                "{:<22} {:>12} {:>10} {:>8} {:>11} {:>12} {:>12}\n",
+                r.id, c[0], c[1], c[2], c[3], c[4], c[5]
             ));
+        }
+        for n in &answer.notes {
+            t.push_str(&format!("note: {n}\n"));
         }
         for p in &answer.problems {
             t.push_str(&format!("problem: {p}\n"));
@@ -144,5 +176,10 @@ fn not_found(doc: &StatsDoc, ch: &crate::domain::Channel, spec: &crate::poll::So
         None => String::new(),
     };
     let zero = if doc.restated_from.is_some() { " (the cockpit counts it as nothing in those days)" } else { "" };
-    format!("channel {}: no row with id '{}' in the answer{zero}; ids found{by}: {found}", ch.id, ch.source_id())
+    let waiting = doc.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
+    format!(
+        "channel {}: no row with id '{}' in the answer{zero}; ids found{by}: {found}{waiting}",
+        ch.id,
+        ch.source_id()
+    )
 }

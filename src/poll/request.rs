@@ -353,6 +353,37 @@ fn doc(grouped: BTreeMap<String, BTreeMap<i64, Counters>>, mode: Mode, since_ms:
     }
 }
 
+/// Why an answer is not the JSON asked for, when it plainly is not (it does not begin as JSON
+/// does): its content type, its first line of text, and where a redirect took the request —
+/// a sign-in page answers with HTML behind a redirect. Secrets in the URL are not shown.
+fn not_json(body: &[u8], content_type: &str, redirected_to: Option<&url::Url>) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let start = text.trim_start_matches('\u{feff}').trim_start();
+    if start.starts_with(['{', '[']) || (start.is_empty() && content_type.contains("json")) {
+        return None;
+    }
+    let first: String = start.lines().next().unwrap_or("").chars().take(80).collect();
+    let kind = if content_type.is_empty() { "no content type".to_string() } else { content_type.to_string() };
+    let html = content_type.contains("html")
+        || start.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("<!doc"))
+        || start.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("<html"));
+    let mut why = if start.is_empty() {
+        format!("the answer is empty ({kind}), not JSON")
+    } else {
+        format!("the answer is {kind}, not JSON; it begins: {first}")
+    };
+    if let Some(u) = redirected_to {
+        let place = format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path());
+        why.push_str(&format!(
+            " (the request was redirected to {place}{})",
+            if html { ": a sign-in page? check the source's credentials" } else { "" }
+        ));
+    } else if html {
+        why.push_str(" (an HTML page: is the source URL the API's, not the web interface's?)");
+    }
+    Some(why)
+}
+
 fn set_param(u: &mut url::Url, param: &str, value: &str) {
     let pairs: Vec<(String, String)> =
         u.query_pairs().filter(|(k, _)| k != param).map(|(k, v)| (k.into(), v.into())).collect();
@@ -361,9 +392,15 @@ fn set_param(u: &mut url::Url, param: &str, value: &str) {
 
 /// Sends one page's request; a non-2xx answer is summarised.
 async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, platform: Option<&str>) -> Result<Vec<u8>, PollError> {
-    let mut resp = rb.send().await.map_err(|e| send_error(&e, spec.timeout))?;
+    let (client, request) = rb.build_split();
+    let request = request.map_err(|e| PollError::Config(format!("source {}: {}", spec.url, root_cause(&e))))?;
+    let asked = request.url().clone();
+    let mut resp = client.execute(request).await.map_err(|e| send_error(&e, spec.timeout))?;
     let status = resp.status();
     let retry_after = retry_after(resp.headers());
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let landed = resp.url().clone();
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| PollError::Other(root_cause(&e)))? {
         if body.len() + chunk.len() > spec.max_bytes {
@@ -372,7 +409,10 @@ async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, platform: Option<&
         body.extend_from_slice(&chunk);
     }
     if status.is_success() {
-        return Ok(body);
+        return match not_json(&body, &content_type, (landed != asked).then_some(&landed)) {
+            Some(why) => Err(PollError::BadData(why)),
+            None => Ok(body),
+        };
     }
     let summary = mapping::parse_page(&body).ok().and_then(|p| summarise(&p));
     let (detail, code) = match &summary {
@@ -511,6 +551,21 @@ mod tests {
         let page = m.mappings.parse(body.as_bytes()).unwrap();
         let rows = m.mappings.rows(&page, 1, m.tz).map_err(PollError::BadData)?;
         check_found(m, &rows, Some(body.as_bytes())).map(|()| rows)
+    }
+
+    #[test]
+    fn an_answer_that_is_not_json_says_what_it_is_and_where_it_came_from() {
+        let login = url::Url::parse("https://accounts.example.com/signin?token=s3cret").unwrap();
+        let why = not_json(b"<!DOCTYPE html>\n<html><title>Sign in</title>", "text/html; charset=utf-8", Some(&login))
+            .unwrap();
+        assert!(
+            why.starts_with("the answer is text/html; charset=utf-8, not JSON; it begins: <!DOCTYPE html>"),
+            "{why}"
+        );
+        assert!(why.contains("redirected to https://accounts.example.com/signin: a sign-in page?"), "{why}");
+        assert!(!why.contains("s3cret"), "{why}");
+        assert!(not_json(b" {\"data\":[]}", "text/plain", None).is_none(), "JSON under any type is read");
+        assert!(not_json(b"", "", None).unwrap().contains("empty"));
     }
 
     #[test]
