@@ -642,3 +642,127 @@ async fn every_preset_reads_the_simulator_speaking_its_platform() {
         r.assert_days_are_the_platforms("618-promo", &mapped, d);
     }
 }
+
+/// `fixtures/exports/`: one export per platform as its report centre writes it, copied into
+/// `dir` (settled) with the campaign file pointing at the copy.
+fn platform_exports(dir: &std::path::Path) -> (std::path::PathBuf, Campaign) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/exports");
+    let exports = dir.join("exports");
+    for e in std::fs::read_dir(&root).unwrap().flatten().filter(|e| e.path().is_dir()) {
+        let to = exports.join(e.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(e.path()).unwrap().flatten() {
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+        settle(&to);
+    }
+    let text = std::fs::read_to_string(root.join("winter-sale.toml"))
+        .unwrap()
+        .replace("file:///srv/exports/", url::Url::from_directory_path(&exports).unwrap().as_str());
+    let file = dir.join("winter-sale.toml");
+    std::fs::write(&file, &text).unwrap();
+    let c = Campaign::parse(&text, campaign_cockpit::domain::campaign::Format::Toml, "winter-sale.toml").unwrap();
+    (file, c)
+}
+
+/// Each platform's export, read through the engine: every channel's figures land on the days
+/// the rows describe (as the exports were written by hand: the sums below are the files').
+#[tokio::test]
+async fn each_platforms_export_lands_on_the_days_it_describes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, c) = platform_exports(dir.path());
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    store.put_campaign(&c).unwrap();
+    // Two days into the campaign, at 10:00 campaign time.
+    let clock = Arc::new(ManualClock::new(c.start_ms() + 2 * DAY_MS + 10 * HOUR_MS));
+    let sources = poll::sources_for(std::slice::from_ref(&c), Duration::from_secs(60));
+    assert_eq!(sources.len(), 5, "one folder per platform");
+    let (mut engine, _snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+    for spec in &sources {
+        let now = clock.now_ms();
+        let result = poll::fetch_at(&poll::client(), spec, &mut Names::default(), now, true).await;
+        assert!(result.is_ok(), "{}: {result:?}", spec.url);
+        engine.on_poll(PollOutcome {
+            url: spec.url.clone(),
+            fetched_at: now,
+            received: Instant::now(),
+            latency: Duration::ZERO,
+            result,
+        });
+    }
+    engine.commit();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (c2, now) = (c.clone(), clock.now_ms());
+    engine.command(Command::WithStore(StoreJob(Box::new(move |s| {
+        let days: Vec<(String, Vec<Counters>)> = c2
+            .channels
+            .iter()
+            .map(|ch| (ch.id.clone(), analyze::data::channel_days(s, &c2, &ch.id, now).unwrap()))
+            .collect();
+        tx.send((days, report::build(s, &c2, std::slice::from_ref(&c2), None, None).unwrap())).unwrap();
+    }))));
+    let (days, review) = rx.recv().unwrap();
+    // (channel, day) → impressions, clicks, conversions, spend, revenue, from the files.
+    let want: [(&str, [(u64, u64, u64, f64, f64); 2]); 10] = [
+        ("feed", [(120_500, 2_410, 30, 1_820.55, 7_900.0), (131_002, 2_655, 33, 2_004.10, 8_410.20)]),
+        ("reels", [(70_216, 1_500, 15, 1_200.40, 4_000.0), (80_400, 1_736, 18, 1_400.50, 5_000.0)]),
+        ("search", [(45_210, 3_120, 88, 4_210.77, 12_600.0), (47_900, 3_301, 92, 4_398.02, 13_050.50)]),
+        ("pmax", [(210_440, 1_980, 40, 2_980.0, 6_100.0), (198_003, 1_875, 37, 2_801.45, 5_700.0)]),
+        ("douyin-feed", [(310_222, 6_004, 120, 5_102.30, 0.0), (298_117, 5_870, 117, 4_988.0, 0.0)]),
+        ("douyin-search", [(88_010, 2_212, 41, 1_890.45, 0.0), (91_500, 2_301, 44, 1_950.05, 0.0)]),
+        ("baidu-brand", [(52_300, 4_410, 77, 3_105.60, 0.0), (50_120, 4_250, 75, 2_998.40, 0.0)]),
+        ("baidu-generic", [(120_900, 2_870, 38, 4_410.0, 0.0), (118_760, 2_790, 36, 4_300.25, 0.0)]),
+        ("wechat-moments", [(180_330, 2_740, 64, 3_520.80, 15_360.0), (176_002, 2_688, 61, 3_460.10, 14_640.0)]),
+        ("wechat-channels", [(96_400, 1_540, 28, 1_980.0, 6_720.0), (101_230, 1_602, 30, 2_050.60, 7_200.0)]),
+    ];
+    let mut by_day = [Counters::default(); 2];
+    for (id, expected) in want {
+        let got = &days.iter().find(|(c, _)| c == id).unwrap().1;
+        assert_eq!(got.len(), 3, "{id}: 12-05, 12-06 and today");
+        assert!(got[2].is_zero(), "{id}: nothing on 12-07 (the rows are the 5th's and the 6th's)");
+        for (d, (impressions, clicks, conversions, spend, revenue)) in expected.into_iter().enumerate() {
+            let w = Counters { impressions, clicks, conversions, spend, revenue, leads: 0 };
+            assert!(same_day(&got[d], &w), "{id} day {}: {:?} vs the file's {w:?}", d + 1, got[d]);
+            by_day[d].add(&w);
+        }
+    }
+    for (d, w) in by_day.iter().enumerate() {
+        assert!(same_day(&review.days[d].counters, w), "review day {}: {:?} vs {w:?}", d + 1, review.days[d].counters);
+    }
+    assert!(review.days[2].partial && !review.days[1].partial, "today is under way");
+}
+
+/// `source test FILE` reads a campaign file's sources without a database; files still being
+/// written are named; an encoding that cannot be told is named with the setting to give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_test_tries_a_campaign_file_and_names_what_it_cannot_read_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = platform_exports(dir.path());
+    let out = cockpit(dir.path(), &["source", "test", file.to_str().unwrap()], false).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("douyin-feed") && text.contains("608339") && text.contains("10090.30"), "{text}");
+    assert!(text.contains("not mapped"), "leads are read by no export: {text}");
+    assert!(!dir.path().join("db").exists(), "no database was made");
+    // A file copied in a moment ago is not read yet, and is named.
+    let meta = dir.path().join("exports/meta");
+    std::fs::rename(meta.join("winter-sale-2026-12-05_2026-12-06.csv"), meta.join("fresh.csv")).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(meta.join("fresh.csv"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    let out = cockpit(dir.path(), &["source", "test", file.to_str().unwrap(), "--channel", "feed"], false).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("1 file still being written (fresh.csv); read in"), "{text}");
+    // The Ocean Engine export without its encoding, and with the columns misspelt: named.
+    let broken =
+        std::fs::read_to_string(&file).unwrap().replace("encoding = \"gbk\"\n", "").replace("\"展示数\"", "\"展现数\"");
+    std::fs::write(&file, broken).unwrap();
+    let out = cockpit(dir.path(), &["source", "test", file.to_str().unwrap(), "--channel", "douyin-feed"], false).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("not UTF-8 text, and its encoding cannot be told: set mapping.encoding"), "{text}");
+}

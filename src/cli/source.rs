@@ -116,13 +116,13 @@ pub async fn test(c: &Campaign, cli: &Cli, channel: Option<&str>, json: bool) ->
         format!("{}\n", serde_json::to_string_pretty(&answer)?)
     } else {
         let mut t = format!(
-            "{:<22} {:>12} {:>10} {:>8} {:>11} {:>12} {:>12}\n",
+            "{:<22} {:>12} {:>10} {:>10} {:>11} {:>12} {:>12}\n",
             "channel", "impressions", "clicks", "leads", "conversions", "spend", "revenue"
         );
         for r in &answer.channels {
             let c = r.cells();
             t.push_str(&format!(
-                "{:<22} {:>12} {:>10} {:>8} {:>11} {:>12} {:>12}\n",
+                "{:<22} {:>12} {:>10} {:>10} {:>11} {:>12} {:>12}\n",
                 r.id, c[0], c[1], c[2], c[3], c[4], c[5]
             ));
         }

@@ -165,8 +165,10 @@ fn split_simple(line: &str, sep: u8) -> Vec<String> {
 
 /// The words that mark a totals row instead of a channel's.
 fn is_totals(cell: &str) -> bool {
-    let c = cell.trim().trim_end_matches([':', '：']).to_lowercase();
-    matches!(c.as_str(), "total" | "totals" | "grand total" | "合计" | "总计" | "汇总" | "總計" | "合計")
+    const WORDS: [&str; 8] = ["total", "totals", "grand total", "合计", "总计", "汇总", "總計", "合計"];
+    let c = cell.trim().to_lowercase();
+    // "Total", "合计：", or a totals row of a level ("Total: Campaigns", "总计：账户").
+    WORDS.iter().any(|w| c.strip_prefix(w).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '：'])))
 }
 
 /// A number as exports write it: currency signs, percent signs, spaces and thousands
@@ -282,7 +284,7 @@ mod tests {
 
     #[test]
     fn totals_rows_are_told_apart() {
-        for t in ["Total", "合计", "总计：", "汇总", "Grand total"] {
+        for t in ["Total", "合计", "总计：", "汇总", "Grand total", "Total: Campaigns", "总计：账户"] {
             assert!(is_totals(t), "{t}");
         }
         assert!(!is_totals("Total Recall campaign"));
