@@ -766,3 +766,70 @@ async fn source_test_tries_a_campaign_file_and_names_what_it_cannot_read_yet() {
     assert!(!out.status.success());
     assert!(text.contains("not UTF-8 text, and its encoding cannot be told: set mapping.encoding"), "{text}");
 }
+
+/// A platform's last hours keep moving: they count in the totals at once, but the alert rules
+/// judge a period only once it has settled (`settle_hours`), so a provisional hour never pages.
+#[tokio::test]
+async fn provisional_hours_count_but_are_judged_only_once_settled() {
+    use campaign_cockpit::domain::source::{Field, Mapping, PeriodLength};
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    let mut c = demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+    c.channels.retain(|ch| ch.id == "douyin");
+    let ch = &mut c.channels[0];
+    ch.format = Some("csv".into());
+    ch.source = url::Url::from_directory_path(&exports).unwrap().to_string();
+    ch.mapping = Some(Mapping {
+        id: Some("id".into()),
+        period: Some("hour".into()),
+        period_length: Some(PeriodLength::Hour),
+        settle_hours: Some(3),
+        impressions: Some(Field::Expr("impressions".into())),
+        clicks: Some(Field::Expr("clicks".into())),
+        spend: Some(Field::Expr("spend".into())),
+        conversions: Some(Field::Expr("orders".into())),
+        revenue: Some(Field::Expr("revenue".into())),
+        ..Default::default()
+    });
+    c.validate().unwrap();
+    let day = c.day_start_ms(c.start_ms()) + 3 * DAY_MS;
+    let date = chrono::DateTime::from_timestamp_millis(day + HOUR_MS).unwrap().with_timezone(c.start.offset());
+    let date = date.format("%Y-%m-%d").to_string();
+    // 06:00–08:00 cost 45 an order, well within `cpa <= 90`; 09:00–11:00 5,000 an order.
+    let mut text = String::from("id,hour,impressions,clicks,spend,orders,revenue\n");
+    for h in 6..12 {
+        let (spend, orders) = if h < 9 { (900.0, 20) } else { (5_000.0, 1) };
+        text.push_str(&format!("douyin,{date} {h:02}:00:00,40000,800,{spend},{orders},{}\n", spend * 4.0));
+    }
+    std::fs::write(exports.join("hours.csv"), text).unwrap();
+    settle(&exports);
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    store.put_campaign(&c).unwrap();
+    let clock = Arc::new(ManualClock::new(day + 12 * HOUR_MS));
+    let sources = poll::sources_for(std::slice::from_ref(&c), Duration::from_secs(60));
+    let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
+    let mut read = async |engine: &mut Engine| {
+        let (spec, now) = (&sources[0], clock.now_ms());
+        let result = poll::fetch_at(&poll::client(), spec, &mut Names::default(), now, true).await;
+        assert!(result.is_ok(), "{result:?}");
+        engine.on_poll(PollOutcome {
+            url: spec.url.clone(),
+            fetched_at: now,
+            received: Instant::now(),
+            latency: Duration::ZERO,
+            result,
+        });
+        engine.publish();
+        snapshots.borrow().clone()
+    };
+    let cpa_alert = |s: &Snapshot| s.alerts.iter().any(|a| a.key.channel == "douyin" && a.key.rule.contains("cpa"));
+    let s = read(&mut engine).await;
+    let key = ChannelKey::new("618-promo", "douyin");
+    assert_eq!(totals(&s, &key).conversions, 63, "every hour counts in the totals, the provisional ones too");
+    assert!(!cpa_alert(&s), "09:00–11:00 are not settled at 12:00: not judged");
+    // Three hours on, the same hours have settled: now they are judged.
+    clock.advance(3 * HOUR_MS);
+    let s = read(&mut engine).await;
+    assert!(cpa_alert(&s), "{:?}", s.alerts.iter().map(|a| &a.key).collect::<Vec<_>>());
+}

@@ -282,13 +282,29 @@ impl Channel {
     /// each figure such a source gives is kept on the day or hour it describes. `None` for a
     /// source of cumulative counters.
     pub fn period_ms(&self) -> Option<i64> {
+        self.periods().map(|p| p.len_ms)
+    }
+
+    /// How this channel's source is read by periods, when it is (`rows`).
+    pub fn periods(&self) -> Option<Periods> {
         use super::source::{Mode, PeriodLength};
         let r = self.source_format()?;
-        (r.mode() == Mode::Rows).then(|| match r.mapping.period_length.unwrap_or_default() {
-            PeriodLength::Day => DAY_MS,
-            PeriodLength::Hour => crate::domain::time::HOUR_MS,
+        (r.mode() == Mode::Rows).then(|| Periods {
+            len_ms: match r.mapping.period_length.unwrap_or_default() {
+                PeriodLength::Day => DAY_MS,
+                PeriodLength::Hour => crate::domain::time::HOUR_MS,
+            },
+            settle_ms: i64::from(r.mapping.settle_hours.unwrap_or(0)) * crate::domain::time::HOUR_MS,
         })
     }
+}
+
+/// The periods of a source read by them: their length, and how long after its end a period's
+/// figures stop moving (until then they are provisional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Periods {
+    pub len_ms: i64,
+    pub settle_ms: i64,
 }
 
 /// A polling interval written the human way ("500ms", "5s", "1m").

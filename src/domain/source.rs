@@ -87,6 +87,11 @@ pub struct Mapping {
     /// `rows` sources: how many of the latest periods every poll asks for again (7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restate_days: Option<u32>,
+    /// `rows` sources: how many hours after its end a period's figures stop moving (the
+    /// platform's reporting delay; 0 for exports of closed days). Until then a period counts
+    /// in the totals as provisional, and the alert rules do not judge it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_hours: Option<u32>,
     /// Selects the rows of one page of the answer (an array).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<String>,
@@ -134,6 +139,7 @@ impl Mapping {
             mode: over.mode.or(self.mode),
             period_length: over.period_length.or(self.period_length),
             restate_days: over.restate_days.or(self.restate_days),
+            settle_hours: over.settle_hours.or(self.settle_hours),
             rows: pick(&self.rows, &over.rows),
             id: pick(&self.id, &over.id),
             period: pick(&self.period, &over.period),

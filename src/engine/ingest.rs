@@ -143,7 +143,8 @@ impl Engine {
             }
         }
         if restated_from.is_some() {
-            st.follow_periods(st.period_ms.unwrap_or(crate::domain::time::DAY_MS), at);
+            let day = crate::domain::campaign::Periods { len_ms: crate::domain::time::DAY_MS, settle_ms: 0 };
+            st.follow_periods(st.period_spec.unwrap_or(day), at);
         }
         true
     }

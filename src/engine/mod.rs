@@ -171,8 +171,8 @@ struct ChannelState {
     last_reset_ms: Option<i64>,
     /// A `rows` source's periods (start → counters), whose sum is the channel's reading.
     periods: BTreeMap<i64, Counters>,
-    /// Their length (ms) for a channel read by periods (see `Channel::period_ms`).
-    period_ms: Option<i64>,
+    /// How a channel read by periods has them (see `Channel::periods`).
+    period_spec: Option<crate::domain::campaign::Periods>,
     /// Hourly counters for the anomaly rules' baselines.
     history: crate::alert::anomaly::HourlyHistory,
     view: Arc<ChannelView>,
@@ -187,19 +187,22 @@ impl ChannelState {
     }
 
     /// A channel read by periods takes its figures from them, each on the period it describes:
-    /// today's counters are today's periods, the recent samples its latest periods (each
-    /// standing at its end, or at `now` while under way), and for hourly periods the hourly
-    /// history of the anomaly rules. Daily periods give those rules no hours: a day is not
-    /// judged by the hour.
-    fn follow_periods(&mut self, len: i64, now: i64) {
+    /// today's counters are today's periods (the provisional ones too). The alert rules judge
+    /// settled periods only, so a figure still moving (or an hour not reported yet) never pages:
+    /// their recent samples are the settled periods, each standing at the moment it settled,
+    /// and for hourly periods the settled hours are the anomaly rules' history. Daily periods
+    /// give those rules no hours: a day is not judged by the hour.
+    fn follow_periods(&mut self, spec: crate::domain::campaign::Periods, now: i64) {
+        use crate::domain::time::{DAY_MS, HOUR_MS};
         let day = self.campaign.day_start_ms(now);
         self.cursor.day_start = day;
-        self.cursor.today = Counters::sum(self.periods.range(day..day + crate::domain::time::DAY_MS).map(|(_, c)| c));
-        let skip = self.periods.len().saturating_sub(RECENT);
-        let ends = self.periods.iter().skip(skip).map(|(p, c)| ((p + len).min(now).max(*p), *c));
-        self.recent = crate::domain::Recent::from_entries(ends, RECENT);
-        let since = now - crate::alert::anomaly::HISTORY_HOURS as i64 * crate::domain::time::HOUR_MS;
-        let hours = self.periods.range(since..).map(|(p, c)| (*p, *c)).filter(|_| len <= crate::domain::time::HOUR_MS);
+        self.cursor.today = Counters::sum(self.periods.range(day..day + DAY_MS).map(|(_, c)| c));
+        let settled = self.periods.range(..now - spec.len_ms - spec.settle_ms + 1);
+        let skip = settled.clone().count().saturating_sub(RECENT);
+        let at = |p: &i64| p + spec.len_ms + spec.settle_ms;
+        self.recent = crate::domain::Recent::from_entries(settled.clone().skip(skip).map(|(p, c)| (at(p), *c)), RECENT);
+        let since = now - crate::alert::anomaly::HISTORY_HOURS as i64 * HOUR_MS;
+        let hours = settled.filter(|(p, _)| **p >= since && spec.len_ms <= HOUR_MS).map(|(p, c)| (*p, *c));
         self.history.reset_from(hours);
     }
 

@@ -22,7 +22,7 @@ impl Engine {
             let Some(key) = self.backfill.pop() else { break };
             let Some(st) = self.channels.get_mut(&key) else { continue };
             // A channel read by periods has them all in memory already.
-            if st.period_ms.is_some() {
+            if st.period_spec.is_some() {
                 continue;
             }
             let before = st.recent.first().map_or(i64::MAX, |(at, _)| *at);
@@ -62,7 +62,7 @@ impl Engine {
         let from = window.span_ms().map_or(start, |s| now - s);
         let span = (now - from).max(60_000);
         // A channel read by periods is drawn by its periods, whatever the window.
-        let period_ms = self.channels.get(&key).and_then(|st| st.period_ms);
+        let period_ms = self.channels.get(&key).and_then(|st| st.period_spec).map(|p| p.len_ms);
         let raw = period_ms.is_none() && window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
         let bucket_ms = if raw { (span / 120).max(60_000) } else { period_ms.unwrap_or(HOUR_MS) };
         // Samples not yet written count too: they are newer than every stored one.

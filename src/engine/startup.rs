@@ -267,13 +267,13 @@ fn plan_channels(
                 last_reset_ms: None,
                 history: Default::default(),
                 periods: periods.remove(&key).unwrap_or_default(),
-                period_ms: ch.period_ms(),
+                period_spec: ch.periods(),
                 view: no_view.clone(),
                 dirty: true,
                 windows_judged: i64::MIN,
             };
-            if let Some(len) = st.period_ms.filter(|_| !st.periods.is_empty()) {
-                st.follow_periods(len, now);
+            if let Some(spec) = st.period_spec.filter(|_| !st.periods.is_empty()) {
+                st.follow_periods(spec, now);
             }
             // Plans have unique channel ids and campaigns unique ids: every key takes a new slot.
             let (at, _) = channels.insert_full(key, st);
