@@ -242,3 +242,110 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// A counter that has run since long before the campaign: its first reading counts what it
+/// gained from the campaign's start (from a range query), not everything since the exporter
+/// began; and a start older than Prometheus's data is said, with when the count begins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_running_before_the_campaign_counts_from_the_campaigns_start() {
+    let Some(bin) = prometheus_binary() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let wall = || chrono::Utc::now().timestamp_millis();
+    let mut campaigns = demo::campaigns();
+    campaigns.retain(|c| c.id == "618-promo");
+    // Running on the wall clock, as Prometheus does; no incident, so no counter resets.
+    let offset = *campaigns[0].start.offset();
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().with_timezone(&offset);
+    campaigns[0].start = at(wall() - 30 * 24 * HOUR_MS);
+    campaigns[0].end = at(wall() + 30 * 24 * HOUR_MS);
+    let (chs, inc) = campaign_cockpit::sim::scenario::Scenario::default().build(&campaigns, wall()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim =
+        sim::serve(listener, Network::new(chs, inc, wall()), Arc::new(campaign_cockpit::clock::SystemClock)).unwrap();
+    let prom = start_prometheus(&bin, dir.path(), &sim.addr.to_string());
+    let client = poll::client();
+    let impressions = "sum by (channel) (cockpit_sim_impressions_total{campaign=\"618-promo\"})";
+    // Prometheus's value of the impressions query per channel at a time (seconds).
+    let value_at = |t: Option<f64>| {
+        let mut url = url::Url::parse(&format!("{}/api/v1/query", prom.url)).unwrap();
+        url.query_pairs_mut().append_pair("query", impressions);
+        if let Some(t) = t {
+            url.query_pairs_mut().append_pair("time", &format!("{t:.3}"));
+        }
+        let client = client.clone();
+        async move {
+            let v: serde_json::Value = client.get(url).send().await.ok()?.json().await.ok()?;
+            let r = v["data"]["result"].as_array()?.clone();
+            let out: std::collections::BTreeMap<String, f64> = r
+                .iter()
+                .map(|s| {
+                    (
+                        s["metric"]["channel"].as_str().unwrap().to_string(),
+                        s["value"][1].as_str().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect();
+            (!out.is_empty()).then_some(out)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    // Until the counters have run a few scrapes and grown: the exporter's past.
+    let total = |v: &std::collections::BTreeMap<String, f64>| v.values().sum::<f64>();
+    let first = loop {
+        if let Some(first) = value_at(None).await {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "Prometheus did not scrape the simulator within 90 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let before = loop {
+        let now = value_at(None).await.unwrap();
+        if total(&now) > total(&first) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the simulator's counters did not grow");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The campaign starts now; the counters go on growing.
+    let start = wall();
+    campaigns[0].start = at(start);
+    through_prometheus(&mut campaigns, &prom.url, "sum by (channel) (cockpit_sim_spend_total{campaign=\"618-promo\"})");
+    loop {
+        let then = value_at(Some(start as f64 / 1000.0)).await.unwrap_or_default();
+        if value_at(None).await.is_some_and(|now| total(&now) > total(&then) && total(&then) >= total(&before)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the counters did not grow");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let read = |campaigns: &[Campaign]| {
+        let spec =
+            poll::sources_for(campaigns, Duration::from_secs(1)).into_iter().find(|s| s.url == prom.url).unwrap();
+        let client = client.clone();
+        async move { poll::fetch_at(&client, &spec, &mut Names::default(), 0, true).await.unwrap() }
+    };
+    let doc = read(&campaigns).await;
+    let then = value_at(Some(start as f64 / 1000.0)).await.unwrap();
+    for ch in &doc.channels {
+        let gained = ch.since_start.expect("a first reading says what it gained since the start");
+        let want = ch.totals.impressions - then[&*ch.id] as u64;
+        assert!(ch.totals.impressions >= gained.impressions, "{}", ch.id);
+        assert_eq!(gained.impressions, want, "{}: from the value at the start to the value read", ch.id);
+    }
+    let counted = |doc: &campaign_cockpit::poll::wire::StatsDoc| {
+        doc.channels.iter().map(|c| c.since_start.unwrap().impressions).sum::<u64>()
+    };
+    let all: u64 = doc.channels.iter().map(|c| c.totals.impressions).sum();
+    assert!(counted(&doc) > 0 && counted(&doc) < all, "the exporter's past ({all} in all) is not the campaign's");
+    assert!(doc.note.is_none(), "{:?}", doc.note);
+    // A start before Prometheus's first scrape: counted from its oldest data, and said.
+    campaigns[0].start = at(start - HOUR_MS);
+    through_prometheus(&mut campaigns, &prom.url, "sum by (channel) (cockpit_sim_spend_total{campaign=\"618-promo\"})");
+    let doc = read(&campaigns).await;
+    let note = doc.note.clone().unwrap_or_default();
+    assert!(note.starts_with("counts from ") && note.contains("Prometheus keeps nothing older"), "{note}");
+    let oldest = value_at(Some(start as f64 / 1000.0 - 3600.0)).await;
+    assert!(oldest.is_none(), "Prometheus has nothing an hour back");
+    assert!(counted(&doc) > 0 && counted(&doc) < all, "from the oldest data on, not the counters' whole");
+    drop(prom);
+}

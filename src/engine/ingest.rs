@@ -108,7 +108,14 @@ impl Engine {
                 })
             }
             None if doc.doc.restating => st.cursor.advance_restated(at, stats.totals),
-            None => st.cursor.advance(at, stats.totals, &stats.variants),
+            None => st.cursor.advance(at, stats.totals, &stats.variants).map(|mut s| {
+                // A counter that ran before the campaign began counts from its start.
+                if let Some(gained) = stats.since_start.filter(|_| s.first) {
+                    s.delta = gained;
+                    st.cursor.totals = gained;
+                }
+                s
+            }),
         };
         if let Some(mut sample) = advanced {
             if !stats.segments.is_empty() {

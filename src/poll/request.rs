@@ -124,7 +124,7 @@ pub async fn fetch_mapped(
         return Ok(d);
     }
     if !m.mappings.prometheus.is_empty() {
-        return fetch_prometheus(client, spec, m).await;
+        return fetch_prometheus(client, spec, m, from_start).await;
     }
     let r = &m.mappings.resolved;
     let req = &r.request;
@@ -242,10 +242,14 @@ async fn fetch_prometheus(
     client: &reqwest::Client,
     spec: &SourceSpec,
     m: &MappedSource,
+    from_start: bool,
 ) -> Result<StatsDoc, PollError> {
     let base = spec.url.trim_end_matches('/');
     let mut rows = Vec::new();
     let mut known: Option<Vec<String>> = None;
+    // Prometheus keeps wall-clock time, whatever clock the campaign runs on. Taken before the
+    // instant queries, so that a range ending here holds nothing newer than what they read.
+    let read_at = chrono::Utc::now().timestamp_millis();
     for (name, query, mapping) in &m.mappings.prometheus {
         let mut url = url::Url::parse(&format!("{base}/api/v1/query"))
             .map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))?;
@@ -297,7 +301,106 @@ async fn fetch_prometheus(
         }
         rows.extend(found);
     }
-    Ok(doc(mapping::group(rows), Mode::Cumulative, 0))
+    let mut d = doc(mapping::group(rows), Mode::Cumulative, 0);
+    if from_start {
+        // A first reading: the counters may have run long before the campaign began.
+        let now_values: BTreeMap<String, Counters> = d.channels.iter().map(|c| (c.id.to_string(), c.totals)).collect();
+        let (gained, oldest) = since_campaign_start(client, spec, m, base, &now_values, read_at).await?;
+        for ch in &mut d.channels {
+            ch.since_start = Some(gained.get(&*ch.id).copied().unwrap_or_default());
+        }
+        d.note = oldest.map(|t| {
+            let at = chrono::DateTime::from_timestamp_millis(t).map(|t| t.with_timezone(&m.tz).to_rfc3339());
+            format!(
+                "counts from {}: Prometheus keeps nothing older, and the campaign began before",
+                at.unwrap_or_default()
+            )
+        });
+    }
+    Ok(d)
+}
+
+/// What each channel's counters gained from the campaign's start to now, from a range query
+/// per counter (`query_range` in 2,000 steps, a second at the finest) ending with the values
+/// just read (`now_values`): the sum of the rises between points, a fall being a reset after
+/// which the whole new value counts, as `increase()` takes them. A series first seen after the
+/// data begins counted from zero. Also, when the oldest point Prometheus has is well after the
+/// start (its retention, or its own start), when that is: the counters count from there.
+async fn since_campaign_start(
+    client: &reqwest::Client,
+    spec: &SourceSpec,
+    m: &MappedSource,
+    base: &str,
+    now_values: &BTreeMap<String, Counters>,
+    now: i64,
+) -> Result<(BTreeMap<String, Counters>, Option<i64>), PollError> {
+    let start = m.start_ms.min(now);
+    let step_s = ((now - start) / 1000 / 2_000).max(1);
+    let label = m.mappings.resolved.mapping.id.clone().unwrap_or_else(|| "channel".into());
+    let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+    let mut first_seen: Option<i64> = None;
+    let mut read: Vec<(String, &'static str, f64, Vec<(i64, f64)>)> = Vec::new();
+    for (name, f) in m.mappings.resolved.mapping.counters() {
+        let Some(f) = f else { continue };
+        let query = f.expr();
+        let mut url = url::Url::parse(&format!("{base}/api/v1/query_range"))
+            .map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))?;
+        url.query_pairs_mut()
+            .append_pair("query", query)
+            .append_pair("start", &format!("{:.3}", start as f64 / 1000.0))
+            .append_pair("end", &format!("{:.3}", now as f64 / 1000.0))
+            .append_pair("step", &format!("{step_s}s"));
+        let mut rb = client.get(url);
+        if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || super::may_carry_token(&spec.url)) {
+            rb = rb.bearer_auth(t.expose());
+        }
+        let body = tokio::time::timeout(spec.timeout, send_prometheus(rb, spec))
+            .await
+            .map_err(|_| PollError::Timeout(spec.timeout))??;
+        let page = mapping::parse_page(&body).map_err(PollError::BadData)?;
+        let Some(Json::Array(series)) = json::lookup(&page, "data.result").as_deref().cloned() else { continue };
+        for s in &series {
+            let Some(id) = s.get("metric").and_then(|l| l.get(&label)).and_then(Json::scalar_text) else { continue };
+            let points: Vec<(i64, f64)> = match s.get("values") {
+                Some(Json::Array(vs)) => vs
+                    .iter()
+                    .filter_map(|p| match p {
+                        Json::Array(tv) if tv.len() == 2 => Some((
+                            (tv[0].as_f64()? * 1000.0) as i64,
+                            tv[1].as_str().and_then(|v| v.parse().ok()).or_else(|| tv[1].as_f64())?,
+                        )),
+                        _ => None,
+                    })
+                    .filter(|(_, v): &(i64, f64)| v.is_finite())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let Some(&(t0, _)) = points.first() else { continue };
+            first_seen = Some(first_seen.map_or(t0, |f| f.min(t0)));
+            // Up to the values just read, past the last step.
+            let mut points = points;
+            if let Some(v) = now_values.get(&id) {
+                points.push((now, v.get(name) / f.scale()));
+            }
+            read.push((id, name, f.scale(), points));
+        }
+    }
+    let slack = 2 * step_s * 1000;
+    // Where Prometheus's data begins, if after the start: its retention (or its own start)
+    // cuts the campaign's beginning off, and the counters count from there.
+    let oldest = first_seen.filter(|t| *t > start + slack);
+    let from = oldest.unwrap_or(start);
+    for (id, name, scale, points) in read {
+        // A series first seen well after the data begins was born then: it counted from zero.
+        let mut gained = if points[0].0 > from + slack { points[0].1 } else { 0.0 };
+        for w in points.windows(2) {
+            let (prev, next) = (w[0].1, w[1].1);
+            gained += if next >= prev { next - prev } else { next };
+        }
+        let c = out.entry(id).or_default();
+        c.set(name, c.get(name) + gained * scale);
+    }
+    Ok((out, oldest))
 }
 
 /// The names of every metric a Prometheus holds (`/api/v1/label/__name__/values`).

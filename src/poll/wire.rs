@@ -56,6 +56,11 @@ pub struct ChannelStats {
     /// `totals` with the periods known from before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub periods: Vec<(i64, Counters)>,
+    /// Of a first reading of cumulative `totals` that counted from before the campaign began
+    /// (an exporter's counter running since long before): what they gained since its start.
+    /// The channel's figures begin there, not with the counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_start: Option<Counters>,
 }
 
 impl ChannelStats {
@@ -71,6 +76,7 @@ impl ChannelStats {
             variants: Vec::new(),
             segments: Vec::new(),
             periods: Vec::new(),
+            since_start: None,
         }
     }
 }
@@ -483,6 +489,7 @@ where
             variants,
             segments,
             periods: Vec::new(),
+            since_start: None,
         });
     }
     // One entry per channel and campaign: found side by side once sorted.

@@ -454,6 +454,7 @@ impl SimChannel {
                 })
                 .collect(),
             periods: Vec::new(),
+            since_start: None,
         }
     }
 }
