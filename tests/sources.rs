@@ -809,7 +809,7 @@ async fn provisional_hours_count_but_are_judged_only_once_settled() {
     let clock = Arc::new(ManualClock::new(day + 12 * HOUR_MS));
     let sources = poll::sources_for(std::slice::from_ref(&c), Duration::from_secs(60));
     let (mut engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
-    let mut read = async |engine: &mut Engine| {
+    let read = async |engine: &mut Engine| {
         let (spec, now) = (&sources[0], clock.now_ms());
         let result = poll::fetch_at(&poll::client(), spec, &mut Names::default(), now, true).await;
         assert!(result.is_ok(), "{result:?}");
