@@ -99,6 +99,9 @@ pub struct ChannelInput<'a> {
     /// Whether the rules over windows of samples (KPI limits, the daily budget, anomalies) are
     /// judged, or only the source's health: see `JUDGE_WINDOWS_EVERY_MS`.
     pub windows: bool,
+    /// The counters the channel's source does not read (`Channel::unmapped`): a limit on a
+    /// metric made of them is not judged.
+    pub unmapped: u8,
 }
 
 impl<'a> ChannelInput<'a> {
@@ -118,6 +121,7 @@ impl<'a> ChannelInput<'a> {
             paused: false,
             history: None,
             windows: true,
+            unmapped: 0,
         }
     }
 }
@@ -185,7 +189,7 @@ pub fn evaluate(
             // The rule's window, and the wider ones a quiet channel's limits need.
             let mut windows = vec![(s.window_ms, kpi_window(ch, now - s.window_ms))];
             let limits = campaign.kpis.iter().chain(plan.into_iter().flat_map(|p| p.kpis.iter()));
-            for limit in limits {
+            for limit in limits.filter(|l| l.metric.measured_without(ch.unmapped)) {
                 let mut i = 0;
                 while i < KPI_WIDENINGS && !s.guard.holds_its_worth(limit, &windows[i].1) {
                     i += 1;
@@ -507,6 +511,27 @@ daily_budget = 1000.0
         let out = tasks(&c, due + 3 * HOUR_MS, &|_| true);
         let v = out[0].1.as_ref().unwrap();
         assert!(!v.active && v.summary == "task done: Pixel verified (owner ana, by bo)", "{v:?}");
+    }
+
+    #[test]
+    fn a_limit_on_a_counter_the_source_does_not_read_is_not_judged() {
+        let c = campaign("");
+        let now = c.start_ms() + 24 * HOUR_MS;
+        let recent = [(now - MINUTE_MS, Counters { leads: 12, spend: 2400.0, ..Counters::default() })];
+        let recent = Recent::from_entries(recent, 100);
+        let judge = |unmapped: u8| {
+            evaluate(
+                &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
+                &[ChannelInput { unmapped, ..input(&recent) }],
+                now,
+                &|_| false,
+                &|_| true,
+            )
+        };
+        assert!(find(&judge(0), "kpi: cpl <= 100").is_some_and(|(_, v, _)| v.as_ref().is_some_and(|v| v.active)));
+        // The source reads no leads: a CPL of 2,400 / 0 is unknown, never a breach.
+        let leads = 1 << crate::domain::source::COUNTERS.iter().position(|c| *c == "leads").unwrap();
+        assert!(find(&judge(leads), "kpi: cpl <= 100").is_none());
     }
 
     #[test]

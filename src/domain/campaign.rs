@@ -278,6 +278,14 @@ impl Channel {
         super::source::resolve(self.format.as_deref(), self.request.as_ref(), self.mapping.as_ref()).ok().flatten()
     }
 
+    /// The counters this channel's source does not read (bit `i` for `source::COUNTERS[i]`): a
+    /// mapping that gives no expression for one. Those are unknown, never zero; the cockpit
+    /// protocol reads all six.
+    pub fn unmapped(&self) -> u8 {
+        let Some(r) = self.source_format() else { return 0 };
+        r.mapping.counters().iter().enumerate().filter(|(_, (_, f))| f.is_none()).fold(0, |bits, (i, _)| bits | 1 << i)
+    }
+
     /// The length of this channel's periods (ms) when its source is read by periods (`rows`):
     /// each figure such a source gives is kept on the day or hour it describes. `None` for a
     /// source of cumulative counters.

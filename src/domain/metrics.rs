@@ -142,6 +142,35 @@ impl Metric {
         .filter(|v| v.is_finite())
     }
 
+    /// The counters this metric is computed from.
+    pub fn inputs(self) -> &'static [&'static str] {
+        match self {
+            Metric::Impressions => &["impressions"],
+            Metric::Clicks => &["clicks"],
+            Metric::Leads => &["leads"],
+            Metric::Conversions => &["conversions"],
+            Metric::Spend => &["spend"],
+            Metric::Revenue => &["revenue"],
+            Metric::Ctr => &["clicks", "impressions"],
+            Metric::Cvr => &["conversions", "clicks"],
+            Metric::Cpc => &["spend", "clicks"],
+            Metric::Cpm => &["spend", "impressions"],
+            Metric::Cpl => &["spend", "leads"],
+            Metric::Cpa => &["spend", "conversions"],
+            Metric::Roas | Metric::Roi => &["revenue", "spend"],
+        }
+    }
+
+    /// Whether a channel whose source does not read the counters `unmapped` (bit `i` for
+    /// `source::COUNTERS[i]`) measures this metric at all: a ROAS without revenue is unknown,
+    /// not zero.
+    pub fn measured_without(self, unmapped: u8) -> bool {
+        self.inputs().iter().all(|name| {
+            let bit = super::source::COUNTERS.iter().position(|c| c == name).map_or(0, |i| 1u8 << i);
+            unmapped & bit == 0
+        })
+    }
+
     /// Formats a value of this metric for a table cell; `None` is shown as "–".
     pub fn format(self, v: Option<f64>) -> String {
         let Some(v) = v else { return "–".to_string() };

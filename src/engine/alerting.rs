@@ -49,6 +49,7 @@ impl Engine {
                     paused: v.status == Some(ChannelStatus::Paused),
                     history: st.map(|st| &st.history),
                     windows: st.is_none_or(|st| st.windows_judged != judged),
+                    unmapped: st.map_or(0, |st| st.unmapped),
                 })
                 .collect();
             if inputs.is_empty() {

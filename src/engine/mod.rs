@@ -173,6 +173,8 @@ struct ChannelState {
     periods: BTreeMap<i64, Counters>,
     /// How a channel read by periods has them (see `Channel::periods`).
     period_spec: Option<crate::domain::campaign::Periods>,
+    /// The counters its source does not read (see `Channel::unmapped`).
+    unmapped: u8,
     /// Hourly counters for the anomaly rules' baselines.
     history: crate::alert::anomaly::HourlyHistory,
     view: Arc<ChannelView>,

@@ -268,6 +268,7 @@ fn plan_channels(
                 history: Default::default(),
                 periods: periods.remove(&key).unwrap_or_default(),
                 period_spec: ch.periods(),
+                unmapped: ch.unmapped(),
                 view: no_view.clone(),
                 dirty: true,
                 windows_judged: i64::MIN,

@@ -328,16 +328,19 @@ fn channel_rows(
         };
         all_segments.extend(data::channel_segments(store, &key, span, whole)?);
         let counters = round_counters(counters);
+        // A metric of a counter the source does not read is unknown: no value, no breach.
+        let unmapped = ch.unmapped();
+        let value = |m: Metric| m.value(&counters).filter(|_| m.measured_without(unmapped));
         let breaches = c
             .kpis
             .iter()
-            .filter(|k| k.metric.value(&counters).is_some_and(|v| !k.holds(v)))
+            .filter(|k| value(k.metric).is_some_and(|v| !k.holds(v)))
             .map(|k| k.to_string())
             .collect();
         channels.push(ChannelRow {
             id: ch.id.clone(),
             name: ch.name.clone(),
-            kpis: metrics.iter().map(|m| (*m, round_kpi(*m, m.value(&counters)))).collect(),
+            kpis: metrics.iter().map(|m| (*m, round_kpi(*m, value(*m)))).collect(),
             counters,
             breaches,
         });
