@@ -102,6 +102,11 @@ pub struct Mapping {
     /// or RFC 3339; dates are in the campaign's time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<String>,
+    /// The time zone the platform's days and hours are in: an IANA name (`America/Los_Angeles`,
+    /// `Asia/Shanghai`; its offset follows daylight saving time) or an offset (`+08:00`). The
+    /// campaign's offset by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// How the period is written, as strftime (`%Y/%m/%d`, `%Y%m%d`, `%d/%m/%Y`,
     /// `%Y-%m-%d %H:%M`), where it is none of the forms read without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +149,7 @@ impl Mapping {
             id: pick(&self.id, &over.id),
             period: pick(&self.period, &over.period),
             date_format: pick(&self.date_format, &over.date_format),
+            time_zone: pick(&self.time_zone, &over.time_zone),
             encoding: pick(&self.encoding, &over.encoding),
             zero_when_absent: over.zero_when_absent.clone().or_else(|| self.zero_when_absent.clone()),
             impressions: field(&self.impressions, &over.impressions),
@@ -362,6 +368,14 @@ impl Resolved {
                 || chrono::format::StrftimeItems::new(f).any(|i| matches!(i, chrono::format::Item::Error)))
         {
             return Err(("mapping.date_format".into(), format!("'{f}' is not a strftime format (like %Y/%m/%d)")));
+        }
+        if let Some(z) = &m.time_zone
+            && crate::domain::time::Zone::parse(z).is_none()
+        {
+            return Err((
+                "mapping.time_zone".into(),
+                format!("'{z}' is neither an IANA time zone (like America/Los_Angeles) nor an offset (like +08:00)"),
+            ));
         }
         for name in m.zero_when_absent.iter().flatten() {
             if !COUNTERS.contains(&name.as_str()) {

@@ -6,8 +6,9 @@
 use super::json::{self, Expr, Json};
 use crate::domain::Counters;
 use crate::domain::source::{COUNTERS, Mapping, Mode, PeriodLength, Resolved};
+use crate::domain::time::Zone;
 use crate::domain::time::{DAY_MS, HOUR_MS};
-use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{NaiveDate, NaiveDateTime};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -64,12 +65,12 @@ impl Compiled {
     }
 
     /// The rows of one page (numbered from 1), mapped. `tz` places dates without a zone.
-    pub fn rows(&self, page: &Json, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
+    pub fn rows(&self, page: &Json, page_no: usize, tz: Zone) -> Result<Vec<Row>, String> {
         self.rows_of(page, page_no, tz, false)
     }
 
     /// The rows of a page; `slotted` when its rows were read into slots (`json::Slots`).
-    fn rows_of(&self, page: &Json, page_no: usize, tz: FixedOffset, slotted: bool) -> Result<Vec<Row>, String> {
+    fn rows_of(&self, page: &Json, page_no: usize, tz: Zone, slotted: bool) -> Result<Vec<Row>, String> {
         let at = |row: Option<usize>| match row {
             Some(r) => format!("page {page_no}, row {}", r + 1),
             None => format!("page {page_no}"),
@@ -163,7 +164,7 @@ impl Compiled {
     }
 
     /// The start of the period `t` falls in (campaign-local days).
-    pub fn period_of(&self, t: i64, tz: FixedOffset) -> i64 {
+    pub fn period_of(&self, t: i64, tz: Zone) -> i64 {
         let len = match self.period_length {
             PeriodLength::Day => DAY_MS,
             PeriodLength::Hour => HOUR_MS,
@@ -201,10 +202,9 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
     row[b.len()]
 }
 
-/// The start of the campaign-local period of `len` ms (a day, an hour) that `t` falls in.
-pub fn local_start(t: i64, tz: FixedOffset, len: i64) -> i64 {
-    let off = i64::from(tz.local_minus_utc()) * 1000;
-    (t + off).div_euclid(len) * len - off
+/// The start of the local period of `len` ms (a day, an hour) that `t` falls in.
+pub fn local_start(t: i64, tz: Zone, len: i64) -> i64 {
+    tz.start_of(t, len)
 }
 
 /// A number, or a string holding one; nothing found counts 0. Negative or not finite is `None`.
@@ -222,13 +222,13 @@ fn number(v: &Json) -> Option<f64> {
 
 /// A period written as `format` (strftime; a date, or a date and time) in `tz`, or without a
 /// format as `parse_period` reads it.
-pub fn parse_period_as(text: &str, tz: FixedOffset, format: Option<&str>) -> Option<i64> {
+pub fn parse_period_as(text: &str, tz: Zone, format: Option<&str>) -> Option<i64> {
     let Some(f) = format else { return parse_period(text, tz) };
     let t = text.trim();
     let naive = NaiveDateTime::parse_from_str(t, f)
         .or_else(|_| NaiveDate::parse_from_str(t, f).map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists")))
         .ok()?;
-    tz.from_local_datetime(&naive).single().map(|d| d.timestamp_millis())
+    tz.from_local(naive)
 }
 
 /// The words an error about an unreadable period ends with: the form expected.
@@ -240,7 +240,7 @@ pub fn expected_form(format: Option<&str>) -> String {
 }
 
 /// `2026-06-01`, `2026/06/01`, `20260601`, `2026-06-01 00:00:00` (in `tz`) or RFC 3339.
-pub fn parse_period(text: &str, tz: FixedOffset) -> Option<i64> {
+pub fn parse_period(text: &str, tz: Zone) -> Option<i64> {
     let t = text.trim();
     // `YYYY-MM-DD`, the platforms' usual day, without a format parser.
     if let [y, m, d] = t.splitn(3, '-').collect::<Vec<_>>()[..]
@@ -248,7 +248,7 @@ pub fn parse_period(text: &str, tz: FixedOffset) -> Option<i64> {
         && let (Ok(y), Ok(m), Ok(d)) = (y.parse(), m.parse(), d.parse())
     {
         let day = NaiveDate::from_ymd_opt(y, m, d)?.and_hms_opt(0, 0, 0)?;
-        return tz.from_local_datetime(&day).single().map(|d| d.timestamp_millis());
+        return tz.from_local(day);
     }
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
         return Some(d.timestamp_millis());
@@ -264,7 +264,7 @@ pub fn parse_period(text: &str, tz: FixedOffset) -> Option<i64> {
         .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y/%m/%d %H:%M"))
         .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S"))
         .ok()?;
-    tz.from_local_datetime(&naive).single().map(|d| d.timestamp_millis())
+    tz.from_local(naive)
 }
 
 /// A source's mappings: the first channel's, and those of channels that override it.
@@ -366,7 +366,7 @@ impl Mappings {
     }
 
     /// The rows of a page; a channel with a mapping of its own has its rows mapped by it.
-    pub fn rows(&self, page: &Json, page_no: usize, tz: FixedOffset) -> Result<Vec<Row>, String> {
+    pub fn rows(&self, page: &Json, page_no: usize, tz: Zone) -> Result<Vec<Row>, String> {
         let mut rows = self.default.rows_of(page, page_no, tz, self.want.slotted())?;
         if !self.own.is_empty() {
             for (id, m) in &self.own {
@@ -521,8 +521,8 @@ mod tests {
     use super::*;
     use crate::domain::source::resolve;
 
-    fn tz() -> FixedOffset {
-        FixedOffset::east_opt(8 * 3600).unwrap()
+    fn tz() -> Zone {
+        Zone::Fixed(chrono::FixedOffset::east_opt(8 * 3600).unwrap())
     }
 
     #[test]
@@ -637,6 +637,28 @@ mod tests {
             Some("cockpit_sim_clicks_total")
         );
         assert_eq!(nearest("leads", ["campaign_id", "date"]), None);
+    }
+
+    #[test]
+    fn periods_in_a_named_zone_follow_its_clock_change() {
+        let la = Zone::parse("America/Los_Angeles").unwrap();
+        let utc = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+        // 01:00 before the change is PDT (UTC−7), after it PST (UTC−8).
+        assert_eq!(parse_period("2026-10-31 01:00:00", la), Some(utc("2026-10-31T08:00:00Z")));
+        assert_eq!(parse_period("2026-11-02 01:00:00", la), Some(utc("2026-11-02T09:00:00Z")));
+        assert_eq!(parse_period("2026-11-02", la), Some(utc("2026-11-02T08:00:00Z")));
+        let r = resolve(
+            Some("csv"),
+            None,
+            Some(&Mapping {
+                time_zone: Some("Europe/Atlantis".into()),
+                id: Some("id".into()),
+                period: Some("day".into()),
+                clicks: Some(crate::domain::source::Field::Expr("c".into())),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(r.unwrap_err().0, "mapping.time_zone");
     }
 
     #[test]

@@ -118,7 +118,11 @@ fn mapped_source(served: &[(&crate::domain::Campaign, &crate::domain::Channel)])
     match mapping::Mappings::new(&formats) {
         Ok(mappings) => Some(Arc::new(request::MappedSource {
             mappings,
-            tz: *c.start.offset(),
+            tz: formats
+                .first()
+                .and_then(|(_, r)| r.mapping.time_zone.as_deref())
+                .and_then(crate::domain::time::Zone::parse)
+                .unwrap_or(crate::domain::time::Zone::Fixed(*c.start.offset())),
             start_ms: served.iter().map(|(c, _)| c.start_ms()).min().unwrap_or(c.start_ms()),
         })),
         Err(e) => {

@@ -11,7 +11,7 @@ use super::{PollError, Secret, SourceSpec, root_cause, send_error};
 use crate::domain::Counters;
 use crate::domain::source::Mode;
 use crate::domain::time::DAY_MS;
-use chrono::{FixedOffset, TimeZone};
+use crate::domain::time::Zone;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,8 +21,9 @@ pub const MAX_PAGES: u32 = 50;
 /// A source read through a mapping.
 pub struct MappedSource {
     pub mappings: Mappings,
-    /// The campaign's time zone: dates in requests and rows are its days.
-    pub tz: FixedOffset,
+    /// The source's time zone (`mapping.time_zone`, else the campaign's offset): dates in
+    /// requests and rows are its days.
+    pub tz: Zone,
     /// The earliest start of the campaigns the source serves (unix ms).
     pub start_ms: i64,
 }
@@ -68,7 +69,7 @@ impl MappedSource {
     }
 
     fn date(&self, t: i64) -> String {
-        self.tz.timestamp_millis_opt(t).single().map_or(String::new(), |d| d.format("%Y-%m-%d").to_string())
+        self.tz.date(t)
     }
 
     /// A template with its placeholders filled; `place` names it in an error.
@@ -310,11 +311,7 @@ async fn fetch_prometheus(
             ch.since_start = Some(gained.get(&*ch.id).copied().unwrap_or_default());
         }
         d.note = oldest.map(|t| {
-            let at = chrono::DateTime::from_timestamp_millis(t).map(|t| t.with_timezone(&m.tz).to_rfc3339());
-            format!(
-                "counts from {}: Prometheus keeps nothing older, and the campaign began before",
-                at.unwrap_or_default()
-            )
+            format!("counts from {}: Prometheus keeps nothing older, and the campaign began before", m.tz.rfc3339(t))
         });
     }
     Ok(d)
@@ -644,7 +641,7 @@ mod tests {
         let r = resolve(Some(format), None, Some(&mapping)).unwrap().unwrap();
         MappedSource {
             mappings: Mappings::new(&[("238".to_string(), r)]).unwrap(),
-            tz: FixedOffset::east_opt(8 * 3600).unwrap(),
+            tz: Zone::Fixed(chrono::FixedOffset::east_opt(8 * 3600).unwrap()),
             start_ms: 0,
         }
     }

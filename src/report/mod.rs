@@ -331,12 +331,8 @@ fn channel_rows(
         // A metric of a counter the source does not read is unknown: no value, no breach.
         let unmapped = ch.unmapped();
         let value = |m: Metric| m.value(&counters).filter(|_| m.measured_without(unmapped));
-        let breaches = c
-            .kpis
-            .iter()
-            .filter(|k| value(k.metric).is_some_and(|v| !k.holds(v)))
-            .map(|k| k.to_string())
-            .collect();
+        let breaches =
+            c.kpis.iter().filter(|k| value(k.metric).is_some_and(|v| !k.holds(v))).map(|k| k.to_string()).collect();
         channels.push(ChannelRow {
             id: ch.id.clone(),
             name: ch.name.clone(),
