@@ -10,10 +10,18 @@
 //! - `window`: totals since the campaign started, asked for with `{since}` = its first day;
 //! - `rows`: one row per day (or hour); each (channel, period) is kept, the counter is their
 //!   sum, and every poll asks for the last `restate_days` periods again and replaces them, so a
-//!   restated day changes the total by the difference, never by the sum.
+//!   restated day changes the total by the difference, never by the sum. Each period's figures
+//!   are kept on the period itself, in the source's `time_zone`; a period is provisional for
+//!   `settle_hours` after its end (counted, not judged by the alert rules).
+//!
+//! A counter's expression that finds nothing in any row of an answer is bad data naming it and
+//! what the rows hold, unless the counter is one the platform leaves out when it is zero
+//! (`zero_when_absent`) and no name in the rows is a likely slip for it. A counter with no
+//! expression is not read: unknown, never zero.
 //!
 //! `csv` reads a directory of exported reports (`source = "file:///path/to/exports"`): the
-//! mapping's fields are column names, one row per channel and day. Files are read once their
+//! mapping's fields are column names, one row per channel and day; `encoding` and
+//! `date_format` say how the files are written (see `poll::csvdir`). Files are read once their
 //! size and time have stood still for a moment (a file still being written is never read
 //! half); a later file's row for a (channel, day) replaces an earlier one's, and a file removed
 //! keeps what it contributed until another gives those days again.
@@ -21,7 +29,9 @@
 //! `prometheus` reads a Prometheus-compatible `/api/v1/query` (Prometheus, VictoriaMetrics,
 //! Mimir, Thanos; `source` is its base URL): each counter of the mapping is a PromQL instant
 //! query, e.g. `sum by (channel) (ad_spend_total{campaign="618"})`, and `id` names the label
-//! whose value is the channel's `source_id` (`channel` by default). Counters are cumulative.
+//! whose value is the channel's `source_id` (`channel` by default). Counters are cumulative,
+//! counted from the campaign's start (the first reading asks a range query what they gained
+//! since); a query naming a metric Prometheus has never seen is bad data.
 //!
 //! Request values may use `{since}`, `{until}`, `{today}` (dates in the campaign's time zone,
 //! `YYYY-MM-DD`) and `{secret:NAME}` (from the environment or `[secrets]` in `config.toml`;
