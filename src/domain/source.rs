@@ -300,10 +300,16 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("ga4", include_str!("presets/ga4.toml")),
 ];
 
-/// The preset called `name`.
+/// The preset called `name` (each parsed once, on first use).
 pub fn preset(name: &str) -> Option<Preset> {
-    let (_, text) = PRESETS.iter().find(|(n, _)| *n == name)?;
-    Some(toml::from_str(text).unwrap_or_else(|e| panic!("preset {name} is malformed: {e}")))
+    static PARSED: std::sync::OnceLock<Vec<(&'static str, Preset)>> = std::sync::OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        PRESETS
+            .iter()
+            .map(|(n, text)| (*n, toml::from_str(text).unwrap_or_else(|e| panic!("preset {n} is malformed: {e}"))))
+            .collect()
+    });
+    parsed.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone())
 }
 
 /// The format names a channel may give.

@@ -11,6 +11,9 @@ use crate::domain::{Counters, Recent};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The fewest periods a chart of a channel read by periods spans.
+const PERIODS_DRAWN: i64 = 8;
+
 impl Engine {
     /// Reads the stored recent samples of up to `n` channels into their sparkline windows,
     /// in front of anything that arrived since start.
@@ -59,10 +62,12 @@ impl Engine {
     pub(super) fn series(&mut self, key: ChannelKey, window: Window) -> SeriesView {
         let now = self.clock.now_ms();
         let start = self.campaigns.iter().find(|c| c.id == key.campaign).map_or(now, |c| c.start_ms());
-        let from = window.span_ms().map_or(start, |s| now - s);
-        let span = (now - from).max(60_000);
-        // A channel read by periods is drawn by its periods, whatever the window.
+        // A channel read by periods is drawn by its periods, whatever the window: its last
+        // `PERIODS_DRAWN` at least.
         let period_ms = self.channels.get(&key).and_then(|st| st.period_spec).map(|p| p.len_ms);
+        let from = window.span_ms().map_or(start, |s| now - s);
+        let from = period_ms.map_or(from, |len| from.min(now - PERIODS_DRAWN * len).max(start.min(from)));
+        let span = (now - from).max(60_000);
         let raw = period_ms.is_none() && window.span_ms().is_some_and(|s| s <= RAW_RETENTION_MS);
         let bucket_ms = if raw { (span / 120).max(60_000) } else { period_ms.unwrap_or(HOUR_MS) };
         // Samples not yet written count too: they are newer than every stored one.

@@ -48,12 +48,18 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         head.push(Line::styled(truncate(&format!("source: {err}"), width), hs));
     }
     let totals = &ch.totals;
+    // Counters the source does not read are unknown, and so is every metric made of them.
+    let unmapped = camp.campaign.channel(&key.channel).map_or(0, crate::domain::Channel::unmapped);
     let row = |ms: &[Metric]| {
         let mut spans = Vec::new();
         for m in ms {
+            spans.push(Span::styled(format!("{} ", m.label()), t.muted));
+            if !m.measured_without(unmapped) {
+                spans.push(Span::styled("not mapped ", t.muted));
+                continue;
+            }
             let v = m.value(totals);
             let bad = v.is_some_and(|v| camp.campaign.kpis.iter().any(|k| k.metric == *m && !k.holds(v)));
-            spans.push(Span::styled(format!("{} ", m.label()), t.muted));
             spans.push(Span::styled(format!("{:<10}", m.format(v)), if bad { t.bad } else { t.base }));
         }
         Line::from(spans)
@@ -99,7 +105,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(head).style(t.base), h_area);
     f.render_widget(Paragraph::new(stats).style(t.base), s_area);
     if chart_h >= 4 {
-        render_chart(f, chart_area, app, camp.campaign.start.offset());
+        render_chart(f, chart_area, app, camp.campaign.start.offset(), unmapped);
     }
 }
 
@@ -125,20 +131,40 @@ fn chart_points(s: &crate::engine::snapshot::SeriesView, m: Metric) -> (Vec<Poin
     (pts.collect(), partial)
 }
 
-fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset) {
+fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset, unmapped: u8) {
     let t = &app.theme;
     let m = app.chart.metric;
     let series =
         app.snap.series.as_ref().filter(|s| Some(&s.key) == app.channel.as_ref() && s.window == app.chart.window);
     let per = series.map_or(String::new(), |s| {
         if m.is_cumulative() {
-            format!(" per {}", humantime::format_duration(std::time::Duration::from_millis(s.bucket_ms as u64)))
+            match s.bucket_ms {
+                crate::domain::time::DAY_MS => " per day".to_string(),
+                crate::domain::time::HOUR_MS => " per hour".to_string(),
+                ms => format!(" per {}", humantime::format_duration(std::time::Duration::from_millis(ms as u64))),
+            }
         } else {
             String::new()
         }
     });
-    let title = format!(" {}{per} · last {} · m: KPI  w: window ", m.label(), app.chart.window.label());
+    // A source that reports by day is drawn over its last days, whatever the window.
+    let span = match series {
+        Some(s) if app.chart.window.span_ms().is_some_and(|w| s.to_ms - s.from_ms > w + 60_000) => {
+            format!("{} days", (s.to_ms - s.from_ms + crate::domain::time::DAY_MS / 2) / crate::domain::time::DAY_MS)
+        }
+        _ => app.chart.window.label().to_string(),
+    };
+    let title = format!(" {}{per} · last {span} · m: KPI  w: window ", m.label());
     let block = Block::default().borders(Borders::TOP).title(Span::styled(title, t.accent)).border_style(t.muted);
+    if !m.measured_without(unmapped) {
+        let text =
+            format!("{} is not read from this channel's source: its mapping gives no expression for it", m.label());
+        f.render_widget(
+            Paragraph::new(text).style(t.muted).wrap(ratatui::widgets::Wrap { trim: true }).block(block),
+            area,
+        );
+        return;
+    }
     let Some(s) = series else {
         f.render_widget(Paragraph::new("loading…").style(t.muted).block(block), area);
         return;
