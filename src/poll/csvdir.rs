@@ -299,6 +299,29 @@ mod tests {
     }
 
     #[test]
+    fn a_column_not_in_the_file_is_named_with_the_nearest_one_it_has() {
+        let mapping = Mapping {
+            id: Some("计划ID".into()),
+            period: Some("日期".into()),
+            impressions: Some(crate::domain::source::Field::Expr("展现数".into())),
+            ..Default::default()
+        };
+        let r = crate::domain::source::resolve(Some("csv"), None, Some(&mapping)).unwrap().unwrap();
+        let m = MappedSource {
+            mappings: crate::poll::mapping::Mappings::new(&[("1".into(), r)]).unwrap(),
+            tz: crate::domain::time::Zone::Fixed(chrono::FixedOffset::east_opt(8 * 3600).unwrap()),
+            start_ms: 0,
+        };
+        let text = "日期,计划ID,展示数\n2026/12/05,1,10\n合计,,10\n";
+        let e = read_file(text, "a.csv", &mapping, &m).unwrap_err().to_string();
+        assert!(e.contains("a.csv: mapping.impressions: no column '展现数' (did you mean '展示数'?)"), "{e}");
+        let fixed = Mapping { impressions: Some(crate::domain::source::Field::Expr("展示数".into())), ..mapping };
+        let rows = read_file(text, "a.csv", &fixed, &m).unwrap();
+        assert_eq!(rows.len(), 1, "the totals row is not a channel's");
+        assert_eq!(rows[0].counters.impressions, 10);
+    }
+
+    #[test]
     fn gbk_is_read_where_the_columns_say_so_and_named_where_nothing_does() {
         let (bytes, _, _) = encoding_rs::GBK.encode("日期,计划ID,展现\n2026/12/05,1,10\n");
         let mapping = Mapping {
