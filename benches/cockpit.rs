@@ -1,4 +1,4 @@
-//! `cargo bench`: the figures of DESIGN.md §7 that can be measured in-process, printed as
+//! `cargo bench`: the speed and size targets that can be measured in-process, printed as
 //! median and p99. `BENCH_SCALE=0.1` shrinks the start-up database for a quick run.
 
 mod quality;

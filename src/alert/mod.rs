@@ -1,4 +1,4 @@
-//! Alerts on deviation (DESIGN.md §5). Pure: detectors are functions over windows of samples,
+//! Alerts on deviation. Pure: detectors are functions over windows of samples,
 //! and the state machine moves alerts by the clock it is given. Persistence, the UI and the
 //! headless `check` sit on top of this module.
 //!

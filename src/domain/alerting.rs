@@ -23,7 +23,7 @@ impl fmt::Display for Severity {
     }
 }
 
-/// The four kinds of rule (DESIGN.md §5).
+/// The kinds of rule (see `alert::rules`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleKind {
     Kpi,

@@ -236,7 +236,7 @@ pub struct Channel {
     /// What sort of channel this is (social, search, email, video, kol, sms, …); free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Stats source URL (DESIGN.md §3). Channels sharing a URL are fetched in one request.
+    /// Stats source URL (the cockpit protocol of `poll`, or a `format`'s). Channels sharing a URL are fetched in one request.
     pub source: String,
     /// The channel's id in the source's document, when it differs from `id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

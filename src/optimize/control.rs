@@ -1,4 +1,4 @@
-//! Sending an action to a channel's control endpoint (DESIGN.md §3): a POST with an idempotency
+//! Sending an action to a channel's control endpoint: a POST with an idempotency
 //! key, a timeout per attempt, and retries with the same key on timeouts, connection errors and
 //! 5xx answers — the endpoint applies a key once, so a retry never applies twice. A 4xx answer
 //! is final. A request that went out and got no answer is *unknown* (`ControlError::Unknown`):
@@ -24,7 +24,7 @@ pub const ATTEMPTS: u32 = 3;
 /// Time allowed per attempt.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A control request (DESIGN.md §3).
+/// A control request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ControlRequest {
     pub channel: String,

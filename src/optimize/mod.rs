@@ -1,4 +1,4 @@
-//! Optimize (DESIGN.md §6): recommendations computed from the data, applied through the
+//! Optimize: recommendations computed from the data, applied through the
 //! channels' control endpoints, journaled and undoable.
 //!
 //! The optimize view (`5`) lists, per campaign, what to change, ranked by expected net value per

@@ -1,4 +1,4 @@
-//! The stats protocol of DESIGN.md §3, version 1, mapped onto the domain's counters. Parsing is strict about what
+//! The stats protocol, version 1 (see `poll`), mapped onto the domain's counters. Parsing is strict about what
 //! matters (non-negative finite counters, unique channel ids) and tolerant of added fields.
 
 use crate::domain::{ChannelStatus, Counters, SegmentCounters, VariantCounters};

@@ -154,6 +154,12 @@ fn welcome(hello: Option<Frame<ToService>>, tcp: bool, ctx: &Ctx) -> Result<Clie
 async fn connection<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, tcp: bool, ctx: Ctx) {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let hello = match wire::read(&mut rd).await {
+        // A connection closed before saying anything: a client finding out whether the service
+        // is there (every attach and every command against the service asks so), not a refusal.
+        Ok(None) => {
+            tracing::debug!("a connection closed before its hello");
+            return;
+        }
         Ok(h) => h,
         Err(e) => {
             tracing::warn!("a client's hello: {e}");

@@ -1,5 +1,5 @@
 //! The built-in simulated ad network, served over HTTP on loopback: the stats protocol of
-//! DESIGN.md §3 and a control endpoint it obeys. Used by `cockpit demo`, `cockpit sim`, tests
+//! the cockpit's stats protocol (see `poll`) and a control endpoint it obeys. Used by `cockpit demo`, `cockpit sim`, tests
 //! and benchmarks.
 //!
 //! `cockpit sim` serves `GET /stats`, `/stats/{campaign}`, `/stats/{campaign}/{channel}` (with

@@ -1,4 +1,4 @@
-//! The sled database behind a typed API. Only this module names sled. Trees follow DESIGN.md §4;
+//! The sled database behind a typed API. Only this module names sled. One tree per kind of record;
 //! values are JSON so that added fields stay readable; sample keys end in a big-endian
 //! timestamp so a range scan is a time window. One writer: the engine.
 //!
