@@ -450,3 +450,19 @@ fn a_schema_2_database_is_migrated_once_and_reads_back_the_same_numbers() {
     drop(compact);
     assert!(number_records(&path).iter().all(|(_, _, json)| *json == 0));
 }
+
+/// Journal entries and notes are numbered #1, #2, … across restarts, not by sled's id
+/// generator, which leaps a million ahead at each start.
+#[test]
+fn ids_stay_short_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = campaign_cockpit::store::Store::open(&path).unwrap();
+        assert_eq!((store.next_id().unwrap(), store.next_id().unwrap()), (1, 2));
+    }
+    for want in [3, 4] {
+        let store = campaign_cockpit::store::Store::open(&path).unwrap();
+        assert_eq!(store.next_id().unwrap(), want, "one more than the last, after a restart");
+    }
+}

@@ -74,6 +74,11 @@ pub fn compact(v: f64) -> String {
     }
 }
 
+/// `n` of a thing, in the right number: "1 action", "3 actions" (the count grouped).
+pub fn count_of(n: usize, thing: &str) -> String {
+    format!("{} {thing}{}", count(n as i64), if n == 1 { "" } else { "s" })
+}
+
 /// A whole number with thousands grouped ("1,234,567").
 pub fn count(n: i64) -> String {
     let s = n.unsigned_abs().to_string();

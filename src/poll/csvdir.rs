@@ -44,10 +44,9 @@ impl DirRead {
     pub fn settling_note(&self) -> Option<String> {
         let wait = self.settling.iter().map(|(_, d)| *d).max()?;
         let names: Vec<&str> = self.settling.iter().map(|(n, _)| n.as_str()).collect();
-        let n = names.len();
         Some(format!(
-            "{n} file{} still being written ({}); read in {} s",
-            if n == 1 { "" } else { "s" },
+            "{} still being written ({}); read in {} s",
+            crate::domain::format::count_of(names.len(), "file"),
             names.join(", "),
             wait.as_secs().max(1)
         ))

@@ -414,7 +414,8 @@ fn actions(r: &Review) -> Table {
                 item: format!("#{}", a.id),
                 cells: vec![
                     Cell::text(&a.change),
-                    Cell::count(a.id),
+                    // An id, not an amount: never grouped in thousands.
+                    Cell { text: format!("#{}", a.id), value: Some(a.id as f64), tone: Tone::Plain },
                     Cell::text(&a.at),
                     Cell::text(&a.by),
                     Cell::text(&a.outcome),

@@ -152,9 +152,19 @@ impl Store {
     }
 
     /// A new id for a journal entry or a note, increasing across restarts.
+    /// A new id for a journal entry, a note or a task's mark: one more than the last, so ids
+    /// stay short (#1, #2, …) across restarts. A database that never counted this way starts
+    /// above every id it may hold (those came from sled's id generator, which leaps ahead at
+    /// each start).
     pub fn next_id(&self) -> Result<u64> {
         self.writable("an id")?;
-        self.t()?.db.generate_id().map(|id| self.id_base + id + 1).map_err(|e| self.err(e))
+        let last = match self.t()?.meta.get(LAST_ID).map_err(|e| self.err(e))? {
+            Some(v) => v.as_ref().try_into().map_or(0, u64::from_be_bytes),
+            None => self.t()?.db.generate_id().map(|id| self.id_base + id).map_err(|e| self.err(e))?,
+        };
+        let id = last + 1;
+        self.write("meta", LAST_ID, Some(&id.to_be_bytes()))?;
+        Ok(id)
     }
 
     pub(super) fn meta_u64(&self, key: &str) -> Result<u64> {
@@ -169,3 +179,6 @@ pub(super) struct Manifest {
     campaigns: usize,
     journal: usize,
 }
+
+/// The meta record holding the last id given (see `Store::next_id`).
+const LAST_ID: &[u8] = b"last_id";

@@ -39,7 +39,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     ];
     if ch.resets > 0 {
         title.push(Span::styled(
-            format!(" · {} counter reset{}", ch.resets, if ch.resets == 1 { "" } else { "s" }),
+            format!(" · {}", crate::domain::format::count_of(ch.resets as usize, "counter reset")),
             t.warn,
         ));
     }
@@ -224,7 +224,7 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset, unma
         let width = line.width as usize;
         let text: Vec<String> = notes.iter().rev().take(3).map(|n| format!("{} {}", fmt_t(n.at_ms), n.text)).collect();
         let line_text =
-            format!("┆ {} note{}: {}", notes.len(), if notes.len() == 1 { "" } else { "s" }, text.join(" · "));
+            format!("┆ {}: {}", crate::domain::format::count_of(notes.len(), "note"), text.join(" · "));
         f.render_widget(Paragraph::new(truncate(&line_text, width)).style(t.warn), line);
         chart_area
     };

@@ -82,7 +82,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
     // The journal, newest first.
     let mut jl = vec![Line::styled(
-        fit(&format!("── journal ({} actions; J select · u undo) {}", snap.journal.len(), "─".repeat(width)), width)
+        fit(
+            &format!(
+                "── journal ({}; J select · u undo) {}",
+                crate::domain::format::count_of(snap.journal.len(), "action"),
+                "─".repeat(width)
+            ),
+            width,
+        )
             .replace('…', "─"),
         t.muted,
     )];
