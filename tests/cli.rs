@@ -85,6 +85,16 @@ fn malformed_campaign_files_are_refused_with_their_line_and_the_db_untouched() {
         ("unknown-metric.toml", ":11:", "unknown metric 'cpx'"),
         ("duplicate-channel.toml", ":35:", "duplicate channel id 'wechat-moments'"),
         ("not-http.toml", ":57:", "only http and https"),
+        (
+            "date-without-time.toml",
+            ":6:",
+            "start: expected a date and time with an offset, like 2026-12-01T00:00:00+08:00, not '2026-05-25' (a date without its time and offset)",
+        ),
+        (
+            "day-32.toml",
+            ":7:",
+            "end: expected a date and time with an offset, like 2026-12-01T00:00:00+08:00, not '2026-06-32T00:00:00+08:00' (input is out of range)",
+        ),
     ];
     let mut dir_files: Vec<_> = std::fs::read_dir("tests/invalid_campaigns")
         .unwrap()

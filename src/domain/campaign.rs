@@ -61,7 +61,9 @@ use std::time::Duration;
 pub struct Campaign {
     pub id: String,
     pub name: String,
+    #[serde(deserialize_with = "when::start")]
     pub start: DateTime<FixedOffset>,
+    #[serde(deserialize_with = "when::end")]
     pub end: DateTime<FixedOffset>,
     #[serde(default = "default_currency")]
     pub currency: String,
@@ -100,6 +102,7 @@ pub struct Campaign {
 pub struct Task {
     pub title: String,
     pub owner: String,
+    #[serde(deserialize_with = "when::due")]
     pub due: DateTime<FixedOffset>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -107,7 +110,7 @@ pub struct Task {
     pub done: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "when::done_at")]
     pub done_at: Option<DateTime<FixedOffset>>,
 }
 
@@ -222,7 +225,7 @@ fn default_currency() -> String {
 pub struct Goal {
     pub metric: Metric,
     pub target: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "when::deadline")]
     pub deadline: Option<DateTime<FixedOffset>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -935,5 +938,76 @@ poll_interval = "5s"
         let now = DateTime::parse_from_rfc3339("2026-03-02T01:00:00+08:00").unwrap().timestamp_millis();
         let want = DateTime::parse_from_rfc3339("2026-03-02T00:00:00+08:00").unwrap().timestamp_millis();
         assert_eq!(c.day_start_ms(now), want);
+    }
+}
+
+/// Dates and times in campaign files: RFC 3339 with an offset, quoted or as a TOML date-time.
+/// An error names the field and the form expected, whatever was wrong with the text.
+mod when {
+    use chrono::{DateTime, FixedOffset};
+    use serde::Deserializer;
+
+    /// Reads `text` as the field `field`.
+    pub fn parse(field: &str, text: &str) -> Result<DateTime<FixedOffset>, String> {
+        let t = text.trim();
+        DateTime::parse_from_rfc3339(t).map_err(|e| {
+            let why = if chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok() {
+                "a date without its time and offset".to_string()
+            } else if chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").is_ok() {
+                "a time without its offset".to_string()
+            } else {
+                e.to_string()
+            };
+            format!(
+                "{field}: expected a date and time with an offset, like 2026-12-01T00:00:00+08:00, not '{t}' ({why})"
+            )
+        })
+    }
+
+    /// A string, or a TOML date-time (a map of one private key holding its text).
+    struct Text;
+
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = String;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a date and time with an offset, like 2026-12-01T00:00:00+08:00")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+            match map.next_entry::<String, String>()? {
+                Some((_, v)) => Ok(v),
+                None => Err(serde::de::Error::custom("an empty table, not a date and time")),
+            }
+        }
+    }
+
+    fn read<'de, D: Deserializer<'de>>(field: &str, d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        let text = d.deserialize_any(Text)?;
+        parse(field, &text).map_err(serde::de::Error::custom)
+    }
+
+    pub fn start<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        read("start", d)
+    }
+
+    pub fn end<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        read("end", d)
+    }
+
+    pub fn due<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        read("due", d)
+    }
+
+    pub fn deadline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+        read("deadline", d).map(Some)
+    }
+
+    pub fn done_at<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+        read("done_at", d).map(Some)
     }
 }

@@ -223,8 +223,7 @@ fn render_chart(f: &mut Frame, area: Rect, app: &App, offset: &FixedOffset, unma
         let [chart_area, line] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
         let width = line.width as usize;
         let text: Vec<String> = notes.iter().rev().take(3).map(|n| format!("{} {}", fmt_t(n.at_ms), n.text)).collect();
-        let line_text =
-            format!("┆ {}: {}", crate::domain::format::count_of(notes.len(), "note"), text.join(" · "));
+        let line_text = format!("┆ {}: {}", crate::domain::format::count_of(notes.len(), "note"), text.join(" · "));
         f.render_widget(Paragraph::new(truncate(&line_text, width)).style(t.warn), line);
         chart_area
     };

@@ -90,7 +90,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             ),
             width,
         )
-            .replace('…', "─"),
+        .replace('…', "─"),
         t.muted,
     )];
     for (i, e) in snap.journal.iter().rev().enumerate().take(journal_area.height.saturating_sub(1) as usize) {
