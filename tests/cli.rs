@@ -616,3 +616,63 @@ fn replay_runs_the_live_rules_over_a_campaign_files_counters_or_a_stored_channel
     let o = cockpit(&db, &["replay", "--campaign", "q2-webinar"]);
     assert_eq!(o.status.code(), Some(2), "--channel is required");
 }
+
+/// `journal` shows each action at its campaign's local time with the offset (UTC with
+/// `--utc`), and narrows to a campaign and a time with `--campaign` and `--since`.
+#[test]
+fn the_journal_speaks_the_campaigns_time_and_narrows_to_a_campaign_and_a_time() {
+    use campaign_cockpit::domain::ControlAction;
+    use campaign_cockpit::optimize::journal::{JournalEntry, Outcome};
+    use campaign_cockpit::optimize::recommend::Change;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    assert!(cockpit(&db, &["campaign", "import", FIXTURES[1], FIXTURES[2]]).status.success());
+    {
+        let store = campaign_cockpit::store::Store::open(&db).unwrap();
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+        for (id, campaign, channel, when) in [
+            (1, "618-promo", "douyin", "2026-06-07T03:00:00+08:00"),
+            (2, "app-launch", "douyin", "2026-06-08T10:30:00+08:00"),
+        ] {
+            let change = |before: f64, after: f64| Change {
+                channel: channel.into(),
+                action: ControlAction::SetBudget,
+                value: Some(after),
+                variant: None,
+                before,
+                after,
+            };
+            let entry = JournalEntry {
+                id,
+                at_ms: at(when),
+                wall_ms: at(when),
+                by: "li.na".into(),
+                campaign: campaign.into(),
+                change: change(8_000.0, 6_000.0),
+                inverse: change(6_000.0, 8_000.0),
+                idempotency_key: format!("k-{id}"),
+                recommendation: None,
+                undo_of: None,
+                undone_by: None,
+                outcome: Outcome::Applied { detail: "ok".into() },
+            };
+            store.put_journal(&entry).unwrap();
+        }
+    }
+    let all = stdout(&cockpit(&db, &["journal"]));
+    assert!(all.starts_with("2026-06-07T03:00:00+08:00 #1 618-promo"), "{all}");
+    assert!(all.contains("2026-06-08T10:30:00+08:00 #2 app-launch"), "{all}");
+    let utc = stdout(&cockpit(&db, &["journal", "--utc"]));
+    assert!(utc.starts_with("2026-06-06T19:00:00Z #1"), "{utc}");
+    let one = stdout(&cockpit(&db, &["journal", "--campaign", "app-launch"]));
+    assert!(one.contains("#2 app-launch") && !one.contains("#1"), "{one}");
+    let since = stdout(&cockpit(&db, &["journal", "--since", "2026-06-08"]));
+    assert!(since.contains("#2") && !since.contains("#1 "), "{since}");
+    let none = stdout(&cockpit(&db, &["journal", "--campaign", "618-promo", "--since", "2026-06-08T00:00:00+08:00"]));
+    assert_eq!(none.trim(), "no action has been sent for 618-promo since 2026-06-08T00:00:00+08:00 from this database");
+    let bad = cockpit(&db, &["journal", "--since", "last tuesday"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--since 'last tuesday': write an RFC 3339 time"), "{}", stderr(&bad));
+    let bad = cockpit(&db, &["journal", "--campaign", "nope"]);
+    assert!(stderr(&bad).contains("--campaign nope: no such campaign (known: "), "{}", stderr(&bad));
+}

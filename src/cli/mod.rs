@@ -199,10 +199,21 @@ pub enum Cmd {
         #[arg(long)]
         labels: Option<PathBuf>,
     },
-    /// List every action sent to a control endpoint, oldest first, with its outcome.
+    /// List every action sent to a control endpoint, oldest first, with its outcome; times in
+    /// each campaign's own time zone with its offset.
     Journal {
         #[arg(long)]
         json: bool,
+        /// Only this campaign's actions.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Only actions sent since: an RFC 3339 time, a date (midnight in the campaign's time
+        /// zone), or a span back from now such as 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Times in UTC instead of each campaign's time zone.
+        #[arg(long)]
+        utc: bool,
     },
     /// Write the review of a campaign or a period of it: goals, spend, KPIs per channel and
     /// segment, funnel, alerts, actions and their effect, notes, and the previous campaign.
@@ -617,7 +628,9 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             };
             replay_command(csv, settings, labels.as_deref())
         }
-        Some(Cmd::Journal { json }) => printed(|out| journal_command(&read_store(&db)?, *json, out)),
+        Some(Cmd::Journal { json, campaign, since, utc }) => {
+            printed(|out| journal_command(&read_store(&db)?, *json, campaign.as_deref(), since.as_deref(), *utc, out))
+        }
         Some(Cmd::Report { id, format, from, to, output }) => printed(|out| {
             report::run(&read_store(&db)?, id, *format, from.as_deref(), to.as_deref(), output.as_deref(), out)
         }),
@@ -921,23 +934,77 @@ fn replay_command(
     })
 }
 
-/// `cockpit journal`: every action sent, oldest first.
-fn journal_command(store: &Store, json: bool, out: &mut String) -> color_eyre::Result<()> {
-    let entries = store.journal()?;
+/// `cockpit journal`: every action sent (of a campaign, since a time), oldest first, each at
+/// its campaign's local time with the offset (or in UTC).
+pub(crate) fn journal_command(
+    store: &Store,
+    json: bool,
+    campaign: Option<&str>,
+    since: Option<&str>,
+    utc: bool,
+    out: &mut String,
+) -> color_eyre::Result<()> {
+    let campaigns = store.campaigns()?;
+    if let Some(id) = campaign
+        && !campaigns.iter().any(|c| c.id == id)
+    {
+        let known: Vec<&str> = campaigns.iter().map(|c| c.id.as_str()).collect();
+        return Err(BadInput(format!("--campaign {id}: no such campaign (known: {})", known.join(", "))).into());
+    }
+    let offset = |id: &str| {
+        let zone = campaigns.iter().find(|c| c.id == id).map(|c| *c.start.offset());
+        zone.filter(|_| !utc).unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"))
+    };
+    let since_ms = match since {
+        None => None,
+        Some(text) => Some(since_time(text, campaign.map(&offset).unwrap_or_else(|| offset("")))?),
+    };
+    let entries: Vec<_> = store
+        .journal()?
+        .into_iter()
+        .filter(|e| campaign.is_none_or(|c| e.campaign == c) && since_ms.is_none_or(|s| e.wall_ms >= s))
+        .collect();
     if json {
         say!(out, "{}", serde_json::to_string_pretty(&entries)?);
     } else if entries.is_empty() {
-        say!(out, "the journal is empty: no action has been sent from this database");
+        let scope = match (campaign, since) {
+            (Some(c), Some(s)) => format!(" for {c} since {s}"),
+            (Some(c), None) => format!(" for {c}"),
+            (None, Some(s)) => format!(" since {s}"),
+            (None, None) => String::new(),
+        };
+        if scope.is_empty() {
+            say!(out, "the journal is empty: no action has been sent from this database");
+        } else {
+            say!(out, "no action has been sent{scope} from this database");
+        }
     } else {
         for e in &entries {
             let when = chrono::DateTime::from_timestamp_millis(e.wall_ms)
-                .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                .map(|t| t.with_timezone(&offset(&e.campaign)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_default();
             let rec = e.recommendation.as_deref().map(|r| format!(" [following {r}]")).unwrap_or_default();
             say!(out, "{when} {}{rec}", e.line());
         }
     }
     Ok(())
+}
+
+/// `--since`: RFC 3339, a date (midnight at `offset`), or a span back from now (`24h`, `7d`).
+fn since_time(text: &str, offset: chrono::FixedOffset) -> color_eyre::Result<i64> {
+    let t = text.trim();
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(d.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let local = d.and_hms_opt(0, 0, 0).expect("midnight exists").and_local_timezone(offset);
+        return Ok(local.single().map_or(0, |l| l.timestamp_millis()));
+    }
+    if let Ok(span) = humantime::parse_duration(t) {
+        return Ok(chrono::Utc::now().timestamp_millis() - span.as_millis() as i64);
+    }
+    Err(BadInput(format!("--since '{text}': write an RFC 3339 time, a date like 2026-12-07, or a span like 24h"))
+        .into())
 }
 
 fn check_speed(speed: f64) -> color_eyre::Result<()> {

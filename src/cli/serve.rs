@@ -306,7 +306,9 @@ fn run_on_store(args: Vec<String>, store: &Store) -> (u8, String) {
     };
     let mut out = String::new();
     let done = match &cli.command {
-        Some(Cmd::Journal { json }) => super::journal_command(store, *json, &mut out),
+        Some(Cmd::Journal { json, campaign, since, utc }) => {
+            super::journal_command(store, *json, campaign.as_deref(), since.as_deref(), *utc, &mut out)
+        }
         Some(Cmd::Report { id, format, from, to, output: None }) => {
             super::report::run(store, id, *format, from.as_deref(), to.as_deref(), None, &mut out)
         }
