@@ -221,6 +221,17 @@ fn check_reports_firing_alerts_with_an_exit_code_for_scripts() {
     let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let first = &rows.as_array().unwrap()[0];
     assert_eq!((first["channel"].as_str(), first["severity"].as_str()), (Some("email-edm"), Some("crit")));
+    // The campaign's own time with its offset, or UTC when asked.
+    let since = first["since"].as_str().unwrap();
+    assert!(since.ends_with("+08:00"), "{since}");
+    let o = cockpit(&db, &["check", "--campaign", "q2-webinar", "--json", "--utc"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let utc = rows.as_array().unwrap()[0]["since"].as_str().unwrap().to_string();
+    assert!(utc.ends_with('Z'), "{utc}");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(&utc).unwrap(),
+        chrono::DateTime::parse_from_rfc3339(since).unwrap()
+    );
 
     // The festival's sources answer: nothing fires.
     let o = cockpit(&db, &["check", "--campaign", "618-promo"]);

@@ -40,7 +40,7 @@ pub async fn run(
     store: Store,
     clock: SharedClock,
     campaign: Option<&str>,
-    (json, dry_run): (bool, bool),
+    (json, dry_run, utc): (bool, bool, bool),
     interval: Duration,
     token: (Option<&crate::poll::Secret>, bool),
     secrets: &std::collections::BTreeMap<String, crate::poll::Secret>,
@@ -81,11 +81,12 @@ pub async fn run(
     }
     engine.publish();
     let snap = snapshots.borrow().clone();
-    Ok(report(&snap, campaign, json))
+    Ok(report(&snap, campaign, json, utc))
 }
 
-/// The firing (unsilenced) alerts of the selection, worst first, and the exit code.
-pub fn report(snap: &Snapshot, campaign: Option<&str>, json: bool) -> (String, u8) {
+/// The firing (unsilenced) alerts of the selection, worst first, and the exit code. Times are
+/// each campaign's local time with its offset, or UTC.
+pub fn report(snap: &Snapshot, campaign: Option<&str>, json: bool, utc: bool) -> (String, u8) {
     let selected = |a: &&Alert| campaign.is_none_or(|id| a.key.campaign == id) && snap.silence_of(a).is_none();
     let mut firing: Vec<&Alert> =
         snap.alerts.iter().filter(selected).filter(|a| a.state == AlertState::Firing).collect();
@@ -96,8 +97,11 @@ pub fn report(snap: &Snapshot, campaign: Option<&str>, json: bool) -> (String, u
         Some(Severity::Warn) => WARN,
         _ => OK,
     };
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    let time = |campaign: &str, ms: i64| {
+        let zone = snap.campaign(campaign).map(|c| *c.campaign.start.offset()).filter(|_| !utc);
+        let zone = zone.unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&zone).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     };
     let rows: Vec<Row<'_>> = firing
         .iter()
@@ -108,7 +112,7 @@ pub fn report(snap: &Snapshot, campaign: Option<&str>, json: bool) -> (String, u
             rule: &a.key.rule,
             state: a.state,
             severity: a.severity,
-            since: time(a.fired_ms.unwrap_or(a.since_ms)).unwrap_or_default(),
+            since: time(&a.key.campaign, a.fired_ms.unwrap_or(a.since_ms)).unwrap_or_default(),
             summary: &a.summary,
             observed: a.observed,
             expected: a.expected.map(|e| e.0),

@@ -272,6 +272,9 @@ pub enum Cmd {
         /// Poll and judge, but store nothing (the alert states stay as they were).
         #[arg(long)]
         dry_run: bool,
+        /// Times in UTC instead of each campaign's time zone.
+        #[arg(long)]
+        utc: bool,
     },
 }
 
@@ -497,16 +500,16 @@ fn init_file_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 /// Runs a command; the process exit code on success (0 but for `check`).
 pub fn run(cli: Cli) -> color_eyre::Result<u8> {
     let cli = layered(cli)?;
-    if let Some(Cmd::Check { campaign, json, dry_run }) = &cli.command {
+    if let Some(Cmd::Check { campaign, json, dry_run, utc }) = &cli.command {
         let db = cli.db.clone().unwrap_or_else(default_db);
         let checked = match serve::served(&cli, &db) {
-            Some(sock) => serve::check_via_service(&sock, campaign.as_deref(), *json),
+            Some(sock) => serve::check_via_service(&sock, campaign.as_deref(), *json, *utc),
             None => if *dry_run { read_store(&db) } else { open_store(&db) }.and_then(|store| {
                 runtime()?.block_on(check::run(
                     store,
                     Arc::new(SystemClock),
                     campaign.as_deref(),
-                    (*json, *dry_run),
+                    (*json, *dry_run, *utc),
                     cli.interval.unwrap_or(Duration::from_secs(10)),
                     (cli.source_token.as_ref(), cli.token_over_http),
                     &cli.secrets,

@@ -485,7 +485,12 @@ fn answered((code, text): (u8, String), output: Option<PathBuf>) -> color_eyre::
 }
 
 /// `check` against a service: its state now, judged as a check judges it.
-pub fn check_via_service(sock: &Target, campaign: Option<&str>, json: bool) -> color_eyre::Result<(String, u8)> {
+pub fn check_via_service(
+    sock: &Target,
+    campaign: Option<&str>,
+    json: bool,
+    utc: bool,
+) -> color_eyre::Result<(String, u8)> {
     let snap = runtime()?.block_on(client::snapshot(sock, &os_user()))?;
     if let Some(id) = campaign
         && snap.campaign(id).is_none()
@@ -493,7 +498,7 @@ pub fn check_via_service(sock: &Target, campaign: Option<&str>, json: bool) -> c
         let known: Vec<&str> = snap.campaigns.iter().map(|c| c.campaign.id.as_str()).collect();
         return Err(BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
     }
-    Ok(super::check::report(&snap, campaign, json))
+    Ok(super::check::report(&snap, campaign, json, utc))
 }
 
 /// The cockpit attached to the service at `sock`.
