@@ -110,6 +110,36 @@ fn help_lists_every_key() {
         assert!(screen.contains(b.help), "help lacks '{}'", b.help);
     }
     insta::assert_snapshot!(render_to_string(&mut app, 80, 24));
+    insta::assert_snapshot!("help_at_200x50", render_to_string(&mut app, 200, 50));
+}
+
+/// At 80x24 the help does not fit: it scrolls to its last line, and every key's words are
+/// on one of its pages (an entry too long for its column wraps, never cut).
+#[test]
+fn the_help_scrolls_to_its_end_at_80x24() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Help);
+    let mut pages = vec![render_to_string(&mut app, 80, 24)];
+    assert!(pages[0].contains("Keys 1–") && pages[0].contains("scroll"), "{}", pages[0]);
+    for _ in 0..10 {
+        act(&mut h, &mut app, Action::PageDown);
+        pages.push(render_to_string(&mut app, 80, 24));
+    }
+    let last = pages.last().unwrap();
+    assert!(last.contains("‖ paused"), "the last line is reached: {last}");
+    let all = pages.join("\n");
+    for b in BINDINGS {
+        for word in b.help.split(' ') {
+            assert!(all.contains(word), "the help's pages lack '{word}' of '{}'", b.help);
+        }
+    }
+    assert!(all.contains(":silence") && all.contains(":note"), "the command list is there too");
+    // Back at the top with Home; Esc closes.
+    act(&mut h, &mut app, Action::Top);
+    assert_eq!(render_to_string(&mut app, 80, 24), pages[0]);
+    act(&mut h, &mut app, Action::Back);
+    assert!(!app.help);
 }
 
 #[test]

@@ -95,11 +95,18 @@ impl PromptKind {
     }
 }
 
+/// Lines a page key moves the help by.
+const HELP_PAGE: usize = 10;
+
 pub struct App {
     pub snap: Arc<Snapshot>,
     pub theme: Theme,
     pub view: View,
     pub help: bool,
+    /// The help's first line on screen, and the furthest it can go at the size last drawn
+    /// (kept by the drawing, which knows the size).
+    pub help_scroll: usize,
+    pub help_max: std::cell::Cell<usize>,
     pub quit: bool,
     /// Index into the campaigns: the overview's cursor, the campaign the other screens show.
     pub campaign_sel: usize,
@@ -141,6 +148,8 @@ impl App {
             theme,
             view: View::Overview,
             help: false,
+            help_scroll: 0,
+            help_max: std::cell::Cell::new(0),
             quit: false,
             campaign_sel: 0,
             channel: None,
@@ -259,16 +268,27 @@ impl App {
     pub fn apply(&mut self, action: Action) -> Option<Command> {
         self.message = None;
         if self.help {
-            if matches!(action, Action::Help | Action::Back) {
-                self.help = false;
-            } else if action == Action::Quit {
-                self.quit = true;
+            // The help scrolls whatever the size; every other key but quit closes nothing.
+            let (at, max) = (self.help_scroll, self.help_max.get());
+            match action {
+                Action::Help | Action::Back => self.help = false,
+                Action::Quit => self.quit = true,
+                Action::Down => self.help_scroll = (at + 1).min(max),
+                Action::Up => self.help_scroll = at.saturating_sub(1),
+                Action::PageDown => self.help_scroll = (at + HELP_PAGE).min(max),
+                Action::PageUp => self.help_scroll = at.saturating_sub(HELP_PAGE),
+                Action::Top => self.help_scroll = 0,
+                Action::Bottom => self.help_scroll = max,
+                _ => {}
             }
             return None;
         }
         match action {
             Action::Quit => self.quit = true,
-            Action::Help => self.help = true,
+            Action::Help => {
+                self.help = true;
+                self.help_scroll = 0;
+            }
             Action::NextView | Action::PrevView => {
                 let i = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
                 let n = View::ALL.len();
