@@ -68,6 +68,27 @@ fn campaign_view_sorted_and_filtered() {
     assert!(screen.contains("微信朋友圈 WeCha") && !screen.contains("天猫直通车"), "{screen}");
 }
 
+/// `s` sorts only by columns on screen: at 80 columns as at 200, every press shows the sorted
+/// column with its arrow. The columns follow the campaign's goals and limits.
+#[test]
+fn sorting_shows_its_column_at_any_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    act(&mut h, &mut app, Action::Open);
+    for (w, hgt) in [(80, 24), (200, 50)] {
+        for press in 0..14 {
+            let screen = render_to_string(&mut app, w, hgt);
+            let header = screen.lines().find(|l| l.starts_with("Channel")).unwrap_or_default();
+            assert!(header.contains('▼') || header.contains('▲'), "{w}x{hgt}, press {press}: {header}");
+            act(&mut h, &mut app, Action::SortNext);
+        }
+    }
+    // 618 is judged on revenue and orders: those columns are there, an all-zero one is not.
+    let screen = render_to_string(&mut app, 80, 24);
+    let header = screen.lines().find(|l| l.starts_with("Channel")).unwrap();
+    assert!(header.contains("Revenue") && header.contains("Conv"), "{header}");
+}
+
 #[test]
 fn channel_view_charts_the_chosen_kpi() {
     let dir = tempfile::tempdir().unwrap();

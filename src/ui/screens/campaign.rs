@@ -18,15 +18,19 @@ pub enum Column {
     Cvr,
     Leads,
     Cpl,
+    Conversions,
     Cpa,
     Spend,
+    Revenue,
     Roas,
 }
 
 impl Column {
-    pub const SORTABLE: [Column; 10] = [
+    pub const SORTABLE: [Column; 12] = [
         Column::Spend,
         Column::Roas,
+        Column::Revenue,
+        Column::Conversions,
         Column::Cpl,
         Column::Cpa,
         Column::Ctr,
@@ -37,6 +41,11 @@ impl Column {
         Column::Name,
     ];
 
+    /// The column showing `m`, where the table has one.
+    pub fn of(m: Metric) -> Option<Column> {
+        Column::SORTABLE.into_iter().find(|c| c.metric() == Some(m))
+    }
+
     pub fn metric(self) -> Option<Metric> {
         Some(match self {
             Column::Name => return None,
@@ -46,8 +55,10 @@ impl Column {
             Column::Cvr => Metric::Cvr,
             Column::Leads => Metric::Leads,
             Column::Cpl => Metric::Cpl,
+            Column::Conversions => Metric::Conversions,
             Column::Cpa => Metric::Cpa,
             Column::Spend => Metric::Spend,
+            Column::Revenue => Metric::Revenue,
             Column::Roas => Metric::Roas,
         })
     }
@@ -71,6 +82,9 @@ pub struct CampaignScreen {
     rows_for: (u64, Column, bool, String, usize),
     /// Rows visible in the last drawn table, for paging.
     pub page: usize,
+    /// The columns of the last drawn table: `s` sorts by one of these (kept by the drawing,
+    /// which knows the width).
+    pub shown: std::cell::RefCell<Vec<Column>>,
     /// The launch checklist is shown instead of the channels, with this task (by title)
     /// selected: it stays selected when marking it done moves it down the list.
     pub tasks: bool,
@@ -87,6 +101,7 @@ impl Default for CampaignScreen {
             rows: Vec::new(),
             rows_for: (u64::MAX, Column::Name, false, String::new(), usize::MAX),
             page: 10,
+            shown: std::cell::RefCell::new(Column::SORTABLE.to_vec()),
             tasks: false,
             task: None,
         }
@@ -102,8 +117,13 @@ impl App {
             Action::Checklist => return self.checklist_action(action),
             Action::Filter => self.modal = Some(Modal::Filter),
             Action::SortNext => {
-                let i = Column::SORTABLE.iter().position(|c| *c == self.table.sort).unwrap_or(0);
-                self.table.sort = Column::SORTABLE[(i + 1) % Column::SORTABLE.len()];
+                // Only by a column on screen (and the name): a sort by a hidden one would show
+                // no order and no arrow.
+                let shown = self.table.shown.borrow().clone();
+                let on_screen: Vec<Column> =
+                    Column::SORTABLE.into_iter().filter(|c| *c == Column::Name || shown.contains(c)).collect();
+                let i = on_screen.iter().position(|c| *c == self.table.sort);
+                self.table.sort = on_screen[i.map_or(0, |i| (i + 1) % on_screen.len())];
                 self.table.descending = self.table.sort != Column::Name;
                 self.message = Some(format!("sorted by {}", self.table.sort.label()));
                 self.refresh_rows();

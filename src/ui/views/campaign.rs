@@ -21,28 +21,57 @@ enum Col {
     Trend(u16),
 }
 
-/// The columns that fit in `width`, most important first, then put in display order.
-fn columns(width: u16, campaign: &CampaignView) -> Vec<Col> {
-    let has_revenue = campaign.totals.revenue > 0.0 || campaign.campaign.kpis.iter().any(|k| k.metric == Metric::Roas);
-    // The primary (first) goal decides whether cost per lead or per acquisition leads.
-    let leads_first = campaign.campaign.goals.first().is_some_and(|g| g.metric == Metric::Leads);
-    let mut wanted = vec![Col::Status, Col::Data(Column::Spend, 9)];
-    if has_revenue {
-        wanted.push(Col::Data(Column::Roas, 7));
-    }
-    wanted.extend([Col::Data(Column::Ctr, 6), Col::Data(Column::Cvr, 6)]);
-    if leads_first {
-        wanted.extend([Col::Data(Column::Leads, 6), Col::Data(Column::Cpl, 8)]);
-    } else {
-        wanted.push(Col::Data(Column::Cpa, 8));
+/// The columns that fit in `width`, most important first, then put in display order: spend,
+/// then what the campaign's goals and KPI limits name (in their order), the spend trend, and
+/// the other counters and rates as room allows — less those the campaign has none of (a Leads
+/// column all zero for a shop's campaign), unless a goal or a limit names them. The column
+/// sorted by comes right after spend.
+fn columns(width: u16, campaign: &CampaignView, sort: Column) -> Vec<Col> {
+    let plan = &campaign.campaign;
+    let named: Vec<Column> =
+        plan.goals.iter().map(|g| g.metric).chain(plan.kpis.iter().map(|k| k.metric)).filter_map(Column::of).collect();
+    let totals = &campaign.totals;
+    let has = |c: Column| match c {
+        Column::Leads | Column::Cpl => totals.leads > 0,
+        Column::Conversions | Column::Cpa | Column::Cvr => totals.conversions > 0,
+        Column::Revenue | Column::Roas => totals.revenue > 0.0,
+        _ => true,
+    };
+    let width_of = |c: Column| match c {
+        Column::Impressions | Column::Spend | Column::Revenue => 9,
+        Column::Clicks | Column::Cpl | Column::Cpa | Column::Conversions => 8,
+        Column::Roas => 7,
+        _ => 6,
+    };
+    // The column sorted by is always shown, with its arrow.
+    let mut order: Vec<Column> = vec![Column::Spend];
+    order.extend((sort != Column::Name).then_some(sort));
+    order.extend(named.iter().copied());
+    let rest = [
+        Column::Roas,
+        Column::Ctr,
+        Column::Cvr,
+        Column::Cpa,
+        Column::Conversions,
+        Column::Leads,
+        Column::Cpl,
+        Column::Revenue,
+        Column::Clicks,
+        Column::Impressions,
+    ];
+    let mut wanted = vec![Col::Status];
+    let push = |wanted: &mut Vec<Col>, c: Column| {
+        if !wanted.iter().any(|w| matches!(w, Col::Data(x, _) if *x == c)) {
+            wanted.push(Col::Data(c, width_of(c)));
+        }
+    };
+    for c in order {
+        push(&mut wanted, c);
     }
     wanted.push(Col::Trend(crate::engine::snapshot::SPARK_WIDTH as u16));
-    if leads_first {
-        wanted.push(Col::Data(Column::Cpa, 8));
-    } else {
-        wanted.extend([Col::Data(Column::Leads, 6), Col::Data(Column::Cpl, 8)]);
+    for c in rest.into_iter().filter(|c| has(*c) || named.contains(c)) {
+        push(&mut wanted, c);
     }
-    wanted.extend([Col::Data(Column::Clicks, 8), Col::Data(Column::Impressions, 9)]);
     let name_min = 14u16;
     let mut used = name_min;
     let mut chosen = Vec::new();
@@ -60,8 +89,10 @@ fn columns(width: u16, campaign: &CampaignView) -> Vec<Col> {
         Column::Cvr,
         Column::Leads,
         Column::Cpl,
+        Column::Conversions,
         Column::Cpa,
         Column::Spend,
+        Column::Revenue,
         Column::Roas,
     ];
     chosen.sort_by_key(|c| match c {
@@ -105,8 +136,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
     if app.table.tasks {
         return checklist(f, table_area, app, &c);
     }
-    let cols = columns(table_area.width, &c);
-    let header = Row::new(std::iter::once(Cell::from("Channel")).chain(cols.iter().map(|col| {
+    let cols = columns(table_area.width, &c, app.table.sort);
+    *app.table.shown.borrow_mut() =
+        cols.iter().filter_map(|c| if let Col::Data(k, _) = c { Some(*k) } else { None }).collect();
+    let by_name = match (app.table.sort, app.table.descending) {
+        (Column::Name, true) => "Channel▼",
+        (Column::Name, false) => "Channel▲",
+        _ => "Channel",
+    };
+    let header = Row::new(std::iter::once(Cell::from(by_name)).chain(cols.iter().map(|col| {
         let (label, col_id) = match col {
             Col::Status => ("", None),
             Col::Data(k, _) => (k.label(), Some(*k)),
