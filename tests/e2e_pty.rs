@@ -255,7 +255,7 @@ fn demo_shows_live_gauges_and_quits_cleanly() {
     s.send("\r");
     s.wait_for("the channel chart", |sc| sc.contains("last 1h"));
     s.send("?");
-    s.wait_for("the help", |sc| sc.contains("Keys — ? or Esc to close"));
+    s.wait_for("the help", |sc| sc.contains("Keys — ") && sc.contains("? or Esc to close"));
     s.send("q");
     assert_eq!(s.wait_exit(), 0);
     assert!(s.restored_terminal(), "terminal not restored");
@@ -662,7 +662,7 @@ fn a_stalled_write_shows_in_the_header_and_the_keys_still_answer() {
     );
     s.wait_for("the stall in the header", |sc| sc.contains("DB STALLED: writing samples for"));
     s.send("?");
-    s.wait_for("the help, during the stall", |sc| sc.contains("Keys — ? or Esc to close"));
+    s.wait_for("the help, during the stall", |sc| sc.contains("Keys — ") && sc.contains("Esc to close"));
     s.send("\x1b");
     s.wait_for("the stall over", |sc| !sc.contains("DB STALLED") && sc.contains("data live"));
     s.send("q");
@@ -734,7 +734,7 @@ fn the_command_line_the_editor_and_the_checklist_from_the_keyboard() {
     // A new channel: the engine starts again with it, under the same screen.
     s.send("t");
     s.send("e");
-    s.wait_for("the new channel", |sc| sc.contains("哔哩哔哩 Bilibil") && sc.contains("planned again"));
+    s.wait_for("the new channel", |sc| sc.contains("哔哩哔哩 Bili") && sc.contains("planned again"));
     s.send(":q\r");
     assert_eq!(s.wait_exit(), 0);
     assert!(s.restored_terminal(), "terminal not restored");

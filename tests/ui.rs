@@ -89,6 +89,26 @@ fn sorting_shows_its_column_at_any_width() {
     assert!(header.contains("Revenue") && header.contains("Conv"), "{header}");
 }
 
+/// With the service gone (and the database stalled too), the header still shows the alert
+/// counts and the sources' health at 80 columns: the clock and the title give way first.
+#[test]
+fn the_header_keeps_the_alert_counts_when_the_service_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_h, mut app) = demo_app(dir.path());
+    let mut s = (*app.snap).clone();
+    s.service = Some("SERVICE GONE (connection reset), reconnecting".into());
+    app.set_snapshot(Arc::new(s.clone()));
+    let header = |app: &mut App, w: u16| render_to_string(app, w, 24).lines().next().unwrap_or_default().to_string();
+    let at80 = header(&mut app, 80);
+    assert!(at80.contains("SERVICE GONE") && at80.contains("alerts ✖1 ▲3") && at80.contains("sources ●5"), "{at80}");
+    let wide = header(&mut app, 200);
+    assert!(wide.contains("Campaign Cockpit │ 2026-06-08 10:30 +08:00") && wide.contains("alerts ✖1 ▲3"), "{wide}");
+    s.stall = Some("writing samples for 12s".into());
+    app.set_snapshot(Arc::new(s));
+    let at80 = header(&mut app, 80);
+    assert!(at80.contains("DB STALLED") && at80.contains("alerts ✖1 ▲3"), "{at80}");
+}
+
 #[test]
 fn channel_view_charts_the_chosen_kpi() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,7 +162,7 @@ fn the_help_scrolls_to_its_end_at_80x24() {
     let (mut h, mut app) = demo_app(dir.path());
     act(&mut h, &mut app, Action::Help);
     let mut pages = vec![render_to_string(&mut app, 80, 24)];
-    assert!(pages[0].contains("Keys 1–") && pages[0].contains("scroll"), "{}", pages[0]);
+    assert!(pages[0].contains("Keys — 1–") && pages[0].contains("scroll"), "{}", pages[0]);
     for _ in 0..10 {
         act(&mut h, &mut app, Action::PageDown);
         pages.push(render_to_string(&mut app, 80, 24));

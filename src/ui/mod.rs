@@ -66,43 +66,70 @@ pub fn header_line(app: &App, width: usize) -> Line<'static> {
     let speed = if (snap.speed - 1.0).abs() > f64::EPSILON { format!(" sim ×{}", snap.speed) } else { String::new() };
     let fresh = freshness(snap.last_data.map(|t| t.elapsed()));
     let (ok, degraded, failing) = snap.health_counts();
-    let mut tail = format!(" │ data {fresh} │ sources ●{ok}");
-    if snap.read_only {
-        tail.insert_str(0, " │ READ-ONLY");
-    }
-    if snap.paging.is_some() {
-        tail.insert_str(0, " │ PAGING FAILING");
+    // What the state of the cockpit itself is: ahead of the counts, and never dropped.
+    // Each in full, and in a word where room is short.
+    let mut state: Vec<(String, String)> = Vec::new();
+    if let Some(stall) = &snap.stall {
+        state.push((format!("DB STALLED: {stall}"), "DB STALLED".into()));
+    } else if snap.store_error.is_some() {
+        state.push(("DB WRITE FAILING".into(), "DB WRITE FAILING".into()));
+    } else if snap.compacting {
+        state.push(("compacting DB…".into(), "compacting…".into()));
     }
     if let Some(service) = &snap.service {
-        tail.insert_str(0, &format!(" │ {service}"));
+        let short = service.split(" (").next().unwrap_or(service).trim_end_matches(", reconnecting").to_string();
+        state.push((service.clone(), short));
     }
-    // Ahead of the counts, which matter less than data that is not being saved.
-    if let Some(stall) = &snap.stall {
-        tail.insert_str(0, &format!(" │ DB STALLED: {stall}"));
-    } else if snap.store_error.is_some() {
-        tail.insert_str(0, " │ DB WRITE FAILING");
-    } else if snap.compacting {
-        tail.insert_str(0, " │ compacting DB…");
+    if snap.paging.is_some() {
+        state.push(("PAGING FAILING".into(), "PAGING FAILING".into()));
     }
+    if snap.read_only {
+        state.push(("READ-ONLY".into(), "READ-ONLY".into()));
+    }
+    let mut sources = format!("sources ●{ok}");
     if degraded > 0 {
-        tail.push_str(&format!(" ◐{degraded}"));
+        sources.push_str(&format!(" ◐{degraded}"));
     }
     if failing > 0 {
-        tail.push_str(&format!(" ✖{failing}"));
+        sources.push_str(&format!(" ✖{failing}"));
     }
     let (crit, warn, info) = snap.alert_counts();
+    let mut alerts = String::new();
     if crit + warn + info > 0 {
-        tail.push_str(" │ alerts");
+        alerts.push_str("alerts");
         for (n, sym) in [(crit, "✖"), (warn, "▲"), (info, "i")] {
             if n > 0 {
-                tail.push_str(&format!(" {sym}{n}"));
+                alerts.push_str(&format!(" {sym}{n}"));
             }
         }
     }
-    // The health counts matter more than the year and the offset: shorten the clock first.
-    let long = format!(" Campaign Cockpit │ {}{speed}{tail}", clock(true));
-    let text = if long.chars().count() <= width { long } else { format!(" Cockpit │ {}{speed}{tail}", clock(false)) };
-    Line::raw(fit(&text, width))
+    // Where room is short, the least needed goes first: the title's long form, the clock's
+    // year and offset, the title, the simulator's speed, the data's freshness, the clock, then
+    // the details of the cockpit's own state. The alert counts and the sources' health stay.
+    let line = |title: &str, clock: &str, speed: &str, fresh: Option<&str>, brief: bool| {
+        let mut parts: Vec<String> = Vec::new();
+        let head = format!("{title}{}{clock}{speed}", if !title.is_empty() && !clock.is_empty() { " │ " } else { "" });
+        parts.extend((!head.is_empty()).then_some(head));
+        parts.extend(state.iter().map(|(long, short)| if brief { short.clone() } else { long.clone() }));
+        parts.extend(fresh.map(|f| format!("data {f}")));
+        parts.push(sources.clone());
+        parts.extend((!alerts.is_empty()).then(|| alerts.clone()));
+        format!(" {}", parts.join(" │ "))
+    };
+    let (long, short) = (clock(true), clock(false));
+    let tries = [
+        line("Campaign Cockpit", &long, &speed, Some(&fresh), false),
+        line("Cockpit", &short, &speed, Some(&fresh), false),
+        line("", &short, &speed, Some(&fresh), false),
+        line("", &short, "", Some(&fresh), false),
+        line("", &short, "", None, false),
+        line("", "", "", None, false),
+        line("", &short, "", None, true),
+        line("", "", "", None, true),
+    ];
+    let fits = |t: &String| unicode_width::UnicodeWidthStr::width(t.as_str()) <= width;
+    let text = tries.iter().find(|t| fits(t)).unwrap_or(&tries[tries.len() - 1]);
+    Line::raw(fit(text, width))
 }
 
 /// "live" for data in the last few seconds, then seconds, minutes, hours ago.

@@ -30,7 +30,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let title = if max == 0 {
         format!(" Keys — {close} or Esc to close ")
     } else {
-        format!(" Keys {}–{} of {lines} — j/k PgDn/PgUp scroll · {close} or Esc to close ", top + 1, top + shown)
+        format!(" Keys — {}–{} of {lines}, j/k PgDn/PgUp scroll · {close} or Esc to close ", top + 1, top + shown)
     };
     let block = Block::default().borders(Borders::ALL).title(Span::styled(title, t.accent)).border_style(t.muted);
     let inner = block.inner(popup);
