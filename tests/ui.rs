@@ -109,6 +109,44 @@ fn the_header_keeps_the_alert_counts_when_the_service_is_gone() {
     assert!(at80.contains("DB STALLED") && at80.contains("alerts ✖1 ▲3"), "{at80}");
 }
 
+/// `:campaign ` and `:channel ` with Tab list the ids and names to choose from; a word of a
+/// name completes to its id.
+#[test]
+fn tab_lists_the_campaigns_and_channels_to_choose_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    let typed = |app: &mut App, text: &str| {
+        for c in text.chars() {
+            app.modal_key(KeyEvent::from(KeyCode::Char(c)));
+        }
+    };
+    act(&mut h, &mut app, Action::CommandLine);
+    typed(&mut app, "campaign ");
+    app.modal_key(KeyEvent::from(KeyCode::Tab));
+    let footer = render_to_string(&mut app, 200, 24).lines().last().unwrap_or_default().to_string();
+    assert!(footer.contains("Tab: 618-promo (618 年中大促 Mid-year sale) · app-launch"), "{footer}");
+    // At 80 columns the list is cut to fit, never wrapped over the screen.
+    let footer = render_to_string(&mut app, 80, 24).lines().last().unwrap_or_default().to_string();
+    assert!(
+        footer.contains("Tab: 618-promo") && unicode_width::UnicodeWidthStr::width(footer.as_str()) <= 80,
+        "{footer}"
+    );
+    app.modal_key(KeyEvent::from(KeyCode::Esc));
+    act(&mut h, &mut app, Action::CommandLine);
+    typed(&mut app, "channel ");
+    app.modal_key(KeyEvent::from(KeyCode::Tab));
+    let footer = render_to_string(&mut app, 250, 24).lines().last().unwrap_or_default().to_string();
+    assert!(footer.contains("tmall-ztc (天猫直通车 Tmall search ads)") && footer.contains("douyin"), "{footer}");
+    // A word of a name: the one channel it names, by id.
+    for _ in 0.."channel ".len() {
+        app.modal_key(KeyEvent::from(KeyCode::Backspace));
+    }
+    typed(&mut app, "channel Tmall");
+    app.modal_key(KeyEvent::from(KeyCode::Tab));
+    let footer = render_to_string(&mut app, 120, 24).lines().last().unwrap_or_default().to_string();
+    assert!(footer.contains(":channel tmall-ztc "), "{footer}");
+}
+
 #[test]
 fn channel_view_charts_the_chosen_kpi() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,6 +107,8 @@ pub struct App {
     /// (kept by the drawing, which knows the size).
     pub help_scroll: usize,
     pub help_max: std::cell::Cell<usize>,
+    /// What a Tab at the command line could complete to, when it was more than one.
+    pub completions: Vec<String>,
     pub quit: bool,
     /// Index into the campaigns: the overview's cursor, the campaign the other screens show.
     pub campaign_sel: usize,
@@ -150,6 +152,7 @@ impl App {
             help: false,
             help_scroll: 0,
             help_max: std::cell::Cell::new(0),
+            completions: Vec::new(),
             quit: false,
             campaign_sel: 0,
             channel: None,
@@ -309,6 +312,7 @@ impl App {
             },
             Action::CommandLine => {
                 self.history_at = None;
+                self.completions.clear();
                 self.modal = Some(Modal::Prompt(Prompt { kind: PromptKind::Command, text: String::new() }));
             }
             _ => {
@@ -407,8 +411,13 @@ impl App {
         use crossterm::event::KeyCode;
         let Some(Modal::Prompt(p)) = self.modal.as_mut() else { return None };
         if p.kind == PromptKind::Command {
+            self.completions.clear();
             let text = match key.code {
-                KeyCode::Tab => Some(super::commands::complete(&p.text.clone(), self)),
+                KeyCode::Tab => {
+                    let (text, listed) = super::commands::complete(&p.text.clone(), self);
+                    self.completions = listed;
+                    Some(text)
+                }
                 KeyCode::Up => self.history_step(true),
                 KeyCode::Down => self.history_step(false),
                 _ => None,

@@ -148,37 +148,54 @@ fn say(app: &mut App, text: String) -> Option<Command> {
 }
 
 /// The line with its last word completed as far as the candidates agree (a whole word gets a
-/// space after it).
-pub fn complete(line: &str, app: &App) -> String {
+/// space after it), and, when several remain, what they are: `id name` for campaigns and
+/// channels (a word matches an id's start or a name's words).
+pub fn complete(line: &str, app: &App) -> (String, Vec<String>) {
     let (head, word) = match line.rsplit_once(' ') {
         Some((h, w)) => (Some(h), w),
         None => (None, line),
     };
-    let candidates: Vec<String> = match head.map(str::trim) {
-        None => COMMANDS.iter().map(|c| c.0.to_string()).collect(),
-        Some("campaign") => app.snap.campaigns.iter().map(|c| c.campaign.id.clone()).collect(),
-        Some("channel") => {
-            app.campaign().map_or(Vec::new(), |c| c.channels.iter().map(|v| v.key.channel.clone()).collect())
+    // (the word completed to, how it is listed)
+    let candidates: Vec<(String, String)> = match head.map(str::trim) {
+        None => COMMANDS.iter().map(|c| (c.0.to_string(), format!(":{}", c.0))).collect(),
+        Some("campaign") => app
+            .snap
+            .campaigns
+            .iter()
+            .map(|c| (c.campaign.id.clone(), labelled(&c.campaign.id, &c.campaign.name)))
+            .collect(),
+        Some("channel") => app.campaign().map_or(Vec::new(), |c| {
+            c.channels.iter().map(|v| (v.key.channel.clone(), labelled(&v.key.channel, &v.name))).collect()
+        }),
+        Some("theme") => crate::ui::theme::BUILT_IN.iter().map(|(n, _)| (n.to_string(), n.to_string())).collect(),
+        Some("window") => {
+            Window::ALL.iter().map(|w| (window_name(*w).to_string(), window_name(*w).to_string())).collect()
         }
-        Some("theme") => crate::ui::theme::BUILT_IN.iter().map(|(n, _)| n.to_string()).collect(),
-        Some("window") => Window::ALL.iter().map(|w| window_name(*w).to_string()).collect(),
         Some(_) => Vec::new(),
     };
-    let mut matching: Vec<&String> = candidates.iter().filter(|c| c.starts_with(word)).collect();
-    if matching.is_empty() && head.map(str::trim) == Some("campaign") {
-        // No id starts so: the campaign whose name holds the word, by its id.
-        if let Ok(i) = find_campaign(app, word) {
-            matching = candidates.iter().filter(|c| **c == app.snap.campaigns[i].campaign.id).collect();
-        }
+    let mut matching: Vec<&(String, String)> = candidates.iter().filter(|c| c.0.starts_with(word)).collect();
+    if matching.is_empty() && !word.is_empty() {
+        // No id starts so: those whose name holds the word, by their id.
+        let w = word.to_lowercase();
+        matching = candidates.iter().filter(|c| c.1.to_lowercase().contains(&w)).collect();
     }
-    let Some(first) = matching.first() else { return line.to_string() };
-    let common = matching.iter().fold(first.as_str(), |acc, c| {
-        let n = acc.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
+    let Some(first) = matching.first() else { return (line.to_string(), Vec::new()) };
+    let common = matching.iter().fold(first.0.as_str(), |acc, c| {
+        let n = acc.chars().zip(c.0.chars()).take_while(|(a, b)| a == b).count();
         &acc[..acc.char_indices().nth(n).map_or(acc.len(), |(i, _)| i)]
     });
+    // Completing by name to no common start keeps what was typed.
+    let common = if common.is_empty() { word } else { common };
     let done = if matching.len() == 1 { " " } else { "" };
-    match head {
+    let listed = if matching.len() > 1 { matching.iter().map(|c| c.1.clone()).collect() } else { Vec::new() };
+    let text = match head {
         Some(h) => format!("{h} {common}{done}"),
         None => format!("{common}{done}"),
-    }
+    };
+    (text, listed)
+}
+
+/// "id (name)", or the id alone when the name says no more.
+fn labelled(id: &str, name: &str) -> String {
+    if name.is_empty() || name == id { id.to_string() } else { format!("{id} ({name})") }
 }

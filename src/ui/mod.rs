@@ -200,10 +200,17 @@ fn footer_line(app: &App, width: usize) -> Line<'static> {
                     None => (format!(" note on {campaign}: "), "  Enter ok · Esc cancel"),
                 },
             };
+            // After a Tab with several candidates, they stand where the keys' hint was.
+            let hint = if app.completions.is_empty() {
+                enter.to_string()
+            } else {
+                format!("  Tab: {}", app.completions.join(" · "))
+            };
+            let used = unicode_width::UnicodeWidthStr::width(format!("{label}{}▏", p.text).as_str());
             return Line::from(vec![
                 Span::styled(label, t.accent),
                 Span::raw(format!("{}▏", p.text)),
-                Span::styled(enter, t.muted),
+                Span::styled(fit(&hint, width.saturating_sub(used)), t.muted),
             ]);
         }
         None => {}
