@@ -147,6 +147,55 @@ fn tab_lists_the_campaigns_and_channels_to_choose_from() {
     assert!(footer.contains(":channel tmall-ztc "), "{footer}");
 }
 
+/// In the alerts view, `i` shows the selected alert whole at 80x24: its explanation and its
+/// contingency plan, wrapped, nothing cut; `i` or Esc closes it.
+#[test]
+fn an_alerts_whole_plan_can_be_read_at_80x24() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, mut app) = demo_app(dir.path());
+    // A plan longer than any line, for the app launch's KPI alerts.
+    let mut s = (*app.snap).clone();
+    let launch = s.campaigns.iter_mut().find(|c| c.campaign.id == "app-launch").unwrap();
+    let launch = Arc::make_mut(launch);
+    let mut plan = (*launch.campaign).clone();
+    plan.contingency.push(campaign_cockpit::domain::Contingency {
+        rule: Some("kpi".into()),
+        channel: None,
+        plan: "cost per install over the limit: check the store listing and the attribution SDK first, then \
+               move budget from the worst channel to the best one, and tell the growth lead before noon"
+            .into(),
+        owner: Some("@growth-oncall".into()),
+    });
+    launch.campaign = Arc::new(plan);
+    app.set_snapshot(Arc::new(s));
+    act(&mut h, &mut app, Action::AlertsView);
+    // The first alert with a plan.
+    let mut plan = None;
+    for _ in 0..app.alerts.rows.len() {
+        if let Some(p) = app.selected_alert().and_then(|a| app.snap.contingency_of(a)) {
+            plan = Some(p.clone());
+            break;
+        }
+        act(&mut h, &mut app, Action::Down);
+    }
+    let rules: Vec<String> = app.snap.alerts.iter().map(|a| format!("{} {}", a.key.scope(), a.key.rule)).collect();
+    let plan = plan.unwrap_or_else(|| {
+        panic!("the demo has an alert with a contingency plan: {rules:?} {}", app.alerts.rows.len())
+    });
+    act(&mut h, &mut app, Action::AlertDetail);
+    let screen = render_to_string(&mut app, 80, 24);
+    let text: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains(&plan.plan), "the whole plan, wrapped: {screen}");
+    if let Some(owner) = &plan.owner {
+        assert!(screen.contains(&format!("owner: {owner}")), "{screen}");
+    }
+    let summary = app.selected_alert().unwrap().summary.clone();
+    assert!(text.contains(&summary.split_whitespace().collect::<Vec<_>>().join(" ")), "{screen}");
+    act(&mut h, &mut app, Action::Back);
+    assert!(!render_to_string(&mut app, 80, 24).contains("contingency plan:"));
+    assert_eq!(app.view, View::Alerts, "Esc closes the reading, not the view");
+}
+
 #[test]
 fn channel_view_charts_the_chosen_kpi() {
     let dir = tempfile::tempdir().unwrap();

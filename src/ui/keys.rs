@@ -50,6 +50,7 @@ pub enum Action {
     Checklist,
     TaskDone,
     Edit,
+    AlertDetail,
 }
 
 /// Every action by the name a `[keys]` table gives it.
@@ -97,6 +98,7 @@ pub const ACTION_NAMES: &[(Action, &str)] = &[
     (Action::Checklist, "checklist"),
     (Action::TaskDone, "task_done"),
     (Action::Edit, "edit"),
+    (Action::AlertDetail, "alert_detail"),
 ];
 
 impl Action {
@@ -209,6 +211,7 @@ pub const BINDINGS: &[Binding] = &[
     b("S", Action::SilenceChannel, Scope::Alerts, "silence its channel", None),
     b("v", Action::SeverityFilter, Scope::Alerts, "filter by severity", Some("severity")),
     b("t", Action::StateFilter, Scope::Alerts, "filter by state", Some("state")),
+    b("i", Action::AlertDetail, Scope::Alerts, "read the whole alert and its plan", Some("read")),
     b("w", Action::WindowNext, Scope::Channel, "window: 1h 6h 24h 7d all", Some("window")),
     b("p", Action::PauseChannel, Scope::Campaign, "pause or resume", Some("pause")),
     b("b", Action::SetBudget, Scope::Campaign, "set daily budget", Some("budget")),

@@ -38,11 +38,20 @@ pub struct AlertsScreen {
     /// Least severity shown.
     pub min_severity: Severity,
     pub states: StateFilter,
+    /// The selected alert read in full: its whole explanation and contingency plan.
+    pub reading: bool,
 }
 
 impl Default for AlertsScreen {
     fn default() -> Self {
-        AlertsScreen { sel: 0, key: None, rows: Vec::new(), min_severity: Severity::Info, states: StateFilter::All }
+        AlertsScreen {
+            sel: 0,
+            key: None,
+            rows: Vec::new(),
+            min_severity: Severity::Info,
+            states: StateFilter::All,
+            reading: false,
+        }
     }
 }
 
@@ -70,6 +79,8 @@ impl App {
                 };
                 self.refresh_alert_rows();
             }
+            Action::AlertDetail => self.alerts.reading = !self.alerts.reading,
+            Action::Back if self.alerts.reading => self.alerts.reading = false,
             Action::Ack => return self.ack().into(),
             Action::Open => return self.open_alert_channel().into(),
             Action::Back => return self.goto(View::Overview).into(),

@@ -94,19 +94,67 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             }
         }
     }
-    // The selected alert's detail and first step, when there is room for it.
-    let (list_area, detail_area) = if area.height >= 12 {
-        let [l, d] = Layout::vertical([Constraint::Min(1), Constraint::Length(4)]).areas(area);
-        (l, Some(d))
-    } else {
-        (area, None)
+    // The selected alert's detail and first step, when there is room for it; read in full
+    // (its whole explanation and plan, wrapped), it takes what it needs, up to most of the
+    // screen.
+    let reading = app.alerts.reading.then(|| app.selected_alert().map(|a| full(app, a, width))).flatten();
+    let (list_area, detail_area) = match &reading {
+        Some(text) => {
+            let h = (text.len() as u16).min(area.height.saturating_sub(3)).max(area.height.min(4));
+            let [l, d] = Layout::vertical([Constraint::Min(1), Constraint::Length(h)]).areas(area);
+            (l, Some(d))
+        }
+        None if area.height >= 12 => {
+            let [l, d] = Layout::vertical([Constraint::Min(1), Constraint::Length(4)]).areas(area);
+            (l, Some(d))
+        }
+        None => (area, None),
     };
     let height = list_area.height as usize;
     let scroll = selected_line.saturating_sub(height.saturating_sub(1));
     f.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)).style(t.base), list_area);
-    if let (Some(d), Some(a)) = (detail_area, app.selected_alert()) {
-        f.render_widget(Paragraph::new(detail(app, a, width)).style(t.base), d);
+    match (detail_area, reading, app.selected_alert()) {
+        (Some(d), Some(text), _) => f.render_widget(Paragraph::new(text).style(t.base), d),
+        (Some(d), None, Some(a)) => f.render_widget(Paragraph::new(detail(app, a, width)).style(t.base), d),
+        _ => {}
     }
+}
+
+/// The selected alert in full, wrapped to the width: what and since when, the whole
+/// explanation, and the whole contingency plan with its owner (or that there is none).
+fn full(app: &App, a: &crate::alert::Alert, width: usize) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let key = app.keys.key_of(crate::ui::keys::Action::AlertDetail);
+    let head = format!("── {} · {} · {} · {key} or Esc to close ", a.key.scope(), a.key.rule, a.severity);
+    let pad = "─".repeat(width.saturating_sub(unicode_width::UnicodeWidthStr::width(head.as_str())));
+    let mut lines = vec![Line::styled(fit(&format!("{head}{pad}"), width), t.muted)];
+    lines.extend(wrapped(&a.summary, width).into_iter().map(Line::raw));
+    match app.snap.contingency_of(a) {
+        Some(p) => {
+            lines.push(Line::styled("contingency plan:", t.accent));
+            lines.extend(wrapped(&p.plan, width.saturating_sub(2)).into_iter().map(|l| Line::raw(format!("  {l}"))));
+            if let Some(o) = &p.owner {
+                lines.push(Line::from(vec![Span::styled("owner: ", t.accent), Span::raw(o.clone())]));
+            }
+        }
+        None => lines.push(Line::styled(fit("no contingency plan in the campaign file for this rule", width), t.muted)),
+    }
+    lines
+}
+
+/// `text` in lines of at most `width` columns, broken where the text has room to.
+fn wrapped(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (line, more) = crate::ui::widgets::split_at_width(rest, width.max(10));
+        out.push(line.to_string());
+        if more.len() >= rest.len() {
+            break;
+        }
+        rest = more;
+    }
+    out
 }
 
 /// Four lines on one alert: what and since when, the explanation (two lines), the first step
