@@ -632,7 +632,6 @@ fn replay_runs_the_live_rules_over_a_campaign_files_counters_or_a_stored_channel
 /// `--utc`), and narrows to a campaign and a time with `--campaign` and `--since`.
 #[test]
 fn the_journal_speaks_the_campaigns_time_and_narrows_to_a_campaign_and_a_time() {
-    use campaign_cockpit::domain::ControlAction;
     use campaign_cockpit::optimize::journal::{JournalEntry, Outcome};
     use campaign_cockpit::optimize::recommend::Change;
     let dir = tempfile::tempdir().unwrap();
@@ -645,14 +644,7 @@ fn the_journal_speaks_the_campaigns_time_and_narrows_to_a_campaign_and_a_time() 
             (1, "618-promo", "douyin", "2026-06-07T03:00:00+08:00"),
             (2, "app-launch", "douyin", "2026-06-08T10:30:00+08:00"),
         ] {
-            let change = |before: f64, after: f64| Change {
-                channel: channel.into(),
-                action: ControlAction::SetBudget,
-                value: Some(after),
-                variant: None,
-                before,
-                after,
-            };
+            let change = |before: f64, after: f64| Change::budget(channel, before, after);
             let entry = JournalEntry {
                 id,
                 at_ms: at(when),

@@ -134,7 +134,7 @@ fn records(db: &std::path::Path) -> BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> {
     for name in raw.tree_names() {
         for kv in raw.open_tree(&name).unwrap().iter() {
             let (k, v) = kv.unwrap();
-            if name.as_ref() == b"meta" && matches!(k.as_ref(), b"id_base" | b"compacted_bytes") {
+            if name.as_ref() == b"meta" && matches!(k.as_ref(), b"id_base" | b"compacted_bytes" | b"last_id") {
                 continue;
             }
             out.insert((name.to_vec(), k.to_vec()), v.to_vec());

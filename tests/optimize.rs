@@ -79,14 +79,7 @@ impl Rig {
 }
 
 fn budget(channel: &str, before: f64, after: f64) -> Change {
-    Change {
-        channel: channel.into(),
-        action: ControlAction::SetBudget,
-        value: Some(after),
-        variant: None,
-        before,
-        after,
-    }
+    Change::budget(channel, before, after)
 }
 
 fn entry(s: &Snapshot, pred: impl Fn(&JournalEntry) -> bool) -> Option<&JournalEntry> {

@@ -518,23 +518,17 @@ async fn a_directory_of_exports_is_read_as_files_settle_and_restated_days_replac
 async fn hourly_rows_are_periods_of_their_own() {
     use campaign_cockpit::domain::source::{Field, Mapping, PeriodLength};
     let dir = tempfile::tempdir().unwrap();
-    let exports = dir.path().join("exports");
-    std::fs::create_dir(&exports).unwrap();
-    let mut c = demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
-    c.channels.retain(|ch| ch.id == "douyin");
-    for ch in &mut c.channels {
-        ch.format = Some("csv".into());
-        ch.source = url::Url::from_directory_path(&exports).unwrap().to_string();
-        ch.mapping = Some(Mapping {
+    let (exports, c) = douyin_from_exports(
+        dir.path(),
+        Mapping {
             id: Some("Campaign ID".into()),
             period: Some("Hour".into()),
             period_length: Some(PeriodLength::Hour),
             impressions: Some(Field::Expr("Impressions".into())),
             clicks: Some(Field::Expr("Clicks".into())),
             ..Default::default()
-        });
-    }
-    c.validate().unwrap();
+        },
+    );
     let write = |name: &str, rows: &[(&str, u64, u64)]| {
         let mut text = String::from("Campaign ID,Hour,Impressions,Clicks\n");
         for (hour, impr, clicks) in rows {
@@ -578,6 +572,24 @@ async fn hourly_rows_are_periods_of_their_own() {
     let hours: Vec<i64> = periods.keys().map(|p| (p - periods.keys().next().unwrap()) / HOUR_MS).collect();
     assert_eq!(hours, [0, 1, 2, 3], "one stored period per hour");
     assert_eq!(periods.values().map(|c| c.impressions).collect::<Vec<_>>(), [1_000, 2_000, 800, 100]);
+}
+
+/// The festival with its Douyin channel alone, read from a folder of exports (made under
+/// `dir`) with `mapping`.
+fn douyin_from_exports(
+    dir: &std::path::Path,
+    mapping: campaign_cockpit::domain::source::Mapping,
+) -> (std::path::PathBuf, Campaign) {
+    let exports = dir.join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    let mut c = demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+    c.channels.retain(|ch| ch.id == "douyin");
+    let ch = &mut c.channels[0];
+    ch.format = Some("csv".into());
+    ch.source = url::Url::from_directory_path(&exports).unwrap().to_string();
+    ch.mapping = Some(mapping);
+    c.validate().unwrap();
+    (exports, c)
 }
 
 /// Dates the files of `dir` back past the time a file must stand still before it is read.
@@ -773,26 +785,21 @@ async fn source_test_tries_a_campaign_file_and_names_what_it_cannot_read_yet() {
 async fn provisional_hours_count_but_are_judged_only_once_settled() {
     use campaign_cockpit::domain::source::{Field, Mapping, PeriodLength};
     let dir = tempfile::tempdir().unwrap();
-    let exports = dir.path().join("exports");
-    std::fs::create_dir(&exports).unwrap();
-    let mut c = demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
-    c.channels.retain(|ch| ch.id == "douyin");
-    let ch = &mut c.channels[0];
-    ch.format = Some("csv".into());
-    ch.source = url::Url::from_directory_path(&exports).unwrap().to_string();
-    ch.mapping = Some(Mapping {
-        id: Some("id".into()),
-        period: Some("hour".into()),
-        period_length: Some(PeriodLength::Hour),
-        settle_hours: Some(3),
-        impressions: Some(Field::Expr("impressions".into())),
-        clicks: Some(Field::Expr("clicks".into())),
-        spend: Some(Field::Expr("spend".into())),
-        conversions: Some(Field::Expr("orders".into())),
-        revenue: Some(Field::Expr("revenue".into())),
-        ..Default::default()
-    });
-    c.validate().unwrap();
+    let (exports, c) = douyin_from_exports(
+        dir.path(),
+        Mapping {
+            id: Some("id".into()),
+            period: Some("hour".into()),
+            period_length: Some(PeriodLength::Hour),
+            settle_hours: Some(3),
+            impressions: Some(Field::Expr("impressions".into())),
+            clicks: Some(Field::Expr("clicks".into())),
+            spend: Some(Field::Expr("spend".into())),
+            conversions: Some(Field::Expr("orders".into())),
+            revenue: Some(Field::Expr("revenue".into())),
+            ..Default::default()
+        },
+    );
     let day = c.day_start_ms(c.start_ms()) + 3 * DAY_MS;
     let date = chrono::DateTime::from_timestamp_millis(day + HOUR_MS).unwrap().with_timezone(c.start.offset());
     let date = date.format("%Y-%m-%d").to_string();

@@ -130,7 +130,7 @@ pub const TEMPLATE: &str = r#"# Campaign Cockpit configuration. Every key is opt
 # Actions: quit help next_view prev_view overview campaign_view channel_view alerts_view
 # optimize_view analyze_view note command_line up down page_up page_down top bottom open back
 # filter sort sort_reverse metric_next metric_prev window ack silence silence_channel
-# severity_filter state_filter pause budget edit checklist task_done apply undo dismiss
+# severity_filter state_filter alert_detail pause budget edit checklist task_done apply undo dismiss
 # journal analyze_mode compare_with custom_window. Keys: a character, Ctrl-x, Alt-x, F1-F12, Tab, S-Tab, Enter,
 # Esc, BS (Backspace), Space, PgUp, PgDn, Home, End, Up, Down, Left, Right.
 # [keys]

@@ -257,14 +257,7 @@ async fn fetch_prometheus(
         // At the TSDB's own present: its samples carry wall-clock times, which a simulated
         // campaign clock does not share.
         url.query_pairs_mut().append_pair("query", query);
-        let mut rb = client.get(url);
-        if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || super::may_carry_token(&spec.url)) {
-            rb = rb.bearer_auth(t.expose());
-        }
-        let answer = tokio::time::timeout(spec.timeout, send_prometheus(rb, spec))
-            .await
-            .map_err(|_| PollError::Timeout(spec.timeout))?;
-        let body = answer.map_err(|e| match e {
+        let body = prometheus_get(client, spec, url).await.map_err(|e| match e {
             PollError::Platform { status, detail } => {
                 PollError::Platform { status, detail: format!("{name} `{query}`: {detail}") }
             }
@@ -347,13 +340,7 @@ async fn since_campaign_start(
             .append_pair("start", &format!("{:.3}", start as f64 / 1000.0))
             .append_pair("end", &format!("{:.3}", now as f64 / 1000.0))
             .append_pair("step", &format!("{step_s}s"));
-        let mut rb = client.get(url);
-        if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || super::may_carry_token(&spec.url)) {
-            rb = rb.bearer_auth(t.expose());
-        }
-        let body = tokio::time::timeout(spec.timeout, send_prometheus(rb, spec))
-            .await
-            .map_err(|_| PollError::Timeout(spec.timeout))??;
+        let body = prometheus_get(client, spec, url).await?;
         let page = mapping::parse_page(&body).map_err(PollError::BadData)?;
         let Some(Json::Array(series)) = json::lookup(&page, "data.result").as_deref().cloned() else { continue };
         for s in &series {
@@ -402,19 +389,24 @@ async fn since_campaign_start(
 
 /// The names of every metric a Prometheus holds (`/api/v1/label/__name__/values`).
 async fn metric_names(client: &reqwest::Client, spec: &SourceSpec, base: &str) -> Result<Vec<String>, PollError> {
-    let url = format!("{base}/api/v1/label/__name__/values");
-    let mut rb = client.get(&url);
-    if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || super::may_carry_token(&spec.url)) {
-        rb = rb.bearer_auth(t.expose());
-    }
-    let body = tokio::time::timeout(spec.timeout, send_prometheus(rb, spec))
-        .await
-        .map_err(|_| PollError::Timeout(spec.timeout))??;
+    let url = url::Url::parse(&format!("{base}/api/v1/label/__name__/values"))
+        .map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))?;
+    let body = prometheus_get(client, spec, url).await?;
     let page = mapping::parse_page(&body).map_err(PollError::BadData)?;
     Ok(match page.get("data") {
         Some(Json::Array(names)) => names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
         _ => Vec::new(),
     })
+}
+
+/// A GET of a Prometheus API URL with the source's token (where it may be sent), within the
+/// source's timeout: the JSON answer, an error answer included.
+async fn prometheus_get(client: &reqwest::Client, spec: &SourceSpec, url: url::Url) -> Result<Vec<u8>, PollError> {
+    let mut rb = client.get(url);
+    if let Some(t) = spec.token.as_ref().filter(|_| spec.token_over_http || super::may_carry_token(&spec.url)) {
+        rb = rb.bearer_auth(t.expose());
+    }
+    tokio::time::timeout(spec.timeout, send_prometheus(rb, spec)).await.map_err(|_| PollError::Timeout(spec.timeout))?
 }
 
 /// One Prometheus query: its JSON answer, an error answer included (it says what is wrong).
