@@ -639,10 +639,9 @@ fn bench_rows() {
     let mut net = Network::new(chs, inc, start);
     net.advance_coarse(now());
     let id = &campaigns[0].id;
-    let tz = *origin.offset();
+    let tz = campaign_cockpit::domain::time::Zone::Fixed(*origin.offset());
     let since = (origin).format("%Y-%m-%d").to_string();
-    let until =
-        chrono::DateTime::from_timestamp_millis(now()).unwrap().with_timezone(&tz).format("%Y-%m-%d").to_string();
+    let until = tz.date(now());
     let range = format!("{{\"since\":\"{since}\",\"until\":\"{until}\"}}");
     let pages: Vec<Vec<u8>> = (0..10)
         .map(|p| {

@@ -715,7 +715,9 @@ async fn each_platforms_export_lands_on_the_days_it_describes() {
     }))));
     let (days, review) = rx.recv().unwrap();
     // (channel, day) → impressions, clicks, conversions, spend, revenue, from the files.
-    let want: [(&str, [(u64, u64, u64, f64, f64); 2]); 10] = [
+    // impressions, clicks, conversions, spend, revenue
+    type Day = (u64, u64, u64, f64, f64);
+    let want: [(&str, [Day; 2]); 10] = [
         ("feed", [(120_500, 2_410, 30, 1_820.55, 7_900.0), (131_002, 2_655, 33, 2_004.10, 8_410.20)]),
         ("reels", [(70_216, 1_500, 15, 1_200.40, 4_000.0), (80_400, 1_736, 18, 1_400.50, 5_000.0)]),
         ("search", [(45_210, 3_120, 88, 4_210.77, 12_600.0), (47_900, 3_301, 92, 4_398.02, 13_050.50)]),

@@ -285,8 +285,7 @@ impl Channel {
     /// mapping that gives no expression for one. Those are unknown, never zero; the cockpit
     /// protocol reads all six.
     pub fn unmapped(&self) -> u8 {
-        let Some(r) = self.source_format() else { return 0 };
-        r.mapping.counters().iter().enumerate().filter(|(_, (_, f))| f.is_none()).fold(0, |bits, (i, _)| bits | 1 << i)
+        self.source_format().map_or(0, |r| unmapped_of(&r))
     }
 
     /// The length of this channel's periods (ms) when its source is read by periods (`rows`):
@@ -298,16 +297,30 @@ impl Channel {
 
     /// How this channel's source is read by periods, when it is (`rows`).
     pub fn periods(&self) -> Option<Periods> {
-        use super::source::{Mode, PeriodLength};
-        let r = self.source_format()?;
-        (r.mode() == Mode::Rows).then(|| Periods {
-            len_ms: match r.mapping.period_length.unwrap_or_default() {
-                PeriodLength::Day => DAY_MS,
-                PeriodLength::Hour => crate::domain::time::HOUR_MS,
-            },
-            settle_ms: i64::from(r.mapping.settle_hours.unwrap_or(0)) * crate::domain::time::HOUR_MS,
-        })
+        periods_of(&self.source_format()?)
     }
+
+    /// `periods` and `unmapped` at once, resolving the source's format once.
+    pub fn reading(&self) -> (Option<Periods>, u8) {
+        self.source_format().map_or((None, 0), |r| (periods_of(&r), unmapped_of(&r)))
+    }
+}
+
+/// The counters a resolved source does not read (see `Channel::unmapped`).
+fn unmapped_of(r: &super::source::Resolved) -> u8 {
+    r.mapping.counters().iter().enumerate().filter(|(_, (_, f))| f.is_none()).fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// How a resolved source is read by periods (see `Channel::periods`).
+fn periods_of(r: &super::source::Resolved) -> Option<Periods> {
+    use super::source::{Mode, PeriodLength};
+    (r.mode() == Mode::Rows).then(|| Periods {
+        len_ms: match r.mapping.period_length.unwrap_or_default() {
+            PeriodLength::Day => DAY_MS,
+            PeriodLength::Hour => crate::domain::time::HOUR_MS,
+        },
+        settle_ms: i64::from(r.mapping.settle_hours.unwrap_or(0)) * crate::domain::time::HOUR_MS,
+    })
 }
 
 /// The periods of a source read by them: their length, and how long after its end a period's

@@ -253,6 +253,7 @@ fn plan_channels(
                 Some(slots) => slots.push(slot),
                 None => drop(by_source.insert(ch.source.clone(), vec![slot])),
             }
+            let (period_spec, unmapped) = ch.reading();
             let mut st = ChannelState {
                 campaign: c.clone(),
                 index,
@@ -267,8 +268,8 @@ fn plan_channels(
                 last_reset_ms: None,
                 history: Default::default(),
                 periods: periods.remove(&key).unwrap_or_default(),
-                period_spec: ch.periods(),
-                unmapped: ch.unmapped(),
+                period_spec,
+                unmapped,
                 view: no_view.clone(),
                 dirty: true,
                 windows_judged: i64::MIN,

@@ -310,6 +310,10 @@ async fn fetch_prometheus(
     Ok(d)
 }
 
+/// One series of a range query: the channel's id, the counter, its scale, and its points
+/// (unix ms, value).
+type Series = (String, &'static str, f64, Vec<(i64, f64)>);
+
 /// What each channel's counters gained from the campaign's start to now, from a range query
 /// per counter (`query_range` in 2,000 steps, a second at the finest) ending with the values
 /// just read (`now_values`): the sum of the rises between points, a fall being a reset after
@@ -329,7 +333,7 @@ async fn since_campaign_start(
     let label = m.mappings.resolved.mapping.id.clone().unwrap_or_else(|| "channel".into());
     let mut out: BTreeMap<String, Counters> = BTreeMap::new();
     let mut first_seen: Option<i64> = None;
-    let mut read: Vec<(String, &'static str, f64, Vec<(i64, f64)>)> = Vec::new();
+    let mut read: Vec<Series> = Vec::new();
     for (name, f) in m.mappings.resolved.mapping.counters() {
         let Some(f) = f else { continue };
         let query = f.expr();
