@@ -58,20 +58,14 @@ impl Running {
         let (mut starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
         starting.set_read_only(s.read_only);
         starting.set_control_token(s.control_token.clone());
-        let watchdog = tokio::spawn(watch_writes(starting.watchdog()));
+        let watchdog = watch_writes(starting.watchdog());
         let (poll_tx, poll_rx) = mpsc::channel(1024);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let pollers = crate::poll::spawn(sources, 32, clock, poll_tx);
         let task = tokio::spawn(async move {
-            // The watchdog holds a sender of the state: it goes with the engine, so that the
-            // clients see the state end when the engine does.
-            struct Abort(tokio::task::JoinHandle<()>);
-            impl Drop for Abort {
-                fn drop(&mut self) {
-                    self.0.abort();
-                }
-            }
-            let _watchdog = Abort(watchdog);
+            // The watchdog holds a sender of the state: it goes with the engine (its stop
+            // sender dropped here), so that the clients see the state end when the engine does.
+            let _watchdog = watchdog;
             let loaded = tokio::task::spawn_blocking(move || starting.load()).await;
             // A panic while loading is a bug: passed on as it is.
             let engine = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
@@ -97,32 +91,42 @@ impl Running {
 
 /// Once a second: a write under way for `STALL_AFTER` or more is put in the state the
 /// clients see (the engine, waiting for it, publishes nothing meanwhile) and logged with what
-/// it writes; the store logs its end, and the engine's next state clears it.
-async fn watch_writes((watch, snapshots): (Arc<crate::store::WriteWatch>, watch::Sender<Arc<Snapshot>>)) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stalled: Option<&'static str> = None;
-    loop {
-        tick.tick().await;
-        match watch.stalled(crate::store::STALL_AFTER) {
-            Some((what, took)) => {
-                if stalled != Some(what) {
-                    tracing::warn!(
-                        "the database has been writing {what} for {} s and has not finished",
-                        took.as_secs()
-                    );
+/// it writes; the store logs its end, and the engine's next state clears it. It runs on a
+/// thread of its own: a write that blocks the engine may hold up the async runtime's workers
+/// too, and the watchdog must speak all the same. It stops (dropping its sender of the
+/// state) as soon as the returned guard is dropped.
+fn watch_writes(
+    (watch, snapshots): (Arc<crate::store::WriteWatch>, watch::Sender<Arc<Snapshot>>),
+) -> std::sync::mpsc::Sender<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new().name("write-watchdog".into()).spawn(move || {
+        let mut stalled: Option<&'static str> = None;
+        // Until the guard is dropped (or sends): a tick a second.
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(1)) {
+            match watch.stalled(crate::store::STALL_AFTER) {
+                Some((what, took)) => {
+                    if stalled != Some(what) {
+                        tracing::warn!(
+                            "the database has been writing {what} for {} s and has not finished",
+                            took.as_secs()
+                        );
+                    }
+                    stalled = Some(what);
+                    let text = format!("writing {what} for {}s", took.as_secs());
+                    snapshots.send_modify(|s| Arc::make_mut(s).stall = Some(text));
                 }
-                stalled = Some(what);
-                let text = format!("writing {what} for {}s", took.as_secs());
-                snapshots.send_modify(|s| Arc::make_mut(s).stall = Some(text));
-            }
-            None => {
-                if stalled.take().is_some() {
-                    snapshots.send_if_modified(|s| Arc::make_mut(s).stall.take().is_some());
+                None => {
+                    if stalled.take().is_some() {
+                        snapshots.send_if_modified(|s| Arc::make_mut(s).stall.take().is_some());
+                    }
                 }
             }
         }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("no watchdog of the database's writes: {e}");
     }
+    stop
 }
 
 /// A service started: it, the state its clients see, and where their commands go.
