@@ -109,6 +109,9 @@ pub struct App {
     pub help_max: std::cell::Cell<usize>,
     /// What a Tab at the command line could complete to, when it was more than one.
     pub completions: Vec<String>,
+    /// The counters each channel's source does not read, by (plan, channel index): worked out
+    /// once per plan, not at every frame.
+    unmapped: std::cell::RefCell<std::collections::HashMap<(usize, usize), u8>>,
     pub quit: bool,
     /// Index into the campaigns: the overview's cursor, the campaign the other screens show.
     pub campaign_sel: usize,
@@ -153,6 +156,7 @@ impl App {
             help_scroll: 0,
             help_max: std::cell::Cell::new(0),
             completions: Vec::new(),
+            unmapped: Default::default(),
             quit: false,
             campaign_sel: 0,
             channel: None,
@@ -259,6 +263,17 @@ impl App {
     }
 
     /// The confirmation waiting for `y`, if any.
+    /// The counters the source of channel `index` of `campaign` does not read (see
+    /// `Channel::unmapped`), remembered for the plan.
+    pub fn unmapped(&self, campaign: &Arc<crate::domain::Campaign>, index: usize) -> u8 {
+        let key = (Arc::as_ptr(campaign) as usize, index);
+        let mut cache = self.unmapped.borrow_mut();
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        *cache.entry(key).or_insert_with(|| campaign.channels.get(index).map_or(0, crate::domain::Channel::unmapped))
+    }
+
     pub fn confirm(&self) -> Option<&Confirm> {
         match &self.modal {
             Some(Modal::Confirm(c)) => Some(c),

@@ -171,7 +171,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &mut App) {
         .enumerate()
         // Rows sorted for another state of the campaign are left out, never a panic.
         .filter_map(|(i, idx)| {
-            let row = channel_row(c.channels.get(*idx)?, &c, &cols, &t);
+            let row = channel_row(c.channels.get(*idx)?, &c, &cols, &t, app.unmapped(&c.campaign, *idx));
             Some(if offset + i == app.table.row { row.style(t.selected) } else { row })
         })
         .collect();
@@ -240,7 +240,15 @@ fn checklist(f: &mut Frame, area: Rect, app: &mut App, c: &CampaignView) {
     f.render_widget(Table::new(body, widths).header(header).column_spacing(1), area);
 }
 
-fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crate::ui::theme::Theme) -> Row<'a> {
+/// One channel's row; `unmapped`: the counters its source does not read, whose metrics show
+/// as "–" (unknown), never as a measured zero.
+fn channel_row<'a>(
+    ch: &'a ChannelView,
+    c: &CampaignView,
+    cols: &[Col],
+    t: &crate::ui::theme::Theme,
+    unmapped: u8,
+) -> Row<'a> {
     let mut cells = vec![Cell::from(&*ch.name)];
     for col in cols {
         cells.push(match col {
@@ -254,6 +262,12 @@ fn channel_row<'a>(ch: &'a ChannelView, c: &CampaignView, cols: &[Col], t: &crat
             }
             Col::Data(k, _) => {
                 let m = k.metric().expect("data columns have a metric");
+                if !m.measured_without(unmapped) {
+                    cells.push(Cell::from(
+                        Line::from(Span::styled("–", t.muted)).alignment(ratatui::layout::Alignment::Right),
+                    ));
+                    continue;
+                }
                 let v = m.value(&ch.totals);
                 let standing = standing(c, m, &ch.totals);
                 let style = match standing {

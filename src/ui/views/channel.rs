@@ -49,7 +49,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     let totals = &ch.totals;
     // Counters the source does not read are unknown, and so is every metric made of them.
-    let unmapped = camp.campaign.channel(&key.channel).map_or(0, crate::domain::Channel::unmapped);
+    let unmapped =
+        camp.campaign.channels.iter().position(|c| c.id == key.channel).map_or(0, |i| app.unmapped(&camp.campaign, i));
     let row = |ms: &[Metric]| {
         let mut spans = Vec::new();
         for m in ms {
