@@ -288,19 +288,8 @@ impl Channel {
         self.source_format().map_or(0, |r| unmapped_of(&r))
     }
 
-    /// The length of this channel's periods (ms) when its source is read by periods (`rows`):
-    /// each figure such a source gives is kept on the day or hour it describes. `None` for a
-    /// source of cumulative counters.
-    pub fn period_ms(&self) -> Option<i64> {
-        self.periods().map(|p| p.len_ms)
-    }
-
-    /// How this channel's source is read by periods, when it is (`rows`).
-    pub fn periods(&self) -> Option<Periods> {
-        periods_of(&self.source_format()?)
-    }
-
-    /// `periods` and `unmapped` at once, resolving the source's format once.
+    /// How this channel's source is read by periods, when it is (`rows`: each figure is kept
+    /// on the day or hour it describes), and `unmapped`, resolving the source's format once.
     pub fn reading(&self) -> (Option<Periods>, u8) {
         self.source_format().map_or((None, 0), |r| (periods_of(&r), unmapped_of(&r)))
     }
@@ -311,7 +300,7 @@ fn unmapped_of(r: &super::source::Resolved) -> u8 {
     r.mapping.counters().iter().enumerate().filter(|(_, (_, f))| f.is_none()).fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
-/// How a resolved source is read by periods (see `Channel::periods`).
+/// How a resolved source is read by periods (see `Channel::reading`).
 fn periods_of(r: &super::source::Resolved) -> Option<Periods> {
     use super::source::{Mode, PeriodLength};
     (r.mode() == Mode::Rows).then(|| Periods {

@@ -11,14 +11,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     // Two columns side by side where the screen is wide enough and one would not fit; else
     // one. Each entry wraps within its column, so nothing is cut; what does not fit scrolls.
     let two = columns(app, (area.width.min(100).saturating_sub(2) / 2) as usize);
-    let one = || {
+    let one_col = area.width < 76 || two.0.len() + two.1.len() + 2 <= area.height as usize;
+    // One column: the halves again at its width, one after the other.
+    let one = one_col.then(|| {
         let (mut left, right) = columns(app, area.width.min(60).saturating_sub(2) as usize);
         left.extend(right);
         left
-    };
-    let one_col = area.width < 76 || two.0.len() + two.1.len() + 2 <= area.height as usize;
+    });
     let t = &app.theme;
-    let lines = if one_col { one().len() } else { two.0.len().max(two.1.len()) };
+    let lines = one.as_ref().map_or(two.0.len().max(two.1.len()), Vec::len);
     let (w, h) = (area.width.min(if one_col { 60 } else { 100 }), (lines as u16 + 2).min(area.height));
     let popup = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     let shown = h.saturating_sub(2) as usize;
@@ -36,8 +37,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(popup);
     f.render_widget(block, popup);
     let scroll = (top as u16, 0);
-    if one_col {
-        f.render_widget(Paragraph::new(one()).style(t.base).scroll(scroll), inner);
+    if let Some(one) = one {
+        f.render_widget(Paragraph::new(one).style(t.base).scroll(scroll), inner);
     } else {
         let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
         f.render_widget(Paragraph::new(two.0).style(t.base).scroll(scroll), l);
