@@ -1139,6 +1139,9 @@ fn main() {
         quality::bench_quality();
         quality::bench_kpi_quiet();
     }
+    if run("nab") {
+        quality::nab::bench_nab();
+    }
     if run("latency") {
         bench_latency();
     }

@@ -25,7 +25,6 @@
 //!   continuous, monotone in the deviation and unbounded, so a sweep of the threshold ranks
 //!   points (5 is 1 in 100,000).
 
-use super::detect::{Cusum, median_mad};
 use crate::domain::time::{DAY_MS, HOUR_MS};
 use std::collections::VecDeque;
 
@@ -60,15 +59,16 @@ pub struct ReplaySettings {
     pub threshold: f64,
     /// Smallest relative change that counts.
     pub min_change: f64,
-    /// Points in the baseline.
+    /// Points the baseline remembers (its weights fade over about as many).
     pub window: usize,
-    /// Points seen before any verdict.
+    /// Points of each span seen before any verdict.
     pub min_history: usize,
-    /// Points in a row beyond the baseline on one side that make a new normal.
+    /// Alerting points in a row on one side that make a new normal (0: never).
     pub confirm: usize,
-    /// Weight of the newest point in the moving average of the residuals that catches a
-    /// sustained change no single point shows (0: off).
-    pub smooth: f64,
+    /// Points after a score at the threshold whose scores are held at 0: an incident is
+    /// scored (and paged) once, not at every point it lasts. The alert column still says
+    /// whether each point is beyond the threshold.
+    pub quiet: usize,
 }
 
 impl Default for ReplaySettings {
@@ -78,10 +78,10 @@ impl Default for ReplaySettings {
             season: Season::Auto,
             threshold: 5.0,
             min_change: 0.3,
-            window: 48,
-            min_history: 8,
-            confirm: 6,
-            smooth: 0.0,
+            window: 6400,
+            min_history: 24,
+            confirm: 0,
+            quiet: 100,
         }
     }
 }
@@ -123,303 +123,6 @@ pub fn score_of_z(z: f64) -> f64 {
     let ln_p = std::f64::consts::LN_2 - a * a / 2.0 - 0.5 * (2.0 * std::f64::consts::PI).ln() - a.ln()
         + (1.0 - 1.0 / (a * a) + 3.0 / a.powi(4)).ln();
     -ln_p / std::f64::consts::LN_10
-}
-
-/// The tails a series' residuals are scored with: Student t with ν degrees of freedom
-/// (`None`: normal), each with its upper quartile (its MAD: z is in MAD-σ units).
-const TAILS: [(Option<f64>, f64); 7] = [
-    (Some(2.0), 0.8165),
-    (Some(3.0), 0.7649),
-    (Some(4.0), 0.7407),
-    (Some(6.0), 0.7176),
-    (Some(10.0), 0.6998),
-    (Some(30.0), 0.6828),
-    (None, 0.674_49),
-];
-/// Residuals the tail is learnt from, the weight (in residuals) of the normal prior, and how
-/// far out (MAD-σ) one residual counts: an incident's point is not noise.
-const TAIL_MEMORY: usize = 1_000;
-const TAIL_PRIOR: f64 = 300.0;
-const TAIL_CAP: f64 = 8.0;
-
-/// −log₁₀ of the two-sided tail probability of `z` (in MAD-σ units) under Student t with `nu`
-/// degrees of freedom scaled to the same MAD (`None`: normal).
-pub fn score_of_t(z: f64, tail: (Option<f64>, f64)) -> f64 {
-    use special::Beta;
-    let Some(nu) = tail.0 else { return score_of_z(z) };
-    let t = z.abs() * 1.4826 * tail.1;
-    if t.is_nan() {
-        return 0.0;
-    }
-    let (a, b) = (nu / 2.0, 0.5);
-    let x = nu / (nu + t * t);
-    let p = x.inc_beta(a, b, a.ln_beta(b));
-    if p > 1e-300 {
-        -p.log10()
-    } else {
-        // Past what the incomplete beta resolves: its polynomial tail, kept increasing.
-        300.0 + nu * t.max(1.0).log10()
-    }
-}
-
-/// The log density of `z` (in MAD-σ units) under a tail of `TAILS`, less its constant
-/// (`ln_norm`).
-fn ln_kernel(z: f64, tail: (Option<f64>, f64)) -> f64 {
-    match tail.0 {
-        None => -0.5 * z * z,
-        Some(nu) => {
-            let t = 1.4826 * tail.1 * z;
-            -(nu + 1.0) / 2.0 * (t * t / nu).ln_1p()
-        }
-    }
-}
-
-/// The log of the constant of a tail's density.
-fn ln_norm(tail: (Option<f64>, f64)) -> f64 {
-    use special::Beta;
-    match tail.0 {
-        None => -0.5 * (2.0 * std::f64::consts::PI).ln(),
-        Some(nu) => (1.4826 * tail.1).ln() - (nu / 2.0).ln_beta(0.5) - 0.5 * nu.ln(),
-    }
-}
-
-/// Learns how heavy a series' tails are from its residuals: of `TAILS`, the one most likely
-/// to have given them (each held to `TAIL_CAP`), with `TAIL_PRIOR` residuals of a normal's
-/// added, so that a few outliers in a short history do not make every tail heavy.
-#[derive(Debug, Clone)]
-struct Tails {
-    recent: VecDeque<f64>,
-    chosen: (Option<f64>, f64),
-    since: usize,
-}
-
-impl Tails {
-    fn new() -> Self {
-        Tails { recent: VecDeque::new(), chosen: TAILS[TAILS.len() - 1], since: 0 }
-    }
-
-    /// Per tail, the log of its density's constant, and the expected log density of a normal
-    /// residual under it (∫ φ(z) ln f(z) dz by the midpoint rule over ±`TAIL_CAP`): the same
-    /// for every series, worked out once.
-    fn constants() -> &'static ([f64; TAILS.len()], [f64; TAILS.len()]) {
-        static CONSTANTS: std::sync::LazyLock<([f64; TAILS.len()], [f64; TAILS.len()])> =
-            std::sync::LazyLock::new(|| {
-                let step = 0.01;
-                let n = (2.0 * TAIL_CAP / step) as usize;
-                let norm = TAILS.map(ln_norm);
-                let normal = TAILS.len() - 1;
-                let prior = std::array::from_fn(|k| {
-                    (0..n)
-                        .map(|i| {
-                            let z = -TAIL_CAP + (i as f64 + 0.5) * step;
-                            let density = (ln_kernel(z, TAILS[normal]) + norm[normal]).exp();
-                            density * (ln_kernel(z, TAILS[k]) + norm[k]) * step
-                        })
-                        .sum()
-                });
-                (norm, prior)
-            });
-        &CONSTANTS
-    }
-
-    fn push(&mut self, z: f64) {
-        if z.is_nan() {
-            return;
-        }
-        self.recent.push_back(z.clamp(-TAIL_CAP, TAIL_CAP));
-        if self.recent.len() > TAIL_MEMORY {
-            self.recent.pop_front();
-        }
-        self.since += 1;
-        if self.since >= 50 {
-            self.since = 0;
-            let (norm, prior) = Self::constants();
-            let likelihood = |k: usize| {
-                let n = self.recent.len() as f64;
-                self.recent.iter().map(|z| ln_kernel(*z, TAILS[k])).sum::<f64>() + n * norm[k] + TAIL_PRIOR * prior[k]
-            };
-            self.chosen = (0..TAILS.len())
-                .map(|k| (k, likelihood(k)))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map_or(self.chosen, |(k, _)| TAILS[k]);
-        }
-    }
-
-    /// Takes back the last `n` residuals: they were a change of level, not noise.
-    fn forget(&mut self, n: usize) {
-        let keep = self.recent.len().saturating_sub(n);
-        self.recent.truncate(keep);
-    }
-
-    fn score(&self, z: f64) -> f64 {
-        score_of_t(z, self.chosen)
-    }
-}
-
-/// Seasons of history the profile is learnt from.
-const SEASONS: usize = 7;
-/// Complete seasons needed before a profile is used.
-const MIN_SEASONS: usize = 3;
-/// With `Season::Auto`, the share of the spread a profile must leave (at most) to be used.
-const SEASON_EXPLAINS: f64 = 0.8;
-/// A point this many σ out, on the same side as the ones before it, adds to their run: the
-/// run's evidence together scores too, and a run of `confirm` is a new normal.
-const RUN_Z: f64 = 2.0;
-/// CUSUM slack and threshold (σ) for drifts.
-const DRIFT_K: f64 = 1.0;
-const DRIFT_H: f64 = 8.0;
-
-/// A seasonal profile: per bucket of the season, how far its values lie from the season's
-/// mean (in the detector's scale), learnt from the completed seasons.
-#[derive(Debug, Clone)]
-struct Profile {
-    period: i64,
-    width: i64,
-    /// Added to a time before it is put in its bucket.
-    round: i64,
-    /// Per season (its index), the sum and count of values per bucket; the last is filling.
-    seasons: VecDeque<(i64, Vec<(f64, u32)>)>,
-    /// In force: the offset of each bucket.
-    offsets: Option<Vec<f64>>,
-    /// When it came into force, and the share of the spread it leaves.
-    found: Option<(i64, f64)>,
-    /// The share it left at the last fit that did not use it.
-    last_ratio: Option<f64>,
-}
-
-impl Profile {
-    /// A profile of `period` in buckets of `width`, for rows `interval` apart.
-    fn new(period: i64, width: i64, interval: i64) -> Self {
-        let round = if interval * 2 >= width { width / 2 } else { 0 };
-        Profile { period, width, round, seasons: VecDeque::new(), offsets: None, found: None, last_ratio: None }
-    }
-
-    fn buckets(&self) -> usize {
-        (self.period / self.width).max(1) as usize
-    }
-
-    /// The bucket of a row: for rows a bucket apart, the one whose centre is nearest (a row
-    /// stamped 13:58 is the 14:00 row, late); for closer rows, the one it falls in.
-    fn bucket(&self, t: i64) -> usize {
-        ((t + self.round).rem_euclid(self.period) / self.width) as usize % self.buckets()
-    }
-
-    fn offset(&self, t: i64) -> f64 {
-        self.offsets.as_ref().map_or(0.0, |o| o[self.bucket(t)])
-    }
-
-    /// Completed seasons with at least half their buckets seen.
-    fn complete(&self) -> usize {
-        self.completed().count()
-    }
-
-    fn completed(&self) -> impl Iterator<Item = &Vec<(f64, u32)>> {
-        let done = self.seasons.len().saturating_sub(1);
-        let half = self.buckets().div_ceil(2);
-        self.seasons
-            .iter()
-            .take(done)
-            .map(|(_, acc)| acc)
-            .filter(move |acc| acc.iter().filter(|(_, n)| *n > 0).count() >= half)
-    }
-
-    /// Adds a value; a season that completes refits the profile (`auto`: used only if it
-    /// explains enough).
-    fn add(&mut self, t: i64, y: f64, auto: bool) {
-        let k = t.div_euclid(self.period);
-        if self.seasons.back().is_none_or(|(last, _)| *last < k) {
-            let n = self.buckets();
-            self.seasons.push_back((k, vec![(0.0, 0); n]));
-            while self.seasons.len() > SEASONS + 1 {
-                self.seasons.pop_front();
-            }
-            if self.seasons.len() > 1 {
-                self.refit(t, auto);
-            }
-        }
-        let b = self.bucket(t);
-        if let Some((_, acc)) = self.seasons.back_mut() {
-            acc[b].0 += y;
-            acc[b].1 += 1;
-        }
-    }
-
-    /// Each completed season's bucket means against its own mean.
-    fn deviations(&self) -> Vec<Vec<Option<f64>>> {
-        self.completed()
-            .map(|acc| {
-                let means: Vec<Option<f64>> = acc.iter().map(|(s, n)| (*n > 0).then(|| s / f64::from(*n))).collect();
-                let filled: Vec<f64> = means.iter().flatten().copied().collect();
-                let mean = filled.iter().sum::<f64>() / filled.len().max(1) as f64;
-                means.into_iter().map(|m| m.map(|m| m - mean)).collect()
-            })
-            .collect()
-    }
-
-    fn refit(&mut self, at: i64, auto: bool) {
-        if self.complete() < MIN_SEASONS {
-            return;
-        }
-        let devs = self.deviations();
-        let median_of = |skip: Option<usize>, b: usize| {
-            let v: Vec<f64> =
-                devs.iter().enumerate().filter(|(k, _)| Some(*k) != skip).filter_map(|(_, d)| d[b]).collect();
-            if v.len() >= 2 { median_mad(&v).map(|(m, _)| m) } else { None }
-        };
-        let n = self.buckets();
-        let seen: Vec<Option<f64>> = (0..n).map(|b| median_of(None, b)).collect();
-        // A bucket seen too rarely takes the nearest ones seen on either side.
-        let offsets: Vec<f64> = (0..n)
-            .map(|b| {
-                seen[b].unwrap_or_else(|| {
-                    let near = |step: usize| (1..n).map(|k| (b + step * k) % n).find_map(|i| seen[i]);
-                    match (near(1), near(n - 1)) {
-                        (Some(a), Some(c)) => (a + c) / 2.0,
-                        (a, c) => a.or(c).unwrap_or(0.0),
-                    }
-                })
-            })
-            .collect();
-        // Judged season by season on the others: a profile of noise leaves more than it takes.
-        let (mut raw, mut left) = (Vec::new(), Vec::new());
-        for (k, d) in devs.iter().enumerate() {
-            for (b, x) in d.iter().enumerate() {
-                if let (Some(x), Some(m)) = (x, median_of(Some(k), b)) {
-                    raw.push(*x);
-                    left.push(x - m);
-                }
-            }
-        }
-        let spread = |v: &[f64]| median_mad(v).map_or(0.0, |(_, mad)| mad);
-        let ratio = if spread(&raw) > 0.0 { spread(&left) / spread(&raw) } else { 1.0 };
-        if !auto || ratio <= SEASON_EXPLAINS {
-            self.found.get_or_insert((at, ratio));
-            self.offsets = Some(offsets);
-        } else {
-            self.offsets = None;
-            self.found = None;
-            self.last_ratio = Some(ratio);
-        }
-    }
-}
-
-/// How values are compared.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Scale {
-    /// Logarithms, values at or below `floor` taken as it.
-    Log {
-        floor: f64,
-    },
-    Linear,
-}
-
-impl Scale {
-    fn of(self, x: f64) -> f64 {
-        match self {
-            Scale::Log { floor } => x.max(floor).ln(),
-            Scale::Linear => x,
-        }
-    }
 }
 
 /// Rows closer together than this are judged a bucket of `DENSE_BUCKET` at a time.
@@ -551,39 +254,98 @@ fn median(mut gaps: Vec<i64>) -> Option<i64> {
     gaps.get(gaps.len() / 2).copied()
 }
 
-/// The detector proper, over rows or over buckets of dense rows.
+/// The spans a point is judged over: the mean of the last quarter hour, hour and four hours of
+/// rows (at least one row each), so that a spike, a shift and a slower swing each show where
+/// they are clearest. A single 5-min row of a noisy series says little; an hourly row is the
+/// hour.
+const SPANS: [i64; 3] = [15 * 60_000, HOUR_MS, 4 * HOUR_MS];
+/// Rows read before the interval (and with it the spans and the season) is fixed.
+const WARMUP: usize = 16;
+/// With `Season::Auto`, the share of the spread the season must leave (at most) to be used:
+/// a span's mean against the same time a season before varies less than against the level.
+const SEASON_EXPLAINS: f64 = 0.8;
+
+/// An exponentially weighted mean and variance that remembers about `memory` points (an
+/// equal-weight mean until it has seen that many): O(1) in time and space per point.
+#[derive(Debug, Clone, Copy, Default)]
+struct Moments {
+    n: usize,
+    mean: f64,
+    var: f64,
+}
+
+impl Moments {
+    fn push(&mut self, x: f64, memory: usize) {
+        if !x.is_finite() {
+            return;
+        }
+        self.n += 1;
+        let a = (1.0 / self.n as f64).max(1.0 / memory.max(2) as f64);
+        let d = x - self.mean;
+        self.mean += a * d;
+        self.var = (1.0 - a) * (self.var + a * d * d);
+    }
+
+    fn sd(&self) -> f64 {
+        self.var.max(0.0).sqrt()
+    }
+
+    /// z of `x` against these moments; the spread is never taken below a millionth of the
+    /// level, so a flat line that moves scores high but finite.
+    fn z(&self, x: f64) -> f64 {
+        let floor = (1e-6 * self.mean.abs()).max(1e-12);
+        (x - self.mean) / self.sd().max(floor)
+    }
+}
+
+/// One span's view of the series: its mean against the level, and against the same time a
+/// season before.
+#[derive(Debug, Clone, Copy, Default)]
+struct Feature {
+    /// Rows in the span.
+    rows: usize,
+    level: Moments,
+    seasonal: Moments,
+}
+
+/// The detector proper, over rows or over buckets of dense rows: each point's span means
+/// against what the series has done before, scored as −log₁₀ of the two-sided tail
+/// probability, the most unusual span standing for the point.
 struct Core {
     s: ReplaySettings,
-    /// The first points, until the scale is chosen.
+    /// The first points, until the interval is known.
     warmup: Vec<(i64, Point)>,
-    scale: Option<Scale>,
-    /// The baseline: the last points (time, value in the scale, denominator of a rate).
-    window: VecDeque<(i64, f64, f64)>,
-    /// Points needed in the window before a verdict (`min_history`, then `confirm` after a shift).
-    need: usize,
-    /// Gaps between the first points, for the rate of the series.
-    gaps: Vec<i64>,
-    last_t: Option<i64>,
-    profile: Option<Profile>,
-    /// The run of points beyond the baseline on one side: its sign, the sum of their z and
-    /// the points.
-    run: (f64, f64, Vec<(i64, f64, f64)>, f64),
-    /// EWMA of z and of the relative change.
-    ewma: (f64, f64),
-    tails: Tails,
+    interval: Option<i64>,
+    features: Vec<Feature>,
+    /// The last points (time, value, successes, trials), as many as the longest span needs.
+    recent: VecDeque<(i64, f64, f64, f64)>,
+    /// The season's length and the points of the last season and a bit (time, value).
+    period: Option<i64>,
+    past: VecDeque<(i64, f64)>,
+    /// Each recent point's difference from the same time a season before.
+    diffs: VecDeque<f64>,
+    /// When the season was first used, and the share of the spread it left.
+    season_used: Option<(i64, f64)>,
+    /// Points left whose score is held at 0: an incident scores once.
+    quiet: usize,
+    /// The run of alerting points on one side: its sign and length.
+    run: (f64, usize),
     shifts: Vec<i64>,
-    cusum: Cusum,
-    /// Per side of the CUSUM (up, down): the sum of the relative changes it is built on, and
-    /// how many.
-    drift_change: [(f64, usize); 2],
+    /// The first time the clock went back (from, to) and how often it did.
+    clock_back: Option<(i64, i64, usize)>,
+    last_t: Option<i64>,
     points: usize,
 }
 
-/// What a point was judged to be.
+/// What a point was judged to be: its score (the most unusual span's), the change and side
+/// of the span that stands for it (the most unusual of those changed enough to count, if
+/// any), and whether one did.
+#[derive(Debug, Clone, Copy)]
 struct Judged {
-    z: f64,
-    /// Change against the baseline, relative.
+    score: f64,
     rel: f64,
+    z: f64,
+    counts: bool,
 }
 
 impl Core {
@@ -591,242 +353,237 @@ impl Core {
         Core {
             s,
             warmup: Vec::new(),
-            scale: None,
-            window: VecDeque::new(),
-            need: s.min_history.max(2),
-            gaps: Vec::new(),
-            last_t: None,
-            profile: None,
-            run: (0.0, 0.0, Vec::new(), 0.0),
-            ewma: (0.0, 0.0),
-            tails: Tails::new(),
+            interval: None,
+            features: Vec::new(),
+            recent: VecDeque::new(),
+            period: None,
+            past: VecDeque::new(),
+            diffs: VecDeque::new(),
+            season_used: None,
+            quiet: 0,
+            run: (0.0, 0),
             shifts: Vec::new(),
-            cusum: Cusum { k: DRIFT_K, h: DRIFT_H, ..Cusum::default() },
-            drift_change: [(0.0, 0); 2],
+            clock_back: None,
+            last_t: None,
             points: 0,
         }
     }
 
     /// The median gap between the first points (ms).
     fn interval(&self) -> Option<i64> {
-        median(self.gaps.clone())
+        self.interval.or_else(|| median(gaps(&self.warmup)))
     }
 
     /// Judges a point against what came before, then adds it. Returns (score, alert).
     fn push(&mut self, t: i64, p: Point) -> (f64, bool) {
         self.points += 1;
         if let Some(last) = self.last_t
-            && self.gaps.len() < 64
-            && t > last
+            && t < last
         {
-            self.gaps.push(t - last);
+            let back = self.clock_back.get_or_insert((last, t, 0));
+            back.2 += 1;
         }
         self.last_t = Some(t);
-        let Some(scale) = self.scale else {
+        if self.interval.is_none() {
             self.warmup.push((t, p));
-            if self.warmup.len() >= self.s.min_history.max(2) {
+            if self.warmup.len() >= WARMUP {
                 self.start();
             }
             return (0.0, false);
-        };
-        let Some(y) = self.value(scale, p) else { return (0.0, false) };
-        let den = if let Point::Rate { den, .. } = p { den } else { 0.0 };
-        let judged = if self.window.len() >= self.need && !self.season_pending() { self.judge(t, y, p) } else { None };
-        let (score, alert) = match &judged {
-            Some(j) => {
-                // The point alone; with the run it extends (Stouffer: their z together); or
-                // the recent points' drift (an EWMA of z, each held to ±4, and of the change):
-                // each with the change it stands for.
-                let run = if j.z.abs() >= RUN_Z && self.run.0 == j.z.signum() {
-                    let n = (self.run.2.len() + 1) as f64;
-                    ((self.run.1 + j.z) / n.sqrt(), (self.run.3 + j.rel) / n)
-                } else {
-                    (0.0, 0.0)
-                };
-                let (ez, er) = self.ewma;
-                let w = self.s.smooth.clamp(0.0, 1.0);
-                self.ewma = (w * j.z.clamp(-4.0, 4.0) + (1.0 - w) * ez, w * j.rel.clamp(-1.0, 4.0) + (1.0 - w) * er);
-                let ewma_sd = (w / (2.0 - w)).sqrt().max(f64::MIN_POSITIVE);
-                let gated = |score: f64, rel: f64| if rel.abs() >= self.s.min_change { score } else { 0.0 };
-                let candidates = [
-                    (self.tails.score(j.z), j.rel),
-                    (self.tails.score(run.0), run.1),
-                    (if w > 0.0 { score_of_z(self.ewma.0 / ewma_sd) } else { 0.0 }, self.ewma.1),
-                ];
-                let score = candidates.iter().map(|(s, _)| *s).fold(0.0, f64::max);
-                let level = candidates.iter().any(|(s, r)| gated(*s, *r) >= self.s.threshold.max(f64::MIN_POSITIVE));
-                let drift = self.drift(j);
-                let alert = match self.s.rule {
-                    ReplayRule::Anomaly => level || drift,
-                    ReplayRule::Level => level,
-                    ReplayRule::Drift => drift,
-                };
-                self.tails.push(j.z);
-                (score, alert)
+        }
+        let Some((x, num, den)) = parts_of(p) else { return (0.0, false) };
+        let judged = self.judge(t, x, num, den);
+        self.learn(t, x, num, den, judged.is_some_and(|j| j.counts));
+        let Some(j) = judged else { return (0.0, false) };
+        let alert = j.counts;
+        // A run of alerts on one side that holds is the new normal: the level restarts from
+        // the span means, so a lasting shift stops alerting once it has been said.
+        self.run = if alert && self.run.0 == j.z.signum() { (self.run.0, self.run.1 + 1) } else { (j.z.signum(), usize::from(alert)) };
+        if self.s.confirm > 0 && self.run.1 >= self.s.confirm {
+            self.adopt(t);
+        }
+        let score = if self.quiet > 0 {
+            self.quiet -= 1;
+            0.0
+        } else {
+            if j.score >= self.s.threshold {
+                self.quiet = self.s.quiet;
             }
-            None => (0.0, false),
+            j.score
         };
-        self.add(t, y, den, judged.map(|j| (j.z, j.rel)));
         (score, alert)
     }
 
-    /// Whether verdicts wait for the season: a season given is a season known, so none until
-    /// its profile is learnt; a season looked for, until it is found or ruled out, when the
-    /// baseline spans enough of it that a cycle not taken out would be judged as anomalies
-    /// (hourly rows over two days; not minutes over the last hour).
-    fn season_pending(&self) -> bool {
-        let Some(p) = &self.profile else { return false };
-        match self.s.season {
-            Season::Every(_) => p.offsets.is_none(),
-            Season::Auto => {
-                let spans = self.s.window as i64 * self.interval().unwrap_or(HOUR_MS);
-                p.found.is_none() && p.last_ratio.is_none() && spans * 4 >= p.period
-            }
-            Season::Off => false,
-        }
-    }
-
-    /// Adds a point to the CUSUM: whether a drift is signalled, as large a change on average
-    /// over the points it built up on as the smallest that counts (a weekend's dip of 15 %
-    /// builds it up too, and is no drift to page for).
-    fn drift(&mut self, j: &Judged) -> bool {
-        let z = j.z.clamp(-4.0, 4.0);
-        let c = self.cusum;
-        let sides = [(c.up + z - c.k).max(0.0), (c.down - z - c.k).max(0.0)];
-        for (side, next) in self.drift_change.iter_mut().zip(sides) {
-            *side = if next > 0.0 { (side.0 + j.rel, side.1 + 1) } else { (0.0, 0) };
-        }
-        if !self.cusum.push(z) {
-            return false;
-        }
-        let side = usize::from(sides[1] > sides[0]);
-        let (sum, n) = self.drift_change[side];
-        self.drift_change = [(0.0, 0); 2];
-        n > 0 && (sum / n as f64).abs() >= self.s.min_change
-    }
-
-    /// The value in the scale; `None` for a rate without volume.
-    fn value(&self, scale: Scale, p: Point) -> Option<f64> {
-        match p {
-            Point::Rate { den, .. } if den <= 0.0 => None,
-            _ => Some(scale.of(p.value())).filter(|y| y.is_finite()),
-        }
-    }
-
-    /// Chooses the scale and the season from the first points, and takes them in.
+    /// Fixes the interval, the spans and the season from the first points, and learns from them.
     fn start(&mut self) {
-        let values: Vec<f64> = self.warmup.iter().map(|(_, p)| p.value()).filter(|v| v.is_finite()).collect();
-        let positive = values.iter().all(|v| *v > 0.0) || matches!(self.warmup[0].1, Point::Rate { .. });
-        let typical = median_mad(&values.iter().copied().filter(|v| *v > 0.0).collect::<Vec<_>>()).map(|(m, _)| m);
-        let scale = match typical {
-            Some(m) if positive && m > 0.0 => Scale::Log { floor: m * 1e-3 },
-            _ => Scale::Linear,
-        };
-        self.scale = Some(scale);
-        let interval = self.interval().unwrap_or(HOUR_MS);
-        self.profile = match self.s.season {
+        let interval = median(gaps(&self.warmup)).unwrap_or(HOUR_MS).max(1);
+        self.interval = Some(interval);
+        let mut spans: Vec<usize> = SPANS.iter().map(|s| ((s + interval / 2) / interval).max(1) as usize).collect();
+        spans.dedup();
+        self.features = match self.s.rule {
+            ReplayRule::Level => vec![spans[0]],
+            ReplayRule::Drift => vec![spans[spans.len() - 1]],
+            ReplayRule::Anomaly => spans,
+        }
+        .into_iter()
+        .map(|rows| Feature { rows, ..Feature::default() })
+        .collect();
+        self.period = match self.s.season {
             Season::Off => None,
-            Season::Auto if interval <= 2 * HOUR_MS => Some(Profile::new(DAY_MS, HOUR_MS, interval)),
-            Season::Auto if interval <= 2 * DAY_MS => Some(Profile::new(7 * DAY_MS, DAY_MS, interval)),
+            Season::Auto if interval <= 2 * HOUR_MS => Some(DAY_MS),
+            Season::Auto if interval <= 2 * DAY_MS => Some(7 * DAY_MS),
             Season::Auto => None,
-            Season::Every(period) => {
-                let buckets = if period >= 7 * DAY_MS && interval < DAY_MS {
-                    7 * 24
-                } else if period >= 7 * DAY_MS {
-                    7
-                } else {
-                    24
-                };
-                Some(Profile::new(period.max(1), (period / buckets).max(1), interval))
-            }
+            Season::Every(period) => Some(period).filter(|p| *p >= 2 * interval),
         };
         for (t, p) in std::mem::take(&mut self.warmup) {
-            if let Some(y) = self.value(scale, p) {
-                let den = if let Point::Rate { den, .. } = p { den } else { 0.0 };
-                self.add(t, y, den, None);
+            if let Some((x, num, den)) = parts_of(p) {
+                self.learn(t, x, num, den, false);
             }
         }
     }
 
-    fn offset(&self, t: i64) -> f64 {
-        self.profile.as_ref().map_or(0.0, |p| p.offset(t))
+    /// The point's value a season before: the latest at or before then (within half a row).
+    fn season_ago(&self, t: i64) -> Option<f64> {
+        let period = self.period?;
+        let half = self.interval.unwrap_or(HOUR_MS) / 2;
+        let then = t - period;
+        self.past.iter().rev().find(|(at, _)| *at <= then + half).filter(|(at, _)| *at >= then - half).map(|(_, v)| *v)
     }
 
-    /// (z, relative change) of a point against the baseline.
-    fn judge(&self, t: i64, y: f64, p: Point) -> Option<Judged> {
-        let d: Vec<f64> = self.window.iter().map(|(at, v, _)| v - self.offset(*at)).collect();
-        let (med, mad) = median_mad(&d)?;
-        let expected = med + self.offset(t);
-        let n = d.len() as f64;
-        // The median of a few points is itself uncertain: widen the band for it.
-        let small = 1.0 + std::f64::consts::FRAC_PI_2 / n;
-        let spread = 1.4826 * mad;
-        let log = matches!(self.scale, Some(Scale::Log { .. }));
-        match p {
-            Point::Value(x) => {
-                let floor = if log { 0.005 } else { (0.005 * med.abs()).max(1e-12) };
-                let sigma = spread.max(floor) * small.sqrt();
-                let rel = if log {
-                    (y - expected).exp() - 1.0
-                } else if expected != 0.0 {
-                    x / expected - 1.0
-                } else {
-                    f64::INFINITY.copysign(x)
-                };
-                Some(Judged { z: (y - expected) / sigma, rel })
+    /// The span means ending with this point (value, successes, trials), and with its
+    /// difference from a season before.
+    fn span_means(&self, rows: usize, x: f64, num: f64, den: f64, diff: Option<f64>) -> (f64, f64, f64, Option<f64>) {
+        let take = rows.saturating_sub(1);
+        let (mut sx, mut sn, mut sd, mut k) = (x, num, den, 1.0);
+        for (_, v, n, d) in self.recent.iter().rev().take(take) {
+            sx += v;
+            sn += n;
+            sd += d;
+            k += 1.0;
+        }
+        let diff = diff.and_then(|d| {
+            let older: Vec<f64> = self.diffs.iter().rev().take(take).copied().collect();
+            (older.len() == take).then(|| (d + older.iter().sum::<f64>()) / (take + 1) as f64)
+        });
+        (sx / k, sn, sd, diff)
+    }
+
+    /// The point against each span's history; `None` until there is enough of it.
+    fn judge(&self, t: i64, x: f64, num: f64, den: f64) -> Option<Judged> {
+        let rate = den > 0.0;
+        let diff = self.season_ago(t).map(|v| x - v);
+        let mut best: Option<Judged> = None;
+        for f in &self.features {
+            if f.level.n < self.s.min_history.max(2) {
+                continue;
             }
-            Point::Rate { num, den } => {
-                // Binomial at the baseline's rate, with the spread between periods that the
-                // baseline's own volumes do not explain on top (relative, from the log scale).
-                let p0 = expected.exp().min(1.0);
-                let binomial: Vec<f64> = self.window.iter().map(|(_, _, bd)| (1.0 - p0) / (p0 * bd.max(1.0))).collect();
-                let (typical_binomial, _) = median_mad(&binomial)?;
-                let extra = (spread * spread - typical_binomial).max(0.0) + spread * spread * (small - 1.0);
-                let mean = p0 * den;
-                if mean < 5.0 {
-                    return None;
+            let (mean, sn, sd, d) = self.span_means(f.rows, x, num, den, diff);
+            let value = if rate { sn / sd } else { mean };
+            let level = f.level.mean;
+            let mut z = f.level.z(value);
+            // A season that explains the series: against the same time a season before.
+            let seasonal = d.filter(|_| {
+                f.seasonal.n >= self.s.min_history.max(2) && f.seasonal.sd() < SEASON_EXPLAINS * f.level.sd()
+            });
+            let mut expected = level;
+            if let Some(d) = seasonal {
+                let zs = f.seasonal.z(d);
+                if zs.abs() > z.abs() {
+                    z = zs;
+                    expected = value - (d - f.seasonal.mean);
                 }
-                let var = mean * (1.0 - p0) + extra * mean * mean;
-                let dev = num - mean;
-                let corrected = (dev.abs() - 0.5).max(0.0).copysign(dev);
-                Some(Judged { z: corrected / var.sqrt(), rel: (num / den) / p0 - 1.0 })
+            }
+            if rate {
+                // Successes out of trials: no more unusual than the volume allows.
+                let p0 = expected.clamp(1e-9, 1.0 - 1e-9);
+                let zb = (sn - p0 * sd) / (sd * p0 * (1.0 - p0)).sqrt();
+                if zb.signum() != z.signum() || p0 * sd < 5.0 {
+                    continue;
+                }
+                z = z.signum() * z.abs().min(zb.abs());
+            }
+            let rel = if expected != 0.0 { value / expected - 1.0 } else { f64::INFINITY.copysign(value) };
+            let score = score_of_z(z);
+            let counts = score >= self.s.threshold && rel.abs() >= self.s.min_change;
+            best = Some(match best {
+                None => Judged { score, rel, z, counts },
+                Some(b) => {
+                    let stands = (counts, score) > (b.counts, b.score);
+                    let (rel, z) = if stands { (rel, z) } else { (b.rel, b.z) };
+                    Judged { score: score.max(b.score), rel, z, counts: counts || b.counts }
+                }
+            });
+        }
+        best
+    }
+
+    /// Takes a point into every span's history and the season's memory; an anomalous point
+    /// is remembered for the next season as the season before it, so an incident is not
+    /// expected again the next day.
+    fn learn(&mut self, t: i64, x: f64, num: f64, den: f64, anomalous: bool) {
+        let ago = self.season_ago(t);
+        let diff = ago.map(|v| x - v);
+        let memory = self.s.window;
+        let updates: Vec<(f64, Option<f64>)> = self
+            .features
+            .iter()
+            .map(|f| {
+                let (mean, sn, sd, d) = self.span_means(f.rows, x, num, den, diff);
+                (if den > 0.0 { sn / sd } else { mean }, d)
+            })
+            .collect();
+        for (f, (value, d)) in self.features.iter_mut().zip(updates) {
+            f.level.push(value, memory);
+            if let Some(d) = d {
+                f.seasonal.push(d, memory);
+            }
+        }
+        if self.period.is_some() {
+            let usable = self.features.iter().any(|f| {
+                f.seasonal.n >= self.s.min_history.max(2) && f.seasonal.sd() < SEASON_EXPLAINS * f.level.sd()
+            });
+            if usable && self.season_used.is_none() {
+                let f = self.features.iter().find(|f| f.seasonal.n > 0).copied().unwrap_or_default();
+                self.season_used = Some((t, f.seasonal.sd() / f.level.sd().max(f64::MIN_POSITIVE)));
+            }
+        }
+        let longest = self.features.iter().map(|f| f.rows).max().unwrap_or(1);
+        self.recent.push_back((t, x, num, den));
+        while self.recent.len() > longest {
+            self.recent.pop_front();
+        }
+        match diff {
+            Some(d) => self.diffs.push_back(d),
+            None => self.diffs.clear(),
+        }
+        while self.diffs.len() > longest {
+            self.diffs.pop_front();
+        }
+        if let Some(period) = self.period {
+            self.past.push_back((t, if anomalous { ago.unwrap_or(x) } else { x }));
+            let keep = t - period - self.interval.unwrap_or(HOUR_MS);
+            while self.past.front().is_some_and(|(at, _)| *at < keep) {
+                self.past.pop_front();
             }
         }
     }
 
-    /// Takes a point into the baseline and the season; a run beyond the baseline that holds
-    /// becomes the new normal.
-    fn add(&mut self, t: i64, y: f64, den: f64, judged: Option<(f64, f64)>) {
-        let auto = self.s.season == Season::Auto;
-        if let Some(p) = self.profile.as_mut() {
-            p.add(t, y, auto);
+    /// A shift that held: every span's level restarts from its mean now (the spread it has
+    /// learnt stays).
+    fn adopt(&mut self, t: i64) {
+        let start = self.recent.iter().rev().nth(self.run.1.saturating_sub(1)).map_or(t, |(at, ..)| *at);
+        self.shifts.push(start);
+        for i in 0..self.features.len() {
+            let rows = self.features[i].rows;
+            let (x, num, den) = self.recent.back().map_or((0.0, 0.0, 0.0), |(_, x, n, d)| (*x, *n, *d));
+            // The span means ending with the newest point, already learnt.
+            let pts: Vec<&(i64, f64, f64, f64)> = self.recent.iter().rev().take(rows).collect();
+            let k = pts.len().max(1) as f64;
+            let (sx, sn, sd) = pts.iter().fold((0.0, 0.0, 0.0), |a, p| (a.0 + p.1, a.1 + p.2, a.2 + p.3));
+            let _ = (x, num);
+            self.features[i].level.mean = if den > 0.0 { sn / sd.max(f64::MIN_POSITIVE) } else { sx / k };
         }
-        let point = (t, y, den);
-        match judged {
-            Some((z, rel)) if z.abs() >= RUN_Z && (self.run.2.is_empty() || self.run.0 == z.signum()) => {
-                self.run.0 = z.signum();
-                self.run.1 += z;
-                self.run.2.push(point);
-                self.run.3 += rel;
-            }
-            _ => self.run = (0.0, 0.0, Vec::new(), 0.0),
-        }
-        if self.run.2.len() >= self.s.confirm.max(1) {
-            self.shifts.push(self.run.2[0].0);
-            self.tails.forget(self.run.2.len());
-            self.window = std::mem::take(&mut self.run.2).into();
-            self.run = (0.0, 0.0, Vec::new(), 0.0);
-            self.ewma = (0.0, 0.0);
-            self.need = self.window.len().min(self.s.min_history.max(2));
-            self.cusum.up = 0.0;
-            self.cusum.down = 0.0;
-            self.drift_change = [(0.0, 0); 2];
-            return;
-        }
-        self.window.push_back(point);
-        while self.window.len() > self.s.window.max(2) {
-            self.window.pop_front();
-        }
+        self.run = (0.0, 0);
     }
 
     /// What the replay says about the model; `rows`: the gap between the rows themselves, when
@@ -838,73 +595,68 @@ impl Core {
             return out;
         };
         let every = crate::domain::format::span(interval);
-        // So many of what is judged: rows, or the time their buckets cover.
-        let judged = |n: usize| match rows {
-            Some(_) => crate::domain::format::span(interval * n as i64),
-            None => format!("{n} rows"),
+        let spans: Vec<String> =
+            self.features.iter().map(|f| crate::domain::format::span(interval * f.rows as i64)).collect();
+        let need = match rows {
+            Some(_) => crate::domain::format::span(interval * self.s.min_history as i64),
+            None => format!("{} rows", self.s.min_history),
         };
-        let need = judged(self.s.min_history.max(2));
         out.push(match rows {
             Some(gap) => format!(
-                "rows every {} (median gap), judged {every} at a time (their mean, or their sum for a rate), each row with the verdict of the last complete {every}; the first {need} are the baseline and are not judged",
+                "rows every {} (median gap), judged {every} at a time (their mean, or their sum for a rate), each row with the verdict of the last complete {every}",
                 crate::domain::format::span(gap)
             ),
-            None => format!("rows every {every} (median gap); the first {need} are the baseline and are not judged"),
+            None => format!("rows every {every} (median gap)"),
         });
-        if self.scale.is_none() {
-            out.push(format!("{} rows: too few to judge", self.points));
+        if self.interval.is_none() {
+            out.push(too_few(self.points, WARMUP));
+            return out;
         }
-        if let Some(p) = &self.profile {
-            let what = match (p.period, p.width) {
-                (DAY_MS, HOUR_MS) => "hour-of-day",
-                (_, DAY_MS) => "day-of-week",
-                (_, HOUR_MS) => "hour-of-week",
-                _ => "phase",
-            };
-            let unit = if p.period == DAY_MS {
-                "day"
-            } else if p.period == 7 * DAY_MS {
-                "week"
+        out.push(format!(
+            "each point judged by the mean of its last {} against what those spans did before (the first {need} of each are the baseline and are not judged); an incident scores once, then {} points score 0",
+            spans.join(", "),
+            self.s.quiet
+        ));
+        if let Some(period) = self.period {
+            let what = if period == DAY_MS {
+                "the same time the day before"
+            } else if period == 7 * DAY_MS {
+                "the same time the week before"
             } else {
-                "season"
+                "the same time a season before"
             };
-            let plural = |n: usize| if n == 1 { unit.to_string() } else { format!("{unit}s") };
-            match (p.found, p.last_ratio) {
-                (Some((at, ratio)), _) => out.push(format!(
-                    "{what} baselines in use from {} (the profile leaves {:.0} % of the spread)",
+            out.push(match self.season_used {
+                Some((at, ratio)) => format!(
+                    "also judged against {what} from {} (it leaves {:.0} % of the spread)",
                     stamp(at),
                     ratio * 100.0
-                )),
-                (None, Some(ratio)) => out.push(format!(
-                    "no {what} cycle found in {} complete {}: a profile would leave {:.0} % of the spread; judged against the last {}",
-                    p.complete(),
-                    plural(p.complete()),
-                    ratio * 100.0,
-                    judged(self.s.window)
-                )),
-                (None, None) => {
-                    let more = MIN_SEASONS - p.complete().min(MIN_SEASONS);
-                    let meanwhile = if self.season_pending() {
-                        "nothing judged until then".to_string()
-                    } else {
-                        format!("judged against the last {} alone", judged(self.s.window))
-                    };
-                    out.push(format!(
-                        "needs {more} more {} for {what} baselines ({} complete of {MIN_SEASONS}); {meanwhile}",
-                        plural(more),
-                        p.complete(),
-                    ))
-                }
-            }
+                ),
+                None => format!("not judged against {what}: no cycle found that explains the series"),
+            });
         }
         for at in &self.shifts {
+            out.push(format!("a shift from {} held for {} points and became the new normal", stamp(*at), self.s.confirm));
+        }
+        if let Some((from, to, n)) = self.clock_back {
             out.push(format!(
-                "a shift from {} held for {} and became the new normal",
-                stamp(*at),
-                judged(self.s.confirm)
+                "the clock goes back {} from {} to {}{}: rows judged in the order given",
+                crate::domain::format::span(from - to),
+                stamp(from),
+                stamp(to),
+                if n > 1 { format!(" ({n} times in all)") } else { String::new() }
             ));
         }
         out
+    }
+}
+
+/// A point's value, successes and trials (trials 0 for a plain value); `None` for a rate
+/// without trials or a value that is not finite.
+fn parts_of(p: Point) -> Option<(f64, f64, f64)> {
+    match p {
+        Point::Value(v) if v.is_finite() => Some((v, 0.0, 0.0)),
+        Point::Rate { num, den } if den > 0.0 && num.is_finite() && den.is_finite() => Some((num / den, num, den)),
+        _ => None,
     }
 }
 
@@ -984,11 +736,6 @@ pub fn read_csv(text: &str, file: &str) -> Result<Vec<Row>, ReplayError> {
             ));
         }
         let at_ms = parse_time(fields[0]).map_err(|m| err(line, m))?;
-        if let Some(prev) = rows.last()
-            && at_ms < prev.at_ms
-        {
-            return Err(err(line, format!("{} is earlier than the row before ({})", fields[0], prev.stamp)));
-        }
         let point = if fields.len() == 2 {
             Point::Value(number(1, "value")?)
         } else {
@@ -1049,76 +796,68 @@ mod tests {
 
     const MIN: i64 = 60_000;
 
-    fn alerts(s: ReplaySettings, points: &[(i64, Point)]) -> Vec<bool> {
+    fn run_points(s: ReplaySettings, points: &[(i64, Point)]) -> (Vec<(f64, bool)>, Vec<String>) {
         let mut d = SeriesDetector::new(s);
-        points.iter().map(|(t, p)| d.push(*t, *p).1).collect()
+        let out = points.iter().map(|(t, p)| d.push(*t, *p)).collect();
+        (out, d.notes())
     }
 
-    fn noisy(seed: u64, n: usize, level: impl Fn(usize) -> f64) -> Vec<(i64, Point)> {
+    fn alerting(s: ReplaySettings, points: &[(i64, Point)]) -> Vec<usize> {
+        run_points(s, points).0.iter().enumerate().filter(|(_, (_, a))| *a).map(|(i, _)| i).collect()
+    }
+
+    /// Hourly values with 5 % noise around `level(i)`.
+    fn hourly(seed: u64, n: usize, level: impl Fn(usize) -> f64) -> Vec<(i64, Point)> {
         let mut rng = StdRng::seed_from_u64(seed);
-        let noise = Normal::new(0.0, 0.03).unwrap();
-        (0..n).map(|i| (i as i64 * MIN, Point::Value(level(i) * (1.0 + noise.sample(&mut rng))))).collect()
+        let noise = Normal::new(0.0, 0.05).unwrap();
+        (0..n).map(|i| (i as i64 * HOUR_MS, Point::Value(level(i) * (1.0 + noise.sample(&mut rng))))).collect()
     }
 
     #[test]
-    fn spikes_drops_and_level_shifts_are_caught() {
+    fn a_spike_and_a_drop_are_caught_and_nothing_else() {
         let s = ReplaySettings::default();
-        let spike = noisy(1, 100, |i| if i == 70 { 2.0 } else { 1.0 });
-        let a = alerts(s, &spike);
-        assert!(a[70] && a.iter().filter(|x| **x).count() <= 2, "{a:?}");
-        let drop = noisy(2, 100, |i| if i == 60 { 0.4 } else { 1.0 });
-        assert!(alerts(s, &drop)[60]);
-        let shift = noisy(3, 120, |i| if i >= 80 { 1.6 } else { 1.0 });
-        assert!(alerts(s, &shift)[80]);
+        let spike = hourly(1, 300, |i| if i == 200 { 2.0 } else { 1.0 });
+        assert_eq!(alerting(s, &spike), vec![200]);
+        let drop = hourly(2, 300, |i| if i == 250 { 0.4 } else { 1.0 });
+        assert_eq!(alerting(s, &drop), vec![250]);
     }
 
     #[test]
-    fn a_slow_drift_is_caught_by_cusum_and_not_by_points() {
-        // +1 % a point under 12 % noise: no point stands out until the level is up 70 %, the
-        // drift adds up before (without a baseline that follows it: a long window).
-        let s = ReplaySettings { window: 400, season: Season::Off, ..ReplaySettings::default() };
-        let mut rng = StdRng::seed_from_u64(4);
-        let noise = Normal::new(0.0, 0.12).unwrap();
-        let drift: Vec<(i64, Point)> = (0..400)
-            .map(|i| {
-                let level = if i < 100 { 1.0 } else { 1.0 + 0.01 * (i - 100) as f64 };
-                (i as i64 * MIN, Point::Value(level * f64::exp(noise.sample(&mut rng))))
-            })
-            .collect();
-        let level = alerts(ReplaySettings { rule: ReplayRule::Level, ..s }, &drift);
-        let drifted = alerts(ReplaySettings { rule: ReplayRule::Drift, ..s }, &drift);
-        let first_drift = drifted.iter().position(|a| *a).expect("drift caught");
-        let first_level = level.iter().position(|a| *a).unwrap_or(usize::MAX);
-        assert!(first_drift > 100 && first_drift < first_level, "drift at {first_drift}, level at {first_level}");
+    fn an_incident_scores_once_and_a_lasting_shift_is_said_then_adopted() {
+        let s = ReplaySettings::default();
+        let shift = hourly(3, 600, |i| if i >= 200 { 1.6 } else { 1.0 });
+        let (out, _) = run_points(s, &shift);
+        assert!(out[200].1 && out[200].0 >= s.threshold, "{:?}", out[200]);
+        // Scored once: the points after it score 0 for `quiet` points.
+        assert!(out[201..300].iter().all(|(score, _)| *score == 0.0));
+        // The level follows: the shift stops alerting by itself.
+        let last = alerting(s, &shift).into_iter().max().unwrap();
+        assert!(last < 200 + 48, "alerting until {last}");
+        // With `confirm`, the new level is adopted at once.
+        let (_, notes) = run_points(ReplaySettings { confirm: 3, ..s }, &shift);
+        assert!(notes.iter().any(|n| n.starts_with("a shift from 1970-01-09 08:00 UTC held for 3 points")), "{notes:?}");
+    }
+
+    /// Hourly points with a strong daily cycle (low at night) over `days`.
+    fn cycle_hours(seed: u64, days: usize, scale: f64, event: impl Fn(usize) -> f64) -> Vec<(i64, Point)> {
+        let cycle = |i: usize| 1.0 + 0.7 * (((i % 24) as f64 - 15.0) / 24.0 * std::f64::consts::TAU).cos();
+        hourly(seed, 24 * days, |i| scale * cycle(i) * event(i))
     }
 
     #[test]
-    fn a_drift_smaller_than_the_change_that_counts_raises_nothing() {
-        // +0.4 % a point for 40 points, then held: 16 % is under the 30 % that counts.
-        let s =
-            ReplaySettings { window: 400, season: Season::Off, rule: ReplayRule::Drift, ..ReplaySettings::default() };
-        let drift = noisy(4, 400, |i| 1.0 + 0.004 * (i.clamp(100, 140) - 100) as f64);
-        assert!(!alerts(s, &drift).contains(&true));
-        let counts = alerts(ReplaySettings { min_change: 0.1, ..s }, &drift);
-        assert!(counts.iter().position(|a| *a).is_some_and(|i| i > 100), "caught once 10 % counts");
-    }
-
-    #[test]
-    fn seasonality_is_not_an_anomaly_but_a_break_in_it_is() {
-        // Hourly points, a strong daily cycle: the evening peak is normal.
-        let day = 24 * 60 * MIN;
-        let s = ReplaySettings { season: Season::Every(day), min_history: 5, ..ReplaySettings::default() };
-        let cycle = |i: usize| 1.0 + 0.8 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
-        let pts: Vec<(i64, Point)> = noisy(5, 24 * 10, cycle).into_iter().map(|(t, p)| (t * 60, p)).collect();
-        let a = alerts(s, &pts);
-        assert!(
-            a.iter().all(|a| !a),
-            "a daily cycle alone: {:?}",
-            a.iter().enumerate().filter(|x| *x.1).map(|x| x.0).collect::<Vec<_>>()
-        );
-        let broken = noisy(5, 24 * 10, |i| if i == 24 * 9 + 6 { cycle(i) * 0.3 } else { cycle(i) });
-        let broken: Vec<(i64, Point)> = broken.into_iter().map(|(t, p)| (t * 60, p)).collect();
-        assert!(alerts(s, &broken)[24 * 9 + 6]);
+    fn the_daily_cycle_is_no_anomaly_and_a_drop_in_it_is_caught_at_any_scale() {
+        let s = ReplaySettings::default();
+        let drop = |i: usize| if (24 * 12 + 11..24 * 12 + 14).contains(&i) { 0.4 } else { 1.0 };
+        for scale in [0.004, 1.0, 3.0e6] {
+            let at = alerting(s, &cycle_hours(10, 14, scale, drop));
+            assert!(at.contains(&(24 * 12 + 11)), "scale {scale}: {at:?}");
+            assert!(at.iter().all(|i| (24 * 12 + 11..24 * 12 + 18).contains(i)), "scale {scale}: {at:?}");
+        }
+        let (_, notes) = run_points(s, &cycle_hours(10, 14, 1.0, |_| 1.0));
+        assert!(notes.iter().any(|n| n.starts_with("also judged against the same time the day before from")), "{notes:?}");
+        let flat = hourly(8, 24 * 6, |_| 1.0);
+        let (_, notes) = run_points(s, &flat);
+        assert!(notes.iter().any(|n| n.starts_with("not judged against the same time the day before")), "{notes:?}");
     }
 
     #[test]
@@ -1126,111 +865,53 @@ mod tests {
         let s = ReplaySettings::default();
         let mut rng = StdRng::seed_from_u64(6);
         let mut pts = Vec::new();
-        for i in 0..80 {
-            let n = if i == 70 { 40 } else { 5_000 };
-            let p = if i >= 70 { 0.01 } else { 0.02 };
+        for i in 0..120 {
+            let n = if i == 100 { 40 } else { 5_000 };
+            let p = if i >= 100 { 0.01 } else { 0.02 };
             let x = Binomial::new(n, p).unwrap().sample(&mut rng);
-            pts.push((i * MIN, Point::Rate { num: x as f64, den: n as f64 }));
+            pts.push((i * HOUR_MS, Point::Rate { num: x as f64, den: n as f64 }));
         }
-        let a = alerts(s, &pts);
-        assert!(!a[70], "40 trials prove nothing");
-        assert!(a[71], "5,000 trials at half the rate do");
+        let at = alerting(s, &pts);
+        assert!(!at.contains(&100), "40 trials prove nothing: {at:?}");
+        assert!(at.contains(&101), "5,000 trials at half the rate do: {at:?}");
+    }
+
+    #[test]
+    fn a_gap_is_no_zero_and_a_clock_going_back_is_judged_on_and_said_once() {
+        let s = ReplaySettings::default();
+        // Six hours without a row: the next rows are as usual.
+        let gap: Vec<(i64, Point)> =
+            hourly(13, 200, |_| 1.0).into_iter().filter(|(t, _)| !(100..106).contains(&(t / HOUR_MS))).collect();
+        assert!(alerting(s, &gap).is_empty());
+        // An hour's rows again (a clock put back): judged, and one note.
+        let mut back = hourly(14, 200, |_| 1.0);
+        for (t, _) in back.iter_mut().skip(150) {
+            *t -= HOUR_MS + 30 * MIN;
+        }
+        let (out, notes) = run_points(s, &back);
+        assert!(out.iter().all(|(_, a)| !a));
+        let said: Vec<&String> = notes.iter().filter(|n| n.starts_with("the clock goes back 30m from 1970-01-07 05:00 UTC")).collect();
+        assert_eq!(said.len(), 1, "{notes:?}");
+        let rows = read_csv("t,v\n2014-01-07 02:55:00,1\n2014-01-07 02:00:00,2\n", "x.csv").unwrap();
+        assert_eq!(rows.len(), 2);
     }
 
     #[test]
     fn scores_rank_on_a_log_scale_without_saturating() {
-        // Where 1 − p reads 1.000000, the score still tells 8 σ from 9 σ from 40 σ.
         let grid: Vec<f64> = (0..4000).map(|k| k as f64 * 0.05).collect();
-        for tail in TAILS {
-            let scores: Vec<f64> = grid.iter().map(|z| score_of_t(*z, tail)).collect();
-            assert!(scores.windows(2).all(|w| w[1] >= w[0]), "{tail:?} not monotone");
-            assert!(scores[0].abs() < 1e-9 && scores.last().unwrap().is_finite());
-        }
+        let scores: Vec<f64> = grid.iter().map(|z| score_of_z(*z)).collect();
+        assert!(scores.windows(2).all(|w| w[1] >= w[0]));
         assert!((score_of_z(4.417) - 5.0).abs() < 0.01, "{}", score_of_z(4.417));
         let (s8, s9, s40) = (score_of_z(8.0), score_of_z(9.0), score_of_z(40.0));
         assert!(s8 > 14.0 && s9 > s8 + 3.0 && s40 > 300.0, "{s8} {s9} {s40}");
-        // Across the switch to the asymptote.
         assert!(score_of_z(29.999) < score_of_z(30.0) && score_of_z(30.0) < score_of_z(30.001));
-        // Heavier tails, the same point less surprising.
-        assert!(
-            score_of_t(10.0, TAILS[0]) < score_of_t(10.0, TAILS[3]) && score_of_t(10.0, TAILS[3]) < score_of_z(10.0)
-        );
-    }
-
-    /// Hourly points with a strong daily cycle (low at night) over `days`.
-    fn cycle_hours(seed: u64, days: usize, scale: f64, event: impl Fn(usize) -> f64) -> Vec<(i64, Point)> {
-        let cycle = |i: usize| 1.0 + 0.7 * (((i % 24) as f64 - 15.0) / 24.0 * std::f64::consts::TAU).cos();
-        noisy(seed, 24 * days, |i| scale * cycle(i) * event(i)).into_iter().map(|(t, p)| (t * 60, p)).collect()
-    }
-
-    fn notes(s: ReplaySettings, points: &[(i64, Point)]) -> Vec<String> {
-        let mut d = SeriesDetector::new(s);
-        for (t, p) in points {
-            d.push(*t, *p);
-        }
-        d.notes()
-    }
-
-    #[test]
-    fn the_daily_cycle_is_found_or_how_much_more_it_needs_is_said() {
-        let s = ReplaySettings::default();
-        let short = notes(s, &cycle_hours(7, 1, 1.0, |_| 1.0));
-        assert_eq!(short[0], "rows every 1h (median gap); the first 8 rows are the baseline and are not judged");
-        assert!(
-            short[1].starts_with(
-                "needs 3 more days for hour-of-day baselines (0 complete of 3); nothing judged until then"
-            ),
-            "{short:?}"
-        );
-        let two = notes(s, &cycle_hours(7, 2, 1.0, |_| 1.0));
-        assert!(two[1].starts_with("needs 2 more days"), "{two:?}");
-        let long = notes(s, &cycle_hours(7, 6, 1.0, |_| 1.0));
-        assert!(long[1].starts_with("hour-of-day baselines in use from 1970-01-04 00:00 UTC"), "{long:?}");
-        // Noise alone has no cycle to find.
-        let flat: Vec<(i64, Point)> = noisy(8, 24 * 6, |_| 1.0).into_iter().map(|(t, p)| (t * 60, p)).collect();
-        let none = notes(s, &flat);
-        assert!(none[1].starts_with("no hour-of-day cycle found in 5 complete days"), "{none:?}");
-        // Daily rows: the week.
-        let daily: Vec<(i64, Point)> =
-            noisy(9, 40, |i| if i % 7 >= 5 { 0.6 } else { 1.0 }).into_iter().map(|(t, p)| (t * 1440, p)).collect();
-        assert!(notes(s, &daily)[1].starts_with("day-of-week baselines in use"), "{:?}", notes(s, &daily));
-    }
-
-    #[test]
-    fn with_the_cycle_learnt_a_night_drop_is_caught_and_the_evening_peak_is_not() {
-        let s = ReplaySettings::default();
-        // A 60 % drop for 3 h at night on day 8 (a night is low anyway).
-        let drop = |i: usize| if (24 * 8 + 2..24 * 8 + 5).contains(&i) { 0.4 } else { 1.0 };
-        for scale in [0.004, 1.0, 3.0e6] {
-            let a = alerts(s, &cycle_hours(10, 10, scale, drop));
-            let at: Vec<usize> = a.iter().enumerate().filter(|x| *x.1).map(|x| x.0).collect();
-            assert!(at.contains(&(24 * 8 + 2)), "scale {scale}: {at:?}");
-            assert!(at.iter().all(|i| (24 * 8 + 2..24 * 8 + 6).contains(i) || *i < 24 * 3), "scale {scale}: {at:?}");
-        }
-    }
-
-    #[test]
-    fn a_shift_that_holds_becomes_the_new_normal() {
-        let s = ReplaySettings::default();
-        let shift = noisy(11, 300, |i| if i >= 100 { 1.35 } else { 1.0 });
-        let mut d = SeriesDetector::new(s);
-        let a: Vec<bool> = shift.iter().map(|(t, p)| d.push(*t, *p).1).collect();
-        let at: Vec<usize> = a.iter().enumerate().filter(|x| *x.1).map(|x| x.0).collect();
-        // Flagged as it starts, then taken as the level: not for the 48 rows of a window.
-        assert!(at.first() == Some(&100) && at.iter().all(|i| *i < 100 + s.confirm), "{at:?}");
-        assert!(
-            d.notes().iter().any(|n| n.starts_with("a shift from 1970-01-01 01:")
-                && n.ends_with("held for 6 rows and became the new normal")),
-            "{:?}",
-            d.notes()
-        );
     }
 
     #[test]
     fn rows_a_second_apart_are_judged_by_the_minute() {
-        // Clicks polled every second, about 3 a second; 60 % fewer for 10 minutes from 2:00.
+        // Clicks polled every second, about 3 a second; 60 % fewer for 20 minutes from 2:00.
         let mut rng = StdRng::seed_from_u64(12);
-        let drop = 120 * MIN..130 * MIN;
+        let drop = 120 * MIN..140 * MIN;
         let pts: Vec<(i64, Point)> = (0..4 * 3600)
             .map(|i| {
                 let t = i * 1_000;
@@ -1241,14 +922,9 @@ mod tests {
         let mut d = SeriesDetector::new(ReplaySettings::default());
         let a: Vec<bool> = pts.iter().map(|(t, p)| d.push(*t, *p).1).collect();
         let alerting: Vec<i64> = pts.iter().zip(&a).filter(|(_, a)| **a).map(|((t, _), _)| *t).collect();
-        // Each minute's verdict is given as the next begins, and held through it.
         let first = *alerting.first().expect("the drop is caught");
-        assert!((drop.start + MIN..=drop.start + 2 * MIN).contains(&first), "first alert at {first}");
-        let minutes: std::collections::BTreeSet<i64> = alerting.iter().map(|t| t / MIN).collect();
-        assert!(
-            alerting.iter().all(|t| (drop.start..drop.end + 2 * MIN).contains(t)),
-            "alerting in minutes {minutes:?}"
-        );
+        assert!((drop.start + MIN..=drop.start + 10 * MIN).contains(&first), "first alert at {}", first / MIN);
+        assert!(alerting.iter().all(|t| (drop.start..drop.end + 16 * MIN).contains(t)), "last at {}", alerting.last().unwrap() / MIN);
         assert_eq!(d.interval(), Some(1_000));
         let notes = d.notes();
         assert!(notes[0].starts_with("rows every 1s (median gap), judged 1m at a time"), "{notes:?}");
@@ -1257,8 +933,8 @@ mod tests {
     #[test]
     fn too_little_history_gives_no_score() {
         let mut d = SeriesDetector::new(ReplaySettings::default());
-        for i in 0..7 {
-            assert_eq!(d.push(i * MIN, Point::Value(if i == 6 { 100.0 } else { 1.0 })), (0.0, false));
+        for i in 0..24 {
+            assert_eq!(d.push(i * MIN, Point::Value(if i == 23 { 100.0 } else { 1.0 })), (0.0, false));
         }
     }
 
@@ -1273,8 +949,6 @@ mod tests {
         assert_eq!(e.to_string(), "r.csv:3: need 0 ≤ numerator ≤ denominator, got 12 of 10");
         let e = read_csv("1,2\nyesterday,3\n", "x.csv").unwrap_err();
         assert!(e.to_string().starts_with("x.csv:2: 'yesterday' is not a timestamp"), "{e}");
-        let e = read_csv("1,2\n0,3\n", "x.csv").unwrap_err();
-        assert!(e.to_string().contains("x.csv:2: 0 is earlier"), "{e}");
         assert!(read_csv("1,2\n2,nan\n", "x.csv").unwrap_err().to_string().contains("x.csv:2: value"));
         assert!(read_csv("1,2\n2,3,4\n", "x.csv").unwrap_err().to_string().contains("x.csv:2: 3 fields"));
     }
@@ -1293,14 +967,14 @@ mod tests {
         #[test]
         fn constant_and_binomial_noise_raise_nothing(seed in 0u64..500, p in 0.01f64..0.2, n in 2_000u64..50_000) {
             let s = ReplaySettings::default();
-            let flat: Vec<(i64, Point)> = (0..200).map(|i| (i * MIN, Point::Value(42.0))).collect();
-            prop_assert!(alerts(s, &flat).iter().all(|a| !a));
+            let flat: Vec<(i64, Point)> = (0..300).map(|i| (i * HOUR_MS, Point::Value(42.0))).collect();
+            prop_assert!(alerting(s, &flat).is_empty());
             let mut rng = StdRng::seed_from_u64(seed);
-            let noise: Vec<(i64, Point)> = (0..200)
-                .map(|i| (i * MIN, Point::Rate { num: Binomial::new(n, p).unwrap().sample(&mut rng) as f64, den: n as f64 }))
+            let noise: Vec<(i64, Point)> = (0..300)
+                .map(|i| (i * HOUR_MS, Point::Rate { num: Binomial::new(n, p).unwrap().sample(&mut rng) as f64, den: n as f64 }))
                 .collect();
-            let a = alerts(s, &noise);
-            prop_assert!(a.iter().all(|x| !x), "alert at {:?}", a.iter().position(|x| *x));
+            let at = alerting(s, &noise);
+            prop_assert!(at.is_empty(), "alert at {:?}", at);
         }
     }
 }

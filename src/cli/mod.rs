@@ -168,10 +168,9 @@ pub enum Cmd {
         to: Option<String>,
         #[arg(long, value_enum, default_value_t = crate::alert::replay::ReplayRule::Anomaly)]
         rule: crate::alert::replay::ReplayRule,
-        /// The season: `auto` (hour of day for rows up to 2 h apart, day of week for daily
-        /// rows, used once three seasons show it; rows whose window spans a quarter of the
-        /// season, hourly ones, wait for it, closer rows are judged against the window
-        /// meanwhile), `off`, or a period (24h, 7d).
+        /// The season: `auto` (each span also against the same time the day before for rows
+        /// up to 2 h apart, the week before for daily rows, where that explains the series
+        /// better than its level), `off`, or a period (24h, 7d).
         #[arg(long, default_value = "auto", value_parser = parse_season)]
         season: crate::alert::replay::Season,
         /// Score at or above which a point is anomalous: −log₁₀ of its tail probability
@@ -181,19 +180,20 @@ pub enum Cmd {
         /// Smallest relative change that counts (0.3 = 30 %).
         #[arg(long, default_value_t = 0.3)]
         min_change: f64,
-        /// Points in the baseline.
-        #[arg(long, default_value_t = 48)]
+        /// Points the baseline remembers (its weights fade over about as many).
+        #[arg(long, default_value_t = 6400)]
         window: usize,
-        /// Points seen before any verdict.
-        #[arg(long, default_value_t = 8)]
+        /// Points of each span seen before any verdict.
+        #[arg(long, default_value_t = 24)]
         min_history: usize,
-        /// Points in a row beyond the baseline on one side that make a new normal.
-        #[arg(long, default_value_t = 6)]
+        /// Alerting points in a row on one side that make a new normal (0: never; the
+        /// baseline follows a lasting shift by itself, more slowly).
+        #[arg(long, default_value_t = 0)]
         confirm: usize,
-        /// Weight of the newest point in the moving average of residuals that catches a
-        /// sustained change no single point shows, e.g. 0.1 (0, the default, turns it off).
-        #[arg(long, default_value_t = 0.0)]
-        smooth: f64,
+        /// Points after a score at the threshold whose scores are held at 0: an incident is
+        /// scored once (the alert column still shows each point beyond the threshold).
+        #[arg(long, default_value_t = 100)]
+        quiet: usize,
         /// Labelled incidents (`from,to,label` rows): print how the replayed alerts match them
         /// (precision, recall, delay, false alarms a week) instead of the rows.
         #[arg(long)]
@@ -615,7 +615,7 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             window,
             min_history,
             confirm,
-            smooth,
+            quiet,
             labels,
             ..
         }) => {
@@ -627,7 +627,7 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
                 window: (*window).max(2),
                 min_history: *min_history,
                 confirm: *confirm,
-                smooth: *smooth,
+                quiet: *quiet,
             };
             replay_command(csv, settings, labels.as_deref())
         }
