@@ -276,7 +276,8 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     std::fs::write(&csv, &text).unwrap();
     let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap()]);
     assert!(
-        stderr(&o).contains("replay: rows every 5m (median gap); the first 8 rows are the baseline"),
+        stderr(&o).contains("replay: rows every 5m (median gap)\n")
+            && stderr(&o).contains("(the first 24 rows of each are the baseline and are not judged)"),
         "{}",
         stderr(&o)
     );

@@ -504,7 +504,11 @@ impl Core {
             }
             let rel = if expected != 0.0 { value / expected - 1.0 } else { f64::INFINITY.copysign(value) };
             let score = score_of_z(z);
-            let counts = score >= self.s.threshold && rel.abs() >= self.s.min_change;
+            // The newest point must be part of the change: a spike's echo in the longer spans'
+            // means is not a new alert.
+            let own = if expected != 0.0 { (if rate { num / den } else { x }) / expected - 1.0 } else { rel };
+            let part = own.signum() == rel.signum() && own.abs() >= self.s.min_change / 2.0;
+            let counts = score >= self.s.threshold && rel.abs() >= self.s.min_change && part;
             best = Some(match best {
                 None => Judged { score, rel, z, counts },
                 Some(b) => {
