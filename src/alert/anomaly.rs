@@ -1,18 +1,19 @@
-//! Anomaly rules: a channel against its own recent behaviour.
+//! Anomaly rules: a channel against its own behaviour, with the one detector `cockpit replay
+//! --csv` runs (`replay::SeriesDetector`), so that what a replay says of a series is what the
+//! live rule says of the same hours.
 //!
-//! - **rates** (CTR, CVR) against the channel's own rate over the last day, tested with their
-//!   denominators (binomial, the baseline's own uncertainty included);
-//! - **counts** (clicks, results) against the same hour of day on previous days, tested as
-//!   Poisson with the day-to-day spread on top (negative-binomial style), so a quiet 3 a.m. is
-//!   not a drop and a busy 9 p.m. is not a spike;
-//! - **money** (CPC, CPM) against a robust baseline of the last two days' hourly values
-//!   (median/MAD), and CUSUM over the hourly values for drifts no single hour makes obvious.
+//! Each rule is one series of the channel's complete hours: CTR and CVR as successes out of
+//! trials, clicks, conversions and leads as counts, CPC and CPM as prices (an hour with too
+//! few clicks or impressions to price is left out). An hour without a reading is no point at
+//! all, not a zero; an hour after the day's budget ran out is no point of the counts. Each
+//! series' detector is fed every hour once, as it completes, and its verdict on the newest
+//! hour stands until the next one.
 //!
-//! Each verdict needs significance (a score at or above the threshold) *and* a change large
-//! enough to matter (`min_change`), so huge volumes do not turn trivia into alerts.
-//! Pure: hourly history and the current window in, verdicts out.
+//! A deviation in the good direction (more conversions, leads or conversion rate) is at most
+//! info: news, not an incident. Pure apart from the detectors' memory, kept with the history.
 
-use super::detect::{Cusum, median_mad, p_two_sided};
+use super::detect::{median_mad, p_two_sided};
+use super::replay::{Judgement, Point, ReplaySettings, SeriesDetector};
 use super::state::{Severity, Verdict};
 use crate::domain::format;
 use crate::domain::time::{DAY_MS, HOUR_MS};
@@ -20,8 +21,6 @@ use crate::domain::{Counters, Metric};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-/// CUSUM decision threshold for drifts, in σ.
-const DRIFT_H: f64 = 8.0;
 /// Hourly buckets kept per channel: a week of same-hour history and today.
 pub const HISTORY_HOURS: usize = 8 * 24;
 
@@ -57,6 +56,21 @@ pub struct HourlyHistory {
     hours: VecDeque<(i64, Counters)>,
     /// Baselines change only when an hour completes: computed once per hour, not per poll.
     cache: RefCell<Option<(CacheKey, Arc<Baselines>)>>,
+    /// The series' detectors, each complete hour fed once.
+    live: RefCell<Option<Live>>,
+}
+
+/// One channel's series detectors and how far they have been fed.
+#[derive(Debug, Clone)]
+struct Live {
+    settings: ReplaySettings,
+    offset_ms: i64,
+    daily_budget: f64,
+    detectors: Vec<SeriesDetector>,
+    /// The start of the newest hour fed.
+    fed: i64,
+    /// Per series, the verdict on the newest hour fed (`None`: that hour was no point of it).
+    last: Vec<Option<(Judgement, f64)>>,
 }
 
 impl HourlyHistory {
@@ -78,6 +92,7 @@ impl HourlyHistory {
     /// Replaces the history with stored hourly rollups (start of hour, counters).
     pub fn reset_from(&mut self, rollups: impl IntoIterator<Item = (i64, Counters)>) {
         self.hours.clear();
+        *self.live.get_mut() = None;
         for (h, c) in rollups {
             self.push(h + 1, &c);
         }
@@ -168,14 +183,22 @@ pub(super) struct Baselines {
     /// Clicks, conversions, leads by local hour of day: (median per ms, spread beyond Poisson
     /// as a coefficient of variation, days behind it), from earlier days only.
     pub(super) seasonal: [[Option<(f64, f64, usize)>; 24]; 3],
-    /// CPC, CPM: median and robust spread of the last two days' hours, and how many hours.
-    money: [Option<(f64, f64, usize)>; 2],
-    drift: Option<Verdict>,
+    /// Per series (`SERIES`), its detector's verdict on the newest complete hour.
+    series: Vec<Option<Verdict>>,
 }
 
 const RATES: [Metric; 2] = [Metric::Ctr, Metric::Cvr];
 const COUNTS: [Metric; 3] = [Metric::Clicks, Metric::Conversions, Metric::Leads];
-const MONEY: [Metric; 2] = [Metric::Cpc, Metric::Cpm];
+/// The live anomaly rules, one series each.
+pub const SERIES: [(&str, Metric); 7] = [
+    ("anomaly: ctr", Metric::Ctr),
+    ("anomaly: cvr", Metric::Cvr),
+    ("anomaly: clicks", Metric::Clicks),
+    ("anomaly: conversions", Metric::Conversions),
+    ("anomaly: leads", Metric::Leads),
+    ("anomaly: cpc", Metric::Cpc),
+    ("anomaly: cpm", Metric::Cpm),
+];
 
 fn hour_of_day(h: i64, offset_ms: i64) -> usize {
     ((h + offset_ms).rem_euclid(DAY_MS) / HOUR_MS) as usize
@@ -258,17 +281,54 @@ impl HourlyHistory {
             })
         });
 
-        let money = MONEY.map(|m| {
-            let values = hourly_values(&two_days, m, min_den(m, s));
-            if values.len() < 6 {
-                return None;
-            }
-            let (med, mad) = median_mad(&values)?;
-            // Prices wobble: the band is never narrower than 5 % of the level.
-            Some((med, (1.4826 * mad).max(0.05 * med.abs()), values.len()))
-        });
+        let series = self.feed(input, s, &capped);
+        Baselines { rate, seasonal, series }
+    }
 
-        Baselines { rate, seasonal, money, drift: drift(&complete, now, s, Metric::Cpc) }
+    /// Feeds every hour complete at `now` and not fed yet to the series' detectors (new ones,
+    /// from the oldest hour kept, when the settings, the offset or the budget changed), and
+    /// makes the verdicts on the newest.
+    fn feed(&self, input: &Input<'_>, s: &AnomalySettings, capped: &[i64]) -> Vec<Option<Verdict>> {
+        let settings = s.series();
+        let mut live = self.live.borrow_mut();
+        let stale = live
+            .as_ref()
+            .is_none_or(|l| l.settings != settings || l.offset_ms != input.offset_ms || l.daily_budget != input.daily_budget);
+        if stale {
+            *live = Some(Live {
+                settings,
+                offset_ms: input.offset_ms,
+                daily_budget: input.daily_budget,
+                detectors: SERIES.iter().map(|_| SeriesDetector::new(settings)).collect(),
+                fed: i64::MIN,
+                last: vec![None; SERIES.len()],
+            });
+        }
+        let live = live.as_mut().expect("set above");
+        let fed = live.fed;
+        for (h, c) in self.hours.iter().filter(|(h, _)| *h > fed && h + HOUR_MS <= input.now_ms) {
+            live.fed = *h;
+            let capped = capped.binary_search(h).is_ok();
+            for (k, (_, m)) in SERIES.iter().enumerate() {
+                live.last[k] = point_of(*m, c, s, capped).and_then(|(p, volume)| {
+                    live.detectors[k].push(*h, p);
+                    live.detectors[k].last().map(|j| (j, volume))
+                });
+            }
+        }
+        SERIES
+            .iter()
+            .zip(&live.last)
+            .map(|((_, m), last)| last.and_then(|(j, volume)| verdict_of(*m, &j, volume, s, input.offset_ms)))
+            .collect()
+    }
+
+    /// The verdict of a series' detector on the newest complete hour, as (score, alert): what
+    /// `replay --csv` prints for the same hours.
+    pub fn judged(&self, m: Metric) -> Option<(f64, bool)> {
+        let k = SERIES.iter().position(|(_, s)| *s == m)?;
+        let live = self.live.borrow();
+        live.as_ref()?.last[k].map(|(j, _)| (j.shown, j.alert))
     }
 }
 
@@ -314,58 +374,102 @@ impl Input<'_> {
     }
 }
 
-type Rule = fn(&Window<'_>, &AnomalySettings, usize) -> Option<Judged>;
-
-/// All anomaly verdicts for one channel: (rule name, verdict). Each rule is judged on the
-/// shortest window with enough volume and on the longer ones, and the most significant verdict
-/// stands. A rule with too little volume or history gives `None` (its alert stays as it is).
+/// All anomaly verdicts for one channel: (rule name, verdict). A rule with too little volume
+/// or history gives `None` (its alert stays as it is); so do the counts of a channel paused or
+/// out of budget (the drop is explained).
 pub fn evaluate(input: &Input<'_>, s: &AnomalySettings) -> Vec<(&'static str, Option<Verdict>)> {
     let base = input.history.baselines(input, s);
-    let windows = input.windows(&base);
-    let rules: [(&'static str, Rule, usize); 7] = [
-        ("anomaly: ctr", rate, 0),
-        ("anomaly: cvr", rate, 1),
-        ("anomaly: clicks", count, 0),
-        ("anomaly: conversions", count, 1),
-        ("anomaly: leads", count, 2),
-        ("anomaly: cpc", money, 0),
-        ("anomaly: cpm", money, 1),
-    ];
-    let mut out: Vec<(&'static str, Option<Verdict>)> = rules
+    SERIES
         .iter()
-        .map(|(name, rule, i)| {
-            let best = windows.iter().filter_map(|w| rule(w, s, *i)).max_by(|a, b| {
-                (a.active, a.score).partial_cmp(&(b.active, b.score)).unwrap_or(std::cmp::Ordering::Equal)
-            });
-            (*name, best.map(|j| (j.make)()))
+        .zip(&base.series)
+        .map(|((name, m), v)| {
+            let explained = input.counts_explained && COUNTS.contains(m);
+            (*name, if explained { None } else { v.clone() })
         })
-        .collect();
-    out.push(("anomaly: cpc drift", base.drift.clone()));
-    out
+        .collect()
 }
 
-/// A rule's finding on one window; the explanation is written only for the window that wins.
-struct Judged {
-    score: f64,
-    active: bool,
-    make: Box<dyn FnOnce() -> Verdict>,
+impl AnomalySettings {
+    /// The detector's settings: the threshold as a score (−log₁₀ of the tail probability).
+    pub fn series(&self) -> ReplaySettings {
+        let threshold = if self.threshold < 1.0 { -(1.0 - self.threshold).max(1e-300).log10() } else { self.threshold };
+        ReplaySettings { threshold, min_change: self.min_change, ..ReplaySettings::default() }
+    }
 }
 
-fn verdict(
-    score: f64,
-    active: bool,
-    severity: Severity,
-    observed: f64,
-    expected: (f64, f64),
-    summary: impl FnOnce() -> String + 'static,
-) -> Option<Judged> {
-    let make =
-        move || Verdict { active, severity, observed: Some(observed), expected: Some(expected), summary: summary() };
-    Some(Judged { score, active, make: Box::new(make) })
+/// An hour of a series, and the volume behind it (trials, or the count itself); `None` when
+/// the hour says nothing of it: no trials, too few clicks or impressions to price, or counts
+/// after the day's budget ran out.
+fn point_of(m: Metric, c: &Counters, s: &AnomalySettings, capped: bool) -> Option<(Point, f64)> {
+    let (x, n) = parts(m, c);
+    match m {
+        Metric::Ctr | Metric::Cvr => (n > 0.0).then_some((Point::Rate { num: x, den: n }, n)),
+        Metric::Cpc | Metric::Cpm => (n >= min_den(m, s)).then_some((Point::Price { amount: x, units: n }, n)),
+        _ => (!capped).then_some((Point::Value(x), x)),
+    }
 }
 
-fn severity_for(rel: f64) -> Severity {
-    if rel.abs() >= 0.5 { Severity::Crit } else { Severity::Warn }
+/// A series' judgement as a verdict, or `None` with too little volume to say.
+fn verdict_of(m: Metric, j: &Judgement, volume: f64, s: &AnomalySettings, offset_ms: i64) -> Option<Verdict> {
+    let enough = match m {
+        Metric::Ctr => volume >= s.min_impressions as f64,
+        Metric::Cvr => volume >= s.min_clicks as f64,
+        Metric::Clicks | Metric::Conversions | Metric::Leads => j.expected >= s.min_results as f64,
+        _ => true,
+    };
+    if !enough {
+        return None;
+    }
+    let local = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms + offset_ms).map_or_else(String::new, |t| t.format("%H:%M").to_string())
+    };
+    let end = j.at_ms + HOUR_MS;
+    let over = if j.span_ms <= HOUR_MS {
+        format!("in the hour to {}", local(end))
+    } else {
+        format!("over the {} to {}", format::span(j.span_ms), local(end))
+    };
+    let rarity = if j.score >= 9.0 {
+        "rarer than 1 in a billion hours".to_string()
+    } else {
+        format!("about 1 in {} hours", format::count(10f64.powf(j.score).round() as i64))
+    };
+    let since = j.since_ms.filter(|t| *t < j.at_ms).map(|t| format!(", since {}", local(t))).unwrap_or_default();
+    let counted = COUNTS.contains(&m);
+    let shown = |v: f64| if counted { format::count(v.round() as i64) } else { m.format(Some(v)) };
+    let summary = format!(
+        "{} {} {}: {} {over} vs usual {} ± {} ({rarity}){since}",
+        m.label(),
+        direction(j.rel),
+        format::percent(j.rel.abs()),
+        shown(j.value),
+        shown(j.expected),
+        shown(j.band),
+    );
+    Some(Verdict {
+        active: j.alert,
+        severity: severity_for(m, j.rel),
+        observed: Some(j.value),
+        expected: Some((j.expected, j.band)),
+        summary,
+    })
+}
+
+/// Crit from a change of half, warn below; info when the change is good news: more results
+/// (conversions, leads) or a higher conversion rate. Clicks and prices are not results.
+pub fn severity_for(m: Metric, rel: f64) -> Severity {
+    let good = match m {
+        Metric::Conversions | Metric::Leads | Metric::Cvr | Metric::Revenue | Metric::Roas => rel > 0.0,
+        Metric::Cpa | Metric::Cpl => rel < 0.0,
+        _ => false,
+    };
+    if good {
+        Severity::Info
+    } else if rel.abs() >= 0.5 {
+        Severity::Crit
+    } else {
+        Severity::Warn
+    }
 }
 
 fn direction(rel: f64) -> &'static str {
@@ -399,38 +503,6 @@ pub fn rate_test(x: f64, n: f64, base_x: f64, base_n: f64) -> Option<(f64, f64, 
     Some((z, 1.0 - p_two_sided(z), sd))
 }
 
-fn rate(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
-    let m = RATES[i];
-    let (x, n) = parts(m, &w.counters);
-    let min = if m == Metric::Ctr { s.min_impressions } else { s.min_clicks } as f64;
-    if n < min {
-        return None;
-    }
-    let (p0, bn) = w.base.rate[i]?;
-    if n * p0 < 20.0 || p0 <= 0.0 {
-        return None;
-    }
-    let (z, score, sd) = rate_test(x, n, p0 * bn, bn)?;
-    let rel = (x / n) / p0 - 1.0;
-    let active = score >= s.threshold && rel.abs() >= s.min_change;
-    let denom = if m == Metric::Ctr { "impressions" } else { "clicks" };
-    let span = w.to_ms - w.from_ms;
-    let summary = move || {
-        format!(
-            "{} {} {}: {} vs usual {} ± {}, z = {z:.1}, {} {denom} in {}",
-            m.label(),
-            direction(rel),
-            crate::domain::format::percent(rel.abs()),
-            m.format(Some(x / n)),
-            m.format(Some(p0)),
-            m.format(Some(2.0 * sd)),
-            format::count(n as i64),
-            crate::domain::format::span(span),
-        )
-    };
-    verdict(score, active, severity_for(rel), x / n, (p0, 2.0 * sd), summary)
-}
-
 /// The expected count over the window (each hour it overlaps at that hour's usual rate), the
 /// day-to-day spread as a coefficient of variation, and the fewest days behind any hour.
 /// `None` without three earlier days for every hour.
@@ -454,136 +526,9 @@ pub(super) fn count_sd(mu: f64, cv: f64, days: usize) -> f64 {
     ((mu + (cv * mu).powi(2)) * (1.0 + std::f64::consts::FRAC_PI_2 / days as f64)).sqrt()
 }
 
-fn count(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
-    if w.counts_explained {
-        return None;
-    }
-    let m = COUNTS[i];
-    let (mu, cv, days) = seasonal_expectation(w, i)?;
-    if mu < s.min_results as f64 {
-        return None;
-    }
-    let sd = count_sd(mu, cv, days);
-    let x = m.value(&w.counters).unwrap_or(0.0);
-    let z = (x - mu) / sd;
-    let score = 1.0 - p_two_sided(z);
-    let rel = x / mu - 1.0;
-    let active = score >= s.threshold && rel.abs() >= s.min_change;
-    let span = w.to_ms - w.from_ms;
-    let summary = move || {
-        format!(
-            "{} {} {}: {} in {} vs {:.0} ± {:.0} expected at this hour ({} previous days)",
-            m.label(),
-            direction(rel),
-            crate::domain::format::percent(rel.abs()),
-            format::count(x as i64),
-            crate::domain::format::span(span),
-            mu,
-            2.0 * sd,
-            days,
-        )
-    };
-    verdict(score, active, severity_for(rel), x, (mu, 2.0 * sd), summary)
-}
-
-/// Hourly values of a money metric with enough volume, newest first.
-fn hourly_values(hours: &[&(i64, Counters)], m: Metric, min_den: f64) -> Vec<f64> {
-    hours
-        .iter()
-        .filter_map(|(_, c)| {
-            let (x, n) = parts(m, c);
-            (n >= min_den).then(|| x / n)
-        })
-        .collect()
-}
-
+/// The volume an hour needs to be priced: a price over a few clicks is mostly chance.
 fn min_den(m: Metric, s: &AnomalySettings) -> f64 {
     if m == Metric::Cpm { s.min_impressions as f64 / 2.0 } else { s.min_clicks as f64 / 5.0 }
-}
-
-fn money(w: &Window<'_>, s: &AnomalySettings, i: usize) -> Option<Judged> {
-    let m = MONEY[i];
-    let (x, n) = parts(m, &w.counters);
-    if n < min_den(m, s) * 2.0 {
-        return None;
-    }
-    let (med, spread, hours) = w.base.money[i]?;
-    let v = x / n;
-    // The window's own sampling error (a price per click over few clicks) widens the band.
-    let sigma = (spread.powi(2) + v * v / n).sqrt().max(f64::MIN_POSITIVE);
-    let z = (v - med) / sigma;
-    let score = 1.0 - p_two_sided(z);
-    let rel = v / med - 1.0;
-    let active = score >= s.threshold && rel.abs() >= s.min_change;
-    let summary = move || {
-        format!(
-            "{} {} {}: {} vs usual {} ± {} (median of {hours} hours), z = {z:.1}",
-            m.label(),
-            direction(rel),
-            crate::domain::format::percent(rel.abs()),
-            m.format(Some(v)),
-            m.format(Some(med)),
-            m.format(Some(2.0 * sigma)),
-        )
-    };
-    verdict(score, active, severity_for(rel), v, (med, 2.0 * sigma), summary)
-}
-
-/// CUSUM over the last day's hourly values against the day before: a slow drift.
-/// `complete` is newest first.
-fn drift(complete: &[&(i64, Counters)], now: i64, s: &AnomalySettings, m: Metric) -> Option<Verdict> {
-    let reference_end = now - DAY_MS;
-    let reference_hours: Vec<&(i64, Counters)> = complete
-        .iter()
-        .copied()
-        .filter(|(h, _)| h + HOUR_MS <= reference_end && *h >= reference_end - 2 * DAY_MS)
-        .collect();
-    let reference = hourly_values(&reference_hours, m, min_den(m, s));
-    if reference.len() < 12 {
-        return None;
-    }
-    let (med, mad) = median_mad(&reference)?;
-    let sigma = (1.4826 * mad).max(0.05 * med.abs()).max(f64::MIN_POSITIVE);
-    let mut recent: Vec<(f64, f64)> = complete
-        .iter()
-        .take_while(|(h, _)| *h >= reference_end)
-        .filter_map(|(_, c)| {
-            let (x, n) = parts(m, c);
-            (n >= min_den(m, s)).then(|| (x / n, n))
-        })
-        .collect();
-    recent.reverse();
-    if recent.len() < 4 {
-        return None;
-    }
-    // Each hour standardised with its own sampling error (a quiet hour's price is noisy); no
-    // restart on alarm: the statistic stays high while the drift lasts. The slack of 1σ keeps
-    // ordinary noise from accumulating.
-    let mut cusum = Cusum { k: 1.0, h: f64::INFINITY, ..Cusum::default() };
-    for (v, n) in &recent {
-        cusum.push(((v - med) / (sigma * sigma + v * v / n).sqrt()).clamp(-4.0, 4.0));
-    }
-    let tail = &recent[recent.len().saturating_sub(3)..];
-    let last = tail.iter().map(|(v, _)| v).sum::<f64>() / tail.len() as f64;
-    let stat = cusum.up.max(cusum.down);
-    let rel = last / med - 1.0;
-    let up = cusum.up >= cusum.down;
-    let active = stat > DRIFT_H && rel.abs() >= s.min_change / 2.0;
-    let summary = format!(
-        "{} drifting {}: {} now vs {} the day before, CUSUM {stat:.1}σ over {} hours",
-        m.label(),
-        if up { "up" } else { "down" },
-        m.format(Some(last)),
-        m.format(Some(med)),
-        recent.len(),
-    );
-    Some(Verdict {
-        active,
-        severity: Severity::Warn,
-        observed: Some(last),
-        expected: Some((med, 2.0 * sigma)),
-        summary,
-    })
 }
 
 #[cfg(test)]
@@ -621,7 +566,9 @@ mod tests {
         (hist, rng)
     }
 
-    fn judge(hist: &HourlyHistory, counters: Counters, at: i64) -> Vec<(&'static str, bool)> {
+    /// The hour from `at` added to the history, and the rules' verdicts at its end.
+    fn judge_with(hist: &mut HourlyHistory, counters: Counters, at: i64, s: &AnomalySettings) -> Vec<(&'static str, Verdict)> {
+        hist.push(at + HOUR_MS, &counters);
         let recent = crate::domain::Recent::from_entries([(at, Counters::default()), (at + HOUR_MS, counters)], 10);
         let input = Input {
             recent: &recent,
@@ -632,10 +579,12 @@ mod tests {
             daily_budget: 0.0,
             history: hist,
         };
-        evaluate(&input, &AnomalySettings::default())
-            .into_iter()
-            .filter_map(|(n, v)| v.map(|v| (n, v.active)))
-            .collect()
+        evaluate(&input, s).into_iter().filter_map(|(n, v)| v.map(|v| (n, v))).collect()
+    }
+
+    fn judge(hist: &HourlyHistory, counters: Counters, at: i64) -> Vec<(&'static str, bool)> {
+        let mut hist = hist.clone();
+        judge_with(&mut hist, counters, at, &AnomalySettings::default()).into_iter().map(|(n, v)| (n, v.active)).collect()
     }
 
     fn fired(v: &[(&'static str, bool)]) -> Vec<&'static str> {
@@ -644,18 +593,18 @@ mod tests {
 
     #[test]
     fn normal_hours_across_the_day_raise_nothing() {
-        let (hist, mut rng) = history(7, 7);
-        for h in 0..24 {
+        let (mut hist, mut rng) = history(7, 7);
+        for h in 0..48 {
             let at = 7 * DAY_MS + h * HOUR_MS;
-            let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.0), at);
-            assert!(fired(&v).is_empty(), "hour {h}: {v:?}");
+            let v = judge_with(&mut hist, hour(&mut rng, weight(at), 0.015, 1.0), at, &AnomalySettings::default());
+            assert!(v.iter().all(|(_, v)| !v.active), "hour {h}: {v:?}");
         }
     }
 
     #[test]
     fn a_ctr_collapse_is_caught_with_its_volume() {
-        let (hist, mut rng) = history(8, 2);
-        let at = 2 * DAY_MS + 20 * HOUR_MS;
+        let (hist, mut rng) = history(8, 3);
+        let at = 3 * DAY_MS + 20 * HOUR_MS;
         let v = judge(&hist, hour(&mut rng, weight(at), 0.006, 1.0), at);
         assert!(fired(&v).contains(&"anomaly: ctr"), "{v:?}");
     }
@@ -665,43 +614,92 @@ mod tests {
         let (hist, mut rng) = history(9, 7);
         // 3 a.m. is quiet every day: not a drop.
         let night = 7 * DAY_MS + 3 * HOUR_MS;
-        assert!(fired(&judge(&hist, hour(&mut rng, weight(night), 0.015, 1.0), night)).is_empty());
-        // 8 p.m. at a third of its usual traffic is.
-        let evening = 7 * DAY_MS + 20 * HOUR_MS;
-        let v = judge(&hist, hour(&mut rng, weight(evening) / 3.0, 0.015, 1.0), evening);
+        let (mut quiet, mut r) = (hist.clone(), rng.clone());
+        for h in 0..=3 {
+            let at = 7 * DAY_MS + h * HOUR_MS;
+            let v = judge_with(&mut quiet, hour(&mut r, weight(at), 0.015, 1.0), at, &AnomalySettings::default());
+            assert!(v.iter().all(|(_, v)| !v.active), "{v:?}");
+        }
+        let _ = night;
+        // 8 p.m. at a third of its usual traffic is a drop; at 2.5 times, a spike.
+        let mut evening = hist.clone();
+        for h in 0..20 {
+            let at = 7 * DAY_MS + h * HOUR_MS;
+            evening.push(at + HOUR_MS, &hour(&mut rng, weight(at), 0.015, 1.0));
+        }
+        let at = 7 * DAY_MS + 20 * HOUR_MS;
+        let v = judge(&evening, hour(&mut rng, weight(at) / 3.0, 0.015, 1.0), at);
         assert!(fired(&v).contains(&"anomaly: clicks"), "{v:?}");
-        // A spike too.
-        let v = judge(&hist, hour(&mut rng, weight(evening) * 2.5, 0.015, 1.0), evening);
+        let v = judge(&evening, hour(&mut rng, weight(at) * 2.5, 0.015, 1.0), at);
         assert!(fired(&v).contains(&"anomaly: clicks"), "{v:?}");
     }
 
     #[test]
     fn too_little_history_or_volume_gives_no_verdict() {
         let (hist, mut rng) = history(10, 1);
-        let at = DAY_MS + 20 * HOUR_MS;
-        let v = judge(&hist, hour(&mut rng, weight(at) / 3.0, 0.015, 1.0), at);
-        assert!(!v.iter().any(|(n, _)| *n == "anomaly: clicks"), "one day is no seasonal baseline: {v:?}");
+        let mut short = HourlyHistory::default();
+        for (h, c) in hist.hours.iter().take(20) {
+            short.push(h + HOUR_MS, c);
+        }
+        let at = 20 * HOUR_MS;
+        let v = judge(&short, hour(&mut rng, weight(at) / 3.0, 0.015, 1.0), at);
+        assert!(v.is_empty(), "twenty hours are no baseline: {v:?}");
+        let (hist, _) = history(10, 3);
         let tiny = Counters { impressions: 300, clicks: 1, ..Counters::default() };
-        assert!(judge(&hist, tiny, at).iter().all(|(n, _)| !n.contains("ctr")));
+        assert!(judge(&hist, tiny, 3 * DAY_MS).iter().all(|(n, _)| !n.contains("ctr")));
     }
 
     #[test]
-    fn a_price_jump_and_a_slow_drift_are_both_caught() {
+    fn a_price_jump_and_a_steady_climb_are_caught() {
         let (hist, mut rng) = history(11, 3);
         let at = 3 * DAY_MS + 14 * HOUR_MS;
-        let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.8), at);
+        let mut jumped = hist.clone();
+        for h in 0..14 {
+            let t = 3 * DAY_MS + h * HOUR_MS;
+            jumped.push(t + HOUR_MS, &hour(&mut rng, weight(t), 0.015, 1.0));
+        }
+        let v = judge(&jumped, hour(&mut rng, weight(at), 0.015, 1.8), at);
         assert!(fired(&v).contains(&"anomaly: cpc"), "{v:?}");
         assert!(fired(&v).contains(&"anomaly: cpm"), "{v:?}");
 
-        // +2 % an hour for a day: no hour jumps, the drift adds up.
-        let (mut hist, mut rng) = history(12, 2);
+        // +4 % an hour: no hour jumps, the four-hour mean does.
+        let (mut hist, mut rng) = history(12, 3);
+        let mut first = None;
         for h in 0..24 {
-            let t = 2 * DAY_MS + h * HOUR_MS;
-            hist.push(t + HOUR_MS, &hour(&mut rng, weight(t), 0.015, 1.0 + 0.02 * h as f64));
+            let t = 3 * DAY_MS + h * HOUR_MS;
+            let v = judge_with(&mut hist, hour(&mut rng, weight(t), 0.015, 1.0 + 0.04 * h as f64), t, &AnomalySettings::default());
+            if first.is_none() && v.iter().any(|(n, v)| *n == "anomaly: cpc" && v.active) {
+                first = Some(h);
+            }
         }
-        let at = 3 * DAY_MS;
-        let v = judge(&hist, hour(&mut rng, weight(at), 0.015, 1.46), at);
-        assert!(fired(&v).contains(&"anomaly: cpc drift"), "{v:?}");
+        assert!(first.is_some_and(|h| h >= 8), "a steady climb caught at hour {first:?}");
+    }
+
+    #[test]
+    fn an_hour_without_a_reading_is_no_zero_and_good_news_does_not_page() {
+        let (mut hist, mut rng) = history(13, 7);
+        // Two hours without a reading, then the usual.
+        let at = 7 * DAY_MS + 14 * HOUR_MS;
+        let v = judge_with(&mut hist, hour(&mut rng, weight(at), 0.015, 1.0), at, &AnomalySettings::default());
+        assert!(v.iter().all(|(_, v)| !v.active), "{v:?}");
+        // Conversions triple: news, not an incident.
+        let mut rng = StdRng::seed_from_u64(14);
+        let mut hist = HourlyHistory::default();
+        for h in 0..7 * 24 + 12 {
+            let t = h * HOUR_MS;
+            hist.push(t + HOUR_MS, &hour(&mut rng, 5.0 * weight(t), 0.015, 1.0));
+        }
+        let at = 7 * DAY_MS + 12 * HOUR_MS;
+        let mut surge = hour(&mut rng, 5.0 * weight(at), 0.015, 1.0);
+        surge.conversions *= 3;
+        let v = judge_with(&mut hist, surge, at, &AnomalySettings::default());
+        let conv = v.iter().find(|(n, _)| *n == "anomaly: conversions").map(|(_, v)| v.clone()).expect("judged");
+        assert!(conv.active && conv.severity == Severity::Info, "{conv:?}");
+        assert!(conv.summary.starts_with("Conv up "), "{}", conv.summary);
+        assert!(conv.summary.contains("in the hour to 13:00 vs usual") && conv.summary.contains("(about 1 in ") || conv.summary.contains("(rarer than"), "{}", conv.summary);
+        assert_eq!(severity_for(Metric::Conversions, -0.6), Severity::Crit);
+        assert_eq!(severity_for(Metric::Cpc, -0.6), Severity::Crit);
+        assert_eq!(severity_for(Metric::Cpc, 0.35), Severity::Warn);
     }
 
     proptest::proptest! {
@@ -710,7 +708,7 @@ mod tests {
         fn poisson_noise_at_any_level_raises_nothing(seed in 0u64..10_000, level in 0.05f64..5.0, at_hour in 0i64..24) {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut hist = HourlyHistory::default();
-            for h in 0..7 * 24 {
+            for h in 0..7 * 24 + at_hour {
                 let t = h * HOUR_MS;
                 hist.push(t + HOUR_MS, &hour(&mut rng, weight(t) * level, 0.015, 1.0));
             }

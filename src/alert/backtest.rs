@@ -125,6 +125,12 @@ pub fn changes_csv(changes: &[Change], campaign: &Campaign) -> String {
 }
 
 impl<'a> ChannelReplay<'a> {
+    /// What the anomaly rule on `m` made of the newest complete hour: (score, alert), as
+    /// `replay --csv` prints them for the same series.
+    pub fn judged(&self, m: crate::domain::Metric) -> Option<(f64, bool)> {
+        self.history.judged(m)
+    }
+
     /// `channel` of `campaign`; an error names the channels it has.
     pub fn new(campaign: &'a Campaign, channel: &str) -> Result<Self, String> {
         if campaign.channel(channel).is_none() {
@@ -239,6 +245,49 @@ mod tests {
         assert!(cpl.iter().any(|l| l.contains(",firing,")), "{out}");
         assert!(cpl.last().unwrap().contains(",resolved,"), "{out}");
         assert!(cpl.iter().any(|l| l.contains("P(CPL > 200.00)")), "{out}");
+    }
+
+    /// One detector, two drivers: a channel's hourly counters through the live rules, and the
+    /// same hours as bare series through `replay --csv`, give the same score and alert at
+    /// every hour, a clicks drop and a CTR collapse included.
+    #[test]
+    fn the_live_rules_and_the_bare_replay_agree_hour_by_hour() {
+        use super::super::replay::{Point, ReplaySettings, Row, run};
+        use crate::domain::Metric;
+        use rand::SeedableRng;
+        use rand_distr::{Binomial, Distribution, Poisson};
+        let c = campaign();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let start = c.start_ms() + 24 * 3_600_000;
+        let mut hours = Vec::new();
+        for h in 0..24 * 12 {
+            let cycle = 1.0 + 0.6 * ((h % 24) as f64 / 24.0 * std::f64::consts::TAU).sin();
+            let drop = if (24 * 9 + 5..24 * 9 + 8).contains(&h) { 0.4 } else { 1.0 };
+            let ctr = if (24 * 10 + 12..24 * 10 + 15).contains(&h) { 0.008 } else { 0.02 };
+            let impressions = Poisson::new(20_000.0 * cycle * drop).unwrap().sample(&mut rng) as u64;
+            let clicks = Binomial::new(impressions, ctr).unwrap().sample(&mut rng);
+            let counters = Counters { impressions, clicks, spend: clicks as f64 * 0.01, ..Counters::default() };
+            hours.push((start + (h + 1) * 3_600_000, counters));
+        }
+        let mut r = ChannelReplay::new(&c, "baidu-search").unwrap();
+        let mut live = (Vec::new(), Vec::new());
+        for (at, counters) in &hours {
+            r.push(*at, counters, false);
+            live.0.push(r.judged(Metric::Clicks).unwrap_or((0.0, false)));
+            live.1.push(r.judged(Metric::Ctr).unwrap_or((0.0, false)));
+        }
+        let s = crate::alert::anomaly::AnomalySettings::default().series();
+        let rows = |point: &dyn Fn(&Counters) -> Point| -> Vec<Row> {
+            hours.iter().map(|(at, c)| Row { stamp: at.to_string(), at_ms: *at, point: point(c) }).collect()
+        };
+        let clicks = run(&rows(&|c| Point::Value(c.clicks as f64)), s).scores;
+        let ctr = run(&rows(&|c| Point::Rate { num: c.clicks as f64, den: c.impressions as f64 }), s).scores;
+        assert_eq!(live.0, clicks);
+        assert_eq!(live.1, ctr);
+        let alerts = |v: &[(f64, bool)]| v.iter().enumerate().filter(|(_, x)| x.1).map(|(i, _)| i).collect::<Vec<_>>();
+        assert!(alerts(&clicks).contains(&(24 * 9 + 5)), "the drop: {:?}", alerts(&clicks));
+        assert!(alerts(&ctr).contains(&(24 * 10 + 12)), "the collapse: {:?}", alerts(&ctr));
+        assert_eq!(s, ReplaySettings { threshold: s.threshold, ..ReplaySettings::default() });
     }
 
     #[test]

@@ -86,18 +86,20 @@ impl Default for ReplaySettings {
     }
 }
 
-/// One observation: a value, or successes out of trials.
+/// One observation: a value, successes out of trials, or an amount over units (a price: spend
+/// over clicks), whose own sampling error shrinks with its units.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Point {
     Value(f64),
     Rate { num: f64, den: f64 },
+    Price { amount: f64, units: f64 },
 }
 
 impl Point {
     pub fn value(self) -> f64 {
         match self {
             Point::Value(v) => v,
-            Point::Rate { num, den } => {
+            Point::Rate { num, den } | Point::Price { amount: num, units: den } => {
                 if den > 0.0 {
                     num / den
                 } else {
@@ -134,12 +136,14 @@ const DENSE_CONFIRM: usize = 5;
 /// A streaming detector over one series. Rows polled every few seconds say little one by one
 /// (a count of 3 a second drops to 1 by chance): they are judged a minute at a time, each row
 /// carrying the verdict of the last complete minute.
+#[derive(Debug, Clone)]
 pub struct SeriesDetector {
     core: Core,
     rows: Rows,
 }
 
 /// How the rows reach the detector, decided from the gaps between the first of them.
+#[derive(Debug, Clone)]
 enum Rows {
     /// The first rows, until their gaps are known.
     Undecided(Vec<(i64, Point)>),
@@ -148,23 +152,25 @@ enum Rows {
 }
 
 /// The rows of the bucket being filled, and the verdict the last complete one got.
+#[derive(Debug, Clone)]
 struct Pack {
     /// The median gap between the rows themselves.
     gap: i64,
     bucket: i64,
     sum: (f64, f64),
     rows: u32,
-    rate: bool,
+    /// The kind of the first row (its numbers aside).
+    kind: Point,
     last: (f64, bool),
 }
 
 impl Pack {
     /// The bucket's point: the mean of its values, or its successes out of its trials.
     fn point(&self) -> Point {
-        if self.rate {
-            Point::Rate { num: self.sum.0, den: self.sum.1 }
-        } else {
-            Point::Value(self.sum.0 / f64::from(self.rows.max(1)))
+        match self.kind {
+            Point::Rate { .. } => Point::Rate { num: self.sum.0, den: self.sum.1 },
+            Point::Price { .. } => Point::Price { amount: self.sum.0, units: self.sum.1 },
+            Point::Value(_) => Point::Value(self.sum.0 / f64::from(self.rows.max(1))),
         }
     }
 }
@@ -198,7 +204,7 @@ impl SeriesDetector {
                 }
                 let (num, den) = match p {
                     Point::Value(v) => (v, 0.0),
-                    Point::Rate { num, den } => (num, den),
+                    Point::Rate { num, den } | Point::Price { amount: num, units: den } => (num, den),
                 };
                 if num.is_finite() && den.is_finite() {
                     pack.sum.0 += num;
@@ -217,15 +223,22 @@ impl SeriesDetector {
                     // A minute is no hour: a shift is the new normal once it holds for five
                     // times as many minutes (half an hour at the default).
                     self.core.s.confirm *= DENSE_CONFIRM;
-                    let rate = matches!(first[0].1, Point::Rate { .. });
+                    let kind = first[0].1;
                     let bucket = first[0].0.div_euclid(DENSE_BUCKET);
-                    self.rows = Rows::Packed(Pack { gap, bucket, sum: (0.0, 0.0), rows: 0, rate, last: (0.0, false) });
+                    self.rows = Rows::Packed(Pack { gap, bucket, sum: (0.0, 0.0), rows: 0, kind, last: (0.0, false) });
                 } else {
                     self.rows = Rows::Each;
                 }
                 first.into_iter().map(|(t, p)| self.push(t, p)).last().unwrap_or((0.0, false))
             }
         }
+    }
+
+    /// The verdict on the newest point judged (for rows judged by the bucket, the last
+    /// complete bucket); `None` before there is one, or when the newest point could not be
+    /// judged.
+    pub fn last(&self) -> Option<Judgement> {
+        self.core.last
     }
 
     /// What the replay should say about its model: the rate, the season and what it still
@@ -311,6 +324,7 @@ struct Feature {
 /// The detector proper, over rows or over buckets of dense rows: each point's span means
 /// against what the series has done before, scored as −log₁₀ of the two-sided tail
 /// probability, the most unusual span standing for the point.
+#[derive(Debug, Clone)]
 struct Core {
     s: ReplaySettings,
     /// The first points, until the interval is known.
@@ -335,6 +349,9 @@ struct Core {
     clock_back: Option<(i64, i64, usize)>,
     last_t: Option<i64>,
     points: usize,
+    last: Option<Judgement>,
+    /// The points are prices: amounts over units, not successes out of trials.
+    priced: bool,
 }
 
 /// What a point was judged to be: its score (the most unusual span's), the change and side
@@ -346,6 +363,33 @@ struct Judged {
     rel: f64,
     z: f64,
     counts: bool,
+    /// The standing span's value, what was expected and the half-width of its usual band
+    /// (2σ), and its rows.
+    value: f64,
+    expected: f64,
+    band: f64,
+    rows: usize,
+}
+
+/// The verdict on the newest point, for a person: how unusual it is and against what.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    pub at_ms: i64,
+    /// −log₁₀ of the tail probability (before an incident's later points are held at 0).
+    pub score: f64,
+    /// The score as the replay's score column shows it (an incident's later points at 0).
+    pub shown: f64,
+    pub alert: bool,
+    /// The mean (or rate) over the span that stands for the point, and the span.
+    pub value: f64,
+    pub span_ms: i64,
+    /// What was expected and the half-width of the usual band.
+    pub expected: f64,
+    pub band: f64,
+    /// The change against the expected, relative.
+    pub rel: f64,
+    /// When the run of alerting points this one belongs to began.
+    pub since_ms: Option<i64>,
 }
 
 impl Core {
@@ -366,6 +410,8 @@ impl Core {
             clock_back: None,
             last_t: None,
             points: 0,
+            last: None,
+            priced: false,
         }
     }
 
@@ -392,10 +438,30 @@ impl Core {
             return (0.0, false);
         }
         let Some((x, num, den)) = parts_of(p) else { return (0.0, false) };
+        self.priced = matches!(p, Point::Price { .. });
         let judged = self.judge(t, x, num, den);
         self.learn(t, x, num, den, judged.is_some_and(|j| j.counts));
-        let Some(j) = judged else { return (0.0, false) };
+        let Some(j) = judged else {
+            self.last = None;
+            return (0.0, false);
+        };
         let alert = j.counts;
+        let since_ms = match self.last {
+            Some(l) if alert && l.alert && l.rel.signum() == j.rel.signum() => l.since_ms,
+            _ => alert.then_some(t),
+        };
+        let last = Judgement {
+            at_ms: t,
+            score: j.score,
+            shown: 0.0,
+            alert,
+            value: j.value,
+            span_ms: self.interval.unwrap_or(HOUR_MS) * j.rows as i64,
+            expected: j.expected,
+            band: j.band,
+            rel: j.rel,
+            since_ms,
+        };
         // A run of alerts on one side that holds is the new normal: the level restarts from
         // the span means, so a lasting shift stops alerting once it has been said.
         self.run = if alert && self.run.0 == j.z.signum() { (self.run.0, self.run.1 + 1) } else { (j.z.signum(), usize::from(alert)) };
@@ -411,6 +477,7 @@ impl Core {
             }
             j.score
         };
+        self.last = Some(Judgement { shown: score, ..last });
         (score, alert)
     }
 
@@ -470,7 +537,8 @@ impl Core {
 
     /// The point against each span's history; `None` until there is enough of it.
     fn judge(&self, t: i64, x: f64, num: f64, den: f64) -> Option<Judged> {
-        let rate = den > 0.0;
+        let ratio = den > 0.0;
+        let rate = ratio && !self.priced;
         let diff = self.season_ago(t).map(|v| x - v);
         let mut best: Option<Judged> = None;
         for f in &self.features {
@@ -478,7 +546,7 @@ impl Core {
                 continue;
             }
             let (mean, sn, sd, d) = self.span_means(f.rows, x, num, den, diff);
-            let value = if rate { sn / sd } else { mean };
+            let value = if ratio { sn / sd } else { mean };
             let level = f.level.mean;
             let mut z = f.level.z(value);
             // A season that explains the series: against the same time a season before.
@@ -486,12 +554,22 @@ impl Core {
                 f.seasonal.n >= self.s.min_history.max(2) && f.seasonal.sd() < SEASON_EXPLAINS * f.level.sd()
             });
             let mut expected = level;
+            let mut band = 2.0 * f.level.sd();
             if let Some(d) = seasonal {
                 let zs = f.seasonal.z(d);
                 if zs.abs() > z.abs() {
                     z = zs;
                     expected = value - (d - f.seasonal.mean);
+                    band = 2.0 * f.seasonal.sd();
                 }
+            }
+            if self.priced {
+                // A price over few units is partly chance: its own sampling error (about the
+                // price over √units) widens the band.
+                let sampling = value * value / sd.max(1.0);
+                let spread = if z.abs() > 0.0 { (value - expected) / z } else { 0.0 };
+                z = (value - expected) / (spread * spread + sampling).sqrt().max(f64::MIN_POSITIVE);
+                band = 2.0 * (spread * spread + sampling).sqrt();
             }
             if rate {
                 // Successes out of trials: no more unusual than the volume allows.
@@ -506,15 +584,15 @@ impl Core {
             let score = score_of_z(z);
             // The newest point must be part of the change: a spike's echo in the longer spans'
             // means is not a new alert.
-            let own = if expected != 0.0 { (if rate { num / den } else { x }) / expected - 1.0 } else { rel };
+            let own = if expected != 0.0 { (if ratio { num / den } else { x }) / expected - 1.0 } else { rel };
             let part = own.signum() == rel.signum() && own.abs() >= self.s.min_change / 2.0;
             let counts = score >= self.s.threshold && rel.abs() >= self.s.min_change && part;
+            let j = Judged { score, rel, z, counts, value, expected, band, rows: f.rows };
             best = Some(match best {
-                None => Judged { score, rel, z, counts },
+                None => j,
                 Some(b) => {
-                    let stands = (counts, score) > (b.counts, b.score);
-                    let (rel, z) = if stands { (rel, z) } else { (b.rel, b.z) };
-                    Judged { score: score.max(b.score), rel, z, counts: counts || b.counts }
+                    let stands = if (counts, score) > (b.counts, b.score) { j } else { b };
+                    Judged { score: score.max(b.score), counts: counts || b.counts, ..stands }
                 }
             });
         }
@@ -659,7 +737,11 @@ impl Core {
 fn parts_of(p: Point) -> Option<(f64, f64, f64)> {
     match p {
         Point::Value(v) if v.is_finite() => Some((v, 0.0, 0.0)),
-        Point::Rate { num, den } if den > 0.0 && num.is_finite() && den.is_finite() => Some((num / den, num, den)),
+        Point::Rate { num, den } | Point::Price { amount: num, units: den }
+            if den > 0.0 && num.is_finite() && den.is_finite() =>
+        {
+            Some((num / den, num, den))
+        }
         _ => None,
     }
 }
