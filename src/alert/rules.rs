@@ -38,7 +38,10 @@ pub fn defaults(kind: RuleKind) -> Resolved {
         RuleKind::Kpi => (3 * HOUR_MS, timing(15, 30), 0.05),
         RuleKind::Pacing => (24 * HOUR_MS, timing(30, 60), 0.15),
         RuleKind::Anomaly | RuleKind::Traffic => (30 * MINUTE_MS, timing(10, 30), AnomalySettings::default().threshold),
-        RuleKind::Health => (0, timing(0, 0), 1.0),
+        // A source is judged failing after 3 failed polls in a row and 2 minutes: one
+        // refused connection or a short flap pages no one; back within 5 minutes, the same
+        // incident goes on.
+        RuleKind::Health => (0, timing(2, 5), 3.0),
     };
     Resolved {
         enabled: true,

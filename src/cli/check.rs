@@ -1,5 +1,7 @@
 //! `cockpit check`: evaluate every rule once against the stored data and one fresh poll of
 //! every source, print what is firing, and exit 0 (nothing), 1 (warnings) or 2 (critical).
+//! An alert someone has acknowledged is listed but left out of the exit code (someone is on
+//! it) unless `--include-acked`.
 //! Alert states are stored, so a check run from cron every few minutes moves an alert from
 //! pending to firing exactly as the cockpit would.
 
@@ -34,13 +36,22 @@ struct Row<'a> {
     acked_by: Option<&'a str>,
 }
 
+/// How the report is written and what counts toward the exit code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Output {
+    pub json: bool,
+    pub utc: bool,
+    /// Acknowledged alerts count toward the exit code too.
+    pub include_acked: bool,
+}
+
 /// Polls the sources of `campaign` (every campaign when `None`) once, evaluates the rules, and
-/// returns the report to print and the exit code. A dry run (`json, dry_run`) stores nothing.
+/// returns the report to print and the exit code. A dry run stores nothing.
 pub async fn run(
     store: Store,
     clock: SharedClock,
     campaign: Option<&str>,
-    (json, dry_run, utc): (bool, bool, bool),
+    (out, dry_run): (Output, bool),
     interval: Duration,
     token: (Option<&crate::poll::Secret>, bool),
     secrets: &std::collections::BTreeMap<String, crate::poll::Secret>,
@@ -81,18 +92,20 @@ pub async fn run(
     }
     engine.publish();
     let snap = snapshots.borrow().clone();
-    Ok(report(&snap, campaign, json, utc))
+    Ok(report(&snap, campaign, out))
 }
 
-/// The firing (unsilenced) alerts of the selection, worst first, and the exit code. Times are
-/// each campaign's local time with its offset, or UTC.
-pub fn report(snap: &Snapshot, campaign: Option<&str>, json: bool, utc: bool) -> (String, u8) {
+/// The firing (unsilenced) alerts of the selection, worst first, and the exit code (of the
+/// alerts not acknowledged, unless `include_acked`). Times are each campaign's local time with
+/// its offset, or UTC.
+pub fn report(snap: &Snapshot, campaign: Option<&str>, Output { json, utc, include_acked }: Output) -> (String, u8) {
     let selected = |a: &&Alert| campaign.is_none_or(|id| a.key.campaign == id) && snap.silence_of(a).is_none();
     let mut firing: Vec<&Alert> =
         snap.alerts.iter().filter(selected).filter(|a| a.state == AlertState::Firing).collect();
     firing.sort_by_key(|a| std::cmp::Reverse(a.severity));
     let pending: Vec<&Alert> = snap.alerts.iter().filter(selected).filter(|a| a.state == AlertState::Pending).collect();
-    let code = match firing.first().map(|a| a.severity) {
+    let counted = firing.iter().filter(|a| include_acked || a.ack.is_none()).map(|a| a.severity).max();
+    let code = match counted {
         Some(Severity::Crit) => CRIT,
         Some(Severity::Warn) => WARN,
         _ => OK,
@@ -140,10 +153,16 @@ pub fn report(snap: &Snapshot, campaign: Option<&str>, json: bool, utc: bool) ->
             r.summary
         ));
     }
+    let acked = firing.iter().filter(|a| a.ack.is_some()).count();
     out.push_str(&format!(
-        "{} firing ({} critical), {} pending\n",
+        "{} firing ({} critical{}), {} pending\n",
         firing.len(),
         firing.iter().filter(|a| a.severity == Severity::Crit).count(),
+        match (acked, include_acked) {
+            (0, _) => String::new(),
+            (n, false) => format!(", {n} acknowledged and not in the exit code"),
+            (n, true) => format!(", {n} acknowledged"),
+        },
         pending.len()
     ));
     (out, code)

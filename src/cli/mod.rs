@@ -275,6 +275,10 @@ pub enum Cmd {
         /// Times in UTC instead of each campaign's time zone.
         #[arg(long)]
         utc: bool,
+        /// Count acknowledged alerts in the exit code too (by default someone is on them: they
+        /// are listed, and left out).
+        #[arg(long)]
+        include_acked: bool,
     },
 }
 
@@ -500,16 +504,17 @@ fn init_file_log() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 /// Runs a command; the process exit code on success (0 but for `check`).
 pub fn run(cli: Cli) -> color_eyre::Result<u8> {
     let cli = layered(cli)?;
-    if let Some(Cmd::Check { campaign, json, dry_run, utc }) = &cli.command {
+    if let Some(Cmd::Check { campaign, json, dry_run, utc, include_acked }) = &cli.command {
         let db = cli.db.clone().unwrap_or_else(default_db);
+        let out = check::Output { json: *json, utc: *utc, include_acked: *include_acked };
         let checked = match serve::served(&cli, &db) {
-            Some(sock) => serve::check_via_service(&sock, campaign.as_deref(), *json, *utc),
+            Some(sock) => serve::check_via_service(&sock, campaign.as_deref(), out),
             None => if *dry_run { read_store(&db) } else { open_store(&db) }.and_then(|store| {
                 runtime()?.block_on(check::run(
                     store,
                     Arc::new(SystemClock),
                     campaign.as_deref(),
-                    (*json, *dry_run, *utc),
+                    (out, *dry_run),
                     cli.interval.unwrap_or(Duration::from_secs(10)),
                     (cli.source_token.as_ref(), cli.token_over_http),
                     &cli.secrets,

@@ -488,8 +488,7 @@ fn answered((code, text): (u8, String), output: Option<PathBuf>) -> color_eyre::
 pub fn check_via_service(
     sock: &Target,
     campaign: Option<&str>,
-    json: bool,
-    utc: bool,
+    out: super::check::Output,
 ) -> color_eyre::Result<(String, u8)> {
     let snap = runtime()?.block_on(client::snapshot(sock, &os_user()))?;
     if let Some(id) = campaign
@@ -498,7 +497,7 @@ pub fn check_via_service(
         let known: Vec<&str> = snap.campaigns.iter().map(|c| c.campaign.id.as_str()).collect();
         return Err(BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
     }
-    Ok(super::check::report(&snap, campaign, json, utc))
+    Ok(super::check::report(&snap, campaign, out))
 }
 
 /// The cockpit attached to the service at `sock`.
