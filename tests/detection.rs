@@ -124,9 +124,7 @@ fn incidents_are_caught_quickly_and_quiet_weeks_stay_quiet() {
     // The same week without incidents: no anomaly alert at all.
     let quiet = Scenario { events: Vec::new(), ..sc };
     let fired = run(quiet, 7);
-    let anomalies: Vec<_> = fired
-        .iter()
-        .filter(|((_, rule, _), _)| rule.starts_with("anomaly") || rule.starts_with("traffic"))
-        .collect();
+    let anomalies: Vec<_> =
+        fired.iter().filter(|((_, rule, _), _)| rule.starts_with("anomaly") || rule.starts_with("traffic")).collect();
     assert!(anomalies.is_empty(), "anomaly or traffic alerts in a quiet week:\n{}", listing(&fired, start));
 }

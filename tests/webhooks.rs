@@ -92,6 +92,13 @@ fn snapshot(alerts: Vec<Alert>) -> Arc<Snapshot> {
     })
 }
 
+/// The demo campaign's name, its douyin channel's name and source as a message shows it.
+fn names() -> (String, String, String) {
+    let c = demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+    let ch = c.channel("douyin").unwrap();
+    (c.name.clone(), ch.name.clone(), webhook::shown_source(&ch.source))
+}
+
 struct Run {
     snaps: watch::Sender<Arc<Snapshot>>,
     engine: mpsc::Receiver<Command>,
@@ -117,6 +124,9 @@ fn target(kind: Kind, url: &str, secret: Option<&str>) -> Target {
         secret: secret.map(str::to_string),
         severities: vec![Severity::Crit],
         per_minute: 600,
+        group_wait: Duration::ZERO,
+        group_interval: Duration::ZERO,
+        repeat_interval: Duration::from_secs(4 * 3600),
     }
 }
 
@@ -141,18 +151,27 @@ async fn each_kind_says_fired_then_resolved_in_its_platforms_shape() {
                 Kind::Dingtalk | Kind::Wecom => v["text"]["content"].as_str().unwrap().to_string(),
             }
         };
+        let (name, channel, source) = names();
+        let host = webhook::host_name();
         assert_eq!(
             text(&fired),
-            "[FIRING crit] 618-promo/douyin · health: source failing: HTTP 503\nfirst step: read spend in the console (@ops)",
+            format!(
+                "[FIRING crit] {name} (618-promo) / {channel} (douyin) · health: source failing: HTTP 503\nat 1970-01-01 08:00 +08:00 on {host} · source {source}\nfirst step: read spend in the console (@ops)"
+            ),
             "{kind:?}"
         );
-        assert!(text(&resolved).starts_with("[RESOLVED] 618-promo/douyin · health"), "{kind:?}");
+        assert!(
+            text(&resolved).starts_with(&format!("[RESOLVED] {name} (618-promo) / {channel} (douyin) · health")),
+            "{kind:?}"
+        );
         match kind {
             Kind::Json => {
                 assert_eq!(fired["status"], "firing");
                 assert_eq!(resolved["status"], "resolved");
                 assert_eq!(fired["campaign"], "618-promo");
-                assert_eq!(fired["runbook"], "read spend in the console (@ops)");
+                assert_eq!(fired["host"], webhook::host_name());
+                assert_eq!(fired["alerts"][0]["plan"], "read spend in the console (@ops)");
+                assert_eq!(fired["alerts"][0]["channel_name"], names().1);
             }
             Kind::Dingtalk => {
                 // As DingTalk checks it: HMAC-SHA256 of "timestamp\nsecret" keyed by the secret.
@@ -214,6 +233,6 @@ async fn severities_a_target_does_not_take_stay_out() {
     let run = start(target(Kind::Slack, &r.url, None), snapshot(vec![info, crit]));
     // The info alert comes first in the list: had it been taken, it would be the first message.
     let (_, only) = next(&mut r).await;
-    assert!(only["text"].as_str().unwrap().contains("618-promo/tmall-ztc"), "{only}");
+    assert!(only["text"].as_str().unwrap().contains("(tmall-ztc) · health"), "{only}");
     run.task.abort();
 }

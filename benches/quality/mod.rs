@@ -331,8 +331,7 @@ pub fn bench_quality() {
     println!(
         "detection quality, {SERIES} labelled series per scenario (heavy tails, 3 % rows missing, jittered times)"
     );
-    let detectors: [&dyn Detector; 4] =
-        [&Ours(0), &Ours(6), &Windowed { robust: false }, &Windowed { robust: true }];
+    let detectors: [&dyn Detector; 4] = [&Ours(0), &Ours(6), &Windowed { robust: false }, &Windowed { robust: true }];
     let mut totals = vec![(0.0, 0.0); detectors.len()];
     for sc in SCENARIOS {
         println!("  {}", sc.name);

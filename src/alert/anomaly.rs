@@ -293,9 +293,9 @@ impl HourlyHistory {
     fn feed(&self, input: &Input<'_>, s: &AnomalySettings, capped: &[i64]) -> Vec<Option<Verdict>> {
         let settings = s.series();
         let mut live = self.live.borrow_mut();
-        let stale = live
-            .as_ref()
-            .is_none_or(|l| l.settings != settings || l.offset_ms != input.offset_ms || l.daily_budget != input.daily_budget);
+        let stale = live.as_ref().is_none_or(|l| {
+            l.settings != settings || l.offset_ms != input.offset_ms || l.daily_budget != input.daily_budget
+        });
         if stale {
             *live = Some(Live {
                 settings,
@@ -396,7 +396,12 @@ impl AnomalySettings {
     /// and three days of hours before a verdict (a day's cycle is learnt from the days before).
     pub fn series(&self) -> ReplaySettings {
         let threshold = if self.threshold < 1.0 { -(1.0 - self.threshold).max(1e-300).log10() } else { self.threshold };
-        ReplaySettings { threshold, min_change: self.min_change, min_history: LIVE_MIN_HOURS, ..ReplaySettings::default() }
+        ReplaySettings {
+            threshold,
+            min_change: self.min_change,
+            min_history: LIVE_MIN_HOURS,
+            ..ReplaySettings::default()
+        }
     }
 }
 
@@ -424,7 +429,8 @@ fn verdict_of(m: Metric, j: &Judgement, volume: f64, s: &AnomalySettings, offset
         return None;
     }
     let local = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms + offset_ms).map_or_else(String::new, |t| t.format("%H:%M").to_string())
+        chrono::DateTime::from_timestamp_millis(ms + offset_ms)
+            .map_or_else(String::new, |t| t.format("%H:%M").to_string())
     };
     let end = j.at_ms + HOUR_MS;
     let over = if j.span_ms <= HOUR_MS {
@@ -570,7 +576,12 @@ mod tests {
     }
 
     /// The hour from `at` added to the history, and the rules' verdicts at its end.
-    fn judge_with(hist: &mut HourlyHistory, counters: Counters, at: i64, s: &AnomalySettings) -> Vec<(&'static str, Verdict)> {
+    fn judge_with(
+        hist: &mut HourlyHistory,
+        counters: Counters,
+        at: i64,
+        s: &AnomalySettings,
+    ) -> Vec<(&'static str, Verdict)> {
         hist.push(at + HOUR_MS, &counters);
         let recent = crate::domain::Recent::from_entries([(at, Counters::default()), (at + HOUR_MS, counters)], 10);
         let input = Input {
@@ -587,7 +598,10 @@ mod tests {
 
     fn judge(hist: &HourlyHistory, counters: Counters, at: i64) -> Vec<(&'static str, bool)> {
         let mut hist = hist.clone();
-        judge_with(&mut hist, counters, at, &AnomalySettings::default()).into_iter().map(|(n, v)| (n, v.active)).collect()
+        judge_with(&mut hist, counters, at, &AnomalySettings::default())
+            .into_iter()
+            .map(|(n, v)| (n, v.active))
+            .collect()
     }
 
     fn fired(v: &[(&'static str, bool)]) -> Vec<&'static str> {
@@ -670,7 +684,12 @@ mod tests {
         let mut first = None;
         for h in 0..24 {
             let t = 3 * DAY_MS + h * HOUR_MS;
-            let v = judge_with(&mut hist, hour(&mut rng, weight(t), 0.015, 1.0 + 0.04 * h as f64), t, &AnomalySettings::default());
+            let v = judge_with(
+                &mut hist,
+                hour(&mut rng, weight(t), 0.015, 1.0 + 0.04 * h as f64),
+                t,
+                &AnomalySettings::default(),
+            );
             if first.is_none() && v.iter().any(|(n, v)| *n == "anomaly: cpc" && v.active) {
                 first = Some(h);
             }
@@ -699,7 +718,12 @@ mod tests {
         let conv = v.iter().find(|(n, _)| *n == "anomaly: conversions").map(|(_, v)| v.clone()).expect("judged");
         assert!(conv.active && conv.severity == Severity::Info, "{conv:?}");
         assert!(conv.summary.starts_with("Conv up "), "{}", conv.summary);
-        assert!(conv.summary.contains("in the hour to 13:00 vs usual") && conv.summary.contains("(about 1 in ") || conv.summary.contains("(rarer than"), "{}", conv.summary);
+        assert!(
+            conv.summary.contains("in the hour to 13:00 vs usual") && conv.summary.contains("(about 1 in ")
+                || conv.summary.contains("(rarer than"),
+            "{}",
+            conv.summary
+        );
         assert_eq!(severity_for(Metric::Conversions, -0.6), Severity::Crit);
         assert_eq!(severity_for(Metric::Cpc, -0.6), Severity::Crit);
         assert_eq!(severity_for(Metric::Cpc, 0.35), Severity::Warn);

@@ -464,7 +464,11 @@ impl Core {
         };
         // A run of alerts on one side that holds is the new normal: the level restarts from
         // the span means, so a lasting shift stops alerting once it has been said.
-        self.run = if alert && self.run.0 == j.z.signum() { (self.run.0, self.run.1 + 1) } else { (j.z.signum(), usize::from(alert)) };
+        self.run = if alert && self.run.0 == j.z.signum() {
+            (self.run.0, self.run.1 + 1)
+        } else {
+            (j.z.signum(), usize::from(alert))
+        };
         if self.s.confirm > 0 && self.run.1 >= self.s.confirm {
             self.adopt(t);
         }
@@ -621,9 +625,10 @@ impl Core {
             }
         }
         if self.period.is_some() {
-            let usable = self.features.iter().any(|f| {
-                f.seasonal.n >= self.s.min_history.max(2) && f.seasonal.sd() < SEASON_EXPLAINS * f.level.sd()
-            });
+            let usable = self
+                .features
+                .iter()
+                .any(|f| f.seasonal.n >= self.s.min_history.max(2) && f.seasonal.sd() < SEASON_EXPLAINS * f.level.sd());
             if usable && self.season_used.is_none() {
                 let f = self.features.iter().find(|f| f.seasonal.n > 0).copied().unwrap_or_default();
                 self.season_used = Some((t, f.seasonal.sd() / f.level.sd().max(f64::MIN_POSITIVE)));
@@ -717,7 +722,11 @@ impl Core {
             });
         }
         for at in &self.shifts {
-            out.push(format!("a shift from {} held for {} points and became the new normal", stamp(*at), self.s.confirm));
+            out.push(format!(
+                "a shift from {} held for {} points and became the new normal",
+                stamp(*at),
+                self.s.confirm
+            ));
         }
         if let Some((from, to, n)) = self.clock_back {
             out.push(format!(
@@ -921,7 +930,10 @@ mod tests {
         assert!(last < 200 + 48, "alerting until {last}");
         // With `confirm`, the new level is adopted at once.
         let (_, notes) = run_points(ReplaySettings { confirm: 3, ..s }, &shift);
-        assert!(notes.iter().any(|n| n.starts_with("a shift from 1970-01-09 08:00 UTC held for 3 points")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.starts_with("a shift from 1970-01-09 08:00 UTC held for 3 points")),
+            "{notes:?}"
+        );
     }
 
     /// Hourly points with a strong daily cycle (low at night) over `days`.
@@ -940,7 +952,10 @@ mod tests {
             assert!(at.iter().all(|i| (24 * 12 + 11..24 * 12 + 18).contains(i)), "scale {scale}: {at:?}");
         }
         let (_, notes) = run_points(s, &cycle_hours(10, 14, 1.0, |_| 1.0));
-        assert!(notes.iter().any(|n| n.starts_with("also judged against the same time the day before from")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.starts_with("also judged against the same time the day before from")),
+            "{notes:?}"
+        );
         let flat = hourly(8, 24 * 6, |_| 1.0);
         let (_, notes) = run_points(s, &flat);
         assert!(notes.iter().any(|n| n.starts_with("not judged against the same time the day before")), "{notes:?}");
@@ -976,7 +991,8 @@ mod tests {
         }
         let (out, notes) = run_points(s, &back);
         assert!(out.iter().all(|(_, a)| !a));
-        let said: Vec<&String> = notes.iter().filter(|n| n.starts_with("the clock goes back 30m from 1970-01-07 05:00 UTC")).collect();
+        let said: Vec<&String> =
+            notes.iter().filter(|n| n.starts_with("the clock goes back 30m from 1970-01-07 05:00 UTC")).collect();
         assert_eq!(said.len(), 1, "{notes:?}");
         let rows = read_csv("t,v\n2014-01-07 02:55:00,1\n2014-01-07 02:00:00,2\n", "x.csv").unwrap();
         assert_eq!(rows.len(), 2);
@@ -1010,7 +1026,11 @@ mod tests {
         let alerting: Vec<i64> = pts.iter().zip(&a).filter(|(_, a)| **a).map(|((t, _), _)| *t).collect();
         let first = *alerting.first().expect("the drop is caught");
         assert!((drop.start + MIN..=drop.start + 10 * MIN).contains(&first), "first alert at {}", first / MIN);
-        assert!(alerting.iter().all(|t| (drop.start..drop.end + 16 * MIN).contains(t)), "last at {}", alerting.last().unwrap() / MIN);
+        assert!(
+            alerting.iter().all(|t| (drop.start..drop.end + 16 * MIN).contains(t)),
+            "last at {}",
+            alerting.last().unwrap() / MIN
+        );
         assert_eq!(d.interval(), Some(1_000));
         let notes = d.notes();
         assert!(notes[0].starts_with("rows every 1s (median gap), judged 1m at a time"), "{notes:?}");

@@ -718,6 +718,58 @@ daily_budget = 1000.0
         assert!(find(&out, "health").unwrap().1.as_ref().unwrap().active);
     }
 
+    /// A source down 15 s and up 40 s, three times over, pages no one; one down for 3 minutes
+    /// fires once, and a flap back within 5 minutes of its recovery stays that one incident.
+    #[test]
+    fn a_flapping_source_makes_no_page_and_an_outage_one_incident() {
+        use super::super::state::{Transition, step_all};
+        let c = campaign("");
+        let start = c.start_ms() + HOUR_MS;
+        let none = Recent::default();
+        let mut alerts = std::collections::BTreeMap::new();
+        // (down?, from, to) in seconds after `start`, judged every 5 s as the engine does.
+        let run = |spans: &[(bool, i64, i64)], alerts: &mut std::collections::BTreeMap<_, _>| {
+            let mut moves = Vec::new();
+            let mut failures = 0u32;
+            for (down, from, to) in spans {
+                for s in (*from..*to).step_by(5) {
+                    let now = start + s * 1_000;
+                    failures = if *down { failures + 1 } else { 0 };
+                    let mut ch = input(&none);
+                    ch.health = if *down { Health::Failing } else { Health::Ok };
+                    ch.failures = failures;
+                    ch.last_error = down.then_some("connection refused");
+                    let active = |k: &AlertKey| {
+                        alerts.get(k).is_some_and(|a: &super::super::state::Alert| {
+                            a.state != super::super::state::AlertState::Resolved
+                        })
+                    };
+                    let out = evaluate(
+                        &CampaignInput { campaign: &c, totals: Counters::default(), has_data: true },
+                        std::slice::from_ref(&ch),
+                        now,
+                        &active,
+                        &|_| true,
+                    );
+                    let health: Vec<_> = out.into_iter().filter(|(k, _, _)| k.rule == "health").collect();
+                    moves.extend(step_all(alerts, health, now).into_iter().map(|m| m.transition));
+                }
+            }
+            moves
+        };
+        let moves = run(
+            &[(true, 0, 15), (false, 15, 55), (true, 55, 70), (false, 70, 110), (true, 110, 125), (false, 125, 400)],
+            &mut alerts,
+        );
+        assert!(!moves.contains(&Transition::Fired), "{moves:?}");
+        alerts.clear();
+        let moves =
+            run(&[(true, 1000, 1180), (false, 1180, 1300), (true, 1300, 1500), (false, 1500, 2200)], &mut alerts);
+        let fired = moves.iter().filter(|m| **m == Transition::Fired).count();
+        let resolved = moves.iter().filter(|m| **m == Transition::Resolved).count();
+        assert_eq!((fired, resolved), (1, 1), "{moves:?}");
+    }
+
     #[test]
     fn clear_verdicts_of_channels_without_alerts_are_left_out() {
         let c = campaign("");

@@ -111,8 +111,13 @@ pub enum Status {
     /// Firing still, said again after `repeat_interval`.
     StillFiring,
     Resolved,
-    Acked { by: String },
-    Silenced { until_ms: i64, by: String },
+    Acked {
+        by: String,
+    },
+    Silenced {
+        until_ms: i64,
+        by: String,
+    },
 }
 
 /// One alert's news, with what a person on call needs written out.
@@ -150,7 +155,11 @@ pub fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name = if ok { String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == 0).unwrap_or(0)]).into_owned() } else { String::new() };
+    let name = if ok {
+        String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == 0).unwrap_or(0)]).into_owned()
+    } else {
+        String::new()
+    };
     if name.is_empty() { "unknown host".into() } else { name }
 }
 
@@ -221,7 +230,8 @@ fn item(snap: &Snapshot, status: Status, alert: Alert, at_ms: i64) -> Item {
     let channel = view.and_then(|v| v.campaign.channel(&alert.key.channel));
     let channel_name = channel.map_or_else(|| alert.key.channel.clone(), |c| c.name.clone());
     let source = channel.map(|c| shown_source(&c.source));
-    let offset = view.map(|v| *v.campaign.start.offset()).unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
+    let offset =
+        view.map(|v| *v.campaign.start.offset()).unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
     let at = chrono::DateTime::from_timestamp_millis(at_ms)
         .map(|t| t.with_timezone(&offset).format("%Y-%m-%d %H:%M %:z").to_string())
         .unwrap_or_default();
@@ -316,7 +326,9 @@ impl Grouper {
             g.last_sent_ms = Some(now);
             out.push(Event { campaign: campaign.clone(), host: host.to_string(), items });
         }
-        self.groups.retain(|c, g| !g.news.is_empty() || self.told.keys().any(|k| k.campaign == *c) || g.last_sent_ms.is_none());
+        self.groups.retain(|c, g| {
+            !g.news.is_empty() || self.told.keys().any(|k| k.campaign == *c) || g.last_sent_ms.is_none()
+        });
         out
     }
 
@@ -351,7 +363,8 @@ fn item_text(i: &Item, host: &str) -> String {
             format!("SILENCED until {until} by {by}")
         }
     };
-    let channel = if a.key.channel.is_empty() { String::new() } else { format!(" / {} ({})", i.channel_name, a.key.channel) };
+    let channel =
+        if a.key.channel.is_empty() { String::new() } else { format!(" / {} ({})", i.channel_name, a.key.channel) };
     let mut t = format!("[{head}] {} ({}){channel} · {}: {}", i.campaign_name, a.key.campaign, a.key.rule, a.summary);
     t.push_str(&format!("\nat {} on {host}", i.at));
     if let Some(s) = &i.source {
@@ -577,6 +590,139 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::{Ack, Silence};
+    use crate::engine::snapshot::CampaignView;
+
+    const S: i64 = 1_000;
+    const MIN: i64 = 60 * S;
+    const T0: i64 = 1_781_000_000_000;
+
+    fn firing(channel: &str, fired: i64) -> Alert {
+        Alert {
+            key: AlertKey { campaign: "618-promo".into(), channel: channel.into(), rule: "health".into() },
+            state: AlertState::Firing,
+            severity: Severity::Crit,
+            since_ms: fired,
+            fired_ms: Some(fired),
+            clear_since_ms: None,
+            resolved_ms: None,
+            observed: None,
+            expected: None,
+            summary: "source failing: connection refused".into(),
+            ack: None,
+        }
+    }
+
+    fn snap(now: i64, alerts: Vec<Alert>, silences: Vec<Silence>) -> Snapshot {
+        let c = crate::demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+        Snapshot {
+            now_ms: now,
+            campaigns: vec![Arc::new(CampaignView::new(Arc::new(c), Vec::new(), now))],
+            alerts: Arc::new(alerts),
+            silences: Arc::new(silences),
+            ..Default::default()
+        }
+    }
+
+    fn timing() -> Timing {
+        Target {
+            kind: Kind::Json,
+            url: "http://127.0.0.1/".into(),
+            secret: None,
+            severities: default_severities(),
+            per_minute: 20,
+            group_wait: default_group_wait(),
+            group_interval: default_group_interval(),
+            repeat_interval: default_repeat_interval(),
+        }
+        .timing()
+    }
+
+    /// Looks at a snapshot at `now` and returns the messages due then, each as its items'
+    /// (channel, status).
+    fn step(g: &mut Grouper, now: i64, alerts: Vec<Alert>, silences: Vec<Silence>) -> Vec<Vec<(String, Status)>> {
+        let s = snap(now, alerts, silences);
+        g.observe(&s, &default_severities());
+        g.due(&s, now, timing(), "ops-1")
+            .into_iter()
+            .map(|e| e.items.into_iter().map(|i| (i.alert.key.channel, i.status)).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_campaigns_news_waits_to_be_grouped_then_comes_no_more_than_once_an_interval() {
+        let mut g = Grouper::default();
+        let (a, b) = (firing("douyin", T0), firing("baidu-search", T0 + 10 * S));
+        assert!(step(&mut g, T0, vec![a.clone()], vec![]).is_empty(), "group_wait");
+        assert!(step(&mut g, T0 + 10 * S, vec![a.clone(), b.clone()], vec![]).is_empty());
+        assert_eq!(g.next_due(timing()), Some(T0 + 30 * S));
+        let first = step(&mut g, T0 + 30 * S, vec![a.clone(), b.clone()], vec![]);
+        assert_eq!(first, vec![vec![("douyin".into(), Status::Firing), ("baidu-search".into(), Status::Firing)]]);
+        // A flap: resolved, fired again, resolved and fired again within the interval.
+        let mut flapped = Vec::new();
+        for (k, up) in [false, true, false, true].into_iter().enumerate() {
+            let now = T0 + (60 + 30 * k as i64) * S;
+            let alerts = if up { vec![a.clone(), firing("baidu-search", now)] } else { vec![a.clone()] };
+            flapped.extend(step(&mut g, now, alerts, vec![]));
+        }
+        assert!(flapped.is_empty(), "nothing before the group interval: {flapped:?}");
+        let later = T0 + 30 * S + 5 * MIN;
+        let next = step(&mut g, later, vec![a.clone(), firing("baidu-search", T0 + 150 * S)], vec![]);
+        assert_eq!(next.len(), 1, "one message for the interval's news");
+        let resolves = next[0].iter().filter(|(_, s)| *s == Status::Resolved).count();
+        assert_eq!(resolves, 2, "no resolve is lost: {next:?}");
+    }
+
+    #[test]
+    fn an_ack_and_a_silence_are_told_once_and_a_firing_alert_is_said_again_after_four_hours() {
+        let mut g = Grouper::default();
+        let mut a = firing("douyin", T0);
+        let b = firing("baidu-search", T0);
+        assert!(step(&mut g, T0, vec![a.clone(), b.clone()], vec![]).is_empty());
+        assert_eq!(step(&mut g, T0 + 30 * S, vec![a.clone(), b.clone()], vec![]).len(), 1);
+        a.ack = Some(Ack { by: "mei".into(), at_ms: T0 + MIN });
+        let acked = step(&mut g, T0 + 6 * MIN, vec![a.clone(), b.clone()], vec![]);
+        assert_eq!(acked, vec![vec![("douyin".into(), Status::Acked { by: "mei".into() })]]);
+        assert!(step(&mut g, T0 + 12 * MIN, vec![a.clone(), b.clone()], vec![]).is_empty(), "told once");
+        // Four hours on: the one nobody acknowledged is said again.
+        let again = step(&mut g, T0 + 6 * MIN + 4 * 60 * MIN, vec![a.clone(), b.clone()], vec![]);
+        assert_eq!(again, vec![vec![("baidu-search".into(), Status::StillFiring)]]);
+        // A silence: told with its end, and no resolve follows it.
+        let silence = Silence::for_alert(&b.key, T0 + 5 * 60 * MIN, 2 * 60 * MIN, "lee");
+        let silenced = step(&mut g, T0 + 5 * 60 * MIN, vec![a.clone(), b.clone()], vec![silence.clone()]);
+        assert_eq!(
+            silenced,
+            vec![vec![("baidu-search".into(), Status::Silenced { until_ms: T0 + 7 * 60 * MIN, by: "lee".into() })]]
+        );
+        assert!(
+            step(&mut g, T0 + 6 * 60 * MIN, vec![a.clone()], vec![silence])
+                .iter()
+                .flatten()
+                .all(|(c, _)| c != "baidu-search")
+        );
+    }
+
+    #[test]
+    fn an_item_says_who_where_when_from_which_source_and_what_to_do() {
+        let s = snap(T0, vec![], vec![]);
+        let i = item(&s, Status::Firing, firing("douyin", T0), T0);
+        let text = item_text(&i, "ops-1");
+        let c = crate::demo::campaigns().into_iter().find(|c| c.id == "618-promo").unwrap();
+        let ch = c.channel("douyin").unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "[FIRING crit] {} (618-promo) / {} (douyin) · health: source failing",
+                c.name, ch.name
+            )),
+            "{text}"
+        );
+        assert!(text.contains(" on ops-1 · source "), "{text}");
+        assert!(text.ends_with("no contingency plan") || text.contains("first step: "), "{text}");
+        assert_eq!(
+            shown_source("https://u:p@api.example.com/stats?access_token=abc&day=1&sign=x"),
+            "https://api.example.com/stats?access_token=%E2%80%A6&day=1&sign=%E2%80%A6"
+        );
+    }
 
     /// The signatures of the platforms' documentation examples' shape: recomputed here from
     /// the definition, and stable.
