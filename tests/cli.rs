@@ -210,6 +210,11 @@ fn check_reports_firing_alerts_with_an_exit_code_for_scripts() {
     // 5 h 10 min in: the webinar's e-mail platform answers HTTP 500.
     let (_rt, _server, files) = demo_network(dir.path(), 5 * 3_600_000 + 10 * 60_000);
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    // The health rule fires at its third failed poll in a row (a check tries a failing source
+    // that often) once pending for its `for`: none here.
+    let webinar = files.iter().find(|f| f.ends_with("q2-webinar.toml")).unwrap();
+    let text = std::fs::read_to_string(webinar).unwrap();
+    std::fs::write(webinar, format!("{text}\n[alerts.health]\nfor = \"0s\"\n")).unwrap();
     assert!(cockpit(&db, &[&["campaign", "import"][..], &files[..]].concat()).status.success());
 
     let o = cockpit(&db, &["check", "--campaign", "q2-webinar"]);
@@ -249,8 +254,8 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     let db = dir.path().join("db");
     let csv = dir.path().join("cpc.csv");
     let mut text = String::from("timestamp,value\n");
-    for i in 0..60 {
-        let v = if i == 50 { 4.8 } else { 2.0 + 0.05 * ((i * 7) % 5) as f64 };
+    for i in 0..120 {
+        let v = if i == 100 { 4.8 } else { 2.0 + 0.05 * ((i * 7) % 5) as f64 };
         text.push_str(&format!("{},{v}\n", 1_780_880_400 + i * 300));
     }
     std::fs::write(&csv, &text).unwrap();
@@ -259,12 +264,12 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     let out = stdout(&o);
     let rows: Vec<&str> = out.lines().collect();
     assert_eq!(rows[0], "timestamp,value,score,alert");
-    assert_eq!(rows.len(), 61);
+    assert_eq!(rows.len(), 121);
     let alerts: Vec<usize> = rows[1..].iter().enumerate().filter(|(_, r)| r.ends_with(",1")).map(|(i, _)| i).collect();
-    assert_eq!(alerts, [50], "{out}");
+    assert_eq!(alerts, [100], "{out}");
     // No look-ahead: the rows before the spike score the same without it.
     let cut = dir.path().join("cut.csv");
-    std::fs::write(&cut, text.lines().take(50).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(&cut, text.lines().take(100).collect::<Vec<_>>().join("\n")).unwrap();
     let before = stdout(&cockpit(&db, &["replay", "--csv", cut.to_str().unwrap()]));
     assert!(out.starts_with(&before), "scores changed by later rows");
 
@@ -277,7 +282,7 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap()]);
     assert!(
         stderr(&o).contains("replay: rows every 5m (median gap)\n")
-            && stderr(&o).contains("(the first 24 rows of each are the baseline and are not judged)"),
+            && stderr(&o).contains("(the first 72 rows of each are the baseline and are not judged)"),
         "{}",
         stderr(&o)
     );
@@ -285,7 +290,7 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     let labels = dir.path().join("labels.csv");
     std::fs::write(
         &labels,
-        format!("from,to,label\n{},{},cpc spike\n", 1_780_880_400 + 50 * 300, 1_780_880_400 + 51 * 300),
+        format!("from,to,label\n{},{},cpc spike\n", 1_780_880_400 + 100 * 300, 1_780_880_400 + 101 * 300),
     )
     .unwrap();
     let o = cockpit(&db, &["replay", "--csv", csv.to_str().unwrap(), "--labels", labels.to_str().unwrap()]);
@@ -293,7 +298,7 @@ fn replay_scores_a_series_without_look_ahead_and_names_bad_lines() {
     let out = stdout(&o);
     assert!(
         out.starts_with(
-            "label,from,to,found,delay\ncpc spike,2026-06-08T05:10:00+00:00,2026-06-08T05:15:00+00:00,yes,0s\n"
+            "label,from,to,found,delay\ncpc spike,2026-06-08T09:20:00+00:00,2026-06-08T09:25:00+00:00,yes,0s\n"
         ),
         "{out}"
     );

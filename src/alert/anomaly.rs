@@ -21,8 +21,6 @@ use crate::domain::{Counters, Metric};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-/// Complete hours a channel's series needs before the anomaly rules judge it.
-pub const LIVE_MIN_HOURS: usize = 72;
 /// Hourly buckets kept per channel: a week of same-hour history and today.
 pub const HISTORY_HOURS: usize = 8 * 24;
 
@@ -392,16 +390,11 @@ pub fn evaluate(input: &Input<'_>, s: &AnomalySettings) -> Vec<(&'static str, Op
 }
 
 impl AnomalySettings {
-    /// The detector's settings: the threshold as a score (−log₁₀ of the tail probability),
-    /// and three days of hours before a verdict (a day's cycle is learnt from the days before).
+    /// The detector's settings, the replay's defaults: the threshold as a score (−log₁₀ of
+    /// the tail probability); 72 points, three days of hours, before a verdict.
     pub fn series(&self) -> ReplaySettings {
         let threshold = if self.threshold < 1.0 { -(1.0 - self.threshold).max(1e-300).log10() } else { self.threshold };
-        ReplaySettings {
-            threshold,
-            min_change: self.min_change,
-            min_history: LIVE_MIN_HOURS,
-            ..ReplaySettings::default()
-        }
+        ReplaySettings { threshold, min_change: self.min_change, ..ReplaySettings::default() }
     }
 }
 

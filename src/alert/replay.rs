@@ -79,7 +79,7 @@ impl Default for ReplaySettings {
             threshold: 5.0,
             min_change: 0.3,
             window: 6400,
-            min_history: 24,
+            min_history: 72,
             confirm: 0,
             quiet: 100,
         }

@@ -183,8 +183,8 @@ pub enum Cmd {
         /// Points the baseline remembers (its weights fade over about as many).
         #[arg(long, default_value_t = 6400)]
         window: usize,
-        /// Points of each span seen before any verdict.
-        #[arg(long, default_value_t = 24)]
+        /// Points of each span seen before any verdict (72: three days of hours, as live).
+        #[arg(long, default_value_t = 72)]
         min_history: usize,
         /// Alerting points in a row on one side that make a new normal (0: never; the
         /// baseline follows a lasting shift by itself, more slowly).
