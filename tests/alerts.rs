@@ -15,8 +15,9 @@ use std::time::Duration;
 fn demo_incidents_fire_resolve_and_acks_persist() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = Harness::demo(dir.path());
-    // The e-mail platform fails from +5h for 40 minutes.
-    h.run_minutes(5 * 60 + 2);
+    // The e-mail platform fails from +5h for 40 minutes: its alert fires 2 minutes after the
+    // third failed poll.
+    h.run_minutes(5 * 60 + 4);
     let snap = h.snapshot();
     let health =
         snap.alerts.iter().find(|a| a.key.channel == "email-edm" && a.key.rule == "health").expect("a health alert");
@@ -38,7 +39,7 @@ fn demo_incidents_fire_resolve_and_acks_persist() {
     h.engine.publish();
     let acked = h.snapshot().alerts.iter().find(|a| a.key == health.key).unwrap().clone();
     assert_eq!(acked.ack.as_ref().map(|a| a.by.as_str()), Some("oncall"));
-    // The source recovers at +5h40m; health alerts resolve at once.
+    // The source recovers at +5h40m; the health alert resolves 5 minutes later.
     h.run_minutes(45);
     let resolved = h.snapshot().alerts.iter().find(|a| a.key == health.key).unwrap().clone();
     assert_eq!(resolved.state, AlertState::Resolved);
@@ -58,7 +59,7 @@ fn demo_incidents_fire_resolve_and_acks_persist() {
 fn silences_hide_an_alert_until_they_expire_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = Harness::demo(dir.path());
-    h.run_minutes(5 * 60 + 2);
+    h.run_minutes(5 * 60 + 4);
     let snap = h.snapshot();
     let failing = snap.alerts.iter().find(|a| a.key.channel == "email-edm" && a.key.rule == "health").unwrap().clone();
     let (crit_before, _, _) = snap.alert_counts();
