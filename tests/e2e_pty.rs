@@ -631,8 +631,9 @@ fn keys_answer_while_every_source_hangs() {
     // Every source has timed out once: the sources show as failing.
     s.wait_for("the sources failing", |sc| sc.contains("sources ●0 ✖5"));
     let mut worst = Duration::ZERO;
-    for (key, shows) in [("4", "source failing"), ("2", "Channel"), ("5", "journal ("), ("1", "▸"), ("?", "Keys —")]
-    {
+    // The alerts screen by its own keys in the footer (its health alerts wait for their
+    // hold-down, which is not what is timed here).
+    for (key, shows) in [("4", "a ack"), ("2", "Channel"), ("5", "journal ("), ("1", "▸"), ("?", "Keys —")] {
         let t0 = Instant::now();
         s.send(key);
         s.wait_for(shows, |sc| sc.contains(shows));

@@ -84,8 +84,10 @@ async fn setup(dir: &Path) -> SimServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = sim::serve(listener, Network::new(chs, inc, now), Arc::new(SystemClock)).unwrap();
     demo::rebase(&mut campaigns, &server.base_url());
-    // One channel whose source is not there, for an alert to acknowledge.
+    // One channel whose source is not there, for an alert to acknowledge (at once: the
+    // health rule's hold-down is for pages, not for this test).
     campaigns[0].channels[0].source = "http://127.0.0.1:9/stats".into();
+    campaigns[0].alerts.health.for_ = Some(campaign_cockpit::domain::campaign::Interval(Duration::ZERO));
     let store = Store::open(&dir.join("db")).unwrap();
     for c in &campaigns {
         store.put_campaign(c).unwrap();

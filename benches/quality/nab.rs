@@ -1,6 +1,6 @@
-//! The detector on real series with labelled incidents: the NAB corpus kept beside the
-//! project (`../shared/nab`, or `$NAB_DIR`), each file replayed exactly as `cockpit replay
-//! --csv` replays it (the live rules' detector at its defaults), scored by NAB's own rules
+//! The detector on real series with labelled incidents: the NAB corpus (its `data/` and
+//! `score.py`, in `$NAB_DIR` or the `nab` folder beside the project's), each file replayed
+//! exactly as `cockpit replay --csv` replays it (the live rules' detector at its defaults), scored by NAB's own rules
 //! (its `score.py`: windows, probation, early-detection reward, three cost profiles, one
 //! threshold over all files) at the optimised threshold and at the default, beside what NAB's
 //! published detectors score on the same files.
@@ -13,7 +13,7 @@ use std::time::Instant;
 fn corpus() -> Result<PathBuf, String> {
     let dir = std::env::var_os("NAB_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nab"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("nab"));
     if dir.join("score.py").is_file() && dir.join("data").is_dir() {
         Ok(dir)
     } else {
