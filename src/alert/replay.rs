@@ -130,6 +130,8 @@ pub fn score_of_z(z: f64) -> f64 {
 /// Rows closer together than this are judged a bucket of `DENSE_BUCKET` at a time.
 const DENSE_GAP: i64 = 30_000;
 const DENSE_BUCKET: i64 = 60_000;
+/// Buckets of dense rows the baseline remembers at most: an hour of minutes.
+const DENSE_MEMORY: usize = 60;
 /// Buckets of dense rows in a row beyond the baseline that make a new normal, per `confirm`.
 const DENSE_CONFIRM: usize = 5;
 
@@ -223,6 +225,8 @@ impl SeriesDetector {
                     // A minute is no hour: a shift is the new normal once it holds for five
                     // times as many minutes (half an hour at the default).
                     self.core.s.confirm *= DENSE_CONFIRM;
+                    // Minutes remember the last hour, not days: the level follows the day's cycle.
+                    self.core.s.window = self.core.s.window.min(DENSE_MEMORY);
                     let kind = first[0].1;
                     let bucket = first[0].0.div_euclid(DENSE_BUCKET);
                     self.rows = Rows::Packed(Pack { gap, bucket, sum: (0.0, 0.0), rows: 0, kind, last: (0.0, false) });
