@@ -18,24 +18,23 @@
 //!   when the budget runs out at this pace), each counted goal (leads, conversions, revenue…)
 //!   against its time, and a channel whose daily budget is gone with more than 15 % of the day
 //!   ahead.
-//! - **anomaly** — a channel against its own behaviour: CTR and CVR against the median hour of the
-//!   last two days, tested with their denominators (binomial, baseline error included); clicks,
-//!   conversions and leads against the same hour of day on up to seven previous days (Poisson with
-//!   the day-to-day spread on top, hours after the budget ran out left out); CPC and CPM against
-//!   the median/MAD of the last two days' hours; CPC drift by CUSUM over the last day against the
-//!   day before. The 30-minute window doubles up to 8 h until there is volume to judge (past the
-//!   two hours of minute samples in memory, the channel's whole hours stand in for the older part;
-//!   a window with an hour missing from the history is not judged); an alert
-//!   needs p < 10⁻⁵ *and* a change of 30 % or more. No verdict until there is half a day of
-//!   history (rates) or three days of the same hour (counts).
+//! - **anomaly** — a channel against its own behaviour, with the detector `cockpit replay --csv`
+//!   runs (`replay::SeriesDetector`): each of CTR, CVR, clicks, conversions, leads, CPC and CPM is
+//!   a series of complete hours (an hour without a reading is no point, not a zero; counts after
+//!   the day's budget ran out are left out), each hour's 1-h and 4-h means judged against their
+//!   own history and the same time the day before. An alert needs p < 10⁻⁵ *and* a change of
+//!   30 % or more; none before three days of hours. A change in the good direction (more
+//!   conversions or leads, a higher CVR) is info and never pages (see `anomaly`).
 //! - **traffic** — invalid traffic (流量造假) against the same baselines: clicks at least twice
 //!   the hour's usual while the conversion rate falls by half, three times the usual clicks in an
 //!   hour the channel is normally quiet in, a CTR three times the channel's own; each at the
 //!   anomaly rule's significance, warning for one pattern and critical for two (see `traffic`).
 //!   `[alerts.traffic] severity` sets its own; a `[[contingency]]` with `rule = "traffic"` is its
 //!   plan, shown with the alert and sent as the Alertmanager runbook.
-//! - **health** — a channel whose source is stale, failing or returns bad data (fires at once with
-//!   the source's last error, resolves when it recovers), and counter resets (info, 30 min).
+//! - **health** — a channel whose source is stale, failing or returns bad data, with the source's
+//!   last error: a failing source fires after 3 failed polls in a row and 2 minutes, and resolves
+//!   once it has worked for 5 minutes (a flap back is the same incident); counter resets (info,
+//!   30 min).
 //!
 //! Health is judged at every reading; the rules over windows of samples (kpi, a channel's daily
 //! budget, anomaly) once per minute of campaign time per channel, since their samples are a minute
@@ -43,7 +42,20 @@
 //! them 60 times a minute.
 //!
 //! Every setting can be changed in the campaign file, campaign-wide under `[alerts.<kind>]` or
-//! for one channel under `[channels.alerts.<kind>]` (the channel's value wins, field by field):
+//! for one channel under `[channels.alerts.<kind>]` (the channel's value wins, field by field).
+//! The defaults:
+//!
+//! | setting | kpi | pacing | anomaly, traffic | health |
+//! |---|---|---|---|---|
+//! | `enabled` | true | true | true | true |
+//! | `severity` | by how far off | by how far off | by the change; good news info | crit failing or bad data, warn stale |
+//! | `window` | 3h | 24h | 30m (traffic) | – |
+//! | `for` | 15m | 30m | 10m | 2m |
+//! | `keep_firing_for` | 30m | 1h | 30m | 5m |
+//! | `threshold` | 0.05 (hysteresis) | 0.15 (tolerance) | 0.99999 (1 − p; or a score, 5) | 3 failed polls |
+//! | `min_change` | – | – | 0.3 | – |
+//! | `min_impressions`, `min_clicks`, `min_results`, `min_spend` | 1000, 100, 10, 500 | – | 1000, 100, 10 | – |
+//!
 //!
 //! ```toml
 //! [alerts.kpi]

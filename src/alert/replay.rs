@@ -664,15 +664,13 @@ impl Core {
     fn adopt(&mut self, t: i64) {
         let start = self.recent.iter().rev().nth(self.run.1.saturating_sub(1)).map_or(t, |(at, ..)| *at);
         self.shifts.push(start);
-        for i in 0..self.features.len() {
-            let rows = self.features[i].rows;
-            let (x, num, den) = self.recent.back().map_or((0.0, 0.0, 0.0), |(_, x, n, d)| (*x, *n, *d));
+        for f in &mut self.features {
             // The span means ending with the newest point, already learnt.
-            let pts: Vec<&(i64, f64, f64, f64)> = self.recent.iter().rev().take(rows).collect();
-            let k = pts.len().max(1) as f64;
-            let (sx, sn, sd) = pts.iter().fold((0.0, 0.0, 0.0), |a, p| (a.0 + p.1, a.1 + p.2, a.2 + p.3));
-            let _ = (x, num);
-            self.features[i].level.mean = if den > 0.0 { sn / sd.max(f64::MIN_POSITIVE) } else { sx / k };
+            let (mut sx, mut sn, mut sd, mut k) = (0.0, 0.0, 0.0, 0.0);
+            for (_, x, n, d) in self.recent.iter().rev().take(f.rows) {
+                (sx, sn, sd, k) = (sx + x, sn + n, sd + d, k + 1.0);
+            }
+            f.level.mean = if sd > 0.0 { sn / sd } else { sx / f64::max(k, 1.0) };
         }
         self.run = (0.0, 0);
     }

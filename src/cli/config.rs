@@ -124,6 +124,12 @@ pub const TEMPLATE: &str = r#"# Campaign Cockpit configuration. Every key is opt
 # severities = ["crit", "warn"]
 # At most this many messages a minute to this target.
 # per_minute = 20
+# A campaign's first news waits this long for more to join it; later news comes at most once
+# a group_interval; an alert still firing that nobody acknowledged is said again after
+# repeat_interval.
+# group_wait = "30s"
+# group_interval = "5m"
+# repeat_interval = "4h"
 
 # Your own keys: an action and its keys ("j Down" or ["j", "Down"]) wherever it is bound, or
 # in one view under [keys.VIEW] (global, lists, campaign, channel, alerts, optimize, analyze).
@@ -279,6 +285,8 @@ mod tests {
         assert_eq!((c.bell, c.read_only, c.token_over_http), (Some(false), Some(false), Some(false)));
         assert_eq!(c.notify.webhook.len(), 1);
         assert_eq!(c.notify.webhook[0].per_minute, 20);
+        let t = c.notify.webhook[0].timing();
+        assert_eq!((t.wait_ms, t.interval_ms, t.repeat_ms), (30_000, 300_000, 4 * 3_600_000));
         assert!(c.notify.alertmanager.is_some() && c.secrets.contains_key("meta_token"));
         // The keys it shows are the defaults.
         let map = keymap(&c.keys, &uncommented).unwrap();
@@ -287,8 +295,8 @@ mod tests {
             assert_eq!(a.keys, b.keys);
         }
         let keys = uncommented.lines().filter(|l| l.contains(" = ") && !l.starts_with('#')).count();
-        // Eight top-level keys, a secret, two of Alertmanager, five of a webhook, two keys.
-        assert_eq!(keys, 18, "every key is in the template once");
+        // Eight top-level keys, a secret, two of Alertmanager, eight of a webhook, two keys.
+        assert_eq!(keys, 21, "every key is in the template once");
         // Every action is named in the template.
         for (_, name) in crate::ui::keys::ACTION_NAMES {
             assert!(TEMPLATE.split(|c: char| c.is_whitespace() || c == '.').any(|w| w == *name), "{name}");

@@ -320,7 +320,6 @@ impl Grouper {
                 continue;
             };
             if items.is_empty() {
-                g.last_sent_ms = (g.last_sent_ms.is_some() && ready).then_some(now).or(g.last_sent_ms);
                 continue;
             }
             g.last_sent_ms = Some(now);
