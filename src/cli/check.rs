@@ -59,6 +59,7 @@ pub async fn run(
     interval: Duration,
     token: (Option<&crate::poll::Secret>, bool),
     secrets: &std::collections::BTreeMap<String, crate::poll::Secret>,
+    credentials: &crate::poll::credential::Registry,
 ) -> color_eyre::Result<(String, u8)> {
     let all = store.campaigns()?;
     if let Some(id) = campaign
@@ -69,7 +70,7 @@ pub async fn run(
     }
     let selected: Vec<_> = all.iter().filter(|c| campaign.is_none_or(|id| c.id == id)).cloned().collect();
     let sources =
-        crate::poll::with_secrets(crate::poll::sources_with_token(&selected, interval, token.0, token.1), secrets);
+        crate::poll::with_secrets(crate::poll::sources_with_token(&selected, interval, token.0, token.1), secrets, credentials);
     let (mut engine, snapshots) = Engine::start(store, clock.clone(), all, &sources)?;
     engine.backfill_some(usize::MAX);
     let client = crate::poll::client();

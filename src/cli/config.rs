@@ -54,12 +54,29 @@ pub struct Config {
     /// Where `cockpit serve` sends its alerts.
     #[serde(default)]
     pub notify: Notify,
+    /// Credentials that sources sign in with, by name (see `poll::credential`).
+    #[serde(default)]
+    credentials: std::collections::BTreeMap<String, toml::Spanned<toml::Table>>,
+    /// The credentials as the poller takes them, checked.
+    #[serde(skip)]
+    pub credential_confs: Vec<crate::poll::credential::CredentialConf>,
+    /// Settings per preset: `[presets.google-ads] version = "v26"`.
+    #[serde(default)]
+    pub presets: std::collections::BTreeMap<String, PresetConf>,
     /// Rebound keys: `action = "KEY ..."` (or a list), or a `[keys.SCOPE]` table of them.
     #[serde(default)]
     keys: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
     /// The bindings with `keys` applied.
     #[serde(skip)]
     pub keymap: crate::ui::keys::Keymap,
+}
+
+/// `[presets.NAME]`: what every channel of a preset shares.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresetConf {
+    /// The API version for every channel of this preset that pins none.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -109,6 +126,25 @@ pub const TEMPLATE: &str = r#"# Campaign Cockpit configuration. Every key is opt
 # Values for {secret:NAME} in mapped sources' requests (an environment variable NAME wins).
 # [secrets]
 # meta_token = ""
+
+# Credentials that renew themselves, named by a channel's `credentials = "NAME"`; its
+# request's {token} is their access token. Kinds: static (token), meta (token, expires),
+# oauth2 (client_id, client_secret, refresh_token, scope; Google's token endpoint unless
+# token_url), google-service-account (key_file, scope), oceanengine (app_id, secret,
+# refresh_token), baidu (app_id, secret_key, user_id, refresh_token), tencent-ads
+# (client_id, client_secret, refresh_token), kuaishou (app_id, secret, refresh_token).
+# Every kind takes token_url. What renewing learns (a rotated refresh token) is kept in
+# credentials.json beside this file; `cockpit auth list` shows each one's state.
+# [credentials.google-main]
+# kind = "oauth2"
+# client_id = ""
+# client_secret = ""
+# refresh_token = ""
+
+# The API version of every channel of a preset (each preset calls the newest its platform
+# documents; a channel's request.version pins its own).
+# [presets.google-ads]
+# version = "v26"
 
 # Where `cockpit serve` sends its alerts.
 # [notify.alertmanager]
@@ -172,7 +208,21 @@ impl Config {
         if let Some(i) = &config.interval {
             parse_duration(i).map_err(|e| BadInput(format!("{name}: interval = \"{i}\": {e}")))?;
         }
-        if config.source_token.is_some() || config.control_token.is_some() || !config.secrets.is_empty() {
+        for (preset, _) in &config.presets {
+            if crate::domain::source::shipped_preset(preset).is_none() {
+                return Err(BadInput(format!(
+                    "{name}: [presets.{preset}]: no such preset (known: {})",
+                    crate::domain::source::format_names().join(", ")
+                ))
+                .into());
+            }
+        }
+        config.credential_confs = credential_confs(&config.credentials, &text, &name)?;
+        if config.source_token.is_some()
+            || config.control_token.is_some()
+            || !config.secrets.is_empty()
+            || !config.credentials.is_empty()
+        {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
             if mode & 0o077 != 0 {
@@ -184,6 +234,48 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// `[credentials.NAME]` tables as the poller takes them: `kind` and every other field as
+/// text. An error names the file, the line and the field.
+fn credential_confs(
+    tables: &std::collections::BTreeMap<String, toml::Spanned<toml::Table>>,
+    text: &str,
+    file: &str,
+) -> Result<Vec<crate::poll::credential::CredentialConf>, BadInput> {
+    let mut out = Vec::new();
+    for (name, t) in tables {
+        let line = line_at(text, t.span().start);
+        let place = format!("{file}:{line}");
+        let mut fields = std::collections::BTreeMap::new();
+        let mut kind = None;
+        for (k, v) in t.get_ref() {
+            let value = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Datetime(d) => d.to_string(),
+                other => {
+                    return Err(BadInput(format!(
+                        "{place}: credentials.{name}.{k}: expected text, found {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            if k == "kind" {
+                kind = Some(value);
+            } else {
+                fields.insert(k.clone(), crate::poll::Secret::new(value.trim()));
+            }
+        }
+        let kind = kind.ok_or_else(|| {
+            BadInput(format!(
+                "{place}: credentials.{name}: `kind` is missing (one of {})",
+                crate::domain::source::credential_kind_names().join(", ")
+            ))
+        })?;
+        out.push(crate::poll::credential::CredentialConf { name: name.clone(), kind, fields, place });
+    }
+    Ok(out)
 }
 
 /// The 1-based line of a byte offset.

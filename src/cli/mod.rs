@@ -76,6 +76,9 @@ pub struct Cli {
     /// `[secrets]` of the config file, for mapped sources' requests.
     #[arg(skip)]
     pub secrets: std::collections::BTreeMap<String, crate::poll::Secret>,
+    /// `[credentials.*]` of the config file.
+    #[arg(skip)]
+    pub credentials: crate::poll::credential::Registry,
     /// `[notify]` of the config file.
     #[arg(skip)]
     pub notify: config::Notify,
@@ -106,6 +109,11 @@ pub enum Cmd {
         /// report exports (csv); starts from the present.
         #[arg(long)]
         dialect: Option<String>,
+        /// With --dialect: the simulated platform's access tokens live this long (1h, as
+        /// Google's), and the cockpit signs in with renewing credentials (a refresh token,
+        /// rotated where the platform rotates them) instead of a fixed token.
+        #[arg(long, value_parser = config::parse_duration)]
+        token_ttl: Option<Duration>,
         /// Run the demo as a service (`cockpit serve`) instead of in this terminal: attach to
         /// it from others with `cockpit --db PATH`.
         #[arg(long)]
@@ -476,6 +484,15 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
     cli.secrets = config.secrets.iter().map(|(k, v)| (k.clone(), crate::poll::Secret::new(v.trim()))).collect();
     cli.notify = config.notify;
     cli.keys = config.keymap;
+    crate::domain::source::pin_versions(
+        config.presets.iter().filter_map(|(n, p)| Some((n.clone(), p.version.clone()?))).collect(),
+    );
+    if !config.credential_confs.is_empty() {
+        let store = Config::path().map(|p| crate::poll::credstore::Store::beside(&p));
+        cli.credentials =
+            crate::poll::credential::Registry::new(config.credential_confs, store, crate::poll::credential::wall_clock())
+                .map_err(BadInput)?;
+    }
     Ok(cli)
 }
 
@@ -518,6 +535,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
                     cli.interval.unwrap_or(Duration::from_secs(10)),
                     (cli.source_token.as_ref(), cli.token_over_http),
                     &cli.secrets,
+                    &cli.credentials,
                 ))
             }),
         };
@@ -562,8 +580,9 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             serve::serve_command(&cli, &db, listen, alertmanager.as_deref(), metrics.as_deref())
         }
         None => cockpit_command(&cli, &db),
-        Some(Cmd::Demo { speed, scenario, no_history, scale, dialect, serve }) => {
-            demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, (dialect.as_deref(), *serve))
+        Some(Cmd::Demo { speed, scenario, no_history, scale, dialect, token_ttl, serve }) => {
+            let sign_in = (dialect.as_deref(), *token_ttl, *serve);
+            demo_command(&cli, *speed, scenario.as_deref(), !*no_history, scale, sign_in)
         }
         Some(Cmd::Sim { listen, scenario, speed, scale, write_campaigns, dialect, exports }) => {
             let out = write_campaigns.as_deref().map(|d| (d, dialect.as_deref()));
@@ -754,9 +773,10 @@ fn demo_command(
     scenario: Option<&Path>,
     history: bool,
     scale: &Scale,
-    (dialect, serve): (Option<&str>, bool),
+    (dialect, token_ttl, serve): (Option<&str>, Option<Duration>, bool),
 ) -> color_eyre::Result<()> {
     let mut ui = ui(cli)?;
+    ui.token_ttl = token_ttl;
     check_speed(speed)?;
     let scenario = with_scale(load_scenario(scenario)?, scale);
     let (db, temp) = match &cli.db {
@@ -1218,6 +1238,16 @@ async fn demo(
                 .export_csv(exports.clone(), EXPORT_EVERY)
                 .wrap_err_with(|| format!("writing exports to {}", exports.display()))?;
         }
+        if let Some(ttl) = ui.token_ttl {
+            // The stand-in platform checks its tokens; the cockpit signs in as a team would.
+            let kept = (!store.path().starts_with(std::env::temp_dir()))
+                .then(|| crate::poll::credstore::Store::beside(store.path()));
+            let conf = crate::sim::dialect::sign_in(&server, d, ttl).map_err(BadInput)?;
+            for ch in campaigns.iter_mut().flat_map(|c| c.channels.iter_mut()) {
+                ch.credentials = Some(conf.name.clone());
+            }
+            ui.credentials.insert(conf, kept, crate::poll::credential::wall_clock()).map_err(BadInput)?;
+        }
     }
     for c in &campaigns {
         store.put_campaign(c)?;
@@ -1257,6 +1287,9 @@ struct Ui {
     control_token: Option<crate::poll::Secret>,
     token_over_http: bool,
     secrets: std::collections::BTreeMap<String, crate::poll::Secret>,
+    credentials: crate::poll::credential::Registry,
+    /// The demo's simulated platform checks its tokens, which live this long.
+    token_ttl: Option<Duration>,
     /// Serve instead of drawing (`demo --serve`).
     serve: Option<serve::ServeOpts>,
 }
@@ -1271,6 +1304,7 @@ impl Ui {
             control_token: self.control_token.clone(),
             token_over_http: self.token_over_http,
             secrets: self.secrets.clone(),
+            credentials: self.credentials.clone(),
         }
     }
 }
@@ -1284,6 +1318,8 @@ fn ui(cli: &Cli) -> color_eyre::Result<Ui> {
         source_token: cli.source_token.clone(),
         control_token: cli.control_token.clone(),
         secrets: cli.secrets.clone(),
+        credentials: cli.credentials.clone(),
+        token_ttl: None,
         token_over_http: cli.token_over_http,
         serve: None,
     })

@@ -283,6 +283,7 @@ pub fn settings(cli: &Cli) -> Settings {
         control_token: cli.control_token.clone(),
         token_over_http: cli.token_over_http,
         secrets: cli.secrets.clone(),
+        credentials: cli.credentials.clone(),
     }
 }
 

@@ -78,7 +78,7 @@ pub async fn test(c: &Campaign, cli: &Cli, channel: Option<&str>, json: bool) ->
         cli.source_token.as_ref(),
         cli.token_over_http,
     );
-    let sources = crate::poll::with_secrets(sources, &cli.secrets);
+    let sources = crate::poll::with_secrets(sources, &cli.secrets, &cli.credentials);
     let client = crate::poll::client();
     let now = SystemClock.now_ms();
     let mut answer = Answer { channels: Vec::new(), problems: Vec::new(), notes: Vec::new() };

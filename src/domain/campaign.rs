@@ -254,6 +254,10 @@ pub struct Channel {
     /// The mapping of the answer, over the preset's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<super::source::Mapping>,
+    /// The credentials its source's requests sign in with: a `[credentials.NAME]` of
+    /// `config.toml`, whose access token is `{token}` in the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<String>,
     pub daily_budget: f64,
@@ -675,11 +679,12 @@ impl Campaign {
                 .map_err(|(n, m)| (f(&n), m))?;
             // Channels sharing a source share its request: they must read it the same way.
             if let Some(o) = self.channels[..i].iter().find(|o| o.source == c.source) {
-                let same = o.source_format().map(|r| (r.format, r.request)) == format.map(|r| (r.format, r.request));
+                let same = o.source_format().map(|r| (r.format, r.request)) == format.map(|r| (r.format, r.request))
+                    && o.credentials == c.credentials;
                 if !same {
                     return Err((
                         f("format"),
-                        format!("channel '{}' reads the same source with another format or request", o.id),
+                        format!("channel '{}' reads the same source with another format, request or credentials", o.id),
                     ));
                 }
             }

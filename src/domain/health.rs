@@ -19,6 +19,10 @@ pub enum Health {
     BadData,
     /// Not answering, or answering with an HTTP error.
     Failing,
+    /// The platform refuses the credentials and renewing them failed: someone must sign in.
+    Unauthorized,
+    /// The platform no longer serves the API version the source asks for.
+    Retired,
 }
 
 impl Health {
@@ -31,6 +35,8 @@ impl Health {
             Health::Throttled => "throttled",
             Health::BadData => "bad data",
             Health::Failing => "failing",
+            Health::Unauthorized => "unauthorized",
+            Health::Retired => "api version retired",
         }
     }
 
@@ -41,7 +47,7 @@ impl Health {
             Health::Slow => 1,
             Health::Stale | Health::Throttled => 2,
             Health::BadData => 3,
-            Health::Failing => 4,
+            Health::Failing | Health::Unauthorized | Health::Retired => 4,
         }
     }
 }

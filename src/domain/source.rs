@@ -247,6 +247,11 @@ pub struct Request {
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paging: Option<Paging>,
+    /// The platform's API version, `{version}` in the source URL and the request: the
+    /// preset's (the newest its platform documents), else `[presets.NAME] version` of
+    /// `config.toml`, else this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl Request {
@@ -262,6 +267,7 @@ impl Request {
             headers,
             body: over.body.clone().or_else(|| self.body.clone()),
             paging: over.paging.clone().or_else(|| self.paging.clone()),
+            version: over.version.clone().or_else(|| self.version.clone()),
         }
     }
 
@@ -277,7 +283,7 @@ impl Request {
     }
 }
 
-/// A preset: the request and mapping of one platform's reporting API.
+/// A preset: the request and mapping of one platform's reporting API, and how it signs in.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preset {
@@ -288,6 +294,156 @@ pub struct Preset {
     #[serde(default)]
     pub request: Request,
     pub mapping: Mapping,
+    #[serde(default)]
+    pub auth: Auth,
+}
+
+/// How a platform's requests carry their access token, and how its tokens are renewed.
+///
+/// `{token}` in a request is the access token of the channel's `credentials` (a
+/// `[credentials.NAME]` of `config.toml`, renewed as its kind says), or, for a channel that
+/// names none, the value of the secret `secret` (`{secret:NAME}` as before).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// The secret `{token}` stands for when the channel names no credentials.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The credential kinds that sign in to this platform (`oauth2`, this preset's own name…),
+    /// the first being the one `auth login` and the docs suggest.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Error codes in an answer that mean the access token was refused (expired, revoked),
+    /// besides HTTP 401: the token is renewed and the request sent once more.
+    #[serde(default)]
+    pub refused_codes: Vec<i64>,
+    /// How a refresh token becomes an access token on this platform: the credential kind
+    /// named after the preset.
+    #[serde(default)]
+    pub refresh: Option<Refresh>,
+}
+
+/// A refresh request and how its answer is read, declared like a report mapping. Values may
+/// use `{FIELD}` (a field of the credential: `client_id`, `refresh_token`…), `{timestamp}`
+/// (unix seconds) and `{nonce}` (unique per request); in `body`, a JSON template, the values
+/// are filled in JSON-escaped.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    /// The token endpoint; a credential's `token_url` overrides it.
+    pub token_url: String,
+    /// The fields a credential of this kind must give.
+    pub fields: Vec<String>,
+    /// The fields it may give (sent when given).
+    #[serde(default)]
+    pub optional: Vec<String>,
+    /// `POST` (the default) or `GET`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Query parameters.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// A form-encoded body (`application/x-www-form-urlencoded`), parameter by parameter; a
+    /// parameter whose only placeholder is an optional field not given is left out.
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
+    /// A JSON body template.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Expressions into the answer: the access token, its lifetime in seconds, the new refresh
+    /// token and its lifetime.
+    pub access_token: String,
+    #[serde(default)]
+    pub expires_in: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub refresh_expires_in: Option<String>,
+    /// Each refresh returns a new refresh token and invalidates the old one.
+    #[serde(default)]
+    pub rotating: bool,
+    /// Expressions giving the error's code (absent, 0 or empty on success) and its message.
+    pub error: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Error codes that mean the refresh token itself is refused for good (expired, revoked,
+    /// already used): signing in again is the way out.
+    #[serde(default)]
+    pub refused: Vec<String>,
+}
+
+impl Refresh {
+    /// Every expression with the name of its field, to compile.
+    pub fn expressions(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![("access_token", self.access_token.as_str()), ("error", self.error.as_str())];
+        for (n, e) in [
+            ("expires_in", &self.expires_in),
+            ("refresh_token", &self.refresh_token),
+            ("refresh_expires_in", &self.refresh_expires_in),
+            ("message", &self.message),
+        ] {
+            if let Some(e) = e {
+                out.push((n, e.as_str()));
+            }
+        }
+        out
+    }
+}
+
+/// The standard OAuth 2.0 refresh-token grant (RFC 6749 §6), as Google, and most platforms
+/// that follow the standard, answer it: the credential kind `oauth2`.
+pub const OAUTH2: &str = r#"
+token_url = "https://oauth2.googleapis.com/token"
+fields = ["client_id", "client_secret", "refresh_token"]
+optional = ["scope"]
+form.grant_type = "refresh_token"
+form.client_id = "{client_id}"
+form.client_secret = "{client_secret}"
+form.refresh_token = "{refresh_token}"
+form.scope = "{scope}"
+access_token = "access_token"
+expires_in = "expires_in"
+refresh_token = "refresh_token"
+refresh_expires_in = "refresh_token_expires_in"
+error = "error"
+message = "error_description"
+refused = ["invalid_grant", "invalid_client", "unauthorized_client"]
+"#;
+
+/// What a credential kind is: a fixed token, or a refresh as declared.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CredentialKind {
+    /// `static` (`token`), `meta` (a system-user or long-lived user token, `token` and
+    /// optionally `expires`): sent as given; warned about before `expires`.
+    Fixed,
+    /// A refresh token renewed as declared (`oauth2`, or a platform preset's own).
+    Refreshed(Box<Refresh>),
+    /// `google-service-account`: a JWT assertion signed with the key of `key_file`, exchanged
+    /// for an access token (no refresh token to keep).
+    ServiceAccount,
+}
+
+/// The credential kinds, by name: `static`, `meta`, `oauth2`, `google-service-account`, and
+/// each preset with a `refresh` of its own.
+pub fn credential_kind(name: &str) -> Option<CredentialKind> {
+    match name {
+        "static" | "meta" => Some(CredentialKind::Fixed),
+        "google-service-account" => Some(CredentialKind::ServiceAccount),
+        "oauth2" => {
+            let r: Refresh = toml::from_str(OAUTH2).expect("the built-in oauth2 kind parses");
+            Some(CredentialKind::Refreshed(Box::new(r)))
+        }
+        other => preset(other).and_then(|p| p.auth.refresh).map(|r| CredentialKind::Refreshed(Box::new(r))),
+    }
+}
+
+/// The names `credential_kind` knows.
+pub fn credential_kind_names() -> Vec<&'static str> {
+    let mut names = vec!["static", "meta", "oauth2", "google-service-account"];
+    names.extend(PRESETS.iter().filter(|(n, _)| preset(n).is_some_and(|p| p.auth.refresh.is_some())).map(|(n, _)| *n));
+    names
 }
 
 /// The presets shipped with the program, by name, as TOML.
@@ -300,8 +456,26 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("ga4", include_str!("presets/ga4.toml")),
 ];
 
-/// The preset called `name` (each parsed once, on first use).
+/// API versions pinned for every channel of a preset (`[presets.NAME] version` in
+/// `config.toml`), set once at start.
+static PINNED_VERSIONS: std::sync::RwLock<BTreeMap<String, String>> = std::sync::RwLock::new(BTreeMap::new());
+
+/// Pins presets' API versions (preset name → version) for every channel that sets none.
+pub fn pin_versions(pins: BTreeMap<String, String>) {
+    *PINNED_VERSIONS.write().unwrap_or_else(|e| e.into_inner()) = pins;
+}
+
+/// The preset called `name` (each parsed once, on first use), with its pinned version.
 pub fn preset(name: &str) -> Option<Preset> {
+    let mut p = shipped_preset(name)?;
+    if let Some(v) = PINNED_VERSIONS.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+        p.request.version = Some(v.clone());
+    }
+    Some(p)
+}
+
+/// The preset called `name` as shipped.
+pub fn shipped_preset(name: &str) -> Option<Preset> {
     static PARSED: std::sync::OnceLock<Vec<(&'static str, Preset)>> = std::sync::OnceLock::new();
     let parsed = PARSED.get_or_init(|| {
         PRESETS
@@ -327,6 +501,8 @@ pub struct Resolved {
     pub platform: Option<String>,
     pub request: Request,
     pub mapping: Mapping,
+    /// The preset's sign-in (empty for `json`, `csv`, `prometheus`).
+    pub auth: Auth,
 }
 
 /// Resolves a channel's `format`, `request` and `mapping`; an error names the field.
@@ -336,6 +512,7 @@ pub fn resolve(
     mapping: Option<&Mapping>,
 ) -> Result<Option<Resolved>, (String, String)> {
     let name = format.unwrap_or("cockpit");
+    let mut auth = Auth::default();
     let (base_request, base_mapping, platform) = match name {
         "cockpit" => {
             if request.is_some() || mapping.is_some() {
@@ -355,7 +532,10 @@ pub fn resolve(
             Some("Prometheus".to_string()),
         ),
         other => match preset(other) {
-            Some(p) => (p.request, p.mapping, Some(p.platform)),
+            Some(p) => {
+                auth = p.auth;
+                (p.request, p.mapping, Some(p.platform))
+            }
             None => {
                 return Err((
                     "format".into(),
@@ -366,7 +546,7 @@ pub fn resolve(
     };
     let request = request.map_or(base_request.clone(), |r| base_request.merged(r));
     let mapping = mapping.map_or(base_mapping.clone(), |m| base_mapping.merged(m));
-    let resolved = Resolved { format: name.to_string(), platform, request, mapping };
+    let resolved = Resolved { format: name.to_string(), platform, request, mapping, auth };
     resolved.check()?;
     Ok(Some(resolved))
 }
@@ -480,17 +660,25 @@ impl Resolved {
         }
         for (place, t) in self.request.templates() {
             if let Err(bad) = check_template(t) {
-                return Err((place, format!("unknown placeholder {{{bad}}} (use since, until, today or secret:NAME)")));
+                return Err((
+                    place,
+                    format!(
+                        "unknown placeholder {{{bad}}} (use since, until, today, token, timestamp, nonce, version, secret:NAME or secret?:NAME)"
+                    ),
+                ));
             }
         }
         Ok(())
     }
 }
 
+/// The placeholders a request fills: its dates, the access token, the time and a nonce.
+pub const REQUEST_PLACEHOLDERS: [&str; 7] = ["since", "until", "today", "token", "timestamp", "nonce", "version"];
+
 /// The placeholders of a template: `Ok` when each is one we fill.
 fn check_template(t: &str) -> Result<(), String> {
     for name in placeholders(t) {
-        if !matches!(name, "since" | "until" | "today") && !name.starts_with("secret:") {
+        if !REQUEST_PLACEHOLDERS.contains(&name) && !name.starts_with("secret:") && !name.starts_with("secret?:") {
             return Err(name.to_string());
         }
     }
@@ -502,7 +690,8 @@ pub fn placeholders(t: &str) -> impl Iterator<Item = &str> {
     t.match_indices('{').filter_map(move |(i, _)| {
         let after = &t[i + 1..];
         let name = &after[..after.find('}')?];
-        let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
+        let plain =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '?'));
         plain.then_some(name)
     })
 }
@@ -522,6 +711,20 @@ mod tests {
             assert_eq!(r.format, *name);
             assert!(r.platform.is_some());
         }
+    }
+
+    #[test]
+    fn every_credential_kind_parses_and_its_expressions_compile() {
+        for name in credential_kind_names() {
+            let kind = credential_kind(name).unwrap_or_else(|| panic!("{name}"));
+            if let CredentialKind::Refreshed(r) = kind {
+                for (field, e) in r.expressions() {
+                    jmespath::compile(e).unwrap_or_else(|err| panic!("{name}: {field} `{e}`: {err}"));
+                }
+                assert!(!r.fields.is_empty() && r.fields.iter().any(|f| f == "refresh_token"), "{name}");
+            }
+        }
+        assert!(credential_kind("nope").is_none());
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct SourceState {
     pub bad_data: bool,
     /// The last answer asked us to slow down.
     pub throttled: bool,
+    /// The last answer refused the credentials or the API version: `Unauthorized` or
+    /// `Retired` until a poll succeeds.
+    pub refused: Option<Health>,
     pub failures: u32,
     pub polls: u64,
     pub health: Health,
@@ -38,6 +41,7 @@ impl SourceState {
             last_error: None,
             bad_data: false,
             throttled: false,
+            refused: None,
             failures: 0,
             polls: 0,
             health: Health::Pending,
@@ -52,6 +56,7 @@ impl SourceState {
         self.failures = 0;
         self.polls += 1;
         self.throttled = false;
+        self.refused = None;
         self.bad_data = warning.is_some();
         self.last_error = warning;
     }
@@ -62,8 +67,16 @@ impl SourceState {
         self.failures += 1;
         self.polls += 1;
         self.throttled = false;
+        self.refused = None;
         self.bad_data = bad_data;
         self.last_error = Some(error);
+    }
+
+    /// The platform refused the credentials (`Health::Unauthorized`) or the API version
+    /// (`Health::Retired`); `error` says which and the way out.
+    pub fn record_refused(&mut self, at: Instant, latency: Duration, error: String, health: Health) {
+        self.record_err(at, latency, error, false);
+        self.refused = Some(health);
     }
 
     /// The platform throttled us; `error` says when polling resumes.
@@ -77,6 +90,8 @@ impl SourceState {
         let stale_after = self.interval * STALE_AFTER_INTERVALS + self.timeout;
         let h = if self.polls == 0 {
             if now.duration_since(self.created) > stale_after { Health::Stale } else { Health::Pending }
+        } else if let Some(h) = self.refused {
+            h
         } else if self.bad_data {
             Health::BadData
         } else if self.throttled {

@@ -21,6 +21,15 @@ impl Engine {
                 tracing::warn!(url = %o.url, "poll throttled: {e}");
                 src.record_throttled(o.received, o.latency, e.to_string());
             }
+            Err(e @ (PollError::Unauthorized(_) | PollError::Retired(_))) => {
+                tracing::error!(url = %o.url, "poll refused: {e}");
+                let h = if matches!(e, PollError::Retired(_)) {
+                    crate::domain::Health::Retired
+                } else {
+                    crate::domain::Health::Unauthorized
+                };
+                src.record_refused(o.received, o.latency, e.to_string(), h);
+            }
             Err(e) => {
                 let bad = matches!(e, PollError::BadData(_) | PollError::TooLarge(_));
                 tracing::warn!(url = %o.url, "poll failed: {e}");

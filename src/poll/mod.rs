@@ -40,6 +40,8 @@
 //! `bad data`, `failing` (with the last error text).
 
 pub mod auth;
+pub mod credential;
+pub mod credstore;
 pub mod csvdir;
 pub mod json;
 pub mod mapping;
@@ -70,6 +72,48 @@ pub struct SourceSpec {
     /// Secrets from `config.toml` for `{secret:NAME}` in a mapped request (the environment is
     /// asked first).
     pub secrets: Arc<std::collections::BTreeMap<String, Secret>>,
+    /// The credentials whose access token is `{token}` in a mapped request.
+    pub credential: SourceCredential,
+}
+
+/// The credentials a source's channels name.
+#[derive(Clone, Default)]
+pub enum SourceCredential {
+    /// None: `{token}` is the preset's secret.
+    #[default]
+    None,
+    /// Named, not yet looked up in `config.toml`.
+    Named(String),
+    /// Named and found.
+    Found(Arc<credential::Credential>),
+    /// Named and not found: each poll says so.
+    Missing(String),
+}
+
+impl std::fmt::Debug for SourceCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceCredential::None => f.write_str("None"),
+            SourceCredential::Named(n) | SourceCredential::Missing(n) => write!(f, "{n:?}"),
+            SourceCredential::Found(c) => write!(f, "{:?}", c.name),
+        }
+    }
+}
+
+impl PartialEq for SourceCredential {
+    fn eq(&self, o: &Self) -> bool {
+        self.name() == o.name()
+    }
+}
+
+impl SourceCredential {
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            SourceCredential::None => None,
+            SourceCredential::Named(n) | SourceCredential::Missing(n) => Some(n),
+            SourceCredential::Found(c) => Some(&c.name),
+        }
+    }
 }
 
 impl SourceSpec {
@@ -83,6 +127,7 @@ impl SourceSpec {
             token_over_http: false,
             mapped: None,
             secrets: Default::default(),
+            credential: SourceCredential::None,
         }
     }
 }
@@ -102,7 +147,13 @@ pub fn sources_for(campaigns: &[crate::domain::Campaign], default_interval: Dura
     }
     by_url
         .into_iter()
-        .map(|(url, (iv, served))| SourceSpec { mapped: mapped_source(&served), ..SourceSpec::new(url, iv) })
+        .map(|(url, (iv, served))| {
+            let credential = served
+                .iter()
+                .find_map(|(_, ch)| ch.credentials.clone())
+                .map_or(SourceCredential::None, SourceCredential::Named);
+            SourceSpec { mapped: mapped_source(&served), credential, ..SourceSpec::new(url, iv) }
+        })
         .collect()
 }
 
@@ -132,10 +183,27 @@ fn mapped_source(served: &[(&crate::domain::Campaign, &crate::domain::Channel)])
     }
 }
 
-/// The sources with the secrets of `config.toml` for their requests' `{secret:NAME}`.
-pub fn with_secrets(sources: Vec<SourceSpec>, secrets: &std::collections::BTreeMap<String, Secret>) -> Vec<SourceSpec> {
+/// The sources with the secrets of `config.toml` for their requests' `{secret:NAME}`, and
+/// the credentials they name.
+pub fn with_secrets(
+    sources: Vec<SourceSpec>,
+    secrets: &std::collections::BTreeMap<String, Secret>,
+    credentials: &credential::Registry,
+) -> Vec<SourceSpec> {
     let secrets = Arc::new(secrets.clone());
-    sources.into_iter().map(|s| SourceSpec { secrets: secrets.clone(), ..s }).collect()
+    sources
+        .into_iter()
+        .map(|s| {
+            let credential = match s.credential {
+                SourceCredential::Named(n) => match credentials.get(&n) {
+                    Some(c) => SourceCredential::Found(c),
+                    None => SourceCredential::Missing(n),
+                },
+                other => other,
+            };
+            SourceSpec { secrets: secrets.clone(), credential, ..s }
+        })
+        .collect()
 }
 
 /// `sources_for`, each source carrying the source token (see `SourceSpec::token`).
@@ -173,6 +241,13 @@ pub enum PollError {
     /// The source cannot be asked as configured (a secret not set, a bad URL).
     #[error("{0}")]
     Config(String),
+    /// The platform refused the credentials, and renewing them did not help: someone must
+    /// sign in again.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The platform no longer serves the API version asked for.
+    #[error("api version retired: {0}")]
+    Retired(String),
     #[error("{0}")]
     Other(String),
 }

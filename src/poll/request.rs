@@ -72,33 +72,111 @@ impl MappedSource {
         self.tz.date(t)
     }
 
-    /// A template with its placeholders filled; `place` names it in an error.
-    fn render(
-        &self,
-        place: &str,
-        t: &str,
-        dates: &Dates,
-        secrets: &BTreeMap<String, Secret>,
-    ) -> Result<String, PollError> {
-        let mut out =
-            t.replace("{since}", &dates.since).replace("{until}", &dates.until).replace("{today}", &dates.until);
-        let names: Vec<String> = crate::domain::source::placeholders(&out)
-            .filter_map(|n| n.strip_prefix("secret:").map(str::to_string))
-            .collect();
-        for name in names {
-            let value = std::env::var(&name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| Secret::new(v.trim()))
-                .or_else(|| secrets.get(&name).cloned())
-                .ok_or_else(|| {
-                    PollError::Config(format!(
-                        "{place}: {{secret:{name}}} is not set (export {name}, or set it under [secrets] in config.toml)"
-                    ))
-                })?;
-            out = out.replace(&format!("{{secret:{name}}}"), value.expose());
+    /// A template with its placeholders filled; `place` names it in an error. `None`: an
+    /// optional secret (`{secret?:NAME}`) is not set, and the value is left out.
+    fn render(&self, place: &str, t: &str, v: &Values<'_>) -> Result<Option<String>, PollError> {
+        let mut out = t
+            .replace("{since}", &v.dates.since)
+            .replace("{until}", &v.dates.until)
+            .replace("{today}", &v.dates.until)
+            .replace("{timestamp}", &v.timestamp)
+            .replace("{nonce}", &super::credential::nonce());
+        if out.contains("{version}") {
+            let version = self.mappings.resolved.request.version.as_deref().ok_or_else(|| {
+                PollError::Config(format!("{place}: {{version}} but no request.version is set"))
+            })?;
+            out = out.replace("{version}", version);
         }
-        Ok(out)
+        if out.contains("{token}") {
+            let token = v.token.ok_or_else(|| PollError::Config(format!("{place}: {{token}} has no value")))?;
+            out = out.replace("{token}", token.expose());
+        }
+        let names: Vec<(String, bool)> = crate::domain::source::placeholders(&out)
+            .filter_map(|n| {
+                n.strip_prefix("secret:")
+                    .map(|s| (s.to_string(), false))
+                    .or_else(|| n.strip_prefix("secret?:").map(|s| (s.to_string(), true)))
+            })
+            .collect();
+        for (name, optional) in names {
+            let Some(value) = secret(&name, v.secrets) else {
+                if optional {
+                    return Ok(None);
+                }
+                return Err(PollError::Config(format!(
+                    "{place}: {{secret:{name}}} is not set (export {name}, or set it under [secrets] in config.toml)"
+                )));
+            };
+            let mark = if optional { "secret?:" } else { "secret:" };
+            out = out.replace(&format!("{{{mark}{name}}}"), value.expose());
+        }
+        Ok(Some(out))
+    }
+
+    /// The source URL with its `{version}` filled.
+    fn url(&self, spec: &SourceSpec) -> Result<url::Url, PollError> {
+        let mut text = spec.url.clone();
+        if text.contains("{version}") {
+            let version = self.mappings.resolved.request.version.as_deref().ok_or_else(|| {
+                PollError::Config(format!("source {}: {{version}} but no request.version is set", spec.url))
+            })?;
+            text = text.replace("{version}", version);
+        }
+        url::Url::parse(&text).map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))
+    }
+
+    /// The API version asked for, if the source URL or the request names one.
+    fn version(&self) -> Option<&str> {
+        self.mappings.resolved.request.version.as_deref()
+    }
+}
+
+/// A secret from the environment or `[secrets]` of `config.toml`.
+fn secret(name: &str, secrets: &BTreeMap<String, Secret>) -> Option<Secret> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Secret::new(v.trim()))
+        .or_else(|| secrets.get(name).cloned())
+}
+
+/// What a request's placeholders are filled with.
+struct Values<'a> {
+    dates: &'a Dates,
+    secrets: &'a BTreeMap<String, Secret>,
+    token: Option<&'a Secret>,
+    timestamp: String,
+}
+
+/// Whether anything the source sends names `{token}`.
+fn wants_token(spec: &SourceSpec, m: &MappedSource) -> bool {
+    spec.url.contains("{token}") || m.mappings.resolved.request.templates().iter().any(|(_, t)| t.contains("{token}"))
+}
+
+/// The access token for `{token}`: the source's credentials', else the preset's secret.
+async fn access_token(spec: &SourceSpec, m: &MappedSource) -> Result<Option<Secret>, PollError> {
+    if !wants_token(spec, m) {
+        return Ok(None);
+    }
+    match &spec.credential {
+        super::SourceCredential::Found(c) => c.access_token().await.map(Some),
+        super::SourceCredential::Missing(n) | super::SourceCredential::Named(n) => Err(PollError::Config(format!(
+            "credentials '{n}' are not in config.toml (add [credentials.{n}] with its kind and fields)"
+        ))),
+        super::SourceCredential::None => {
+            let auth = &m.mappings.resolved.auth;
+            let name = auth.secret.as_deref().ok_or_else(|| {
+                PollError::Config(
+                    "{token}: the channel names no credentials (credentials = NAME, with [credentials.NAME] in config.toml)"
+                        .into(),
+                )
+            })?;
+            secret(name, &spec.secrets).map(Some).ok_or_else(|| {
+                PollError::Config(format!(
+                    "{{token}}: the channel names no credentials (credentials = NAME, with [credentials.NAME] in config.toml) and {name} is not set (export it, or set it under [secrets])"
+                ))
+            })
+        }
     }
 }
 
@@ -127,19 +205,63 @@ pub async fn fetch_mapped(
     if !m.mappings.prometheus.is_empty() {
         return fetch_prometheus(client, spec, m, from_start).await;
     }
+    let token = access_token(spec, m).await?;
+    match fetch_pages(client, spec, m, now_ms, from_start, token.as_ref()).await {
+        // The platform refused the token: renewed once (unless another request renewed it
+        // meanwhile), and asked again.
+        Err(PollError::Unauthorized(why)) => match (&spec.credential, &token) {
+            (super::SourceCredential::Found(c), Some(used)) if c.renews() => {
+                tracing::info!(url = %spec.url, credential = %c.name, "token refused ({why}): renewing it");
+                let fresh = c.renew(used).await?;
+                fetch_pages(client, spec, m, now_ms, from_start, Some(&fresh)).await
+            }
+            (super::SourceCredential::Found(c), _) => Err(PollError::Unauthorized(format!(
+                "{why}; credentials '{}' ({}) cannot renew themselves: put a new token in config.toml",
+                c.name, c.kind_name
+            ))),
+            _ => Err(PollError::Unauthorized(format!(
+                "{why}; set a new token{}, or name credentials that renew themselves (credentials = NAME)",
+                m.mappings.resolved.auth.secret.as_deref().map(|s| format!(" in {s}")).unwrap_or_default()
+            ))),
+        },
+        other => other,
+    }
+}
+
+/// Reads every page with one access token.
+async fn fetch_pages(
+    client: &reqwest::Client,
+    spec: &SourceSpec,
+    m: &MappedSource,
+    now_ms: i64,
+    from_start: bool,
+    token: Option<&Secret>,
+) -> Result<StatsDoc, PollError> {
     let r = &m.mappings.resolved;
     let req = &r.request;
     let dates = m.dates(now_ms, from_start);
-    let mut url = url::Url::parse(&spec.url).map_err(|e| PollError::Config(format!("source {}: {e}", spec.url)))?;
+    let values = Values {
+        dates: &dates,
+        secrets: &spec.secrets,
+        token,
+        timestamp: (chrono::Utc::now().timestamp()).to_string(),
+    };
+    let mut url = m.url(spec)?;
     for (k, v) in &req.query {
-        let v = m.render(&format!("request.query.{k}"), v, &dates, &spec.secrets)?;
-        url.query_pairs_mut().append_pair(k, &v);
+        if let Some(v) = m.render(&format!("request.query.{k}"), v, &values)? {
+            url.query_pairs_mut().append_pair(k, &v);
+        }
     }
     let mut headers = Vec::new();
     for (k, v) in &req.headers {
-        headers.push((k.clone(), m.render(&format!("request.headers.{k}"), v, &dates, &spec.secrets)?));
+        if let Some(v) = m.render(&format!("request.headers.{k}"), v, &values)? {
+            headers.push((k.clone(), v));
+        }
     }
-    let body = req.body.as_deref().map(|b| m.render("request.body", b, &dates, &spec.secrets)).transpose()?;
+    let body = match req.body.as_deref() {
+        Some(b) => m.render("request.body", b, &values)?,
+        None => None,
+    };
     let post = req.method.as_deref() == Some("POST");
     let paging = req.paging.clone().unwrap_or_default();
     let max_pages = paging.max_pages.unwrap_or(MAX_PAGES).max(1);
@@ -155,11 +277,11 @@ pub async fn fetch_mapped(
         if let Some(b) = &body {
             rb = rb.body(b.clone());
         }
-        let raw = tokio::time::timeout(spec.timeout, send(rb, spec, r.platform.as_deref()))
+        let raw = tokio::time::timeout(spec.timeout, send(rb, spec, m))
             .await
             .map_err(|_| PollError::Timeout(spec.timeout))??;
         let page = m.mappings.parse(&raw).map_err(|e| PollError::BadData(format!("page {page_no}: {e}")))?;
-        if let Some(e) = error_in_body(&page, r.platform.as_deref()) {
+        if let Some(e) = error_in_body(&page, m) {
             return Err(e);
         }
         let found = m.mappings.rows(&page, page_no as usize, m.tz).map_err(PollError::BadData)?;
@@ -486,8 +608,10 @@ fn set_param(u: &mut url::Url, param: &str, value: &str) {
     u.query_pairs_mut().clear().extend_pairs(pairs).append_pair(param, value);
 }
 
-/// Sends one page's request; a non-2xx answer is summarised.
-async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, platform: Option<&str>) -> Result<Vec<u8>, PollError> {
+/// Sends one page's request; a non-2xx answer is summarised: a refused token is
+/// `Unauthorized`, a retired API version `Retired`.
+async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, m: &MappedSource) -> Result<Vec<u8>, PollError> {
+    let platform = m.mappings.resolved.platform.as_deref();
     let (client, request) = rb.build_split();
     let request = request.map_err(|e| PollError::Config(format!("source {}: {}", spec.url, root_cause(&e))))?;
     let asked = request.url().clone();
@@ -518,10 +642,65 @@ async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, platform: Option<&
     if status.as_u16() == 429 || throttling_code(code) {
         return Err(PollError::Throttled { retry_after, detail: with_status(status.as_u16(), &detail) });
     }
+    if let Some(e) = retired(m, code, &body, status.as_u16(), &content_type) {
+        return Err(e);
+    }
+    let unauthenticated = summary.as_ref().is_some_and(|s| s.status.as_deref() == Some("UNAUTHENTICATED"));
+    if status.as_u16() == 401 || unauthenticated || refused_code(m, code) {
+        return Err(PollError::Unauthorized(with_status(status.as_u16(), &detail)));
+    }
     if detail.is_empty() {
         return Err(PollError::Status(status.as_u16()));
     }
     Err(PollError::Platform { status: status.as_u16(), detail })
+}
+
+/// Whether `code` is one the platform refuses an access token with.
+fn refused_code(m: &MappedSource, code: Option<i64>) -> bool {
+    code.is_some_and(|c| m.mappings.resolved.auth.refused_codes.contains(&c))
+}
+
+/// A retired API version, as the platforms say it: Meta's code 2635 ("…update to the latest
+/// version: v24.0"), Google's `UNSUPPORTED_VERSION` (and, once a version is long gone, an
+/// HTML 404 at its URL).
+fn retired(m: &MappedSource, code: Option<i64>, body: &[u8], status: u16, content_type: &str) -> Option<PollError> {
+    let asked = m.version()?;
+    let text = String::from_utf8_lossy(body);
+    let said = code == Some(2635) || text.contains("UNSUPPORTED_VERSION") || text.contains("is deprecated");
+    let gone = status == 404 && content_type.contains("html") && m.mappings.resolved.request.version.is_some();
+    if !(said || gone) {
+        return None;
+    }
+    let newest = newest_version_in(&text)
+        .or_else(|| crate::domain::source::shipped_preset(&m.mappings.resolved.format)?.request.version)
+        .filter(|v| v != asked);
+    let format = &m.mappings.resolved.format;
+    let hint = match newest {
+        Some(v) => format!(
+            "the platform's newest is {v}: set version = \"{v}\" under [presets.{format}] in config.toml, or the channel's request.version"
+        ),
+        None => format!("set a current version under [presets.{format}] in config.toml, or the channel's request.version"),
+    };
+    let how = if said { "the platform says so" } else { "HTTP 404 with a web page at the versioned URL" };
+    Some(PollError::Retired(format!("{asked} is no longer served ({how}); {hint}")))
+}
+
+/// The highest version (`v24.0`, `v26`) a platform's message names.
+fn newest_version_in(text: &str) -> Option<String> {
+    let mut best: Option<(Vec<u32>, String)> = None;
+    for (i, _) in text.match_indices('v') {
+        let rest = &text[i + 1..];
+        let n: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let n = n.trim_end_matches('.');
+        if n.is_empty() || text[..i].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let parts: Vec<u32> = n.split('.').filter_map(|p| p.parse().ok()).collect();
+        if best.as_ref().is_none_or(|(b, _)| parts > *b) {
+            best = Some((parts, format!("v{n}")));
+        }
+    }
+    best.map(|(_, v)| v)
 }
 
 fn with_status(status: u16, detail: &str) -> String {
@@ -556,6 +735,8 @@ struct Summary {
     shape: &'static str,
     message: String,
     code: Option<i64>,
+    /// Google's status name (`UNAUTHENTICATED`).
+    status: Option<String>,
 }
 
 impl Summary {
@@ -592,38 +773,47 @@ fn summarise(page: &Json) -> Option<Summary> {
     let num = |e: &str| json::lookup(page, e).and_then(|v| v.as_f64()).map(|n| n as i64);
     // Google (Ads, GA4): {"error": {"code", "message", "status"}}.
     if let Some(status) = text("error.status") {
+        let status_name = status.clone();
         let message = text("error.message").unwrap_or(status);
-        return Some(Summary { shape: "Google API", message, code: num("error.code") });
+        return Some(Summary { shape: "Google API", message, code: num("error.code"), status: Some(status_name) });
     }
     // Meta: {"error": {"message", "type", "code"}}.
     if let Some(message) = text("error.message") {
         let shape = if text("error.type").is_some() { "Meta Marketing API" } else { "JSON API" };
-        return Some(Summary { shape, message, code: num("error.code") });
+        return Some(Summary { shape, message, code: num("error.code"), status: None });
     }
     // Baidu: {"header": {"status", "failures": [{"code", "message"}]}}.
     if num("header.status").is_some_and(|s| s != 0) {
         let message = text("header.failures[0].message").or_else(|| text("header.desc")).unwrap_or_default();
-        return Some(Summary { shape: "Baidu Marketing API", message, code: num("header.failures[0].code") });
+        return Some(Summary {
+            shape: "Baidu Marketing API",
+            message,
+            code: num("header.failures[0].code"),
+            status: None,
+        });
     }
     // TikTok, Ocean Engine: {"code", "message"} with code 0 for success.
     if let (Some(code), Some(message)) = (num("code"), text("message"))
         && code != 0
     {
-        return Some(Summary { shape: "TikTok or Ocean Engine", message, code: Some(code) });
+        return Some(Summary { shape: "TikTok or Ocean Engine", message, code: Some(code), status: None });
     }
     None
 }
 
 /// A 2xx answer that carries an error (TikTok, Ocean Engine and Baidu answer errors so).
-fn error_in_body(page: &Json, platform: Option<&str>) -> Option<PollError> {
+fn error_in_body(page: &Json, m: &MappedSource) -> Option<PollError> {
     let s = summarise(page)?;
     // A successful Google or Meta answer has no `error`; only the body-coded shapes count here.
     if !matches!(s.shape, "TikTok or Ocean Engine" | "Baidu Marketing API") {
         return None;
     }
-    let detail = s.text(platform);
+    let detail = s.text(m.mappings.resolved.platform.as_deref());
     if throttling_code(s.code) {
         return Some(PollError::Throttled { retry_after: None, detail });
+    }
+    if refused_code(m, s.code) {
+        return Some(PollError::Unauthorized(detail));
     }
     Some(PollError::Platform { status: 200, detail })
 }

@@ -37,6 +37,8 @@ pub struct Settings {
     pub control_token: Option<Secret>,
     pub token_over_http: bool,
     pub secrets: BTreeMap<String, Secret>,
+    /// `[credentials.*]` of `config.toml`.
+    pub credentials: crate::poll::credential::Registry,
 }
 
 /// A running engine with its pollers.
@@ -54,7 +56,7 @@ impl Running {
         let campaigns = store.campaigns()?;
         let sources =
             crate::poll::sources_with_token(&campaigns, s.interval, s.source_token.as_ref(), s.token_over_http);
-        let sources = crate::poll::with_secrets(sources, &s.secrets);
+        let sources = crate::poll::with_secrets(sources, &s.secrets, &s.credentials);
         let (mut starting, snapshots) = Engine::open(store, clock.clone(), campaigns, &sources)?;
         starting.set_read_only(s.read_only);
         starting.set_control_token(s.control_token.clone());

@@ -115,8 +115,8 @@ pub fn reformat(campaigns: &mut [crate::domain::Campaign], base: &str, dialect: 
             "csv" => url::Url::from_directory_path(export_dir(std::path::Path::new(base), &c.id))
                 .map_err(|()| format!("the export directory {base} is not an absolute path"))?
                 .to_string(),
-            "meta-insights" => format!("{base}/meta/v21.0/act_{}/insights", c.id),
-            "google-ads" => format!("{base}/google-ads/v18/customers/{}/googleAds:searchStream", c.id),
+            "meta-insights" => format!("{base}/meta/{{version}}/act_{}/insights", c.id),
+            "google-ads" => format!("{base}/google-ads/{{version}}/customers/{}/googleAds:searchStream", c.id),
             "tiktok" => format!("{base}/tiktok/open_api/v1.3/report/integrated/get/?advertiser_id={}", c.id),
             "oceanengine" => format!("{base}/oceanengine/open_api/v3.0/report/custom/get/?advertiser_id={}", c.id),
             "baidu" => format!("{base}/baidu/json/sms/service/ReportService/getRealTimeData?account={}", c.id),
@@ -135,7 +135,7 @@ pub fn reformat(campaigns: &mut [crate::domain::Campaign], base: &str, dialect: 
 }
 
 /// The secrets a preset's requests name, each with a stand-in value: the simulator checks
-/// that credentials are sent, not what they are.
+/// that credentials are sent, not what they are (unless its tokens are checked).
 pub fn stand_in_secrets(dialect: &str) -> Vec<String> {
     let Some(p) = crate::domain::source::preset(dialect) else { return Vec::new() };
     let mut names: Vec<String> = p
@@ -148,6 +148,7 @@ pub fn stand_in_secrets(dialect: &str) -> Vec<String> {
                 .map(str::to_string)
                 .collect::<Vec<_>>()
         })
+        .chain(p.auth.secret.clone())
         .collect();
     names.sort();
     names.dedup();
@@ -267,8 +268,22 @@ pub fn meta_throttled() -> Value {
 
 /// Meta's answer to a request without a token.
 pub fn meta_unauthorized() -> Value {
-    json!({ "error": { "message": "An active access token must be used to query information about the current user.",
-                       "type": "OAuthException", "code": 2500, "fbtrace_id": "sim" } })
+    json!({ "error": { "message": "Error validating access token: Session has expired.",
+                       "type": "OAuthException", "code": 190, "error_subcode": 463, "fbtrace_id": "sim" } })
+}
+
+/// Meta's answer at a retired version.
+pub fn meta_retired(version: &str) -> Value {
+    json!({ "error": { "message": format!("({version}) You are calling a deprecated version of the Ads API. Please update to the latest version: v27.0."),
+                       "type": "OAuthException", "code": 2635, "fbtrace_id": "sim" } })
+}
+
+/// Google Ads' answer at a retired version.
+pub fn google_retired(version: &str) -> Value {
+    json!({ "error": { "code": 400, "status": "INVALID_ARGUMENT",
+        "message": format!("Version {version} is deprecated. Requests to this version will be blocked."),
+        "details": [{ "@type": "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure",
+                      "errors": [{ "errorCode": { "requestError": "UNSUPPORTED_VERSION" } }] }] } })
 }
 
 /// Google Ads' answer to a searchStream query: the rows in batches of `batch`.
@@ -401,4 +416,51 @@ mod tests {
         assert_eq!(reported(&c, 0, 3 * DAY_MS).conversions, 100);
         assert_eq!(reported(&c, 0, 3 * DAY_MS).revenue, 1000.0);
     }
+}
+
+/// Turns on the simulated platform's sign-in (tokens living `ttl`, refresh tokens rotating
+/// where the platform rotates them) and gives the credentials a team would configure for it:
+/// the platform's own kind, its token endpoint on the simulator, a refresh token granted.
+pub fn sign_in(
+    server: &super::SimServer,
+    dialect: &str,
+    ttl: std::time::Duration,
+) -> Result<crate::poll::credential::CredentialConf, String> {
+    use crate::poll::Secret;
+    let preset = crate::domain::source::preset(dialect).ok_or_else(|| format!("no preset '{dialect}'"))?;
+    let (kind, path, fields): (&str, &str, &[(&str, &str)]) = match preset.auth.kinds.first().map(String::as_str) {
+        Some("oauth2") => {
+            ("oauth2", "/oauth2/token", &[("client_id", "sim-client"), ("client_secret", "sim-client-secret")])
+        }
+        Some("oceanengine") => (
+            "oceanengine",
+            "/oceanengine/open_api/oauth2/refresh_token/",
+            &[("app_id", "1700000000"), ("secret", "sim-app-secret")],
+        ),
+        _ => {
+            return Err(format!(
+                "--token-ttl: the simulator renews tokens for google-ads, ga4 and oceanengine, not {dialect}"
+            ));
+        }
+    };
+    let rotating = match crate::domain::source::credential_kind(kind) {
+        Some(crate::domain::source::CredentialKind::Refreshed(r)) => r.rotating,
+        _ => false,
+    };
+    let refresh_token = {
+        let mut t = server.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        t.ttl_ms = Some(ttl.as_millis() as i64);
+        t.rotate = rotating;
+        t.grant()
+    };
+    let mut map: std::collections::BTreeMap<String, Secret> =
+        fields.iter().map(|(k, v)| (k.to_string(), Secret::new(v))).collect();
+    map.insert("refresh_token".into(), Secret::new(&refresh_token));
+    map.insert("token_url".into(), Secret::new(&format!("{}{path}", server.base_url())));
+    Ok(crate::poll::credential::CredentialConf {
+        name: format!("sim-{dialect}"),
+        kind: kind.to_string(),
+        fields: map,
+        place: "the demo".into(),
+    })
 }

@@ -45,6 +45,7 @@ pub mod history;
 pub mod model;
 pub mod scale;
 pub mod scenario;
+pub mod tokens;
 
 use crate::clock::SharedClock;
 use crate::optimize::control::ControlRequest;
@@ -63,9 +64,23 @@ struct Shared {
     clock: SharedClock,
     /// Every Nth platform request is throttled (0: none), and how many there have been.
     throttle: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+    tokens: Arc<Mutex<tokens::Tokens>>,
 }
 
 impl Shared {
+    fn tokens(&self) -> std::sync::MutexGuard<'_, tokens::Tokens> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a request with this access token is let in.
+    fn admits(&self, token: Option<&str>) -> bool {
+        self.tokens().admits(token)
+    }
+
+    fn retired(&self, version: &str) -> bool {
+        self.tokens().retired.contains(version)
+    }
+
     /// Whether this platform request is one to throttle.
     fn throttled(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
@@ -99,6 +114,8 @@ impl Shared {
 pub struct SimServer {
     pub addr: SocketAddr,
     pub network: Arc<Mutex<Network>>,
+    /// Sign-in: tokens, their lifetime, rotation, retired versions.
+    pub tokens: Arc<Mutex<tokens::Tokens>>,
     throttle: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     clock: SharedClock,
     task: tokio::task::JoinHandle<()>,
@@ -154,7 +171,8 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
     let addr = listener.local_addr()?;
     let net = Arc::new(Mutex::new(network));
     let throttle = Arc::new((std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)));
-    let shared = Shared { net: net.clone(), clock: clock.clone(), throttle: throttle.clone() };
+    let tokens = Arc::new(Mutex::new(tokens::Tokens::new(Arc::new(|| chrono::Utc::now().timestamp_millis()))));
+    let shared = Shared { net: net.clone(), clock: clock.clone(), throttle: throttle.clone(), tokens: tokens.clone() };
     let app = axum::Router::new()
         .route("/stats", get(all_stats))
         .route("/stats/{campaign}", get(campaign_stats))
@@ -168,13 +186,15 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
         .route("/baidu/json/sms/service/ReportService/getRealTimeData", post(baidu))
         .route("/ga4/v1beta/properties/{property}", post(ga4))
         .route("/google-ads/{version}/customers/{customer}/{method}", post(google_ads))
+        .route("/oauth2/token", post(oauth2_token))
+        .route("/oceanengine/open_api/oauth2/refresh_token/", post(oceanengine_refresh))
         .with_state(shared);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("simulator stopped: {e}");
         }
     });
-    Ok(SimServer { addr, network: net, throttle, clock, task, exporter: None })
+    Ok(SimServer { addr, network: net, tokens, throttle, clock, task, exporter: None })
 }
 
 async fn respond(shared: Shared, campaign: Option<String>, channel: Option<String>, q: &StatsQuery) -> Response {
@@ -244,8 +264,12 @@ async fn meta_insights(
     uri: axum::http::Uri,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if !headers.contains_key(axum::http::header::AUTHORIZATION) && !q.contains_key("access_token") {
+    let token = bearer(&headers).or_else(|| q.get("access_token").cloned());
+    if !s.admits(token.as_deref()) {
         return json_answer(StatusCode::BAD_REQUEST, dialect::meta_unauthorized());
+    }
+    if s.retired(&_version) {
+        return json_answer(StatusCode::BAD_REQUEST, dialect::meta_retired(&_version));
     }
     if s.throttled() {
         let usage = r#"{"1":[{"type":"ads_insights","call_count":100,"total_cputime":30,"total_time":40,"estimated_time_to_regain_access":1}]}"#;
@@ -275,9 +299,12 @@ async fn google_ads(
     if method != "googleAds:searchStream" {
         return json_answer(StatusCode::NOT_FOUND, dialect::google_error(404, "NOT_FOUND", "Unknown method."));
     }
-    if !headers.contains_key(axum::http::header::AUTHORIZATION) || !headers.contains_key("developer-token") {
-        let e = dialect::google_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential.");
+    if !s.admits(bearer(&headers).as_deref()) {
+        let e = dialect::google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.");
         return json_answer(StatusCode::UNAUTHORIZED, e);
+    }
+    if s.retired(&_version) {
+        return json_answer(StatusCode::BAD_REQUEST, dialect::google_retired(&_version));
     }
     if s.throttled() {
         let e = dialect::google_error(429, "RESOURCE_EXHAUSTED", "Too many requests. Retry in 1 seconds.");
@@ -310,7 +337,7 @@ fn coded(
     dates: (&str, &str),
     render: fn(&Network, &str, &str, &str, usize, usize) -> serde_json::Value,
 ) -> Response {
-    if !headers.contains_key("access-token") {
+    if !s.admits(headers.get("access-token").and_then(|v| v.to_str().ok())) {
         return json_answer(
             StatusCode::OK,
             dialect::coded_error(40105, "Access token is incorrect or has been revoked."),
@@ -345,7 +372,7 @@ async fn oceanengine(
 /// Baidu's real-time report: credentials and dates in the JSON body.
 async fn baidu(State(s): State<Shared>, axum::extract::Query(q): Query, body: axum::body::Bytes) -> Response {
     let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if req["header"]["accessToken"].as_str().is_none_or(str::is_empty) {
+    if !s.admits(req["header"]["accessToken"].as_str()) {
         return json_answer(StatusCode::OK, dialect::baidu_error());
     }
     let r = &req["body"]["realTimeRequestType"];
@@ -367,7 +394,7 @@ async fn ga4(
     let Some(campaign) = property.strip_suffix(":runReport") else {
         return json_answer(StatusCode::NOT_FOUND, dialect::google_error(404, "NOT_FOUND", "Unknown method."));
     };
-    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+    if !s.admits(bearer(&headers).as_deref()) {
         return json_answer(
             StatusCode::UNAUTHORIZED,
             dialect::google_error(401, "UNAUTHENTICATED", "Request is missing required authentication credential."),
@@ -380,4 +407,64 @@ async fn ga4(
         StatusCode::OK,
         dialect::ga4(&net, campaign, r["startDate"].as_str().unwrap_or(""), r["endDate"].as_str().unwrap_or("")),
     )
+}
+
+/// The bearer token of a request.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+/// The standard token endpoint: the refresh-token grant and the JWT-bearer grant.
+async fn oauth2_token(
+    State(s): State<Shared>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let f: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let grant = f.get("grant_type").map_or("", String::as_str);
+    let mut t = s.tokens();
+    match grant {
+        "refresh_token" => match t.refresh(f.get("refresh_token").map_or("", String::as_str)) {
+            Ok((access, ttl, next)) => json_answer(
+                StatusCode::OK,
+                serde_json::json!({ "access_token": access, "expires_in": ttl, "token_type": "Bearer",
+                                    "refresh_token": if t.rotate { Some(next) } else { None } }),
+            ),
+            Err(why) => json_answer(StatusCode::BAD_REQUEST, tokens::oauth_error("invalid_grant", why)),
+        },
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
+            let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            let audience = format!("http://{host}/oauth2/token");
+            match t.assertion(f.get("assertion").map_or("", String::as_str), &audience) {
+                Ok((access, ttl)) => json_answer(
+                    StatusCode::OK,
+                    serde_json::json!({ "access_token": access, "expires_in": ttl, "token_type": "Bearer" }),
+                ),
+                Err(why) => json_answer(StatusCode::BAD_REQUEST, tokens::oauth_error("invalid_grant", &why)),
+            }
+        }
+        other => json_answer(
+            StatusCode::BAD_REQUEST,
+            tokens::oauth_error("unsupported_grant_type", &format!("grant_type '{other}' is not supported")),
+        ),
+    }
+}
+
+/// Ocean Engine's refresh: JSON in, the tokens under `data`, errors as codes.
+async fn oceanengine_refresh(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !req["app_id"].is_number() || req["secret"].as_str().is_none_or(str::is_empty) {
+        return json_answer(StatusCode::OK, dialect::coded_error(40001, "app_id and secret are required"));
+    }
+    let mut t = s.tokens();
+    match t.refresh(req["refresh_token"].as_str().unwrap_or("")) {
+        Ok((access, ttl, next)) => json_answer(
+            StatusCode::OK,
+            serde_json::json!({ "code": 0, "message": "OK", "data": {
+                "access_token": access, "expires_in": ttl,
+                "refresh_token": next, "refresh_token_expires_in": 2_592_000 } }),
+        ),
+        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(40104, why)),
+    }
 }

@@ -48,6 +48,7 @@ pub fn campaigns(
                         format: None,
                         request: None,
                         mapping: None,
+                        credentials: None,
                         control: Some(format!("{origin}/control/{id}")),
                         daily_budget: budget,
                         min_budget: Some(100.0),

@@ -417,6 +417,8 @@ pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
         Health::Throttled => ("◔", t.warn),
         Health::BadData => ("?", t.bad),
         Health::Failing => ("✖", t.bad),
+        Health::Unauthorized => ("⊘", t.bad),
+        Health::Retired => ("⊗", t.bad),
     }
 }
 
