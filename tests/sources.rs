@@ -88,7 +88,8 @@ async fn rig_with(
     for c in &campaigns {
         store.put_campaign(c).unwrap();
     }
-    let sources = poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &secrets);
+    let sources =
+        poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &secrets, &Default::default());
     let (engine, snapshots) = Engine::new(store, clock.clone(), &sources).unwrap();
     Rig { sim, clock, campaigns, sources, engine, snapshots, client: poll::client(), read: Default::default() }
 }

@@ -69,8 +69,11 @@ pub async fn run(
         return Err(super::BadInput(format!("no campaign '{id}' (known: {})", known.join(", "))).into());
     }
     let selected: Vec<_> = all.iter().filter(|c| campaign.is_none_or(|id| c.id == id)).cloned().collect();
-    let sources =
-        crate::poll::with_secrets(crate::poll::sources_with_token(&selected, interval, token.0, token.1), secrets, credentials);
+    let sources = crate::poll::with_secrets(
+        crate::poll::sources_with_token(&selected, interval, token.0, token.1),
+        secrets,
+        credentials,
+    );
     let (mut engine, snapshots) = Engine::start(store, clock.clone(), all, &sources)?;
     engine.backfill_some(usize::MAX);
     let client = crate::poll::client();

@@ -387,8 +387,10 @@ mod tests {
             assert_eq!(a.keys, b.keys);
         }
         let keys = uncommented.lines().filter(|l| l.contains(" = ") && !l.starts_with('#')).count();
-        // Eight top-level keys, a secret, two of Alertmanager, eight of a webhook, two keys.
-        assert_eq!(keys, 21, "every key is in the template once");
+        // Eight top-level keys, a secret, four of a credential, a preset's version, two of
+        // Alertmanager, eight of a webhook, two keys.
+        assert_eq!(keys, 26, "every key is in the template once");
+        assert_eq!(credential_confs(&c.credentials, &uncommented, "t").unwrap()[0].kind, "oauth2");
         // Every action is named in the template.
         for (_, name) in crate::ui::keys::ACTION_NAMES {
             assert!(TEMPLATE.split(|c: char| c.is_whitespace() || c == '.').any(|w| w == *name), "{name}");

@@ -11,6 +11,7 @@ macro_rules! say {
     }};
 }
 
+mod auth;
 mod campaign;
 pub mod check;
 pub mod config;
@@ -251,6 +252,9 @@ pub enum Cmd {
     /// The config file.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The credentials sources sign in with (`[credentials.NAME]` of the config file).
+    #[command(subcommand)]
+    Auth(AuthCmd),
     /// Print shell completions: `cockpit completions bash > ~/.local/share/bash-completion/completions/cockpit`.
     Completions { shell: clap_complete::Shell },
     /// Watch without a terminal: poll, store, judge alerts and run confirmed actions, and let
@@ -304,6 +308,18 @@ pub enum SourceCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCmd {
+    /// Each credential: its kind, the channels using it, when its tokens expire, its last
+    /// refresh and error; never a secret.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew a credential now and say what happened.
+    Test { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -489,9 +505,12 @@ fn layered(mut cli: Cli) -> color_eyre::Result<Cli> {
     );
     if !config.credential_confs.is_empty() {
         let store = Config::path().map(|p| crate::poll::credstore::Store::beside(&p));
-        cli.credentials =
-            crate::poll::credential::Registry::new(config.credential_confs, store, crate::poll::credential::wall_clock())
-                .map_err(BadInput)?;
+        cli.credentials = crate::poll::credential::Registry::new(
+            config.credential_confs,
+            store,
+            crate::poll::credential::wall_clock(),
+        )
+        .map_err(BadInput)?;
     }
     Ok(cli)
 }
@@ -707,6 +726,17 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             })
         }
         Some(Cmd::Config(ConfigCmd::Init { stdout, force })) => config_init(*stdout, *force),
+        Some(Cmd::Auth(AuthCmd::List { json })) => {
+            // The channels using each credential, when the database can be read.
+            let campaigns = read_store(&db).and_then(|s| Ok(s.campaigns()?)).unwrap_or_default();
+            print!("{}", auth::list(&cli.credentials, &campaigns, *json, chrono::Utc::now().timestamp_millis()));
+            Ok(())
+        }
+        Some(Cmd::Auth(AuthCmd::Test { name })) => {
+            let out = runtime()?.block_on(auth::test(&cli.credentials, name))?;
+            print!("{out}");
+            Ok(())
+        }
     }
 }
 

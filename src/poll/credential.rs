@@ -158,7 +158,10 @@ impl Credential {
         };
         for f in need {
             if c.fields.get(f).is_none_or(|v| v.expose().trim().is_empty()) {
-                return Err(format!("{}: credentials.{}: `{f}` is missing (kind {} needs it)", c.place, c.name, c.kind));
+                return Err(format!(
+                    "{}: credentials.{}: `{f}` is missing (kind {} needs it)",
+                    c.place, c.name, c.kind
+                ));
             }
         }
         if let Some(e) = c.fields.get("expires")
@@ -276,7 +279,11 @@ impl Credential {
         }
         // Another process may have renewed it meanwhile.
         if let (Some(a), Some(exp)) = (&entry.access_token, entry.access_expires_ms) {
-            let fresh = refused.is_none_or(|r| r.expose() != a) && now < exp - 60_000;
+            // Refused: any other token still alive; due: one renewed since it was last due.
+            let fresh = match refused {
+                Some(r) => r.expose() != a && now < exp,
+                None => now < earliest_renewal(entry.refreshed_ms.unwrap_or(now), exp),
+            };
             if fresh {
                 let token = Secret::new(a);
                 live.access = Some(token.clone());
@@ -369,7 +376,8 @@ impl Credential {
 
     async fn refresh_request(&self, r: &Refresh, refresh_token: Option<&str>, now: i64) -> Result<Got, Failed> {
         let url_text = self.token_url.clone().unwrap_or_else(|| r.token_url.clone());
-        let mut url = url::Url::parse(&url_text).map_err(|e| Failed::Transient(format!("token_url {url_text}: {e}")))?;
+        let mut url =
+            url::Url::parse(&url_text).map_err(|e| Failed::Transient(format!("token_url {url_text}: {e}")))?;
         if !super::may_carry_token(url.as_str()) {
             return Err(Failed::Transient(format!(
                 "token_url {url_text}: a refresh token goes only over https or to this machine"
@@ -554,10 +562,16 @@ fn read_answer(body: &[u8], status: u16, r: &Refresh) -> Result<Got, Failed> {
     })
 }
 
-/// When to renew a token obtained at `from` and expiring at `until`: at 75–85 % of its life.
+/// When to renew a token obtained at `from` and expiring at `until`: at 75–85 % of its life,
+/// so that the sources of many processes do not all renew at once.
 fn renew_at(from: i64, until: i64) -> i64 {
     let life = (until - from).max(0) as f64;
     from + (life * (0.75 + 0.1 * rand::random::<f64>())) as i64
+}
+
+/// The earliest `renew_at` can be: before it, a stored token needs no renewal.
+fn earliest_renewal(from: i64, until: i64) -> i64 {
+    from + ((until - from).max(0) as f64 * 0.75) as i64
 }
 
 /// A unique request nonce.
@@ -568,10 +582,11 @@ pub fn nonce() -> String {
 /// `expires` of a fixed token: a date (the start of that day, UTC) or an RFC 3339 time.
 pub fn parse_expiry(s: &str) -> Option<i64> {
     let s = s.trim();
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|d| d.timestamp_millis())
-        .ok()
-        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis()))
+    chrono::DateTime::parse_from_rfc3339(s).map(|d| d.timestamp_millis()).ok().or_else(|| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
+    })
 }
 
 #[cfg(test)]
@@ -588,7 +603,9 @@ mod tests {
         let got = read_answer(ok, 200, &oauth2()).ok().unwrap();
         assert_eq!((got.access.as_str(), got.expires_in_s, got.refresh_token), ("a1", 3599, None));
         let gone = br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
-        assert!(matches!(read_answer(gone, 400, &oauth2()), Err(Failed::Refused(m)) if m.contains("expired or revoked")));
+        assert!(
+            matches!(read_answer(gone, 400, &oauth2()), Err(Failed::Refused(m)) if m.contains("expired or revoked"))
+        );
         let busy = br#"{"error":"temporarily_unavailable"}"#;
         assert!(matches!(read_answer(busy, 400, &oauth2()), Err(Failed::Transient(_))));
         assert!(matches!(read_answer(b"<html>", 200, &oauth2()), Err(Failed::Transient(m)) if m.contains("not JSON")));

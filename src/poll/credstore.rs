@@ -106,13 +106,8 @@ impl Store {
         let err = |e: std::io::Error| format!("{}: {e}", self.path.display());
         let tmp = self.path.with_extension("json.partial");
         let text = serde_json::to_vec_pretty(doc).map_err(|e| e.to_string())?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp).map_err(err)?;
         f.write_all(&text).map_err(err)?;
         f.sync_all().map_err(err)?;
         drop(f);

@@ -82,9 +82,13 @@ impl MappedSource {
             .replace("{timestamp}", &v.timestamp)
             .replace("{nonce}", &super::credential::nonce());
         if out.contains("{version}") {
-            let version = self.mappings.resolved.request.version.as_deref().ok_or_else(|| {
-                PollError::Config(format!("{place}: {{version}} but no request.version is set"))
-            })?;
+            let version = self
+                .mappings
+                .resolved
+                .request
+                .version
+                .as_deref()
+                .ok_or_else(|| PollError::Config(format!("{place}: {{version}} but no request.version is set")))?;
             out = out.replace("{version}", version);
         }
         if out.contains("{token}") {
@@ -148,32 +152,32 @@ struct Values<'a> {
     timestamp: String,
 }
 
-/// Whether anything the source sends names `{token}`.
-fn wants_token(spec: &SourceSpec, m: &MappedSource) -> bool {
-    spec.url.contains("{token}") || m.mappings.resolved.request.templates().iter().any(|(_, t)| t.contains("{token}"))
+/// Where the source sends `{token}` first (`request.headers.Authorization`), if it does.
+fn wants_token(spec: &SourceSpec, m: &MappedSource) -> Option<String> {
+    if spec.url.contains("{token}") {
+        return Some("source".into());
+    }
+    m.mappings.resolved.request.templates().into_iter().find(|(_, t)| t.contains("{token}")).map(|(p, _)| p)
 }
 
 /// The access token for `{token}`: the source's credentials', else the preset's secret.
 async fn access_token(spec: &SourceSpec, m: &MappedSource) -> Result<Option<Secret>, PollError> {
-    if !wants_token(spec, m) {
-        return Ok(None);
-    }
+    let Some(place) = wants_token(spec, m) else { return Ok(None) };
     match &spec.credential {
         super::SourceCredential::Found(c) => c.access_token().await.map(Some),
         super::SourceCredential::Missing(n) | super::SourceCredential::Named(n) => Err(PollError::Config(format!(
-            "credentials '{n}' are not in config.toml (add [credentials.{n}] with its kind and fields)"
+            "{place}: {{token}}: credentials '{n}' are not in config.toml (add [credentials.{n}] with its kind and fields)"
         ))),
         super::SourceCredential::None => {
             let auth = &m.mappings.resolved.auth;
             let name = auth.secret.as_deref().ok_or_else(|| {
-                PollError::Config(
-                    "{token}: the channel names no credentials (credentials = NAME, with [credentials.NAME] in config.toml)"
-                        .into(),
-                )
+                PollError::Config(format!(
+                    "{place}: {{token}}: the channel names no credentials (credentials = NAME, with [credentials.NAME] in config.toml)"
+                ))
             })?;
             secret(name, &spec.secrets).map(Some).ok_or_else(|| {
                 PollError::Config(format!(
-                    "{{token}}: the channel names no credentials (credentials = NAME, with [credentials.NAME] in config.toml) and {name} is not set (export it, or set it under [secrets])"
+                    "{place}: {{token}}: the channel names no credentials (credentials = NAME, with [credentials.NAME] in config.toml) and {name} is not set (export it, or set it under [secrets])"
                 ))
             })
         }
@@ -679,7 +683,9 @@ fn retired(m: &MappedSource, code: Option<i64>, body: &[u8], status: u16, conten
         Some(v) => format!(
             "the platform's newest is {v}: set version = \"{v}\" under [presets.{format}] in config.toml, or the channel's request.version"
         ),
-        None => format!("set a current version under [presets.{format}] in config.toml, or the channel's request.version"),
+        None => {
+            format!("set a current version under [presets.{format}] in config.toml, or the channel's request.version")
+        }
     };
     let how = if said { "the platform says so" } else { "HTTP 404 with a web page at the versioned URL" };
     Some(PollError::Retired(format!("{asked} is no longer served ({how}); {hint}")))

@@ -416,11 +416,7 @@ fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 /// The standard token endpoint: the refresh-token grant and the JWT-bearer grant.
-async fn oauth2_token(
-    State(s): State<Shared>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+async fn oauth2_token(State(s): State<Shared>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
     let f: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let grant = f.get("grant_type").map_or("", String::as_str);
     let mut t = s.tokens();

@@ -1,0 +1,270 @@
+//! Credentials that renew themselves, against the simulator's sign-in: access tokens that
+//! expire (on a clock the test moves), refresh tokens that rotate, revocation, a service
+//! account's signed assertion, retired API versions. `fixtures/auth/` holds a key pair made
+//! for these tests only.
+
+use campaign_cockpit::clock::{Clock, ManualClock};
+use campaign_cockpit::demo;
+use campaign_cockpit::domain::Campaign;
+use campaign_cockpit::domain::time::HOUR_MS;
+use campaign_cockpit::poll::credential::{CredentialConf, Now, Registry};
+use campaign_cockpit::poll::credstore::Store;
+use campaign_cockpit::poll::{self, PollError, Secret, SourceSpec, wire::Names};
+use campaign_cockpit::sim::{self, SimServer, dialect, model::Network};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Rig {
+    sim: SimServer,
+    clock: Arc<ManualClock>,
+    campaigns: Vec<Campaign>,
+    dir: tempfile::TempDir,
+}
+
+/// The demo's 618 campaign read as `dialect` from a simulator whose tokens live `ttl_ms`
+/// (rotating when `rotate`), every channel naming the credentials "main".
+async fn rig(dialect_name: &str, ttl_ms: i64, rotate: bool) -> Rig {
+    let sc = demo::scenario();
+    let start = sc.start.unwrap().timestamp_millis();
+    let clock = Arc::new(ManualClock::new(start));
+    let mut campaigns = demo::campaigns();
+    let (chs, inc) = sc.build(&campaigns, start).unwrap();
+    campaigns.retain(|c| c.id == "618-promo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = sim::serve(listener, Network::new(chs, inc, start), clock.clone()).unwrap();
+    dialect::reformat(&mut campaigns, &sim.base_url(), dialect_name).unwrap();
+    for ch in campaigns.iter_mut().flat_map(|c| c.channels.iter_mut()) {
+        ch.credentials = Some("main".into());
+    }
+    {
+        let mut t = sim.tokens.lock().unwrap();
+        let c = clock.clone();
+        t.set_clock(Arc::new(move || c.now_ms()));
+        t.ttl_ms = Some(ttl_ms);
+        t.rotate = rotate;
+    }
+    Rig { sim, clock, campaigns, dir: tempfile::tempdir().unwrap() }
+}
+
+impl Rig {
+    fn now(&self) -> Now {
+        let c = self.clock.clone();
+        Arc::new(move || c.now_ms())
+    }
+
+    fn grant(&self) -> String {
+        self.sim.tokens.lock().unwrap().grant()
+    }
+
+    fn refreshes(&self) -> u64 {
+        self.sim.tokens.lock().unwrap().refreshes
+    }
+
+    fn store(&self) -> Store {
+        Store::beside(&self.dir.path().join("config.toml"))
+    }
+
+    /// The credentials "main" of `kind`, as config.toml would give them, on their own store:
+    /// each call is another process.
+    fn registry(&self, kind: &str, fields: &[(&str, &str)]) -> Registry {
+        let path = match kind {
+            "oceanengine" => "/oceanengine/open_api/oauth2/refresh_token/",
+            _ => "/oauth2/token",
+        };
+        let mut map: BTreeMap<String, Secret> = fields.iter().map(|(k, v)| (k.to_string(), Secret::new(v))).collect();
+        map.insert("token_url".into(), Secret::new(&format!("{}{path}", self.sim.base_url())));
+        let conf =
+            CredentialConf { name: "main".into(), kind: kind.into(), fields: map, place: "config.toml:3".into() };
+        Registry::new(vec![conf], Some(self.store()), self.now()).unwrap()
+    }
+
+    fn sources(&self, registry: &Registry) -> Vec<SourceSpec> {
+        poll::with_secrets(poll::sources_for(&self.campaigns, Duration::from_secs(60)), &BTreeMap::new(), registry)
+    }
+
+    async fn poll(&self, sources: &[SourceSpec]) -> Vec<Result<(), PollError>> {
+        let client = poll::client();
+        let mut out = Vec::new();
+        for s in sources {
+            let r = poll::fetch_at(&client, s, &mut Names::default(), self.clock.now_ms(), true).await;
+            out.push(r.map(drop));
+        }
+        out
+    }
+}
+
+fn oauth2_fields(refresh_token: &str) -> Vec<(&'static str, String)> {
+    vec![("client_id", "cid".into()), ("client_secret", "csecret".into()), ("refresh_token", refresh_token.into())]
+}
+
+fn borrowed<'a>(f: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    f.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Google's tokens live an hour: polled every 10 minutes for 8 hours, each poll gets data,
+/// no request is ever refused, and the token is renewed ahead of its expiry (at 45–51
+/// minutes, so at the poll at 50 or 60).
+#[tokio::test]
+async fn an_expiring_token_is_renewed_ahead_and_no_poll_is_lost() {
+    let r = rig("google-ads", HOUR_MS, false).await;
+    let fields = oauth2_fields(&r.grant());
+    let reg = r.registry("oauth2", &borrowed(&fields));
+    let sources = r.sources(&reg);
+    for round in 0..48 {
+        for res in r.poll(&sources).await {
+            assert!(res.is_ok(), "round {round}: {res:?}");
+        }
+        r.clock.advance(10 * 60_000);
+    }
+    let n = r.refreshes();
+    assert!((8..=10).contains(&n), "8 hours of hour-long tokens renewed at 75–85 % of their life: {n} refreshes");
+    let status = reg.get("main").unwrap().status();
+    assert_eq!(status.refreshes, n, "the store counts every refresh");
+    assert!(status.last_error.is_none());
+}
+
+/// Ocean Engine rotates refresh tokens: the one each refresh returns is stored, and another
+/// process (a `check`, a restarted service) continues the chain from the store; the refresh
+/// token in config.toml, used once, is spent.
+#[tokio::test]
+async fn a_rotated_refresh_token_is_stored_and_another_process_continues_the_chain() {
+    let r = rig("oceanengine", 24 * HOUR_MS, true).await;
+    let first = r.grant();
+    let fields = [("app_id", "1700000000"), ("secret", "app-secret"), ("refresh_token", first.as_str())];
+    let service = r.registry("oceanengine", &fields);
+    let sources = r.sources(&service);
+    assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+    let stored = r.store().read().unwrap().credentials["main"].refresh_token.clone().unwrap();
+    assert_ne!(stored, first, "the rotated refresh token is what the store keeps");
+    // Another process, same config.toml: it finds the stored access token still good.
+    let check = r.registry("oceanengine", &fields);
+    assert!(r.poll(&r.sources(&check)).await.iter().all(Result::is_ok));
+    assert_eq!(r.refreshes(), 1, "a good access token in the store is used, not renewed");
+    // A day later the other process renews first; the service then takes its result.
+    r.clock.advance(23 * HOUR_MS);
+    assert!(r.poll(&r.sources(&check)).await.iter().all(Result::is_ok));
+    assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+    assert_eq!(r.refreshes(), 2, "one renewal a day, whichever process makes it");
+    for _ in 0..5 {
+        r.clock.advance(22 * HOUR_MS);
+        assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+    }
+    assert_eq!(r.refreshes(), 7);
+}
+
+/// Twenty sources polled at once on one credential whose token is due: one refresh.
+#[tokio::test]
+async fn twenty_sources_on_one_credential_make_one_refresh() {
+    let r = rig("google-ads", HOUR_MS, false).await;
+    let fields = oauth2_fields(&r.grant());
+    let reg = r.registry("oauth2", &borrowed(&fields));
+    let one = r.sources(&reg).remove(0);
+    let sources: Vec<SourceSpec> =
+        (0..20).map(|k| SourceSpec { url: format!("{}#{k}", one.url), ..one.clone() }).collect();
+    let client = poll::client();
+    let now = r.clock.now_ms();
+    let polls = sources.iter().map(|s| {
+        let client = client.clone();
+        async move { poll::fetch_at(&client, s, &mut Names::default(), now, true).await.map(drop) }
+    });
+    let results = futures_util::future::join_all(polls).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(r.refreshes(), 1);
+}
+
+/// A refresh token revoked on the platform: the poll is `unauthorized`, naming the
+/// credentials and the way out, and the refresh is not tried again at every poll; a new
+/// refresh token put in config.toml wins over the stored one and polling goes on.
+#[tokio::test]
+async fn a_revoked_refresh_token_is_unauthorized_until_a_new_one_is_given() {
+    let r = rig("google-ads", HOUR_MS, false).await;
+    let fields = oauth2_fields(&r.grant());
+    let reg = r.registry("oauth2", &borrowed(&fields));
+    let sources = r.sources(&reg);
+    assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+    r.sim.tokens.lock().unwrap().revoke_all();
+    let res = r.poll(&sources).await.remove(0);
+    let Err(PollError::Unauthorized(why)) = res else { panic!("{res:?}") };
+    assert!(
+        why.contains("'main'") && why.contains("cockpit auth login main") && why.contains("invalid_grant"),
+        "{why}"
+    );
+    let before = r.refreshes();
+    assert!(matches!(r.poll(&sources).await.remove(0), Err(PollError::Unauthorized(_))));
+    assert_eq!(r.refreshes(), before, "a refused refresh token is not tried again");
+    assert!(reg.get("main").unwrap().status().unauthorized);
+    // Someone signs in again and puts the new refresh token in config.toml.
+    let fields = oauth2_fields(&r.grant());
+    let reg = r.registry("oauth2", &borrowed(&fields));
+    assert!(r.poll(&r.sources(&reg)).await.iter().all(Result::is_ok));
+    assert!(!reg.get("main").unwrap().status().unauthorized);
+}
+
+/// GA4 with a service account: an RS256 assertion signed with the key file's private key,
+/// which the simulator verifies with the public key, exchanged for an access token.
+#[tokio::test]
+async fn a_service_account_signs_its_assertion_and_the_platform_verifies_it() {
+    let r = rig("ga4", HOUR_MS, false).await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/auth");
+    r.sim.tokens.lock().unwrap().service_key =
+        Some(std::fs::read_to_string(format!("{fixtures}/service-account.pub.pem")).unwrap());
+    let key_file = format!("{fixtures}/service-account.json");
+    let scope = "https://www.googleapis.com/auth/analytics.readonly";
+    let reg = r.registry("google-service-account", &[("key_file", key_file.as_str()), ("scope", scope)]);
+    let sources = r.sources(&reg);
+    for _ in 0..4 {
+        assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+        r.clock.advance(HOUR_MS / 2);
+    }
+    assert!((2..=3).contains(&r.refreshes()), "{}", r.refreshes());
+    // Another key than the one the platform knows is refused.
+    let other = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u\n+qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyeh\nkd3qqGElvW/VDL5AaWTg0nLVkjRo9z+40RQzuVaE8AkAFmxZzow3x+VJYKdjykkJ\n0iT9wCS0DRTXu269V264Vf/3jvredZiKRkgwlL9xNAwxXFg0x/XFw005UWVRIkdg\ncKWTjpBP2dPwVZ4WWC+9aGVd+Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbc\nmwIDAQAB\n-----END PUBLIC KEY-----\n";
+    r.sim.tokens.lock().unwrap().service_key = Some(other.into());
+    r.clock.advance(2 * HOUR_MS);
+    let res = r.poll(&sources).await.remove(0);
+    assert!(matches!(&res, Err(PollError::Unauthorized(w)) if w.contains("invalid_grant")), "{res:?}");
+}
+
+/// A version the platform has retired is said as such, with the newest it names and the fix.
+#[tokio::test]
+async fn a_retired_api_version_names_the_newest_and_the_fix() {
+    let r = rig("meta-insights", HOUR_MS, false).await;
+    let reg = Registry::new(
+        vec![CredentialConf {
+            name: "main".into(),
+            kind: "meta".into(),
+            fields: [("token".to_string(), Secret::new("system-user-token"))].into(),
+            place: "config.toml:3".into(),
+        }],
+        None,
+        r.now(),
+    )
+    .unwrap();
+    // The simulator lets a fixed token in only when it issued it: ask as the platform would.
+    r.sim.tokens.lock().unwrap().ttl_ms = None;
+    let mut campaigns = r.campaigns.clone();
+    for ch in campaigns.iter_mut().flat_map(|c| c.channels.iter_mut()) {
+        ch.request =
+            Some(campaign_cockpit::domain::source::Request { version: Some("v24.0".into()), ..Default::default() });
+    }
+    r.sim.tokens.lock().unwrap().retired.insert("v24.0".into());
+    let sources = poll::with_secrets(poll::sources_for(&campaigns, Duration::from_secs(60)), &BTreeMap::new(), &reg);
+    let res = r.poll(&sources).await.remove(0);
+    let Err(PollError::Retired(why)) = res else { panic!("{res:?}") };
+    assert!(why.contains("v24.0 is no longer served") && why.contains("v27.0"), "{why}");
+    assert!(why.contains("[presets.meta-insights]"), "{why}");
+    // The preset's own version is served.
+    assert!(r.poll(&r.sources(&reg)).await.iter().all(Result::is_ok));
+}
+
+/// A channel naming credentials config.toml does not have: each poll says which.
+#[tokio::test]
+async fn credentials_not_in_the_config_are_named() {
+    let r = rig("google-ads", HOUR_MS, false).await;
+    let res = r.poll(&r.sources(&Registry::default())).await.remove(0);
+    assert!(
+        matches!(&res, Err(PollError::Config(w)) if w.contains("credentials 'main'") && w.contains("[credentials.main]")),
+        "{res:?}"
+    );
+}
