@@ -70,6 +70,8 @@ impl Rig {
     fn registry(&self, kind: &str, fields: &[(&str, &str)]) -> Registry {
         let path = match kind {
             "oceanengine" => "/oceanengine/open_api/oauth2/refresh_token/",
+            "tencent-ads" => "/tencent/oauth/refresh_token",
+            "kuaishou" => "/kuaishou/rest/openapi/oauth2/authorize/refresh_token",
             _ => "/oauth2/token",
         };
         let mut map: BTreeMap<String, Secret> = fields.iter().map(|(k, v)| (k.to_string(), Secret::new(v))).collect();
@@ -124,21 +126,32 @@ async fn an_expiring_token_is_renewed_ahead_and_no_poll_is_lost() {
     assert!(status.last_error.is_none());
 }
 
-/// Ocean Engine rotates refresh tokens: the one each refresh returns is stored, and another
-/// process (a `check`, a restarted service) continues the chain from the store; the refresh
-/// token in config.toml, used once, is spent.
+/// Ocean Engine, Tencent Ads and Kuaishou rotate refresh tokens: the one each refresh returns
+/// is stored, and another process (a `check`, a restarted service) continues the chain from
+/// the store; the refresh token in config.toml, used once, is spent.
 #[tokio::test]
 async fn a_rotated_refresh_token_is_stored_and_another_process_continues_the_chain() {
-    let r = rig("oceanengine", 24 * HOUR_MS, true).await;
+    for (kind, id, secret) in [
+        ("oceanengine", "app_id", "secret"),
+        ("tencent-ads", "client_id", "client_secret"),
+        ("kuaishou", "app_id", "secret"),
+    ] {
+        rotation(kind, id, secret).await;
+    }
+}
+
+async fn rotation(kind: &str, id: &str, secret: &str) {
+    let r = rig(kind, 24 * HOUR_MS, true).await;
     let first = r.grant();
-    let fields = [("app_id", "1700000000"), ("secret", "app-secret"), ("refresh_token", first.as_str())];
-    let service = r.registry("oceanengine", &fields);
+    let fields = [(id, "1700000000"), (secret, "app-secret"), ("refresh_token", first.as_str())];
+    let service = r.registry(kind, &fields);
     let sources = r.sources(&service);
-    assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+    let polled = r.poll(&sources).await;
+    assert!(polled.iter().all(Result::is_ok), "{kind}: {polled:?}");
     let stored = r.store().read().unwrap().credentials["main"].refresh_token.clone().unwrap();
-    assert_ne!(stored, first, "the rotated refresh token is what the store keeps");
+    assert_ne!(stored, first, "{kind}: the rotated refresh token is what the store keeps");
     // Another process, same config.toml: it finds the stored access token still good.
-    let check = r.registry("oceanengine", &fields);
+    let check = r.registry(kind, &fields);
     assert!(r.poll(&r.sources(&check)).await.iter().all(Result::is_ok));
     assert_eq!(r.refreshes(), 1, "a good access token in the store is used, not renewed");
     // A day later the other process renews first; the service then takes its result.
@@ -150,7 +163,7 @@ async fn a_rotated_refresh_token_is_stored_and_another_process_continues_the_cha
         r.clock.advance(22 * HOUR_MS);
         assert!(r.poll(&sources).await.iter().all(Result::is_ok));
     }
-    assert_eq!(r.refreshes(), 7);
+    assert_eq!(r.refreshes(), 7, "{kind}");
 }
 
 /// Twenty sources polled at once on one credential whose token is due: one refresh.

@@ -429,7 +429,7 @@ fn daily_budget_gone(c: &Campaign, ch: &ChannelInput<'_>, now: i64, s: &Resolved
 /// each one's alert is pending or firing (a clear verdict is worded only then).
 fn health(ch: &ChannelInput<'_>, now: i64, s: &Resolved, was_active: (bool, bool)) -> (Verdict, Verdict) {
     let severity = match ch.health {
-        Health::Failing | Health::BadData => Severity::Crit,
+        Health::Failing | Health::BadData | Health::Unauthorized | Health::Retired => Severity::Crit,
         _ => Severity::Warn,
     };
     let failing_enough = ch.health != Health::Failing || f64::from(ch.failures) >= s.threshold;

@@ -454,6 +454,8 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("oceanengine", include_str!("presets/oceanengine.toml")),
     ("baidu", include_str!("presets/baidu.toml")),
     ("ga4", include_str!("presets/ga4.toml")),
+    ("tencent-ads", include_str!("presets/tencent-ads.toml")),
+    ("kuaishou", include_str!("presets/kuaishou.toml")),
 ];
 
 /// API versions pinned for every channel of a preset (`[presets.NAME] version` in
@@ -663,7 +665,7 @@ impl Resolved {
                 return Err((
                     place,
                     format!(
-                        "unknown placeholder {{{bad}}} (use since, until, today, token, timestamp, nonce, version, secret:NAME or secret?:NAME)"
+                        "unknown placeholder {{{bad}}} (use since, until, today, token, timestamp, nonce, version, secret:NAME, secret?:NAME or source:PARAM)"
                     ),
                 ));
             }
@@ -678,7 +680,8 @@ pub const REQUEST_PLACEHOLDERS: [&str; 7] = ["since", "until", "today", "token",
 /// The placeholders of a template: `Ok` when each is one we fill.
 fn check_template(t: &str) -> Result<(), String> {
     for name in placeholders(t) {
-        if !REQUEST_PLACEHOLDERS.contains(&name) && !name.starts_with("secret:") && !name.starts_with("secret?:") {
+        let prefixed = ["secret:", "secret?:", "source:"].iter().any(|p| name.starts_with(p));
+        if !REQUEST_PLACEHOLDERS.contains(&name) && !prefixed {
             return Err(name.to_string());
         }
     }

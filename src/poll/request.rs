@@ -91,6 +91,18 @@ impl MappedSource {
                 .ok_or_else(|| PollError::Config(format!("{place}: {{version}} but no request.version is set")))?;
             out = out.replace("{version}", version);
         }
+        let params: Vec<String> = crate::domain::source::placeholders(&out)
+            .filter_map(|n| n.strip_prefix("source:").map(str::to_string))
+            .collect();
+        for p in params {
+            let value = url::Url::parse(&v.source)
+                .ok()
+                .and_then(|u| u.query_pairs().find(|(k, _)| *k == p.as_str()).map(|(_, v)| v.into_owned()))
+                .ok_or_else(|| {
+                    PollError::Config(format!("{place}: {{source:{p}}} but the source URL has no {p}= parameter"))
+                })?;
+            out = out.replace(&format!("{{source:{p}}}"), &value);
+        }
         if out.contains("{token}") {
             let token = v.token.ok_or_else(|| PollError::Config(format!("{place}: {{token}} has no value")))?;
             out = out.replace("{token}", token.expose());
@@ -146,6 +158,8 @@ fn secret(name: &str, secrets: &BTreeMap<String, Secret>) -> Option<Secret> {
 
 /// What a request's placeholders are filled with.
 struct Values<'a> {
+    /// The source URL, for `{source:PARAM}`.
+    source: String,
     dates: &'a Dates,
     secrets: &'a BTreeMap<String, Secret>,
     token: Option<&'a Secret>,
@@ -245,6 +259,7 @@ async fn fetch_pages(
     let req = &r.request;
     let dates = m.dates(now_ms, from_start);
     let values = Values {
+        source: spec.url.clone(),
         dates: &dates,
         secrets: &spec.secrets,
         token,
@@ -730,9 +745,10 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     (minutes > 0).then(|| Duration::from_secs(minutes * 60))
 }
 
-/// Meta's throttling codes (application, user, ads insights, business use case) and TikTok's.
+/// Meta's throttling codes (application, user, ads insights, business use case), TikTok's and
+/// Tencent's.
 fn throttling_code(code: Option<i64>) -> bool {
-    code.is_some_and(|c| matches!(c, 4 | 17 | 32 | 613 | 80000..=80014 | 40100))
+    code.is_some_and(|c| matches!(c, 4 | 17 | 32 | 613 | 80000..=80014 | 40100 | 11016..=11019))
 }
 
 /// An error a platform reported, as read from its answer.
@@ -762,7 +778,7 @@ impl Summary {
 fn same_family(platform: &str, shape: &str) -> bool {
     match shape {
         "Google API" => platform.starts_with("Google"),
-        "TikTok or Ocean Engine" => platform.starts_with("TikTok") || platform.starts_with("Ocean"),
+        "TikTok or Ocean Engine" => ["TikTok", "Ocean", "Tencent", "Kuaishou"].iter().any(|p| platform.starts_with(p)),
         "JSON API" => true,
         s => s == platform,
     }
@@ -798,7 +814,7 @@ fn summarise(page: &Json) -> Option<Summary> {
             status: None,
         });
     }
-    // TikTok, Ocean Engine: {"code", "message"} with code 0 for success.
+    // TikTok, Ocean Engine, Tencent, Kuaishou: {"code", "message"} with code 0 for success.
     if let (Some(code), Some(message)) = (num("code"), text("message"))
         && code != 0
     {

@@ -24,7 +24,8 @@ use chrono::{FixedOffset, NaiveDate, TimeZone};
 use serde_json::{Value, json};
 
 /// The platforms the simulator speaks besides the cockpit protocol.
-pub const DIALECTS: &[&str] = &["meta-insights", "google-ads", "tiktok", "oceanengine", "baidu", "ga4", "csv"];
+pub const DIALECTS: &[&str] =
+    &["meta-insights", "google-ads", "tiktok", "oceanengine", "baidu", "ga4", "tencent-ads", "kuaishou", "csv"];
 
 /// The columns of the simulated export, and how a channel reads them.
 const EXPORT_COLUMNS: [(&str, &str); 8] = [
@@ -121,6 +122,10 @@ pub fn reformat(campaigns: &mut [crate::domain::Campaign], base: &str, dialect: 
             "oceanengine" => format!("{base}/oceanengine/open_api/v3.0/report/custom/get/?advertiser_id={}", c.id),
             "baidu" => format!("{base}/baidu/json/sms/service/ReportService/getRealTimeData?account={}", c.id),
             "ga4" => format!("{base}/ga4/v1beta/properties/{}:runReport", c.id),
+            "tencent-ads" => format!("{base}/tencent/{{version}}/daily_reports/get?account_id={}", c.id),
+            "kuaishou" => {
+                format!("{base}/kuaishou/rest/openapi/{{version}}/report/campaign_report?advertiser_id={}", c.id)
+            }
             other => return Err(format!("the simulator does not speak '{other}' (it speaks {})", DIALECTS.join(", "))),
         };
         for ch in &mut c.channels {
@@ -364,6 +369,48 @@ pub fn oceanengine(net: &Network, campaign: &str, since: &str, until: &str, page
             "data": { "rows": list, "page_info": { "page": page, "page_size": size, "total_number": total, "total_page": pages } } })
 }
 
+/// Tencent Ads' daily report: money in cents, numbers as numbers.
+pub fn tencent(net: &Network, campaign: &str, since: &str, until: &str, page: usize, size: usize) -> Value {
+    let list: Vec<Value> = rows(net, campaign, since, until)
+        .iter()
+        .map(|(ch, day, c)| {
+            json!({ "date": date_of(ch, *day), "campaign_id": ch.id, "view_count": c.impressions,
+                    "valid_click_count": c.clicks, "cost": (c.spend * 100.0).round() as i64,
+                    "conversions_count": c.conversions, "order_amount": (c.revenue * 100.0).round() as i64 })
+        })
+        .collect();
+    let total = list.len();
+    let (list, pages) = numbered(&list, page, size);
+    json!({ "code": 0, "message": "", "message_cn": "",
+            "data": { "list": list, "page_info": { "page": page, "page_size": size, "total_number": total, "total_page": pages } } })
+}
+
+/// Kuaishou's campaign report: money in yuan, zero metrics left out.
+pub fn kuaishou(net: &Network, campaign: &str, since: &str, until: &str) -> Value {
+    let details: Vec<Value> = rows(net, campaign, since, until)
+        .iter()
+        .map(|(ch, day, c)| {
+            let mut row = serde_json::Map::new();
+            row.insert("campaign_id".into(), json!(ch.id));
+            row.insert("stat_date".into(), json!(date_of(ch, *day)));
+            for (k, v) in [
+                ("show", json!(c.impressions)),
+                ("photo_click", json!(c.clicks)),
+                ("form_count", json!(c.leads)),
+                ("event_pay", json!(c.conversions)),
+                ("charge", json!((c.spend * 100.0).round() / 100.0)),
+                ("event_pay_purchase_amount", json!((c.revenue * 100.0).round() / 100.0)),
+            ] {
+                if v.as_f64().is_some_and(|n| n != 0.0) {
+                    row.insert(k.into(), v);
+                }
+            }
+            Value::Object(row)
+        })
+        .collect();
+    json!({ "code": 0, "message": "OK", "data": { "total_count": details.len(), "details": details } })
+}
+
 /// An error as TikTok and Ocean Engine answer it: HTTP 200 and a code in the body.
 pub fn coded_error(code: i64, message: &str) -> Value {
     json!({ "code": code, "message": message, "request_id": "sim", "data": {} })
@@ -437,9 +484,19 @@ pub fn sign_in(
             "/oceanengine/open_api/oauth2/refresh_token/",
             &[("app_id", "1700000000"), ("secret", "sim-app-secret")],
         ),
+        Some("tencent-ads") => (
+            "tencent-ads",
+            "/tencent/oauth/refresh_token",
+            &[("client_id", "1112345678"), ("client_secret", "sim-client-secret")],
+        ),
+        Some("kuaishou") => (
+            "kuaishou",
+            "/kuaishou/rest/openapi/oauth2/authorize/refresh_token",
+            &[("app_id", "165900000"), ("secret", "sim-app-secret")],
+        ),
         _ => {
             return Err(format!(
-                "--token-ttl: the simulator renews tokens for google-ads, ga4 and oceanengine, not {dialect}"
+                "--token-ttl: the simulator renews tokens for google-ads, ga4, oceanengine, tencent-ads and kuaishou, not {dialect}"
             ));
         }
     };

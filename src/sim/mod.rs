@@ -186,6 +186,10 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
         .route("/baidu/json/sms/service/ReportService/getRealTimeData", post(baidu))
         .route("/ga4/v1beta/properties/{property}", post(ga4))
         .route("/google-ads/{version}/customers/{customer}/{method}", post(google_ads))
+        .route("/tencent/{version}/daily_reports/get", get(tencent))
+        .route("/tencent/oauth/refresh_token", get(tencent_refresh))
+        .route("/kuaishou/rest/openapi/{version}/report/campaign_report", post(kuaishou))
+        .route("/kuaishou/rest/openapi/oauth2/authorize/refresh_token", post(kuaishou_refresh))
         .route("/oauth2/token", post(oauth2_token))
         .route("/oceanengine/open_api/oauth2/refresh_token/", post(oceanengine_refresh))
         .with_state(shared);
@@ -462,5 +466,84 @@ async fn oceanengine_refresh(State(s): State<Shared>, body: axum::body::Bytes) -
                 "refresh_token": next, "refresh_token_expires_in": 2_592_000 } }),
         ),
         Err(why) => json_answer(StatusCode::OK, dialect::coded_error(40104, why)),
+    }
+}
+
+/// Tencent Ads' daily report: the token, the time and a nonce in the query.
+async fn tencent(State(s): State<Shared>, Path(version): Path<String>, axum::extract::Query(q): Query) -> Response {
+    if !s.admits(q.get("access_token").map(String::as_str)) {
+        return json_answer(StatusCode::OK, dialect::coded_error(11002, "access_token is invalid"));
+    }
+    if q.get("nonce").is_none_or(String::is_empty) || q.get("timestamp").and_then(|t| t.parse::<i64>().ok()).is_none() {
+        return json_answer(StatusCode::OK, dialect::coded_error(11005, "timestamp and nonce are required"));
+    }
+    if s.retired(&version) {
+        return json_answer(StatusCode::OK, dialect::coded_error(11020, &format!("{version} is no longer supported")));
+    }
+    let range: serde_json::Value = q.get("date_range").and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
+    let page = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let size = q.get("page_size").and_then(|p| p.parse().ok()).unwrap_or(10);
+    let campaign = q.get("account_id").map_or("", String::as_str);
+    let (since, until) = (range["start_date"].as_str().unwrap_or(""), range["end_date"].as_str().unwrap_or(""));
+    let net = s.network();
+    json_answer(StatusCode::OK, dialect::tencent(&net, campaign, since, until, page, size))
+}
+
+/// Tencent's refresh: the credentials in the query, the tokens under `data`.
+async fn tencent_refresh(State(s): State<Shared>, axum::extract::Query(q): Query) -> Response {
+    if q.get("client_id").is_none_or(String::is_empty) || q.get("client_secret").is_none_or(String::is_empty) {
+        return json_answer(StatusCode::OK, dialect::coded_error(11001, "client_id and client_secret are required"));
+    }
+    let mut t = s.tokens();
+    match t.refresh(q.get("refresh_token").map_or("", String::as_str)) {
+        Ok((access, ttl, next)) => json_answer(
+            StatusCode::OK,
+            serde_json::json!({ "code": 0, "message": "", "data": {
+                "access_token": access, "access_token_expires_in": ttl,
+                "refresh_token": next, "refresh_token_expires_in": 2_592_000 } }),
+        ),
+        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(11012, why)),
+    }
+}
+
+/// Kuaishou's campaign report: the token in `Access-Token`, the advertiser in the body.
+async fn kuaishou(
+    State(s): State<Shared>,
+    Path(version): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !s.admits(headers.get("access-token").and_then(|v| v.to_str().ok())) {
+        return json_answer(StatusCode::OK, dialect::coded_error(402001, "access token is invalid"));
+    }
+    if s.retired(&version) {
+        return json_answer(StatusCode::OK, dialect::coded_error(400002, &format!("{version} is no longer supported")));
+    }
+    let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let campaign = match &req["advertiser_id"] {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => return json_answer(StatusCode::OK, dialect::coded_error(400001, "advertiser_id is required")),
+    };
+    let net = s.network();
+    let (since, until) = (req["start_date"].as_str().unwrap_or(""), req["end_date"].as_str().unwrap_or(""));
+    json_answer(StatusCode::OK, dialect::kuaishou(&net, &campaign, since, until))
+}
+
+/// Kuaishou's refresh: JSON in, the tokens under `data`.
+async fn kuaishou_refresh(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !req["app_id"].is_number() || req["secret"].as_str().is_none_or(str::is_empty) {
+        return json_answer(StatusCode::OK, dialect::coded_error(400001, "app_id and secret are required"));
+    }
+    let mut t = s.tokens();
+    match t.refresh(req["refresh_token"].as_str().unwrap_or("")) {
+        Ok((access, ttl, next)) => json_answer(
+            StatusCode::OK,
+            serde_json::json!({ "code": 0, "message": "OK", "data": {
+                "access_token": access, "access_token_expires_in": ttl,
+                "refresh_token": next, "refresh_token_expires_in": 2_592_000 } }),
+        ),
+        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(402002, why)),
     }
 }
