@@ -281,3 +281,64 @@ async fn credentials_not_in_the_config_are_named() {
         "{res:?}"
     );
 }
+
+/// `kill -9` around refreshes, 100 times, at random among: killed holding the credential
+/// store's lock before asking, killed right after the rotated token is stored, not killed.
+/// The chain holds: every run after a kill renews with the token the store has, and the
+/// store ends with the one the platform accepts. Killed in the one window no client can
+/// close (the platform rotated, the answer never stored), the next run is `unauthorized`
+/// and says the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_around_its_refreshes_the_rotating_chain_holds() {
+    use rand::{Rng, SeedableRng};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+    let r = rig("oceanengine", 24 * HOUR_MS, true).await;
+    let config = r.dir.path().join("config.toml");
+    let text = format!(
+        "[credentials.main]\nkind = \"oceanengine\"\napp_id = \"1700000000\"\nsecret = \"app-secret\"\nrefresh_token = \"{}\"\ntoken_url = \"{}/oceanengine/open_api/oauth2/refresh_token/\"\n",
+        r.grant(),
+        r.sim.base_url()
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = |fault: &'static str| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+                .args(["auth", "test", "main"])
+                .env("COCKPIT_CONFIG", &config)
+                .env("COCKPIT_FAULT", fault)
+                .output()
+                .unwrap()
+        })
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut renewed = 0;
+    for i in 0..100 {
+        let fault = ["", "credential-locked", "credential-stored"][rng.random_range(0..3)];
+        let out = run(fault).await.unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        if fault.is_empty() {
+            assert!(out.status.success() && said.contains("main: renewed"), "run {i}: {said}");
+        } else {
+            assert_eq!(out.status.signal(), Some(9), "run {i} ({fault}): {said}");
+        }
+        if fault != "credential-locked" {
+            renewed += 1;
+        }
+        assert_eq!(r.refreshes(), renewed, "run {i} ({fault})");
+    }
+    let out = run("").await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The window no client can close.
+    let out = run("credential-refreshed").await.unwrap();
+    assert_eq!(out.status.signal(), Some(9));
+    let out = run("").await.unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("unauthorized") && said.contains("cockpit auth login main"),
+        "{said}"
+    );
+    assert!(!said.contains("app-secret"), "no secret in what it says: {said}");
+}

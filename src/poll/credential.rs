@@ -212,7 +212,7 @@ impl Credential {
         {
             return Ok(a.clone());
         }
-        self.renew_locked(&mut live, None).await
+        self.renew_locked(&mut live, None, false).await
     }
 
     /// The platform refused `used`: a new access token, unless another request renewed it
@@ -227,7 +227,7 @@ impl Credential {
         {
             return Ok(a.clone());
         }
-        self.renew_locked(&mut live, Some(used)).await
+        self.renew_locked(&mut live, Some(used), false).await
     }
 
     /// Renews now, whatever is due (`auth test`).
@@ -236,9 +236,8 @@ impl Credential {
         if !self.renews() {
             return Ok(());
         }
-        let current = live.access.clone().unwrap_or_else(|| Secret::new(""));
         live.access = None;
-        self.renew_locked(&mut live, Some(&current)).await.map(|_| ())
+        self.renew_locked(&mut live, None, true).await.map(|_| ())
     }
 
     fn unauthorized(&self, why: &str) -> PollError {
@@ -249,8 +248,8 @@ impl Credential {
     }
 
     /// Under the credential store's lock: reads it again, takes what another process got if
-    /// it is still good, else refreshes and stores the result before using it.
-    async fn renew_locked(&self, live: &mut Live, refused: Option<&Secret>) -> Result<Secret, PollError> {
+    /// it is still good (unless `force`), else refreshes and stores the result before using it.
+    async fn renew_locked(&self, live: &mut Live, refused: Option<&Secret>, force: bool) -> Result<Secret, PollError> {
         let store = self.store.clone();
         let held = match &store {
             Some(s) => {
@@ -267,6 +266,7 @@ impl Credential {
             Some(s) => s.read().map_err(|e| PollError::Config(format!("credential store: {e}")))?,
             None => credstore::Doc::default(),
         };
+        credstore::fault_point("credential-locked");
         let now = (self.now)();
         let entry = doc.credentials.entry(self.name.clone()).or_default();
         // A refresh token changed by hand in config.toml wins over the stored one.
@@ -278,7 +278,7 @@ impl Credential {
             }
         }
         // Another process may have renewed it meanwhile.
-        if let (Some(a), Some(exp)) = (&entry.access_token, entry.access_expires_ms) {
+        if let (Some(a), Some(exp), false) = (&entry.access_token, entry.access_expires_ms, force) {
             // Refused: any other token still alive; due: one renewed since it was last due.
             let fresh = match refused {
                 Some(r) => r.expose() != a && now < exp,
