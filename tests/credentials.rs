@@ -342,3 +342,61 @@ async fn killed_around_its_refreshes_the_rotating_chain_holds() {
     );
     assert!(!said.contains("app-secret"), "no secret in what it says: {said}");
 }
+
+/// A refresh token revoked: the service's polls are `unauthorized`; someone runs `cockpit
+/// auth login` (the test plays the consent page: it opens the printed address, which
+/// redirects back to the loopback port with a code), the code is exchanged with PKCE, and
+/// the same running registry polls again, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_login_brings_an_unauthorized_service_back_without_a_restart() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let r = rig("google-ads", HOUR_MS, false).await;
+    let fields = oauth2_fields(&r.grant());
+    let service = r.registry("oauth2", &borrowed(&fields));
+    let sources = r.sources(&service);
+    assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+    r.sim.tokens.lock().unwrap().revoke_all();
+    assert!(matches!(r.poll(&sources).await.remove(0), Err(PollError::Unauthorized(_))));
+    let config = r.dir.path().join("config.toml");
+    let base = r.sim.base_url();
+    let text = format!(
+        "[credentials.main]\nkind = \"oauth2\"\nclient_id = \"cid\"\nclient_secret = \"csecret\"\nrefresh_token = \"{}\"\nscope = \"https://www.googleapis.com/auth/adwords\"\ntoken_url = \"{base}/oauth2/token\"\nauthorize_url = \"{base}/oauth2/auth?client_id={{client_id}}&redirect_uri={{redirect_uri}}&response_type=code&scope={{scope}}&state={{state}}&code_challenge={{code_challenge}}&code_challenge_method=S256\"\n",
+        fields[2].1
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"))
+        .args(["auth", "login", "main"])
+        .env("COCKPIT_CONFIG", &config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let consent = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        (line.trim().to_string(), out)
+    });
+    let (url, mut out) = consent.await.unwrap();
+    assert!(url.starts_with(&format!("{base}/oauth2/auth?")) && url.contains("code_challenge="), "{url}");
+    // The person allows access: the page redirects to the loopback port with the code.
+    let page = reqwest::get(&url).await.unwrap();
+    assert!(page.status().is_success(), "{}", page.status());
+    assert!(page.text().await.unwrap().contains("Signed in"));
+    let done = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        (child.wait().unwrap(), rest)
+    });
+    let (status, said) = done.await.unwrap();
+    assert!(status.success() && said.contains("main: signed in"), "{said}");
+    // The service, still running, polls again.
+    for _ in 0..3 {
+        assert!(r.poll(&sources).await.iter().all(Result::is_ok));
+        r.clock.advance(HOUR_MS);
+    }
+    assert!(!service.get("main").unwrap().status().unauthorized);
+}

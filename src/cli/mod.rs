@@ -320,6 +320,17 @@ pub enum AuthCmd {
     },
     /// Renew a credential now and say what happened.
     Test { name: String },
+    /// Sign in: open the printed consent page, allow access; the code comes back to a
+    /// loopback port, or is pasted (over SSH); the tokens go to the credential store, and a
+    /// running service uses them at its next request.
+    Login {
+        name: String,
+        /// The redirect address registered with the platform's app (Ocean Engine, Tencent,
+        /// Kuaishou need one); the address the browser ends on is pasted here. Default: a
+        /// loopback port on this machine.
+        #[arg(long)]
+        redirect_uri: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -730,6 +741,11 @@ fn run_command(cli: Cli) -> color_eyre::Result<()> {
             // The channels using each credential, when the database can be read.
             let campaigns = read_store(&db).and_then(|s| Ok(s.campaigns()?)).unwrap_or_default();
             print!("{}", auth::list(&cli.credentials, &campaigns, *json, chrono::Utc::now().timestamp_millis()));
+            Ok(())
+        }
+        Some(Cmd::Auth(AuthCmd::Login { name, redirect_uri })) => {
+            let out = runtime()?.block_on(auth::login(&cli.credentials, name, redirect_uri.as_deref()))?;
+            print!("{out}");
             Ok(())
         }
         Some(Cmd::Auth(AuthCmd::Test { name })) => {

@@ -372,6 +372,27 @@ pub struct Refresh {
     /// already used): signing in again is the way out.
     #[serde(default)]
     pub refused: Vec<String>,
+    /// How a person signs in to get the first refresh token (`cockpit auth login`).
+    #[serde(default)]
+    pub login: Option<Box<Login>>,
+}
+
+/// Signing in: the consent page a person opens, and the exchange of the code it hands back
+/// for tokens. `authorize_url` may use the credential's fields, `{redirect_uri}`, `{state}`
+/// and `{code_challenge}` (PKCE, S256); the exchange, declared like a refresh, `{code}`,
+/// `{redirect_uri}` and `{code_verifier}` besides.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub authorize_url: String,
+    /// The redirect's query parameter holding the code (`code`; Ocean Engine `auth_code`).
+    #[serde(default = "default_code_param")]
+    pub code_param: String,
+    pub exchange: Refresh,
+}
+
+fn default_code_param() -> String {
+    "code".into()
 }
 
 impl Refresh {
@@ -403,6 +424,26 @@ form.client_id = "{client_id}"
 form.client_secret = "{client_secret}"
 form.refresh_token = "{refresh_token}"
 form.scope = "{scope}"
+access_token = "access_token"
+expires_in = "expires_in"
+refresh_token = "refresh_token"
+refresh_expires_in = "refresh_token_expires_in"
+error = "error"
+message = "error_description"
+refused = ["invalid_grant", "invalid_client", "unauthorized_client"]
+
+[login]
+authorize_url = "https://accounts.google.com/o/oauth2/v2/auth?client_id={client_id}&redirect_uri={redirect_uri}&response_type=code&scope={scope}&access_type=offline&prompt=consent&state={state}&code_challenge={code_challenge}&code_challenge_method=S256"
+
+[login.exchange]
+token_url = "https://oauth2.googleapis.com/token"
+fields = ["client_id", "client_secret"]
+form.grant_type = "authorization_code"
+form.client_id = "{client_id}"
+form.client_secret = "{client_secret}"
+form.code = "{code}"
+form.redirect_uri = "{redirect_uri}"
+form.code_verifier = "{code_verifier}"
 access_token = "access_token"
 expires_in = "expires_in"
 refresh_token = "refresh_token"

@@ -154,7 +154,10 @@ impl Credential {
         let need: Vec<&str> = match &kind {
             CredentialKind::Fixed => vec!["token"],
             CredentialKind::ServiceAccount => vec!["key_file", "scope"],
-            CredentialKind::Refreshed(r) => r.fields.iter().map(String::as_str).collect(),
+            // A kind one signs in to may get its refresh token from `auth login`.
+            CredentialKind::Refreshed(r) => {
+                r.fields.iter().map(String::as_str).filter(|f| r.login.is_none() || *f != "refresh_token").collect()
+            }
         };
         for f in need {
             if c.fields.get(f).is_none_or(|v| v.expose().trim().is_empty()) {
@@ -346,15 +349,28 @@ impl Credential {
     async fn request(&self, refresh_token: Option<&str>, now: i64) -> Result<Got, Failed> {
         match &self.kind {
             CredentialKind::Fixed => Err(Failed::Transient("a fixed token is not renewed".into())),
-            CredentialKind::Refreshed(r) => self.refresh_request(r, refresh_token, now).await,
+            CredentialKind::Refreshed(r) => {
+                let rt = refresh_token.map(str::to_string).or_else(|| self.field("refresh_token").map(str::to_string));
+                let Some(rt) = rt else {
+                    return Err(Failed::Refused(format!(
+                        "no refresh token yet: sign in with `cockpit auth login {}`",
+                        self.name
+                    )));
+                };
+                let url = self.token_url.clone().unwrap_or_else(|| r.token_url.clone());
+                self.refresh_request(r, &url, &[("refresh_token", rt)], now).await
+            }
             CredentialKind::ServiceAccount => self.service_account(now).await,
         }
     }
 
-    /// A value of the credential for a refresh template (`refresh_token` the one in use).
-    fn value(&self, name: &str, refresh_token: Option<&str>, now: i64) -> Option<String> {
+    /// A value for a refresh or sign-in template: `extra` (the refresh token in use, the
+    /// code…), the time, a nonce, or a field of the credential.
+    fn value(&self, name: &str, extra: &[(&str, String)], now: i64) -> Option<String> {
+        if let Some((_, v)) = extra.iter().find(|(k, _)| *k == name) {
+            return Some(v.clone());
+        }
         match name {
-            "refresh_token" => refresh_token.map(str::to_string).or_else(|| self.field(name).map(str::to_string)),
             "timestamp" => Some((now / 1000).to_string()),
             "nonce" => Some(nonce()),
             _ => self.field(name).map(str::to_string),
@@ -363,19 +379,24 @@ impl Credential {
 
     /// Fills a template; `None` when a placeholder has no value. `json`: values escaped for
     /// a JSON string.
-    fn fill(&self, t: &str, refresh_token: Option<&str>, now: i64, json: bool) -> Option<String> {
+    fn fill(&self, t: &str, extra: &[(&str, String)], now: i64, json: bool) -> Option<String> {
         let mut out = t.to_string();
         let names: Vec<String> = crate::domain::source::placeholders(t).map(str::to_string).collect();
         for n in names {
-            let v = self.value(&n, refresh_token, now)?;
+            let v = self.value(&n, extra, now)?;
             let v = if json { serde_json::to_string(&v).ok()?.trim_matches('"').to_string() } else { v };
             out = out.replace(&format!("{{{n}}}"), &v);
         }
         Some(out)
     }
 
-    async fn refresh_request(&self, r: &Refresh, refresh_token: Option<&str>, now: i64) -> Result<Got, Failed> {
-        let url_text = self.token_url.clone().unwrap_or_else(|| r.token_url.clone());
+    async fn refresh_request(
+        &self,
+        r: &Refresh,
+        url_text: &str,
+        extra: &[(&str, String)],
+        now: i64,
+    ) -> Result<Got, Failed> {
         let mut url =
             url::Url::parse(&url_text).map_err(|e| Failed::Transient(format!("token_url {url_text}: {e}")))?;
         if !super::may_carry_token(url.as_str()) {
@@ -384,27 +405,24 @@ impl Credential {
             )));
         }
         for (k, v) in &r.query {
-            if let Some(v) = self.fill(v, refresh_token, now, false) {
+            if let Some(v) = self.fill(v, extra, now, false) {
                 url.query_pairs_mut().append_pair(k, &v);
             }
         }
         let get = r.method.as_deref() == Some("GET");
         let mut rb = if get { self.client.get(url) } else { self.client.post(url) };
         for (k, v) in &r.headers {
-            if let Some(v) = self.fill(v, refresh_token, now, false) {
+            if let Some(v) = self.fill(v, extra, now, false) {
                 rb = rb.header(k.as_str(), v);
             }
         }
         if !r.form.is_empty() {
-            let form: Vec<(String, String)> = r
-                .form
-                .iter()
-                .filter_map(|(k, v)| self.fill(v, refresh_token, now, false).map(|v| (k.clone(), v)))
-                .collect();
+            let form: Vec<(String, String)> =
+                r.form.iter().filter_map(|(k, v)| self.fill(v, extra, now, false).map(|v| (k.clone(), v))).collect();
             rb = form_body(rb, &form);
         } else if let Some(b) = &r.body {
             let body = self
-                .fill(b, refresh_token, now, true)
+                .fill(b, extra, now, true)
                 .ok_or_else(|| Failed::Transient("the refresh body names a field the credential lacks".into()))?;
             rb = rb.body(body);
         }
@@ -456,7 +474,108 @@ impl Credential {
         Ok((status, body.to_vec()))
     }
 
-    /// What `auth list` shows.
+    /// How a person signs in to this credential, if its kind has a way.
+    fn login_spec(&self) -> Option<(&Refresh, &crate::domain::source::Login)> {
+        match &self.kind {
+            CredentialKind::Refreshed(r) => r.login.as_deref().map(|l| (&**r, l)),
+            _ => None,
+        }
+    }
+
+    /// The consent page to open: its URL with a fresh `state` and PKCE pair. Every template
+    /// value is URL-encoded; a credential's `authorize_url` overrides the platform's.
+    pub fn login_start(&self, redirect_uri: &str) -> Result<LoginStart, String> {
+        let (_, login) = self.login_spec().ok_or_else(|| {
+            format!(
+                "credentials '{}' ({}) have no sign-in: put a new token in {}",
+                self.name, self.kind_name, self.place
+            )
+        })?;
+        let verifier = format!("{}{}", nonce(), nonce());
+        let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+        use base64::Engine;
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+        let state = nonce();
+        let template = self.field("authorize_url").unwrap_or(&login.authorize_url).to_string();
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let extra = [
+            ("redirect_uri", enc(redirect_uri)),
+            ("state", state.clone()),
+            ("code_challenge", challenge),
+            ("scope", enc(self.field("scope").unwrap_or(""))),
+        ];
+        let url = self.fill(&template, &extra, 0, false).ok_or_else(|| {
+            format!("credentials '{}': the consent URL names a field they do not give ({template})", self.name)
+        })?;
+        Ok(LoginStart { url, state, verifier, redirect_uri: redirect_uri.to_string() })
+    }
+
+    /// Exchanges the code the consent page handed back for tokens, and stores them: a
+    /// running service takes them at its next request.
+    pub async fn login_finish(&self, start: &LoginStart, code: &str) -> Result<(), PollError> {
+        let (r, login) = self.login_spec().ok_or_else(|| self.unauthorized("no sign-in for this kind"))?;
+        let now = (self.now)();
+        let url = match (&self.token_url, login.exchange.token_url == r.token_url) {
+            (Some(u), true) => u.clone(),
+            _ => self.field("exchange_url").map_or_else(|| login.exchange.token_url.clone(), str::to_string),
+        };
+        let extra = [
+            ("code", code.to_string()),
+            ("redirect_uri", start.redirect_uri.clone()),
+            ("code_verifier", start.verifier.clone()),
+        ];
+        let got = match self.refresh_request(&login.exchange, &url, &extra, now).await {
+            Ok(g) => g,
+            Err(Failed::Refused(why) | Failed::Transient(why)) => {
+                return Err(PollError::Unauthorized(format!("credentials '{}': signing in failed: {why}", self.name)));
+            }
+        };
+        let rt = got.refresh_token.clone().ok_or_else(|| {
+            PollError::Unauthorized(format!(
+                "credentials '{}': the platform gave no refresh token (the consent must ask for offline access)",
+                self.name
+            ))
+        })?;
+        let mut live = self.live.lock().await;
+        let store =
+            self.store.clone().ok_or_else(|| PollError::Config("no credential store to keep the sign-in".into()))?;
+        let s = store.clone();
+        let held = tokio::task::spawn_blocking(move || s.hold())
+            .await
+            .map_err(|e| PollError::Other(e.to_string()))?
+            .map_err(|e| PollError::Config(format!("credential store: {e}")))?;
+        let mut doc = store.read().map_err(|e| PollError::Config(format!("credential store: {e}")))?;
+        let entry = doc.credentials.entry(self.name.clone()).or_default();
+        *entry = Entry {
+            refresh_token: Some(rt),
+            seeded_from: self.field("refresh_token").map(credstore::digest),
+            access_token: Some(got.access.clone()),
+            access_expires_ms: Some(now + got.expires_in_s.saturating_mul(1000)),
+            refresh_expires_ms: got.refresh_expires_in_s.map(|s| now + s.saturating_mul(1000)),
+            refreshed_ms: Some(now),
+            refreshes: entry.refreshes + 1,
+            last_error: None,
+            refused: false,
+        };
+        let exp = entry.access_expires_ms.unwrap_or(now);
+        store.write(&doc, &held).map_err(|e| PollError::Config(format!("credential store: {e}")))?;
+        live.access = Some(Secret::new(&got.access));
+        live.renew_at_ms = renew_at(now, exp);
+        live.refresh_token = None;
+        Ok(())
+    }
+
+    /// The redirect's query parameter that carries the code.
+    pub fn login_code_param(&self) -> Option<&str> {
+        self.login_spec().map(|(_, l)| l.code_param.as_str())
+    }
+
+    /// The store this credential keeps its tokens in.
+    pub fn store_path(&self) -> Option<&std::path::Path> {
+        self.store.as_ref().map(Store::path)
+    }
+
+    /// What `auth list` shows (never a secret).
     pub fn status(&self) -> Status {
         let entry = self
             .store
@@ -489,6 +608,15 @@ fn form_body<K: AsRef<str>, V: AsRef<str>>(rb: reqwest::RequestBuilder, pairs: &
         ser.append_pair(k.as_ref(), v.as_ref());
     }
     rb.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(ser.finish())
+}
+
+/// A sign-in under way: the consent URL to open, and what the exchange needs.
+#[derive(Debug, Clone)]
+pub struct LoginStart {
+    pub url: String,
+    pub state: String,
+    verifier: String,
+    redirect_uri: String,
 }
 
 /// Google's token endpoint, for a service-account key without `token_uri`.

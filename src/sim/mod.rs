@@ -191,6 +191,7 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
         .route("/kuaishou/rest/openapi/{version}/report/campaign_report", post(kuaishou))
         .route("/kuaishou/rest/openapi/oauth2/authorize/refresh_token", post(kuaishou_refresh))
         .route("/oauth2/token", post(oauth2_token))
+        .route("/oauth2/auth", get(consent))
         .route("/oceanengine/open_api/oauth2/refresh_token/", post(oceanengine_refresh))
         .with_state(shared);
     let task = tokio::spawn(async move {
@@ -433,6 +434,18 @@ async fn oauth2_token(State(s): State<Shared>, headers: axum::http::HeaderMap, b
             ),
             Err(why) => json_answer(StatusCode::BAD_REQUEST, tokens::oauth_error("invalid_grant", why)),
         },
+        "authorization_code" => {
+            let code = f.get("code").map_or("", String::as_str);
+            let redirect = f.get("redirect_uri").map_or("", String::as_str);
+            match t.exchange(code, redirect, f.get("code_verifier").map(String::as_str)) {
+                Ok((access, ttl, refresh)) => json_answer(
+                    StatusCode::OK,
+                    serde_json::json!({ "access_token": access, "expires_in": ttl, "token_type": "Bearer",
+                                        "refresh_token": refresh }),
+                ),
+                Err(why) => json_answer(StatusCode::BAD_REQUEST, tokens::oauth_error("invalid_grant", &why)),
+            }
+        }
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
             let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
             let audience = format!("http://{host}/oauth2/token");
@@ -546,4 +559,26 @@ async fn kuaishou_refresh(State(s): State<Shared>, body: axum::body::Bytes) -> R
         ),
         Err(why) => json_answer(StatusCode::OK, dialect::coded_error(402002, why)),
     }
+}
+
+/// The consent page, as a person who allows access leaves it: redirected back with a code.
+async fn consent(State(s): State<Shared>, axum::extract::Query(q): Query) -> Response {
+    let Some(redirect) = q.get("redirect_uri").filter(|r| !r.is_empty()) else {
+        return json_answer(
+            StatusCode::BAD_REQUEST,
+            tokens::oauth_error("invalid_request", "redirect_uri is required"),
+        );
+    };
+    if q.get("client_id").is_none_or(String::is_empty) {
+        return json_answer(StatusCode::BAD_REQUEST, tokens::oauth_error("invalid_request", "client_id is required"));
+    }
+    let code = s.tokens().consent(q.get("code_challenge").cloned(), redirect);
+    let Ok(mut to) = url::Url::parse(redirect) else {
+        return json_answer(StatusCode::BAD_REQUEST, tokens::oauth_error("invalid_request", "redirect_uri is no URL"));
+    };
+    to.query_pairs_mut().append_pair("code", &code);
+    if let Some(state) = q.get("state") {
+        to.query_pairs_mut().append_pair("state", state);
+    }
+    (StatusCode::FOUND, [(axum::http::header::LOCATION, to.to_string())]).into_response()
 }

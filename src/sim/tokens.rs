@@ -29,6 +29,8 @@ pub struct Tokens {
     pub retired: BTreeSet<String>,
     /// The public key (PEM) a service account's assertions are checked with.
     pub service_key: Option<String>,
+    /// Codes the consent page handed out: each with its PKCE challenge and redirect.
+    codes: BTreeMap<String, (Option<String>, String)>,
     seq: u64,
 }
 
@@ -43,6 +45,7 @@ impl Tokens {
             refreshes: 0,
             retired: BTreeSet::new(),
             service_key: None,
+            codes: BTreeMap::new(),
             seq: 0,
         }
     }
@@ -99,6 +102,36 @@ impl Tokens {
         self.access.insert(access.clone(), (self.now)() + ttl);
         self.refreshes += 1;
         (access, (ttl / 1000).max(1))
+    }
+
+    /// The consent page, approved: a code for this redirect (and PKCE challenge).
+    pub fn consent(&mut self, challenge: Option<String>, redirect_uri: &str) -> String {
+        let code = self.fresh("code");
+        self.codes.insert(code.clone(), (challenge, redirect_uri.to_string()));
+        code
+    }
+
+    /// A code exchanged, once: the access token, its lifetime and a new refresh token.
+    pub fn exchange(
+        &mut self,
+        code: &str,
+        redirect_uri: &str,
+        verifier: Option<&str>,
+    ) -> Result<(String, i64, String), String> {
+        let (challenge, redirect) = self.codes.remove(code).ok_or("the code is invalid or already used")?;
+        if redirect != redirect_uri {
+            return Err("redirect_uri does not match the one the code was given for".into());
+        }
+        if let Some(ch) = challenge {
+            let v = verifier.ok_or("code_verifier is required")?;
+            use base64::Engine;
+            let d = ring::digest::digest(&ring::digest::SHA256, v.as_bytes());
+            if base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref()) != ch {
+                return Err("code_verifier does not match the code_challenge".into());
+            }
+        }
+        let (access, ttl) = self.issue();
+        Ok((access, ttl, self.grant()))
     }
 
     /// A service account's assertion, checked with its public key.
