@@ -58,8 +58,10 @@ pub async fn run(
     (out, dry_run): (Output, bool),
     interval: Duration,
     token: (Option<&crate::poll::Secret>, bool),
-    secrets: &std::collections::BTreeMap<String, crate::poll::Secret>,
-    credentials: &crate::poll::credential::Registry,
+    (secrets, credentials): (
+        &std::collections::BTreeMap<String, crate::poll::Secret>,
+        &crate::poll::credential::Registry,
+    ),
 ) -> color_eyre::Result<(String, u8)> {
     let all = store.campaigns()?;
     if let Some(id) = campaign

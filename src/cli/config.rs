@@ -208,7 +208,7 @@ impl Config {
         if let Some(i) = &config.interval {
             parse_duration(i).map_err(|e| BadInput(format!("{name}: interval = \"{i}\": {e}")))?;
         }
-        for (preset, _) in &config.presets {
+        for preset in config.presets.keys() {
             if crate::domain::source::shipped_preset(preset).is_none() {
                 return Err(BadInput(format!(
                     "{name}: [presets.{preset}]: no such preset (known: {})",

@@ -564,8 +564,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<u8> {
                     (out, *dry_run),
                     cli.interval.unwrap_or(Duration::from_secs(10)),
                     (cli.source_token.as_ref(), cli.token_over_http),
-                    &cli.secrets,
-                    &cli.credentials,
+                    (&cli.secrets, &cli.credentials),
                 ))
             }),
         };

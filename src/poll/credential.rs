@@ -397,8 +397,7 @@ impl Credential {
         extra: &[(&str, String)],
         now: i64,
     ) -> Result<Got, Failed> {
-        let mut url =
-            url::Url::parse(&url_text).map_err(|e| Failed::Transient(format!("token_url {url_text}: {e}")))?;
+        let mut url = url::Url::parse(url_text).map_err(|e| Failed::Transient(format!("token_url {url_text}: {e}")))?;
         if !super::may_carry_token(url.as_str()) {
             return Err(Failed::Transient(format!(
                 "token_url {url_text}: a refresh token goes only over https or to this machine"
@@ -665,7 +664,7 @@ fn read_answer(body: &[u8], status: u16, r: &Refresh) -> Result<Got, Failed> {
     if let Some(code) = code {
         let message = r.message.as_deref().and_then(pick).map(|j| text(&j)).unwrap_or_default();
         let why = if message.is_empty() { code.clone() } else { format!("{code}: {message}") };
-        return Err(if r.refused.iter().any(|c| *c == code) {
+        return Err(if r.refused.contains(&code) {
             Failed::Refused(format!("the platform refused the refresh ({why})"))
         } else {
             Failed::Transient(format!("token endpoint: HTTP {status}: {why}"))

@@ -87,7 +87,11 @@ impl Store {
             .write(true)
             .open(self.lock_path())
             .map_err(|e| format!("{}: {e}", self.lock_path().display()))?;
-        f.lock().map_err(|e| format!("{}: {e}", self.lock_path().display()))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; the lock goes with the file.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(format!("{}: {}", self.lock_path().display(), std::io::Error::last_os_error()));
+        }
         Ok(Held(f))
     }
 

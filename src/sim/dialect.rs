@@ -451,20 +451,6 @@ pub fn ga4(net: &Network, campaign: &str, since: &str, until: &str) -> Value {
             "rows": list, "rowCount": n, "kind": "analyticsData#runReport" })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn late_conversions_mature_over_two_days() {
-        let c = Counters { conversions: 100, revenue: 1000.0, ..Default::default() };
-        assert_eq!(reported(&c, 0, 10).conversions, 85);
-        assert_eq!(reported(&c, 0, DAY_MS + 10).conversions, 95);
-        assert_eq!(reported(&c, 0, 3 * DAY_MS).conversions, 100);
-        assert_eq!(reported(&c, 0, 3 * DAY_MS).revenue, 1000.0);
-    }
-}
-
 /// Turns on the simulated platform's sign-in (tokens living `ttl`, refresh tokens rotating
 /// where the platform rotates them) and gives the credentials a team would configure for it:
 /// the platform's own kind, its token endpoint on the simulator, a refresh token granted.
@@ -520,4 +506,18 @@ pub fn sign_in(
         fields: map,
         place: "the demo".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_conversions_mature_over_two_days() {
+        let c = Counters { conversions: 100, revenue: 1000.0, ..Default::default() };
+        assert_eq!(reported(&c, 0, 10).conversions, 85);
+        assert_eq!(reported(&c, 0, DAY_MS + 10).conversions, 95);
+        assert_eq!(reported(&c, 0, 3 * DAY_MS).conversions, 100);
+        assert_eq!(reported(&c, 0, 3 * DAY_MS).revenue, 1000.0);
+    }
 }
