@@ -467,18 +467,27 @@ async fn oauth2_token(State(s): State<Shared>, headers: axum::http::HeaderMap, b
 /// Ocean Engine's refresh: JSON in, the tokens under `data`, errors as codes.
 async fn oceanengine_refresh(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
     let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if !req["app_id"].is_number() || req["secret"].as_str().is_none_or(str::is_empty) {
-        return json_answer(StatusCode::OK, dialect::coded_error(40001, "app_id and secret are required"));
+    let given = req["app_id"].is_number() && req["secret"].as_str().is_some_and(|v| !v.is_empty());
+    coded_refresh(&s, given, req["refresh_token"].as_str(), ("expires_in", 40001, 40104))
+}
+
+/// A refresh answered as the platforms with code envelopes answer it: the tokens under
+/// `data` (the access token's lifetime under `expires_key`), an error as a code (`codes`:
+/// the app's credentials missing, the refresh token refused).
+fn coded_refresh(s: &Shared, given: bool, refresh_token: Option<&str>, codes: (&str, i64, i64)) -> Response {
+    let (expires_key, missing, refused) = codes;
+    if !given {
+        return json_answer(StatusCode::OK, dialect::coded_error(missing, "the app's id and secret are required"));
     }
     let mut t = s.tokens();
-    match t.refresh(req["refresh_token"].as_str().unwrap_or("")) {
+    match t.refresh(refresh_token.unwrap_or("")) {
         Ok((access, ttl, next)) => json_answer(
             StatusCode::OK,
             serde_json::json!({ "code": 0, "message": "OK", "data": {
-                "access_token": access, "expires_in": ttl,
+                "access_token": access, expires_key: ttl,
                 "refresh_token": next, "refresh_token_expires_in": 2_592_000 } }),
         ),
-        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(40104, why)),
+        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(refused, why)),
     }
 }
 
@@ -504,19 +513,8 @@ async fn tencent(State(s): State<Shared>, Path(version): Path<String>, axum::ext
 
 /// Tencent's refresh: the credentials in the query, the tokens under `data`.
 async fn tencent_refresh(State(s): State<Shared>, axum::extract::Query(q): Query) -> Response {
-    if q.get("client_id").is_none_or(String::is_empty) || q.get("client_secret").is_none_or(String::is_empty) {
-        return json_answer(StatusCode::OK, dialect::coded_error(11001, "client_id and client_secret are required"));
-    }
-    let mut t = s.tokens();
-    match t.refresh(q.get("refresh_token").map_or("", String::as_str)) {
-        Ok((access, ttl, next)) => json_answer(
-            StatusCode::OK,
-            serde_json::json!({ "code": 0, "message": "", "data": {
-                "access_token": access, "access_token_expires_in": ttl,
-                "refresh_token": next, "refresh_token_expires_in": 2_592_000 } }),
-        ),
-        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(11012, why)),
-    }
+    let given = ["client_id", "client_secret"].iter().all(|k| q.get(*k).is_some_and(|v| !v.is_empty()));
+    coded_refresh(&s, given, q.get("refresh_token").map(String::as_str), ("access_token_expires_in", 11001, 11012))
 }
 
 /// Kuaishou's campaign report: the token in `Access-Token`, the advertiser in the body.
@@ -546,19 +544,8 @@ async fn kuaishou(
 /// Kuaishou's refresh: JSON in, the tokens under `data`.
 async fn kuaishou_refresh(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
     let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if !req["app_id"].is_number() || req["secret"].as_str().is_none_or(str::is_empty) {
-        return json_answer(StatusCode::OK, dialect::coded_error(400001, "app_id and secret are required"));
-    }
-    let mut t = s.tokens();
-    match t.refresh(req["refresh_token"].as_str().unwrap_or("")) {
-        Ok((access, ttl, next)) => json_answer(
-            StatusCode::OK,
-            serde_json::json!({ "code": 0, "message": "OK", "data": {
-                "access_token": access, "access_token_expires_in": ttl,
-                "refresh_token": next, "refresh_token_expires_in": 2_592_000 } }),
-        ),
-        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(402002, why)),
-    }
+    let given = req["app_id"].is_number() && req["secret"].as_str().is_some_and(|v| !v.is_empty());
+    coded_refresh(&s, given, req["refresh_token"].as_str(), ("access_token_expires_in", 400001, 402002))
 }
 
 /// The consent page, as a person who allows access leaves it: redirected back with a code.
