@@ -400,3 +400,37 @@ async fn auth_login_brings_an_unauthorized_service_back_without_a_restart() {
     }
     assert!(!service.get("main").unwrap().status().unauthorized);
 }
+
+/// Google Ads' Basic access allows 15,000 operations a day: twenty customers polled every
+/// minute on one credential would need 28,800, so each is polled every 2m 8s (with 10 %
+/// headroom) and says why; one customer alone keeps its minute.
+#[tokio::test]
+async fn sources_sharing_a_quota_are_spread_to_fit_it() {
+    let r = rig("google-ads", HOUR_MS, false).await;
+    let one = r.campaigns[0].clone();
+    let many: Vec<Campaign> = (0..20)
+        .map(|k| {
+            let mut c = one.clone();
+            c.id = format!("customer-{k}");
+            dialect::reformat(std::slice::from_mut(&mut c), &r.sim.base_url(), "google-ads").unwrap();
+            for ch in &mut c.channels {
+                ch.credentials = Some("main".into());
+            }
+            c
+        })
+        .collect();
+    let sources = poll::sources_for(&many, Duration::from_secs(60));
+    assert_eq!(sources.len(), 20);
+    for s in &sources {
+        assert_eq!(s.interval.as_secs(), 128, "{}", s.url);
+        let note = s.quota_note.as_deref().unwrap();
+        assert!(note.contains("2m 8s") && note.contains("15,000") && note.contains("20 sources share it"), "{note}");
+    }
+    let alone = poll::sources_for(&many[..1], Duration::from_secs(60));
+    assert_eq!((alone[0].interval.as_secs(), alone[0].quota_note.is_none()), (60, true));
+    // The note reaches the source's health line through its answers.
+    let reg = r.registry("oauth2", &borrowed(&oauth2_fields(&r.grant())));
+    let sources = poll::with_secrets(sources, &BTreeMap::new(), &reg);
+    let doc = poll::fetch_at(&poll::client(), &sources[0], &mut Names::default(), r.clock.now_ms(), true).await;
+    assert!(doc.unwrap().note.is_some_and(|n| n.contains("15,000")));
+}

@@ -296,6 +296,22 @@ pub struct Preset {
     pub mapping: Mapping,
     #[serde(default)]
     pub auth: Auth,
+    /// How many requests the platform allows.
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
+/// A platform's request quota, shared by every source that signs in the same way (one
+/// credential, or one secret): polling is spread so that a day's polls fit in it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    #[serde(default)]
+    pub per_day: Option<u64>,
+    #[serde(default)]
+    pub per_minute: Option<u64>,
+    /// What the quota is, in the platform's words ("Basic access: 15,000 operations a day").
+    pub about: String,
 }
 
 /// How a platform's requests carry their access token, and how its tokens are renewed.
@@ -546,6 +562,7 @@ pub struct Resolved {
     pub mapping: Mapping,
     /// The preset's sign-in (empty for `json`, `csv`, `prometheus`).
     pub auth: Auth,
+    pub quota: Option<Quota>,
 }
 
 /// Resolves a channel's `format`, `request` and `mapping`; an error names the field.
@@ -556,6 +573,7 @@ pub fn resolve(
 ) -> Result<Option<Resolved>, (String, String)> {
     let name = format.unwrap_or("cockpit");
     let mut auth = Auth::default();
+    let mut quota = None;
     let (base_request, base_mapping, platform) = match name {
         "cockpit" => {
             if request.is_some() || mapping.is_some() {
@@ -577,6 +595,7 @@ pub fn resolve(
         other => match preset(other) {
             Some(p) => {
                 auth = p.auth;
+                quota = p.quota;
                 (p.request, p.mapping, Some(p.platform))
             }
             None => {
@@ -589,7 +608,7 @@ pub fn resolve(
     };
     let request = request.map_or(base_request.clone(), |r| base_request.merged(r));
     let mapping = mapping.map_or(base_mapping.clone(), |m| base_mapping.merged(m));
-    let resolved = Resolved { format: name.to_string(), platform, request, mapping, auth };
+    let resolved = Resolved { format: name.to_string(), platform, request, mapping, auth, quota };
     resolved.check()?;
     Ok(Some(resolved))
 }

@@ -74,6 +74,8 @@ pub struct SourceSpec {
     pub secrets: Arc<std::collections::BTreeMap<String, Secret>>,
     /// The credentials whose access token is `{token}` in a mapped request.
     pub credential: SourceCredential,
+    /// Why the interval is longer than the channels ask: the platform's quota.
+    pub quota_note: Option<String>,
 }
 
 /// The credentials a source's channels name.
@@ -128,6 +130,7 @@ impl SourceSpec {
             mapped: None,
             secrets: Default::default(),
             credential: SourceCredential::None,
+            quota_note: None,
         }
     }
 }
@@ -145,7 +148,7 @@ pub fn sources_for(campaigns: &[crate::domain::Campaign], default_interval: Dura
             e.1.push((c, ch));
         }
     }
-    by_url
+    let mut sources: Vec<SourceSpec> = by_url
         .into_iter()
         .map(|(url, (iv, served))| {
             let credential = served
@@ -154,8 +157,53 @@ pub fn sources_for(campaigns: &[crate::domain::Campaign], default_interval: Dura
                 .map_or(SourceCredential::None, SourceCredential::Named);
             SourceSpec { mapped: mapped_source(&served), credential, ..SourceSpec::new(url, iv) }
         })
-        .collect()
+        .collect();
+    fit_quotas(&mut sources);
+    sources
 }
+
+/// Headroom kept below a platform's quota: polling slows down before the platform throttles.
+pub const QUOTA_HEADROOM: f64 = 0.9;
+
+/// Spreads the polls of sources that share a platform's quota (the same preset signing in
+/// the same way) so that their requests fit in it with `QUOTA_HEADROOM`: each such source's
+/// interval is at least the quota's period × the sources sharing it ÷ the requests allowed
+/// (one request a poll; a source read in several pages uses more). The note says so.
+pub fn fit_quotas(sources: &mut [SourceSpec]) {
+    type Pool = (String, Option<String>, Option<String>);
+    let key = |s: &SourceSpec| -> Option<(Pool, domain_quota::Quota)> {
+        let r = &s.mapped.as_ref()?.mappings.resolved;
+        let q = r.quota.clone()?;
+        Some(((r.format.clone(), s.credential.name().map(str::to_string), r.auth.secret.clone()), q))
+    };
+    let mut pools: std::collections::BTreeMap<Pool, usize> = std::collections::BTreeMap::new();
+    for s in sources.iter() {
+        if let Some((k, _)) = key(s) {
+            *pools.entry(k).or_default() += 1;
+        }
+    }
+    for s in sources.iter_mut() {
+        let Some((k, q)) = key(s) else { continue };
+        let n = pools[&k] as f64;
+        let per = |allowed: Option<u64>, period_s: f64| {
+            allowed.filter(|a| *a > 0).map_or(0.0, |a| period_s * n / (a as f64 * QUOTA_HEADROOM))
+        };
+        let least = Duration::from_secs_f64(per(q.per_day, 86_400.0).max(per(q.per_minute, 60.0)));
+        if least > s.interval {
+            let shared = if n > 1.0 { format!("; {n} sources share it") } else { String::new() };
+            let note = format!(
+                "polled every {} at most: {}{shared}",
+                humantime::format_duration(Duration::from_secs(least.as_secs().max(1))),
+                q.about
+            );
+            tracing::info!(url = %s.url, "{note}");
+            s.interval = least;
+            s.quota_note = Some(note);
+        }
+    }
+}
+
+use crate::domain::source as domain_quota;
 
 /// How a source serving these channels is read through a mapping, if it is (campaign
 /// validation has made sure that they agree on the format and the request).

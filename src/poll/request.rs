@@ -343,7 +343,9 @@ async fn fetch_pages(
         page_no += 1;
     }
     check_found(m, &rows, sample_page.as_deref())?;
-    Ok(doc(mapping::group(rows), m.mappings.mode(), dates.since_ms))
+    let mut d = doc(mapping::group(rows), m.mappings.mode(), dates.since_ms);
+    d.note = spec.quota_note.clone();
+    Ok(d)
 }
 
 /// A counter whose expression finds nothing in any row of an answer is a mapping that reads
