@@ -82,6 +82,11 @@ pub async fn test(c: &Campaign, cli: &Cli, channel: Option<&str>, json: bool) ->
     let client = crate::poll::client();
     let now = SystemClock.now_ms();
     let mut answer = Answer { channels: Vec::new(), problems: Vec::new(), notes: Vec::new() };
+    for ch in c.channels.iter().filter(|ch| channel.is_none_or(|x| x == ch.id)) {
+        if let Some(n) = pinned_older(ch) {
+            answer.notes.push(n);
+        }
+    }
     for spec in &sources {
         let served: Vec<_> =
             c.channels.iter().filter(|ch| ch.source == spec.url && channel.is_none_or(|x| x == ch.id)).collect();
@@ -182,4 +187,35 @@ fn not_found(doc: &StatsDoc, ch: &crate::domain::Channel, spec: &crate::poll::So
         ch.id,
         ch.source_id()
     )
+}
+
+/// A channel pinning an API version older than its preset's (the newest its platform
+/// documents): a version that will be retired first.
+fn pinned_older(ch: &crate::domain::Channel) -> Option<String> {
+    let format = ch.format.as_deref()?;
+    let pinned = ch.request.as_ref()?.version.as_deref()?;
+    let newest = crate::domain::source::shipped_preset(format)?.request.version?;
+    let number =
+        |v: &str| -> Vec<u32> { v.trim_start_matches('v').split('.').filter_map(|p| p.parse().ok()).collect() };
+    (number(pinned) < number(&newest)).then(|| {
+        format!(
+            "{}: pins {format} {pinned}, older than {newest}, the newest the platform documents: it will be retired first",
+            ch.id
+        )
+    })
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn a_channel_pinning_an_older_version_is_told() {
+        let mut c = crate::demo::campaigns().remove(0);
+        let ch = &mut c.channels[0];
+        ch.format = Some("meta-insights".into());
+        ch.request = Some(crate::domain::source::Request { version: Some("v24.0".into()), ..Default::default() });
+        let n = super::pinned_older(ch).unwrap();
+        assert!(n.contains("v24.0") && n.contains("v27.0"), "{n}");
+        ch.request.as_mut().unwrap().version = Some("v27.0".into());
+        assert!(super::pinned_older(ch).is_none());
+    }
 }
