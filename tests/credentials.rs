@@ -434,3 +434,74 @@ async fn sources_sharing_a_quota_are_spread_to_fit_it() {
     let doc = poll::fetch_at(&poll::client(), &sources[0], &mut Names::default(), r.clock.now_ms(), true).await;
     assert!(doc.unwrap().note.is_some_and(|n| n.contains("15,000")));
 }
+
+/// No secret in anything the program writes: the client secret, every refresh token and
+/// every access token (the ones in the credential store, which holds them) are in no output
+/// of `source test`, `campaign import`, `check`, `auth list`, `auth test`, `journal`,
+/// `campaign export`, in no error (a retired version, a revoked token) and in no log line
+/// (at debug level). Tencent's token travels in the query string, the likeliest to leak.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_shows_in_anything_the_program_writes() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = rig("tencent-ads", 24 * HOUR_MS, true).await;
+    let dir = r.dir.path();
+    let config = dir.join("config.toml");
+    let first = r.grant();
+    let text = format!(
+        "[credentials.main]\nkind = \"tencent-ads\"\nclient_id = \"1112345678\"\nclient_secret = \"tencent-cl1ent-s3cret\"\nrefresh_token = \"{first}\"\ntoken_url = \"{}/tencent/oauth/refresh_token\"\n",
+        r.sim.base_url()
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = dir.join("promo.toml");
+    std::fs::write(&file, r.campaigns[0].to_toml()).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cockpit"));
+        cmd.arg("--db").arg(dir.join("db")).args(args);
+        cmd.env("COCKPIT_CONFIG", &config).env("XDG_STATE_HOME", dir.join("state")).env("COCKPIT_LOG", "debug");
+        cmd.env("CI", "true").stdin(std::process::Stdio::null());
+        tokio::task::spawn_blocking(move || {
+            let out = cmd.output().unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+        })
+    };
+    let file_arg = file.to_str().unwrap().to_string();
+    let mut said = String::new();
+    for args in [
+        &["source", "test", &file_arg][..],
+        &["campaign", "import", &file_arg],
+        &["check", "--json"],
+        &["auth", "list"],
+        &["auth", "list", "--json"],
+        &["auth", "test", "main"],
+        &["journal", "--json"],
+        &["campaign", "export", "618-promo"],
+    ] {
+        said += &run(args).await.unwrap();
+    }
+    // Errors: a retired version, then a revoked refresh token.
+    r.sim.tokens.lock().unwrap().retired.insert("v3.0".into());
+    said += &run(&["check", "--json"]).await.unwrap();
+    r.sim.tokens.lock().unwrap().retired.clear();
+    r.sim.tokens.lock().unwrap().revoke_all();
+    said += &run(&["auth", "test", "main"]).await.unwrap();
+    said += &run(&["source", "test", &file_arg]).await.unwrap();
+    assert!(said.contains("api version retired") && said.contains("unauthorized"), "{said}");
+    for e in std::fs::read_dir(dir.join("state").join("campaign-cockpit")).into_iter().flatten().flatten() {
+        said += &std::fs::read_to_string(e.path()).unwrap_or_default();
+    }
+    let store = std::fs::read_to_string(dir.join("credentials.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&store).unwrap();
+    let entry = &doc["credentials"]["main"];
+    let mut secrets = vec!["tencent-cl1ent-s3cret".to_string(), first];
+    for k in ["refresh_token", "access_token"] {
+        if let Some(t) = entry[k].as_str() {
+            secrets.push(t.to_string());
+        }
+    }
+    assert!(secrets.len() >= 3, "the store kept the tokens: {store}");
+    for s in &secrets {
+        assert!(!said.contains(s.as_str()), "a secret shows: {s}");
+    }
+    assert!(said.len() > 1000, "the commands said something: {said}");
+}

@@ -301,7 +301,9 @@ async fn fetch_pages(
             .map_err(|_| PollError::Timeout(spec.timeout))??;
         let page = m.mappings.parse(&raw).map_err(|e| PollError::BadData(format!("page {page_no}: {e}")))?;
         if let Some(e) = error_in_body(&page, m) {
-            return Err(e);
+            // A platform answering errors with HTTP 200 says a retired version so too.
+            let code = summarise(&page).and_then(|s| s.code);
+            return Err(retired(m, code, &raw, 200, "").unwrap_or(e));
         }
         let found = m.mappings.rows(&page, page_no as usize, m.tz).map_err(PollError::BadData)?;
         let empty = found.is_empty();

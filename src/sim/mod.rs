@@ -500,7 +500,10 @@ async fn tencent(State(s): State<Shared>, Path(version): Path<String>, axum::ext
         return json_answer(StatusCode::OK, dialect::coded_error(11005, "timestamp and nonce are required"));
     }
     if s.retired(&version) {
-        return json_answer(StatusCode::OK, dialect::coded_error(11020, &format!("{version} is no longer supported")));
+        return json_answer(
+            StatusCode::OK,
+            dialect::coded_error(11020, &format!("API version {version} is deprecated")),
+        );
     }
     let range: serde_json::Value = q.get("date_range").and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
     let page = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -528,7 +531,10 @@ async fn kuaishou(
         return json_answer(StatusCode::OK, dialect::coded_error(402001, "access token is invalid"));
     }
     if s.retired(&version) {
-        return json_answer(StatusCode::OK, dialect::coded_error(400002, &format!("{version} is no longer supported")));
+        return json_answer(
+            StatusCode::OK,
+            dialect::coded_error(400002, &format!("API version {version} is deprecated")),
+        );
     }
     let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let campaign = match &req["advertiser_id"] {
