@@ -505,3 +505,41 @@ async fn no_secret_shows_in_anything_the_program_writes() {
     }
     assert!(said.len() > 1000, "the commands said something: {said}");
 }
+
+/// A token that expires within the week: the source still reads, and its answers say who
+/// must sign in again (the health line, `credentials expiring`, a warning alert).
+#[tokio::test]
+async fn credentials_expiring_within_the_week_are_said_while_they_still_work() {
+    use campaign_cockpit::domain::Health;
+    use campaign_cockpit::engine::health::SourceState;
+    let r = rig("meta-insights", HOUR_MS, false).await;
+    r.sim.tokens.lock().unwrap().ttl_ms = None;
+    let conf = |expires: &str| CredentialConf {
+        name: "main".into(),
+        kind: "meta".into(),
+        fields: [
+            ("token".to_string(), Secret::new("system-user-token")),
+            ("expires".to_string(), Secret::new(expires)),
+        ]
+        .into(),
+        place: "config.toml:3".into(),
+    };
+    let fetch = |reg: Registry| {
+        let sources = r.sources(&reg);
+        let now = r.clock.now_ms();
+        async move { poll::fetch_at(&poll::client(), &sources[0], &mut Names::default(), now, true).await.unwrap().expiring }
+    };
+    // The demo's clock stands at 2026-06-08 09:00 +08:00.
+    let soon = Registry::new(vec![conf("2026-06-11")], None, r.now()).unwrap();
+    let said = fetch(soon).await.expect("a warning");
+    assert!(said.contains("'main'") && said.contains("expires in 2d") && said.contains("auth login main"), "{said}");
+    let later = Registry::new(vec![conf("2026-08-01")], None, r.now()).unwrap();
+    assert!(fetch(later).await.is_none());
+    let t0 = std::time::Instant::now();
+    let mut src = SourceState::new("x", Duration::from_secs(60), Duration::from_secs(5), t0);
+    src.record_ok(t0, Duration::from_millis(5), None);
+    src.expiring = Some(said);
+    src.refresh(t0);
+    assert_eq!(src.health, Health::Expiring);
+    assert!(src.health.severity() >= Health::Stale.severity(), "it raises the health alert");
+}

@@ -5,8 +5,7 @@ use super::BadInput;
 use crate::poll::credential::{Registry, Status};
 use serde::Serialize;
 
-/// A token expiring within this long is warned about.
-pub const WARN_BEFORE_MS: i64 = 7 * 24 * 3_600_000;
+use crate::poll::credential::WARN_BEFORE_MS;
 
 #[derive(Serialize)]
 struct Listed {

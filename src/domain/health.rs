@@ -23,6 +23,8 @@ pub enum Health {
     Unauthorized,
     /// The platform no longer serves the API version the source asks for.
     Retired,
+    /// Answering, but its credentials expire within days: someone must sign in again.
+    Expiring,
 }
 
 impl Health {
@@ -37,6 +39,7 @@ impl Health {
             Health::Failing => "failing",
             Health::Unauthorized => "unauthorized",
             Health::Retired => "api version retired",
+            Health::Expiring => "credentials expiring",
         }
     }
 
@@ -45,7 +48,7 @@ impl Health {
         match self {
             Health::Pending | Health::Ok => 0,
             Health::Slow => 1,
-            Health::Stale | Health::Throttled => 2,
+            Health::Stale | Health::Throttled | Health::Expiring => 2,
             Health::BadData => 3,
             Health::Failing | Health::Unauthorized | Health::Retired => 4,
         }

@@ -20,6 +20,8 @@ pub struct SourceState {
     /// The last answer refused the credentials or the API version: `Unauthorized` or
     /// `Retired` until a poll succeeds.
     pub refused: Option<Health>,
+    /// The source's credentials expire soon (what to do, said on its health line).
+    pub expiring: Option<String>,
     pub failures: u32,
     pub polls: u64,
     pub health: Health,
@@ -42,6 +44,7 @@ impl SourceState {
             bad_data: false,
             throttled: false,
             refused: None,
+            expiring: None,
             failures: 0,
             polls: 0,
             health: Health::Pending,
@@ -100,6 +103,8 @@ impl SourceState {
             Health::Failing
         } else if self.last_ok.is_none_or(|t| now.duration_since(t) > stale_after) {
             Health::Stale
+        } else if self.expiring.is_some() {
+            Health::Expiring
         } else if self.latency.is_some_and(|l| l > self.timeout / 2) {
             Health::Slow
         } else {

@@ -51,8 +51,9 @@ impl Engine {
                 }
                 let src = self.sources.get_mut(&o.url).expect("checked above");
                 src.record_ok(o.received, o.latency, skew);
+                src.expiring = doc.expiring.clone();
                 if src.last_error.is_none() {
-                    src.last_error = doc.note.clone();
+                    src.last_error = doc.expiring.clone().or_else(|| doc.note.clone());
                 }
                 self.snapshot.last_data = Some(o.received);
             }

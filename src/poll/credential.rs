@@ -116,6 +116,8 @@ struct Live {
     /// The refresh token in use, when the store cannot be written (kept so the chain is not
     /// lost while this process runs).
     refresh_token: Option<String>,
+    /// When the refresh token in use expires (unix ms), as last heard.
+    refresh_expires_ms: Option<i64>,
 }
 
 /// One credential, shared by every source that names it.
@@ -197,6 +199,24 @@ impl Credential {
 
     fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(|s| s.expose().trim()).filter(|s| !s.is_empty())
+    }
+
+    /// What needs doing before the credentials stop working, when that is within
+    /// `WARN_BEFORE_MS` of `now`: the refresh token, or a fixed token's `expires`.
+    pub async fn expiring(&self) -> Option<String> {
+        let now = (self.now)();
+        let (what, at) = match self.kind {
+            CredentialKind::Fixed => ("token", self.field("expires").and_then(parse_expiry)?),
+            _ => ("refresh token", self.live.lock().await.refresh_expires_ms?),
+        };
+        let left = at - now;
+        (left < WARN_BEFORE_MS).then(|| {
+            let when = if left <= 0 { "has expired".to_string() } else { format!("expires in {}", days_hours(left)) };
+            format!(
+                "credentials '{}': the {what} {when}: sign in again with `cockpit auth login {}`",
+                self.name, self.name
+            )
+        })
     }
 
     /// Whether a refused access token can be renewed (else it is `unauthorized` at once).
@@ -289,6 +309,7 @@ impl Credential {
             };
             if fresh {
                 let token = Secret::new(a);
+                live.refresh_expires_ms = entry.refresh_expires_ms;
                 live.access = Some(token.clone());
                 live.renew_at_ms = renew_at(entry.refreshed_ms.unwrap_or(now), exp);
                 return Ok(token);
@@ -328,6 +349,7 @@ impl Credential {
             }
         };
         let (exp, refreshed, rt) = (entry.access_expires_ms, entry.refreshed_ms, entry.refresh_token.clone());
+        live.refresh_expires_ms = entry.refresh_expires_ms;
         if let (Some(s), Some(h)) = (&store, &held)
             && let Err(e) = s.write(&doc, h)
         {
@@ -561,6 +583,7 @@ impl Credential {
         live.access = Some(Secret::new(&got.access));
         live.renew_at_ms = renew_at(now, exp);
         live.refresh_token = None;
+        live.refresh_expires_ms = got.refresh_expires_in_s.map(|s| now + s.saturating_mul(1000));
         Ok(())
     }
 
@@ -607,6 +630,15 @@ fn form_body<K: AsRef<str>, V: AsRef<str>>(rb: reqwest::RequestBuilder, pairs: &
         ser.append_pair(k.as_ref(), v.as_ref());
     }
     rb.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(ser.finish())
+}
+
+/// How long before a token expires the cockpit warns about it.
+pub const WARN_BEFORE_MS: i64 = 7 * 24 * 3_600_000;
+
+/// "3d4h", "5h".
+fn days_hours(ms: i64) -> String {
+    let h = ms / 3_600_000;
+    if h >= 24 { format!("{}d{}h", h / 24, h % 24) } else { format!("{}h", h.max(1)) }
 }
 
 /// A sign-in under way: the consent URL to open, and what the exchange needs.

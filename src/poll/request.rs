@@ -347,6 +347,9 @@ async fn fetch_pages(
     check_found(m, &rows, sample_page.as_deref())?;
     let mut d = doc(mapping::group(rows), m.mappings.mode(), dates.since_ms);
     d.note = spec.quota_note.clone();
+    if let super::SourceCredential::Found(c) = &spec.credential {
+        d.expiring = c.expiring().await;
+    }
     Ok(d)
 }
 
@@ -591,6 +594,7 @@ fn doc(grouped: BTreeMap<String, BTreeMap<i64, Counters>>, mode: Mode, since_ms:
         restating: mode != Mode::Cumulative,
         partial: false,
         note: None,
+        expiring: None,
     }
 }
 

@@ -33,6 +33,9 @@ pub struct StatsDoc {
     /// being written; read in 2 s").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The source's credentials expire soon: someone must sign in again before then.
+    #[serde(skip)]
+    pub expiring: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -506,6 +509,7 @@ where
         restating: false,
         partial: false,
         note: None,
+        expiring: None,
     })
 }
 

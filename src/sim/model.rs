@@ -635,6 +635,7 @@ impl Network {
             restating: false,
             partial: false,
             note: None,
+            expiring: None,
         }))
     }
 

@@ -419,6 +419,7 @@ pub fn health_symbol(h: Health, t: &Theme) -> (&'static str, Style) {
         Health::Failing => ("✖", t.bad),
         Health::Unauthorized => ("⊘", t.bad),
         Health::Retired => ("⊗", t.bad),
+        Health::Expiring => ("◷", t.warn),
     }
 }
 
