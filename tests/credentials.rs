@@ -543,3 +543,60 @@ async fn credentials_expiring_within_the_week_are_said_while_they_still_work() {
     assert_eq!(src.health, Health::Expiring);
     assert!(src.health.severity() >= Health::Stale.severity(), "it raises the health alert");
 }
+
+/// A token endpoint that accepts and never answers, one that answers HTML, one that fails
+/// with a 5xx: each is a poll error saying what happened (retried by the poll loop's
+/// backoff), and a source on other credentials is read meanwhile, not held up.
+#[tokio::test]
+async fn a_token_endpoint_that_fails_or_hangs_holds_up_no_other_source() {
+    let r = rig("google-ads", HOUR_MS, false).await;
+    let good = r.registry("oauth2", &borrowed(&oauth2_fields(&r.grant())));
+    let good_source = r.sources(&good).remove(0);
+    // An endpoint that takes the connection and says nothing, one with a web page, one down.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web_addr = web.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut s, _)) = web.accept().await else { return };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let down = String::from_utf8_lossy(&buf[..n]).contains("/down");
+            let reply = if down {
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+            } else {
+                let page = "<html><body>Sign in</body></html>";
+                format!("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}", page.len())
+            };
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    let bad = |url: String| {
+        let mut fields: BTreeMap<String, Secret> =
+            oauth2_fields("r").into_iter().map(|(k, v)| (k.to_string(), Secret::new(&v))).collect();
+        fields.insert("token_url".into(), Secret::new(&url));
+        let conf = CredentialConf { name: "bad".into(), kind: "oauth2".into(), fields, place: "config.toml:9".into() };
+        let reg = Registry::new(vec![conf], None, r.now()).unwrap();
+        let mut s = good_source.clone();
+        s.credential = poll::SourceCredential::Found(reg.get("bad").unwrap());
+        s
+    };
+    let client = poll::client();
+    let now = r.clock.now_ms();
+    for (url, says) in [
+        (format!("http://{web_addr}/token"), "not JSON"),
+        (format!("http://{web_addr}/down"), "HTTP 503"),
+    ] {
+        let res = poll::fetch_at(&client, &bad(url), &mut Names::default(), now, true).await;
+        assert!(matches!(&res, Err(PollError::Other(w)) if w.contains(says) && w.contains("'bad'")), "{res:?}");
+    }
+    let hanging = bad(format!("http://{}/token", silent.local_addr().unwrap()));
+    let (mut n1, mut n2) = (Names::default(), Names::default());
+    let mut stuck = Box::pin(poll::fetch_at(&client, &hanging, &mut n1, now, true));
+    let read = poll::fetch_at(&client, &good_source, &mut n2, now, true);
+    tokio::select! {
+        res = read => assert!(res.is_ok(), "{res:?}"),
+        res = &mut stuck => panic!("the hanging endpoint answered first: {res:?}"),
+    }
+}
