@@ -567,7 +567,10 @@ async fn a_token_endpoint_that_fails_or_hangs_holds_up_no_other_source() {
                 "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
             } else {
                 let page = "<html><body>Sign in</body></html>";
-                format!("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}", page.len())
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                )
             };
             let _ = s.write_all(reply.as_bytes()).await;
         }
@@ -584,10 +587,9 @@ async fn a_token_endpoint_that_fails_or_hangs_holds_up_no_other_source() {
     };
     let client = poll::client();
     let now = r.clock.now_ms();
-    for (url, says) in [
-        (format!("http://{web_addr}/token"), "not JSON"),
-        (format!("http://{web_addr}/down"), "HTTP 503"),
-    ] {
+    for (url, says) in
+        [(format!("http://{web_addr}/token"), "not JSON"), (format!("http://{web_addr}/down"), "HTTP 503")]
+    {
         let res = poll::fetch_at(&client, &bad(url), &mut Names::default(), now, true).await;
         assert!(matches!(&res, Err(PollError::Other(w)) if w.contains(says) && w.contains("'bad'")), "{res:?}");
     }
@@ -598,5 +600,31 @@ async fn a_token_endpoint_that_fails_or_hangs_holds_up_no_other_source() {
     tokio::select! {
         res = read => assert!(res.is_ok(), "{res:?}"),
         res = &mut stuck => panic!("the hanging endpoint answered first: {res:?}"),
+    }
+}
+
+/// Meta says in a header how much of its rate limit is used: from 75 % the source is polled
+/// half as often, from 90 % a quarter, and its health line says why.
+#[tokio::test]
+async fn polling_slows_down_before_meta_throttles() {
+    let r = rig("meta-insights", HOUR_MS, false).await;
+    r.sim.tokens.lock().unwrap().ttl_ms = None;
+    let conf = CredentialConf {
+        name: "main".into(),
+        kind: "meta".into(),
+        fields: [("token".to_string(), Secret::new("system-user-token"))].into(),
+        place: "config.toml:3".into(),
+    };
+    let reg = Registry::new(vec![conf], None, r.now()).unwrap();
+    let source = r.sources(&reg).remove(0);
+    for (pct, want) in [(None, None), (Some(50), None), (Some(85), Some(2)), (Some(95), Some(4))] {
+        r.sim.tokens.lock().unwrap().usage_pct = pct;
+        let doc =
+            poll::fetch_at(&poll::client(), &source, &mut Names::default(), r.clock.now_ms(), true).await.unwrap();
+        assert_eq!(doc.slow_down, want, "at {pct:?} %");
+        if let Some(f) = want {
+            let note = doc.note.unwrap();
+            assert!(note.contains(&format!("{} %", pct.unwrap())) && note.contains(&format!("every {}m", f)), "{note}");
+        }
     }
 }

@@ -481,6 +481,8 @@ async fn poll_source(
         from_start &= result.is_err();
         let asked_to_wait = match &result {
             Err(PollError::Throttled { retry_after, .. }) => *retry_after,
+            // Nearly at its rate limit: slower, before the platform throttles.
+            Ok(doc) => doc.slow_down.map(|f| spec.interval * f),
             _ => None,
         };
         let outcome = PollOutcome {

@@ -286,6 +286,7 @@ async fn fetch_pages(
     let max_pages = paging.max_pages.unwrap_or(MAX_PAGES).max(1);
     let mut rows = Vec::new();
     let mut page_no = 1u32;
+    let mut usage: Option<u32> = None;
     // A page with rows, kept to say what the rows hold when a counter is found in none.
     let mut sample_page: Option<Vec<u8>> = None;
     loop {
@@ -296,9 +297,10 @@ async fn fetch_pages(
         if let Some(b) = &body {
             rb = rb.body(b.clone());
         }
-        let raw = tokio::time::timeout(spec.timeout, send(rb, spec, m))
+        let (raw, page_usage) = tokio::time::timeout(spec.timeout, send(rb, spec, m))
             .await
             .map_err(|_| PollError::Timeout(spec.timeout))??;
+        usage = usage.max(page_usage);
         let page = m.mappings.parse(&raw).map_err(|e| PollError::BadData(format!("page {page_no}: {e}")))?;
         if let Some(e) = error_in_body(&page, m) {
             // A platform answering errors with HTTP 200 says a retired version so too.
@@ -347,6 +349,14 @@ async fn fetch_pages(
     check_found(m, &rows, sample_page.as_deref())?;
     let mut d = doc(mapping::group(rows), m.mappings.mode(), dates.since_ms);
     d.note = spec.quota_note.clone();
+    d.slow_down = usage.and_then(slow_down_at);
+    if let (Some(u), Some(f)) = (usage, d.slow_down) {
+        d.note = Some(format!(
+            "{} says {u} % of its rate limit is used: polled every {} until it falls",
+            m.mappings.resolved.platform.as_deref().unwrap_or("the platform"),
+            humantime::format_duration(spec.interval * f)
+        ));
+    }
     if let super::SourceCredential::Found(c) = &spec.credential {
         d.expiring = c.expiring().await;
     }
@@ -595,6 +605,7 @@ fn doc(grouped: BTreeMap<String, BTreeMap<i64, Counters>>, mode: Mode, since_ms:
         partial: false,
         note: None,
         expiring: None,
+        slow_down: None,
     }
 }
 
@@ -637,7 +648,11 @@ fn set_param(u: &mut url::Url, param: &str, value: &str) {
 
 /// Sends one page's request; a non-2xx answer is summarised: a refused token is
 /// `Unauthorized`, a retired API version `Retired`.
-async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, m: &MappedSource) -> Result<Vec<u8>, PollError> {
+async fn send(
+    rb: reqwest::RequestBuilder,
+    spec: &SourceSpec,
+    m: &MappedSource,
+) -> Result<(Vec<u8>, Option<u32>), PollError> {
     let platform = m.mappings.resolved.platform.as_deref();
     let (client, request) = rb.build_split();
     let request = request.map_err(|e| PollError::Config(format!("source {}: {}", spec.url, root_cause(&e))))?;
@@ -645,6 +660,7 @@ async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, m: &MappedSource) 
     let mut resp = client.execute(request).await.map_err(|e| send_error(&e, spec.timeout))?;
     let status = resp.status();
     let retry_after = retry_after(resp.headers());
+    let usage = usage_pct(resp.headers());
     let content_type =
         resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let landed = resp.url().clone();
@@ -658,7 +674,7 @@ async fn send(rb: reqwest::RequestBuilder, spec: &SourceSpec, m: &MappedSource) 
     if status.is_success() {
         return match not_json(&body, &content_type, (landed != asked).then_some(&landed)) {
             Some(why) => Err(PollError::BadData(why)),
-            None => Ok(body),
+            None => Ok((body, usage)),
         };
     }
     let summary = mapping::parse_page(&body).ok().and_then(|p| summarise(&p));
@@ -751,6 +767,43 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
         .filter_map(|e| e.get("estimated_time_to_regain_access").and_then(|m| m.as_u64()))
         .max()?;
     (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+}
+
+/// How much of its rate limit the platform says is used, in percent: the highest figure of
+/// Meta's `X-Business-Use-Case-Usage`, `X-Ad-Account-Usage` and `X-App-Usage` headers.
+fn usage_pct(h: &reqwest::header::HeaderMap) -> Option<u32> {
+    let mut most: Option<f64> = None;
+    let mut take = |v: &serde_json::Value| {
+        for k in ["call_count", "total_cputime", "total_time", "acc_id_util_pct"] {
+            if let Some(n) = v.get(k).and_then(serde_json::Value::as_f64) {
+                most = Some(most.map_or(n, |m: f64| m.max(n)));
+            }
+        }
+    };
+    for name in ["x-business-use-case-usage", "x-ad-account-usage", "x-app-usage"] {
+        let Some(v) =
+            h.get(name).and_then(|v| v.to_str().ok()).and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        else {
+            continue;
+        };
+        match &v {
+            serde_json::Value::Object(o) if name == "x-business-use-case-usage" => {
+                o.values().filter_map(|a| a.as_array()).flatten().for_each(&mut take);
+            }
+            other => take(other),
+        }
+    }
+    most.map(|m| m.round().clamp(0.0, 100.0) as u32)
+}
+
+/// How many times less often to poll at a usage: twice from 75 %, four times from 90 %, so
+/// that polling slows down before the platform throttles.
+pub fn slow_down_at(usage_pct: u32) -> Option<u32> {
+    match usage_pct {
+        90.. => Some(4),
+        75..=89 => Some(2),
+        _ => None,
+    }
 }
 
 /// Meta's throttling codes (application, user, ads insights, business use case), TikTok's and

@@ -36,6 +36,10 @@ pub struct StatsDoc {
     /// The source's credentials expire soon: someone must sign in again before then.
     #[serde(skip)]
     pub expiring: Option<String>,
+    /// The platform says its rate limit is nearly used up: poll this many times less often
+    /// until it falls.
+    #[serde(skip)]
+    pub slow_down: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -510,6 +514,7 @@ where
         partial: false,
         note: None,
         expiring: None,
+        slow_down: None,
     })
 }
 

@@ -291,7 +291,18 @@ async fn meta_insights(
     let base = format!("http://{host}{}?{}", uri.path(), query.join("&"));
     let net = s.network();
     let range = q.get("time_range").map_or("{}", String::as_str);
-    json_answer(StatusCode::OK, dialect::meta_insights(&net, campaign, range, after, limit, &base))
+    let mut r = json_answer(StatusCode::OK, dialect::meta_insights(&net, campaign, range, after, limit, &base));
+    if let Some(pct) = s.tokens().usage_pct {
+        let usage = format!(
+            r#"{{"{campaign}":[{{"type":"ads_insights","call_count":{pct},"total_cputime":{},"total_time":{},"estimated_time_to_regain_access":0}}]}}"#,
+            pct / 2,
+            pct / 2
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&usage) {
+            r.headers_mut().insert("x-business-use-case-usage", v);
+        }
+    }
+    r
 }
 
 /// Google Ads searchStream for the customer `{campaign}`.

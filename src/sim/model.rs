@@ -636,6 +636,7 @@ impl Network {
             partial: false,
             note: None,
             expiring: None,
+            slow_down: None,
         }))
     }
 

@@ -29,6 +29,8 @@ pub struct Tokens {
     pub retired: BTreeSet<String>,
     /// The public key (PEM) a service account's assertions are checked with.
     pub service_key: Option<String>,
+    /// How much of its rate limit Meta says is used, in percent (none: no usage header).
+    pub usage_pct: Option<u32>,
     /// Codes the consent page handed out: each with its PKCE challenge and redirect.
     codes: BTreeMap<String, (Option<String>, String)>,
     seq: u64,
@@ -46,6 +48,7 @@ impl Tokens {
             retired: BTreeSet::new(),
             service_key: None,
             codes: BTreeMap::new(),
+            usage_pct: None,
             seq: 0,
         }
     }
