@@ -81,6 +81,25 @@ impl Rig {
         Registry::new(vec![conf], Some(self.store()), self.now()).unwrap()
     }
 
+    /// Fixed `meta` credentials "main" (a system-user token), with more fields, on no store.
+    fn meta(&self, more: &[(&str, &str)]) -> Registry {
+        let mut fields: BTreeMap<String, Secret> = [("token".to_string(), Secret::new("system-user-token"))].into();
+        fields.extend(more.iter().map(|(k, v)| (k.to_string(), Secret::new(v))));
+        let conf = CredentialConf { name: "main".into(), kind: "meta".into(), fields, place: "config.toml:3".into() };
+        Registry::new(vec![conf], None, self.now()).unwrap()
+    }
+
+    /// A service reading through oauth2 credentials whose refresh token the platform then
+    /// revoked: its registry, its sources and the fields config.toml gave.
+    async fn revoked_service(&self) -> (Registry, Vec<SourceSpec>, Vec<(&'static str, String)>) {
+        let fields = oauth2_fields(&self.grant());
+        let reg = self.registry("oauth2", &borrowed(&fields));
+        let sources = self.sources(&reg);
+        assert!(self.poll(&sources).await.iter().all(Result::is_ok));
+        self.sim.tokens.lock().unwrap().revoke_all();
+        (reg, sources, fields)
+    }
+
     fn sources(&self, registry: &Registry) -> Vec<SourceSpec> {
         poll::with_secrets(poll::sources_for(&self.campaigns, Duration::from_secs(60)), &BTreeMap::new(), registry)
     }
@@ -192,11 +211,7 @@ async fn twenty_sources_on_one_credential_make_one_refresh() {
 #[tokio::test]
 async fn a_revoked_refresh_token_is_unauthorized_until_a_new_one_is_given() {
     let r = rig("google-ads", HOUR_MS, false).await;
-    let fields = oauth2_fields(&r.grant());
-    let reg = r.registry("oauth2", &borrowed(&fields));
-    let sources = r.sources(&reg);
-    assert!(r.poll(&sources).await.iter().all(Result::is_ok));
-    r.sim.tokens.lock().unwrap().revoke_all();
+    let (reg, sources, _) = r.revoked_service().await;
     let res = r.poll(&sources).await.remove(0);
     let Err(PollError::Unauthorized(why)) = res else { panic!("{res:?}") };
     assert!(
@@ -243,17 +258,7 @@ async fn a_service_account_signs_its_assertion_and_the_platform_verifies_it() {
 #[tokio::test]
 async fn a_retired_api_version_names_the_newest_and_the_fix() {
     let r = rig("meta-insights", HOUR_MS, false).await;
-    let reg = Registry::new(
-        vec![CredentialConf {
-            name: "main".into(),
-            kind: "meta".into(),
-            fields: [("token".to_string(), Secret::new("system-user-token"))].into(),
-            place: "config.toml:3".into(),
-        }],
-        None,
-        r.now(),
-    )
-    .unwrap();
+    let reg = r.meta(&[]);
     // The simulator lets a fixed token in only when it issued it: ask as the platform would.
     r.sim.tokens.lock().unwrap().ttl_ms = None;
     let mut campaigns = r.campaigns.clone();
@@ -352,11 +357,7 @@ async fn auth_login_brings_an_unauthorized_service_back_without_a_restart() {
     use std::io::BufRead;
     use std::os::unix::fs::PermissionsExt;
     let r = rig("google-ads", HOUR_MS, false).await;
-    let fields = oauth2_fields(&r.grant());
-    let service = r.registry("oauth2", &borrowed(&fields));
-    let sources = r.sources(&service);
-    assert!(r.poll(&sources).await.iter().all(Result::is_ok));
-    r.sim.tokens.lock().unwrap().revoke_all();
+    let (service, sources, fields) = r.revoked_service().await;
     assert!(matches!(r.poll(&sources).await.remove(0), Err(PollError::Unauthorized(_))));
     let config = r.dir.path().join("config.toml");
     let base = r.sim.base_url();
@@ -514,26 +515,16 @@ async fn credentials_expiring_within_the_week_are_said_while_they_still_work() {
     use campaign_cockpit::engine::health::SourceState;
     let r = rig("meta-insights", HOUR_MS, false).await;
     r.sim.tokens.lock().unwrap().ttl_ms = None;
-    let conf = |expires: &str| CredentialConf {
-        name: "main".into(),
-        kind: "meta".into(),
-        fields: [
-            ("token".to_string(), Secret::new("system-user-token")),
-            ("expires".to_string(), Secret::new(expires)),
-        ]
-        .into(),
-        place: "config.toml:3".into(),
-    };
     let fetch = |reg: Registry| {
         let sources = r.sources(&reg);
         let now = r.clock.now_ms();
         async move { poll::fetch_at(&poll::client(), &sources[0], &mut Names::default(), now, true).await.unwrap().expiring }
     };
     // The demo's clock stands at 2026-06-08 09:00 +08:00.
-    let soon = Registry::new(vec![conf("2026-06-11")], None, r.now()).unwrap();
+    let soon = r.meta(&[("expires", "2026-06-11")]);
     let said = fetch(soon).await.expect("a warning");
     assert!(said.contains("'main'") && said.contains("expires in 2d") && said.contains("auth login main"), "{said}");
-    let later = Registry::new(vec![conf("2026-08-01")], None, r.now()).unwrap();
+    let later = r.meta(&[("expires", "2026-08-01")]);
     assert!(fetch(later).await.is_none());
     let t0 = std::time::Instant::now();
     let mut src = SourceState::new("x", Duration::from_secs(60), Duration::from_secs(5), t0);
@@ -609,13 +600,7 @@ async fn a_token_endpoint_that_fails_or_hangs_holds_up_no_other_source() {
 async fn polling_slows_down_before_meta_throttles() {
     let r = rig("meta-insights", HOUR_MS, false).await;
     r.sim.tokens.lock().unwrap().ttl_ms = None;
-    let conf = CredentialConf {
-        name: "main".into(),
-        kind: "meta".into(),
-        fields: [("token".to_string(), Secret::new("system-user-token"))].into(),
-        place: "config.toml:3".into(),
-    };
-    let reg = Registry::new(vec![conf], None, r.now()).unwrap();
+    let reg = r.meta(&[]);
     let source = r.sources(&reg).remove(0);
     for (pct, want) in [(None, None), (Some(50), None), (Some(85), Some(2)), (Some(95), Some(4))] {
         r.sim.tokens.lock().unwrap().usage_pct = pct;
