@@ -20,6 +20,8 @@ struct Rig {
     clock: Arc<ManualClock>,
     campaigns: Vec<Campaign>,
     dir: tempfile::TempDir,
+    /// Values for the preset's other secrets (Baidu's account name), none of them the token.
+    secrets: BTreeMap<String, Secret>,
 }
 
 /// The demo's 618 campaign read as `dialect` from a simulator whose tokens live `ttl_ms`
@@ -44,7 +46,13 @@ async fn rig(dialect_name: &str, ttl_ms: i64, rotate: bool) -> Rig {
         t.ttl_ms = Some(ttl_ms);
         t.rotate = rotate;
     }
-    Rig { sim, clock, campaigns, dir: tempfile::tempdir().unwrap() }
+    let token = campaign_cockpit::domain::source::preset(dialect_name).and_then(|p| p.auth.secret);
+    let secrets = dialect::stand_in_secrets(dialect_name)
+        .into_iter()
+        .filter(|n| Some(n) != token.as_ref())
+        .map(|n| (n, Secret::new("sim-account")))
+        .collect();
+    Rig { sim, clock, campaigns, dir: tempfile::tempdir().unwrap(), secrets }
 }
 
 impl Rig {
@@ -72,6 +80,7 @@ impl Rig {
             "oceanengine" => "/oceanengine/open_api/oauth2/refresh_token/",
             "tencent-ads" => "/tencent/oauth/refresh_token",
             "kuaishou" => "/kuaishou/rest/openapi/oauth2/authorize/refresh_token",
+            "baidu" => "/baidu/oauth/refreshToken",
             _ => "/oauth2/token",
         };
         let mut map: BTreeMap<String, Secret> = fields.iter().map(|(k, v)| (k.to_string(), Secret::new(v))).collect();
@@ -101,7 +110,7 @@ impl Rig {
     }
 
     fn sources(&self, registry: &Registry) -> Vec<SourceSpec> {
-        poll::with_secrets(poll::sources_for(&self.campaigns, Duration::from_secs(60)), &BTreeMap::new(), registry)
+        poll::with_secrets(poll::sources_for(&self.campaigns, Duration::from_secs(60)), &self.secrets, registry)
     }
 
     async fn poll(&self, sources: &[SourceSpec]) -> Vec<Result<(), PollError>> {
@@ -145,24 +154,27 @@ async fn an_expiring_token_is_renewed_ahead_and_no_poll_is_lost() {
     assert!(status.last_error.is_none());
 }
 
-/// Ocean Engine, Tencent Ads and Kuaishou rotate refresh tokens: the one each refresh returns
+/// Ocean Engine, Tencent Ads, Kuaishou and Baidu rotate refresh tokens: the one each refresh returns
 /// is stored, and another process (a `check`, a restarted service) continues the chain from
 /// the store; the refresh token in config.toml, used once, is spent.
 #[tokio::test]
 async fn a_rotated_refresh_token_is_stored_and_another_process_continues_the_chain() {
-    for (kind, id, secret) in [
-        ("oceanengine", "app_id", "secret"),
-        ("tencent-ads", "client_id", "client_secret"),
-        ("kuaishou", "app_id", "secret"),
-    ] {
-        rotation(kind, id, secret).await;
+    let kinds = [
+        ("oceanengine", &[("app_id", "1700000000"), ("secret", "app-secret")][..]),
+        ("tencent-ads", &[("client_id", "1112345678"), ("client_secret", "app-secret")]),
+        ("kuaishou", &[("app_id", "165900000"), ("secret", "app-secret")]),
+        ("baidu", &[("app_id", "b9fe985c"), ("secret_key", "app-secret"), ("user_id", "49387372")]),
+    ];
+    for (kind, app) in kinds {
+        rotation(kind, app).await;
     }
 }
 
-async fn rotation(kind: &str, id: &str, secret: &str) {
+async fn rotation(kind: &str, app: &[(&str, &str)]) {
     let r = rig(kind, 24 * HOUR_MS, true).await;
     let first = r.grant();
-    let fields = [(id, "1700000000"), (secret, "app-secret"), ("refresh_token", first.as_str())];
+    let mut fields = app.to_vec();
+    fields.push(("refresh_token", first.as_str()));
     let service = r.registry(kind, &fields);
     let sources = r.sources(&service);
     let polled = r.poll(&sources).await;

@@ -475,6 +475,11 @@ pub fn sign_in(
             "/tencent/oauth/refresh_token",
             &[("client_id", "1112345678"), ("client_secret", "sim-client-secret")],
         ),
+        Some("baidu") => (
+            "baidu",
+            "/baidu/oauth/refreshToken",
+            &[("app_id", "b9fe985c39c1bd5a"), ("secret_key", "sim-secret-key"), ("user_id", "49387372")],
+        ),
         Some("kuaishou") => (
             "kuaishou",
             "/kuaishou/rest/openapi/oauth2/authorize/refresh_token",
@@ -482,7 +487,7 @@ pub fn sign_in(
         ),
         _ => {
             return Err(format!(
-                "--token-ttl: the simulator renews tokens for google-ads, ga4, oceanengine, tencent-ads and kuaishou, not {dialect}"
+                "--token-ttl: the simulator renews tokens for google-ads, ga4, oceanengine, tencent-ads, kuaishou and baidu, not {dialect}"
             ));
         }
     };

@@ -190,6 +190,7 @@ pub fn serve(listener: tokio::net::TcpListener, network: Network, clock: SharedC
         .route("/tencent/oauth/refresh_token", get(tencent_refresh))
         .route("/kuaishou/rest/openapi/{version}/report/campaign_report", post(kuaishou))
         .route("/kuaishou/rest/openapi/oauth2/authorize/refresh_token", post(kuaishou_refresh))
+        .route("/baidu/oauth/refreshToken", post(baidu_refresh))
         .route("/oauth2/token", post(oauth2_token))
         .route("/oauth2/auth", get(consent))
         .route("/oceanengine/open_api/oauth2/refresh_token/", post(oceanengine_refresh))
@@ -585,4 +586,25 @@ async fn consent(State(s): State<Shared>, axum::extract::Query(q): Query) -> Res
         to.query_pairs_mut().append_pair("state", state);
     }
     (StatusCode::FOUND, [(axum::http::header::LOCATION, to.to_string())]).into_response()
+}
+
+/// Baidu's refresh: JSON in (camel case), the tokens under `data`.
+async fn baidu_refresh(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let given = req["appId"].as_str().is_some_and(|v| !v.is_empty())
+        && req["secretKey"].as_str().is_some_and(|v| !v.is_empty())
+        && req["userId"].is_number();
+    if !given {
+        return json_answer(StatusCode::OK, dialect::coded_error(90001, "appId, secretKey and userId are required"));
+    }
+    let mut t = s.tokens();
+    match t.refresh(req["refreshToken"].as_str().unwrap_or("")) {
+        Ok((access, ttl, next)) => json_answer(
+            StatusCode::OK,
+            serde_json::json!({ "code": 0, "message": "success", "data": {
+                "accessToken": access, "expiresIn": ttl,
+                "refreshToken": next, "refreshExpiresIn": 2_592_000 } }),
+        ),
+        Err(why) => json_answer(StatusCode::OK, dialect::coded_error(90002, why)),
+    }
 }
