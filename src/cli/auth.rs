@@ -5,7 +5,7 @@ use super::BadInput;
 use crate::poll::credential::{Registry, Status};
 use serde::Serialize;
 
-use crate::poll::credential::WARN_BEFORE_MS;
+use crate::poll::credential::expiry_warning;
 
 #[derive(Serialize)]
 struct Listed {
@@ -33,19 +33,7 @@ pub fn warning(s: &Status, now_ms: i64) -> Option<String> {
     if s.unauthorized {
         return Some(format!("unauthorized: sign in again with `cockpit auth login {}`", s.name));
     }
-    let soon = |what: &str, at: Option<i64>| {
-        at.filter(|t| *t - now_ms < WARN_BEFORE_MS).map(|t| {
-            if t <= now_ms {
-                format!("the {what} has expired: sign in again with `cockpit auth login {}`", s.name)
-            } else {
-                format!(
-                    "the {what} expires in {}: sign in again with `cockpit auth login {}` before then",
-                    crate::ui::views::alerts::compact_age(t - now_ms),
-                    s.name
-                )
-            }
-        })
-    };
+    let soon = |what: &str, at: Option<i64>| expiry_warning(&s.name, what, at?, now_ms);
     soon("refresh token", s.refresh_expires_ms).or_else(|| soon("token", s.token_expires_ms))
 }
 

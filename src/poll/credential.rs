@@ -209,14 +209,7 @@ impl Credential {
             CredentialKind::Fixed => ("token", self.field("expires").and_then(parse_expiry)?),
             _ => ("refresh token", self.live.lock().await.refresh_expires_ms?),
         };
-        let left = at - now;
-        (left < WARN_BEFORE_MS).then(|| {
-            let when = if left <= 0 { "has expired".to_string() } else { format!("expires in {}", days_hours(left)) };
-            format!(
-                "credentials '{}': the {what} {when}: sign in again with `cockpit auth login {}`",
-                self.name, self.name
-            )
-        })
+        expiry_warning(&self.name, what, at, now).map(|w| format!("credentials '{}': {w}", self.name))
     }
 
     /// Whether a refused access token can be renewed (else it is `unauthorized` at once).
@@ -274,20 +267,12 @@ impl Credential {
     /// it is still good (unless `force`), else refreshes and stores the result before using it.
     async fn renew_locked(&self, live: &mut Live, refused: Option<&Secret>, force: bool) -> Result<Secret, PollError> {
         let store = self.store.clone();
-        let held = match &store {
+        let (held, mut doc) = match &store {
             Some(s) => {
-                let s = s.clone();
-                let h = tokio::task::spawn_blocking(move || s.hold())
-                    .await
-                    .map_err(|e| PollError::Other(e.to_string()))?
-                    .map_err(|e| PollError::Config(format!("credential store: {e}")))?;
-                Some(h)
+                let (h, d) = hold_and_read(s).await?;
+                (Some(h), d)
             }
-            None => None,
-        };
-        let mut doc = match &store {
-            Some(s) => s.read().map_err(|e| PollError::Config(format!("credential store: {e}")))?,
-            None => credstore::Doc::default(),
+            None => (None, credstore::Doc::default()),
         };
         credstore::fault_point("credential-locked");
         let now = (self.now)();
@@ -560,12 +545,7 @@ impl Credential {
         let mut live = self.live.lock().await;
         let store =
             self.store.clone().ok_or_else(|| PollError::Config("no credential store to keep the sign-in".into()))?;
-        let s = store.clone();
-        let held = tokio::task::spawn_blocking(move || s.hold())
-            .await
-            .map_err(|e| PollError::Other(e.to_string()))?
-            .map_err(|e| PollError::Config(format!("credential store: {e}")))?;
-        let mut doc = store.read().map_err(|e| PollError::Config(format!("credential store: {e}")))?;
+        let (held, mut doc) = hold_and_read(&store).await?;
         let entry = doc.credentials.entry(self.name.clone()).or_default();
         *entry = Entry {
             refresh_token: Some(rt),
@@ -635,10 +615,31 @@ fn form_body<K: AsRef<str>, V: AsRef<str>>(rb: reqwest::RequestBuilder, pairs: &
 /// How long before a token expires the cockpit warns about it.
 pub const WARN_BEFORE_MS: i64 = 7 * 24 * 3_600_000;
 
+/// What to do about a `what` ("refresh token", "token") of the credentials `name` that
+/// expires at `at`, when that is within `WARN_BEFORE_MS` of `now`.
+pub fn expiry_warning(name: &str, what: &str, at: i64, now: i64) -> Option<String> {
+    let left = at - now;
+    (left < WARN_BEFORE_MS).then(|| {
+        let when = if left <= 0 { "has expired".to_string() } else { format!("expires in {}", days_hours(left)) };
+        format!("the {what} {when}: sign in again with `cockpit auth login {name}`")
+    })
+}
+
 /// "3d4h", "5h".
 fn days_hours(ms: i64) -> String {
     let h = ms / 3_600_000;
     if h >= 24 { format!("{}d{}h", h / 24, h % 24) } else { format!("{}h", h.max(1)) }
+}
+
+/// The credential store held (its lock taken off the async threads) and read under the lock.
+async fn hold_and_read(store: &Store) -> Result<(credstore::Held, credstore::Doc), PollError> {
+    let s = store.clone();
+    let held = tokio::task::spawn_blocking(move || s.hold())
+        .await
+        .map_err(|e| PollError::Other(e.to_string()))?
+        .map_err(|e| PollError::Config(format!("credential store: {e}")))?;
+    let doc = store.read().map_err(|e| PollError::Config(format!("credential store: {e}")))?;
+    Ok((held, doc))
 }
 
 /// A sign-in under way: the consent URL to open, and what the exchange needs.

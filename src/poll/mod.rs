@@ -171,7 +171,7 @@ pub const QUOTA_HEADROOM: f64 = 0.9;
 /// (one request a poll; a source read in several pages uses more). The note says so.
 pub fn fit_quotas(sources: &mut [SourceSpec]) {
     type Pool = (String, Option<String>, Option<String>);
-    let key = |s: &SourceSpec| -> Option<(Pool, domain_quota::Quota)> {
+    let key = |s: &SourceSpec| -> Option<(Pool, crate::domain::source::Quota)> {
         let r = &s.mapped.as_ref()?.mappings.resolved;
         let q = r.quota.clone()?;
         Some(((r.format.clone(), s.credential.name().map(str::to_string), r.auth.secret.clone()), q))
@@ -202,8 +202,6 @@ pub fn fit_quotas(sources: &mut [SourceSpec]) {
         }
     }
 }
-
-use crate::domain::source as domain_quota;
 
 /// How a source serving these channels is read through a mapping, if it is (campaign
 /// validation has made sure that they agree on the format and the request).
