@@ -503,6 +503,12 @@ impl Credential {
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
         let state = nonce();
         let template = self.field("authorize_url").unwrap_or(&login.authorize_url).to_string();
+        if template.contains("{scope}") && self.field("scope").is_none() {
+            return Err(format!(
+                "credentials '{}': `scope` is needed to sign in (Google Ads: https://www.googleapis.com/auth/adwords; GA4: https://www.googleapis.com/auth/analytics.readonly); add it in {}",
+                self.name, self.place
+            ));
+        }
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let extra = [
             ("redirect_uri", enc(redirect_uri)),
